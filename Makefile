@@ -1,0 +1,54 @@
+# The two commands that matter: `make run` (the whole system with a demo) and `make test`.
+SHELL := /bin/bash
+UV ?= uv
+INFRA := deploy/local/infra.sh
+
+.PHONY: help install infra-up infra-down infra-status run stop test test-unit lint typecheck docs docs-check bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+install:  ## install Python, uv and the locked dependencies when missing
+	@deploy/local/bootstrap.sh
+
+infra-up: install  ## install and start Kafka, PostgreSQL and the dev SMTP server (idempotent)
+	@$(INFRA) up
+
+infra-down:  ## stop what infra-up started
+	@$(INFRA) down
+
+infra-status:  ## where the broker, database and SMTP server listen, and whether they answer
+	@$(INFRA) status
+
+run: infra-up  ## start every service, then run a short demo that prints what came out
+	@deploy/local/services.sh up
+	@$(UV) run python -m services.demo
+
+stop:  ## stop the services started by `make run`
+	@deploy/local/services.sh down
+
+test: infra-up  ## the whole suite: lint, types, docs check, unit, integration, end-to-end
+	@$(MAKE) --no-print-directory lint typecheck docs-check
+	@$(UV) run pytest -q
+
+test-unit: install  ## unit tests only (no infrastructure)
+	@$(UV) run pytest -q tests/unit
+
+lint: install
+	@$(UV) run ruff check .
+	@$(UV) run ruff format --check .
+
+typecheck: install
+	@$(UV) run mypy services shared
+
+docs: install  ## regenerate the AsyncAPI document from the apps
+	@$(UV) run python -m services.asyncapi write docs/asyncapi.json
+
+docs-check: install  ## fail when docs/asyncapi.json is not what the apps generate
+	@$(UV) run python -m services.asyncapi check docs/asyncapi.json
+
+bench: infra-up  ## end-to-end renewals per second, latency, memory, and the raw ceilings
+	@$(UV) run python -m bench.run
+
+clean: infra-down
+	rm -rf .local

@@ -1,0 +1,105 @@
+"""The CloudEvents 1.0 envelope (structured JSON mode) and the registry of event types per topic.
+
+Parsing is strict: bytes that are not JSON, JSON that is not a CloudEvent, a type the topic does
+not carry, or data that fails its model each raise `InvalidEventError` with a one-line reason,
+which the consumer puts in the dead-letter headers.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+CONTENT_TYPE = "application/cloudevents+json"
+
+
+class Contract(BaseModel):
+    """Base of every payload: unknown fields are errors, values are not coerced from other types."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EventData(Contract):
+    """A payload with its CloudEvents `type`, e.g. `renewal.requested`."""
+
+    event_type: ClassVar[str]
+
+
+DataT = TypeVar("DataT", bound=EventData)
+
+
+class CloudEvent(BaseModel, Generic[DataT]):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    type: str = Field(min_length=1)
+    time: datetime
+    subject: str = Field(min_length=1)
+    datacontenttype: str | None = None
+    data: DataT
+
+
+class InvalidEventError(ValueError):
+    """The message can't be handled as it is: the reason goes to the dead-letter headers."""
+
+
+class EventRegistry:
+    """The event types one topic carries, keyed by their CloudEvents `type`."""
+
+    def __init__(self, topic: str, *models: type[EventData]) -> None:
+        self.topic = topic
+        self.models: dict[str, type[EventData]] = {m.event_type: m for m in models}
+
+    def parse(self, raw: bytes | None) -> CloudEvent[Any]:
+        if raw is None:
+            raise InvalidEventError("empty message: no value")
+        try:
+            document = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise InvalidEventError(f"not JSON: {error}") from None
+        if not isinstance(document, dict):
+            raise InvalidEventError("not a CloudEvent: the JSON is not an object")
+        event_type = document.get("type")
+        model = self.models.get(event_type) if isinstance(event_type, str) else None
+        if model is None:
+            known = ", ".join(sorted(self.models))
+            raise InvalidEventError(
+                f"unknown type {event_type!r} on {self.topic} (expected one of: {known})"
+            )
+        try:
+            # Strict JSON validation: no "3" for 3, dates only in ISO form, money only as strings.
+            return CloudEvent[model].model_validate_json(raw, strict=True)  # type: ignore[valid-type]
+        except ValidationError as error:
+            raise InvalidEventError(_one_line(error)) from None
+
+
+def _one_line(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in item["loc"]) or "(root)"
+        problems.append(f"{where}: {item['msg']}")
+    return f"invalid {error.title}: " + "; ".join(problems)
+
+
+def new_event(
+    data: EventData, *, subject: str, source: str, time: datetime, event_id: str | None = None
+) -> CloudEvent[Any]:
+    return CloudEvent[type(data)](  # type: ignore[misc]
+        id=event_id or str(uuid.uuid4()),
+        source=source,
+        type=data.event_type,
+        time=time,
+        subject=subject,
+        datacontenttype="application/json",
+        data=data,
+    )
+
+
+def encode(event: CloudEvent[Any]) -> bytes:
+    return event.model_dump_json(exclude_none=False).encode()

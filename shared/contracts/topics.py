@@ -1,0 +1,50 @@
+"""Every Kafka topic the product uses: the public ones of CONTRACT.md and the internal ones.
+
+One list, read by the topic-creation command, the services and the operator tools, so that a
+topic is never created by accident (auto-creation is off) and every topic has its `.dlq` twin.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    partitions: int = 6
+    public: bool = True
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.name}.dlq"
+
+
+SUBSCRIPTION_EVENTS = Topic("subscription.events")
+CATALOG_EVENTS = Topic("catalog.events")
+RENEWAL_COMMANDS = Topic("renewal.commands")
+QUOTE_COMMANDS = Topic("quote.commands")
+CLOCK_COMMANDS = Topic("clock.commands", partitions=3)
+PAYMENT_EVENTS = Topic("payment.events")
+
+RENEWAL_EVENTS = Topic("renewal.events")
+QUOTE_EVENTS = Topic("quote.events")
+BILLING_EVENTS = Topic("billing.events")
+NOTIFICATION_EVENTS = Topic("notification.events")
+
+# Internal: renewal (and later quote) ask billing for an order. Not part of the public contract.
+BILLING_COMMANDS = Topic("billing.commands", public=False)
+
+ALL_TOPICS: tuple[Topic, ...] = (
+    SUBSCRIPTION_EVENTS,
+    CATALOG_EVENTS,
+    RENEWAL_COMMANDS,
+    QUOTE_COMMANDS,
+    CLOCK_COMMANDS,
+    PAYMENT_EVENTS,
+    RENEWAL_EVENTS,
+    QUOTE_EVENTS,
+    BILLING_EVENTS,
+    NOTIFICATION_EVENTS,
+    BILLING_COMMANDS,
+)
+
+DLQ_PARTITIONS = 1
