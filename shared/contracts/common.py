@@ -15,7 +15,7 @@ def _decimal_from_string(value: Any) -> Any:
     if isinstance(value, Decimal):
         return value
     if not isinstance(value, str):
-        raise ValueError("money must be a decimal string such as \"1179.00\"")
+        raise ValueError('money must be a decimal string such as "1179.00"')
     try:
         parsed = Decimal(value)
     except InvalidOperation:
@@ -33,11 +33,23 @@ DecimalString = Annotated[
 ]
 """A `Decimal` that travels as a JSON string: amounts, prices, percentages."""
 
+Percent = Annotated[
+    DecimalString,
+    Field(ge=0, le=100),
+    WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?$", "examples": ["15", "12.5"]}),
+]
+"""A percentage from 0 to 100, as a decimal string."""
+
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["USD", "EUR", "JPY"])]
 CountryCode = Annotated[str, Field(pattern=r"^[A-Z]{2}$", examples=["US", "FR"])]
 Csn = Annotated[str, Field(min_length=1, max_length=64)]
 SubscriptionId = Annotated[str, Field(min_length=1, max_length=64)]
 RequestId = Annotated[str, Field(min_length=1, max_length=128)]
+OrderId = Annotated[str, Field(min_length=1, max_length=64)]
+QuoteNumber = Annotated[str, Field(min_length=1, max_length=64)]
+ProductCode = Annotated[str, Field(min_length=1, max_length=64)]
+Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$", examples=["buyer@example.com"])]
+Locale = Annotated[str, Field(min_length=2, max_length=16, examples=["en", "fr-FR"])]
 
 Term = Literal["monthly", "annual", "three_year"]
 Plan = Literal["standard", "premium"]
@@ -99,5 +111,20 @@ class Actor(Contract):
 
 class Person(Contract):
     user_id: str = Field(min_length=1)
-    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
-    locale: str = Field(min_length=2, max_length=16, examples=["en", "fr-FR"])
+    email: Email
+    locale: Locale
+
+
+class PriceLine(Contract):
+    """One subscription's line in a quote or a date alignment, in the currency of the event that
+    carries it, tax excluded (PRICE-3): `unit_price` per seat per term, `discount` the money taken
+    off the line (promotions, renewal discount), `amount` what the line costs.
+    """
+
+    subscription_id: SubscriptionId
+    product_code: ProductCode
+    term: Term
+    seats: int
+    unit_price: DecimalString
+    discount: DecimalString
+    amount: DecimalString

@@ -1,0 +1,78 @@
+"""`quote.events`: quotes sent, refused, paid, expired and cancelled."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import ClassVar
+
+from pydantic import Field
+
+from shared.contracts.common import (
+    CurrencyCode,
+    DecimalString,
+    Email,
+    OrderId,
+    Percent,
+    PriceLine,
+    QuoteNumber,
+    ReasonCode,
+    RequestId,
+    SubscriptionId,
+)
+from shared.contracts.envelope import Contract, EventData, EventRegistry
+from shared.contracts.topics import QUOTE_EVENTS
+
+TOPIC = QUOTE_EVENTS
+
+
+class AppliedPromotion(Contract):
+    """A promotion the quote applied automatically (QUO-6)."""
+
+    promotion_code: str = Field(min_length=1)
+    percent_off: Percent
+
+
+class QuoteSent(EventData):
+    """The quote email's content (QUO-8): number, expiry date, total with discounts."""
+
+    event_type: ClassVar[str] = "quote.sent"
+    request_id: RequestId | None = Field(description="Null for an automatic quote (QUO-7).")
+    quote_number: QuoteNumber
+    subscription_ids: list[SubscriptionId]
+    expires_on: date
+    currency: CurrencyCode
+    total: DecimalString
+    lines: list[PriceLine]
+    recipients: list[Email]
+    promotions: list[AppliedPromotion]
+
+
+class QuoteRejected(EventData):
+    event_type: ClassVar[str] = "quote.rejected"
+    request_id: RequestId
+    reasons: list[ReasonCode] = Field(min_length=1)
+    # Optional extras naming what the refused command was about.
+    quote_number: QuoteNumber | None = None
+    subscription_ids: list[SubscriptionId] = Field(default_factory=list)
+
+
+class QuotePaid(EventData):
+    event_type: ClassVar[str] = "quote.paid"
+    quote_number: QuoteNumber
+    order_id: OrderId
+
+
+class QuoteExpired(EventData):
+    event_type: ClassVar[str] = "quote.expired"
+    quote_number: QuoteNumber
+
+
+class QuoteCancelled(EventData):
+    event_type: ClassVar[str] = "quote.cancelled"
+    request_id: RequestId
+    quote_number: QuoteNumber
+
+
+REGISTRY = EventRegistry(
+    TOPIC.name, QuoteSent, QuoteRejected, QuotePaid, QuoteExpired, QuoteCancelled
+)

@@ -1,0 +1,144 @@
+"""`renewal.events`: renewal's answers to commands and the outcomes of its time-driven rules."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from shared.contracts.common import (
+    Csn,
+    CurrencyCode,
+    DecimalString,
+    OrderId,
+    Person,
+    PriceLine,
+    ReasonCode,
+    RequestId,
+    SubscriptionId,
+    Term,
+)
+from shared.contracts.envelope import Contract, EventData, EventRegistry
+from shared.contracts.topics import RENEWAL_EVENTS
+
+TOPIC = RENEWAL_EVENTS
+
+BulkStatus = Literal["succeeded", "rejected"]
+
+
+class AutoRenewChanged(EventData):
+    event_type: ClassVar[str] = "auto_renew.changed"
+    request_id: RequestId | None = Field(description="Null when the product switched it.")
+    subscription_id: SubscriptionId
+    enabled: bool
+    reason: str | None = Field(
+        default=None, description="Why the product switched it, e.g. the rule id AUTO-5."
+    )
+
+
+class RenewalRejected(EventData):
+    event_type: ClassVar[str] = "renewal.rejected"
+    request_id: RequestId
+    subscription_id: SubscriptionId | None = Field(description="Null for the whole request.")
+    reasons: list[ReasonCode] = Field(min_length=1)
+
+
+class BulkAccepted(EventData):
+    """A bulk request recorded, answered at once; `bulk.completed` follows."""
+
+    event_type: ClassVar[str] = "bulk.accepted"
+    request_id: RequestId
+    count: int = Field(ge=0)
+
+
+class BulkOutcome(Contract):
+    subscription_id: SubscriptionId
+    status: BulkStatus
+    reasons: list[ReasonCode] = Field(default_factory=list)
+    order_id: OrderId | None = None
+
+
+class BulkCompleted(EventData):
+    event_type: ClassVar[str] = "bulk.completed"
+    request_id: RequestId
+    succeeded: int = Field(ge=0)
+    rejected: int = Field(ge=0)
+    outcomes: list[BulkOutcome]
+
+
+class SubscriptionRenewed(EventData):
+    event_type: ClassVar[str] = "subscription.renewed"
+    subscription_id: SubscriptionId
+    order_id: OrderId
+    previous_renewal_date: date
+    renewal_date: date
+    term: Term
+    seats: int
+    # Optional extras: null for an automatic renewal; `buyer` is who gets the email (ROLE-3).
+    request_id: RequestId | None = None
+    csn: Csn | None = None
+    product_name: str | None = None
+    buyer: Person | None = None
+
+
+class SubscriptionLapsed(EventData):
+    """On the renewal date, when it was not renewed (LIFE-2)."""
+
+    event_type: ClassVar[str] = "subscription.lapsed"
+    subscription_id: SubscriptionId
+    renewal_date: date
+    grace_ends: date
+
+
+class SubscriptionExpired(EventData):
+    """The day after grace ends (LIFE-3)."""
+
+    event_type: ClassVar[str] = "subscription.expired"
+    subscription_id: SubscriptionId
+    renewal_date: date
+    expired_on: date
+
+
+class RenewalTermsUpdated(EventData):
+    event_type: ClassVar[str] = "renewal_terms.updated"
+    request_id: RequestId
+    subscription_id: SubscriptionId
+    term: Term
+    seats: int
+    effective_on: date
+
+
+class SeatsUpdated(EventData):
+    event_type: ClassVar[str] = "seats.updated"
+    request_id: RequestId
+    subscription_id: SubscriptionId
+    seats: int = Field(description="The subscription's seat count after the addition.")
+    order_id: OrderId
+    prorated_total: DecimalString
+    currency: CurrencyCode | None = None
+
+
+class RenewalDatesUpdated(EventData):
+    event_type: ClassVar[str] = "renewal_dates.updated"
+    request_id: RequestId
+    subscription_ids: list[SubscriptionId]
+    target_date: date
+    lines: list[PriceLine]
+    total: DecimalString
+    currency: CurrencyCode | None = None
+
+
+REGISTRY = EventRegistry(
+    TOPIC.name,
+    AutoRenewChanged,
+    RenewalRejected,
+    BulkAccepted,
+    BulkCompleted,
+    SubscriptionRenewed,
+    SubscriptionLapsed,
+    SubscriptionExpired,
+    RenewalTermsUpdated,
+    SeatsUpdated,
+    RenewalDatesUpdated,
+)

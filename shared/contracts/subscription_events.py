@@ -1,0 +1,70 @@
+"""`subscription.events`: the snapshots the subscription system sends of what it owns."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from shared.contracts.common import (
+    CountryCode,
+    Csn,
+    CurrencyCode,
+    PaymentMethodType,
+    Person,
+    Plan,
+    ProductCode,
+    PurchaseMethod,
+    SubscriptionId,
+    Term,
+)
+from shared.contracts.envelope import Contract, EventData, EventRegistry
+from shared.contracts.topics import SUBSCRIPTION_EVENTS
+
+TOPIC = SUBSCRIPTION_EVENTS
+
+SubscriptionStatus = Literal["trial", "active"]
+
+
+class PaymentMethod(Contract):
+    type: PaymentMethodType
+    recurring: bool
+    valid: bool
+
+
+class SubscriptionFlags(Contract):
+    maintenance_plan: bool
+    third_party_platform: bool
+    legacy_system: bool
+    retired_product: bool
+
+
+class SubscriptionUpserted(EventData):
+    """A snapshot; one with an older `revision` than the one held is ignored."""
+
+    event_type: ClassVar[str] = "subscription.upserted"
+    subscription_id: SubscriptionId
+    revision: int = Field(ge=0)
+    csn: Csn
+    product_code: ProductCode
+    product_name: str = Field(min_length=1)
+    plan: Plan
+    term: Term
+    seats: int
+    currency: CurrencyCode
+    country: CountryCode
+    purchase_method: PurchaseMethod
+    partner_csn: Csn | None = Field(description="The agent of record, or null.")
+    payment_method: PaymentMethod
+    auto_renew: bool
+    status: SubscriptionStatus
+    start_date: date
+    renewal_date: date
+    flags: SubscriptionFlags
+    managed_org: bool
+    buyer: Person
+    primary_admin: Person
+
+
+REGISTRY = EventRegistry(TOPIC.name, SubscriptionUpserted)
