@@ -90,7 +90,7 @@ def _one_line(error: ValidationError) -> str:
 def new_event(
     data: EventData, *, subject: str, source: str, time: datetime, event_id: str | None = None
 ) -> CloudEvent[Any]:
-    return CloudEvent[type(data)](  # type: ignore[misc]
+    return CloudEvent[type(data)](  # type: ignore[misc,operator]
         id=event_id or str(uuid.uuid4()),
         source=source,
         type=data.event_type,

@@ -1,0 +1,27 @@
+"""The notification service's settings: where the SMTP server is, and the retry policy."""
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.db.settings import DatabaseSettings
+from shared.messaging.settings import MessagingSettings
+
+
+class NotificationSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RENEWALS_NOTIFICATION_", extra="ignore")
+
+    messaging: MessagingSettings = Field(default_factory=MessagingSettings)
+    database: DatabaseSettings = Field(
+        default_factory=lambda: DatabaseSettings.for_service("notification")
+    )
+    source: str = "/renewals/notification"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 12525
+    sender_address: str = "renewals@example.com"
+    # Delivery: concurrent senders, emails claimed at a time, tries before email.failed.
+    senders: int = 2
+    claim_size: int = 20
+    max_attempts: int = 5
+    retry_base_seconds: float = 2.0
+    lease_seconds: float = 60.0
+    poll_seconds: float = 0.5

@@ -1,0 +1,66 @@
+"""The renewal service: subscriptions, the catalog, renewal commands and billing's answers."""
+
+from __future__ import annotations
+
+from faststream import FastStream
+
+from services.renewal.bulk_worker import BulkWorker
+from services.renewal.payments import billing_events_handler
+from services.renewal.requests import record_renewal_request
+from services.renewal.settings import RenewalSettings
+from services.renewal.subscriptions import save_snapshot
+from shared.catalog.store import catalog_handler
+from shared.clock import Clock, SystemClock
+from shared.contracts import billing_events, catalog_events, renewal_commands, subscription_events
+from shared.contracts.renewal_commands import RequestRenewal
+from shared.messaging.consumer import dispatch_by_type
+from shared.messaging.runtime import ServiceRuntime
+
+SERVICE = "renewal"
+
+
+def create_runtime(settings: RenewalSettings, clock: Clock) -> ServiceRuntime:
+    runtime = ServiceRuntime(SERVICE, settings.messaging, settings.database)
+    runtime.consume(
+        subscription_events.TOPIC,
+        subscription_events.REGISTRY,
+        dispatch_by_type({subscription_events.SubscriptionUpserted: save_snapshot}),
+    )
+    runtime.consume(catalog_events.TOPIC, catalog_events.REGISTRY, catalog_handler())
+    runtime.consume(
+        renewal_commands.TOPIC,
+        renewal_commands.REGISTRY,
+        dispatch_by_type({RequestRenewal: record_renewal_request(clock, settings.source)}),
+    )
+    runtime.consume(
+        billing_events.TOPIC,
+        billing_events.REGISTRY,
+        billing_events_handler(clock, settings.source),
+    )
+    return runtime
+
+
+def create_app(settings: RenewalSettings | None = None, clock: Clock | None = None) -> FastStream:
+    return create_runtime(settings or RenewalSettings(), clock or SystemClock()).build_app()
+
+
+def create_bulk_worker_app(
+    settings: RenewalSettings | None = None, clock: Clock | None = None
+) -> FastStream:
+    """The bulk worker's process: no consumers, the worker loop and its own outbox relay."""
+    settings = settings or RenewalSettings()
+    runtime = ServiceRuntime("bulk_worker", settings.messaging, settings.database)
+    runtime.migrations_of = SERVICE
+
+    async def work() -> None:
+        worker = BulkWorker(
+            runtime.pools.get(),
+            clock or SystemClock(),
+            source=settings.source,
+            per_claim=settings.bulk_batches_per_claim,
+            poll_seconds=settings.bulk_poll_seconds,
+        )
+        await worker.run()
+
+    runtime.loop("bulk_worker", work)
+    return runtime.build_app()

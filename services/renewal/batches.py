@@ -1,0 +1,63 @@
+"""Finishing renewal batches: once no item waits for an order, a bulk request gets its
+`bulk.completed` with every subscription's outcome (single-subscription requests get their
+`subscription.renewed` or `renewal.rejected` instead).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from shared.clock import Clock
+from shared.contracts.envelope import new_event
+from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
+from shared.contracts.renewal_events import BulkCompleted, BulkOutcome
+from shared.db.types import DbConnection
+from shared.messaging.outbox import Outbox
+
+
+async def finish_batches(
+    connection: DbConnection,
+    request_ids: list[str],
+    outbox: Outbox,
+    *,
+    clock: Clock,
+    source: str,
+) -> None:
+    finished = await connection.fetch(
+        """UPDATE renewal_batches AS b SET status = 'completed'
+           WHERE b.request_id = ANY($1::text[]) AND b.status <> 'completed'
+             AND NOT EXISTS (SELECT 1 FROM renewal_batch_items AS i
+                             WHERE i.request_id = b.request_id AND i.status IN ('pending', 'ordered'))
+           RETURNING b.request_id, b.csn, b.total_items""",
+        request_ids,
+    )
+    bulk = {row["request_id"]: row["csn"] for row in finished if row["total_items"] > 1}
+    if not bulk:
+        return
+    items = await connection.fetch(
+        "SELECT request_id, subscription_id, status, reasons, order_id FROM renewal_batch_items"
+        " WHERE request_id = ANY($1::text[]) ORDER BY request_id, position",
+        list(bulk),
+    )
+    outcomes: dict[str, list[BulkOutcome]] = defaultdict(list)
+    for item in items:
+        outcomes[item["request_id"]].append(
+            BulkOutcome(
+                subscription_id=item["subscription_id"],
+                status="succeeded" if item["status"] == "renewed" else "rejected",
+                reasons=list(item["reasons"]),
+                order_id=item["order_id"],
+            )
+        )
+    for request_id, csn in bulk.items():
+        results = outcomes[request_id]
+        succeeded = sum(1 for outcome in results if outcome.status == "succeeded")
+        completed = BulkCompleted(
+            request_id=request_id,
+            succeeded=succeeded,
+            rejected=len(results) - succeeded,
+            outcomes=results,
+        )
+        outbox.add(
+            RENEWAL_EVENTS, new_event(completed, subject=csn, source=source, time=clock.now())
+        )

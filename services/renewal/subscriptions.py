@@ -1,0 +1,109 @@
+"""Subscriptions as the renewal service keeps them: the upstream snapshot and what it owns."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from shared.contracts.subscription_events import SubscriptionUpserted
+from shared.db.types import DbConnection
+from shared.messaging.consumer import Delivery, UnitOfWork
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """The stored snapshot, with the renewal date, term and seats the product now owns."""
+
+    snapshot: SubscriptionUpserted
+    renewal_date: date
+    term: str
+    seats: int
+
+    @property
+    def subscription_id(self) -> str:
+        return self.snapshot.subscription_id
+
+    @property
+    def csn(self) -> str:
+        return self.snapshot.csn
+
+
+async def save_snapshot(unit: UnitOfWork, delivery: Delivery) -> None:
+    """Store a `subscription.upserted`; an older revision than the one held is ignored.
+
+    Once the product holds a subscription it owns its renewal outcome: a newer snapshot updates
+    the upstream fields but never moves the renewal date the product has set.
+    """
+    data: SubscriptionUpserted = delivery.data
+    await unit.connection.execute(
+        """INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date, term, seats)
+           VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)
+           ON CONFLICT (subscription_id) DO UPDATE SET
+               revision = EXCLUDED.revision, csn = EXCLUDED.csn, snapshot = EXCLUDED.snapshot,
+               updated_at = now()
+           WHERE subscriptions.revision < EXCLUDED.revision""",
+        data.subscription_id,
+        data.revision,
+        data.csn,
+        data.model_dump_json(),
+        data.renewal_date,
+        data.term,
+        data.seats,
+    )
+
+
+def _from_row(row: asyncpg.Record) -> Subscription:
+    snapshot = SubscriptionUpserted.model_validate_json(row["snapshot"])
+    return Subscription(snapshot, row["renewal_date"], row["term"], row["seats"])
+
+
+async def load_subscriptions(
+    connection: DbConnection, subscription_ids: Iterable[str], *, for_update: bool = False
+) -> dict[str, Subscription]:
+    lock = " ORDER BY subscription_id FOR UPDATE" if for_update else ""
+    rows = await connection.fetch(
+        "SELECT snapshot::text AS snapshot, renewal_date, term, seats FROM subscriptions"
+        " WHERE subscription_id = ANY($1::text[])" + lock,
+        list(set(subscription_ids)),
+    )
+    subscriptions = (_from_row(row) for row in rows)
+    return {s.subscription_id: s for s in subscriptions}
+
+
+async def record_history(
+    connection: DbConnection,
+    rows: Sequence[
+        tuple[str, Any, str, dict[str, Any], dict[str, Any] | None, str | None, str | None]
+    ],
+) -> None:
+    """Audit trail rows: (subscription_id, at, change, detail, actor, request_id, event_id)."""
+    if rows:
+        await connection.copy_records_to_table(
+            "subscription_history",
+            records=[
+                (
+                    sid,
+                    at,
+                    change,
+                    json.dumps(detail, default=str),
+                    json.dumps(actor) if actor else None,
+                    rid,
+                    eid,
+                )
+                for sid, at, change, detail, actor, rid, eid in rows
+            ],
+            columns=[
+                "subscription_id",
+                "at",
+                "change",
+                "detail",
+                "actor",
+                "request_id",
+                "event_id",
+            ],
+        )

@@ -1,0 +1,105 @@
+"""Numbered SQL migrations for one service schema, applied once each under an advisory lock.
+
+The shared messaging tables (`shared/db/migrations`) come first, then the service's own
+(`services/<service>/migrations`). Run at service start-up and by `python -m shared.db.migrate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.db.pool import connect
+from shared.db.settings import DatabaseSettings
+from shared.db.types import DbConnection
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHARED_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+CATALOG_MIGRATIONS = REPO_ROOT / "shared" / "catalog" / "migrations"
+
+# The migration sets of each service, in order: the messaging tables every service has, the
+# catalog tables of the services that price, then the service's own.
+MIGRATION_SETS: dict[str, list[tuple[str, Path]]] = {
+    service: [("shared", SHARED_MIGRATIONS)]
+    + ([("catalog", CATALOG_MIGRATIONS)] if service in {"renewal", "quote"} else [])
+    + [(service, REPO_ROOT / "services" / service / "migrations")]
+    for service in ("renewal", "billing", "quote", "notification")
+}
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    sql: str
+
+
+def migrations_for(service: str) -> list[Migration]:
+    found = []
+    for prefix, folder in MIGRATION_SETS[service]:
+        for path in sorted(folder.glob("[0-9][0-9][0-9]_*.sql")):
+            found.append(Migration(f"{prefix}/{path.stem}", path.read_text()))
+    return found
+
+
+def _lock_key(schema: str) -> int:
+    # Advisory locks take a bigint: derive a stable one from the schema name.
+    return int.from_bytes(
+        hashlib.sha256(f"migrate:{schema}".encode()).digest()[:8], "big", signed=True
+    )
+
+
+async def apply_migrations(connection: DbConnection, schema: str, service: str) -> list[str]:
+    """Apply what is missing; returns the names applied. Safe to run from several replicas at once."""
+    await connection.execute("SELECT pg_advisory_lock($1)", _lock_key(schema))
+    try:
+        await connection.execute(
+            f"""CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations (
+                    name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        rows = await connection.fetch(f'SELECT name FROM "{schema}".schema_migrations')
+        done = {row["name"] for row in rows}
+        applied = []
+        for migration in migrations_for(service):
+            if migration.name in done:
+                continue
+            async with connection.transaction():
+                await connection.execute(migration.sql)
+                await connection.execute(
+                    f'INSERT INTO "{schema}".schema_migrations (name) VALUES ($1)', migration.name
+                )
+            log.info("migration applied", extra={"migration": migration.name, "schema": schema})
+            applied.append(migration.name)
+        return applied
+    finally:
+        await connection.execute("SELECT pg_advisory_unlock($1)", _lock_key(schema))
+
+
+async def migrate(service: str, settings: DatabaseSettings | None = None) -> list[str]:
+    settings = settings or DatabaseSettings.for_service(service)
+    connection = await connect(settings)
+    try:
+        return await apply_migrations(connection, settings.schema_name, service)
+    finally:
+        await connection.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Apply a service's database migrations.")
+    parser.add_argument("services", nargs="+", choices=sorted(MIGRATION_SETS))
+    args = parser.parse_args()
+    for service in args.services:
+        applied = asyncio.run(migrate(service))
+        print(
+            f"{service}: {len(applied)} migration(s) applied"
+            + (f": {', '.join(applied)}" if applied else "")
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+"""The Kafka broker every service uses: idempotent producer, acks from all replicas."""
+
+from faststream.kafka import KafkaBroker
+
+from shared.messaging.settings import MessagingSettings
+
+
+def create_broker(settings: MessagingSettings, *, client_id: str) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=client_id,
+        enable_idempotence=True,  # retries never duplicate or reorder within a partition
+        acks="all",
+        linger_ms=5,  # lets the relay's bursts travel as a few produce requests
+        max_batch_size=256 * 1024,
+        # Topics are created by the project (deploy/local/create_topics.py), never by accident.
+        allow_auto_create_topics=False,
+    )

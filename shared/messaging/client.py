@@ -1,0 +1,158 @@
+"""Talk to the product as an upstream system or an operator would: publish CloudEvents to its
+public topics and watch what comes out. Used by the demo, the end-to-end tests and the bench.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, encode
+from shared.contracts.topics import Topic
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A message read back from a topic, decoded as far as it goes."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, str]
+    offset: int
+    partition: int
+
+    @property
+    def event(self) -> dict[str, Any]:
+        return json.loads(self.value or b"null")
+
+    @property
+    def type(self) -> str | None:
+        try:
+            return self.event.get("type")
+        except (ValueError, AttributeError):
+            return None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.event["data"]
+
+
+class UpstreamClient:
+    """An idempotent producer that sends CloudEvents keyed by their subject (the CSN)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5
+        )
+
+    async def __aenter__(self) -> UpstreamClient:
+        await self.producer.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.producer.stop()
+
+    async def send(self, topic: Topic | str, event: CloudEvent[Any]) -> None:
+        await self.send_many(topic, [event])
+
+    async def send_many(self, topic: Topic | str, events: Iterable[CloudEvent[Any]]) -> None:
+        name = topic.name if isinstance(topic, Topic) else topic
+        headers = [("content-type", CONTENT_TYPE.encode())]
+        sends = [
+            await self.producer.send(name, encode(e), key=e.subject.encode(), headers=headers)
+            for e in events
+        ]
+        await asyncio.gather(*sends)
+
+    async def send_raw(self, topic: Topic | str, value: bytes, key: bytes | None = None) -> None:
+        name = topic.name if isinstance(topic, Topic) else topic
+        await self.producer.send_and_wait(name, value, key=key)
+
+
+class TopicWatcher:
+    """Reads topics from their current end (as of `start`), collecting everything that arrives."""
+
+    def __init__(self, bootstrap: str, topics: Iterable[Topic | str]) -> None:
+        self.bootstrap = bootstrap
+        self.topics = [t.name if isinstance(t, Topic) else t for t in topics]
+        self.seen: list[Seen] = []
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> TopicWatcher:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in self.topics
+            for p in sorted(
+                consumer.partitions_for_topic(topic) or await _partitions(consumer, topic)
+            )
+        ]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        for partition, offset in ends.items():
+            consumer.seek(partition, offset)
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._collect())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    async def _collect(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=100, max_records=5000)
+            for records in batches.values():
+                for r in records:
+                    headers = {k: v.decode(errors="replace") for k, v in r.headers or ()}
+                    self.seen.append(Seen(r.topic, r.key, r.value, headers, r.offset, r.partition))
+
+    def matching(self, predicate: Callable[[Seen], bool]) -> list[Seen]:
+        return [s for s in self.seen if predicate(s)]
+
+    async def wait_for(
+        self, predicate: Callable[[Seen], bool], *, count: int = 1, timeout: float = 30.0
+    ) -> list[Seen]:
+        """Wait until `count` messages match; raise TimeoutError naming what did arrive."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.matching(predicate)
+            if len(found) >= count:
+                return found
+            if time.monotonic() > deadline:
+                kinds = sorted({f"{s.topic}:{s.type}" for s in self.seen})
+                raise TimeoutError(
+                    f"waited {timeout}s for {count} matching message(s), saw {len(found)};"
+                    f" arrived meanwhile: {kinds}"
+                )
+            await asyncio.sleep(0.05)
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()  # a fresh consumer may not know the topic yet
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        raise LookupError(f"topic {topic} does not exist: run `make infra-up`")
+    return partitions
+
+
+def of_type(event_type: str, *, subject: str | None = None) -> Callable[[Seen], bool]:
+    def match(seen: Seen) -> bool:
+        return seen.type == event_type and (subject is None or seen.event.get("subject") == subject)
+
+    return match

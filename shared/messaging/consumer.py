@@ -1,0 +1,294 @@
+"""The idempotent batch consumer: inbox, effect and outbox in one transaction, then the offset.
+
+For each consumed batch:
+1. every record is parsed on its own; a record that is not a valid CloudEvent of this topic is
+   a dead letter (one bad record never fails the batch);
+2. in ONE PostgreSQL transaction: the event ids are claimed in the inbox (ids already there are
+   duplicates and skipped), the service's handler applies the effects and adds outgoing events
+   to the outbox, and the outbox rows are written;
+3. dead letters are published to `<topic>.dlq` and acknowledged by the broker;
+4. only then does FastStream commit the offsets (ack policy NACK_ON_ERROR: commit after the
+   handler returns; an exception seeks back and the batch comes again).
+
+A handler error other than the infrastructure's is retried message by message, each in its own
+transaction, up to `handler_max_attempts`; then that message alone is dead-lettered. Database or
+broker outages are not the message's fault: the batch is nacked after a pause and comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import asyncpg
+from faststream import AckPolicy, Context
+from faststream.kafka import KafkaBroker
+from faststream.kafka.message import KafkaMessage
+from pydantic import WithJsonSchema
+
+from shared.contracts.envelope import CloudEvent, EventRegistry, InvalidEventError
+from shared.contracts.topics import Topic
+from shared.db.types import DbConnection
+from shared.messaging.dlq import DeadLetter, publish_dead_letters
+from shared.messaging.faults import AFTER_DB_COMMIT, FaultPoints
+from shared.messaging.logs import log_context
+from shared.messaging.metrics import (
+    BATCH_SECONDS,
+    MESSAGES_DEAD_LETTERED,
+    MESSAGES_DUPLICATE,
+    MESSAGES_FAILED,
+    MESSAGES_HANDLED,
+)
+from shared.messaging.outbox import Outbox
+from shared.messaging.settings import MessagingSettings
+
+log = logging.getLogger(__name__)
+
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One valid event and the record it came in."""
+
+    event: CloudEvent[Any]
+    record: Any  # aiokafka ConsumerRecord
+
+    @property
+    def data(self) -> Any:
+        return self.event.data
+
+
+@dataclass
+class UnitOfWork:
+    """What a handler gets: the open transaction's connection and the outbox to write to."""
+
+    connection: DbConnection
+    outbox: Outbox = field(default_factory=Outbox)
+
+
+BatchHandler = Callable[[UnitOfWork, list[Delivery]], Awaitable[None]]
+EventHandler = Callable[[UnitOfWork, Delivery], Awaitable[None]]
+
+
+class PermanentError(Exception):
+    """The event is well formed but can never be handled here: dead-letter it without retrying."""
+
+
+def dispatch_by_type(handlers: Mapping[type, EventHandler]) -> BatchHandler:
+    """A batch handler that hands each delivery, in order, to the handler for its data type."""
+
+    async def handle(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
+        for delivery in deliveries:
+            handler = handlers.get(type(delivery.data))
+            if handler is None:
+                raise PermanentError(f"{delivery.event.type} is not handled by this service yet")
+            await handler(unit, delivery)
+
+    return handle
+
+
+class PoolHolder:
+    """The pool exists only once the app has started; consumers are registered before that."""
+
+    pool: asyncpg.Pool | None = None
+
+    def get(self) -> asyncpg.Pool:
+        if self.pool is None:
+            raise RuntimeError("the database pool is not open yet")
+        return self.pool
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        *,
+        service: str,
+        topic: Topic,
+        registry: EventRegistry,
+        group_id: str,
+        handler: BatchHandler,
+        pools: PoolHolder,
+        settings: MessagingSettings,
+        faults: FaultPoints,
+    ) -> None:
+        self.service = service
+        self.topic = topic
+        self.registry = registry
+        self.group_id = group_id
+        self.handler = handler
+        self.pools = pools
+        self.settings = settings
+        self.faults = faults
+        self.broker: KafkaBroker | None = None
+
+    def register(self, broker: KafkaBroker) -> None:
+        self.broker = broker
+        # The AsyncAPI document shows the contract's event types; the handler takes raw records
+        # and validates each one itself, so that one bad record can't fail a whole batch.
+        schema = {"anyOf": [m.model_json_schema() for m in self.registry.models.values()]}
+        RawBatch = Annotated[list[Any], WithJsonSchema(schema)]
+
+        async def consume(
+            body: RawBatch,
+            message: KafkaMessage = Context("message"),  # noqa: B008
+        ) -> None:
+            await self.consume_batch(message.raw_message)
+
+        consume.__name__ = f"{self.service}_{self.topic.name.replace('.', '_')}"
+        # Resolved here: with postponed annotations FastStream could not see the local alias.
+        consume.__annotations__["body"] = RawBatch
+        broker.subscriber(
+            self.topic.name,
+            group_id=self.group_id,
+            batch=True,
+            max_records=self.settings.consumer_max_records,
+            batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            decoder=_raw_values,
+            title=f"{self.service}:{self.topic.name}",
+            description=f"{self.service} consumes {self.topic.name} in batches, exactly once.",
+        )(consume)
+
+    async def consume_batch(self, records: Sequence[Any]) -> None:
+        started = time.perf_counter()
+        deliveries, letters = self._parse(records)
+        try:
+            handled, duplicates, failed = await self._handle(deliveries)
+        except INFRASTRUCTURE_ERRORS as error:
+            log.warning(
+                "infrastructure unavailable; the batch will be redelivered",
+                extra={"topic": self.topic.name, "error": repr(error)},
+            )
+            await asyncio.sleep(self.settings.infrastructure_retry_seconds)
+            raise
+        letters.extend(failed)
+        self.faults.hit(AFTER_DB_COMMIT)
+        if letters:
+            assert self.broker is not None
+            await publish_dead_letters(
+                self.broker,
+                letters,
+                group_id=self.group_id,
+                attempts=self.settings.handler_max_attempts,
+            )
+            for letter in letters:
+                log.error(
+                    "dead-lettered",
+                    extra={
+                        "topic": self.topic.name,
+                        "offset": letter.record.offset,
+                        "partition": letter.record.partition,
+                        "error_type": letter.error_type,
+                        "error": letter.error,
+                    },
+                )
+        labels = (self.service, self.topic.name)
+        MESSAGES_HANDLED.labels(*labels).inc(handled)
+        MESSAGES_DUPLICATE.labels(*labels).inc(duplicates)
+        MESSAGES_DEAD_LETTERED.labels(*labels).inc(len(letters))
+        BATCH_SECONDS.labels(*labels).observe(time.perf_counter() - started)
+
+    def _parse(self, records: Sequence[Any]) -> tuple[list[Delivery], list[DeadLetter]]:
+        deliveries: list[Delivery] = []
+        letters: list[DeadLetter] = []
+        seen: set[str] = set()
+        for record in records:
+            try:
+                event = self.registry.parse(record.value)
+            except InvalidEventError as error:
+                letters.append(DeadLetter(record, "InvalidEventError", str(error)))
+                continue
+            if event.id in seen:
+                continue  # the same event twice in one batch: the inbox would skip it anyway
+            seen.add(event.id)
+            deliveries.append(Delivery(event, record))
+        return deliveries, letters
+
+    async def _handle(self, deliveries: list[Delivery]) -> tuple[int, int, list[DeadLetter]]:
+        """Returns (handled, duplicates, dead letters)."""
+        if not deliveries:
+            return 0, 0, []
+        pool = self.pools.get()
+        try:
+            async with pool.acquire() as connection, connection.transaction():
+                fresh = await self._claim(connection, deliveries)
+                await self._apply(connection, fresh)
+            return len(fresh), len(deliveries) - len(fresh), []
+        except INFRASTRUCTURE_ERRORS:
+            raise
+        except Exception:
+            log.exception(
+                "batch failed; retrying its messages one by one", extra={"topic": self.topic.name}
+            )
+        handled = duplicates = 0
+        letters: list[DeadLetter] = []
+        for delivery in deliveries:
+            outcome = await self._handle_alone(pool, delivery)
+            if isinstance(outcome, DeadLetter):
+                letters.append(outcome)
+            elif outcome:
+                handled += 1
+            else:
+                duplicates += 1
+        return handled, duplicates, letters
+
+    async def _handle_alone(self, pool: asyncpg.Pool, delivery: Delivery) -> bool | DeadLetter:
+        """Handle one message in its own transaction; True handled, False duplicate."""
+        error: Exception | None = None
+        for attempt in range(1, self.settings.handler_max_attempts + 1):
+            try:
+                async with pool.acquire() as connection, connection.transaction():
+                    fresh = await self._claim(connection, [delivery])
+                    await self._apply(connection, fresh)
+                return bool(fresh)
+            except INFRASTRUCTURE_ERRORS:
+                raise
+            except Exception as exc:
+                error = exc
+                if isinstance(exc, PermanentError):
+                    break
+                MESSAGES_FAILED.labels(self.service, self.topic.name).inc()
+                log.warning(
+                    "handling failed",
+                    extra={"event_id": delivery.event.id, "attempt": attempt, "error": repr(exc)},
+                )
+                await asyncio.sleep(0.05 * attempt)
+        assert error is not None
+        return DeadLetter(delivery.record, type(error).__name__, str(error) or repr(error))
+
+    async def _claim(self, connection: DbConnection, deliveries: list[Delivery]) -> list[Delivery]:
+        rows = await connection.fetch(
+            "INSERT INTO inbox (event_id, topic) SELECT unnest($1::text[]), $2"
+            " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            [d.event.id for d in deliveries],
+            self.topic.name,
+        )
+        claimed = {row["event_id"] for row in rows}
+        return [d for d in deliveries if d.event.id in claimed]
+
+    async def _apply(self, connection: DbConnection, fresh: list[Delivery]) -> None:
+        if not fresh:
+            return
+        unit = UnitOfWork(connection)
+        first = fresh[0].event
+        with log_context(event_id=first.id, csn=first.subject, batch=len(fresh)):
+            await self.handler(unit, fresh)
+        await unit.outbox.flush(connection)
+
+
+async def _raw_values(message: KafkaMessage) -> list[Any]:
+    # Leave the bytes alone: each record is validated by the consumer, not by FastStream.
+    return [record.value for record in message.raw_message]

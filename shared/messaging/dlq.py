@@ -1,0 +1,53 @@
+"""Dead letters: the original record, unchanged, on `<topic>.dlq` with headers naming the error."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+
+ERROR_HEADER = "x-dlq-error"
+ERROR_TYPE_HEADER = "x-dlq-error-type"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    record: Any  # aiokafka ConsumerRecord
+    error_type: str
+    error: str
+
+
+def dead_letter_headers(letter: DeadLetter, *, group_id: str, attempts: int) -> dict[str, str]:
+    record = letter.record
+    original = {name: value.decode(errors="replace") for name, value in record.headers or ()}
+    return {
+        **original,
+        ERROR_HEADER: letter.error[:4000],
+        ERROR_TYPE_HEADER: letter.error_type,
+        "x-dlq-original-topic": record.topic,
+        "x-dlq-original-partition": str(record.partition),
+        "x-dlq-original-offset": str(record.offset),
+        "x-dlq-consumer-group": group_id,
+        "x-dlq-attempts": str(attempts),
+        "x-dlq-failed-at": datetime.now(UTC).isoformat(),
+    }
+
+
+async def publish_dead_letters(
+    broker: KafkaBroker, letters: list[DeadLetter], *, group_id: str, attempts: int
+) -> None:
+    """Publish and wait for the broker's acknowledgement of each, before any offset commit."""
+    sends = [
+        await broker.publish(
+            letter.record.value,
+            topic=f"{letter.record.topic}.dlq",
+            key=letter.record.key,
+            headers=dead_letter_headers(letter, group_id=group_id, attempts=attempts),
+            no_confirm=True,
+        )
+        for letter in letters
+    ]
+    await asyncio.gather(*sends)

@@ -1,0 +1,25 @@
+"""Fault-injection points that tests arm through `RENEWALS_FAULTS` to kill a process on purpose.
+
+`after_db_commit`: SIGKILL the process right after a batch's database commit and before its Kafka
+offset commit — the window where a naive consumer would apply an effect twice on redelivery.
+"""
+
+import logging
+import os
+import signal
+
+log = logging.getLogger(__name__)
+
+AFTER_DB_COMMIT = "after_db_commit"
+
+
+class FaultPoints:
+    def __init__(self, armed: set[str] | frozenset[str] = frozenset()) -> None:
+        self.armed = frozenset(armed)
+
+    def hit(self, point: str) -> None:
+        if point in self.armed:
+            log.warning("fault point reached: killing the process", extra={"fault": point})
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            os.kill(os.getpid(), signal.SIGKILL)

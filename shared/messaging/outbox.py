@@ -1,0 +1,131 @@
+"""The transactional outbox: rows written with the business change, published by a relay.
+
+Delivery is at least once (a crash between the broker's acknowledgement and the row's deletion
+publishes it again); consumers deduplicate on the CloudEvent id, so the effect is once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from faststream.kafka import KafkaBroker
+
+from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, encode
+from shared.contracts.topics import Topic
+from shared.db.types import DbConnection
+from shared.messaging.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outbox:
+    """Messages produced while handling one batch; flushed into the same transaction."""
+
+    rows: list[tuple[str, bytes | None, bytes, str]] = field(default_factory=list)
+
+    def add(self, topic: Topic, event: CloudEvent[Any], key: str | None = None) -> None:
+        headers = json.dumps({"content-type": CONTENT_TYPE, "ce-type": event.type})
+        partition_key = (key if key is not None else event.subject).encode()
+        self.rows.append((topic.name, partition_key, encode(event), headers))
+
+    async def flush(self, connection: DbConnection) -> None:
+        if self.rows:
+            # COPY: one round trip for the whole batch, however many events it produced.
+            await connection.copy_records_to_table(
+                "outbox", records=self.rows, columns=["topic", "key", "value", "headers"]
+            )
+            self.rows = []
+
+
+class OutboxRelay:
+    """Publishes a schema's outbox in id order, in batches, through the idempotent producer.
+
+    Rows are claimed with `FOR UPDATE SKIP LOCKED`, so replicas never publish the same row at
+    the same time; the relay wakes on `NOTIFY <schema>_outbox` and polls as a fallback.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        broker: KafkaBroker,
+        *,
+        service: str,
+        schema: str,
+        batch_size: int,
+        poll_seconds: float,
+    ) -> None:
+        self.pool = pool
+        self.broker = broker
+        self.service = service
+        self.channel = f"{schema}_outbox"
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self._wake = asyncio.Event()
+        self.healthy = False
+
+    async def run(self) -> None:
+        listener = await self.pool.acquire()
+        try:
+            await listener.add_listener(self.channel, self._on_notify)
+            while True:
+                try:
+                    published = await self.publish_pending()
+                    self.healthy = True
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                    self.healthy = False
+                    log.warning("outbox relay failed, retrying", extra={"error": repr(error)})
+                    published = 0
+                    await asyncio.sleep(self.poll_seconds)
+                except Exception:
+                    self.healthy = False
+                    log.exception("outbox relay failed, retrying")
+                    published = 0
+                    await asyncio.sleep(self.poll_seconds)
+                if published:
+                    continue  # more may be waiting: drain before sleeping
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+        finally:
+            with contextlib.suppress(Exception):
+                await listener.remove_listener(self.channel, self._on_notify)
+            await self.pool.release(listener)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def publish_pending(self) -> int:
+        """Publish one claimed batch; returns how many rows went out."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            rows = await connection.fetch(
+                "SELECT id, topic, key, value, headers FROM outbox"
+                " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                self.batch_size,
+            )
+            if not rows:
+                OUTBOX_BACKLOG.labels(self.service).set(0)
+                return 0
+            sends = [
+                await self.broker.publish(
+                    row["value"],
+                    topic=row["topic"],
+                    key=row["key"],
+                    headers=json.loads(row["headers"]),
+                    no_confirm=True,
+                )
+                for row in rows
+            ]
+            # Wait for every acknowledgement before deleting: a failure rolls the claim back.
+            await asyncio.gather(*sends)
+            await connection.execute(
+                "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+            )
+        OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
+        return len(rows)

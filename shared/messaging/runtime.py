@@ -1,0 +1,145 @@
+"""One service process: its broker, pool, consumers, outbox relay, background loops and HTTP.
+
+Each service's `create_app(settings)` builds a `ServiceRuntime`, registers its consumers and
+loops on it, and returns `runtime.build_app()`: the FastStream app that `python -m` runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from faststream import FastStream
+from faststream.specification import AsyncAPI
+
+from shared.contracts.envelope import EventRegistry
+from shared.contracts.topics import Topic
+from shared.db.migrate import apply_migrations
+from shared.db.pool import create_pool
+from shared.db.settings import DatabaseSettings
+from shared.messaging.broker import create_broker
+from shared.messaging.consumer import BatchHandler, EventConsumer, PoolHolder
+from shared.messaging.faults import FaultPoints
+from shared.messaging.http import HealthServer
+from shared.messaging.logs import configure_logging
+from shared.messaging.outbox import OutboxRelay
+from shared.messaging.settings import MessagingSettings
+
+log = logging.getLogger(__name__)
+
+Loop = Callable[[], Coroutine[Any, Any, None]]
+
+
+class ServiceRuntime:
+    def __init__(
+        self, service: str, messaging: MessagingSettings, database: DatabaseSettings
+    ) -> None:
+        self.service = service
+        self.messaging = messaging
+        self.database = database
+        self.broker = create_broker(messaging, client_id=service)
+        self.pools = PoolHolder()
+        self.faults = FaultPoints(messaging.faults)
+        self.consumers: list[EventConsumer] = []
+        self.loops: dict[str, Loop] = {}
+        self.relay: OutboxRelay | None = None
+        self.health: HealthServer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._running = False
+        # The schema's migrations to apply at start: the bulk worker works renewal's schema.
+        self.migrations_of = service
+
+    def consume(self, topic: Topic, registry: EventRegistry, handler: BatchHandler) -> None:
+        consumer = EventConsumer(
+            service=self.service,
+            topic=topic,
+            registry=registry,
+            # One group per service and topic: a new subscriber never rebalances the others.
+            group_id=f"{self.service}.{topic.name}",
+            handler=handler,
+            pools=self.pools,
+            settings=self.messaging,
+            faults=self.faults,
+        )
+        consumer.register(self.broker)
+        self.consumers.append(consumer)
+
+    def loop(self, name: str, body: Loop) -> None:
+        """A background loop (a relay, a scheduler) started once the broker is connected."""
+        self.loops[name] = body
+
+    def readiness(self) -> dict[str, bool]:
+        return {
+            "started": self._running,
+            "database": self.pools.pool is not None,
+            "outbox_relay": self.relay is not None and self.relay.healthy,
+            "loops": all(not task.done() for task in self._tasks),
+        }
+
+    def build_app(self) -> FastStream:
+        app = FastStream(
+            self.broker,
+            specification=AsyncAPI(
+                title=f"renewals {self.service} service",
+                version="0.1.0",
+                schema_version="3.0.0",
+            ),
+        )
+        app.on_startup(self._open)
+        app.after_startup(self._start_loops)
+        app.on_shutdown(self._close)
+        return app
+
+    async def _open(self) -> None:
+        configure_logging(self.service, self.messaging.log_level)
+        pool = await create_pool(self.database)
+        async with pool.acquire() as connection:
+            applied = await apply_migrations(
+                connection, self.database.schema_name, self.migrations_of
+            )
+        if applied:
+            log.info("migrations applied", extra={"migrations": applied})
+        self.pools.pool = pool
+        self.relay = OutboxRelay(
+            pool,
+            self.broker,
+            service=self.service,
+            schema=self.database.schema_name,
+            batch_size=self.messaging.outbox_batch_size,
+            poll_seconds=self.messaging.outbox_poll_seconds,
+        )
+        self.health = HealthServer(
+            self.messaging.http_host, self.messaging.http_port, self.readiness
+        )
+        port = await self.health.start()
+        log.info("http listening", extra={"url": f"http://{self.messaging.http_host}:{port}"})
+
+    async def _start_loops(self) -> None:
+        assert self.relay is not None
+        loops = {"outbox_relay": self.relay.run, **self.loops}
+        self._tasks = [asyncio.create_task(body(), name=name) for name, body in loops.items()]
+        for task in self._tasks:
+            task.add_done_callback(self._loop_ended)
+        self._running = True
+        log.info("service started", extra={"consumers": [c.topic.name for c in self.consumers]})
+
+    def _loop_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "background loop died", extra={"loop": task.get_name()}, exc_info=task.exception()
+            )
+
+    async def _close(self) -> None:
+        self._running = False
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.health is not None:
+            await self.health.stop()
+        if self.pools.pool is not None:
+            await self.pools.pool.close()

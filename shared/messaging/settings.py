@@ -1,0 +1,28 @@
+"""Settings every service shares: the broker, batching, retries, the HTTP port, fault points."""
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MessagingSettings(BaseSettings):
+    """`RENEWALS_*` environment variables; the defaults fit `make infra-up` on this machine."""
+
+    model_config = SettingsConfigDict(env_prefix="RENEWALS_", extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    # Batches are what make exactly-once cheap: one transaction and one offset commit per batch.
+    consumer_max_records: int = 500
+    consumer_batch_timeout_ms: int = 20
+    # Attempts for one message whose handling fails for a reason other than the infrastructure;
+    # after the last one it goes to `<topic>.dlq` and the partition moves on.
+    handler_max_attempts: int = 3
+    infrastructure_retry_seconds: float = 1.0
+    outbox_batch_size: int = 2000
+    outbox_poll_seconds: float = 0.5
+    # Readiness and Prometheus metrics; 0 picks a free port (tests), logged at start.
+    http_host: str = "127.0.0.1"
+    http_port: int = 0
+    # Fault-injection points armed for tests, e.g. "after_db_commit" (see faults.py).
+    faults: set[str] = Field(default_factory=set)
+    test_clocks_enabled: bool = False
+    log_level: str = "INFO"
