@@ -21,11 +21,11 @@ infra-status:  ## where the broker, database and SMTP server listen, and whether
 	@$(INFRA) status
 
 run: infra-up  ## start every service, then run a short demo that prints what came out
-	@deploy/local/services.sh up
+	@$(UV) run python -m services.launcher up
 	@$(UV) run python -m services.demo
 
 stop:  ## stop the services started by `make run`
-	@deploy/local/services.sh down
+	@$(UV) run python -m services.launcher down
 
 test: infra-up  ## the whole suite: lint, types, docs check, unit, integration, end-to-end
 	@$(MAKE) --no-print-directory lint typecheck docs-check

@@ -208,7 +208,7 @@ class EmailSender:
             retry_at = now
             status = "failed"
             failed = EmailFailed(**self._event_fields(email, rendered), reason=reason)
-                outbox.add(
+            outbox.add(
                 NOTIFICATION_EVENTS,
                 new_event(failed, subject=email["csn"], source=self.settings.source, time=now),
             )

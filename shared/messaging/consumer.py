@@ -132,6 +132,13 @@ class EventConsumer:
         self.settings = settings
         self.faults = faults
         self.broker: KafkaBroker | None = None
+        self.subscriber: Any = None
+
+    @property
+    def assigned(self) -> bool:
+        """Whether the group gave this consumer its partitions (readiness)."""
+        consumer = getattr(self.subscriber, "consumer", None)
+        return consumer is not None and bool(consumer.assignment())
 
     def register(self, broker: KafkaBroker) -> None:
         self.broker = broker
@@ -149,7 +156,7 @@ class EventConsumer:
         consume.__name__ = f"{self.service}_{self.topic.name.replace('.', '_')}"
         # Resolved here: with postponed annotations FastStream could not see the local alias.
         consume.__annotations__["body"] = RawBatch
-        broker.subscriber(
+        self.subscriber = broker.subscriber(
             self.topic.name,
             group_id=self.group_id,
             batch=True,
@@ -160,7 +167,8 @@ class EventConsumer:
             decoder=_raw_values,
             title=f"{self.service}:{self.topic.name}",
             description=f"{self.service} consumes {self.topic.name} in batches, exactly once.",
-        )(consume)
+        )
+        self.subscriber(consume)
 
     async def consume_batch(self, records: Sequence[Any]) -> None:
         started = time.perf_counter()

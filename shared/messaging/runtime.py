@@ -77,6 +77,7 @@ class ServiceRuntime:
             "database": self.pools.pool is not None,
             "outbox_relay": self.relay is not None and self.relay.healthy,
             "loops": all(not task.done() for task in self._tasks),
+            "partitions_assigned": all(consumer.assigned for consumer in self.consumers),
         }
 
     def build_app(self) -> FastStream:

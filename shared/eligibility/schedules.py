@@ -1,0 +1,103 @@
+"""Time-driven helpers for the services' schedulers: automatic renewal, lapse and expiry dates,
+automatic quotes, and the buyer's renewal reminders with the options they list."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from enum import StrEnum
+
+from shared.eligibility.checks import automatic_payment_reasons
+from shared.eligibility.dates import (
+    RenewalMethod,
+    SubscriptionState,
+    is_already_renewed,
+    method_grace_ends,
+    state_of,
+)
+from shared.eligibility.model import Subscription
+from shared.eligibility.policy import Policy
+from shared.eligibility.self_service import self_service_available
+
+
+def renews_automatically(subscription: Subscription, policy: Policy) -> bool:
+    """AUTO-1: auto-renew on and a valid recurring payment method that can renew by itself
+    (AUTO-4); never a trial (LIFE-1)."""
+    return (
+        subscription.status != "trial"
+        and subscription.auto_renew
+        and not automatic_payment_reasons(subscription, policy)
+    )
+
+
+def automatic_quote_date(subscription: Subscription, policy: Policy) -> date | None:
+    """QUO-7: the day an automatic quote goes to the buyer, or None when it gets none.
+
+    "Some subscriptions, by term and eligibility": a term of the policy's list (annual and
+    three-year by default), not a trial, and one that will not renew automatically (AUTO-1).
+    """
+    if (
+        subscription.status == "trial"
+        or subscription.term not in policy.automatic_quote_terms
+        or renews_automatically(subscription, policy)
+    ):
+        return None
+    return subscription.renewal_date - timedelta(days=policy.automatic_quote_days_before)
+
+
+def automatic_quote_due(subscription: Subscription, today: date, policy: Policy) -> bool:
+    """QUO-7: from its day until the renewal date, unless the current term was renewed ahead.
+
+    A scheduler that missed the day catches up; the quote service sends one quote per term.
+    """
+    quote_date = automatic_quote_date(subscription, policy)
+    return (
+        quote_date is not None
+        and quote_date <= today < subscription.renewal_date
+        and not is_already_renewed(subscription, today)
+    )
+
+
+def reminder_dates(subscription: Subscription, policy: Policy) -> tuple[date, ...]:
+    """NOTE-1: the days the buyer is reminded before the renewal date (earliest first)."""
+    days = sorted(set(policy.reminder_days_before), reverse=True)
+    return tuple(subscription.renewal_date - timedelta(days=d) for d in days)
+
+
+class RenewalOption(StrEnum):
+    AUTOMATIC = "automatic"
+    MANUAL_ONLINE = "manual_online"
+    SELF_SERVICE_QUOTE = "self_service_quote"
+    PARTNER_QUOTE = "partner_quote"
+    SALES_QUOTE = "sales_quote"
+
+
+def renewal_options(
+    subscription: Subscription, today: date, policy: Policy
+) -> tuple[RenewalOption, ...]:
+    """NOTE-1: the renewal options a reminder lists, as they stand today.
+
+    Automatic when it will renew by itself (AUTO-1) and the renewal date has not passed;
+    manual online payment and a self-service quote where self-service is open (SELF-1, SELF-2)
+    until their grace ends (WIN-2); a partner quote for a partner's subscription, a sales quote
+    for a direct one, until grace ends. None for a trial or an expired subscription.
+    """
+    state = state_of(subscription, today, policy)
+    if state in (SubscriptionState.TRIAL, SubscriptionState.EXPIRED):
+        return ()
+    options: list[RenewalOption] = []
+    if renews_automatically(subscription, policy) and today < subscription.renewal_date:
+        options.append(RenewalOption.AUTOMATIC)
+    self_service = self_service_available(subscription, policy)
+    if self_service and today <= method_grace_ends(
+        subscription.renewal_date, RenewalMethod.MANUAL_ONLINE, policy
+    ):
+        options.append(RenewalOption.MANUAL_ONLINE)
+    quote_open = today <= method_grace_ends(subscription.renewal_date, RenewalMethod.QUOTE, policy)
+    if self_service and quote_open:
+        options.append(RenewalOption.SELF_SERVICE_QUOTE)
+    if quote_open:
+        if subscription.purchase_method == "partner":
+            options.append(RenewalOption.PARTNER_QUOTE)
+        else:
+            options.append(RenewalOption.SALES_QUOTE)
+    return tuple(options)
