@@ -1,0 +1,177 @@
+"""Exact effects, proven against the running processes: duplicates, bad input, SIGKILL, replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+
+from shared import samples
+from shared.contracts import topics
+from shared.contracts.envelope import encode
+from tests.e2e.steps import (
+    RENEWAL_DATE,
+    about_subject,
+    answering,
+    charges_for,
+    given_price_known,
+    given_subscriptions,
+    publish_price,
+)
+
+SETTLE_SECONDS = 1.5  # long enough for a duplicate effect to have shown up, were there one
+
+
+async def _subscription_ready(upstream, admin_db, csn: str):
+    product = f"P-{csn}"
+    await publish_price(upstream, product)
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product
+    )
+    await given_price_known(admin_db, product)
+    await given_subscriptions(upstream, admin_db, snapshot)
+    return snapshot
+
+
+async def test_the_same_command_twice_has_one_effect_and_one_answer(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    snapshot = await _subscription_ready(upstream, admin_db, csn)
+    command = samples.renewal_request(csn, [snapshot.subscription_id])
+    event = samples.event(command, csn)
+    # The same message delivered twice, and the same request id again under a new event id.
+    await upstream.send_many(topics.RENEWAL_COMMANDS, [event, event, samples.event(command, csn)])
+
+    [renewed] = await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
+    await watcher.wait_for(about_subject(csn, "email.sent"))
+    await asyncio.sleep(SETTLE_SECONDS)
+    assert len(watcher.matching(answering(command.request_id, "subscription.renewed"))) == 1
+    assert len(watcher.matching(about_subject(csn, "email.sent"))) == 1
+    assert await charges_for(admin_db, csn) == 1
+    assert len(stack.smtp.mailbox.with_key(f"order_confirmation:{renewed.data['order_id']}")) == 1
+
+
+async def test_garbage_and_invalid_events_go_to_the_dlq_and_the_partition_moves_on(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    snapshot = await _subscription_ready(upstream, admin_db, csn)
+    invalid = samples.event(samples.renewal_request(csn, [snapshot.subscription_id]), csn)
+    invalid_bytes = encode(invalid).replace(b'"subscription_ids"', b'"subscriptions"')
+    key = csn.encode()  # same key: same partition as the good command after them
+    await upstream.send_raw(topics.RENEWAL_COMMANDS, b"\x00garbage\xff", key=key)
+    await upstream.send_raw(topics.RENEWAL_COMMANDS, invalid_bytes, key=key)
+    good = samples.renewal_request(csn, [snapshot.subscription_id])
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(good, csn))
+
+    await watcher.wait_for(answering(good.request_id, "subscription.renewed"))
+    dead = await watcher.wait_for(
+        lambda s: s.topic == "renewal.commands.dlq" and s.key == key, count=2
+    )
+    by_value = {d.value: d.headers for d in dead}
+    assert by_value[b"\x00garbage\xff"]["x-dlq-error"].startswith("not JSON")
+    assert "subscription_ids" in by_value[invalid_bytes]["x-dlq-error"]
+    assert by_value[invalid_bytes]["x-dlq-original-topic"] == "renewal.commands"
+
+
+async def test_billing_killed_after_its_db_commit_charges_once_and_emails_once(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    snapshot = await _subscription_ready(upstream, admin_db, csn)
+    billing = stack.services["billing"]
+    await stack.restart("billing", {"RENEWALS_FAULTS": '["after_db_commit"]'})
+    await asyncio.to_thread(billing.wait_ready)
+    command = samples.renewal_request(csn, [snapshot.subscription_id])
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+
+    # The fault point SIGKILLs billing right after it committed the order and the charge,
+    # before its Kafka offset commit: the order will be delivered again.
+    assert await asyncio.to_thread(billing.process.wait, 30) == -9
+    assert await charges_for(admin_db, csn) == 1
+    await stack.restart("billing")
+
+    [renewed] = await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
+    await watcher.wait_for(about_subject(csn, "email.sent"))
+    await asyncio.sleep(SETTLE_SECONDS)
+    assert await charges_for(admin_db, csn) == 1
+    assert len(watcher.matching(about_subject(csn, "payment.succeeded"))) == 1
+    assert len(stack.smtp.mailbox.with_key(f"order_confirmation:{renewed.data['order_id']}")) == 1
+
+
+async def test_notification_killed_after_its_db_commit_sends_one_email(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    snapshot = await _subscription_ready(upstream, admin_db, csn)
+    notification = stack.services["notification"]
+    await stack.restart("notification", {"RENEWALS_FAULTS": '["after_db_commit"]'})
+    await asyncio.to_thread(notification.wait_ready)
+    command = samples.renewal_request(csn, [snapshot.subscription_id])
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+
+    assert await asyncio.to_thread(notification.process.wait, 30) == -9
+    await stack.restart("notification")
+
+    [sent] = await watcher.wait_for(about_subject(csn, "email.sent"))
+    await asyncio.sleep(SETTLE_SECONDS)
+    assert len(watcher.matching(about_subject(csn, "email.sent"))) == 1
+    assert len(stack.smtp.mailbox.with_key(sent.data["notification_id"])) == 1
+
+
+def _handled(port: int, topic: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("renewals_messages_handled_total{") and f'topic="{topic}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def test_two_renewal_replicas_share_the_partitions_and_handle_nothing_twice(
+    stack, upstream, watcher, admin_db
+):
+    second = stack.replica("renewal")
+    second.start()
+    try:
+        await asyncio.to_thread(second.wait_ready)
+        await asyncio.to_thread(stack.services["renewal"].wait_ready)
+        first_port, second_port = stack.services["renewal"].port, second.port
+        before = {p: _handled(p, "renewal.commands") for p in (first_port, second_port)}
+        csns = [samples.unique_csn() for _ in range(24)]
+        product = f"P-{csns[0]}"
+        await publish_price(upstream, product)
+        await given_price_known(admin_db, product)
+        snapshots = [
+            samples.subscription(f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product)
+            for csn in csns
+        ]
+        await given_subscriptions(upstream, admin_db, *snapshots)
+        commands = [samples.renewal_request(s.csn, [s.subscription_id]) for s in snapshots]
+        await upstream.send_many(
+            topics.RENEWAL_COMMANDS, [samples.event(c, c.actor.csn) for c in commands]
+        )
+
+        renewed = await watcher.wait_for(
+            lambda s: s.type == "subscription.renewed" and s.event["subject"] in set(csns), count=24
+        )
+        await asyncio.sleep(SETTLE_SECONDS)
+        renewed = watcher.matching(
+            lambda s: s.type == "subscription.renewed" and s.event["subject"] in set(csns)
+        )
+        assert sorted(r.data["subscription_id"] for r in renewed) == sorted(
+            s.subscription_id for s in snapshots
+        )
+        for csn in csns:
+            assert await charges_for(admin_db, csn) == 1
+        after = {p: _handled(p, "renewal.commands") for p in (first_port, second_port)}
+        assert all(after[p] > before[p] for p in after), (
+            f"each replica handled a share: {before} → {after}"
+        )
+        assert json.dumps(sorted(set(csns))) == json.dumps(
+            sorted({r.event["subject"] for r in renewed})
+        )
+    finally:
+        second.stop()

@@ -1,0 +1,116 @@
+"""The first flow end to end, through Kafka only, every service its own process:
+subscription and price in → renewal requested by the buyer → order, charge → renewed → email.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+from shared import samples
+from shared.contracts import topics
+from tests.e2e.steps import (
+    RENEWAL_DATE,
+    about_subject,
+    answering,
+    charges_for,
+    given_price_known,
+    given_subscriptions,
+    publish_price,
+)
+
+
+async def test_life_4_manual_renewal_by_the_buyer_renews_charges_and_emails(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    product = f"P-{csn}"
+    await publish_price(upstream, product, renewal_price="420.00", list_price="466.00")
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product, seats=3
+    )
+    await given_price_known(admin_db, product)
+    await given_subscriptions(upstream, admin_db, snapshot)
+
+    command = samples.renewal_request(csn, [snapshot.subscription_id])
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+
+    [renewed] = await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
+    # LIFE-4: the new term starts at the current renewal date, one term later.
+    assert renewed.data["previous_renewal_date"] == "2027-03-31"
+    assert renewed.data["renewal_date"] == "2028-03-31"
+    assert renewed.event["subject"] == csn
+    [placed] = await watcher.wait_for(answering(command.request_id, "order.placed"))
+    assert placed.data["total"] == "1260.00"  # 3 seats × the catalog's renewal price 420.00
+    assert Decimal(placed.data["lines"][0]["unit_price"]) == Decimal("420.00")
+    [sent] = await watcher.wait_for(about_subject(csn, "email.sent"))
+    assert sent.data["order_id"] == renewed.data["order_id"]
+    assert sent.data["to"] == [snapshot.buyer.email]
+    [email] = stack.smtp.mailbox.with_key(f"order_confirmation:{renewed.data['order_id']}")
+    assert snapshot.buyer.email in email["To"]
+    assert "AutoCAD LT" in email["Subject"]
+    assert await charges_for(admin_db, csn) == 1
+
+
+async def test_role_1_someone_else_than_the_buyer_is_refused(stack, upstream, watcher, admin_db):
+    csn = samples.unique_csn()
+    product = f"P-{csn}"
+    await publish_price(upstream, product)
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product
+    )
+    await given_subscriptions(upstream, admin_db, snapshot)
+
+    command = samples.renewal_request(csn, [snapshot.subscription_id], user_id="someone-else")
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+
+    [rejected] = await watcher.wait_for(answering(command.request_id, "renewal.rejected"))
+    assert rejected.data["subscription_id"] == snapshot.subscription_id
+    assert "NOT_AUTHORIZED" in rejected.data["reasons"]
+    assert await charges_for(admin_db, csn) == 0
+
+
+async def test_unknown_subscription_and_missing_price_are_refused_with_reasons(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    unpriced = samples.subscription(
+        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=f"NOPRICE-{csn}"
+    )
+    await given_subscriptions(upstream, admin_db, unpriced)
+
+    command = samples.renewal_request(csn, [unpriced.subscription_id, f"MISSING-{csn}"])
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+
+    await watcher.wait_for(answering(command.request_id, "bulk.accepted"))
+    rejections = await watcher.wait_for(answering(command.request_id, "renewal.rejected"), count=2)
+    reasons = {r.data["subscription_id"]: r.data["reasons"] for r in rejections}
+    assert reasons == {
+        unpriced.subscription_id: ["NO_PRICE"],
+        f"MISSING-{csn}": ["UNKNOWN_SUBSCRIPTION"],
+    }
+    [completed] = await watcher.wait_for(answering(command.request_id, "bulk.completed"))
+    assert completed.data["succeeded"] == 0 and completed.data["rejected"] == 2
+
+
+async def test_payment_method_marked_invalid_fails_the_payment_and_refuses_the_renewal(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    product = f"P-{csn}"
+    await publish_price(upstream, product)
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product, payment_valid=False
+    )
+    await given_price_known(admin_db, product)
+    await given_subscriptions(upstream, admin_db, snapshot)
+
+    command = samples.renewal_request(csn, [snapshot.subscription_id])
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+
+    [rejected] = await watcher.wait_for(answering(command.request_id, "renewal.rejected"))
+    assert rejected.data["reasons"] == ["PAYMENT_METHOD_INVALID"]
+    [failed] = await watcher.wait_for(about_subject(csn, "payment.failed"))
+    assert "not valid" in failed.data["reason"]
+    await asyncio.sleep(0.5)
+    assert watcher.matching(about_subject(csn, "subscription.renewed")) == []
