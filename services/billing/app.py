@@ -8,7 +8,7 @@ from services.billing.orders import place_order_handler
 from services.billing.provider import PaymentProvider, SimulatedPaymentProvider
 from services.billing.settings import BillingSettings
 from shared.clock import Clock, SystemClock
-from shared.contracts import billing_commands
+from shared.contracts import billing_commands, billing_events
 from shared.messaging.consumer import dispatch_by_type
 from shared.messaging.runtime import ServiceRuntime
 
@@ -33,4 +33,5 @@ def create_app(
         billing_commands.REGISTRY,
         dispatch_by_type({billing_commands.PlaceOrder: place_order}),
     )
+    runtime.produces(billing_events.TOPIC, billing_events.REGISTRY)
     return runtime.build_app()

@@ -9,7 +9,7 @@ from services.notification.sender import EmailSender
 from services.notification.settings import NotificationSettings
 from services.notification.templates import EmailRenderer
 from shared.clock import Clock, SystemClock
-from shared.contracts import renewal_events
+from shared.contracts import notification_events, renewal_events
 from shared.messaging.runtime import ServiceRuntime
 
 SERVICE = "notification"
@@ -27,4 +27,5 @@ def create_app(
         await EmailSender(runtime.pools.get(), clock, settings, EmailRenderer()).run()
 
     runtime.loop("email_sender", deliver)
+    runtime.produces(notification_events.TOPIC, notification_events.REGISTRY)
     return runtime.build_app()

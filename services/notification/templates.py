@@ -30,7 +30,7 @@ class RenderedEmail:
 
 def language_of(locale: str) -> str:
     language = locale.replace("-", "_").split("_")[0].lower()
-    return language if (TEMPLATES / language).is_dir() else FALLBACK_LANGUAGE
+    return language if language.isalpha() and (TEMPLATES / language).is_dir() else FALLBACK_LANGUAGE
 
 
 class EmailRenderer:

@@ -11,7 +11,14 @@ from services.renewal.settings import RenewalSettings
 from services.renewal.subscriptions import save_snapshot
 from shared.catalog.store import catalog_handler
 from shared.clock import Clock, SystemClock
-from shared.contracts import billing_events, catalog_events, renewal_commands, subscription_events
+from shared.contracts import (
+    billing_commands,
+    billing_events,
+    catalog_events,
+    renewal_commands,
+    renewal_events,
+    subscription_events,
+)
 from shared.contracts.renewal_commands import RequestRenewal
 from shared.messaging.consumer import dispatch_by_type
 from shared.messaging.runtime import ServiceRuntime
@@ -37,6 +44,8 @@ def create_runtime(settings: RenewalSettings, clock: Clock) -> ServiceRuntime:
         billing_events.REGISTRY,
         billing_events_handler(clock, settings.source),
     )
+    runtime.produces(renewal_events.TOPIC, renewal_events.REGISTRY)
+    runtime.produces(billing_commands.TOPIC, billing_commands.REGISTRY)
     return runtime
 
 

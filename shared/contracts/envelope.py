@@ -56,6 +56,10 @@ class EventRegistry:
         self.topic = topic
         self.models: dict[str, type[EventData]] = {m.event_type: m for m in models}
 
+    def envelopes(self) -> list[type[CloudEvent[Any]]]:
+        """`CloudEvent[Model]` for each type: what travels on the topic, for documents."""
+        return [CloudEvent[model] for model in self.models.values()]  # type: ignore[valid-type]
+
     def parse(self, raw: bytes | None) -> CloudEvent[Any]:
         if raw is None:
             raise InvalidEventError("empty message: no value")
@@ -103,3 +107,25 @@ def new_event(
 
 def encode(event: CloudEvent[Any]) -> bytes:
     return event.model_dump_json(exclude_none=False).encode()
+
+
+def inline_json_schema(*models: type[BaseModel]) -> dict[str, Any]:
+    """One self-contained JSON schema for any of the models (their `$ref`s resolved in place),
+    for documents that embed it somewhere else than at their root (AsyncAPI payloads)."""
+    variants = []
+    for model in models:
+        schema = model.model_json_schema()
+        definitions = schema.pop("$defs", {})
+        variants.append(_resolve(schema, definitions))
+    return variants[0] if len(variants) == 1 else {"anyOf": variants}
+
+
+def _resolve(node: Any, definitions: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        reference = node.get("$ref")
+        if isinstance(reference, str) and reference.startswith("#/$defs/"):
+            return _resolve(definitions[reference.removeprefix("#/$defs/")], definitions)
+        return {key: _resolve(value, definitions) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_resolve(item, definitions) for item in node]
+    return node

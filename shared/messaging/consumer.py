@@ -30,7 +30,12 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from pydantic import WithJsonSchema
 
-from shared.contracts.envelope import CloudEvent, EventRegistry, InvalidEventError
+from shared.contracts.envelope import (
+    CloudEvent,
+    EventRegistry,
+    InvalidEventError,
+    inline_json_schema,
+)
 from shared.contracts.topics import Topic
 from shared.db.types import DbConnection
 from shared.messaging.dlq import DeadLetter, publish_dead_letters
@@ -144,7 +149,7 @@ class EventConsumer:
         self.broker = broker
         # The AsyncAPI document shows the contract's event types; the handler takes raw records
         # and validates each one itself, so that one bad record can't fail a whole batch.
-        schema = {"anyOf": [m.model_json_schema() for m in self.registry.models.values()]}
+        schema = {"type": "array", "items": inline_json_schema(*self.registry.envelopes())}
         RawBatch = Annotated[list[Any], WithJsonSchema(schema)]
 
         async def consume(

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Union
 
 from faststream import FastStream
 from faststream.specification import AsyncAPI
@@ -66,6 +66,17 @@ class ServiceRuntime:
         )
         consumer.register(self.broker)
         self.consumers.append(consumer)
+
+    def produces(self, topic: Topic, registry: EventRegistry) -> None:
+        """Declare a topic this service publishes to (through its outbox), for the AsyncAPI
+        document: the relay publishes raw bytes, so the contract's models are named here."""
+        schema = Union[tuple(registry.envelopes())]  # type: ignore[valid-type]  # noqa: UP007
+        self.broker.publisher(
+            topic.name,
+            title=f"{self.service}:{topic.name}:publish",
+            description=f"{self.service} publishes to {topic.name} through its outbox.",
+            schema=schema,
+        )
 
     def loop(self, name: str, body: Loop) -> None:
         """A background loop (a relay, a scheduler) started once the broker is connected."""
