@@ -8,6 +8,7 @@ impossible request is a refused `Decision` listing every reason that applies.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import date, timedelta
 
 from shared.eligibility.checks import (
@@ -107,7 +108,7 @@ def decide_manual_renewal(
             *seat_count_reasons(subscription.renewal_seats),
             *renewal_timing_reasons(subscription, today, RenewalMethod.MANUAL_ONLINE, policy),
             *self_service_reasons(subscription, policy),
-            *_price_reasons(line),
+            *_price_reasons(line, needed=not _is_trial(subscription)),
         ]
         outcome = _outcome(
             subscription,
@@ -165,12 +166,12 @@ def decide_auto_renew(
             continue
         reasons = [*authorization_reasons(actor, subscription)]
         if enabled:
-            if subscription.status == "trial":
+            if _is_trial(subscription):
                 reasons.append(Reason.TRIAL_NOT_RENEWABLE)
             else:
                 reasons += grace_reasons(subscription, today, RenewalMethod.AUTOMATIC, policy)
             reasons += automatic_payment_reasons(subscription, policy)
-        elif subscription.status != "trial" and today > grace_ends(subscription, policy):
+        elif not _is_trial(subscription) and today > grace_ends(subscription, policy):
             reasons.append(Reason.EXPIRED)
         reasons += self_service_reasons(subscription, policy)
         outcomes.append(
@@ -242,6 +243,7 @@ def decide_quote(
             *seat_count_reasons(seats),
         ]
         line: PriceLine | None
+        next_renewal_date: date | None
         if request.kind == "renewal":
             reasons += renewal_timing_reasons(subscription, today, RenewalMethod.QUOTE, policy)
             line = _renewal_line(
@@ -280,10 +282,10 @@ def decide_quote(
                 today=today,
                 policy=policy,
             )
-            next_renewal_date = target_date
+            next_renewal_date = None if _is_trial(subscription) else target_date
         if request.channel == "self_service":
             reasons += self_service_reasons(subscription, policy)
-        reasons += _price_reasons(line)
+        reasons += _price_reasons(line, needed=request.kind == "new" or not _is_trial(subscription))
         changes_subscription = (term, seats, currency) != (
             subscription.renewal_term,
             subscription.renewal_seats,
@@ -304,7 +306,8 @@ def decide_quote(
         outcomes.append(outcome)
         if outcome.allowed and line is not None:
             lines[subscription_id] = line
-            quoted.append(subscription)
+            # A quote in another currency is a transaction in that currency (QUO-2 groups).
+            quoted.append(replace(subscription, currency=currency))
 
     request_reasons = [
         *request_size_reasons(ids, policy),
@@ -414,12 +417,12 @@ def decide_change_terms(
         policy=policy,
     )
     reasons = [*authorization_reasons(actor, subscription)]
-    if subscription.status == "trial":
+    if _is_trial(subscription):
         reasons.append(Reason.TRIAL_NOT_RENEWABLE)
     elif today > grace_ends(subscription, policy):
         reasons.append(Reason.EXPIRED)
     reasons += self_service_reasons(subscription, policy)
-    reasons += _price_reasons(line)
+    reasons += _price_reasons(line, needed=not _is_trial(subscription))
     outcome = _outcome(
         subscription,
         reasons,
@@ -457,7 +460,7 @@ def decide_add_seats(
         return _single(Action.ADD_SEATS, request_reasons, _unknown(subscription_id))
     price = find_price(prices, subscription.product_code, subscription.term, subscription.currency)
     line = None
-    if price is not None:
+    if price is not None and not _is_trial(subscription):
         days_left, term_days = prorated_days_left(
             today, subscription.renewal_date, subscription.term
         )
@@ -480,10 +483,10 @@ def decide_add_seats(
         *seat_count_reasons(subscription.seats),
         *current_term_reasons(subscription, today),
     ]
-    if subscription.status != "trial" and is_already_renewed(subscription, today):
+    if not _is_trial(subscription) and is_already_renewed(subscription, today):
         reasons.append(Reason.ALREADY_RENEWED)
     reasons += self_service_reasons(subscription, policy)
-    reasons += _price_reasons(line)
+    reasons += _price_reasons(line, needed=not _is_trial(subscription))
     outcome = _outcome(
         subscription,
         reasons,
@@ -540,14 +543,14 @@ def decide_align_dates(
             *current_term_reasons(subscription, today),
             *alignment_target_reasons(subscription, target_date),
             *self_service_reasons(subscription, policy),
-            *_price_reasons(line),
+            *_price_reasons(line, needed=not _is_trial(subscription)),
         ]
         outcome = _outcome(
             subscription,
             reasons,
             today=today,
             policy=policy,
-            next_renewal_date=target_date,
+            next_renewal_date=None if _is_trial(subscription) else target_date,
             line=line,
         )
         outcomes.append(outcome)
@@ -638,12 +641,13 @@ def _outcome(
     line: PriceLine | None = None,
     advisories: tuple[Advisory, ...] = (),
 ) -> SubscriptionOutcome:
+    trial = _is_trial(subscription)  # LIFE-1: no window and no grace for a trial
     return SubscriptionOutcome(
         subscription_id=subscription.subscription_id,
         reasons=tuple(reasons),
         state=state_of(subscription, today, policy),
-        window_opens=window_opens(subscription.renewal_date, policy),
-        grace_ends=grace_ends(subscription, policy),
+        window_opens=None if trial else window_opens(subscription.renewal_date, policy),
+        grace_ends=None if trial else grace_ends(subscription, policy),
         next_renewal_date=next_renewal_date,
         price_basis=line.basis if line is not None else None,
         unit_price=Money(line.unit_price, line.currency) if line is not None else None,
@@ -652,8 +656,13 @@ def _outcome(
     )
 
 
-def _price_reasons(line: PriceLine | None) -> list[Reason]:
-    return [Reason.NO_PRICE] if line is None else []
+def _price_reasons(line: PriceLine | None, *, needed: bool) -> list[Reason]:
+    """NO_PRICE when the action charges something and the price list has no price for it."""
+    return [Reason.NO_PRICE] if needed and line is None else []
+
+
+def _is_trial(subscription: Subscription) -> bool:
+    return subscription.status == "trial"
 
 
 def _amounts(lines: dict[str, PriceLine]) -> dict[str, Money]:
@@ -664,9 +673,13 @@ def _is_expired(subscription: Subscription, today: date, policy: Policy) -> bool
     return state_of(subscription, today, policy) is SubscriptionState.EXPIRED
 
 
-def _renewed_until(subscription: Subscription, term: Term, today: date, policy: Policy) -> date:
+def _renewed_until(
+    subscription: Subscription, term: Term, today: date, policy: Policy
+) -> date | None:
     """LIFE-4: the next renewal date after renewing (from the current renewal date, early or in
-    grace); after expiry, what a new purchase today would give (LIFE-3)."""
+    grace); after expiry, what a new purchase today would give (LIFE-3); none for a trial."""
+    if _is_trial(subscription):
+        return None
     if _is_expired(subscription, today, policy):
         return new_purchase_term(today, term)[1]
     return renewed_term(subscription, term)[1]
@@ -685,7 +698,9 @@ def _renewal_line(
 ) -> PriceLine | None:
     """PRICE-1: before expiry the renewal price of the term renewed into (also after a term
     switch), from the current renewal date (LIFE-4); after expiry a new purchase at the list
-    price, from today (LIFE-3)."""
+    price, from today (LIFE-3). A trial renews at no price: it can't be renewed (LIFE-1)."""
+    if _is_trial(subscription):
+        return None
     if _is_expired(subscription, today, policy):
         return _new_purchase_line(
             subscription,
@@ -756,6 +771,8 @@ def _alignment_line(
 ) -> PriceLine | None:
     """ALIGN-1: the extension from the renewal date to the target, pro rata of the term that
     would start on the renewal date, at the renewal price (never more than a full term)."""
+    if _is_trial(subscription):
+        return None
     term = subscription.renewal_term
     price = find_price(prices, subscription.product_code, term, currency)
     if price is None:

@@ -18,7 +18,7 @@ class Mailbox:
     refuse_next: int = 0  # answer 451 (a temporary failure) this many times
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         with self._lock:
             if self.refuse_next > 0:
                 self.refuse_next -= 1
