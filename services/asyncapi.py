@@ -21,9 +21,8 @@ from services.renewal.app import create_app as renewal_app
 
 
 def document() -> dict[str, Any]:
-    brokers = [
-        app.broker for app in (renewal_app(), billing_app(), notification_app(), quote_app())
-    ]
+    apps = (renewal_app(), billing_app(), notification_app(), quote_app())
+    brokers = [app.broker for app in apps if app.broker is not None]
     specification = AsyncAPI(
         *brokers,
         title="renewals",
