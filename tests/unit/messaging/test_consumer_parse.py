@@ -1,0 +1,221 @@
+"""The consumer's first step: each record parsed on its own, bad ones set aside as dead letters."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from shared.contracts import catalog_events
+from shared.contracts.envelope import CloudEvent, encode, new_event
+from shared.messaging.consumer import (
+    Delivery,
+    EventConsumer,
+    PermanentError,
+    PoolHolder,
+    UnitOfWork,
+    dispatch_by_type,
+)
+from shared.messaging.dlq import ERROR_HEADER, ERROR_TYPE_HEADER, DeadLetter, dead_letter_headers
+from shared.messaging.faults import FaultPoints
+from shared.messaging.settings import MessagingSettings
+from shared.samples import price
+
+TOPIC = catalog_events.TOPIC
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class FakeRecord:
+    """The fields of an aiokafka ConsumerRecord the consumer reads."""
+
+    value: bytes | None
+    offset: int = 0
+    key: bytes | None = b"ACDLT"
+    topic: str = TOPIC.name
+    partition: int = 0
+    headers: tuple[tuple[str, bytes], ...] = field(default_factory=tuple)
+
+
+def consumer() -> EventConsumer:
+    async def unused(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
+        raise AssertionError("parsing never calls the handler")
+
+    return EventConsumer(
+        service="test",
+        topic=TOPIC,
+        registry=catalog_events.REGISTRY,
+        group_id="test.catalog.events",
+        handler=unused,
+        pools=PoolHolder(),
+        settings=MessagingSettings(),
+        faults=FaultPoints(),
+    )
+
+
+def price_event(event_id: str | None = None, **fields: Any) -> CloudEvent[Any]:
+    return new_event(
+        price(**fields), subject="ACDLT", source="/catalog", time=NOW, event_id=event_id
+    )
+
+
+def records(*values: bytes | None) -> list[FakeRecord]:
+    return [FakeRecord(value, offset=offset) for offset, value in enumerate(values)]
+
+
+def valid_json_with(**changes: Any) -> bytes:
+    document = json.loads(encode(price_event()))
+    document.update(changes)
+    return json.dumps(document).encode()
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (b"\xff\xfe not json at all", "not JSON"),
+        (b"{truncated", "not JSON"),
+        (b"[1, 2, 3]", "not a CloudEvent: the JSON is not an object"),
+        (b'"a string"', "not a CloudEvent: the JSON is not an object"),
+        (None, "empty message"),
+        (valid_json_with(type="price.withdrawn"), "unknown type 'price.withdrawn'"),
+        (b'{"hello": "world"}', "unknown type None"),
+        (valid_json_with(data={"product_code": "ACDLT"}), "data.term: Field required"),
+        (
+            valid_json_with(data={**price().model_dump(mode="json"), "list_price": 466.0}),
+            "data.list_price",
+        ),
+        (valid_json_with(specversion="0.3"), "specversion"),
+    ],
+    ids=[
+        "garbage-bytes",
+        "truncated-json",
+        "json-array",
+        "json-string",
+        "no-value",
+        "unknown-type",
+        "not-a-cloudevent",
+        "missing-field",
+        "money-as-float",
+        "wrong-specversion",
+    ],
+)
+def test_a_bad_record_becomes_a_dead_letter_naming_its_problem(
+    value: bytes | None, problem: str
+) -> None:
+    deliveries, letters = consumer()._parse(records(value))
+
+    assert deliveries == []
+    [letter] = letters
+    assert letter.error_type == "InvalidEventError"
+    assert problem in letter.error
+    assert letter.record.value == value
+
+
+def test_a_batch_is_split_into_deliveries_and_dead_letters_in_record_order() -> None:
+    first, second = price_event(), price_event(product_code="ACAD")
+    batch = records(b"garbage", encode(first), b"[]", encode(second), None)
+
+    deliveries, letters = consumer()._parse(batch)
+
+    assert [d.event.id for d in deliveries] == [first.id, second.id]
+    assert [d.record.offset for d in deliveries] == [1, 3]
+    assert [letter.record.offset for letter in letters] == [0, 2, 4]
+    assert deliveries[1].data == price(product_code="ACAD")
+    assert isinstance(deliveries[0].data, catalog_events.PricePublished)
+
+
+def test_the_same_event_id_twice_in_one_batch_is_handled_once() -> None:
+    event = price_event()
+    other = price_event()
+    # A redelivered copy may even differ in its bytes (another producer re-serialised it):
+    # the id is what makes it the same event.
+    copy = price_event(event_id=event.id, list_price="999.00")
+
+    deliveries, letters = consumer()._parse(
+        records(encode(event), encode(other), encode(event), encode(copy))
+    )
+
+    assert letters == []
+    assert [d.event.id for d in deliveries] == [event.id, other.id]
+    assert deliveries[0].record.offset == 0  # the first copy is the one kept
+
+
+def test_dead_letter_headers_keep_the_original_headers_and_name_the_error_and_origin() -> None:
+    record = FakeRecord(
+        b"garbage",
+        offset=41,
+        partition=3,
+        topic="catalog.events",
+        headers=(("content-type", b"application/cloudevents+json"), ("traceparent", b"00-ab")),
+    )
+    letter = DeadLetter(record, "InvalidEventError", "not JSON: Expecting value")
+
+    headers = dead_letter_headers(letter, group_id="quote.catalog.events", attempts=3)
+
+    assert headers["content-type"] == "application/cloudevents+json"
+    assert headers["traceparent"] == "00-ab"
+    assert headers[ERROR_HEADER] == "not JSON: Expecting value"
+    assert headers[ERROR_TYPE_HEADER] == "InvalidEventError"
+    assert headers["x-dlq-original-topic"] == "catalog.events"
+    assert headers["x-dlq-original-partition"] == "3"
+    assert headers["x-dlq-original-offset"] == "41"
+    assert headers["x-dlq-consumer-group"] == "quote.catalog.events"
+    assert headers["x-dlq-attempts"] == "3"
+    assert datetime.fromisoformat(headers["x-dlq-failed-at"]).tzinfo is not None
+    assert all(isinstance(value, str) for value in headers.values())
+
+
+def test_dead_letter_headers_cap_a_huge_error_message() -> None:
+    letter = DeadLetter(FakeRecord(b"x"), "InvalidEventError", "e" * 10_000)
+
+    headers = dead_letter_headers(letter, group_id="g", attempts=1)
+
+    assert len(headers[ERROR_HEADER]) == 4000
+
+
+def test_dead_letter_headers_of_a_record_without_headers() -> None:
+    letter = DeadLetter(FakeRecord(b"x", headers=()), "ValueError", "boom")
+
+    headers = dead_letter_headers(letter, group_id="g", attempts=1)
+
+    assert headers[ERROR_HEADER] == "boom"
+    assert all(name.startswith("x-dlq-") for name in headers)
+
+
+async def test_dispatch_by_type_hands_each_delivery_in_order_to_its_handler() -> None:
+    seen: list[str] = []
+
+    async def on_price(unit: UnitOfWork, delivery: Delivery) -> None:
+        seen.append(delivery.data.product_code)
+
+    handle = dispatch_by_type({catalog_events.PricePublished: on_price})
+    deliveries = [
+        Delivery(price_event(product_code=code), FakeRecord(None)) for code in ("A", "B", "C")
+    ]
+
+    await handle(UnitOfWork(connection=None), deliveries)  # type: ignore[arg-type]
+
+    assert seen == ["A", "B", "C"]
+
+
+async def test_dispatch_by_type_refuses_an_unhandled_type_as_a_permanent_error() -> None:
+    async def on_price(unit: UnitOfWork, delivery: Delivery) -> None:
+        raise AssertionError("not called for a promotion")
+
+    handle = dispatch_by_type({catalog_events.PricePublished: on_price})
+    promotion = catalog_events.PromotionPublished(
+        promotion_code="SPRING",
+        product_codes=["ACDLT"],
+        percent_off="15",  # type: ignore[arg-type]
+        starts_on=NOW.date(),
+        ends_on=NOW.date(),
+    )
+    delivery = Delivery(
+        new_event(promotion, subject="ACDLT", source="/catalog", time=NOW), FakeRecord(None)
+    )
+
+    with pytest.raises(PermanentError, match=r"promotion\.published is not handled"):
+        await handle(UnitOfWork(connection=None), [delivery])  # type: ignore[arg-type]
