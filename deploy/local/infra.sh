@@ -1,0 +1,499 @@
+#!/usr/bin/env bash
+# Local infrastructure without Docker: Kafka 4.1.1 (KRaft, one node), PostgreSQL 15 and a dev
+# SMTP server, all on 127.0.0.1, all state under <repo>/.local/.
+#
+#   deploy/local/infra.sh up      start whatever is not running, create the database and topics
+#   deploy/local/infra.sh down    stop what `up` started (by the pids in .local/run/)
+#   deploy/local/infra.sh status  what runs, where it listens, whether it answers
+#
+# Ports: RENEWALS_KAFKA_PORT (19092), RENEWALS_KAFKA_CONTROLLER_PORT (19093),
+#        RENEWALS_PG_PORT (15432), RENEWALS_SMTP_PORT (12525).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+LOCAL="$ROOT/.local"
+RUN="$LOCAL/run"
+
+KAFKA_PORT="${RENEWALS_KAFKA_PORT:-19092}"
+KAFKA_CONTROLLER_PORT="${RENEWALS_KAFKA_CONTROLLER_PORT:-19093}"
+PG_PORT="${RENEWALS_PG_PORT:-15432}"
+SMTP_PORT="${RENEWALS_SMTP_PORT:-12525}"
+
+KAFKA_VERSION=4.1.1
+KAFKA_DIR="$LOCAL/kafka"
+KAFKA_LIBS="$KAFKA_DIR/libs"
+KAFKA_DATA="$KAFKA_DIR/data"
+KAFKA_LOGS="$KAFKA_DIR/logs"
+KAFKA_PROPS="$KAFKA_DIR/server.properties"
+KAFKA_START_TIMEOUT=60
+
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_DIR="$LOCAL/pg"
+PG_DATA="$PG_DIR/data"
+PG_LOG="$PG_DIR/log/postgres.log"
+PG_SOCKET_DIR="$PG_DIR/sock"
+
+SMTP_DIR="$LOCAL/smtp"
+SMTP_MAIL="$SMTP_DIR/mail"
+SMTP_LOG="$SMTP_DIR/smtp.log"
+
+cd "$ROOT"
+
+say() { printf 'infra: %s\n' "$*"; }
+die() {
+  printf 'infra: error: %s\n' "$*" >&2
+  exit 1
+}
+
+# True when something accepts TCP connections on 127.0.0.1:<port>.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Print the pid recorded in .local/run/<name>.pid when that process is alive and its command
+# line contains <pattern> (so a recycled pid is not taken for ours); remove a stale pid file.
+running_pid() {
+  local name=$1 pattern=$2 file="$RUN/$1.pid" pid
+  [[ -f $file ]] || return 1
+  pid=$(<"$file")
+  if [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" &&
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$pattern"; then
+    echo "$pid"
+    return 0
+  fi
+  forget "$name"
+  say "$name: removed a stale pid file (pid $pid is gone)" >&2
+  return 1
+}
+
+# Beside each pid file, the ports that process was started with.
+record() {
+  echo "$2" >"$RUN/$1.pid"
+  echo "$3" >"$RUN/$1.ports"
+}
+forget() { rm -f "$RUN/$1.pid" "$RUN/$1.ports"; }
+recorded_ports() { cat "$RUN/$1.ports" 2>/dev/null; }
+
+# same_ports <name> <wanted ports> <env vars>: a running component must be where the
+# environment says it is, or whatever reads RENEWALS_*_PORT would look in the wrong place.
+same_ports() {
+  local recorded
+  recorded=$(recorded_ports "$1") || return 0
+  [[ $recorded == "$2" ]] ||
+    die "$1 already runs on port(s) $recorded but $3 ask(s) for $2: run 'deploy/local/infra.sh down' first, or unset $3"
+}
+
+# A live process (one that died as our child stays a zombie until this script exits).
+alive() {
+  local stat
+  stat=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $stat != Z* ]]
+}
+gone() { ! alive "$1"; }
+
+# wait_for <seconds> <pid> <command...>: poll the command until it succeeds. Returns 1 on
+# timeout, 2 as soon as <pid> (when not empty) has died.
+wait_for() {
+  local seconds=$1 pid=$2 deadline
+  shift 2
+  deadline=$((SECONDS + seconds))
+  until "$@"; do
+    if [[ -n $pid ]] && gone "$pid"; then return 2; fi
+    if ((SECONDS >= deadline)); then return 1; fi
+    sleep 0.2
+  done
+}
+
+show_log_tail() {
+  local file=$1 errors
+  if [[ -s $file ]]; then
+    printf '%s\n' "---- last lines of ${file#"$ROOT/"} ----" >&2
+    tail -n 40 "$file" >&2
+    errors=$(tail -n 2000 "$file" | grep -E '(ERROR|FATAL|Caused by)' | tail -n 5 | cut -c1-300) || true
+    if [[ -n $errors ]]; then
+      printf '%s\n' "---- its last errors ----" "$errors" >&2
+    fi
+    printf '%s\n' "----" >&2
+  fi
+}
+
+# Stop a process we started in its own session (setsid): SIGTERM to it (uv passes it on to its
+# python), a grace period, then SIGKILL to its whole process group.
+stop_group() {
+  local name=$1 pid=$2 grace=$3 target=$2
+  if [[ $(ps -o pgid= -p "$pid" 2>/dev/null | tr -d ' ') == "$pid" ]]; then target="-$pid"; fi
+  kill -TERM "$pid" 2>/dev/null || true
+  if ! wait_for "$grace" "" gone "$pid"; then
+    say "$name: still running after ${grace}s, sending SIGKILL"
+    kill -KILL -- "$target" 2>/dev/null || true
+    wait_for 5 "" gone "$pid" || die "$name: pid $pid does not die"
+  fi
+}
+
+# uv: $UV when set (the Makefile's variable), else on the PATH, else the PyPI package's module.
+require_uv() {
+  if [[ -n ${UV:-} ]] && command -v "$UV" >/dev/null; then
+    UV_CMD=("$UV")
+  elif command -v uv >/dev/null; then
+    UV_CMD=(uv)
+  elif python3 -m uv --version >/dev/null 2>&1; then
+    UV_CMD=(python3 -m uv)
+  else
+    die "uv not found: run deploy/local/bootstrap.sh (make install) first"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Kafka
+
+kafka_pid() { running_pid kafka "$KAFKA_PROPS"; }
+
+kafka_libs() {
+  local stamp staging
+  stamp="$(sha256sum "$HERE/kafka/pom.xml" | cut -d' ' -f1)"
+  if [[ -f $KAFKA_LIBS/.pom.sha256 && $(<"$KAFKA_LIBS/.pom.sha256") == "$stamp" ]]; then
+    return 0
+  fi
+  command -v mvn >/dev/null || die "mvn not found: run deploy/local/bootstrap.sh first"
+  say "kafka: fetching Apache Kafka $KAFKA_VERSION jars from Maven Central (once per pom.xml)"
+  staging="$KAFKA_DIR/libs.partial"
+  rm -rf "$staging"
+  mvn -q -B -Dstyle.color=never -f "$HERE/kafka/pom.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$staging" -DincludeScope=runtime >"$KAFKA_LOGS/mvn.log" 2>&1 || {
+    show_log_tail "$KAFKA_LOGS/mvn.log"
+    die "kafka: mvn could not fetch the broker jars (log above)"
+  }
+  echo "$stamp" >"$staging/.pom.sha256"
+  rm -rf "$KAFKA_LIBS"
+  mv "$staging" "$KAFKA_LIBS"
+}
+
+kafka_config() {
+  sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
+    -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
+    -e "s|@DATA_DIR@|$KAFKA_DATA|g" \
+    "$HERE/kafka/server.properties" >"$KAFKA_PROPS.tmp"
+  mv "$KAFKA_PROPS.tmp" "$KAFKA_PROPS"
+}
+
+KAFKA_JAVA=(java -Xmx512m -Djava.awt.headless=true
+  -Dkafka.logs.dir="$KAFKA_LOGS"
+  -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties"
+  -cp "$KAFKA_LIBS/*")
+
+kafka_format() {
+  [[ -f $KAFKA_DATA/meta.properties ]] && return 0
+  local cluster_id
+  # What `kafka.tools.StorageTool random-uuid` prints, without starting a JVM for it: 16 random
+  # bytes in URL-safe base64, never starting with "-".
+  cluster_id="$(python3 -c 'import base64, os
+while (i := base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")).startswith("-"): pass
+print(i)')"
+  say "kafka: formatting storage (cluster id $cluster_id)"
+  "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_PROPS" \
+    >"$KAFKA_LOGS/format.log" 2>&1 || {
+    show_log_tail "$KAFKA_LOGS/format.log"
+    die "kafka: storage format failed"
+  }
+}
+
+# Start the broker when it is not running; kafka_wait waits for it (other things start meanwhile).
+kafka_start() {
+  local pid
+  mkdir -p "$KAFKA_DATA" "$KAFKA_LOGS"
+  if kafka_pid >/dev/null; then
+    same_ports kafka "$KAFKA_PORT $KAFKA_CONTROLLER_PORT" "RENEWALS_KAFKA_PORT/RENEWALS_KAFKA_CONTROLLER_PORT"
+    return 0
+  fi
+  if port_open "$KAFKA_PORT"; then
+    die "kafka: 127.0.0.1:$KAFKA_PORT is taken by a process this script did not start (set RENEWALS_KAFKA_PORT)"
+  fi
+  if port_open "$KAFKA_CONTROLLER_PORT"; then
+    die "kafka: 127.0.0.1:$KAFKA_CONTROLLER_PORT is taken by a process this script did not start (set RENEWALS_KAFKA_CONTROLLER_PORT)"
+  fi
+  command -v java >/dev/null || die "java not found: run deploy/local/bootstrap.sh first"
+  kafka_libs
+  kafka_config
+  kafka_format
+  say "kafka: starting on 127.0.0.1:$KAFKA_PORT"
+  setsid nohup "${KAFKA_JAVA[@]}" kafka.Kafka "$KAFKA_PROPS" \
+    >>"$KAFKA_LOGS/kafka.out" 2>&1 </dev/null 9>&- &
+  record kafka $! "$KAFKA_PORT $KAFKA_CONTROLLER_PORT"
+}
+
+kafka_wait() {
+  local pid status=0
+  pid=$(kafka_pid 2>/dev/null) || status=2
+  ((status != 0)) || wait_for "$KAFKA_START_TIMEOUT" "$pid" port_open "$KAFKA_PORT" || status=$?
+  if ((status != 0)); then
+    show_log_tail "$KAFKA_LOGS/server.log"
+    show_log_tail "$KAFKA_LOGS/kafka.out"
+    if ((status == 2)); then
+      forget kafka
+      die "kafka: the broker exited during start-up (logs above)"
+    fi
+    die "kafka: no answer on 127.0.0.1:$KAFKA_PORT after ${KAFKA_START_TIMEOUT}s (logs above)"
+  fi
+}
+
+kafka_topics() {
+  "${UV_CMD[@]}" run --frozen python "$HERE/create_topics.py" \
+    --bootstrap "127.0.0.1:$KAFKA_PORT" --timeout "$KAFKA_START_TIMEOUT" || {
+    show_log_tail "$KAFKA_LOGS/server.log"
+    die "kafka: the broker does not serve requests, or topic creation failed (logs above)"
+  }
+}
+
+kafka_down() {
+  local pid
+  pid=$(kafka_pid) || {
+    say "kafka: not running"
+    return 0
+  }
+  say "kafka: stopping pid $pid"
+  stop_group kafka "$pid" 20
+  forget kafka
+}
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL
+
+as_postgres() {
+  if ((EUID == 0)); then
+    (cd / && runuser -u postgres -- "$@")
+  else
+    "$@"
+  fi
+}
+
+pg_pid() {
+  local pid
+  if pid=$(running_pid postgres "$PG_DATA"); then
+    echo "$pid"
+    return 0
+  fi
+  # Started by us but the pid file is gone: postgres keeps its own in the data folder.
+  if [[ -f $PG_DATA/postmaster.pid ]]; then
+    pid=$(head -n 1 "$PG_DATA/postmaster.pid")
+    if [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" &&
+      tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$PG_DATA"; then
+      echo "$pid" >"$RUN/postgres.pid"
+      echo "$pid"
+      return 0
+    fi
+  fi
+  return 1
+}
+
+pg_ready() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 2; }
+
+pg_init() {
+  [[ -f $PG_DATA/PG_VERSION ]] && return 0
+  local pwfile
+  say "postgres: initdb in ${PG_DATA#"$ROOT/"}"
+  mkdir -p "$PG_DATA"
+  chmod 700 "$PG_DATA"
+  pwfile="$(mktemp)"
+  echo postgres >"$pwfile"
+  if ((EUID == 0)); then chown postgres:postgres "$PG_DATA" "$pwfile"; fi
+  as_postgres "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --pwfile="$pwfile" \
+    --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 \
+    >"$PG_DIR/log/initdb.log" 2>&1 || {
+    rm -f "$pwfile"
+    show_log_tail "$PG_DIR/log/initdb.log"
+    rm -rf "$PG_DATA"
+    die "postgres: initdb failed (log above)"
+  }
+  rm -f "$pwfile"
+  cat >"$PG_DATA/pg_hba.conf" <<'EOF'
+# Written by deploy/local/infra.sh: trust on the socket, passwords over TCP, 127.0.0.1 only.
+# TYPE  DATABASE  USER  ADDRESS        METHOD
+local   all       all                  trust
+host    all       all   127.0.0.1/32   scram-sha-256
+EOF
+  chmod 600 "$PG_DATA/pg_hba.conf"
+  if ((EUID == 0)); then chown postgres:postgres "$PG_DATA/pg_hba.conf"; fi
+}
+
+pg_up() {
+  local pid
+  [[ -x $PG_BIN/postgres ]] || die "PostgreSQL 15 is not installed: run deploy/local/bootstrap.sh first"
+  mkdir -p "$PG_DIR/log" "$PG_SOCKET_DIR"
+  if ((EUID == 0)); then
+    chown postgres:postgres "$PG_DIR" "$PG_DIR/log" "$PG_SOCKET_DIR"
+    as_postgres test -w "$PG_DIR" ||
+      die "postgres: the postgres user cannot reach $PG_DIR; a parent folder is not searchable by others (chmod o+x on it, or clone the repository elsewhere)"
+  fi
+  if pid=$(pg_pid); then
+    same_ports postgres "$PG_PORT" RENEWALS_PG_PORT
+    pg_ready || {
+      say "postgres: pid $pid is running but not answering yet, waiting"
+      wait_for 60 "$pid" pg_ready || {
+        show_log_tail "$PG_LOG"
+        die "postgres: pid $pid does not answer on 127.0.0.1:$PG_PORT"
+      }
+    }
+    return 0
+  fi
+  if port_open "$PG_PORT"; then
+    die "postgres: 127.0.0.1:$PG_PORT is taken by a process this script did not start (set RENEWALS_PG_PORT)"
+  fi
+  pg_init
+  say "postgres: starting on 127.0.0.1:$PG_PORT"
+  as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 -s \
+    -o "-p $PG_PORT -k $PG_SOCKET_DIR -c listen_addresses=127.0.0.1 -c max_connections=200" \
+    start 9>&- || {
+    show_log_tail "$PG_LOG"
+    die "postgres: pg_ctl start failed (log above)"
+  }
+  record postgres "$(head -n 1 "$PG_DATA/postmaster.pid")" "$PG_PORT"
+  wait_for 30 "" pg_ready || {
+    show_log_tail "$PG_LOG"
+    die "postgres: started but pg_isready gets no answer on 127.0.0.1:$PG_PORT"
+  }
+}
+
+pg_bootstrap() {
+  PGOPTIONS='-c client_min_messages=warning' "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 \
+    -h "$PG_SOCKET_DIR" -p "$PG_PORT" -U postgres -d postgres -f "$HERE/db_bootstrap.sql" ||
+    die "postgres: deploy/local/db_bootstrap.sql failed"
+}
+
+pg_down() {
+  local pid
+  pid=$(pg_pid) || {
+    say "postgres: not running"
+    return 0
+  }
+  say "postgres: stopping pid $pid"
+  as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -t 60 -s stop ||
+    stop_group postgres "$pid" 20
+  forget postgres
+}
+
+# ---------------------------------------------------------------------------------------------
+# Dev SMTP server
+
+smtp_pid() { running_pid smtp "devsmtp.py"; }
+
+smtp_up() {
+  local pid status=0
+  mkdir -p "$SMTP_MAIL"
+  if pid=$(smtp_pid); then
+    same_ports smtp "$SMTP_PORT" RENEWALS_SMTP_PORT
+  else
+    if port_open "$SMTP_PORT"; then
+      die "smtp: 127.0.0.1:$SMTP_PORT is taken by a process this script did not start (set RENEWALS_SMTP_PORT)"
+    fi
+    say "smtp: starting on 127.0.0.1:$SMTP_PORT"
+    setsid "${UV_CMD[@]}" run --frozen python deploy/local/devsmtp.py \
+      --host 127.0.0.1 --port "$SMTP_PORT" --maildir .local/smtp/mail \
+      >>"$SMTP_LOG" 2>&1 </dev/null 9>&- &
+    pid=$!
+    record smtp "$pid" "$SMTP_PORT"
+  fi
+  wait_for 30 "$pid" port_open "$SMTP_PORT" || status=$?
+  if ((status != 0)); then
+    show_log_tail "$SMTP_LOG"
+    ((status == 2)) && forget smtp
+    die "smtp: no answer on 127.0.0.1:$SMTP_PORT (log above)"
+  fi
+}
+
+smtp_down() {
+  local pid
+  pid=$(smtp_pid) || {
+    say "smtp: not running"
+    return 0
+  }
+  say "smtp: stopping pid $pid"
+  stop_group smtp "$pid" 10
+  forget smtp
+}
+
+# ---------------------------------------------------------------------------------------------
+
+table() {
+  local with_state=$1 ports kafka_state pg_state smtp_state kafka_pid_ pg_pid_ smtp_pid_
+  kafka_pid_=$(kafka_pid) || kafka_pid_=-
+  pg_pid_=$(pg_pid) || pg_pid_=-
+  smtp_pid_=$(smtp_pid) || smtp_pid_=-
+  # What runs is shown where it runs, even when RENEWALS_*_PORT now says otherwise.
+  local KAFKA_PORT=$KAFKA_PORT KAFKA_CONTROLLER_PORT=$KAFKA_CONTROLLER_PORT PG_PORT=$PG_PORT SMTP_PORT=$SMTP_PORT
+  if [[ $kafka_pid_ != - ]] && ports=$(recorded_ports kafka); then
+    read -r KAFKA_PORT KAFKA_CONTROLLER_PORT <<<"$ports"
+  fi
+  if [[ $pg_pid_ != - ]] && ports=$(recorded_ports postgres); then PG_PORT=$ports; fi
+  if [[ $smtp_pid_ != - ]] && ports=$(recorded_ports smtp); then SMTP_PORT=$ports; fi
+  kafka_state=$(state "$kafka_pid_" port_open "$KAFKA_PORT")
+  pg_state=$(state "$pg_pid_" pg_ready)
+  smtp_state=$(state "$smtp_pid_" port_open "$SMTP_PORT")
+  local fmt="  %-10s %-5s %-7s %-48s %s\n"
+  if [[ $with_state != yes ]]; then fmt="  %-10s %.0s%-7s %-48s %s\n"; fi
+  # shellcheck disable=SC2059  # the format is chosen just above
+  {
+    printf "$fmt" component state pid address log
+    printf "$fmt" Kafka "$kafka_state" "$kafka_pid_" "127.0.0.1:$KAFKA_PORT (controller :$KAFKA_CONTROLLER_PORT)" ".local/kafka/logs/server.log"
+    printf "$fmt" PostgreSQL "$pg_state" "$pg_pid_" "postgresql://postgres@127.0.0.1:$PG_PORT/renewals" ".local/pg/log/postgres.log"
+    printf "$fmt" SMTP "$smtp_state" "$smtp_pid_" "127.0.0.1:$SMTP_PORT" ".local/smtp/smtp.log (mail: .local/smtp/mail/)"
+  }
+}
+
+# state <pid or -> <answer check...>: up, down, or what is odd about it.
+state() {
+  local pid=$1
+  shift
+  if [[ $pid != - ]]; then
+    if "$@"; then echo up; else echo "starting/not answering"; fi
+  elif "$@"; then
+    echo "down (port used by another process)"
+  else
+    echo down
+  fi
+}
+
+# One infra.sh up/down at a time. The servers are started with fd 9 closed, so that they do not
+# inherit (and keep) the lock.
+lock() {
+  mkdir -p "$RUN"
+  exec 9>"$RUN/infra.lock"
+  if ! flock -n 9; then
+    say "waiting for another infra.sh to finish (lock: .local/run/infra.lock)"
+    flock -w 300 9 || die "another infra.sh has held .local/run/infra.lock for 5 minutes"
+  fi
+}
+
+cmd_up() {
+  local started=${EPOCHREALTIME/,/.}
+  require_uv
+  lock
+  kafka_start
+  pg_up
+  pg_bootstrap
+  smtp_up
+  kafka_wait
+  kafka_topics
+  say "ready in $(awk -v a="$started" -v b="${EPOCHREALTIME/,/.}" 'BEGIN { printf "%.1f", b - a }')s"
+  table no
+  echo "  service roles: renewal_svc, billing_svc, quote_svc, notification_svc (password = name), superuser postgres/postgres"
+}
+
+cmd_down() {
+  lock
+  smtp_down
+  kafka_down
+  pg_down
+}
+
+cmd_status() {
+  mkdir -p "$RUN"
+  table yes
+}
+
+case "${1:-}" in
+up) cmd_up ;;
+down) cmd_down ;;
+status) cmd_status ;;
+*)
+  echo "usage: $0 up|down|status" >&2
+  exit 2
+  ;;
+esac
