@@ -29,10 +29,15 @@ KAFKA_PROPS="$KAFKA_DIR/server.properties"
 KAFKA_START_TIMEOUT=60
 
 PG_BIN=/usr/lib/postgresql/15/bin
-PG_DIR="$LOCAL/pg"
-PG_DATA="$PG_DIR/data"
-PG_LOG="$PG_DIR/log/postgres.log"
-PG_SOCKET_DIR="$PG_DIR/sock"
+# .local/pg may be a link to a folder outside the clone (see pg_up): the postgres user is given
+# the resolved path, since it may not be allowed through the clone's own parent folders.
+pg_paths() {
+  PG_DIR="$1"
+  PG_DATA="$PG_DIR/data"
+  PG_LOG="$PG_DIR/log/postgres.log"
+  PG_SOCKET_DIR="$PG_DIR/sock"
+}
+if [[ -L $LOCAL/pg ]]; then pg_paths "$(readlink -f "$LOCAL/pg")"; else pg_paths "$LOCAL/pg"; fi
 
 SMTP_DIR="$LOCAL/smtp"
 SMTP_MAIL="$SMTP_DIR/mail"
@@ -316,6 +321,18 @@ EOF
 pg_up() {
   local pid
   [[ -x $PG_BIN/postgres ]] || die "PostgreSQL 15 is not installed: run deploy/local/bootstrap.sh first"
+  if ((EUID == 0)) && [[ ! -e $PG_DIR ]] && ! as_postgres test -x "$ROOT"; then
+    # The clone sits below a folder the postgres user may not enter (e.g. /root, mode 700):
+    # keep the data in a folder of its own and link it from .local/pg.
+    local outside
+    outside="/var/lib/renewals-pg/$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
+    mkdir -p "$outside"
+    chown postgres:postgres "$outside" /var/lib/renewals-pg
+    mkdir -p "$LOCAL"
+    ln -s "$outside" "$PG_DIR"
+    pg_paths "$outside"
+    say "postgres: $LOCAL is not reachable by the postgres user; data kept in $outside (linked from .local/pg)"
+  fi
   mkdir -p "$PG_DIR/log" "$PG_SOCKET_DIR"
   if ((EUID == 0)); then
     chown postgres:postgres "$PG_DIR" "$PG_DIR/log" "$PG_SOCKET_DIR"
