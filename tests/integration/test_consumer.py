@@ -1,0 +1,310 @@
+"""The batch consumer on the real broker and database: effects once, bad input dead-lettered
+without blocking its partition, bounded retries, offsets committed after the database commit.
+
+Each test runs a `ServiceRuntime` of its own in-process, on a fresh topic pair and a throwaway
+schema, with a handler that records each `price.published` it handles in `it_effects`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from shared.contracts import catalog_events
+from shared.contracts.envelope import CloudEvent, encode
+from shared.contracts.topics import Topic
+from shared.db.settings import DatabaseSettings
+from shared.messaging.client import Seen, TopicWatcher, UpstreamClient
+from shared.messaging.consumer import Delivery, UnitOfWork, dispatch_by_type
+from shared.messaging.dlq import ERROR_HEADER, ERROR_TYPE_HEADER
+from shared.messaging.runtime import ServiceRuntime
+from shared.messaging.settings import MessagingSettings
+from shared.samples import event, price, unique_csn
+from tests.integration.helpers import (
+    committed_offsets,
+    connection_to,
+    end_offsets,
+    eventually,
+    running,
+)
+
+MAX_ATTEMPTS = 3
+
+
+@dataclass
+class Effects:
+    """The test's handler: one `it_effects` row per price handled; told what to fail on."""
+
+    admin: AIOKafkaAdminClient
+    group_id: str
+    topic: str
+    calls: Counter[str] = field(default_factory=Counter)
+    poison: set[str] = field(default_factory=set)  # product codes that always fail
+    outages: Counter[str] = field(default_factory=Counter)  # product code -> outages left
+    committed_when_handled: dict[str, dict[int, int]] = field(default_factory=dict)
+
+    async def handle(self, unit: UnitOfWork, delivery: Delivery) -> None:
+        code = delivery.data.product_code
+        self.calls[delivery.event.id] += 1
+        self.committed_when_handled[delivery.event.id] = await committed_offsets(
+            self.admin, self.group_id, self.topic
+        )
+        if code in self.poison:
+            raise RuntimeError(f"cannot handle {code}")
+        if self.outages[code] > 0:
+            self.outages[code] -= 1
+            raise ConnectionResetError("the database went away")  # an infrastructure error
+        await unit.connection.execute(
+            "INSERT INTO it_effects (event_id, product_code, partition, record_offset)"
+            " VALUES ($1, $2, $3, $4)",
+            delivery.event.id,
+            code,
+            delivery.record.partition,
+            delivery.record.offset,
+        )
+
+
+@dataclass
+class Harness:
+    bootstrap: str
+    topic: Topic
+    database: DatabaseSettings
+    runtime: ServiceRuntime
+    effects: Effects
+    admin: AIOKafkaAdminClient
+
+    @property
+    def group_id(self) -> str:
+        return self.runtime.consumers[0].group_id
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        app = self.runtime.build_app()
+        async with running(app, lambda: all(self.runtime.readiness().values())):
+            yield
+
+    async def effect_count(self, product_code: str) -> int:
+        async with connection_to(self.database) as connection:
+            return int(
+                await connection.fetchval(
+                    "SELECT count(*) FROM it_effects WHERE product_code = $1", product_code
+                )
+            )
+
+    async def inbox_count(self, event_id: str) -> int:
+        async with connection_to(self.database) as connection:
+            return int(
+                await connection.fetchval(
+                    "SELECT count(*) FROM inbox WHERE event_id = $1", event_id
+                )
+            )
+
+    async def wait_handled(self, *product_codes: str, timeout: float = 15.0) -> None:
+        async def all_there() -> bool:
+            return all([await self.effect_count(code) >= 1 for code in product_codes])
+
+        await eventually(all_there, timeout=timeout, what=f"effects of {product_codes}")
+
+    async def wait_committed_to_the_end(self, timeout: float = 10.0) -> None:
+        ends = await end_offsets(self.bootstrap, self.topic.name)
+        wanted = {p: end for p, end in ends.items() if end > 0}
+
+        async def committed() -> bool:
+            got = await committed_offsets(self.admin, self.group_id, self.topic.name)
+            return all(got.get(p) == end for p, end in wanted.items())
+
+        await eventually(committed, timeout=timeout, what=f"{self.group_id} to commit {wanted}")
+
+
+@pytest.fixture
+async def harness(
+    kafka_bootstrap: str,
+    kafka_admin: AIOKafkaAdminClient,
+    fresh_topic: Topic,
+    scratch_database: DatabaseSettings,
+) -> Harness:
+    async with connection_to(scratch_database) as connection:
+        await connection.execute(
+            "CREATE TABLE it_effects (event_id text NOT NULL, product_code text NOT NULL,"
+            " partition int NOT NULL, record_offset bigint NOT NULL)"
+        )
+    messaging = MessagingSettings(
+        kafka_bootstrap=kafka_bootstrap,
+        handler_max_attempts=MAX_ATTEMPTS,
+        infrastructure_retry_seconds=0.2,
+        outbox_poll_seconds=0.2,
+        http_port=0,
+    )
+    runtime = ServiceRuntime(f"it-{uuid.uuid4().hex[:8]}", messaging, scratch_database)
+    runtime.migrations_of = "quote"  # the quote schema's tables, in the throwaway schema
+    effects = Effects(kafka_admin, f"{runtime.service}.{fresh_topic.name}", fresh_topic.name)
+    runtime.consume(
+        fresh_topic,
+        catalog_events.REGISTRY,
+        dispatch_by_type({catalog_events.PricePublished: effects.handle}),
+    )
+    return Harness(kafka_bootstrap, fresh_topic, scratch_database, runtime, effects, kafka_admin)
+
+
+@pytest.fixture
+async def upstream(kafka_bootstrap: str) -> AsyncIterator[UpstreamClient]:
+    async with UpstreamClient(kafka_bootstrap) as client:
+        yield client
+
+
+def product() -> str:
+    return f"P-{uuid.uuid4().hex[:10].upper()}"
+
+
+def price_event(product_code: str, key: str) -> CloudEvent[Any]:
+    # Keyed (subject) by one CSN per test, so that every message of a test shares a partition.
+    return event(price(product_code), subject=key, source="/it/catalog")
+
+
+async def test_the_same_event_twice_has_one_effect(
+    harness: Harness, upstream: UpstreamClient
+) -> None:
+    key = unique_csn()
+    twice, later = product(), product()
+    duplicated = price_event(twice, key)
+    # Before the start: both copies most likely arrive in one batch.
+    await upstream.send_many(harness.topic, [duplicated, duplicated])
+
+    async with harness.running():
+        await harness.wait_handled(twice)
+        # Once handled, a third copy is a duplicate for the inbox; the next event is handled.
+        await upstream.send_many(harness.topic, [duplicated, price_event(later, key)])
+        await harness.wait_handled(later)
+        await harness.wait_committed_to_the_end()
+
+    assert await harness.effect_count(twice) == 1
+    assert await harness.inbox_count(duplicated.id) == 1
+    assert harness.effects.calls[duplicated.id] == 1
+
+
+async def test_bad_messages_go_to_the_dlq_unchanged_and_the_partition_moves_on(
+    harness: Harness, upstream: UpstreamClient
+) -> None:
+    key = unique_csn().encode()
+    valid = json.loads(encode(price_event(product(), key.decode())))
+    bad: dict[str, bytes] = {
+        "not JSON": b"\x00\xff{{ definitely not json",
+        "not a CloudEvent: the JSON is not an object": b'["a", "list"]',
+        "unknown type None": b'{"hello": "world"}',
+        "unknown type 'price.deleted'": json.dumps({**valid, "type": "price.deleted"}).encode(),
+        "data.list_price": json.dumps(
+            {**valid, "data": {**valid["data"], "list_price": 466.0}}
+        ).encode(),
+    }
+    good = product()
+    async with TopicWatcher(harness.bootstrap, [harness.topic.dlq]) as dlq:
+        for value in bad.values():
+            await upstream.producer.send_and_wait(
+                harness.topic.name, value, key=key, headers=[("x-origin", b"it-test")]
+            )
+        await upstream.send(harness.topic, price_event(good, key.decode()))
+
+        async with harness.running():
+            await harness.wait_handled(good)
+            letters = await dlq.wait_for(lambda seen: True, count=len(bad), timeout=10)
+            await harness.wait_committed_to_the_end()
+
+    assert await harness.effect_count(good) == 1
+    assert len(letters) == len(bad)
+    by_value: dict[bytes | None, Seen] = {letter.value: letter for letter in letters}
+    assert set(by_value) == set(bad.values())  # the original bytes, unchanged
+    for problem, value in bad.items():
+        letter = by_value[value]
+        assert letter.key == key
+        assert problem in letter.headers[ERROR_HEADER]
+        assert letter.headers[ERROR_TYPE_HEADER] == "InvalidEventError"
+        assert letter.headers["x-dlq-original-topic"] == harness.topic.name
+        assert letter.headers["x-dlq-consumer-group"] == harness.group_id
+        assert letter.headers["x-origin"] == "it-test"  # the original headers ride along
+    offsets = sorted(int(letter.headers["x-dlq-original-offset"]) for letter in letters)
+    assert offsets == [0, 1, 2, 3, 4]
+
+
+async def test_an_event_that_always_fails_is_dead_lettered_after_the_last_attempt(
+    harness: Harness, upstream: UpstreamClient
+) -> None:
+    key = unique_csn()
+    first, poison, third, fourth = (product() for _ in range(4))
+    harness.effects.poison.add(poison)
+    events = [price_event(code, key) for code in (first, poison, third, fourth)]
+    poisoned = events[1]
+    async with TopicWatcher(harness.bootstrap, [harness.topic.dlq]) as dlq:
+        await upstream.send_many(harness.topic, events)  # one batch once the consumer starts
+
+        async with harness.running():
+            [letter] = await dlq.wait_for(lambda seen: True, timeout=15)
+            await harness.wait_handled(first, third, fourth)
+            await harness.wait_committed_to_the_end()
+
+    # Tried once within the batch, then alone in its own transaction up to the limit.
+    assert harness.effects.calls[poisoned.id] == 1 + MAX_ATTEMPTS
+    assert letter.value == encode(poisoned)
+    assert letter.key == key.encode()
+    assert letter.headers[ERROR_TYPE_HEADER] == "RuntimeError"
+    assert letter.headers[ERROR_HEADER] == f"cannot handle {poison}"
+    assert letter.headers["x-dlq-attempts"] == str(MAX_ATTEMPTS)
+    for code in (first, third, fourth):
+        assert await harness.effect_count(code) == 1  # handled once, whatever the retries
+    assert await harness.effect_count(poison) == 0
+    assert await harness.inbox_count(poisoned.id) == 0
+
+
+async def test_offsets_are_committed_only_after_the_database_commit(
+    harness: Harness, upstream: UpstreamClient
+) -> None:
+    key = unique_csn()
+    codes = [product() for _ in range(5)]
+    events = [price_event(code, key) for code in codes]
+    await upstream.send_many(harness.topic, events)
+
+    async with harness.running():
+        await harness.wait_handled(*codes)
+        await harness.wait_committed_to_the_end()
+        # A second batch moves the committed offset on in the same way.
+        more = product()
+        await upstream.send(harness.topic, price_event(more, key))
+        await harness.wait_handled(more)
+        await harness.wait_committed_to_the_end()
+
+    # While each event was being handled (inside its database transaction), the group had not
+    # committed past it.
+    async with connection_to(harness.database) as connection:
+        rows = await connection.fetch("SELECT event_id, partition, record_offset FROM it_effects")
+    assert len(rows) == 6
+    for row in rows:
+        committed = harness.effects.committed_when_handled[row["event_id"]]
+        assert committed.get(row["partition"], 0) <= row["record_offset"]
+
+
+async def test_an_infrastructure_error_redelivers_the_batch_without_committing_it(
+    harness: Harness, upstream: UpstreamClient
+) -> None:
+    key = unique_csn()
+    flaky, steady = product(), product()
+    harness.effects.outages[flaky] = 1
+    flaky_event, steady_event = price_event(flaky, key), price_event(steady, key)
+    async with TopicWatcher(harness.bootstrap, [harness.topic.dlq]) as dlq:
+        await upstream.send_many(harness.topic, [steady_event, flaky_event])
+
+        async with harness.running():
+            await harness.wait_handled(flaky, steady)
+            await harness.wait_committed_to_the_end()
+
+        assert dlq.seen == []  # not the message's fault: retried, never dead-lettered
+    assert harness.effects.calls[flaky_event.id] == 2
+    assert await harness.effect_count(flaky) == 1
+    assert await harness.effect_count(steady) == 1  # its first, rolled-back try left nothing
+    assert await harness.inbox_count(flaky_event.id) == 1
