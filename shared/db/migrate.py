@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.db.locks import advisory_key
 from shared.db.pool import connect
 from shared.db.settings import DatabaseSettings
 from shared.db.types import DbConnection
@@ -48,10 +48,7 @@ def migrations_for(service: str) -> list[Migration]:
 
 
 def _lock_key(schema: str) -> int:
-    # Advisory locks take a bigint: derive a stable one from the schema name.
-    return int.from_bytes(
-        hashlib.sha256(f"migrate:{schema}".encode()).digest()[:8], "big", signed=True
-    )
+    return advisory_key(f"migrate:{schema}")
 
 
 async def apply_migrations(connection: DbConnection, schema: str, service: str) -> list[str]:

@@ -18,6 +18,7 @@ from faststream.kafka import KafkaBroker
 
 from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, encode
 from shared.contracts.topics import Topic
+from shared.db.locks import advisory_key
 from shared.db.types import DbConnection
 from shared.messaging.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 
@@ -47,8 +48,9 @@ class Outbox:
 class OutboxRelay:
     """Publishes a schema's outbox in id order, in batches, through the idempotent producer.
 
-    Rows are claimed with `FOR UPDATE SKIP LOCKED`, so replicas never publish the same row at
-    the same time; the relay wakes on `NOTIFY <schema>_outbox` and polls as a fallback.
+    One relay of a schema publishes at a time (a transaction-scoped advisory lock): replicas
+    take over from each other, never interleave, so the events of one key keep their order.
+    The relay wakes on `NOTIFY <schema>_outbox` and polls as a fallback.
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class OutboxRelay:
         self.broker = broker
         self.service = service
         self.channel = f"{schema}_outbox"
+        self.lock_key = advisory_key(f"outbox:{schema}")
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self._wake = asyncio.Event()
@@ -104,9 +107,10 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """Publish one claimed batch; returns how many rows went out."""
         async with self.pool.acquire() as connection, connection.transaction():
+            if not await connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", self.lock_key):
+                return 0  # another replica's relay is publishing this outbox right now
             rows = await connection.fetch(
-                "SELECT id, topic, key, value, headers FROM outbox"
-                " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                "SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT $1",
                 self.batch_size,
             )
             if not rows:
