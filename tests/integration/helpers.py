@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream import FastStream
 
+from shared.contracts.topics import DLQ_PARTITIONS, Topic
 from shared.db.pool import connect
 from shared.db.settings import DatabaseSettings
+from shared.messaging.client import TopicWatcher
 
 
 async def eventually(
@@ -84,3 +87,83 @@ async def committed_offsets(
         for tp, meta in offsets.items()
         if tp.topic == topic and meta.offset >= 0
     }
+
+
+async def http_ready(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether the service's `/ready` answers 200, as the launcher and an orchestrator ask it."""
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        return False
+    try:
+        writer.write(b"GET /ready HTTP/1.1\r\nHost: test\r\n\r\n")
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 2)
+        return status_line.split()[1:2] == [b"200"]
+    finally:
+        writer.close()
+
+
+async def caught_up(
+    watcher: TopicWatcher, topic: str, partition: int, timeout: float = 10.0
+) -> None:
+    """Wait until the watcher has read everything on the partition as of now."""
+    ends = await end_offsets(watcher.bootstrap, topic)
+    last = ends[partition] - 1
+
+    def read_to_the_end() -> bool:
+        return any(
+            s.topic == topic and s.partition == partition and s.offset >= last for s in watcher.seen
+        )
+
+    await eventually(read_to_the_end, timeout=timeout, what=f"{topic}[{partition}] read to {last}")
+
+
+@asynccontextmanager
+async def kafka_admin_client(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+@asynccontextmanager
+async def topic_pairs(admin: AIOKafkaAdminClient, *topics: Topic) -> AsyncIterator[None]:
+    """Create the topics, each with its `.dlq` twin, as deploy/local/create_topics.py does;
+    delete them afterwards."""
+    names = [name for topic in topics for name in (topic.name, topic.dlq)]
+    await admin.create_topics(
+        [NewTopic(topic.name, topic.partitions, replication_factor=1) for topic in topics]
+        + [NewTopic(topic.dlq, DLQ_PARTITIONS, replication_factor=1) for topic in topics]
+    )
+
+    async def have_leaders() -> bool:
+        described = await admin.describe_topics(names)
+        return len(described) == len(names) and all(
+            t["error_code"] == 0
+            and t["partitions"]
+            and all(p["leader"] >= 0 for p in t["partitions"])
+            for t in described
+        )
+
+    try:
+        await eventually(have_leaders, timeout=10, what=f"{names} to have leaders")
+        yield
+    finally:
+        await admin.delete_topics(names)
+
+
+@asynccontextmanager
+async def scratch_schema(
+    admin_db: asyncpg.Connection, service: str
+) -> AsyncIterator[DatabaseSettings]:
+    """A throwaway schema owned by the service's role; the service's settings pointing at it."""
+    schema = f"it_{uuid.uuid4().hex[:12]}"
+    settings = DatabaseSettings.for_service(service).model_copy(update={"schema_name": schema})
+    await admin_db.execute(f'CREATE SCHEMA "{schema}" AUTHORIZATION "{settings.user}"')
+    try:
+        yield settings
+    finally:
+        await admin_db.execute(f'DROP SCHEMA "{schema}" CASCADE')

@@ -19,7 +19,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.contracts import catalog_events
-from shared.contracts.envelope import CloudEvent, encode
+from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, encode
 from shared.contracts.topics import Topic
 from shared.db.settings import DatabaseSettings
 from shared.messaging.client import Seen, TopicWatcher, UpstreamClient
@@ -256,6 +256,7 @@ async def test_an_event_that_always_fails_is_dead_lettered_after_the_last_attemp
     assert letter.headers[ERROR_TYPE_HEADER] == "RuntimeError"
     assert letter.headers[ERROR_HEADER] == f"cannot handle {poison}"
     assert letter.headers["x-dlq-attempts"] == str(MAX_ATTEMPTS)
+    assert letter.headers["content-type"] == CONTENT_TYPE  # the original header, kept
     for code in (first, third, fourth):
         assert await harness.effect_count(code) == 1  # handled once, whatever the retries
     assert await harness.effect_count(poison) == 0
