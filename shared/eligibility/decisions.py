@@ -110,6 +110,7 @@ def decide_manual_renewal(
             *self_service_reasons(subscription, policy),
             *_price_reasons(line, needed=not _is_trial(subscription)),
         ]
+        line = _chargeable(line)
         outcome = _outcome(
             subscription,
             reasons,
@@ -286,6 +287,7 @@ def decide_quote(
         if request.channel == "self_service":
             reasons += self_service_reasons(subscription, policy)
         reasons += _price_reasons(line, needed=request.kind == "new" or not _is_trial(subscription))
+        line = _chargeable(line)
         changes_subscription = (term, seats, currency) != (
             subscription.renewal_term,
             subscription.renewal_seats,
@@ -423,6 +425,7 @@ def decide_change_terms(
         reasons.append(Reason.EXPIRED)
     reasons += self_service_reasons(subscription, policy)
     reasons += _price_reasons(line, needed=not _is_trial(subscription))
+    line = _chargeable(line)
     outcome = _outcome(
         subscription,
         reasons,
@@ -487,6 +490,7 @@ def decide_add_seats(
         reasons.append(Reason.ALREADY_RENEWED)
     reasons += self_service_reasons(subscription, policy)
     reasons += _price_reasons(line, needed=not _is_trial(subscription))
+    line = _chargeable(line)
     outcome = _outcome(
         subscription,
         reasons,
@@ -545,6 +549,7 @@ def decide_align_dates(
             *self_service_reasons(subscription, policy),
             *_price_reasons(line, needed=not _is_trial(subscription)),
         ]
+        line = _chargeable(line)
         outcome = _outcome(
             subscription,
             reasons,
@@ -659,6 +664,11 @@ def _outcome(
 def _price_reasons(line: PriceLine | None, *, needed: bool) -> list[Reason]:
     """NO_PRICE when the action charges something and the price list has no price for it."""
     return [Reason.NO_PRICE] if needed and line is None else []
+
+
+def _chargeable(line: PriceLine | None) -> PriceLine | None:
+    """No amount for an impossible seat count (refused with INVALID_QUANTITY)."""
+    return line if line is not None and line.seats > 0 else None
 
 
 def _is_trial(subscription: Subscription) -> bool:
