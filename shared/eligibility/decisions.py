@@ -241,7 +241,8 @@ def decide_quote(
             *authorization_reasons(
                 actor, subscription, agent_of_record_may_act=request.channel == "partner"
             ),
-            *seat_count_reasons(seats),
+            # A bad `changes.seats` is the request's reason; a subscription's own seats are its.
+            *seat_count_reasons(subscription.renewal_seats if changes.seats is None else None),
         ]
         line: PriceLine | None
         next_renewal_date: date | None

@@ -96,3 +96,9 @@ def test_man_any_actor_other_than_the_buyer_is_refused_per_subscription():
     decision = renew(renewing_in(30), actor=Actor(user_id="U-2", csn="CSN-100"))
     assert reasons_of(decision) == {"NOT_AUTHORIZED"}
     assert decision.groups == ()
+
+
+def test_all_reasons_merges_the_request_and_the_subscriptions_reasons():
+    subs = [renewing_in(200, f"S-{i}") for i in range(3)]
+    decision = renew(*subs, bulk_limit=2)
+    assert codes(decision.all_reasons) == ["TOO_EARLY", "BULK_LIMIT_EXCEEDED"]

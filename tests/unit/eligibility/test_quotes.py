@@ -235,7 +235,10 @@ def test_quo_8_a_renewal_quote_expires_no_later_than_grace():
 def test_quote_out_of_range_numbers_are_invalid_quantities(changes, reasons):
     decision = quote(renewing_in(30), changes=changes, channel="sales")
     assert codes(decision.reasons) == reasons
+    assert reasons_of(decision) == set()  # the request's numbers, not the subscription's
     assert not decision.allowed
+    if changes.seats is not None:
+        assert decision.preview.lines == ()  # nothing is priced for an impossible seat count
 
 
 def test_quote_with_no_subscription_is_an_invalid_quantity():
