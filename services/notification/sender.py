@@ -105,6 +105,7 @@ class EmailSender:
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
                     log.warning("email sender failed, retrying", extra={"error": repr(error)})
                     worked = 0
+                    await asyncio.sleep(self.settings.poll_seconds)
                 if worked:
                     continue
                 self._wake.clear()
@@ -137,7 +138,14 @@ class EmailSender:
 
     async def _deliver(self, smtp: SmtpConnection, email: asyncpg.Record) -> None:
         context: dict[str, Any] = json.loads(email["context"])
-        rendered = self.renderer.render(email["kind"], email["locale"], context)
+        try:
+            rendered = self.renderer.render(email["kind"], email["locale"], context)
+        except Exception as error:
+            # A template or its data is broken: no retry will help, and the other emails must go.
+            log.exception("email cannot be rendered", extra={"key": email["notification_key"]})
+            unrendered = RenderedEmail(subject=f"({email['kind']} not rendered)", text="")
+            await self._failed(email, unrendered, f"cannot render: {error!r}", temporary=False)
+            return
         message = self._message(email, rendered)
         try:
             await asyncio.to_thread(smtp.send, message)

@@ -59,11 +59,6 @@ async def queue(pool: asyncpg.Pool, key: str, context: dict[str, Any], due: date
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: services/notification/sender.py _sender catches only I/O errors: a render error"
-    " escapes, the email_sender loop dies and no email is sent any more",
-)
 async def test_an_email_that_cannot_be_rendered_fails_alone(
     notification_db: DatabaseSettings,
 ) -> None:
