@@ -1,0 +1,452 @@
+"""`make bench`: renewals per second through the whole flow, and this machine's raw ceilings.
+
+    uv run python -m bench.run                    # 2,000 subscriptions, 20,000 Kafka messages
+    uv run python -m bench.run --quick            # a smoke run: 200 and 2,000
+    uv run python -m bench.run --subscriptions 5000 --service-env RENEWALS_NOTIFICATION_SENDERS=4
+
+It prints a progress line per phase, then tables, then one JSON line (the last line) for machines.
+The end-to-end part starts every service as its own OS process (services/launcher.py) with an
+in-process SMTP server; it refuses to run while the dev stack of `make run` is up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import sys
+import time
+from typing import Any
+
+from bench import ceilings, e2e
+from bench.report import percentile, table
+from services.launcher import running_services
+from shared.db.settings import DatabaseSettings
+from shared.messaging.settings import MessagingSettings
+
+TARGET_PER_SECOND = 2000
+CLOCK_STARTED = time.monotonic()
+
+
+def progress(line: str) -> None:
+    print(f"[{time.monotonic() - CLOCK_STARTED:6.1f}s] {line}", flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--subscriptions", type=int, help="renewals end to end (default 2,000)")
+    parser.add_argument("--kafka-messages", type=int, help="Kafka ceiling messages (20,000)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 200 and 2,000")
+    parser.add_argument("--timeout", type=float, help="give up the timed part after (seconds)")
+    parser.add_argument("--no-ceilings", action="store_true", help="only the end-to-end part")
+    parser.add_argument("--no-e2e", action="store_true", help="only the ceilings")
+    parser.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the service processes (to try a setting), repeatable",
+    )
+    args = parser.parse_args(argv)
+    args.subscriptions = args.subscriptions or (200 if args.quick else 2000)
+    args.kafka_messages = args.kafka_messages or (2000 if args.quick else 20_000)
+    args.timeout = args.timeout or max(60.0, args.subscriptions / 20)
+    if args.quick:
+        args.pg = {"single": 300, "batched": 3000, "statementwise": 1000}
+    else:
+        args.pg = {"single": 2000, "batched": 20_000, "statementwise": 5000}
+    try:
+        args.env = dict(item.split("=", 1) for item in args.service_env)
+    except ValueError:
+        parser.error("--service-env takes KEY=VALUE")
+    return args
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def preflight(bootstrap: str) -> str | None:
+    database = DatabaseSettings()
+    host, _, port = bootstrap.rpartition(":")
+    missing = [
+        name
+        for name, (h, p) in {
+            "Kafka": (host, int(port)),
+            "PostgreSQL": (database.host, database.port),
+        }.items()
+        if not _answers(h, p)
+    ]
+    if missing:
+        return f"{' and '.join(missing)} not reachable: run `make infra-up` first."
+    already = running_services()
+    if already:
+        return (
+            f"the dev stack of `make run` is running ({', '.join(already)}): its services would"
+            " share the consumer groups with the bench's own and take part of the work."
+            " Stop it with `make stop`, then run the bench again."
+        )
+    return None
+
+
+async def measure(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    if not args.no_ceilings:
+        progress(f"ceilings: Kafka round trip of {args.kafka_messages:,} messages, 6 partitions")
+        results["kafka"] = await ceilings.kafka_roundtrip(bootstrap, args.kafka_messages, progress)
+        progress("ceilings: PostgreSQL renewal-shaped transactions in schema `bench`")
+        results["pg"] = await ceilings.postgres_transactions(
+            e2e.admin_connect, progress=progress, **args.pg
+        )
+    if not args.no_e2e:
+        progress(f"end to end: {args.subscriptions:,} subscriptions through the whole flow")
+        results["e2e"] = await e2e.run(
+            bootstrap,
+            args.subscriptions,
+            progress=progress,
+            timeout=args.timeout,
+            extra_env=args.env,
+        )
+    return results
+
+
+def render(args: argparse.Namespace, results: dict[str, Any], run_seconds: float) -> dict:
+    summary: dict[str, Any] = {
+        "subscriptions": args.subscriptions,
+        "quick": args.quick,
+        "service_env": args.env,
+        "target_per_s": TARGET_PER_SECOND,
+    }
+    kafka: ceilings.KafkaCeiling | None = results.get("kafka")
+    pg: list[ceilings.PgCeiling] | None = results.get("pg")
+    result: e2e.E2EResult | None = results.get("e2e")
+
+    ceiling_rate = None
+    if kafka and pg:
+        batched = next(c for c in pg if c.name.endswith("set-based"))
+        ceiling_rate = min(kafka.rate, batched.rate)
+
+    if result:
+        p50 = percentile(result.latencies_ms, 0.50)
+        p99 = percentile(result.latencies_ms, 0.99)
+        print("\nEnd to end (renewal.requested → renewed, charged, email accepted by SMTP)")
+        rows: list[list[object]] = [
+            ["subscriptions renewed", f"{result.emails_sent:,} / {result.subscriptions:,}"],
+            ["SMTP messages received", f"{result.smtp_received:,}"],
+            [
+                "timed part",
+                f"{result.seconds:.2f} s (publishing took {result.publish_seconds:.2f} s)",
+            ],
+            ["renewals per second", f"{result.rate:,.0f}  (target {TARGET_PER_SECOND:,})"],
+            ["latency p50 / p99", f"{_ms(p50)} / {_ms(p99)}"],
+            ["latency max", _ms(result.latencies_ms[-1] if result.latencies_ms else None)],
+        ]
+        if ceiling_rate:
+            rows.append(
+                [
+                    "share of the ceiling",
+                    f"{result.rate / ceiling_rate:.1%} of {ceiling_rate:,.0f}/s"
+                    " (lower of Kafka round trip and PG 100-per-transaction)",
+                ]
+            )
+        if result.failures:
+            rows.append(["FAILURES seen", json.dumps(result.failures)])
+        if not result.complete:
+            rows.append(["INCOMPLETE", f"gave up after {args.timeout:.0f} s"])
+        print(table(["measure", "value"], rows))
+
+        print(
+            "\nWhere the time goes: each step's output on Kafka, per renewal (from record timestamps)"
+        )
+        stage_rows = [
+            [
+                s.name,
+                s.by,
+                s.event_type,
+                s.count,
+                s.first_s,
+                s.last_s,
+                s.rate,
+                percentile(sorted(s.step_ms), 0.5),
+                percentile(sorted(s.step_ms), 0.99),
+            ]
+            for s in result.stages
+        ]
+        print(
+            table(
+                [
+                    "step",
+                    "by",
+                    "event",
+                    "count",
+                    "first s",
+                    "last s",
+                    "per s",
+                    "step p50 ms",
+                    "step p99 ms",
+                ],
+                stage_rows,
+            )
+        )
+
+        slowest = max(
+            (st for st in result.stages if st.step_ms),
+            key=lambda st: percentile(sorted(st.step_ms), 0.5) or 0.0,
+            default=None,
+        )
+        if slowest is not None:
+            print(
+                f"  the longest step: {slowest.name} ({slowest.by}), half the renewals waited"
+                f" {_ms(percentile(sorted(slowest.step_ms), 0.5))} or more for it"
+            )
+        print(f"\nService processes during the timed part ({result.seconds:.1f} s)")
+        service_rows = [
+            [
+                s.name,
+                s.pid,
+                s.cpu_seconds,
+                f"{s.cpu_seconds / result.seconds:.0%}" if result.seconds else "-",
+                f"{s.idle_cpu_share:.0%}",
+                s.peak_rss_mib,
+                int(s.outbox_published),
+            ]
+            for s in result.services
+        ]
+        print(
+            table(
+                [
+                    "service",
+                    "pid",
+                    "CPU s",
+                    "CPU % of a core",
+                    "idle CPU %",
+                    "peak RSS MiB",
+                    "outbox published",
+                ],
+                service_rows,
+            )
+        )
+        infra_rows = [
+            [
+                name,
+                cpu,
+                f"{cpu / result.seconds:.0%}" if result.seconds else "-",
+                f"{result.idle_cpu[name]:.0%}" if name in result.idle_cpu else "-",
+            ]
+            for name, cpu in result.infra_cpu.items()
+        ]
+        print(table(["other processes", "CPU s", "CPU % of a core", "idle CPU %"], infra_rows))
+        total_cpu = sum(s.cpu_seconds for s in result.services) + sum(result.infra_cpu.values())
+        print(
+            f"  the whole machine: {total_cpu:.1f} CPU s in {result.seconds:.1f} s ="
+            f" {total_cpu / max(result.seconds, 1e-9):.2f} of the machine's 2 cores"
+        )
+        cost = cpu_per_renewal(result)
+        if cost:
+            print(
+                f"  CPU per renewal: {cost['product_ms']:.2f} ms in the product (services"
+                f" {cost['services_ms']:.2f}, Kafka {cost['kafka_ms']:.2f}, PostgreSQL"
+                f" {cost['postgres_ms']:.2f}) + {cost['bench_ms']:.2f} ms in the bench and its SMTP"
+                f" server: 2 cores can't do more than ~{cost['cap_per_s']:,.0f} renewals/s like this"
+            )
+            others = result.infra_cpu.get(e2e.OTHERS, 0.0) / max(result.seconds, 1e-9)
+            if others > 0.2:
+                print(
+                    f"  WARNING: other work on the machine took {others:.0%} of a core during"
+                    " the timed part: rates and latencies are pessimistic (CPU per renewal is the"
+                    " steadier figure)"
+                )
+
+        print("\nConsumers during the timed part (renewals_handler_batch_seconds)")
+        handler_rows = []
+        for s in result.services:
+            for topic, h in sorted(s.handlers.items()):
+                batches = h.get("batches", 0)
+                handled = h.get("handled", 0)
+                handler_rows.append(
+                    [
+                        s.name,
+                        topic,
+                        int(batches),
+                        int(handled),
+                        handled / batches if batches else None,
+                        1000 * h.get("seconds", 0) / batches if batches else None,
+                        h.get("seconds", 0),
+                        f"{h.get('seconds', 0) / result.seconds:.0%}" if result.seconds else "-",
+                    ]
+                )
+        print(
+            table(
+                [
+                    "service",
+                    "topic",
+                    "batches",
+                    "messages",
+                    "per batch",
+                    "ms per batch",
+                    "busy s",
+                    "busy %",
+                ],
+                handler_rows,
+            )
+        )
+        missing = missing_work(result)
+        if missing:
+            print(
+                "  WARNING: the bench's processes handled less than the run needed"
+                f" ({'; '.join(missing)}): another stack on this broker shares their consumer"
+                " groups (a test run, another checkout's `make run`?). The figures are not valid."
+            )
+        summary.update(
+            {
+                "complete": result.complete,
+                "renewed": result.emails_sent,
+                "smtp_received": result.smtp_received,
+                "seconds": round(result.seconds, 3),
+                "renewals_per_s": round(result.rate, 1),
+                "latency_p50_ms": _round(p50),
+                "latency_p99_ms": _round(p99),
+                "peak_rss_mib": {s.name: _round(s.peak_rss_mib) for s in result.services},
+                "cpu_seconds": {
+                    **{s.name: round(s.cpu_seconds, 2) for s in result.services},
+                    **{k: round(v, 2) for k, v in result.infra_cpu.items()},
+                },
+                "stages": {
+                    s.name: {
+                        "count": s.count,
+                        "last_s": _round(s.last_s, 3),
+                        "per_s": _round(s.rate),
+                        "step_p50_ms": _round(percentile(sorted(s.step_ms), 0.5)),
+                    }
+                    for s in result.stages
+                },
+                "failures": result.failures,
+                "work_missing": missing_work(result),
+                "cpu_ms_per_renewal": cpu_per_renewal(result),
+                "idle_cpu_share": {k: round(v, 3) for k, v in result.idle_cpu.items()},
+            }
+        )
+
+    if kafka or pg:
+        print("\nRaw ceilings on this machine (measured in this run)")
+        ceiling_rows: list[list[object]] = []
+        if kafka:
+            ceiling_rows.append(
+                [
+                    f"Kafka produce → consume, {kafka.message_bytes} B, 6 partitions, idempotent",
+                    kafka.messages,
+                    kafka.roundtrip_seconds,
+                    kafka.rate,
+                ]
+            )
+        for c in pg or ():
+            ceiling_rows.append(
+                [f"PostgreSQL renewal-shaped, {c.name}", c.messages, c.seconds, c.rate]
+            )
+        print(table(["ceiling", "messages", "seconds", "per second"], ceiling_rows))
+        if kafka:
+            summary["kafka_roundtrip_per_s"] = round(kafka.rate)
+            summary["kafka_produce_per_s"] = round(kafka.messages / kafka.produce_seconds)
+        for c in pg or ():
+            key = {
+                "1 per transaction": "pg_1_per_tx_per_s",
+                "100 per transaction, set-based": "pg_100_per_tx_per_s",
+                "100 per transaction, statement by statement": "pg_100_per_tx_rowwise_per_s",
+            }[c.name]
+            summary[key] = round(c.rate)
+    if ceiling_rate:
+        summary["ceiling_per_s"] = round(ceiling_rate)
+        if result:
+            summary["fraction_of_ceiling"] = round(result.rate / ceiling_rate, 4)
+    summary["run_seconds"] = round(run_seconds, 1)
+    print(f"\nWhole bench run: {run_seconds:.0f} s")
+    return summary
+
+
+# What one renewal makes each consumer handle: (service, topic) → messages per renewal.
+EXPECTED_PER_RENEWAL = {
+    ("renewal", "renewal.commands"): 1,
+    ("billing", "billing.commands"): 1,
+    ("renewal", "billing.events"): 2,  # order.placed and payment.succeeded
+    ("notification", "renewal.events"): 1,
+}
+
+
+def missing_work(result: e2e.E2EResult) -> list[str]:
+    """Consumers that handled fewer messages than the renewals needed: someone else took them."""
+    handled = {
+        (s.name, topic): h.get("handled", 0) + h.get("duplicates", 0)
+        for s in result.services
+        for topic, h in s.handlers.items()
+    }
+    return [
+        f"{service} on {topic}: {handled.get((service, topic), 0):.0f} of"
+        f" {per * result.emails_sent:,}"
+        for (service, topic), per in EXPECTED_PER_RENEWAL.items()
+        if handled.get((service, topic), 0) < per * result.emails_sent
+    ]
+
+
+def cpu_per_renewal(result: e2e.E2EResult) -> dict[str, float] | None:
+    """Milliseconds of CPU one renewal cost, by where; and the rate 2 cores would cap it at."""
+    if not result.emails_sent:
+        return None
+    per = 1000 / result.emails_sent
+    services = sum(s.cpu_seconds for s in result.services) * per
+    kafka = result.infra_cpu.get(e2e.KAFKA, 0.0) * per
+    postgres = result.infra_cpu.get(e2e.POSTGRES, 0.0) * per
+    bench = result.infra_cpu.get(e2e.BENCH, 0.0) * per
+    product = services + kafka + postgres
+    return {
+        "product_ms": round(product, 3),
+        "services_ms": round(services, 3),
+        "kafka_ms": round(kafka, 3),
+        "postgres_ms": round(postgres, 3),
+        "bench_ms": round(bench, 3),
+        "cap_per_s": round(2000 / (product + bench)) if product + bench else 0.0,
+    }
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} ms"
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    bootstrap = MessagingSettings().kafka_bootstrap
+    refusal = preflight(bootstrap)
+    if refusal:
+        print(f"bench: {refusal}", file=sys.stderr)
+        return 2
+    progress(
+        f"bench: {args.subscriptions:,} subscriptions end to end, {args.kafka_messages:,} Kafka"
+        f" messages{' (quick)' if args.quick else ''}"
+    )
+    try:
+        results = asyncio.run(measure(args, bootstrap))
+    except e2e.DevStackRunning as refused:
+        print(f"bench: {refused}", file=sys.stderr)
+        return 2
+    summary = render(args, results, time.monotonic() - CLOCK_STARTED)
+    print(json.dumps(summary, separators=(",", ":")), flush=True)
+    result = results.get("e2e")
+    if result is None:
+        return 0
+    return 0 if result.complete and not result.failures and not missing_work(result) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
