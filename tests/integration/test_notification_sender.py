@@ -88,6 +88,16 @@ async def test_an_email_that_cannot_be_rendered_fails_alone(
                     "SELECT status FROM emails WHERE notification_key = 'order_confirmation:BROKEN'"
                 )
                 assert status == "failed"
+                announced = [
+                    json.loads(row["value"])
+                    for row in await pool.fetch("SELECT value FROM outbox ORDER BY id")
+                ]
+                failed = [e for e in announced if e["type"] == "email.failed"]
+                assert [e["data"]["notification_id"] for e in failed] == [
+                    "order_confirmation:BROKEN"
+                ]
+                assert "order_id" in failed[0]["data"]["reason"]
+                assert [e["type"] for e in announced if e is not failed[0]] == ["email.sent"]
             finally:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
