@@ -20,7 +20,7 @@ from shared.messaging.settings import MessagingSettings
 
 console = Console()
 
-WATCHED = [
+WATCHED: list[topics.Topic | str] = [
     topics.RENEWAL_EVENTS,
     topics.BILLING_EVENTS,
     topics.NOTIFICATION_EVENTS,

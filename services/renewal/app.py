@@ -65,6 +65,7 @@ def create_bulk_worker_app(
         worker = BulkWorker(
             runtime.pools.get(),
             clock or SystemClock(),
+            settings.policy,
             source=settings.source,
             per_claim=settings.bulk_batches_per_claim,
             poll_seconds=settings.bulk_poll_seconds,

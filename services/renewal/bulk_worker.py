@@ -1,11 +1,12 @@
 """The bulk worker: works recorded renewal batches into orders, many batches per transaction.
 
-Each claimed batch is checked subscription by subscription; the eligible ones are grouped by
-CSN, currency and purchase method (MAN-2) and each group becomes one order asked of billing
-(one transaction, one charge, one confirmation — MAN-3). A batch is claimed with
-`FOR UPDATE SKIP LOCKED` and everything it produces commits at once, so a worker killed at any
-point leaves the batch pending and the next worker (or the same one restarted) does it whole,
-never twice. Run it as its own process: `python -m services.renewal.bulk_worker`.
+Each claimed batch is decided by the eligibility package (MAN-1: every subscription checked,
+every reason given); the eligible ones are grouped by CSN, currency and purchase method (MAN-2)
+and each group becomes one order asked of billing (one transaction, one charge, one
+confirmation — MAN-3). A batch is claimed with `FOR UPDATE SKIP LOCKED` and everything it
+produces commits at once, so a worker killed at any point leaves the batch pending and the next
+worker (or the same one restarted) does it whole, never twice.
+Run it as its own process: `python -m services.bulk_worker`.
 """
 
 from __future__ import annotations
@@ -15,43 +16,62 @@ import contextlib
 import json
 import logging
 import uuid
-from collections import defaultdict
-from decimal import Decimal
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
 from services.renewal.batches import finish_batches
-from services.renewal.checks import ItemDecision, decide_item, request_reasons
-from services.renewal.subscriptions import load_subscriptions
-from shared.catalog.store import load_prices
+from services.renewal.subscriptions import Subscription, load_subscriptions, to_domain
+from shared.catalog.store import load_prices, load_promotions
 from shared.clock import Clock
 from shared.contracts.billing_commands import TOPIC as BILLING_COMMANDS
 from shared.contracts.billing_commands import PlaceOrder
 from shared.contracts.billing_events import OrderLine
-from shared.contracts.common import Actor
 from shared.contracts.envelope import new_event
 from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
 from shared.contracts.renewal_events import RenewalRejected
 from shared.db.types import DbConnection
+from shared.eligibility import (
+    Actor,
+    Decision,
+    Group,
+    Policy,
+    Price,
+    PriceLine,
+    Promotion,
+    decide_manual_renewal,
+)
+from shared.messaging.consumer import INFRASTRUCTURE_ERRORS
 from shared.messaging.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
+# Errors after which the whole claim is simply tried again a little later.
+RETRY_LATER: tuple[type[BaseException], ...] = (*INFRASTRUCTURE_ERRORS, asyncpg.PostgresError)
 ORDER_NAMESPACE = uuid.UUID("6f1c8a52-3d0e-4a77-9b1e-2c4b5d6e7f80")
 
 
-def order_id_for(request_id: str, group: tuple[str, str, str]) -> str:
+def order_id_for(request_id: str, group: Group) -> str:
     # Deterministic: working the same batch again yields the same order ids (billing dedupes).
-    return str(uuid.uuid5(ORDER_NAMESPACE, f"{request_id}|{'|'.join(group)}"))
+    key = f"{request_id}|{group.csn}|{group.currency}|{group.purchase_method}"
+    return str(uuid.uuid5(ORDER_NAMESPACE, key))
 
 
 class BulkWorker:
     def __init__(
-        self, pool: asyncpg.Pool, clock: Clock, *, source: str, per_claim: int, poll_seconds: float
+        self,
+        pool: asyncpg.Pool,
+        clock: Clock,
+        policy: Policy,
+        *,
+        source: str,
+        per_claim: int,
+        poll_seconds: float,
     ) -> None:
         self.pool = pool
         self.clock = clock
+        self.policy = policy
         self.source = source
         self.per_claim = per_claim
         self.poll_seconds = poll_seconds
@@ -64,7 +84,7 @@ class BulkWorker:
             while True:
                 try:
                     worked = await self.work_pending()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                except RETRY_LATER as error:
                     log.warning("bulk worker failed, retrying", extra={"error": repr(error)})
                     worked = 0
                     await asyncio.sleep(self.poll_seconds)
@@ -77,192 +97,221 @@ class BulkWorker:
             await self.pool.release(listener)
 
     async def work_pending(self) -> int:
-        """Claim and work up to `per_claim` pending batches in one transaction."""
+        """Claim and work up to `per_claim` pending batches in one transaction; if that fails
+        for a reason other than the database, work them one at a time so that one bad batch
+        is set aside (status `failed`, for an operator) and the others go through."""
+        try:
+            return await self._work()
+        except INFRASTRUCTURE_ERRORS:
+            raise
+        except Exception:
+            log.exception("a claim of batches failed; working them one at a time")
+        pending = await self.pool.fetch(
+            "SELECT request_id FROM renewal_batches WHERE status = 'pending'"
+            " ORDER BY received_at LIMIT $1",
+            self.per_claim,
+        )
+        for row in pending:
+            try:
+                await self._work(only=row["request_id"])
+            except INFRASTRUCTURE_ERRORS:
+                raise
+            except Exception:
+                log.exception("batch set aside as failed", extra={"request_id": row["request_id"]})
+                await self.pool.execute(
+                    "UPDATE renewal_batches SET status = 'failed', worked_at = now()"
+                    " WHERE request_id = $1 AND status = 'pending'",
+                    row["request_id"],
+                )
+        return len(pending)
+
+    async def _work(self, only: str | None = None) -> int:
         async with self.pool.acquire() as connection, connection.transaction():
             batches = await connection.fetch(
-                "SELECT request_id, csn, actor::text AS actor, total_items FROM renewal_batches"
-                " WHERE status = 'pending' ORDER BY received_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+                "SELECT request_id, csn, actor::text AS actor FROM renewal_batches"
+                " WHERE status = 'pending' AND ($2::text IS NULL OR request_id = $2)"
+                " ORDER BY received_at LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self.per_claim,
+                only,
             )
             if not batches:
                 return 0
-            items = await connection.fetch(
-                "SELECT request_id, position, subscription_id FROM renewal_batch_items"
-                " WHERE request_id = ANY($1::text[]) ORDER BY request_id, position",
-                [b["request_id"] for b in batches],
-            )
-            by_request: dict[str, list[str]] = defaultdict(list)
-            for item in items:
-                by_request[item["request_id"]].append(item["subscription_id"])
-            outbox = Outbox()
-            updates: list[dict[str, Any]] = []
-            orders: list[tuple[str, str, str, list[str]]] = []
-            subscriptions = await load_subscriptions(
-                connection, [i["subscription_id"] for i in items], for_update=True
-            )
-            prices = await load_prices(
-                connection, {s.snapshot.product_code for s in subscriptions.values()}
-            )
-            price_index = {(p.product_code, p.term, p.currency): p for p in prices}
+            request_ids = [b["request_id"] for b in batches]
+            requested = await self._requested(connection, request_ids)
+            all_ids = [sid for ids in requested.values() for sid in ids]
+            subscriptions = await load_subscriptions(connection, all_ids, for_update=True)
+            today = self.clock.today()
+            catalog = await self._catalog(connection, subscriptions.values(), today)
+            work = BatchWork(self, today, *catalog)
             for batch in batches:
-                request_id = batch["request_id"]
-                actor = Actor.model_validate_json(batch["actor"])
-                requested = by_request[request_id]
-                refused = request_reasons(requested)
-                if refused:
-                    # The whole request is refused and nothing is done (MAN-1).
-                    self._reject(outbox, request_id, batch["csn"], None, refused)
-                    updates += [
-                        {
-                            "request_id": request_id,
-                            "position": p,
-                            "status": "rejected",
-                            "reasons": list(refused),
-                            "order_id": None,
-                        }
-                        for p in range(len(requested))
-                    ]
-                    continue
-                decisions = [
-                    decide_item(actor, sid, subscriptions.get(sid), price_index)
-                    for sid in requested
-                ]
-                order_of = self._place_orders(outbox, orders, request_id, decisions)
-                for position, decision in enumerate(decisions):
-                    if decision.allowed:
-                        updates.append(
-                            {
-                                "request_id": request_id,
-                                "position": position,
-                                "status": "ordered",
-                                "reasons": [],
-                                "order_id": order_of[decision.subscription_id],
-                            }
-                        )
-                    else:
-                        self._reject(
-                            outbox,
-                            request_id,
-                            batch["csn"],
-                            decision.subscription_id,
-                            decision.reasons,
-                        )
-                        updates.append(
-                            {
-                                "request_id": request_id,
-                                "position": position,
-                                "status": "rejected",
-                                "reasons": list(decision.reasons),
-                                "order_id": None,
-                            }
-                        )
-            await self._save(connection, batches, updates, orders)
-            # Batches with nothing to order (all refused) are finished now.
+                work.decide(batch, requested[batch["request_id"]], subscriptions)
+            await work.save(connection, request_ids)
             await finish_batches(
-                connection,
-                [b["request_id"] for b in batches],
-                outbox,
-                clock=self.clock,
-                source=self.source,
+                connection, request_ids, work.outbox, clock=self.clock, source=self.source
             )
-            await outbox.flush(connection)
-            log.info("bulk batches worked", extra={"batches": len(batches), "orders": len(orders)})
+            await work.outbox.flush(connection)
+            log.info(
+                "bulk batches worked", extra={"batches": len(batches), "orders": len(work.orders)}
+            )
             return len(batches)
 
+    @staticmethod
+    async def _requested(connection: DbConnection, request_ids: list[str]) -> dict[str, list[str]]:
+        items = await connection.fetch(
+            "SELECT request_id, subscription_id FROM renewal_batch_items"
+            " WHERE request_id = ANY($1::text[]) ORDER BY request_id, position",
+            request_ids,
+        )
+        requested: dict[str, list[str]] = {request_id: [] for request_id in request_ids}
+        for item in items:
+            requested[item["request_id"]].append(item["subscription_id"])
+        return requested
+
+    @staticmethod
+    async def _catalog(
+        connection: DbConnection, subscriptions: Any, today: Any
+    ) -> tuple[list[Price], list[Promotion]]:
+        products = {s.snapshot.product_code for s in subscriptions}
+        prices = [Price(**vars(p)) for p in await load_prices(connection, products)]
+        promotions = [
+            Promotion(**vars(p)) for p in await load_promotions(connection, products, today)
+        ]
+        return prices, promotions
+
+
+class BatchWork:
+    """What one claim decides: orders to ask for, refusals to announce, item states to save."""
+
+    def __init__(
+        self, worker: BulkWorker, today: Any, prices: list[Price], promotions: list[Promotion]
+    ) -> None:
+        self.worker = worker
+        self.today = today
+        self.prices = prices
+        self.promotions = promotions
+        self.outbox = Outbox()
+        self.item_states: list[dict[str, Any]] = []
+        self.orders: list[tuple[str, str, str, list[str]]] = []
+
+    def decide(
+        self, batch: asyncpg.Record, requested: Sequence[str], held: dict[str, Subscription]
+    ) -> None:
+        request_id, csn = batch["request_id"], batch["csn"]
+        actor = Actor(**json.loads(batch["actor"]))
+        found = [held[sid] for sid in dict.fromkeys(requested) if sid in held]
+        decision = decide_manual_renewal(
+            actor,
+            [to_domain(s) for s in found],
+            list(requested),
+            prices=self.prices,
+            promotions=self.promotions,
+            today=self.today,
+            policy=self.worker.policy,
+        )
+        if decision.reasons:
+            # The whole request is refused and nothing is done (MAN-1, e.g. over the bulk limit).
+            self._reject(request_id, csn, None, decision.reasons)
+            for position in range(len(requested)):
+                self._item(request_id, position, "rejected", decision.reasons, None)
+            return
+        order_of = self._place_orders(request_id, decision, held)
+        for position, subscription_id in enumerate(requested):
+            outcome = decision.outcome(subscription_id)
+            if outcome.allowed:
+                self._item(request_id, position, "ordered", (), order_of[subscription_id])
+            else:
+                self._reject(request_id, csn, subscription_id, outcome.reasons)
+                self._item(request_id, position, "rejected", outcome.reasons, None)
+
     def _place_orders(
-        self,
-        outbox: Outbox,
-        orders: list[tuple[str, str, str, list[str]]],
-        request_id: str,
-        decisions: list[ItemDecision],
+        self, request_id: str, decision: Decision, held: dict[str, Subscription]
     ) -> dict[str, str]:
-        groups: dict[tuple[str, str, str], list[ItemDecision]] = defaultdict(list)
-        for decision in decisions:
-            if decision.allowed and decision.subscription is not None:
-                s = decision.subscription.snapshot
-                groups[(s.csn, s.currency, s.purchase_method)].append(decision)  # MAN-2
+        assert decision.preview is not None or not decision.groups
+        lines = {
+            line.subscription_id: line
+            for line in (decision.preview.lines if decision.preview else ())
+        }
         order_of: dict[str, str] = {}
-        for group, members in groups.items():
-            csn, currency, purchase_method = group
+        for group in decision.groups:  # MAN-2: one order per CSN, currency and purchase method
             order_id = order_id_for(request_id, group)
-            lines = [self._line(d) for d in members]
-            first = members[0].subscription
-            assert first is not None
+            order_lines = [self._line(lines[sid], held[sid]) for sid in group.subscription_ids]
+            first = held[group.subscription_ids[0]]
+            assert group.total is not None  # every allowed subscription has its price
             command = PlaceOrder(
                 request_id=request_id,
                 order_id=order_id,
-                csn=csn,
-                currency=currency,
-                purchase_method=purchase_method,
+                csn=group.csn,
+                currency=group.currency,
+                purchase_method=group.purchase_method,
                 payment_method=first.snapshot.payment_method,
-                lines=lines,
-                total=sum((Decimal(line.amount) for line in lines), Decimal(0)),
+                lines=order_lines,
+                total=group.total.amount,
             )
-            outbox.add(
-                BILLING_COMMANDS,
-                new_event(command, subject=csn, source=self.source, time=self.clock.now()),
-            )
-            ids = [d.subscription_id for d in members]
-            orders.append((order_id, request_id, csn, ids))
-            order_of.update(dict.fromkeys(ids, order_id))
+            self.outbox.add(BILLING_COMMANDS, self._event(command, group.csn))
+            self.orders.append((order_id, request_id, group.csn, list(group.subscription_ids)))
+            order_of.update(dict.fromkeys(group.subscription_ids, order_id))
         return order_of
 
     @staticmethod
-    def _line(decision: ItemDecision) -> OrderLine:
-        assert decision.subscription is not None
-        assert decision.unit_price is not None and decision.amount is not None
-        s = decision.subscription
+    def _line(line: PriceLine, subscription: Subscription) -> OrderLine:
         return OrderLine(
-            subscription_id=s.subscription_id,
-            product_code=s.snapshot.product_code,
-            product_name=s.snapshot.product_name,
-            term=s.term,
-            seats=s.seats,
-            unit_price=decision.unit_price,
-            amount=decision.amount,
+            subscription_id=line.subscription_id,
+            product_code=line.product_code,
+            product_name=subscription.snapshot.product_name,
+            term=line.term,
+            seats=line.seats,
+            unit_price=line.unit_price,
+            amount=line.amount,
         )
 
     def _reject(
-        self,
-        outbox: Outbox,
-        request_id: str,
-        csn: str,
-        subscription_id: str | None,
-        reasons: tuple[str, ...],
+        self, request_id: str, csn: str, subscription_id: str | None, reasons: Sequence[str]
     ) -> None:
         rejected = RenewalRejected(
             request_id=request_id,
             subscription_id=subscription_id,
             reasons=list(reasons),
         )
-        outbox.add(
-            RENEWAL_EVENTS,
-            new_event(rejected, subject=csn, source=self.source, time=self.clock.now()),
+        self.outbox.add(RENEWAL_EVENTS, self._event(rejected, csn))
+
+    def _event(self, data: Any, csn: str) -> Any:
+        return new_event(data, subject=csn, source=self.worker.source, time=self.worker.clock.now())
+
+    def _item(
+        self,
+        request_id: str,
+        position: int,
+        status: str,
+        reasons: Sequence[str],
+        order_id: str | None,
+    ) -> None:
+        self.item_states.append(
+            {
+                "request_id": request_id,
+                "position": position,
+                "status": status,
+                "reasons": list(reasons),
+                "order_id": order_id,
+            }
         )
 
-    async def _save(
-        self,
-        connection: DbConnection,
-        batches: list[asyncpg.Record],
-        updates: list[dict[str, Any]],
-        orders: list[tuple[str, str, str, list[str]]],
-    ) -> None:
+    async def save(self, connection: DbConnection, request_ids: list[str]) -> None:
         await connection.execute(
             """UPDATE renewal_batch_items AS item
                SET status = u.status, reasons = u.reasons, order_id = u.order_id
                FROM jsonb_to_recordset($1::jsonb)
                    AS u(request_id text, position int, status text, reasons text[], order_id text)
                WHERE item.request_id = u.request_id AND item.position = u.position""",
-            json.dumps(updates),
+            json.dumps(self.item_states),
         )
-        if orders:
+        if self.orders:
             await connection.copy_records_to_table(
                 "orders",
-                records=orders,
+                records=self.orders,
                 columns=["order_id", "request_id", "csn", "subscription_ids"],
             )
         await connection.execute(
             "UPDATE renewal_batches SET worked_at = now(), status = 'ordered'"
             " WHERE request_id = ANY($1::text[])",
-            [b["request_id"] for b in batches],
+            request_ids,
         )

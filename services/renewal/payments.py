@@ -7,7 +7,6 @@ the date moves by exactly one term from where it was.
 from __future__ import annotations
 
 from services.renewal.batches import finish_batches
-from services.renewal.checks import add_term
 from services.renewal.subscriptions import load_subscriptions, record_history
 from shared.clock import Clock
 from shared.contracts.billing_events import (
@@ -20,6 +19,7 @@ from shared.contracts.billing_events import (
 from shared.contracts.envelope import new_event
 from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
 from shared.contracts.renewal_events import RenewalRejected, SubscriptionRenewed
+from shared.eligibility import add_term
 from shared.messaging.consumer import BatchHandler, Delivery, UnitOfWork, dispatch_by_type
 
 

@@ -4,6 +4,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.db.settings import DatabaseSettings
+from shared.eligibility import Policy
 from shared.messaging.settings import MessagingSettings
 
 
@@ -14,6 +15,7 @@ class RenewalSettings(BaseSettings):
     database: DatabaseSettings = Field(
         default_factory=lambda: DatabaseSettings.for_service("renewal")
     )
+    policy: Policy = Field(default_factory=Policy)
     source: str = "/renewals/renewal"
     # The bulk worker: how many recorded batches one transaction works, and its fallback poll.
     bulk_batches_per_claim: int = 50

@@ -10,6 +10,8 @@ from typing import Any
 
 import asyncpg
 
+from shared import eligibility
+from shared.contracts.common import Term
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.types import DbConnection
 from shared.messaging.consumer import Delivery, UnitOfWork
@@ -21,7 +23,7 @@ class Subscription:
 
     snapshot: SubscriptionUpserted
     renewal_date: date
-    term: str
+    term: Term
     seats: int
 
     @property
@@ -31,6 +33,17 @@ class Subscription:
     @property
     def csn(self) -> str:
         return self.snapshot.csn
+
+
+def to_domain(subscription: Subscription) -> eligibility.Subscription:
+    """The eligibility package's view: the snapshot with the dates, term and seats we own."""
+    snapshot = subscription.snapshot.model_dump(mode="json")
+    snapshot.update(
+        renewal_date=subscription.renewal_date.isoformat(),
+        term=subscription.term,
+        seats=subscription.seats,
+    )
+    return eligibility.subscription_from_dict(snapshot)
 
 
 async def save_snapshot(unit: UnitOfWork, delivery: Delivery) -> None:

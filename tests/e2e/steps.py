@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
@@ -15,7 +15,8 @@ from shared.contracts import topics
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.messaging.client import Seen, UpstreamClient
 
-RENEWAL_DATE = date(2027, 3, 31)
+# Inside the renewal window (WIN-1 opens 90 days before) whatever day the suite runs.
+RENEWAL_DATE = date.today() + timedelta(days=30)
 
 
 async def publish_price(upstream: UpstreamClient, product_code: str, **price: Any) -> None:

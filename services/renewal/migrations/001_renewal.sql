@@ -23,7 +23,7 @@ CREATE TABLE renewal_batches (
     actor        jsonb NOT NULL,
     event_id     text NOT NULL,
     total_items  integer NOT NULL,
-    status       text NOT NULL DEFAULT 'pending',  -- pending | ordered | completed
+    status       text NOT NULL DEFAULT 'pending',  -- pending | ordered | completed | failed
     received_at  timestamptz NOT NULL DEFAULT now(),
     worked_at    timestamptz
 );
