@@ -1,5 +1,7 @@
 """The Kafka broker every service uses: idempotent producer, acks from all replicas."""
 
+import logging
+
 from faststream.kafka import KafkaBroker
 
 from shared.messaging.settings import MessagingSettings
@@ -15,4 +17,6 @@ def create_broker(settings: MessagingSettings, *, client_id: str) -> KafkaBroker
         max_batch_size=256 * 1024,
         # Topics are created by the project (deploy/local/create_topics.py), never by accident.
         allow_auto_create_topics=False,
+        # FastStream's own lines go through the service's JSON log handler too.
+        logger=logging.getLogger(f"renewals.broker.{client_id}"),
     )

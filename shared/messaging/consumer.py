@@ -99,7 +99,12 @@ def dispatch_by_type(handlers: Mapping[type, EventHandler]) -> BatchHandler:
             handler = handlers.get(type(delivery.data))
             if handler is None:
                 raise PermanentError(f"{delivery.event.type} is not handled by this service yet")
-            await handler(unit, delivery)
+            with log_context(
+                event_id=delivery.event.id,
+                csn=delivery.event.subject,
+                request_id=getattr(delivery.data, "request_id", None),
+            ):
+                await handler(unit, delivery)
 
     return handle
 
