@@ -51,4 +51,5 @@ bench: infra-up  ## end-to-end renewals per second, latency, memory, and the raw
 	@$(UV) run python -m bench.run
 
 clean: infra-down
+	@if [[ -L .local/pg ]]; then rm -rf "$$(readlink -f .local/pg)"; fi  # data kept outside the clone (infra.sh)
 	rm -rf .local

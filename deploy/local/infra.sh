@@ -324,8 +324,19 @@ pg_up() {
   if ((EUID == 0)) && [[ ! -e $PG_DIR ]] && ! as_postgres test -x "$ROOT"; then
     # The clone sits below a folder the postgres user may not enter (e.g. /root, mode 700):
     # keep the data in a folder of its own and link it from .local/pg.
-    local outside
+    local outside old_pid
     outside="/var/lib/renewals-pg/$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
+    if [[ -e $outside ]]; then
+      # Left by an earlier clone at this same path, or by `rm -rf .local`: .local is gone, so
+      # its database goes too (Kafka starts afresh in this .local as well).
+      old_pid=$(head -n 1 "$outside/data/postmaster.pid" 2>/dev/null) || true
+      if [[ $old_pid =~ ^[0-9]+$ ]] && alive "$old_pid" &&
+        tr '\0' ' ' <"/proc/$old_pid/cmdline" 2>/dev/null | grep -qF -- "$outside/data"; then
+        die "postgres: pid $old_pid still runs from $outside/data, left by an earlier clone at $ROOT; stop it (runuser -u postgres -- $PG_BIN/pg_ctl -D $outside/data stop) and retry"
+      fi
+      say "postgres: removing $outside, left by an earlier clone at this path"
+      rm -rf "$outside"
+    fi
     mkdir -p "$outside"
     chown postgres:postgres "$outside" /var/lib/renewals-pg
     mkdir -p "$LOCAL"
