@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 import urllib.request
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -29,13 +31,66 @@ def parent_of(pid: int) -> int | None:
         return None
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """CPU of a process and its direct children (PostgreSQL: the postmaster and its backends)."""
-    total = cpu_seconds(root) or 0.0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and parent_of(int(entry.name)) == root:
-            total += cpu_seconds(int(entry.name)) or 0.0
-    return total
+def _children(parent: int) -> list[int]:
+    return [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and parent_of(int(entry.name)) == parent
+    ]
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        pass
+    return inodes
+
+
+def _client_ports(pids: Iterable[int], server_port: int) -> set[int]:
+    """Local ports of the TCP connections these processes hold to <server_port>."""
+    inodes: set[str] = set().union(*(_socket_inodes(pid) for pid in pids))
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, remote, inode = fields[1], fields[2], fields[9]
+            if inode in inodes and int(remote.rsplit(":", 1)[1], 16) == server_port:
+                ports.add(int(local.rsplit(":", 1)[1], 16))
+    return ports
+
+
+def postgres_cpu(
+    postmaster: int, clients: Iterable[int], server_port: int
+) -> tuple[dict[int, float], dict[int, float]]:
+    """CPU seconds per PostgreSQL process: (the backends serving these client processes, matched
+    by the client's port in the backend's title; the shared background processes — postmaster,
+    WAL writer, checkpointer, autovacuum — which also work for anyone else on the server)."""
+    ports = _client_ports(clients, server_port)
+    ours: dict[int, float] = {}
+    shared = {postmaster: cpu_seconds(postmaster) or 0.0}
+    for child in _children(postmaster):
+        try:
+            title = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        match = re.search(r"\((\d+)\)", title)
+        if match is None:
+            shared[child] = cpu_seconds(child) or 0.0
+        elif int(match.group(1)) in ports:
+            ours[child] = cpu_seconds(child) or 0.0
+    return ours, shared
 
 
 def peak_rss_mib(pid: int) -> float | None:

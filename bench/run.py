@@ -254,9 +254,11 @@ def render(args: argparse.Namespace, results: dict[str, Any], run_seconds: float
         if cost:
             print(
                 f"  CPU per renewal: {cost['product_ms']:.2f} ms in the product (services"
-                f" {cost['services_ms']:.2f}, Kafka {cost['kafka_ms']:.2f}, PostgreSQL"
-                f" {cost['postgres_ms']:.2f}) + {cost['bench_ms']:.2f} ms in the bench and its SMTP"
-                f" server: 2 cores can't do more than ~{cost['cap_per_s']:,.0f} renewals/s like this"
+                f" {cost['services_ms']:.2f}, Kafka {cost['kafka_ms']:.2f}, PostgreSQL backends"
+                f" {cost['postgres_ms']:.2f}; PostgreSQL's shared background processes"
+                f" {cost['postgres_shared_ms']:.2f} more) + {cost['bench_ms']:.2f} ms in the bench"
+                f" and its SMTP server:\n  2 cores can't do more than"
+                f" ~{cost['cap_per_s']:,.0f} renewals/s like this"
             )
             others = result.infra_cpu.get(e2e.OTHERS, 0.0) / max(result.seconds, 1e-9)
             if others > 0.2:
@@ -405,6 +407,7 @@ def cpu_per_renewal(result: e2e.E2EResult) -> dict[str, float] | None:
     kafka = result.infra_cpu.get(e2e.KAFKA, 0.0) * per
     postgres = result.infra_cpu.get(e2e.POSTGRES, 0.0) * per
     bench = result.infra_cpu.get(e2e.BENCH, 0.0) * per
+    shared = result.infra_cpu.get(e2e.POSTGRES_SHARED, 0.0) * per
     product = services + kafka + postgres
     return {
         "product_ms": round(product, 3),
@@ -412,6 +415,7 @@ def cpu_per_renewal(result: e2e.E2EResult) -> dict[str, float] | None:
         "kafka_ms": round(kafka, 3),
         "postgres_ms": round(postgres, 3),
         "bench_ms": round(bench, 3),
+        "postgres_shared_ms": round(shared, 3),
         "cap_per_s": round(2000 / (product + bench)) if product + bench else 0.0,
     }
 
