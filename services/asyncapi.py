@@ -15,13 +15,27 @@ from typing import Any
 from faststream.specification import AsyncAPI
 
 from services.billing.app import create_app as billing_app
+from services.billing.settings import BillingSettings
 from services.notification.app import create_app as notification_app
+from services.notification.settings import NotificationSettings
 from services.quote.app import create_app as quote_app
+from services.quote.settings import QuoteSettings
 from services.renewal.app import create_app as renewal_app
+from services.renewal.settings import RenewalSettings
+from shared.messaging.settings import MessagingSettings
+
+DOCUMENTED_BROKER = "127.0.0.1:19092"
 
 
 def document() -> dict[str, Any]:
-    apps = (renewal_app(), billing_app(), notification_app(), quote_app())
+    # The document names the default broker address, whatever this shell's environment says.
+    messaging = MessagingSettings(kafka_bootstrap=DOCUMENTED_BROKER)
+    apps = (
+        renewal_app(RenewalSettings(messaging=messaging)),
+        billing_app(BillingSettings(messaging=messaging)),
+        notification_app(NotificationSettings(messaging=messaging)),
+        quote_app(QuoteSettings(messaging=messaging)),
+    )
     brokers = [app.broker for app in apps if app.broker is not None]
     specification = AsyncAPI(
         *brokers,

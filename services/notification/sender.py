@@ -91,10 +91,15 @@ class EmailSender:
     async def run(self) -> None:
         listener = await self.pool.acquire()
         try:
-            await listener.add_listener("notification_emails", lambda *_: self._wake.set())
+            await listener.add_listener("notification_emails", self._on_notify)
             await asyncio.gather(*(self._sender() for _ in range(self.settings.senders)))
         finally:
+            with contextlib.suppress(Exception):
+                await listener.remove_listener("notification_emails", self._on_notify)
             await self.pool.release(listener)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
 
     async def _sender(self) -> None:
         smtp = SmtpConnection(self.settings.smtp_host, self.settings.smtp_port)

@@ -1,6 +1,6 @@
 """The notification service's settings: where the SMTP server is, and the retry policy."""
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.db.settings import DatabaseSettings
@@ -16,7 +16,11 @@ class NotificationSettings(BaseSettings):
     )
     source: str = "/renewals/notification"
     smtp_host: str = "127.0.0.1"
-    smtp_port: int = 12525
+    # The dev server of `make infra-up` listens on RENEWALS_SMTP_PORT.
+    smtp_port: int = Field(
+        default=12525,
+        validation_alias=AliasChoices("RENEWALS_NOTIFICATION_SMTP_PORT", "RENEWALS_SMTP_PORT"),
+    )
     sender_address: str = "renewals@example.com"
     # Delivery: concurrent senders, emails claimed at a time, tries before email.failed.
     senders: int = 2

@@ -80,7 +80,7 @@ class BulkWorker:
     async def run(self) -> None:
         listener = await self.pool.acquire()
         try:
-            await listener.add_listener("renewal_batches", lambda *_: self._wake.set())
+            await listener.add_listener("renewal_batches", self._on_notify)
             while True:
                 try:
                     worked = await self.work_pending()
@@ -94,7 +94,12 @@ class BulkWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
         finally:
+            with contextlib.suppress(Exception):
+                await listener.remove_listener("renewal_batches", self._on_notify)
             await self.pool.release(listener)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
 
     async def work_pending(self) -> int:
         """Claim and work up to `per_claim` pending batches in one transaction; if that fails

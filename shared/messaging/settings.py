@@ -1,5 +1,7 @@
 """Settings every service shares: the broker, batching, retries, the HTTP port, fault points."""
 
+import os
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -9,7 +11,10 @@ class MessagingSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RENEWALS_", extra="ignore")
 
-    kafka_bootstrap: str = "127.0.0.1:19092"
+    # `make infra-up` listens on RENEWALS_KAFKA_PORT; RENEWALS_KAFKA_BOOTSTRAP overrides it all.
+    kafka_bootstrap: str = Field(
+        default_factory=lambda: f"127.0.0.1:{os.environ.get('RENEWALS_KAFKA_PORT', '19092')}"
+    )
     # Batches are what make exactly-once cheap: one transaction and one offset commit per batch.
     consumer_max_records: int = 500
     consumer_batch_timeout_ms: int = 20

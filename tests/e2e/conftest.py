@@ -62,6 +62,8 @@ def stack(kafka_bootstrap: str, smtp_server: SmtpServer) -> Iterator[Stack]:
     env = {
         "RENEWALS_NOTIFICATION_SMTP_PORT": str(smtp_server.port),
         "RENEWALS_NOTIFICATION_RETRY_BASE_SECONDS": "0.2",
+        # A killed sender's leased emails wait for the lease to expire: keep the kill tests short.
+        "RENEWALS_NOTIFICATION_LEASE_SECONDS": "3",
         "RENEWALS_OUTBOX_POLL_SECONDS": "0.2",
     }
     services = {
