@@ -8,7 +8,9 @@ from shared.messaging.settings import MessagingSettings
 
 
 class NotificationSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RENEWALS_NOTIFICATION_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="RENEWALS_NOTIFICATION_", extra="ignore", validate_by_name=True
+    )
 
     messaging: MessagingSettings = Field(default_factory=MessagingSettings)
     database: DatabaseSettings = Field(
