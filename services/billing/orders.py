@@ -25,12 +25,6 @@ def place_order_handler(
     async def place_order(unit: UnitOfWork, delivery: Delivery) -> None:
         command: PlaceOrder = delivery.data
         now = clock.now()
-        charge = provider.charge(
-            idempotency_key=command.order_id,
-            amount=command.total,
-            currency=command.currency,
-            method=command.payment_method,
-        )
         placed = await unit.connection.fetchval(
             """INSERT INTO orders (order_id, request_id, quote_number, csn, currency, purchase_method,
                                    payment_method, lines, total, status, created_at)
@@ -45,11 +39,22 @@ def place_order_handler(
             command.payment_method.model_dump_json(),
             json.dumps([line.model_dump(mode="json") for line in command.lines]),
             command.total,
-            charge.outcome,
+            "placed",
             now,
         )
         if not placed:
             return  # the same order asked again: it was placed and charged the first time
+        # Charged only once placed, with the order id as the provider's idempotency key: a
+        # redelivery after a crash finds the order and charges nothing.
+        charge = provider.charge(
+            idempotency_key=command.order_id,
+            amount=command.total,
+            currency=command.currency,
+            method=command.payment_method,
+        )
+        await unit.connection.execute(
+            "UPDATE orders SET status = $2 WHERE order_id = $1", command.order_id, charge.outcome
+        )
         await unit.connection.execute(
             """INSERT INTO payments (order_id, amount, currency, outcome, payment_reference, reason, at)
                VALUES ($1, $2, $3, $4, $5, $6, $7)""",

@@ -196,12 +196,7 @@ class EventConsumer:
         self.faults.hit(AFTER_DB_COMMIT)
         if letters:
             assert self.broker is not None
-            await publish_dead_letters(
-                self.broker,
-                letters,
-                group_id=self.group_id,
-                attempts=self.settings.handler_max_attempts,
-            )
+            await publish_dead_letters(self.broker, letters, group_id=self.group_id)
             for letter in letters:
                 log.error(
                     "dead-lettered",
@@ -266,6 +261,7 @@ class EventConsumer:
     async def _handle_alone(self, pool: asyncpg.Pool, delivery: Delivery) -> bool | DeadLetter:
         """Handle one message in its own transaction; True handled, False duplicate."""
         error: Exception | None = None
+        attempt = 0
         for attempt in range(1, self.settings.handler_max_attempts + 1):
             try:
                 async with pool.acquire() as connection, connection.transaction():
@@ -285,7 +281,9 @@ class EventConsumer:
                 )
                 await asyncio.sleep(0.05 * attempt)
         assert error is not None
-        return DeadLetter(delivery.record, type(error).__name__, str(error) or repr(error))
+        return DeadLetter(
+            delivery.record, type(error).__name__, str(error) or repr(error), attempts=attempt
+        )
 
     async def _claim(self, connection: DbConnection, deliveries: list[Delivery]) -> list[Delivery]:
         rows = await connection.fetch(

@@ -18,9 +18,10 @@ class DeadLetter:
     record: Any  # aiokafka ConsumerRecord
     error_type: str
     error: str
+    attempts: int = 0  # handling attempts made: 0 for a record that could not even be parsed
 
 
-def dead_letter_headers(letter: DeadLetter, *, group_id: str, attempts: int) -> dict[str, str]:
+def dead_letter_headers(letter: DeadLetter, *, group_id: str) -> dict[str, str]:
     record = letter.record
     original = {name: value.decode(errors="replace") for name, value in record.headers or ()}
     return {
@@ -31,13 +32,13 @@ def dead_letter_headers(letter: DeadLetter, *, group_id: str, attempts: int) -> 
         "x-dlq-original-partition": str(record.partition),
         "x-dlq-original-offset": str(record.offset),
         "x-dlq-consumer-group": group_id,
-        "x-dlq-attempts": str(attempts),
+        "x-dlq-attempts": str(letter.attempts),
         "x-dlq-failed-at": datetime.now(UTC).isoformat(),
     }
 
 
 async def publish_dead_letters(
-    broker: KafkaBroker, letters: list[DeadLetter], *, group_id: str, attempts: int
+    broker: KafkaBroker, letters: list[DeadLetter], *, group_id: str
 ) -> None:
     """Publish and wait for the broker's acknowledgement of each, before any offset commit."""
     sends = [
@@ -45,7 +46,7 @@ async def publish_dead_letters(
             letter.record.value,
             topic=f"{letter.record.topic}.dlq",
             key=letter.record.key,
-            headers=dead_letter_headers(letter, group_id=group_id, attempts=attempts),
+            headers=dead_letter_headers(letter, group_id=group_id),
             no_confirm=True,
         )
         for letter in letters

@@ -102,7 +102,9 @@ class ServiceRuntime:
         )
         app.on_startup(self._open)
         app.after_startup(self._start_loops)
-        app.on_shutdown(self._close)
+        # Loops stop before the broker, the pool after it: a batch in flight can still commit.
+        app.on_shutdown(self._stop_loops)
+        app.after_shutdown(self._close)
         return app
 
     async def _open(self) -> None:
@@ -144,13 +146,15 @@ class ServiceRuntime:
                 "background loop died", extra={"loop": task.get_name()}, exc_info=task.exception()
             )
 
-    async def _close(self) -> None:
+    async def _stop_loops(self) -> None:
         self._running = False
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+    async def _close(self) -> None:
         if self.health is not None:
             await self.health.stop()
         if self.pools.pool is not None:

@@ -9,7 +9,7 @@ CREATE TABLE orders (
     payment_method  jsonb NOT NULL,
     lines           jsonb NOT NULL,
     total           numeric NOT NULL,
-    status          text NOT NULL,  -- paid | failed | awaiting_manual
+    status          text NOT NULL,  -- placed, then what its charge gave: succeeded | failed | awaiting_manual
     created_at      timestamptz NOT NULL
 );
 

@@ -151,9 +151,9 @@ def test_dead_letter_headers_keep_the_original_headers_and_name_the_error_and_or
         topic="catalog.events",
         headers=(("content-type", b"application/cloudevents+json"), ("traceparent", b"00-ab")),
     )
-    letter = DeadLetter(record, "InvalidEventError", "not JSON: Expecting value")
+    letter = DeadLetter(record, "InvalidEventError", "not JSON: Expecting value", attempts=3)
 
-    headers = dead_letter_headers(letter, group_id="quote.catalog.events", attempts=3)
+    headers = dead_letter_headers(letter, group_id="quote.catalog.events")
 
     assert headers["content-type"] == "application/cloudevents+json"
     assert headers["traceparent"] == "00-ab"
@@ -171,7 +171,7 @@ def test_dead_letter_headers_keep_the_original_headers_and_name_the_error_and_or
 def test_dead_letter_headers_cap_a_huge_error_message() -> None:
     letter = DeadLetter(FakeRecord(b"x"), "InvalidEventError", "e" * 10_000)
 
-    headers = dead_letter_headers(letter, group_id="g", attempts=1)
+    headers = dead_letter_headers(letter, group_id="g")
 
     assert len(headers[ERROR_HEADER]) == 4000
 
@@ -179,7 +179,7 @@ def test_dead_letter_headers_cap_a_huge_error_message() -> None:
 def test_dead_letter_headers_of_a_record_without_headers() -> None:
     letter = DeadLetter(FakeRecord(b"x", headers=()), "ValueError", "boom")
 
-    headers = dead_letter_headers(letter, group_id="g", attempts=1)
+    headers = dead_letter_headers(letter, group_id="g")
 
     assert headers[ERROR_HEADER] == "boom"
     assert all(name.startswith("x-dlq-") for name in headers)
