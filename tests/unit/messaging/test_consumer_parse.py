@@ -18,6 +18,7 @@ from shared.messaging.consumer import (
     PoolHolder,
     UnitOfWork,
     dispatch_by_type,
+    handles_batch,
 )
 from shared.messaging.dlq import ERROR_HEADER, ERROR_TYPE_HEADER, DeadLetter, dead_letter_headers
 from shared.messaging.faults import FaultPoints
@@ -219,3 +220,66 @@ async def test_dispatch_by_type_refuses_an_unhandled_type_as_a_permanent_error()
 
     with pytest.raises(PermanentError, match=r"promotion\.published is not handled"):
         await handle(UnitOfWork(connection=None), [delivery])  # type: ignore[arg-type]
+
+
+async def test_a_batch_handler_gets_all_its_deliveries_at_once_in_order() -> None:
+    calls: list[list[str]] = []
+    singles: list[str] = []
+
+    async def on_prices(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
+        calls.append([d.data.product_code for d in deliveries])
+
+    async def on_promotion(unit: UnitOfWork, delivery: Delivery) -> None:
+        singles.append(delivery.data.promotion_code)
+
+    handle = dispatch_by_type(
+        {
+            catalog_events.PricePublished: handles_batch(on_prices),
+            catalog_events.PromotionPublished: on_promotion,
+        }
+    )
+    promotion = catalog_events.PromotionPublished(
+        promotion_code="SPRING",
+        product_codes=["ACDLT"],
+        percent_off="15",  # type: ignore[arg-type]
+        starts_on=NOW.date(),
+        ends_on=NOW.date(),
+    )
+    deliveries = [
+        Delivery(price_event(product_code="A"), FakeRecord(None)),
+        Delivery(new_event(promotion, subject="ACDLT", source="/c", time=NOW), FakeRecord(None)),
+        Delivery(price_event(product_code="B"), FakeRecord(None)),
+        Delivery(price_event(product_code="C"), FakeRecord(None)),
+    ]
+
+    await handle(UnitOfWork(connection=None), deliveries)  # type: ignore[arg-type]
+
+    assert calls == [["A", "B", "C"]]
+    assert singles == ["SPRING"]
+
+
+async def test_a_batch_handler_registered_for_two_types_gets_them_together_in_order() -> None:
+    seen: list[list[str]] = []
+
+    async def on_catalog(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
+        seen.append([d.event.type for d in deliveries])
+
+    both = handles_batch(on_catalog)
+    handle = dispatch_by_type(
+        {catalog_events.PricePublished: both, catalog_events.PromotionPublished: both}
+    )
+    promotion = catalog_events.PromotionPublished(
+        promotion_code="SPRING",
+        product_codes=["ACDLT"],
+        percent_off="15",  # type: ignore[arg-type]
+        starts_on=NOW.date(),
+        ends_on=NOW.date(),
+    )
+    deliveries = [
+        Delivery(price_event(product_code="A"), FakeRecord(None)),
+        Delivery(new_event(promotion, subject="ACDLT", source="/c", time=NOW), FakeRecord(None)),
+    ]
+
+    await handle(UnitOfWork(connection=None), deliveries)  # type: ignore[arg-type]
+
+    assert seen == [["price.published", "promotion.published"]]
