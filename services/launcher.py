@@ -132,7 +132,8 @@ def up() -> None:
         if _running_pid(spec) is not None:
             print(f"  {spec.name:<13} already running")
             continue
-        service = ServiceProcess(spec)
+        # `make run` is a development stack: test clocks on (CONTRACT.md, clock.commands).
+        service = ServiceProcess(spec, env={"RENEWALS_TEST_CLOCKS_ENABLED": "true"})
         service.start()
         assert service.process is not None
         _pid_file(spec).parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from faststream import FastStream
 
+from services.renewal.auto_renew import set_auto_renew_handler
 from services.renewal.bulk_worker import BulkWorker
+from services.renewal.clocks import set_test_clock_handler
+from services.renewal.engine import DueDateEngine
 from services.renewal.payments import billing_events_handler
 from services.renewal.requests import record_renewal_request
 from services.renewal.settings import RenewalSettings
@@ -15,11 +18,12 @@ from shared.contracts import (
     billing_commands,
     billing_events,
     catalog_events,
+    clock_commands,
     renewal_commands,
     renewal_events,
     subscription_events,
 )
-from shared.contracts.renewal_commands import RequestRenewal
+from shared.contracts.renewal_commands import RequestRenewal, SetAutoRenew
 from shared.messaging.consumer import dispatch_by_type
 from shared.messaging.runtime import ServiceRuntime
 
@@ -37,7 +41,23 @@ def create_runtime(settings: RenewalSettings, clock: Clock) -> ServiceRuntime:
     runtime.consume(
         renewal_commands.TOPIC,
         renewal_commands.REGISTRY,
-        dispatch_by_type({RequestRenewal: record_renewal_request(clock, settings.source)}),
+        dispatch_by_type(
+            {
+                RequestRenewal: record_renewal_request(clock, settings.source),
+                SetAutoRenew: set_auto_renew_handler(clock, settings.policy, settings.source),
+            }
+        ),
+    )
+    runtime.consume(
+        clock_commands.TOPIC,
+        clock_commands.REGISTRY,
+        dispatch_by_type(
+            {
+                clock_commands.SetTestClock: set_test_clock_handler(
+                    settings.messaging.test_clocks_enabled
+                )
+            }
+        ),
     )
     runtime.consume(
         billing_events.TOPIC,
@@ -46,6 +66,19 @@ def create_runtime(settings: RenewalSettings, clock: Clock) -> ServiceRuntime:
     )
     runtime.produces(renewal_events.TOPIC, renewal_events.REGISTRY)
     runtime.produces(billing_commands.TOPIC, billing_commands.REGISTRY)
+
+    async def due_dates() -> None:
+        engine = DueDateEngine(
+            runtime.pools.get(),
+            clock,
+            settings.policy,
+            source=settings.source,
+            batch_size=settings.engine_batch_size,
+            interval_seconds=settings.engine_interval_seconds,
+        )
+        await engine.run()
+
+    runtime.loop("due_date_engine", due_dates)
     return runtime
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 
 from services.renewal.batches import finish_batches
+from services.renewal.clocks import CsnClock
 from services.renewal.subscriptions import Subscription, load_subscriptions, to_domain
 from shared.catalog.store import load_prices, load_promotions
 from shared.clock import Clock
@@ -145,8 +146,8 @@ class BulkWorker:
             requested = await self._requested(connection, request_ids)
             all_ids = [sid for ids in requested.values() for sid in ids]
             subscriptions = await load_subscriptions(connection, all_ids, for_update=True)
-            today = self.clock.today()
-            catalog = await self._catalog(connection, subscriptions.values(), today)
+            today = await CsnClock(self.clock).today_for(connection, [b["csn"] for b in batches])
+            catalog = await self._catalog(connection, subscriptions.values())
             work = BatchWork(self, today, *catalog)
             for batch in batches:
                 work.decide(batch, requested[batch["request_id"]], subscriptions)
@@ -174,13 +175,11 @@ class BulkWorker:
 
     @staticmethod
     async def _catalog(
-        connection: DbConnection, subscriptions: Any, today: Any
+        connection: DbConnection, subscriptions: Any
     ) -> tuple[list[Price], list[Promotion]]:
         products = {s.snapshot.product_code for s in subscriptions}
         prices = [Price(**vars(p)) for p in await load_prices(connection, products)]
-        promotions = [
-            Promotion(**vars(p)) for p in await load_promotions(connection, products, today)
-        ]
+        promotions = [Promotion(**vars(p)) for p in await load_promotions(connection, products)]
         return prices, promotions
 
 
@@ -210,7 +209,7 @@ class BatchWork:
             list(requested),
             prices=self.prices,
             promotions=self.promotions,
-            today=self.today,
+            today=self.today[csn],
             policy=self.worker.policy,
         )
         if decision.reasons:

@@ -19,12 +19,16 @@ from shared.messaging.consumer import Delivery, UnitOfWork
 
 @dataclass(frozen=True)
 class Subscription:
-    """The stored snapshot, with the renewal date, term and seats the product now owns."""
+    """The stored snapshot, with what the product owns once it arrived: the renewal date, term,
+    seats, the auto-renew switch, and which renewal date a lapse or expiry was announced for."""
 
     snapshot: SubscriptionUpserted
     renewal_date: date
     term: Term
     seats: int
+    auto_renew: bool
+    lapse_announced_for: date | None = None
+    expiry_announced_for: date | None = None
 
     @property
     def subscription_id(self) -> str:
@@ -42,6 +46,7 @@ def to_domain(subscription: Subscription) -> eligibility.Subscription:
         renewal_date=subscription.renewal_date.isoformat(),
         term=subscription.term,
         seats=subscription.seats,
+        auto_renew=subscription.auto_renew,
     )
     return eligibility.subscription_from_dict(snapshot)
 
@@ -54,8 +59,9 @@ async def save_snapshot(unit: UnitOfWork, delivery: Delivery) -> None:
     """
     data: SubscriptionUpserted = delivery.data
     await unit.connection.execute(
-        """INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date, term, seats)
-           VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)
+        """INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date, term,
+                                      seats, auto_renew)
+           VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8)
            ON CONFLICT (subscription_id) DO UPDATE SET
                revision = EXCLUDED.revision, csn = EXCLUDED.csn, snapshot = EXCLUDED.snapshot,
                updated_at = now()
@@ -67,12 +73,27 @@ async def save_snapshot(unit: UnitOfWork, delivery: Delivery) -> None:
         data.renewal_date,
         data.term,
         data.seats,
+        data.auto_renew,
     )
 
 
-def _from_row(row: asyncpg.Record) -> Subscription:
+SELECT_SUBSCRIPTION = (
+    "SELECT snapshot::text AS snapshot, renewal_date, term, seats, auto_renew,"
+    " lapse_announced_for, expiry_announced_for FROM subscriptions"
+)
+
+
+def from_row(row: asyncpg.Record) -> Subscription:
     snapshot = SubscriptionUpserted.model_validate_json(row["snapshot"])
-    return Subscription(snapshot, row["renewal_date"], row["term"], row["seats"])
+    return Subscription(
+        snapshot,
+        row["renewal_date"],
+        row["term"],
+        row["seats"],
+        row["auto_renew"],
+        row["lapse_announced_for"],
+        row["expiry_announced_for"],
+    )
 
 
 async def load_subscriptions(
@@ -80,11 +101,10 @@ async def load_subscriptions(
 ) -> dict[str, Subscription]:
     lock = " ORDER BY subscription_id FOR UPDATE" if for_update else ""
     rows = await connection.fetch(
-        "SELECT snapshot::text AS snapshot, renewal_date, term, seats FROM subscriptions"
-        " WHERE subscription_id = ANY($1::text[])" + lock,
+        SELECT_SUBSCRIPTION + " WHERE subscription_id = ANY($1::text[])" + lock,
         list(set(subscription_ids)),
     )
-    subscriptions = (_from_row(row) for row in rows)
+    subscriptions = (from_row(row) for row in rows)
     return {s.subscription_id: s for s in subscriptions}
 
 

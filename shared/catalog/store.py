@@ -75,11 +75,14 @@ async def load_prices(connection: DbConnection, product_codes: Iterable[str]) ->
 
 
 async def load_promotions(
-    connection: DbConnection, product_codes: Iterable[str], on: date
+    connection: DbConnection, product_codes: Iterable[str], on: date | None = None
 ) -> list[StoredPromotion]:
+    """The products' promotions running on `on`; all of them (for callers that apply each
+    CSN's own day, test clocks included) without it."""
     rows = await connection.fetch(
         "SELECT promotion_code, product_codes, percent_off, starts_on, ends_on FROM promotions"
-        " WHERE product_codes && $1::text[] AND starts_on <= $2 AND ends_on >= $2",
+        " WHERE product_codes && $1::text[]"
+        " AND ($2::date IS NULL OR (starts_on <= $2 AND ends_on >= $2))",
         sorted(set(product_codes)),
         on,
     )

@@ -21,6 +21,7 @@ OUTPUT_TOPICS = [
     topics.NOTIFICATION_EVENTS,
     topics.RENEWAL_COMMANDS.dlq,
     topics.SUBSCRIPTION_EVENTS.dlq,
+    topics.CLOCK_COMMANDS.dlq,
 ]
 
 
@@ -65,6 +66,8 @@ def stack(kafka_bootstrap: str, smtp_server: SmtpServer) -> Iterator[Stack]:
         # A killed sender's leased emails wait for the lease to expire: keep the kill tests short.
         "RENEWALS_NOTIFICATION_LEASE_SECONDS": "3",
         "RENEWALS_OUTBOX_POLL_SECONDS": "0.2",
+        "RENEWALS_TEST_CLOCKS_ENABLED": "true",
+        "RENEWALS_RENEWAL_ENGINE_INTERVAL_SECONDS": "0.3",
     }
     services = {
         spec.name: ServiceProcess(spec, env=env, http_port=free_port()) for spec in SERVICES
