@@ -102,6 +102,7 @@ def create_bulk_worker_app(
             source=settings.source,
             per_claim=settings.bulk_batches_per_claim,
             poll_seconds=settings.bulk_poll_seconds,
+            faults=runtime.faults,
         )
         await worker.run()
 

@@ -44,6 +44,7 @@ from shared.eligibility import (
     decide_manual_renewal,
 )
 from shared.messaging.consumer import INFRASTRUCTURE_ERRORS
+from shared.messaging.faults import BULK_BEFORE_COMMIT, FaultPoints
 from shared.messaging.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -69,10 +70,12 @@ class BulkWorker:
         source: str,
         per_claim: int,
         poll_seconds: float,
+        faults: FaultPoints | None = None,
     ) -> None:
         self.pool = pool
         self.clock = clock
         self.policy = policy
+        self.faults = faults or FaultPoints()
         self.source = source
         self.per_claim = per_claim
         self.poll_seconds = poll_seconds
@@ -156,6 +159,7 @@ class BulkWorker:
                 connection, request_ids, work.outbox, clock=self.clock, source=self.source
             )
             await work.outbox.flush(connection)
+            self.faults.hit(BULK_BEFORE_COMMIT)
             log.info(
                 "bulk batches worked", extra={"batches": len(batches), "orders": len(work.orders)}
             )

@@ -3,9 +3,10 @@
 Every few seconds it claims, in batches (`FOR UPDATE SKIP LOCKED`: replicas share the work,
 never do it twice), the subscriptions whose renewal date has come on their CSN's clock:
 - auto-renew on with a valid recurring payment method (AUTO-1) → one order to billing for the
-  term, at the renewal price (PRICE-1); `auto_renewals` holds one order per subscription and
-  renewal date, so a term is never charged twice; billing's `payment.succeeded` then renews it
-  (services/renewal/payments.py);
+  term, at the renewal price (PRICE-1); `auto_renewals` records each try per subscription and
+  renewal date, one at a time, so a term is never charged twice; billing's `payment.succeeded`
+  then renews it (services/renewal/payments.py); a failed charge is tried again on the policy's
+  schedule (`payment_retry_days_after`, inside grace);
 - not renewed by its renewal date → `subscription.lapsed` (LIFE-2), once;
 - still not renewed the day after grace ends (WIN-2) → `subscription.expired` (LIFE-3), once.
 After downtime it simply catches up: every step is recorded against the renewal date it was for.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
@@ -42,6 +43,7 @@ from shared.eligibility import (
     round_money,
 )
 from shared.messaging.consumer import INFRASTRUCTURE_ERRORS
+from shared.messaging.metrics import DUE_DATE_ENGINE
 from shared.messaging.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -51,24 +53,37 @@ AUTO_ORDER_NAMESPACE = uuid.UUID("0b7e3f51-9c2d-4e8a-a6f4-5d1c2b3a4e90")
 DUE = """
 SELECT s.snapshot::text AS snapshot, s.renewal_date, s.term, s.seats, s.auto_renew,
        s.lapse_announced_for, s.expiry_announced_for,
-       COALESCE(c.today, $1) AS today, a.order_id AS auto_order_id, o.status AS auto_order_status
+       COALESCE(c.today, $1) AS today, last.attempt AS last_attempt, last.status AS last_status
 FROM subscriptions AS s
 LEFT JOIN test_clocks AS c ON c.csn = s.csn
-LEFT JOIN auto_renewals AS a
-       ON a.subscription_id = s.subscription_id AND a.renewal_date = s.renewal_date
-LEFT JOIN orders AS o ON o.order_id = a.order_id
+LEFT JOIN LATERAL (
+    SELECT a.attempt, o.status FROM auto_renewals AS a JOIN orders AS o USING (order_id)
+    WHERE a.subscription_id = s.subscription_id AND a.renewal_date = s.renewal_date
+    ORDER BY a.attempt DESC LIMIT 1
+) AS last ON true
 WHERE s.renewal_date <= COALESCE(c.today, $1)
   AND s.expiry_announced_for IS DISTINCT FROM s.renewal_date
   AND CASE WHEN s.next_check_for = s.renewal_date THEN s.next_check_on ELSE s.renewal_date END
       <= COALESCE(c.today, $1)
+  -- a charge in flight: billing's answer decides, and the claim stays free for the others
+  AND last.status IS DISTINCT FROM 'requested'
 ORDER BY s.renewal_date
 LIMIT $2
 FOR UPDATE OF s SKIP LOCKED
 """
 
 
-def auto_order_id(subscription_id: str, renewal_date: date) -> str:
-    return str(uuid.uuid5(AUTO_ORDER_NAMESPACE, f"{subscription_id}|{renewal_date.isoformat()}"))
+def auto_order_id(subscription_id: str, renewal_date: date, attempt: int) -> str:
+    key = f"{subscription_id}|{renewal_date.isoformat()}|{attempt}"
+    return str(uuid.uuid5(AUTO_ORDER_NAMESPACE, key))
+
+
+def retry_on(renewal_date: date, attempt: int, policy: Policy) -> date | None:
+    """When the try after `attempt` happens, or None when the schedule has no more."""
+    schedule = policy.payment_retry_days_after
+    return (
+        renewal_date + timedelta(days=schedule[attempt - 1]) if attempt <= len(schedule) else None
+    )
 
 
 class DueDateEngine:
@@ -111,7 +126,8 @@ class DueDateEngine:
             step = EngineStep(self, [(from_row(row), row) for row in rows])
             await step.decide(connection)
             await step.save(connection)
-            return len(rows)
+        step.count()  # once committed
+        return len(rows)
 
 
 class EngineStep:
@@ -122,7 +138,7 @@ class EngineStep:
         self.due = due
         self.outbox = Outbox()
         self.now = engine.clock.now()
-        self.auto_orders: list[tuple[str, date, str, Any]] = []
+        self.auto_orders: list[tuple[str, date, int, str, Any]] = []
         self.orders: list[tuple[str, None, str, list[str]]] = []
         self.checks: list[tuple[str, date | None, date | None, date, date]] = []
         self.history: list[tuple[Any, ...]] = []
@@ -139,18 +155,19 @@ class EngineStep:
         policy = self.engine.policy
         domain = to_domain(subscription)
         renewal_date = subscription.renewal_date
-        if row["auto_order_status"] == "requested":
-            return  # its automatic renewal is being charged: billing's answer decides
-        if (
-            row["auto_order_id"] is None
-            and today <= grace_ends(domain, policy)
-            and renews_automatically(domain, policy)  # AUTO-1
-            and self._order_renewal(subscription, prices)
-        ):
-            return
+        last_attempt = row["last_attempt"] or 0
+        checks = [expires_on(domain, policy)]
+        if today <= grace_ends(domain, policy) and renews_automatically(domain, policy):  # AUTO-1
+            due_on = (
+                renewal_date if last_attempt == 0 else retry_on(renewal_date, last_attempt, policy)
+            )
+            if due_on is not None and due_on <= today:
+                if self._order_renewal(subscription, prices, last_attempt + 1):
+                    return
+            elif due_on is not None:
+                checks.append(due_on)  # look again on the day of the next try
         lapse_for = subscription.lapse_announced_for
         expiry_for = subscription.expiry_announced_for
-        next_check = renewal_date
         if lapse_for != renewal_date:  # LIFE-2: not renewed by its renewal date
             lapse_for = renewal_date
             self._announce(
@@ -162,7 +179,6 @@ class EngineStep:
                 subscription,
                 "lapsed",
             )
-            next_check = expires_on(domain, policy)
         if today >= expires_on(domain, policy):  # LIFE-3: the day after grace ends
             expiry_for = renewal_date
             self._announce(
@@ -174,13 +190,11 @@ class EngineStep:
                 subscription,
                 "expired",
             )
-        else:
-            next_check = expires_on(domain, policy)
         self.checks.append(
-            (subscription.subscription_id, lapse_for, expiry_for, next_check, renewal_date)
+            (subscription.subscription_id, lapse_for, expiry_for, min(checks), renewal_date)
         )
 
-    def _order_renewal(self, subscription: Subscription, prices: list[Price]) -> bool:
+    def _order_renewal(self, subscription: Subscription, prices: list[Price], attempt: int) -> bool:
         snapshot = subscription.snapshot
         price = find_price(prices, snapshot.product_code, subscription.term, snapshot.currency)
         if price is None:
@@ -191,7 +205,12 @@ class EngineStep:
             return False
         unit = renewal_unit_price(price, self.engine.policy)
         amount = round_money(unit * subscription.seats, snapshot.currency)
-        order_id = auto_order_id(subscription.subscription_id, subscription.renewal_date)
+        policy = self.engine.policy
+        renewal_date = subscription.renewal_date
+        order_id = auto_order_id(subscription.subscription_id, renewal_date, attempt)
+        next_try = retry_on(renewal_date, attempt, policy)
+        if next_try is not None and next_try > grace_ends(to_domain(subscription), policy):
+            next_try = None
         line = OrderLine(
             subscription_id=subscription.subscription_id,
             product_code=snapshot.product_code,
@@ -210,10 +229,11 @@ class EngineStep:
             payment_method=snapshot.payment_method,
             lines=[line],
             total=amount,
+            next_retry_on=next_try,
         )
         self.outbox.add(BILLING_COMMANDS, self._event(order, snapshot.csn))
         self.auto_orders.append(
-            (subscription.subscription_id, subscription.renewal_date, order_id, self.now)
+            (subscription.subscription_id, renewal_date, attempt, order_id, self.now)
         )
         self.orders.append((order_id, None, snapshot.csn, [subscription.subscription_id]))
         self.history.append(
@@ -221,7 +241,12 @@ class EngineStep:
                 subscription.subscription_id,
                 self.now,
                 "auto_renewal_ordered",
-                {"order_id": order_id, "renewal_date": subscription.renewal_date, "total": amount},
+                {
+                    "order_id": order_id,
+                    "renewal_date": renewal_date,
+                    "attempt": attempt,
+                    "total": amount,
+                },
                 None,
                 None,
                 None,
@@ -246,12 +271,18 @@ class EngineStep:
     def _event(self, data: EventData, csn: str) -> Any:
         return new_event(data, subject=csn, source=self.engine.source, time=self.now)
 
+    def count(self) -> None:
+        for change in ("auto_renewal_ordered", "lapsed", "expired"):
+            done = sum(1 for row in self.history if row[2] == change)
+            if done:
+                DUE_DATE_ENGINE.labels("renewal", change).inc(done)
+
     async def save(self, connection: DbConnection) -> None:
         if self.auto_orders:
             await connection.copy_records_to_table(
                 "auto_renewals",
                 records=self.auto_orders,
-                columns=["subscription_id", "renewal_date", "order_id", "created_at"],
+                columns=["subscription_id", "renewal_date", "attempt", "order_id", "created_at"],
             )
             await connection.copy_records_to_table(
                 "orders",

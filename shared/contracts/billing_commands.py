@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import ClassVar
 
 from shared.contracts.billing_events import OrderLine
@@ -34,6 +35,9 @@ class PlaceOrder(EventData):
     payment_method: PaymentMethod
     lines: list[OrderLine]
     total: DecimalString
+    # For an automatic renewal: when renewal will try again should this charge fail (billing
+    # repeats it in `payment.failed`); null when no try is left.
+    next_retry_on: date | None = None
 
 
 REGISTRY = EventRegistry(TOPIC.name, PlaceOrder)

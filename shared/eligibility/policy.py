@@ -75,3 +75,7 @@ class Policy(BaseSettings):
 
     reminder_days_before: tuple[int, ...] = (90, 30, 7)
     """NOTE-1: renewal reminders to the buyer, days before the renewal date (the product's choice)."""
+
+    payment_retry_days_after: tuple[int, ...] = (1, 3, 7)
+    """AUTO-1: a failed automatic renewal charge is tried again this many days after the renewal
+    date, inside the grace period (the product's choice; the seeds are silent)."""

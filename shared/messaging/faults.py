@@ -2,6 +2,7 @@
 
 `after_db_commit`: SIGKILL the process right after a batch's database commit and before its Kafka
 offset commit — the window where a naive consumer would apply an effect twice on redelivery.
+`bulk_before_commit`: SIGKILL the bulk worker in the middle of working a claim of batches.
 """
 
 import logging
@@ -11,6 +12,8 @@ import signal
 log = logging.getLogger(__name__)
 
 AFTER_DB_COMMIT = "after_db_commit"
+# The bulk worker, mid-batch: orders decided and written, the transaction not yet committed.
+BULK_BEFORE_COMMIT = "bulk_before_commit"
 
 
 class FaultPoints:

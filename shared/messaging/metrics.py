@@ -28,3 +28,9 @@ OUTBOX_PUBLISHED = Counter(
 OUTBOX_BACKLOG = Gauge(
     "renewals_outbox_backlog", "Outbox messages waiting to be published", ["service"]
 )
+
+DUE_DATE_ENGINE = Counter(
+    "renewals_due_date_engine_total",
+    "What the due-date engine did to due subscriptions",
+    ["service", "outcome"],  # auto_renewal_ordered | lapsed | expired
+)

@@ -1,0 +1,174 @@
+"""Bulk renewal by the async worker (MAN-1..3), and the due-date engine in two replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import urllib.request
+
+from shared import samples
+from shared.contracts import topics
+from shared.contracts.clock_commands import SetTestClock
+from tests.e2e.steps import (
+    RENEWAL_DATE,
+    about_subject,
+    answering,
+    charges_for,
+    given_price_known,
+    given_subscriptions,
+    publish_price,
+)
+
+
+async def _hundred_over_three_groups(upstream, admin_db, csn: str):
+    """100 subscriptions of one buyer: USD online, EUR online, USD through sales (MAN-2)."""
+    product = f"P-{csn}"
+    await publish_price(upstream, product)
+    await publish_price(
+        upstream, product, currency="EUR", list_price="433.00", renewal_price="390.00"
+    )
+    await given_price_known(admin_db, product)
+    kinds = [
+        ("USD", "US", "direct_online"),
+        ("EUR", "FR", "direct_online"),
+        ("USD", "US", "direct_sales"),
+    ]
+    snapshots = [
+        samples.subscription(
+            f"S-{csn}-{n:03}",
+            csn,
+            renewal_date=RENEWAL_DATE,
+            product_code=product,
+            currency=kinds[n % 3][0],
+            country=kinds[n % 3][1],
+            purchase_method=kinds[n % 3][2],
+        )
+        for n in range(100)
+    ]
+    await given_subscriptions(upstream, admin_db, *snapshots)
+    return snapshots
+
+
+async def _orders_for(admin_db, csn: str) -> int:
+    return await admin_db.fetchval("SELECT count(*) FROM billing.orders WHERE csn = $1", csn)
+
+
+async def test_man_1_man_2_man_3_a_hundred_subscriptions_in_three_groups_make_three_orders(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    snapshots = await _hundred_over_three_groups(upstream, admin_db, csn)
+    command = samples.renewal_request(csn, [s.subscription_id for s in snapshots])
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+
+    [accepted] = await watcher.wait_for(answering(command.request_id, "bulk.accepted"))
+    assert accepted.data["count"] == 100
+    [completed] = await watcher.wait_for(
+        answering(command.request_id, "bulk.completed"), timeout=60
+    )
+    assert completed.data["succeeded"] == 100 and len(completed.data["outcomes"]) == 100
+    assert len({o["order_id"] for o in completed.data["outcomes"]}) == 3
+    await watcher.wait_for(about_subject(csn, "email.sent"), count=3, timeout=60)
+    await asyncio.sleep(1.0)
+    assert len(watcher.matching(about_subject(csn, "email.sent"))) == 3  # MAN-3: one per order
+    assert await _orders_for(admin_db, csn) == 3
+    assert await charges_for(admin_db, csn) == 3
+
+
+async def test_man_1_more_than_a_hundred_is_refused_and_nothing_is_done(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    command = samples.renewal_request(csn, [f"S-{csn}-{n}" for n in range(101)])
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+    rejected = await watcher.wait_for(answering(command.request_id, "renewal.rejected"))
+    assert rejected[0].data == {
+        **rejected[0].data,
+        "subscription_id": None,
+        "reasons": ["BULK_LIMIT_EXCEEDED"],
+    }
+    assert await _orders_for(admin_db, csn) == 0
+
+
+async def test_the_bulk_worker_killed_mid_batch_resumes_without_a_second_order(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    snapshots = await _hundred_over_three_groups(upstream, admin_db, csn)
+    worker = stack.services["bulk_worker"]
+    await stack.restart("bulk_worker", {"RENEWALS_FAULTS": '["bulk_before_commit"]'})
+    await asyncio.to_thread(worker.wait_ready)
+    command = samples.renewal_request(csn, [s.subscription_id for s in snapshots])
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+
+    assert await asyncio.to_thread(worker.process.wait, 30) == -9  # died with the claim open
+    assert await _orders_for(admin_db, csn) == 0
+    progress = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "services.cli", "batches", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    [batch] = [b for b in json.loads(progress.stdout) if b["request_id"] == command.request_id]
+    assert (batch["status"], batch["done"], batch["total_items"]) == ("pending", 0, 100)
+
+    await stack.restart("bulk_worker")
+    [completed] = await watcher.wait_for(
+        answering(command.request_id, "bulk.completed"), timeout=60
+    )
+    assert completed.data["succeeded"] == 100
+    await asyncio.sleep(1.0)
+    assert await _orders_for(admin_db, csn) == 3
+    assert await charges_for(admin_db, csn) == 3
+
+
+def _engine_orders(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if (
+                line.startswith("renewals_due_date_engine_total{")
+                and "auto_renewal_ordered" in line
+            ):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_auto_1_two_engine_replicas_renew_each_of_many_due_subscriptions_exactly_once(
+    stack, upstream, watcher, admin_db
+):
+    count = 1000
+    csn = samples.unique_csn()
+    product = f"P-{csn}"
+    await publish_price(upstream, product)
+    await given_price_known(admin_db, product)
+    snapshots = [
+        samples.subscription(
+            f"S-{csn}-{n:04}", csn, renewal_date=RENEWAL_DATE, product_code=product, auto_renew=True
+        )
+        for n in range(count)
+    ]
+    await given_subscriptions(upstream, admin_db, *snapshots)
+    second = stack.replica("renewal")
+    second.start()
+    try:
+        await asyncio.to_thread(second.wait_ready)
+        ports = (stack.services["renewal"].port, second.port)
+        before = [_engine_orders(p) for p in ports]
+        await upstream.send(
+            topics.CLOCK_COMMANDS, samples.event(SetTestClock(csn=csn, today=RENEWAL_DATE), csn)
+        )
+        await watcher.wait_for(about_subject(csn, "subscription.renewed"), count=count, timeout=150)
+        await asyncio.sleep(1.5)
+        renewed = [
+            s.data["subscription_id"]
+            for s in watcher.matching(about_subject(csn, "subscription.renewed"))
+        ]
+        assert sorted(renewed) == sorted(s.subscription_id for s in snapshots)
+        assert await charges_for(admin_db, csn) == count
+        shares = [_engine_orders(p) - b for p, b in zip(ports, before, strict=True)]
+        assert sum(shares) == count and all(share > 0 for share in shares), shares
+    finally:
+        second.stop()
