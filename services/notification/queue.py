@@ -8,57 +8,91 @@ the email is still waiting to be sent.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from shared.clock import Clock
 from shared.contracts.renewal_events import REGISTRY as RENEWAL_EVENTS_REGISTRY
 from shared.contracts.renewal_events import SubscriptionRenewed
 from shared.messaging.consumer import (
+    BatchEventHandler,
     BatchHandler,
     Delivery,
     EventHandler,
     UnitOfWork,
     dispatch_by_type,
+    handles_batch,
 )
 
 
 def renewal_events_handler(clock: Clock) -> BatchHandler:
-    async def queue_order_confirmation(unit: UnitOfWork, delivery: Delivery) -> None:
-        renewed: SubscriptionRenewed = delivery.data
-        if renewed.buyer is None:
-            return  # nobody to write to: the event came without its buyer
-        item = {
-            "subscription_id": renewed.subscription_id,
-            "product_name": renewed.product_name or renewed.subscription_id,
-            "term": renewed.term,
-            "seats": renewed.seats,
-            "renewal_date": renewed.renewal_date.isoformat(),
-        }
-        context = {"order_id": renewed.order_id, "items": [item]}
+    async def queue_order_confirmations(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
+        """One upsert for the whole batch.
+
+        ON CONFLICT DO UPDATE can't touch a row twice in one statement, so the events are first
+        merged per notification key, in order, exactly as one upsert per event would have: the
+        first event of a key gives its recipients, locale and CSN; each later one adds its line
+        unless its subscription is already on the email. The upsert then adds, to an email
+        still pending, the lines of the subscriptions it doesn't have yet.
+        """
+        emails: dict[str, dict[str, Any]] = {}
+        for delivery in deliveries:
+            renewed: SubscriptionRenewed = delivery.data
+            if renewed.buyer is None:
+                continue  # nobody to write to: the event came without its buyer
+            key = f"order_confirmation:{renewed.order_id}"
+            item = {
+                "subscription_id": renewed.subscription_id,
+                "product_name": renewed.product_name or renewed.subscription_id,
+                "term": renewed.term,
+                "seats": renewed.seats,
+                "renewal_date": renewed.renewal_date.isoformat(),
+            }
+            email = emails.get(key)
+            if email is None:
+                emails[key] = {
+                    "notification_key": key,
+                    "csn": delivery.event.subject,
+                    "recipients": [renewed.buyer.email],
+                    "locale": renewed.buyer.locale,
+                    "context": {"order_id": renewed.order_id, "items": [item]},
+                    "subscription_ids": [renewed.subscription_id],
+                    "order_id": renewed.order_id,
+                }
+            elif renewed.subscription_id not in email["subscription_ids"]:
+                email["context"]["items"].append(item)
+                email["subscription_ids"].append(renewed.subscription_id)
+        if not emails:
+            return
         await unit.connection.execute(
             """INSERT INTO emails (notification_key, kind, csn, recipients, locale, context,
                                    subscription_ids, order_id, next_attempt_at, created_at)
-               VALUES ($1, 'order_confirmation', $8, $2, $3, $4::jsonb, $5, $6, $7, $7)
+               SELECT u.notification_key, 'order_confirmation', u.csn, u.recipients, u.locale,
+                      u.context, u.subscription_ids, u.order_id, $2, $2
+               FROM jsonb_to_recordset($1::jsonb) AS u(
+                   notification_key text, csn text, recipients text[], locale text,
+                   context jsonb, subscription_ids text[], order_id text)
                ON CONFLICT (notification_key) DO UPDATE SET
                    context = jsonb_set(emails.context, '{items}',
-                                       (emails.context -> 'items') || ($4::jsonb -> 'items')),
-                   subscription_ids = emails.subscription_ids || EXCLUDED.subscription_ids
+                       (emails.context -> 'items') || COALESCE(
+                           (SELECT jsonb_agg(line ORDER BY n)
+                            FROM jsonb_array_elements(EXCLUDED.context -> 'items')
+                                 WITH ORDINALITY AS l(line, n)
+                            WHERE NOT (line ->> 'subscription_id') = ANY(emails.subscription_ids)),
+                           '[]'::jsonb)),
+                   subscription_ids = emails.subscription_ids || ARRAY(
+                       SELECT sid FROM unnest(EXCLUDED.subscription_ids) WITH ORDINALITY AS s(sid, n)
+                       WHERE NOT sid = ANY(emails.subscription_ids) ORDER BY n)
                WHERE emails.status = 'pending'
                  AND NOT EXCLUDED.subscription_ids <@ emails.subscription_ids""",
-            f"order_confirmation:{renewed.order_id}",
-            [renewed.buyer.email],
-            renewed.buyer.locale,
-            json.dumps(context),
-            [renewed.subscription_id],
-            renewed.order_id,
+            json.dumps(list(emails.values())),
             clock.now(),
-            delivery.event.subject,
         )
 
     async def nothing_to_send(unit: UnitOfWork, delivery: Delivery) -> None:
         """Other renewal events have no email yet."""
 
-    handlers: dict[type, EventHandler] = dict.fromkeys(
+    handlers: dict[type, EventHandler | BatchEventHandler] = dict.fromkeys(
         RENEWAL_EVENTS_REGISTRY.models.values(), nothing_to_send
     )
-    handlers[SubscriptionRenewed] = queue_order_confirmation
+    handlers[SubscriptionRenewed] = handles_batch(queue_order_confirmations)
     return dispatch_by_type(handlers)
