@@ -1,13 +1,30 @@
-"""`billing.events` → renewal: a paid order renews its subscriptions; a failed one refuses them.
+"""`billing.events` → renewal: what a paid order does, and what a failed one answers.
 
-A renewal starts at the current renewal date whether it is early or in grace (LIFE-4, MAN-4):
-the date moves by exactly one term from where it was.
+A paid order, by its purpose:
+- `renewal`: each subscription renews from its current renewal date, early or in grace
+  (LIFE-4, MAN-4), by one term of what the next renewal buys (TERM-1, SEAT-2), and
+  `subscription.renewed` is announced;
+- `seats`: the seats are added now (SEAT-1) and `seats.updated` answers the command;
+- `alignment`: the renewal dates move to the target (ALIGN-1), answered by `renewal_dates.updated`.
+A failed one answers its command with `renewal.rejected` (an automatic renewal's failure is the
+due-date engine's to retry). Only an order still waiting for billing's answer changes state, and
+the first answer of the batch for an order is the one that counts, so an answer seen twice, or an
+order that isn't renewal's (a quote's), changes nothing. The whole batch is settled in a handful
+of set-based statements; a subscription changed by two orders of the batch changes twice, from
+where the first left it, as one by one.
 """
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, replace
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
 from services.renewal.batches import finish_batches
-from services.renewal.subscriptions import load_subscriptions, record_history
+from services.renewal.changes import dates_updated
+from services.renewal.subscriptions import Subscription, load_subscriptions, record_history
 from shared.clock import Clock
 from shared.contracts.billing_events import (
     OrderPlaced,
@@ -16,122 +33,266 @@ from shared.contracts.billing_events import (
     PaymentRejected,
     PaymentSucceeded,
 )
-from shared.contracts.envelope import new_event
+from shared.contracts.envelope import EventData, new_event
 from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
-from shared.contracts.renewal_events import RenewalRejected, SubscriptionRenewed
+from shared.contracts.renewal_events import RenewalRejected, SeatsUpdated, SubscriptionRenewed
+from shared.db.types import DbConnection
 from shared.eligibility import add_term
-from shared.messaging.consumer import BatchHandler, Delivery, UnitOfWork, dispatch_by_type
+from shared.messaging.consumer import (
+    BatchHandler,
+    Delivery,
+    UnitOfWork,
+    dispatch_by_type,
+    handles_batch,
+)
+
+PAYMENT_METHOD_INVALID = "PAYMENT_METHOD_INVALID"
+
+
+@dataclass
+class Settlement:
+    """One batch of billing's answers, applied to the orders still waiting for them."""
+
+    unit: UnitOfWork
+    clock: Clock
+    source: str
+
+    def __post_init__(self) -> None:
+        self.now = self.clock.now()
+        self.history: list[tuple[Any, ...]] = []
+        self.settled_items: list[dict[str, Any]] = []
+
+    async def apply(self, deliveries: list[Delivery]) -> None:
+        answers: dict[str, Delivery] = {}
+        for delivery in deliveries:
+            answers.setdefault(delivery.data.order_id, delivery)
+        orders = await self._claim(answers)
+        if not orders:
+            return
+        ids = {sid for order in orders for sid in order["subscription_ids"]}
+        held = await load_subscriptions(self.unit.connection, ids, for_update=True)
+        changed: dict[str, Subscription] = {}
+        for order in orders:
+            delivery = answers[order["order_id"]]
+            if order["status"] == "paid":
+                self._paid(order, delivery, held, changed)
+            else:
+                self._failed(order)
+        await self._save(changed)
+
+    async def _claim(self, answers: dict[str, Delivery]) -> list[dict[str, Any]]:
+        statuses = [
+            "paid" if isinstance(d.data, PaymentSucceeded) else "failed" for d in answers.values()
+        ]
+        rows = await self.unit.connection.fetch(
+            """UPDATE orders AS o SET status = u.status
+               FROM unnest($1::text[], $2::text[]) AS u(order_id, status)
+               WHERE o.order_id = u.order_id AND o.status = 'requested'
+               RETURNING o.order_id, o.request_id, o.csn, o.subscription_ids, o.purpose,
+                         o.detail::text AS detail, o.status""",
+            list(answers),
+            statuses,
+        )
+        by_id = {r["order_id"]: {**dict(r), "detail": json.loads(r["detail"])} for r in rows}
+        return [by_id[order_id] for order_id in answers if order_id in by_id]  # in their order
+
+    def _paid(
+        self,
+        order: dict[str, Any],
+        delivery: Delivery,
+        held: dict[str, Subscription],
+        changed: dict[str, Subscription],
+    ) -> None:
+        current = {sid: changed.get(sid, held[sid]) for sid in order["subscription_ids"]}
+        if order["purpose"] == "seats":
+            self._add_seats(order, delivery, current, changed)
+        elif order["purpose"] == "alignment":
+            self._align(order, delivery, current, changed)
+        else:
+            self._renew(order, delivery, current, changed)
+
+    def _renew(
+        self,
+        order: dict[str, Any],
+        delivery: Delivery,
+        current: dict[str, Subscription],
+        changed: dict[str, Subscription],
+    ) -> None:
+        for sid, subscription in current.items():
+            term, seats = subscription.renewal_term, subscription.renewal_seats
+            renewed_to = add_term(subscription.renewal_date, term)  # LIFE-4
+            changed[sid] = replace(
+                subscription,
+                renewal_date=renewed_to,
+                term=term,
+                seats=seats,
+                next_term=None,
+                next_seats=None,
+            )
+            detail = {
+                "order_id": order["order_id"],
+                "previous_renewal_date": subscription.renewal_date,
+                "renewal_date": renewed_to,
+                "term": term,
+                "seats": seats,
+            }
+            self._record(sid, "renewed", detail, order, delivery)
+            self._announce(
+                SubscriptionRenewed(
+                    subscription_id=sid,
+                    order_id=order["order_id"],
+                    previous_renewal_date=subscription.renewal_date,
+                    renewal_date=renewed_to,
+                    term=term,
+                    seats=seats,
+                    request_id=order["request_id"],
+                    csn=subscription.csn,
+                    product_name=subscription.snapshot.product_name,
+                    buyer=subscription.snapshot.buyer,
+                ),
+                subscription.csn,
+            )
+        if order["request_id"] is not None:
+            self.settled_items.append(
+                {"order_id": order["order_id"], "status": "renewed", "reasons": []}
+            )
+
+    def _add_seats(
+        self,
+        order: dict[str, Any],
+        delivery: Delivery,
+        current: dict[str, Subscription],
+        changed: dict[str, Subscription],
+    ) -> None:
+        [(sid, subscription)] = current.items()
+        added = order["detail"]["seats_added"]
+        changed[sid] = replace(subscription, seats=subscription.seats + added)
+        detail = {"order_id": order["order_id"], "seats_added": added}
+        self._record(sid, "seats_added", detail, order, delivery)
+        self._announce(
+            SeatsUpdated(
+                request_id=order["request_id"],
+                subscription_id=sid,
+                seats=subscription.seats + added,
+                order_id=order["order_id"],
+                prorated_total=Decimal(order["detail"]["total"]),
+                currency=subscription.snapshot.currency,
+            ),
+            order["csn"],
+        )
+
+    def _align(
+        self,
+        order: dict[str, Any],
+        delivery: Delivery,
+        current: dict[str, Subscription],
+        changed: dict[str, Subscription],
+    ) -> None:
+        target = date.fromisoformat(order["detail"]["target_date"])
+        for sid, subscription in current.items():
+            changed[sid] = replace(subscription, renewal_date=target)
+            detail = {"previous_renewal_date": subscription.renewal_date, "renewal_date": target}
+            self._record(sid, "renewal_date_aligned", detail, order, delivery)
+        first = next(iter(current.values()))
+        answer = dates_updated(
+            order["request_id"],
+            target,
+            order["detail"]["lines"],
+            Decimal(order["detail"]["total"]),
+            first.snapshot.currency,
+        )
+        self._announce(answer, order["csn"])
+
+    def _failed(self, order: dict[str, Any]) -> None:
+        if order["request_id"] is None:
+            return  # an automatic renewal: the due-date engine retries it or lets it lapse
+        for sid in order["subscription_ids"]:
+            self._announce(
+                RenewalRejected(
+                    request_id=order["request_id"],
+                    subscription_id=sid,
+                    reasons=[PAYMENT_METHOD_INVALID],
+                ),
+                order["csn"],
+            )
+        if order["purpose"] == "renewal":
+            self.settled_items.append(
+                {
+                    "order_id": order["order_id"],
+                    "status": "rejected",
+                    "reasons": [PAYMENT_METHOD_INVALID],
+                }
+            )
+
+    def _record(
+        self,
+        sid: str,
+        change: str,
+        detail: dict[str, Any],
+        order: dict[str, Any],
+        delivery: Delivery,
+    ) -> None:
+        self.history.append(
+            (sid, self.now, change, detail, None, order["request_id"], delivery.event.id)
+        )
+
+    def _announce(self, event: EventData, csn: str) -> None:
+        self.unit.outbox.add(
+            RENEWAL_EVENTS, new_event(event, subject=csn, source=self.source, time=self.now)
+        )
+
+    async def _save(self, changed: dict[str, Subscription]) -> None:
+        connection: DbConnection = self.unit.connection
+        if changed:
+            rows = list(changed.values())
+            await connection.execute(
+                """UPDATE subscriptions AS s SET renewal_date = u.renewal_date, term = u.term,
+                       seats = u.seats, next_term = u.next_term, next_seats = u.next_seats,
+                       updated_at = now()
+                   FROM unnest($1::text[], $2::date[], $3::text[], $4::int[], $5::text[],
+                               $6::int[])
+                       AS u(subscription_id, renewal_date, term, seats, next_term, next_seats)
+                   WHERE s.subscription_id = u.subscription_id""",
+                [s.subscription_id for s in rows],
+                [s.renewal_date for s in rows],
+                [s.term for s in rows],
+                [s.seats for s in rows],
+                [s.next_term for s in rows],
+                [s.next_seats for s in rows],
+            )
+        await record_history(connection, self.history)
+        if self.settled_items:
+            settled = await connection.fetch(
+                """WITH settled AS (
+                       UPDATE renewal_batch_items AS i SET status = u.status, reasons = u.reasons
+                       FROM jsonb_to_recordset($1::jsonb)
+                           AS u(order_id text, status text, reasons text[])
+                       WHERE i.order_id = u.order_id
+                       RETURNING i.request_id)
+                   SELECT DISTINCT request_id FROM settled""",
+                json.dumps(self.settled_items),
+            )
+            await finish_batches(
+                connection,
+                [row["request_id"] for row in settled],
+                self.unit.outbox,
+                clock=self.clock,
+                source=self.source,
+            )
 
 
 def billing_events_handler(clock: Clock, source: str) -> BatchHandler:
-    async def renew_paid_order(unit: UnitOfWork, delivery: Delivery) -> None:
-        payment: PaymentSucceeded = delivery.data
-        order = await _claim_order(unit, payment.order_id, "paid")
-        if order is None:
-            return
-        connection = unit.connection
-        subscriptions = await load_subscriptions(
-            connection, order["subscription_ids"], for_update=True
-        )
-        now = clock.now()
-        moved: list[tuple[str, object]] = []
-        history = []
-        for subscription_id in order["subscription_ids"]:
-            subscription = subscriptions[subscription_id]
-            previous = subscription.renewal_date
-            renewed_to = add_term(previous, subscription.term)
-            moved.append((subscription_id, renewed_to))
-            renewed = SubscriptionRenewed(
-                subscription_id=subscription_id,
-                order_id=payment.order_id,
-                previous_renewal_date=previous,
-                renewal_date=renewed_to,
-                term=subscription.term,
-                seats=subscription.seats,
-                request_id=order["request_id"],
-                csn=subscription.csn,
-                product_name=subscription.snapshot.product_name,
-                buyer=subscription.snapshot.buyer,
-            )
-            unit.outbox.add(
-                RENEWAL_EVENTS,
-                new_event(renewed, subject=subscription.csn, source=source, time=now),
-            )
-            history.append(
-                (
-                    subscription_id,
-                    now,
-                    "renewed",
-                    {
-                        "order_id": payment.order_id,
-                        "previous_renewal_date": previous,
-                        "renewal_date": renewed_to,
-                    },
-                    None,
-                    order["request_id"],
-                    delivery.event.id,
-                )
-            )
-        await connection.execute(
-            """UPDATE subscriptions AS s SET renewal_date = u.renewal_date, updated_at = now()
-               FROM unnest($1::text[], $2::date[]) AS u(subscription_id, renewal_date)
-               WHERE s.subscription_id = u.subscription_id""",
-            [sid for sid, _ in moved],
-            [d for _, d in moved],
-        )
-        await record_history(connection, history)
-        await _settle_items(unit, order, "renewed", [])
-
-    async def refuse_failed_order(unit: UnitOfWork, delivery: Delivery) -> None:
-        failure: PaymentFailed = delivery.data
-        order = await _claim_order(unit, failure.order_id, "failed")
-        if order is None:
-            return
-        now = clock.now()
-        for subscription_id in order["subscription_ids"]:
-            if order["request_id"] is not None:
-                rejected = RenewalRejected(
-                    request_id=order["request_id"],
-                    subscription_id=subscription_id,
-                    reasons=["PAYMENT_METHOD_INVALID"],
-                )
-                unit.outbox.add(
-                    RENEWAL_EVENTS,
-                    new_event(rejected, subject=order["csn"], source=source, time=now),
-                )
-        await _settle_items(unit, order, "rejected", ["PAYMENT_METHOD_INVALID"])
-
-    async def _claim_order(unit: UnitOfWork, order_id: str, status: str) -> dict | None:
-        # Only an order still waiting for billing's answer changes state: an answer seen twice,
-        # or an order that isn't renewal's (a quote's), changes nothing.
-        row = await unit.connection.fetchrow(
-            "UPDATE orders SET status = $2 WHERE order_id = $1 AND status = 'requested'"
-            " RETURNING order_id, request_id, csn, subscription_ids",
-            order_id,
-            status,
-        )
-        return dict(row) if row else None
-
-    async def _settle_items(unit: UnitOfWork, order: dict, status: str, reasons: list[str]) -> None:
-        if order["request_id"] is None:
-            return
-        await unit.connection.execute(
-            "UPDATE renewal_batch_items SET status = $2, reasons = $3 WHERE order_id = $1",
-            order["order_id"],
-            status,
-            reasons,
-        )
-        await finish_batches(
-            unit.connection, [order["request_id"]], unit.outbox, clock=clock, source=source
-        )
+    async def settle(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
+        await Settlement(unit, clock, source).apply(deliveries)
 
     async def nothing_to_do(unit: UnitOfWork, delivery: Delivery) -> None:
         """Billing's other events concern renewal only through their payment outcome."""
 
+    outcomes = handles_batch(settle)
     return dispatch_by_type(
         {
-            PaymentSucceeded: renew_paid_order,
-            PaymentFailed: refuse_failed_order,
+            PaymentSucceeded: outcomes,
+            PaymentFailed: outcomes,
             OrderPlaced: nothing_to_do,
             PaymentAwaitingManual: nothing_to_do,
             PaymentRejected: nothing_to_do,
