@@ -6,6 +6,7 @@ from faststream import FastStream
 
 from services.renewal.auto_renew import set_auto_renew_handler
 from services.renewal.bulk_worker import BulkWorker
+from services.renewal.changes import ChangeHandlers
 from services.renewal.clocks import set_test_clock_handler
 from services.renewal.engine import DueDateEngine
 from services.renewal.payments import billing_events_handler
@@ -45,6 +46,7 @@ def create_runtime(settings: RenewalSettings, clock: Clock) -> ServiceRuntime:
             {
                 RequestRenewal: record_renewal_request(clock, settings.source),
                 SetAutoRenew: set_auto_renew_handler(clock, settings.policy, settings.source),
+                **ChangeHandlers(clock, settings.policy, settings.source).handlers(),
             }
         ),
     )

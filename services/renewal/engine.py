@@ -52,7 +52,7 @@ AUTO_ORDER_NAMESPACE = uuid.UUID("0b7e3f51-9c2d-4e8a-a6f4-5d1c2b3a4e90")
 
 DUE = """
 SELECT s.snapshot::text AS snapshot, s.renewal_date, s.term, s.seats, s.auto_renew,
-       s.lapse_announced_for, s.expiry_announced_for,
+       s.lapse_announced_for, s.expiry_announced_for, s.next_term, s.next_seats,
        COALESCE(c.today, $1) AS today, last.attempt AS last_attempt, last.status AS last_status
 FROM subscriptions AS s
 LEFT JOIN test_clocks AS c ON c.csn = s.csn
@@ -196,7 +196,9 @@ class EngineStep:
 
     def _order_renewal(self, subscription: Subscription, prices: list[Price], attempt: int) -> bool:
         snapshot = subscription.snapshot
-        price = find_price(prices, snapshot.product_code, subscription.term, snapshot.currency)
+        # TERM-1, SEAT-2: the renewal buys the next term and seats, at that term's renewal price.
+        term, seats = subscription.renewal_term, subscription.renewal_seats
+        price = find_price(prices, snapshot.product_code, term, snapshot.currency)
         if price is None:
             log.warning(
                 "no price for an automatic renewal: it will lapse",
@@ -204,7 +206,7 @@ class EngineStep:
             )
             return False
         unit = renewal_unit_price(price, self.engine.policy)
-        amount = round_money(unit * subscription.seats, snapshot.currency)
+        amount = round_money(unit * seats, snapshot.currency)
         policy = self.engine.policy
         renewal_date = subscription.renewal_date
         order_id = auto_order_id(subscription.subscription_id, renewal_date, attempt)
@@ -215,8 +217,8 @@ class EngineStep:
             subscription_id=subscription.subscription_id,
             product_code=snapshot.product_code,
             product_name=snapshot.product_name,
-            term=subscription.term,
-            seats=subscription.seats,
+            term=term,
+            seats=seats,
             unit_price=round_money(unit, snapshot.currency),
             amount=amount,
         )

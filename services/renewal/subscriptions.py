@@ -29,6 +29,18 @@ class Subscription:
     auto_renew: bool
     lapse_announced_for: date | None = None
     expiry_announced_for: date | None = None
+    next_term: Term | None = None
+    next_seats: int | None = None
+
+    @property
+    def renewal_term(self) -> Term:
+        """The term the next renewal buys (TERM-1)."""
+        return self.next_term or self.term
+
+    @property
+    def renewal_seats(self) -> int:
+        """The seats the next renewal buys (SEAT-2)."""
+        return self.next_seats if self.next_seats is not None else self.seats
 
     @property
     def subscription_id(self) -> str:
@@ -47,6 +59,8 @@ def to_domain(subscription: Subscription) -> eligibility.Subscription:
         term=subscription.term,
         seats=subscription.seats,
         auto_renew=subscription.auto_renew,
+        next_term=subscription.next_term,
+        next_seats=subscription.next_seats,
     )
     return eligibility.subscription_from_dict(snapshot)
 
@@ -79,7 +93,7 @@ async def save_snapshot(unit: UnitOfWork, delivery: Delivery) -> None:
 
 SELECT_SUBSCRIPTION = (
     "SELECT snapshot::text AS snapshot, renewal_date, term, seats, auto_renew,"
-    " lapse_announced_for, expiry_announced_for FROM subscriptions"
+    " lapse_announced_for, expiry_announced_for, next_term, next_seats FROM subscriptions"
 )
 
 
@@ -93,6 +107,8 @@ def from_row(row: asyncpg.Record) -> Subscription:
         row["auto_renew"],
         row["lapse_announced_for"],
         row["expiry_announced_for"],
+        row["next_term"],
+        row["next_seats"],
     )
 
 

@@ -1,0 +1,364 @@
+"""Changes a buyer asks for besides renewing: the next renewal's term or seats (TERM-1, SEAT-2),
+seats added now, paid pro rata (SEAT-1), and renewal dates aligned, paid pro rata (ALIGN-1).
+
+Each is decided by the eligibility package; a refusal is `renewal.rejected` with every reason.
+A change that costs money becomes an order to billing (`purpose` seats or alignment): it takes
+effect, and is answered, when billing's `payment.succeeded` arrives (services/renewal/payments.py).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from services.renewal.clocks import CsnClock
+from services.renewal.requests_seen import first_time
+from services.renewal.subscriptions import (
+    Subscription,
+    load_subscriptions,
+    record_history,
+    to_domain,
+)
+from shared.catalog.store import load_prices, load_promotions
+from shared.clock import Clock
+from shared.contracts.billing_commands import TOPIC as BILLING_COMMANDS
+from shared.contracts.billing_commands import PlaceOrder
+from shared.contracts.billing_events import OrderLine
+from shared.contracts.envelope import EventData, new_event
+from shared.contracts.renewal_commands import AddSeats, AlignRenewalDates, ChangeRenewalTerms
+from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
+from shared.contracts.renewal_events import (
+    RenewalDatesUpdated,
+    RenewalRejected,
+    RenewalTermsUpdated,
+)
+from shared.eligibility import (
+    Actor,
+    Decision,
+    Policy,
+    Price,
+    PriceLine,
+    Promotion,
+    decide_add_seats,
+    decide_align_dates,
+    decide_change_terms,
+)
+from shared.messaging.consumer import Delivery, EventHandler, UnitOfWork
+
+CHANGE_ORDER_NAMESPACE = uuid.UUID("3d5a7c19-2b4e-4f60-8e1d-9a0b1c2d3e4f")
+
+
+@dataclass
+class ChangeContext:
+    """What every change handler needs: the subscriptions, the CSN's today, the catalog."""
+
+    unit: UnitOfWork
+    delivery: Delivery
+    held: dict[str, Subscription]
+    today: date
+    prices: list[Price]
+    promotions: list[Promotion]
+
+    @property
+    def actor(self) -> Actor:
+        command = self.delivery.data
+        return Actor(user_id=command.actor.user_id, csn=command.actor.csn)
+
+
+class ChangeHandlers:
+    def __init__(self, clock: Clock, policy: Policy, source: str) -> None:
+        self.clock = clock
+        self.csn_clock = CsnClock(clock)
+        self.policy = policy
+        self.source = source
+
+    def handlers(self) -> dict[type, EventHandler]:
+        return {
+            ChangeRenewalTerms: self.change_terms,
+            AddSeats: self.add_seats,
+            AlignRenewalDates: self.align_dates,
+        }
+
+    async def _context(
+        self, unit: UnitOfWork, delivery: Delivery, subscription_ids: Sequence[str]
+    ) -> ChangeContext | None:
+        command = delivery.data
+        if not await first_time(unit.connection, command.request_id, delivery.event.type):
+            return None  # the same request id again: one effect, one answer
+        held = await load_subscriptions(unit.connection, subscription_ids, for_update=True)
+        csn = command.actor.csn
+        today = (await self.csn_clock.today_for(unit.connection, [csn]))[csn]
+        products = {s.snapshot.product_code for s in held.values()}
+        prices = [Price(**vars(p)) for p in await load_prices(unit.connection, products)]
+        promotions = [
+            Promotion(**vars(p)) for p in await load_promotions(unit.connection, products)
+        ]
+        return ChangeContext(unit, delivery, held, today, prices, promotions)
+
+    async def change_terms(self, unit: UnitOfWork, delivery: Delivery) -> None:
+        """TERM-1, SEAT-2: recorded now, effective at the next renewal, at the renewal price of
+        the new term (PRICE-1); reducing seats takes effect at renewal only."""
+        command: ChangeRenewalTerms = delivery.data
+        context = await self._context(unit, delivery, [command.subscription_id])
+        if context is None:
+            return
+        decision = decide_change_terms(
+            context.actor,
+            [to_domain(s) for s in context.held.values()],
+            command.subscription_id,
+            term=command.term,
+            seats=command.seats,
+            prices=context.prices,
+            promotions=context.promotions,
+            today=context.today,
+            policy=self.policy,
+        )
+        if self._refused(context, decision):
+            return
+        subscription = context.held[command.subscription_id]
+        term = command.term or subscription.next_term or subscription.term
+        seats = command.seats if command.seats is not None else subscription.renewal_seats
+        await unit.connection.execute(
+            "UPDATE subscriptions SET next_term = $2, next_seats = $3, updated_at = now()"
+            " WHERE subscription_id = $1",
+            command.subscription_id,
+            term,
+            seats,
+        )
+        await self._history(
+            context,
+            command.subscription_id,
+            "renewal_terms_changed",
+            {"term": term, "seats": seats},
+        )
+        self._announce(
+            context,
+            RenewalTermsUpdated(
+                request_id=command.request_id,
+                subscription_id=command.subscription_id,
+                term=term,
+                seats=seats,
+                effective_on=subscription.renewal_date,
+            ),
+        )
+
+    async def add_seats(self, unit: UnitOfWork, delivery: Delivery) -> None:
+        """SEAT-1: an order for the pro-rata amount; the seats are added once it is paid."""
+        command: AddSeats = delivery.data
+        context = await self._context(unit, delivery, [command.subscription_id])
+        if context is None:
+            return
+        decision = decide_add_seats(
+            context.actor,
+            [to_domain(s) for s in context.held.values()],
+            command.subscription_id,
+            seats=command.seats,
+            prices=context.prices,
+            promotions=context.promotions,
+            today=context.today,
+            policy=self.policy,
+        )
+        if self._refused(context, decision):
+            return
+        assert decision.preview is not None
+        [line] = decision.preview.lines
+        subscription = context.held[command.subscription_id]
+        await self._order(
+            context, "seats", {"seats_added": command.seats}, [(line, subscription)], line.amount
+        )
+
+    async def align_dates(self, unit: UnitOfWork, delivery: Delivery) -> None:
+        """ALIGN-1: every renewal date moves to the target once the pro-rata extension is paid;
+        an alignment that costs nothing takes effect at once."""
+        command: AlignRenewalDates = delivery.data
+        context = await self._context(unit, delivery, command.subscription_ids)
+        if context is None:
+            return
+        decision = decide_align_dates(
+            context.actor,
+            [to_domain(s) for s in context.held.values()],
+            command.subscription_ids,
+            target_date=command.target_date,
+            prices=context.prices,
+            promotions=context.promotions,
+            today=context.today,
+            policy=self.policy,
+        )
+        if self._refused(context, decision):
+            return
+        assert decision.preview is not None
+        lines = [(line, context.held[line.subscription_id]) for line in decision.preview.lines]
+        total = sum((line.amount for line, _ in lines), start=lines[0][0].amount * 0)
+        detail = {"target_date": command.target_date.isoformat()}
+        if total > 0:
+            await self._order(context, "alignment", detail, lines, total)
+            return
+        await align(
+            unit,
+            context.delivery.event.id,
+            command.request_id,
+            [s for _, s in lines],
+            command.target_date,
+            self.clock.now(),
+        )
+        answer = dates_updated(
+            command.request_id,
+            command.target_date,
+            [_line_json(line) for line, _ in lines],
+            total,
+            lines[0][1].snapshot.currency,
+        )
+        self._announce(context, answer)
+
+    def _refused(self, context: ChangeContext, decision: Decision) -> bool:
+        if decision.allowed:
+            return False
+        command = context.delivery.data
+        refusals: list[tuple[str | None, Sequence[str]]] = (
+            [(None, decision.reasons)] if decision.reasons else []
+        )
+        refusals += [(o.subscription_id, o.reasons) for o in decision.subscriptions if o.reasons]
+        for subscription_id, reasons in refusals:
+            self._announce(
+                context,
+                RenewalRejected(
+                    request_id=command.request_id,
+                    subscription_id=subscription_id,
+                    reasons=list(reasons),
+                ),
+            )
+        return True
+
+    async def _order(
+        self,
+        context: ChangeContext,
+        purpose: str,
+        detail: dict[str, Any],
+        lines: list[tuple[PriceLine, Subscription]],
+        total: Any,
+    ) -> None:
+        command = context.delivery.data
+        first = lines[0][1].snapshot
+        order_id = str(uuid.uuid5(CHANGE_ORDER_NAMESPACE, f"{purpose}|{command.request_id}"))
+        order = PlaceOrder(
+            request_id=command.request_id,
+            order_id=order_id,
+            csn=first.csn,
+            currency=first.currency,
+            purchase_method=first.purchase_method,
+            payment_method=first.payment_method,
+            lines=[
+                OrderLine(
+                    subscription_id=line.subscription_id,
+                    product_code=line.product_code,
+                    product_name=subscription.snapshot.product_name,
+                    term=line.term,
+                    seats=line.seats,
+                    unit_price=line.unit_price,
+                    amount=line.amount,
+                )
+                for line, subscription in lines
+            ],
+            total=total,
+        )
+        await context.unit.connection.execute(
+            "INSERT INTO orders (order_id, request_id, csn, subscription_ids, purpose, detail)"
+            " VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
+            order_id,
+            command.request_id,
+            first.csn,
+            [line.subscription_id for line, _ in lines],
+            purpose,
+            json.dumps(
+                {**detail, "lines": [_line_json(line) for line, _ in lines], "total": str(total)}
+            ),
+        )
+        context.unit.outbox.add(BILLING_COMMANDS, self._event(order, first.csn))
+
+    async def _history(
+        self, context: ChangeContext, subscription_id: str, change: str, detail: dict[str, Any]
+    ) -> None:
+        command = context.delivery.data
+        await record_history(
+            context.unit.connection,
+            [
+                (
+                    subscription_id,
+                    self.clock.now(),
+                    change,
+                    detail,
+                    command.actor.model_dump(),
+                    command.request_id,
+                    context.delivery.event.id,
+                )
+            ],
+        )
+
+    def _announce(self, context: ChangeContext, event: EventData) -> None:
+        context.unit.outbox.add(RENEWAL_EVENTS, self._event(event, context.delivery.event.subject))
+
+    def _event(self, data: EventData, csn: str) -> Any:
+        return new_event(data, subject=csn, source=self.source, time=self.clock.now())
+
+
+def _line_json(line: PriceLine) -> dict[str, Any]:
+    return {
+        "subscription_id": line.subscription_id,
+        "product_code": line.product_code,
+        "term": line.term,
+        "seats": line.seats,
+        "unit_price": str(line.unit_price),
+        "discount": str(line.discount),
+        "amount": str(line.amount),
+    }
+
+
+def dates_updated(
+    request_id: str, target_date: date, lines: list[dict[str, Any]], total: Any, currency: str
+) -> RenewalDatesUpdated:
+    """The answer to an alignment, with its pro-rata lines (as stored with the order)."""
+    return RenewalDatesUpdated(
+        request_id=request_id,
+        subscription_ids=[line["subscription_id"] for line in lines],
+        target_date=target_date,
+        lines=lines,
+        total=total,
+        currency=currency,
+    )
+
+
+async def align(
+    unit: UnitOfWork,
+    event_id: str,
+    request_id: str | None,
+    subscriptions: list[Subscription],
+    target_date: date,
+    now: Any,
+) -> None:
+    """Move every renewal date to the target (ALIGN-1), with its audit trail."""
+    ids = [s.subscription_id for s in subscriptions]
+    await unit.connection.execute(
+        "UPDATE subscriptions SET renewal_date = $2, updated_at = now()"
+        " WHERE subscription_id = ANY($1::text[])",
+        ids,
+        target_date,
+    )
+    await record_history(
+        unit.connection,
+        [
+            (
+                s.subscription_id,
+                now,
+                "renewal_date_aligned",
+                {"previous_renewal_date": s.renewal_date, "renewal_date": target_date},
+                None,
+                request_id,
+                event_id,
+            )
+            for s in subscriptions
+        ],
+    )
