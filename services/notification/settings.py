@@ -25,7 +25,7 @@ class NotificationSettings(BaseSettings):
     )
     sender_address: str = "renewals@example.com"
     # Delivery: concurrent senders, emails claimed at a time, tries before email.failed.
-    senders: int = 2
+    senders: int = 4
     claim_size: int = 20
     max_attempts: int = 5
     retry_base_seconds: float = 2.0
