@@ -18,7 +18,7 @@ class RenewalSettings(BaseSettings):
     policy: Policy = Field(default_factory=Policy)
     source: str = "/renewals/renewal"
     # The bulk worker: how many recorded batches one transaction works, and its fallback poll.
-    bulk_batches_per_claim: int = 50
+    bulk_batches_per_claim: int = 500
     bulk_poll_seconds: float = 0.5
     # The due-date engine: how often it looks, and how many subscriptions one transaction takes.
     engine_interval_seconds: float = 2.0
