@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from faststream import FastStream
 
+from services.billing.manual_payments import payment_received_handler
 from services.billing.orders import place_order_handler
 from services.billing.provider import PaymentProvider, SimulatedPaymentProvider
 from services.billing.settings import BillingSettings
 from shared.clock import Clock, SystemClock
-from shared.contracts import billing_commands, billing_events
+from shared.contracts import billing_commands, billing_events, payment_events
 from shared.messaging.consumer import dispatch_by_type
 from shared.messaging.runtime import ServiceRuntime
 
@@ -32,6 +33,17 @@ def create_app(
         billing_commands.TOPIC,
         billing_commands.REGISTRY,
         dispatch_by_type({billing_commands.PlaceOrder: place_order}),
+    )
+    runtime.consume(
+        payment_events.TOPIC,
+        payment_events.REGISTRY,
+        dispatch_by_type(
+            {
+                payment_events.PaymentReceived: payment_received_handler(
+                    clock or SystemClock(), settings.source
+                )
+            }
+        ),
     )
     runtime.produces(billing_events.TOPIC, billing_events.REGISTRY)
     return runtime.build_app()

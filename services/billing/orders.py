@@ -145,7 +145,7 @@ def _events(
             PaymentFailed(
                 order_id=command.order_id,
                 reason=charge.reason or "declined",
-                next_retry_on=None,
+                next_retry_on=command.next_retry_on,  # when renewal will try again, if it will
             )
         )
     return events

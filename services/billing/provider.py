@@ -30,8 +30,14 @@ class PaymentProvider(Protocol):
     ) -> ChargeResult: ...
 
 
+# The simulator's test amount, like a payment provider's test card numbers: an amount whose
+# cents are .13 is declined for insufficient funds, whatever the method.
+DECLINED_CENTS = Decimal("0.13")
+
+
 class SimulatedPaymentProvider:
-    """A valid method is charged; one marked invalid is declined; manual-only methods wait."""
+    """A valid method is charged; one marked invalid is declined; manual-only methods wait;
+    an amount ending in .13 is declined as if the account had no funds (for tests and demos)."""
 
     def charge(
         self, *, idempotency_key: str, amount: Decimal, currency: str, method: PaymentMethod
@@ -43,4 +49,6 @@ class SimulatedPaymentProvider:
             return ChargeResult(
                 "failed", reason=f"{method.type} declined: the payment method is not valid"
             )
+        if amount % 1 == DECLINED_CENTS:
+            return ChargeResult("failed", reason=f"{method.type} declined: insufficient funds")
         return ChargeResult("succeeded", payment_reference=reference)

@@ -73,3 +73,21 @@ def test_auto_4_manual_only_methods_await_a_manual_payment(kind: str) -> None:
 
 def test_auto_4_the_manual_only_methods_are_those_of_the_rule() -> None:
     assert {"bank_transfer", "alipay", "convenience_store", "atm_transfer"} == MANUAL_ONLY_METHODS
+
+
+def test_the_simulator_declines_an_amount_ending_in_13_cents_for_insufficient_funds() -> None:
+    from decimal import Decimal
+
+    from services.billing.provider import SimulatedPaymentProvider
+    from shared.contracts.subscription_events import PaymentMethod
+
+    card = PaymentMethod(type="card", recurring=True, valid=True)
+    provider = SimulatedPaymentProvider()
+    declined = provider.charge(
+        idempotency_key="o-1", amount=Decimal("420.13"), currency="USD", method=card
+    )
+    charged = provider.charge(
+        idempotency_key="o-2", amount=Decimal("420.14"), currency="USD", method=card
+    )
+    assert (declined.outcome, declined.reason) == ("failed", "card declined: insufficient funds")
+    assert charged.outcome == "succeeded"

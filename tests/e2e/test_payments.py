@@ -1,0 +1,123 @@
+"""Payments end to end: manual-only methods paid by `payment.received` (AUTO-4), and a declined
+automatic charge retried on the policy's schedule, then lapsed, then expired (AUTO-1, LIFE-2/3)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+from decimal import Decimal
+
+from shared import samples
+from shared.contracts import topics
+from shared.contracts.clock_commands import SetTestClock
+from shared.contracts.payment_events import PaymentReceived
+from tests.e2e.steps import (
+    RENEWAL_DATE,
+    about_subject,
+    answering,
+    charges_for,
+    given_price_known,
+    given_subscriptions,
+    publish_price,
+)
+
+
+async def _bank_transfer_order(upstream, watcher, admin_db, csn: str):
+    product = f"P-{csn}"
+    await publish_price(upstream, product)
+    await given_price_known(admin_db, product)
+    snapshot = samples.subscription(
+        f"S-{csn}",
+        csn,
+        renewal_date=RENEWAL_DATE,
+        product_code=product,
+        payment_type="bank_transfer",
+    )
+    await given_subscriptions(upstream, admin_db, snapshot)
+    command = samples.renewal_request(csn, [snapshot.subscription_id])
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+    [awaiting] = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"))
+    return command, awaiting.data
+
+
+def _received(awaiting: dict, **changes) -> PaymentReceived:
+    fields = {
+        "payment_reference": awaiting["payment_reference"],
+        "order_id": awaiting["order_id"],
+        "amount": Decimal(awaiting["amount"]),
+        "currency": awaiting["currency"],
+        **changes,
+    }
+    return PaymentReceived(**fields)
+
+
+async def test_auto_4_a_bank_transfer_order_waits_and_renews_once_the_payment_arrives(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    command, awaiting = await _bank_transfer_order(upstream, watcher, admin_db, csn)
+    assert awaiting["amount"] == "420.00" and date.fromisoformat(awaiting["pay_by"]) > date.today()
+    await asyncio.sleep(1.0)
+    assert watcher.matching(answering(command.request_id, "subscription.renewed")) == []
+
+    wrong = _received(awaiting, amount=Decimal("400.00"), currency="EUR")
+    await upstream.send(topics.PAYMENT_EVENTS, samples.event(wrong, csn))
+    [rejected] = await watcher.wait_for(about_subject(csn, "payment.rejected"))
+    assert rejected.data["reasons"] == ["AMOUNT_MISMATCH", "CURRENCY_MISMATCH"]
+    unknown = _received(awaiting, order_id="no-such-order")
+    await upstream.send(topics.PAYMENT_EVENTS, samples.event(unknown, csn))
+    await watcher.wait_for(
+        lambda s: (
+            s.type == "payment.rejected"
+            and s.data["reasons"] == ["UNKNOWN_ORDER"]
+            and s.data["order_id"] == "no-such-order"
+        )
+    )
+    assert await charges_for(admin_db, csn) == 0
+
+    paid = _received(awaiting)
+    await upstream.send(topics.PAYMENT_EVENTS, samples.event(paid, csn))
+    [renewed] = await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
+    assert renewed.data["order_id"] == awaiting["order_id"]
+    await upstream.send(topics.PAYMENT_EVENTS, samples.event(paid, csn))  # paid twice
+    await asyncio.sleep(1.5)
+    assert await charges_for(admin_db, csn) == 1
+    assert len(watcher.matching(answering(command.request_id, "subscription.renewed"))) == 1
+
+
+async def test_auto_1_a_declined_card_is_retried_then_the_subscription_lapses_and_expires(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    product = f"P-{csn}"
+    # The payment simulator declines amounts ending in .13 (insufficient funds).
+    await publish_price(upstream, product, renewal_price="420.13")
+    await given_price_known(admin_db, product)
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product, auto_renew=True
+    )
+    await given_subscriptions(upstream, admin_db, snapshot)
+
+    async def on(day: date) -> None:
+        await upstream.send(
+            topics.CLOCK_COMMANDS, samples.event(SetTestClock(csn=csn, today=day), csn)
+        )
+
+    await on(RENEWAL_DATE)
+    [failed] = await watcher.wait_for(about_subject(csn, "payment.failed"))
+    assert failed.data["next_retry_on"] == (RENEWAL_DATE + timedelta(days=1)).isoformat()
+    [lapsed] = await watcher.wait_for(about_subject(csn, "subscription.lapsed"))
+    expected_retries = [(1, 3), (3, 7), (7, None)]  # tried again 1, 3 and 7 days after
+    for count, (day, next_try) in enumerate(expected_retries, start=2):
+        await on(RENEWAL_DATE + timedelta(days=day))
+        failures = await watcher.wait_for(about_subject(csn, "payment.failed"), count=count)
+        expected = (RENEWAL_DATE + timedelta(days=next_try)).isoformat() if next_try else None
+        assert failures[-1].data["next_retry_on"] == expected
+    await on(RENEWAL_DATE + timedelta(days=20))
+    await asyncio.sleep(1.5)
+    assert len(watcher.matching(about_subject(csn, "payment.failed"))) == 4  # no fifth try
+    grace_ends = date.fromisoformat(lapsed.data["grace_ends"])
+    await on(grace_ends + timedelta(days=1))
+    await watcher.wait_for(about_subject(csn, "subscription.expired"))
+    assert await charges_for(admin_db, csn) == 0
+    assert len(watcher.matching(about_subject(csn, "subscription.lapsed"))) == 1
