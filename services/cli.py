@@ -1,32 +1,57 @@
-"""`renewals`: the operator's command line.
+"""`renewals`: the operator's command line. The work is done in `services/operations/`; this
+module only wires the commands.
 
+    renewals topics [--watch]          every topic: partitions, end offsets, msg/s, lag per group
+    renewals tail TOPIC                CloudEvents as they arrive (--csn, --type, --request-id)
+    renewals dlq list|show|replay      dead letters with their errors; replay them, once
+    renewals health                    each service's readiness, the broker, database, SMTP
+    renewals subscription show ID      what every service knows of a subscription
+    renewals customer show CSN         what every service knows of a customer
     renewals history SUBSCRIPTION_ID   a subscription's renewal state and its audit trail
     renewals batches [--all]           bulk renewal batches with their progress
     renewals migrate [SERVICE...]      apply the services' database migrations
 
-Every command takes `--json` for scripts.
+Every command that shows something takes `--json` for scripts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from datetime import date, datetime
+import time
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import asyncpg
 import typer
 from rich.console import Console
+from rich.json import JSON as RichJSON
+from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
+from services.operations import lookup
+from services.operations.dlq import (
+    DeadLetter,
+    DeadLetterFilter,
+    dead_letter,
+    dead_letters,
+    parse_ref,
+    replay,
+)
+from services.operations.health import check_all
+from services.operations.kafka import Record, UnknownTopicError
+from services.operations.tail import EventFilter, parse_since, shown
+from services.operations.tail import tail as tail_events
+from services.operations.topics import GroupLag, TopicStats, topic_stats
 from shared.db.migrate import MIGRATION_SETS, migrate
 from shared.db.pool import connect
 from shared.db.settings import DatabaseSettings
 
 app = typer.Typer(
-    help="The operator's command line (history, batches, migrate); --json on every command.",
+    help="The operator's command line: topics, tail, dlq, health, lookups, batches, history,"
+    " migrate; --json on every command that shows something.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -170,6 +195,376 @@ def migrate_command(
         console.print(
             f"{service}: {len(applied)} migration(s) applied {' '.join(applied)}".rstrip()
         )
+
+
+# ---- operations (services/operations/) ----------------------------------------------------
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    console.print(f"[red]{message}")
+    raise typer.Exit(code)
+
+
+def _topics_table(stats: list[TopicStats]) -> Table:
+    table = Table("topic", "partitions", "end offset", "msg/s (1 min)", "consumer group", "lag")
+    for topic in stats:
+        groups: list[GroupLag | None] = [*topic.groups] or [None]
+        for i, group in enumerate(groups):
+            lag = "" if group is None else str(group.lag)
+            style = "bold red" if group is not None and group.lag > 0 else ""
+            table.add_row(
+                topic.topic if i == 0 else "",
+                str(topic.partitions) if i == 0 else "",
+                str(topic.end_offset) if i == 0 else "",
+                f"{topic.per_second:g}" if i == 0 else "",
+                "—" if group is None else group.group,
+                f"[{style}]{lag}[/]" if style else lag,
+            )
+    return table
+
+
+@app.command()
+def topics(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Topics to show. Default: every contract topic.")
+    ] = None,
+    watch: Annotated[bool, typer.Option("--watch", help="Refresh the table live.")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between refreshes.")] = 2.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Every topic: partitions, end offsets, messages per second over the last minute, and the
+    lag of each consumer group that reads it."""
+
+    def load() -> list[TopicStats]:
+        try:
+            return asyncio.run(topic_stats(names))
+        except UnknownTopicError as error:
+            _fail(str(error))
+
+    if as_json:
+        _print_json([s.as_dict() for s in load()])
+        return
+    if not watch:
+        console.print(_topics_table(load()))
+        return
+    with Live(_topics_table(load()), console=console, auto_refresh=False) as live:
+        try:
+            while True:
+                time.sleep(interval)
+                live.update(_topics_table(load()), refresh=True)
+        except KeyboardInterrupt:
+            pass
+
+
+@app.command()
+def tail(
+    topic: Annotated[
+        str, typer.Argument(help="A topic, e.g. renewal.events or billing.events.dlq")
+    ],
+    csn: Annotated[str | None, typer.Option(help="Only this customer's events.")] = None,
+    event_type: Annotated[str | None, typer.Option("--type", help="Only this event type.")] = None,
+    request_id: Annotated[str | None, typer.Option(help="Only events of this request.")] = None,
+    from_beginning: Annotated[
+        bool, typer.Option("--from-beginning", help="Start at the oldest message kept.")
+    ] = False,
+    since: Annotated[
+        str | None, typer.Option(help="Start this long ago: 30s, 10m, 2h, 1d.")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow/--no-follow", help="Keep waiting for new events.")
+    ] = True,
+    count: Annotated[int | None, typer.Option(help="Stop after this many matching events.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON document per line instead.")
+    ] = False,
+) -> None:
+    """CloudEvents of a topic pretty-printed as they arrive (Ctrl-C stops)."""
+    try:
+        start_at = parse_since(since) if since else None
+    except ValueError as error:
+        _fail(str(error), 2)
+    where = EventFilter(csn=csn, type=event_type, request_id=request_id)
+
+    async def run() -> None:
+        seen = 0
+        async for record in tail_events(
+            topic, where=where, from_beginning=from_beginning, since=start_at, follow=follow
+        ):
+            if as_json:
+                print(json.dumps(shown(record)), flush=True)
+            else:
+                _print_record(record)
+            seen += 1
+            if count is not None and seen >= count:
+                return
+
+    try:
+        asyncio.run(run())
+    except UnknownTopicError as error:
+        _fail(str(error))
+    except KeyboardInterrupt:
+        pass
+
+
+def _print_record(record: Record) -> None:
+    document = shown(record)
+    event = document["event"]
+    when = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC).strftime("%H:%M:%S.%f")[:-3]
+    kind = event.get("type", "?") if isinstance(event, dict) else "(not a CloudEvent)"
+    console.print(
+        f"[dim]{when}[/] [cyan]{record.topic}[/]:{record.partition}:{record.offset}"
+        f"  [bold]{kind}[/]  key={document['key']}"
+        + (f"  id={event.get('id')}" if isinstance(event, dict) else "")
+    )
+    errors = {k: v for k, v in record.headers.items() if k.startswith("x-")}
+    if errors:
+        console.print("  " + "  ".join(f"[yellow]{k}[/]={v}" for k, v in errors.items()))
+    if isinstance(event, dict):
+        console.print(RichJSON(json.dumps(event.get("data", event)), indent=2))
+    else:
+        console.print(f"  [red]{event[:500]!r}")
+
+
+dlq_app = typer.Typer(
+    help="Dead letters: list them with their errors, show one, replay them once.",
+    no_args_is_help=True,
+)
+app.add_typer(dlq_app, name="dlq")
+
+DlqTopic = Annotated[
+    str | None, typer.Option("--topic", help="One topic (the original or its .dlq).")
+]
+DlqCsn = Annotated[str | None, typer.Option(help="Only this customer's dead letters.")]
+DlqType = Annotated[str | None, typer.Option("--type", help="Only this event type.")]
+DlqErrorType = Annotated[str | None, typer.Option(help="Only this error type (x-dlq-error-type).")]
+DlqGroup = Annotated[str | None, typer.Option(help="Only those this consumer group gave up.")]
+
+
+def _load_dead_letters(
+    where: DeadLetterFilter, topics: list[str] | None = None
+) -> list[DeadLetter]:
+    try:
+        return asyncio.run(dead_letters(where, topics=topics))
+    except UnknownTopicError as error:
+        _fail(str(error))
+
+
+@dlq_app.command("list")
+def dlq_list(
+    topic: DlqTopic = None,
+    csn: DlqCsn = None,
+    event_type: DlqType = None,
+    error_type: DlqErrorType = None,
+    group: DlqGroup = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every dead letter of every topic, with its error and whether it was replayed."""
+    where = DeadLetterFilter(topic, csn, event_type, error_type, group)
+    letters = _load_dead_letters(where)
+    if as_json:
+        _print_json([letter.as_dict() for letter in letters])
+        return
+    if not letters:
+        console.print("no dead letter")
+        return
+    table = Table("ref", "group", "CSN", "type", "error", "failed at", "replayed as")
+    for letter in letters:
+        table.add_row(
+            letter.ref,
+            letter.consumer_group,
+            letter.csn or "",
+            letter.event_type or "",
+            f"[yellow]{letter.error_type}[/]: {letter.error[:120]}",
+            letter.failed_at[:19],
+            letter.replayed_as or "",
+        )
+    console.print(table)
+
+
+@dlq_app.command("show")
+def dlq_show(
+    ref: Annotated[str, typer.Argument(help="<topic>.dlq:<offset> as `dlq list` names it.")],
+    as_json: JsonOption = False,
+) -> None:
+    """One dead letter in full: every header, the error, the original message."""
+    try:
+        letter = asyncio.run(dead_letter(ref))
+    except (LookupError, ValueError) as error:
+        _fail(str(error))
+    if as_json:
+        _print_json(letter.as_dict())
+        return
+    console.print(
+        f"[bold]{letter.ref}[/] from {letter.original_topic}"
+        f"[{letter.original_partition}] offset {letter.original_offset}"
+    )
+    table = Table("header", "value", show_header=False)
+    for name, value in letter.headers.items():
+        table.add_row(name, value)
+    console.print(table)
+    console.print(f"key: {letter.key}")
+    if letter.replayed_as:
+        console.print(f"[green]replayed as {letter.replayed_as}")
+    try:
+        console.print(RichJSON(letter.value))
+    except ValueError:
+        console.print(repr(letter.raw_value))
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    refs: Annotated[
+        list[str] | None, typer.Argument(help="Dead letters to replay (as `dlq list` names them).")
+    ] = None,
+    replay_all: Annotated[
+        bool, typer.Option("--all", help="Every dead letter matching the filters.")
+    ] = False,
+    topic: DlqTopic = None,
+    csn: DlqCsn = None,
+    event_type: DlqType = None,
+    error_type: DlqErrorType = None,
+    group: DlqGroup = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be replayed; publish nothing.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Republish dead letters to their original topic with their original key and bytes, once:
+    one already replayed is left out (the replay carries `x-replayed-from`)."""
+    if not refs and not replay_all:
+        _fail("name the dead letters to replay, or --all (with filters)", 2)
+    where = DeadLetterFilter(topic, csn, event_type, error_type, group)
+    wanted = {_normal_ref(r) for r in refs or []}
+    # Named letters: read only their DLQs.
+    letters = _load_dead_letters(where, sorted({r.rsplit(":", 2)[0] for r in wanted}) or None)
+    if wanted:
+        letters = [letter for letter in letters if letter.ref in wanted]
+        missing = wanted - {letter.ref for letter in letters}
+        if missing:
+            _fail(f"no such dead letter (or filtered out): {', '.join(sorted(missing))}")
+    report = asyncio.run(replay(letters, dry_run=dry_run))
+    if as_json:
+        _print_json(report.as_dict())
+        return
+    verb = "would replay" if dry_run else "replayed"
+    for letter in report.replayed:
+        landed = f" as {letter.replayed_as}" if letter.replayed_as else ""
+        console.print(f"{verb} {letter.ref} → {letter.original_topic}{landed} (key {letter.key})")
+    for letter in report.already_replayed:
+        console.print(f"[dim]already replayed {letter.ref} as {letter.replayed_as}: left out")
+    if not report.replayed and not report.already_replayed:
+        console.print("nothing to replay")
+
+
+def _normal_ref(ref: str) -> str:
+    try:
+        topic, partition, offset = parse_ref(ref)
+    except ValueError as error:
+        _fail(str(error), 2)
+    return f"{topic}:{partition}:{offset}"
+
+
+@app.command()
+def health(
+    service: Annotated[
+        list[str] | None,
+        typer.Option(help="NAME=HOST:PORT of a service's /ready (default: make run's ports)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every service's readiness, the broker, the database (as each service's role), the SMTP
+    server. Exits 1 when anything is down."""
+    services = None
+    if service:
+        try:
+            services = dict(s.split("=", 1) for s in service)
+        except ValueError:
+            _fail("--service takes NAME=HOST:PORT", 2)
+    checks = asyncio.run(check_all(services))
+    if as_json:
+        _print_json([c.as_dict() for c in checks])
+    else:
+        table = Table("component", "state", "detail")
+        for check in checks:
+            state = "[green]ok" if check.ok else "[red]DOWN"
+            table.add_row(check.component, state, check.detail)
+        console.print(table)
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
+subscription_app = typer.Typer(help="Subscriptions.", no_args_is_help=True)
+customer_app = typer.Typer(help="Customers (by CSN).", no_args_is_help=True)
+app.add_typer(subscription_app, name="subscription")
+app.add_typer(customer_app, name="customer")
+
+
+@subscription_app.command("show")
+def subscription_show(subscription_id: str, as_json: JsonOption = False) -> None:
+    """What each service knows of a subscription: renewal state and dates, orders and payments,
+    emails sent, open quotes, and its audit trail."""
+    found = asyncio.run(lookup.subscription(subscription_id))
+    if found is None:
+        _fail(f"no subscription {subscription_id} is known to the renewal service")
+    if as_json:
+        _print_json(found)
+        return
+    _print_known(found)
+
+
+@customer_app.command("show")
+def customer_show(csn: str, as_json: JsonOption = False) -> None:
+    """What each service knows of a customer: subscriptions, batches, orders and payments,
+    emails, open quotes, and the audit trail of its subscriptions."""
+    found = asyncio.run(lookup.customer(csn))
+    if as_json:
+        _print_json(found)
+        return
+    if not found["renewal"]["subscriptions"] and not found["billing"]["orders"]:
+        console.print(f"[yellow]nothing is known of {csn}")
+    _print_known(found)
+
+
+def _print_known(found: dict[str, Any]) -> None:
+    renewal = found["renewal"]
+    for s in renewal["subscriptions"]:
+        console.print(
+            f"[bold]{s['subscription_id']}[/] (CSN {s['csn']}, revision {s['revision']}): "
+            f"{s['state']}, renews on {s['renewal_date']}, {s['term']}, {s['seats']} seat(s), "
+            f"auto-renew {'on' if s['auto_renew'] else 'off'}"
+        )
+    for clock in renewal["test_clocks"]:
+        console.print(f"test clock of {clock['csn']}: today is {clock['today']}")
+    _print_rows("batches (renewal)", renewal.get("batches", []))
+    _print_rows("orders asked for (renewal)", renewal["renewal_orders"])
+    _print_rows("orders (billing)", found["billing"]["orders"], drop={"lines"})
+    _print_rows("payments (billing)", found["billing"]["payments"])
+    _print_rows("emails (notification)", found["emails"], drop={"recipients", "last_error"})
+    quotes = found["quotes"]
+    if not quotes["available"]:
+        console.print(f"[dim]open quotes: {quotes['note']}")
+    else:
+        _print_rows("open quotes (quote)", quotes["open"])
+    history_rows = [
+        {
+            **h,
+            "detail": ", ".join(f"{k}={v}" for k, v in h["detail"].items()),
+            "actor": h["actor"]["user_id"] if h["actor"] else "the product",
+        }
+        for h in renewal["history"]
+    ]
+    _print_rows("audit trail", history_rows, drop={"event_id"})
+
+
+def _print_rows(title: str, rows: list[dict[str, Any]], drop: set[str] | None = None) -> None:
+    if not rows:
+        console.print(f"[dim]{title}: none")
+        return
+    columns = [c for c in rows[0] if c not in (drop or set())]
+    table = Table(*columns, title=title, title_justify="left")
+    for row in rows:
+        table.add_row(*(str(_jsonable(row[c]) if row[c] is not None else "") for c in columns))
+    console.print(table)
 
 
 def main() -> None:
