@@ -1,5 +1,8 @@
 """Prometheus metrics shared by every service (each process serves its own /metrics)."""
 
+from collections.abc import Iterable
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES_HANDLED = Counter(
@@ -34,3 +37,46 @@ DUE_DATE_ENGINE = Counter(
     "What the due-date engine did to due subscriptions",
     ["service", "outcome"],  # auto_renewal_ordered | lapsed | expired
 )
+
+# Sampled every few seconds by `sample_backlogs` (the runtime's `metrics` loop), not per event.
+OUTBOX_OLDEST_AGE = Gauge(
+    "renewals_outbox_oldest_age_seconds",
+    "Age of the oldest outbox row not yet published (0 when the outbox is empty)",
+    ["service"],
+)
+CONSUMER_LAG = Gauge(
+    "renewals_consumer_lag",
+    "Messages on the assigned partitions not yet consumed (high watermark minus position)",
+    ["service", "topic"],
+)
+
+
+async def sample_backlogs(service: str, pool: Any, consumers: Iterable[Any]) -> None:
+    """Set the outbox backlog and age, and each consumer's lag (aiokafka consumers)."""
+    async with pool.acquire() as connection:
+        row = await connection.fetchrow(
+            "SELECT count(*) AS backlog,"
+            " coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age FROM outbox"
+        )
+    OUTBOX_BACKLOG.labels(service).set(row["backlog"])
+    OUTBOX_OLDEST_AGE.labels(service).set(float(row["age"]))
+    for topic, consumer in consumers:
+        lag = 0
+        for partition in consumer.assignment() if consumer is not None else ():
+            highwater = consumer.highwater(partition)
+            if highwater is not None:
+                lag += max(highwater - await consumer.position(partition), 0)
+        CONSUMER_LAG.labels(service, topic).set(lag)
+
+
+# Business outcomes, counted by the service that decides them (one `.inc()` where the event is
+# added to the outbox); the alert on the payment failure rate reads RENEWALS_PAYMENTS.
+RENEWALS_PAYMENTS = Counter(
+    "renewals_payments_total",
+    "Charges attempted by billing, by outcome",
+    ["service", "outcome"],  # succeeded | failed | awaiting_manual
+)
+RENEWALS_RENEWED = Counter(
+    "renewals_subscriptions_renewed_total", "Subscriptions renewed", ["service", "trigger"]
+)
+EMAILS = Counter("renewals_emails_total", "Emails by outcome", ["service", "kind", "outcome"])

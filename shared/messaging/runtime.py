@@ -25,6 +25,7 @@ from shared.messaging.consumer import BatchHandler, EventConsumer, PoolHolder
 from shared.messaging.faults import FaultPoints
 from shared.messaging.http import HealthServer
 from shared.messaging.logs import configure_logging
+from shared.messaging.metrics import sample_backlogs
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.settings import MessagingSettings
 
@@ -133,12 +134,28 @@ class ServiceRuntime:
 
     async def _start_loops(self) -> None:
         assert self.relay is not None
-        loops = {"outbox_relay": self.relay.run, **self.loops}
+        loops = {"outbox_relay": self.relay.run, "metrics": self._sample_metrics, **self.loops}
         self._tasks = [asyncio.create_task(body(), name=name) for name, body in loops.items()]
         for task in self._tasks:
             task.add_done_callback(self._loop_ended)
         self._running = True
         log.info("service started", extra={"consumers": [c.topic.name for c in self.consumers]})
+
+    async def _sample_metrics(self) -> None:
+        """Outbox backlog and age, consumer lag: gauges Prometheus alerts on (deploy/monitoring)."""
+        while True:
+            await asyncio.sleep(self.messaging.metrics_sample_seconds)
+            try:
+                await sample_backlogs(
+                    self.service,
+                    self.pools.get(),
+                    [
+                        (c.topic.name, getattr(c.subscriber, "consumer", None))
+                        for c in self.consumers
+                    ],
+                )
+            except Exception as error:  # a missed sample must never stop the service
+                log.warning("metrics sample failed", extra={"error": repr(error)})
 
     def _loop_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:

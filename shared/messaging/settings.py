@@ -24,6 +24,8 @@ class MessagingSettings(BaseSettings):
     infrastructure_retry_seconds: float = 1.0
     outbox_batch_size: int = 2000
     outbox_poll_seconds: float = 0.5
+    # How often the outbox backlog and age and the consumer lag gauges are sampled.
+    metrics_sample_seconds: float = 5.0
     # Readiness and Prometheus metrics; 0 picks a free port (tests), logged at start.
     http_host: str = "127.0.0.1"
     http_port: int = 0

@@ -73,6 +73,7 @@ class NoteService:
             kafka_bootstrap=self.bootstrap,
             handler_max_attempts=2,
             outbox_poll_seconds=0.2,
+            metrics_sample_seconds=0.1,
             http_port=0,
         )
         runtime = ServiceRuntime(self.name, messaging, self.database)
