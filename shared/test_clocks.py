@@ -1,5 +1,6 @@
 """Test clocks: a CSN may have a today of its own (`test_clock.set` on `clock.commands`), and
-every time-driven rule of the renewal service reads the CSN's today from here.
+every time-driven rule of a service (renewal, notification) reads the CSN's today from here;
+each keeps the clocks in a `test_clocks` table of its own schema.
 
 Off by default (`RENEWALS_TEST_CLOCKS_ENABLED`); when off, `test_clock.set` is dead-lettered
 with a clear error rather than silently ignored.

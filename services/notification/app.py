@@ -4,15 +4,35 @@ from __future__ import annotations
 
 from faststream import FastStream
 
+from services.notification.directory import save_order, save_snapshots
+from services.notification.notices import notice_handlers
 from services.notification.queue import renewal_events_handler
+from services.notification.reminders import ReminderScheduler
 from services.notification.sender import EmailSender
 from services.notification.settings import NotificationSettings
 from services.notification.templates import EmailRenderer
+from shared.catalog.store import catalog_handler
 from shared.clock import Clock, SystemClock
-from shared.contracts import notification_events, renewal_events
+from shared.contracts import (
+    billing_events,
+    catalog_events,
+    clock_commands,
+    notification_events,
+    renewal_events,
+    subscription_events,
+)
+from shared.contracts.billing_events import OrderPlaced, PaymentAwaitingManual, PaymentFailed
+from shared.contracts.clock_commands import SetTestClock
+from shared.contracts.subscription_events import SubscriptionUpserted
+from shared.messaging.consumer import Delivery, EventHandler, UnitOfWork, dispatch_by_type
 from shared.messaging.runtime import ServiceRuntime
+from shared.test_clocks import CsnClock, set_test_clock_handler
 
 SERVICE = "notification"
+
+
+async def nothing_to_send(unit: UnitOfWork, delivery: Delivery) -> None:
+    """Events that call for no email."""
 
 
 def create_app(
@@ -21,11 +41,49 @@ def create_app(
     settings = settings or NotificationSettings()
     clock = clock or SystemClock()
     runtime = ServiceRuntime(SERVICE, settings.messaging, settings.database)
-    runtime.consume(renewal_events.TOPIC, renewal_events.REGISTRY, renewal_events_handler(clock))
+    csn_clock = CsnClock(clock)
+    notices = notice_handlers(clock, settings)
+    runtime.consume(
+        subscription_events.TOPIC,
+        subscription_events.REGISTRY,
+        dispatch_by_type({SubscriptionUpserted: save_snapshots(csn_clock.today_for)}),
+    )
+    runtime.consume(
+        renewal_events.TOPIC, renewal_events.REGISTRY, renewal_events_handler(clock, notices)
+    )
+    billing_handlers: dict[type, EventHandler] = dict.fromkeys(
+        billing_events.REGISTRY.models.values(), nothing_to_send
+    )
+    billing_handlers.update(
+        {
+            OrderPlaced: save_order,
+            PaymentFailed: notices[PaymentFailed],
+            PaymentAwaitingManual: notices[PaymentAwaitingManual],
+        }
+    )
+    runtime.consume(
+        billing_events.TOPIC, billing_events.REGISTRY, dispatch_by_type(billing_handlers)
+    )
+    runtime.consume(
+        clock_commands.TOPIC,
+        clock_commands.REGISTRY,
+        dispatch_by_type(
+            {SetTestClock: set_test_clock_handler(settings.messaging.test_clocks_enabled)}
+        ),
+    )
 
     async def deliver() -> None:
-        await EmailSender(runtime.pools.get(), clock, settings, EmailRenderer()).run()
+        sender = EmailSender(
+            runtime.pools.get(), clock, settings, EmailRenderer(), faults=runtime.faults
+        )
+        await sender.run()
 
     runtime.loop("email_sender", deliver)
+
+    async def remind() -> None:
+        await ReminderScheduler(runtime.pools.get(), clock, settings.policy, settings).run()
+
+    runtime.loop("renewal_reminders", remind)
+    runtime.consume(catalog_events.TOPIC, catalog_events.REGISTRY, catalog_handler())
     runtime.produces(notification_events.TOPIC, notification_events.REGISTRY)
     return runtime.build_app()

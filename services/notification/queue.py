@@ -8,6 +8,7 @@ the email is still waiting to be sent.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from shared.clock import Clock
@@ -24,7 +25,11 @@ from shared.messaging.consumer import (
 )
 
 
-def renewal_events_handler(clock: Clock) -> BatchHandler:
+def renewal_events_handler(
+    clock: Clock, notices: Mapping[type, EventHandler] | None = None
+) -> BatchHandler:
+    """Order confirmations (below), and the `notices` for the other renewal events."""
+
     async def queue_order_confirmations(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
         """One upsert for the whole batch.
 
@@ -61,8 +66,10 @@ def renewal_events_handler(clock: Clock) -> BatchHandler:
             elif renewed.subscription_id not in email["subscription_ids"]:
                 email["context"]["items"].append(item)
                 email["subscription_ids"].append(renewed.subscription_id)
+        await _follow_renewal_dates(unit, deliveries)
         if not emails:
             return
+        await _add_order_totals(unit, emails)
         await unit.connection.execute(
             """INSERT INTO emails (notification_key, kind, csn, recipients, locale, context,
                                    subscription_ids, order_id, next_attempt_at, created_at)
@@ -94,5 +101,35 @@ def renewal_events_handler(clock: Clock) -> BatchHandler:
     handlers: dict[type, EventHandler | BatchEventHandler] = dict.fromkeys(
         RENEWAL_EVENTS_REGISTRY.models.values(), nothing_to_send
     )
+    handlers.update(notices or {})
     handlers[SubscriptionRenewed] = handles_batch(queue_order_confirmations)
     return dispatch_by_type(handlers)
+
+
+async def _add_order_totals(unit: UnitOfWork, emails: dict[str, dict[str, Any]]) -> None:
+    """The order's total, from billing's `order.placed`, when it has arrived (it usually has:
+    billing placed the order before it was paid and renewed)."""
+    rows = await unit.connection.fetch(
+        "SELECT order_id, total, currency FROM orders WHERE order_id = ANY($1::text[])",
+        [email["order_id"] for email in emails.values()],
+    )
+    totals = {row["order_id"]: row for row in rows}
+    for email in emails.values():
+        row = totals.get(email["order_id"])
+        email["context"]["total"] = str(row["total"]) if row else None
+        email["context"]["currency"] = row["currency"] if row else None
+
+
+async def _follow_renewal_dates(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
+    """The directory follows each renewal: the next reminders count from the new date."""
+    latest = {d.data.subscription_id: d.data for d in deliveries}
+    await unit.connection.execute(
+        """UPDATE subscriptions AS s SET renewal_date = u.renewal_date,
+               reminders_after = u.previous_renewal_date, updated_at = now()
+           FROM unnest($1::text[], $2::date[], $3::date[])
+               AS u(subscription_id, renewal_date, previous_renewal_date)
+           WHERE s.subscription_id = u.subscription_id AND s.renewal_date < u.renewal_date""",
+        list(latest),
+        [r.renewal_date for r in latest.values()],
+        [r.previous_renewal_date for r in latest.values()],
+    )

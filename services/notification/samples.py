@@ -8,6 +8,8 @@ from typing import Any
 SAMPLES: dict[str, dict[str, Any]] = {
     "order_confirmation": {
         "order_id": "ORD-2026-0042",
+        "total": "1680.00",
+        "currency": "EUR",
         "items": [
             {
                 "subscription_id": "SUB-1001",

@@ -31,6 +31,7 @@ from shared.clock import Clock
 from shared.contracts.envelope import new_event
 from shared.contracts.notification_events import TOPIC as NOTIFICATION_EVENTS
 from shared.contracts.notification_events import EmailFailed, EmailSent
+from shared.messaging.faults import AFTER_SMTP_ACCEPT, FaultPoints
 from shared.messaging.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -159,11 +160,13 @@ class EmailSender:
         clock: Clock,
         settings: NotificationSettings,
         renderer: EmailRenderer,
+        faults: FaultPoints | None = None,
     ) -> None:
         self.pool = pool
         self.clock = clock
         self.settings = settings
         self.renderer = renderer
+        self.faults = faults or FaultPoints()
         self._wake = asyncio.Event()
 
     async def run(self) -> None:
@@ -223,6 +226,7 @@ class EmailSender:
                 temporary = isinstance(failure, TemporarySmtpError)
                 await self._failed(email, rendered, str(failure), temporary=temporary)
         if sent:
+            self.faults.hit(AFTER_SMTP_ACCEPT)
             await self._sent(sent)
         return len(emails)
 

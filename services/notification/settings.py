@@ -4,6 +4,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.db.settings import DatabaseSettings
+from shared.eligibility import Policy
 from shared.messaging.settings import MessagingSettings
 
 
@@ -16,6 +17,7 @@ class NotificationSettings(BaseSettings):
     database: DatabaseSettings = Field(
         default_factory=lambda: DatabaseSettings.for_service("notification")
     )
+    policy: Policy = Field(default_factory=Policy)
     source: str = "/renewals/notification"
     smtp_host: str = "127.0.0.1"
     # The dev server of `make infra-up` listens on RENEWALS_SMTP_PORT.
@@ -31,3 +33,20 @@ class NotificationSettings(BaseSettings):
     retry_base_seconds: float = 2.0
     lease_seconds: float = 60.0
     poll_seconds: float = 0.5
+    # Where emails send the customer: the account portal and the store.
+    account_url: str = "https://account.example.com"
+    store_url: str = "https://store.example.com"
+    # NOTE-1: a partner-owned renewal is reminded by the partner, not by us (policy).
+    partner_reminds: bool = True
+    reminder_interval_seconds: float = 5.0
+
+    def renew_link(self, subscription_id: str) -> str:
+        return f"{self.account_url}/renew/{subscription_id}"
+
+    @property
+    def billing_link(self) -> str:
+        return f"{self.account_url}/billing"
+
+    @property
+    def buy_link(self) -> str:
+        return f"{self.store_url}/buy"

@@ -7,7 +7,6 @@ from faststream import FastStream
 from services.renewal.auto_renew import set_auto_renew_handler
 from services.renewal.bulk_worker import BulkWorker
 from services.renewal.changes import ChangeHandlers
-from services.renewal.clocks import set_test_clock_handler
 from services.renewal.engine import DueDateEngine
 from services.renewal.payments import billing_events_handler
 from services.renewal.requests import record_renewal_request
@@ -27,6 +26,7 @@ from shared.contracts import (
 from shared.contracts.renewal_commands import RequestRenewal, SetAutoRenew
 from shared.messaging.consumer import dispatch_by_type
 from shared.messaging.runtime import ServiceRuntime
+from shared.test_clocks import set_test_clock_handler
 
 SERVICE = "renewal"
 

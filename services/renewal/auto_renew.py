@@ -9,7 +9,6 @@ subscription refused (or one for the whole request), and for more than one subsc
 
 from __future__ import annotations
 
-from services.renewal.clocks import CsnClock
 from services.renewal.requests_seen import first_time
 from services.renewal.subscriptions import load_subscriptions, record_history, to_domain
 from shared.clock import Clock
@@ -24,6 +23,7 @@ from shared.contracts.renewal_events import (
 )
 from shared.eligibility import Actor, Policy, decide_auto_renew
 from shared.messaging.consumer import Delivery, EventHandler, UnitOfWork
+from shared.test_clocks import CsnClock
 
 
 def set_auto_renew_handler(clock: Clock, policy: Policy, source: str) -> EventHandler:

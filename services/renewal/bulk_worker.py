@@ -22,7 +22,6 @@ from typing import Any
 import asyncpg
 
 from services.renewal.batches import finish_batches
-from services.renewal.clocks import CsnClock
 from services.renewal.subscriptions import Subscription, load_subscriptions, to_domain
 from shared.catalog.store import load_prices, load_promotions
 from shared.clock import Clock
@@ -46,6 +45,7 @@ from shared.eligibility import (
 from shared.messaging.consumer import INFRASTRUCTURE_ERRORS
 from shared.messaging.faults import BULK_BEFORE_COMMIT, FaultPoints
 from shared.messaging.outbox import Outbox
+from shared.test_clocks import CsnClock
 
 log = logging.getLogger(__name__)
 

@@ -177,6 +177,7 @@ class Settlement:
                 order_id=order["order_id"],
                 prorated_total=Decimal(order["detail"]["total"]),
                 currency=subscription.snapshot.currency,
+                seats_added=added,
             ),
             order["csn"],
         )

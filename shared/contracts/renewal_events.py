@@ -117,6 +117,7 @@ class SeatsUpdated(EventData):
     order_id: OrderId
     prorated_total: DecimalString
     currency: CurrencyCode | None = None
+    seats_added: int | None = Field(default=None, description="How many seats this order added.")
 
 
 class RenewalDatesUpdated(EventData):

@@ -27,7 +27,7 @@ CATALOG_MIGRATIONS = REPO_ROOT / "shared" / "catalog" / "migrations"
 # catalog tables of the services that price, then the service's own.
 MIGRATION_SETS: dict[str, list[tuple[str, Path]]] = {
     service: [("shared", SHARED_MIGRATIONS)]
-    + ([("catalog", CATALOG_MIGRATIONS)] if service in {"renewal", "quote"} else [])
+    + ([("catalog", CATALOG_MIGRATIONS)] if service in {"renewal", "quote", "notification"} else [])
     + [(service, REPO_ROOT / "services" / service / "migrations")]
     for service in ("renewal", "billing", "quote", "notification")
 }

@@ -14,6 +14,8 @@ log = logging.getLogger(__name__)
 AFTER_DB_COMMIT = "after_db_commit"
 # The bulk worker, mid-batch: orders decided and written, the transaction not yet committed.
 BULK_BEFORE_COMMIT = "bulk_before_commit"
+# The email sender, after the SMTP server accepted a claim's emails, before they are marked sent.
+AFTER_SMTP_ACCEPT = "after_smtp_accept"
 
 
 class FaultPoints:

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from services.renewal.clocks import set_test_clock_handler
+from shared.test_clocks import set_test_clock_handler
 from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.envelope import new_event
 from shared.messaging.consumer import Delivery, PermanentError, UnitOfWork

@@ -1,0 +1,118 @@
+"""The notification service's directory: who the buyer of a subscription is, what it renews on,
+and what billing's orders covered — kept from the events, in notification's own schema."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from shared.contracts.billing_events import OrderPlaced
+from shared.contracts.subscription_events import SubscriptionUpserted
+from shared.db.types import DbConnection
+from shared.messaging.consumer import BatchEventHandler, Delivery, UnitOfWork, handles_batch
+
+
+@dataclass(frozen=True)
+class Contact:
+    subscription_id: str
+    csn: str
+    snapshot: SubscriptionUpserted
+    renewal_date: date
+
+    @property
+    def buyer_email(self) -> str:
+        return self.snapshot.buyer.email  # ROLE-3: renewal emails go to the buyer
+
+    @property
+    def locale(self) -> str:
+        return self.snapshot.buyer.locale
+
+
+class UnknownSubscriptionError(LookupError):
+    """An event about a subscription the directory has not seen yet (its snapshot travels on
+    another topic): retried, then dead-lettered for an operator to replay."""
+
+
+def save_snapshots(today_of: Any) -> BatchEventHandler:
+    async def save(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
+        latest: dict[str, SubscriptionUpserted] = {}
+        for delivery in deliveries:
+            data: SubscriptionUpserted = delivery.data
+            held = latest.get(data.subscription_id)
+            if held is None or held.revision < data.revision:
+                latest[data.subscription_id] = data
+        csns = {s.csn for s in latest.values()}
+        today = await today_of(unit.connection, csns)
+        await unit.connection.execute(
+            """INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date,
+                                          reminders_after)
+               SELECT u.subscription_id, u.revision, u.csn, u.snapshot, u.renewal_date,
+                      u.reminders_after
+               FROM jsonb_to_recordset($1::jsonb) AS u(subscription_id text, revision bigint,
+                   csn text, snapshot jsonb, renewal_date date, reminders_after date)
+               ON CONFLICT (subscription_id) DO UPDATE SET revision = EXCLUDED.revision,
+                   csn = EXCLUDED.csn, snapshot = EXCLUDED.snapshot, updated_at = now()
+               WHERE subscriptions.revision < EXCLUDED.revision""",
+            json.dumps(
+                [
+                    {
+                        "subscription_id": s.subscription_id,
+                        "revision": s.revision,
+                        "csn": s.csn,
+                        "snapshot": s.model_dump(mode="json"),
+                        "renewal_date": s.renewal_date.isoformat(),
+                        "reminders_after": today[s.csn].isoformat(),
+                    }
+                    for s in latest.values()
+                ]
+            ),
+        )
+
+    return handles_batch(save)
+
+
+async def save_order(unit: UnitOfWork, delivery: Delivery) -> None:
+    order: OrderPlaced = delivery.data
+    await unit.connection.execute(
+        "INSERT INTO orders (order_id, csn, subscription_ids, total, currency)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (order_id) DO NOTHING",
+        order.order_id,
+        order.csn,
+        [line.subscription_id for line in order.lines],
+        order.total,
+        order.currency,
+    )
+
+
+async def contacts(connection: DbConnection, subscription_ids: Iterable[str]) -> dict[str, Contact]:
+    wanted = sorted(set(subscription_ids))
+    rows = await connection.fetch(
+        "SELECT subscription_id, csn, snapshot::text AS snapshot, renewal_date FROM subscriptions"
+        " WHERE subscription_id = ANY($1::text[])",
+        wanted,
+    )
+    found = {
+        row["subscription_id"]: Contact(
+            row["subscription_id"],
+            row["csn"],
+            SubscriptionUpserted.model_validate_json(row["snapshot"]),
+            row["renewal_date"],
+        )
+        for row in rows
+    }
+    missing = [sid for sid in wanted if sid not in found]
+    if missing:
+        raise UnknownSubscriptionError(f"no subscription.upserted seen yet for {missing}")
+    return found
+
+
+async def order_subscriptions(connection: DbConnection, order_id: str) -> list[str]:
+    ids = await connection.fetchval(
+        "SELECT subscription_ids FROM orders WHERE order_id = $1", order_id
+    )
+    if ids is None:
+        raise UnknownSubscriptionError(f"no order.placed seen yet for {order_id}")
+    return list(ids)

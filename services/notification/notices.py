@@ -1,0 +1,214 @@
+"""Every customer email besides the order confirmation, queued from the event that calls for it,
+to the subscription's buyer (ROLE-3), in the buyer's language, under a notification key that
+makes it one email however often the event is seen:
+
+| event | email kind | notification key |
+| --- | --- | --- |
+| `subscription.lapsed` | `lapsed` | `lapsed:<subscription>:<renewal date>` |
+| `subscription.expired` | `expired` | `expired:<subscription>:<renewal date>` |
+| `auto_renew.changed` | `auto_renew_changed` | `auto_renew_changed:<subscription>:<request or event>` |
+| `seats.updated` | `seats_added` | `seats_added:<order>` |
+| `renewal_terms.updated` | `renewal_terms_changed` | `renewal_terms_changed:<request>` |
+| `payment.failed` | `payment_failed` | `payment_failed:<order>` |
+| `payment.awaiting_manual` | `awaiting_manual_payment` | `awaiting_manual_payment:<order>` |
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.notification.directory import Contact, contacts, order_subscriptions
+from services.notification.settings import NotificationSettings
+from shared.clock import Clock
+from shared.contracts.billing_events import PaymentAwaitingManual, PaymentFailed
+from shared.contracts.renewal_events import (
+    AutoRenewChanged,
+    RenewalTermsUpdated,
+    SeatsUpdated,
+    SubscriptionExpired,
+    SubscriptionLapsed,
+)
+from shared.db.types import DbConnection
+from shared.messaging.consumer import Delivery, EventHandler, UnitOfWork
+
+
+@dataclass
+class Email:
+    key: str
+    kind: str
+    contact: Contact
+    context: dict[str, Any]
+    subscription_ids: list[str] = field(default_factory=list)
+    order_id: str | None = None
+
+
+async def queue(connection: DbConnection, emails: list[Email], now: Any) -> None:
+    """Queue emails; one whose key was queued before is not queued again."""
+    await connection.executemany(
+        """INSERT INTO emails (notification_key, kind, csn, recipients, locale, context,
+                               subscription_ids, order_id, next_attempt_at, created_at)
+           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $9)
+           ON CONFLICT (notification_key) DO NOTHING""",
+        [
+            (
+                e.key,
+                e.kind,
+                e.contact.csn,
+                [e.contact.buyer_email],
+                e.contact.locale,
+                json.dumps(
+                    {"product_name": e.contact.snapshot.product_name, **e.context}, default=str
+                ),
+                e.subscription_ids or [e.contact.subscription_id],
+                e.order_id,
+                now,
+            )
+            for e in emails
+        ],
+    )
+
+
+def notice_handlers(clock: Clock, settings: NotificationSettings) -> dict[type, EventHandler]:
+    links = settings
+
+    async def one(unit: UnitOfWork, about: str, key: str, kind: str, **context: Any) -> None:
+        contact = (await contacts(unit.connection, [about]))[about]
+        await queue(unit.connection, [Email(key, kind, contact, context)], clock.now())
+
+    async def lapsed(unit: UnitOfWork, delivery: Delivery) -> None:
+        event: SubscriptionLapsed = delivery.data
+        await one(
+            unit,
+            event.subscription_id,
+            f"lapsed:{event.subscription_id}:{event.renewal_date}",
+            "lapsed",
+            subscription_id=event.subscription_id,
+            renewal_date=event.renewal_date,
+            grace_ends=event.grace_ends,
+            renew_link=links.renew_link(event.subscription_id),
+        )
+
+    async def expired(unit: UnitOfWork, delivery: Delivery) -> None:
+        event: SubscriptionExpired = delivery.data
+        await one(
+            unit,
+            event.subscription_id,
+            f"expired:{event.subscription_id}:{event.renewal_date}",
+            "expired",
+            subscription_id=event.subscription_id,
+            expired_on=event.expired_on,
+            new_purchase_price=None,
+            currency=None,
+            buy_link=links.buy_link,
+        )
+
+    async def auto_renew_changed(unit: UnitOfWork, delivery: Delivery) -> None:
+        event: AutoRenewChanged = delivery.data
+        contact = (await contacts(unit.connection, [event.subscription_id]))[event.subscription_id]
+        cause = event.request_id or delivery.event.id
+        email = Email(
+            f"auto_renew_changed:{event.subscription_id}:{cause}",
+            "auto_renew_changed",
+            contact,
+            {
+                "subscription_id": event.subscription_id,
+                "enabled": event.enabled,
+                "renewal_date": contact.renewal_date,
+            },
+        )
+        await queue(unit.connection, [email], clock.now())
+
+    async def seats_added(unit: UnitOfWork, delivery: Delivery) -> None:
+        event: SeatsUpdated = delivery.data
+        contact = (await contacts(unit.connection, [event.subscription_id]))[event.subscription_id]
+        email = Email(
+            f"seats_added:{event.order_id}",
+            "seats_added",
+            contact,
+            {
+                "subscription_id": event.subscription_id,
+                "seats": event.seats,
+                "seats_added": event.seats_added if event.seats_added is not None else "—",
+                "prorated_total": event.prorated_total,
+                "currency": event.currency or contact.snapshot.currency,
+                "order_id": event.order_id,
+            },
+            order_id=event.order_id,
+        )
+        await queue(unit.connection, [email], clock.now())
+
+    async def terms_changed(unit: UnitOfWork, delivery: Delivery) -> None:
+        event: RenewalTermsUpdated = delivery.data
+        await one(
+            unit,
+            event.subscription_id,
+            f"renewal_terms_changed:{event.request_id}",
+            "renewal_terms_changed",
+            subscription_id=event.subscription_id,
+            term_code=event.term,
+            seats=event.seats,
+            effective_on=event.effective_on,
+        )
+
+    async def payment_failed(unit: UnitOfWork, delivery: Delivery) -> None:
+        event: PaymentFailed = delivery.data
+        await _about_order(
+            unit,
+            event.order_id,
+            f"payment_failed:{event.order_id}",
+            "payment_failed",
+            reason=event.reason,
+            next_retry_on=event.next_retry_on,
+            fix_link=links.billing_link,
+        )
+
+    async def awaiting_manual(unit: UnitOfWork, delivery: Delivery) -> None:
+        event: PaymentAwaitingManual = delivery.data
+        await _about_order(
+            unit,
+            event.order_id,
+            f"awaiting_manual_payment:{event.order_id}",
+            "awaiting_manual_payment",
+            payment_reference=event.payment_reference,
+            pay_by=event.pay_by,
+        )
+
+    async def _about_order(
+        unit: UnitOfWork, order_id: str, key: str, kind: str, **context: Any
+    ) -> None:
+        subscription_ids = await order_subscriptions(unit.connection, order_id)
+        found = await contacts(unit.connection, subscription_ids)
+        first = found[subscription_ids[0]]
+        order = await unit.connection.fetchrow(
+            "SELECT total, currency FROM orders WHERE order_id = $1", order_id
+        )
+        assert order is not None  # order_subscriptions found it
+        names = ", ".join(dict.fromkeys(c.snapshot.product_name for c in found.values()))
+        email = Email(
+            key,
+            kind,
+            first,
+            {
+                "order_id": order_id,
+                "amount": order["total"],
+                "currency": order["currency"],
+                "payment_method": first.snapshot.payment_method.type,
+                **context,
+                "product_name": names,
+            },
+            subscription_ids=subscription_ids,
+            order_id=order_id,
+        )
+        await queue(unit.connection, [email], clock.now())
+
+    return {
+        SubscriptionLapsed: lapsed,
+        SubscriptionExpired: expired,
+        AutoRenewChanged: auto_renew_changed,
+        SeatsUpdated: seats_added,
+        RenewalTermsUpdated: terms_changed,
+        PaymentFailed: payment_failed,
+        PaymentAwaitingManual: awaiting_manual,
+    }

@@ -1,0 +1,184 @@
+"""Customer emails end to end, with the real SMTP server: language and formats, SMTP retries,
+a sender killed after SMTP accepted, renewal reminders on test clocks (NOTE-1), notices."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+
+from shared import samples
+from shared.contracts import topics
+from shared.contracts.clock_commands import SetTestClock
+from shared.contracts.common import Actor
+from shared.contracts.renewal_commands import SetAutoRenew
+from tests.e2e.steps import (
+    RENEWAL_DATE,
+    about_subject,
+    answering,
+    given_price_known,
+    given_subscriptions,
+    publish_price,
+)
+
+SETTLE = 1.5
+
+
+async def _renewal(stack, upstream, watcher, admin_db, csn: str, **subscription):
+    product = f"P-{csn}"
+    await publish_price(
+        upstream, product, currency="EUR", list_price="466.00", renewal_price="420.00"
+    )
+    await given_price_known(admin_db, product)
+    snapshot = samples.subscription(
+        f"S-{csn}",
+        csn,
+        renewal_date=RENEWAL_DATE,
+        product_code=product,
+        currency="EUR",
+        country="FR",
+        **subscription,
+    )
+    await given_subscriptions(upstream, admin_db, snapshot)
+    await asyncio.sleep(0.5)  # notification's directory follows subscription.events too
+    command = samples.renewal_request(csn, [snapshot.subscription_id])
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+    await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
+    return snapshot
+
+
+async def test_note_2_a_renewal_confirmation_in_french_with_french_money_and_dates(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    snapshot = await _renewal(stack, upstream, watcher, admin_db, csn, seats=3, locale="fr-FR")
+    [sent] = await watcher.wait_for(about_subject(csn, "email.sent"))
+    assert sent.data["locale"] == "fr-FR" and sent.data["kind"] == "order_confirmation"
+    [email] = stack.smtp.mailbox.with_key(sent.data["notification_id"])
+    assert email["Subject"].startswith("Votre renouvellement est confirmé : AutoCAD LT")
+    body = email.get_body(("plain",)).get_content()
+    assert "1\u202f260,00\u00a0€" in body  # 3 × 420.00 EUR, French formats
+    assert "prochain renouvellement le" in body and email["To"] == snapshot.buyer.email
+
+
+async def test_an_smtp_server_that_refuses_twice_then_accepts_gets_one_email(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    stack.smtp.mailbox.refuse_next = 2  # 451 twice: temporary, retried with backoff
+    await _renewal(stack, upstream, watcher, admin_db, csn)
+    [sent] = await watcher.wait_for(about_subject(csn, "email.sent"))
+    await asyncio.sleep(SETTLE)
+    assert len(stack.smtp.mailbox.with_key(sent.data["notification_id"])) == 1
+    assert len(watcher.matching(about_subject(csn, "email.sent"))) == 1
+    assert stack.smtp.mailbox.refuse_next == 0
+
+
+async def test_the_sender_killed_after_smtp_accepted_sends_at_most_one_duplicate(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    notification = stack.services["notification"]
+    await stack.restart("notification", {"RENEWALS_FAULTS": '["after_smtp_accept"]'})
+    await asyncio.to_thread(notification.wait_ready)
+    await _renewal(stack, upstream, watcher, admin_db, csn)
+    assert await asyncio.to_thread(notification.process.wait, 30) == -9
+    await stack.restart("notification")
+
+    [sent] = await watcher.wait_for(about_subject(csn, "email.sent"))
+    await asyncio.sleep(SETTLE)
+    # SMTP had accepted it before the crash, and gets it again once its lease expired: the one
+    # duplicate SMTP's at-least-once delivery allows (README, "Exactly once"), never more.
+    assert len(stack.smtp.mailbox.with_key(sent.data["notification_id"])) == 2
+    assert len(watcher.matching(about_subject(csn, "email.sent"))) == 1
+
+
+def _reminders(watcher, csn: str) -> list[int]:
+    return sorted(
+        int(s.data["notification_id"].rsplit(":", 1)[1])
+        for s in watcher.matching(about_subject(csn, "email.sent"))
+        if s.data["kind"] == "renewal_reminder"
+    )
+
+
+async def _clock(upstream, csn: str, day: date) -> None:
+    await upstream.send(topics.CLOCK_COMMANDS, samples.event(SetTestClock(csn=csn, today=day), csn))
+
+
+async def test_note_1_reminders_90_30_and_7_days_before_on_a_test_clock(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    renewal_date = date.today() + timedelta(days=120)
+    snapshot = samples.subscription(f"S-{csn}", csn, renewal_date=renewal_date)
+    await given_subscriptions(upstream, admin_db, snapshot)
+    await asyncio.sleep(0.5)
+    await _clock(upstream, csn, renewal_date - timedelta(days=91))
+    await asyncio.sleep(SETTLE)
+    assert _reminders(watcher, csn) == []  # 91 days before: not yet
+    for days, expected in ((90, [90]), (30, [30, 90]), (7, [7, 30, 90])):
+        await _clock(upstream, csn, renewal_date - timedelta(days=days))
+        wanted = len(expected)
+        await watcher.wait_for(lambda _, n=wanted: len(_reminders(watcher, csn)) >= n, timeout=20)
+        assert _reminders(watcher, csn) == expected
+    await _clock(upstream, csn, renewal_date - timedelta(days=1))
+    await asyncio.sleep(SETTLE)
+    assert _reminders(watcher, csn) == [7, 30, 90]  # once each
+    [reminder] = [
+        m
+        for m in stack.smtp.mailbox.to(snapshot.buyer.email)
+        if "renewal_reminder" in m["X-Notification-Key"] and m["X-Notification-Key"].endswith(":30")
+    ]
+    assert (
+        reminder["Subject"]
+        == f"AutoCAD LT renews on {renewal_date:%B} {renewal_date.day}, {renewal_date.year}"
+    )
+
+
+async def test_note_1_a_late_subscription_gets_only_the_reminders_ahead_and_a_partner_none(
+    stack, upstream, watcher, admin_db
+):
+    late_csn, partner_csn = samples.unique_csn(), samples.unique_csn()
+    renewal_date = date.today() + timedelta(days=10)  # seen 10 days before its date
+    late = samples.subscription(f"S-{late_csn}", late_csn, renewal_date=renewal_date)
+    partner = samples.subscription(
+        f"S-{partner_csn}",
+        partner_csn,
+        renewal_date=renewal_date,
+        purchase_method="partner",
+        partner_csn="PARTNER-1",
+    )
+    await given_subscriptions(upstream, admin_db, late, partner)
+    await asyncio.sleep(SETTLE)
+    assert _reminders(watcher, late_csn) == []  # the 90- and 30-day reminders are past
+    for csn in (late_csn, partner_csn):
+        await _clock(upstream, csn, renewal_date - timedelta(days=7))
+    await watcher.wait_for(lambda s: _reminders(watcher, late_csn) == [7], timeout=20)
+    await asyncio.sleep(SETTLE)
+    assert _reminders(watcher, partner_csn) == []  # the partner reminds (policy)
+
+
+async def test_lapse_and_auto_renew_notices_reach_the_buyer(stack, upstream, watcher, admin_db):
+    csn = samples.unique_csn()
+    snapshot = samples.subscription(f"S-{csn}", csn, renewal_date=RENEWAL_DATE, locale="fr-FR")
+    await given_subscriptions(upstream, admin_db, snapshot)
+    await asyncio.sleep(0.5)
+    switch = SetAutoRenew(
+        request_id=f"ar-{csn}",
+        actor=Actor(user_id=f"{csn}-buyer", csn=csn),
+        subscription_ids=[snapshot.subscription_id],
+        enabled=False,
+    )
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(switch, csn))
+    await _clock(upstream, csn, RENEWAL_DATE)
+    await watcher.wait_for(about_subject(csn, "subscription.lapsed"))
+    sent = await watcher.wait_for(
+        lambda s: (
+            s.type == "email.sent"
+            and s.event["subject"] == csn
+            and s.data["kind"] in ("lapsed", "auto_renew_changed")
+        ),
+        count=2,
+    )
+    subjects = {s.data["kind"]: s.data["subject"] for s in sent}
+    assert subjects["lapsed"] == "Votre abonnement AutoCAD LT a expiré"
+    assert "désactivé" in subjects["auto_renew_changed"]
