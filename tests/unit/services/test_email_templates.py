@@ -83,3 +83,11 @@ def test_the_preview_command_renders_a_kind_to_an_eml_file(tmp_path: Path) -> No
     )
     content = out.read_text()
     assert "multipart/alternative" in content and "Subject:" in content
+
+
+def test_the_email_catalog_in_docs_is_what_the_templates_render() -> None:
+    from services.notification.preview import catalog
+
+    assert Path("docs/emails.md").read_text() == catalog(), (
+        "docs/emails.md is stale: python -m services.notification.preview --catalog docs/emails.md"
+    )
