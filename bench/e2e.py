@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -136,7 +137,9 @@ async def admin_connect() -> asyncpg.Connection:
 
 
 @contextlib.contextmanager
-def service_stack(env: dict[str, str], progress: Progress) -> Iterator[dict[str, ServiceProcess]]:
+def service_stack(
+    env: dict[str, str], progress: Progress, log_dir: Path = LOG_DIR
+) -> Iterator[dict[str, ServiceProcess]]:
     already = running_services()
     if already:
         raise DevStackRunning(
@@ -144,9 +147,11 @@ def service_stack(env: dict[str, str], progress: Progress) -> Iterator[dict[str,
             " the consumer groups with the bench's own services and take part of its work."
             " Stop them with `make stop`, then run `make bench` again."
         )
-    shutil.rmtree(LOG_DIR, ignore_errors=True)
+    shutil.rmtree(log_dir, ignore_errors=True)
+    # Test clocks on in every stack the bench starts: the engine phase moves its CSNs' clocks.
+    env = {"RENEWALS_TEST_CLOCKS_ENABLED": "true", **env}
     services = {
-        spec.name: ServiceProcess(spec, env=env, log_dir=LOG_DIR, http_port=free_port())
+        spec.name: ServiceProcess(spec, env=env, log_dir=log_dir, http_port=free_port())
         for spec in SERVICES
     }
     try:
@@ -157,7 +162,7 @@ def service_stack(env: dict[str, str], progress: Progress) -> Iterator[dict[str,
             service.wait_ready(timeout=90)
         progress(
             f"services: {len(services)} processes ready in {time.monotonic() - started:.1f} s"
-            f" (logs in {LOG_DIR.relative_to(REPO_ROOT)}/)"
+            f" (logs in {log_dir.relative_to(REPO_ROOT)}/)"
         )
         yield services
     finally:
@@ -476,21 +481,30 @@ def _cpu_delta(before: CpuSnapshot, after: CpuSnapshot) -> dict[str, float]:
     return delta
 
 
-async def _wait_stored(admin: asyncpg.Connection, csns: list[str], progress: Progress) -> None:
-    deadline = time.monotonic() + 120
+async def _wait_stored(
+    admin: asyncpg.Connection,
+    csns: list[str],
+    progress: Progress,
+    expected: int | None = None,
+    timeout: float = 120.0,
+) -> None:
+    """Until renewal stored `expected` subscriptions of these CSNs (one each by default)."""
+    wanted = len(csns) if expected is None else expected
+    deadline = time.monotonic() + timeout
     last_report = 0.0
     while True:
         stored, priced = await _count_stored(admin, csns)
-        if stored >= len(csns) and priced:
-            progress(f"setup: renewal stored {stored:,}/{len(csns):,} subscriptions and the price")
+        if stored >= wanted and priced:
+            progress(f"setup: renewal stored {stored:,}/{wanted:,} subscriptions and the price")
             return
         if time.monotonic() > deadline:
             raise TimeoutError(
-                f"renewal stored only {stored:,}/{len(csns):,} subscriptions"
-                f" (price stored: {bool(priced)}) after 120 s; see {LOG_DIR}/renewal.log"
+                f"renewal stored only {stored:,}/{wanted:,} subscriptions"
+                f" (price stored: {bool(priced)}) after {timeout:.0f} s;"
+                f" see renewal.log under {LOG_DIR.parent}/"
             )
         if time.monotonic() - last_report > 2:
-            progress(f"setup: renewal stored {stored:,}/{len(csns):,} subscriptions")
+            progress(f"setup: renewal stored {stored:,}/{wanted:,} subscriptions")
             last_report = time.monotonic()
         await asyncio.sleep(0.1)
 

@@ -1,11 +1,13 @@
 """`make bench`: renewals per second through the whole flow, and this machine's raw ceilings.
 
-    uv run python -m bench.run                    # 2,000 subscriptions, 20,000 Kafka messages
-    uv run python -m bench.run --quick            # a smoke run: 200 and 2,000
+    uv run python -m bench.run                    # 2,000 subscriptions, 20,000 Kafka messages,
+                                                  # 10,000 automatic renewals due on one day
+    uv run python -m bench.run --quick            # a smoke run: 200, 2,000 and 1,000
+    uv run python -m bench.run --engine-only      # only the due-date engine's phase
     uv run python -m bench.run --subscriptions 5000 --service-env RENEWALS_NOTIFICATION_SENDERS=4
 
 It prints a progress line per phase, then tables, then one JSON line (the last line) for machines.
-The end-to-end part starts every service as its own OS process (services/launcher.py) with an
+The end-to-end and engine parts each start every service as its own OS process (services/launcher.py) with an
 in-process SMTP server; it refuses to run while the dev stack of `make run` is up.
 """
 
@@ -19,7 +21,7 @@ import sys
 import time
 from typing import Any
 
-from bench import ceilings, e2e
+from bench import ceilings, e2e, engine
 from bench.report import percentile, table
 from services.launcher import running_services
 from shared.db.settings import DatabaseSettings
@@ -44,7 +46,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke run: 200 and 2,000")
     parser.add_argument("--timeout", type=float, help="give up the timed part after (seconds)")
     parser.add_argument("--no-ceilings", action="store_true", help="only the end-to-end part")
-    parser.add_argument("--no-e2e", action="store_true", help="only the ceilings")
+    parser.add_argument("--no-e2e", action="store_true", help="skip the end-to-end part")
+    parser.add_argument(
+        "--engine-subscriptions",
+        type=int,
+        help="automatic renewals due on one day for the due-date engine (default 10,000)",
+    )
+    parser.add_argument(
+        "--engine-csns", type=int, default=100, help="CSNs they are spread over (100)"
+    )
+    parser.add_argument(
+        "--engine-timeout", type=float, help="give up the engine's timed part after (seconds)"
+    )
+    parser.add_argument("--no-engine", action="store_true", help="skip the due-date engine part")
+    parser.add_argument("--engine-only", action="store_true", help="only the due-date engine part")
     parser.add_argument(
         "--service-env",
         action="append",
@@ -53,6 +68,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="extra environment for the service processes (to try a setting), repeatable",
     )
     args = parser.parse_args(argv)
+    if args.engine_only:
+        if args.no_engine:
+            parser.error("--engine-only and --no-engine exclude each other")
+        args.no_ceilings = args.no_e2e = True
+    args.engine_subscriptions = args.engine_subscriptions or (1000 if args.quick else 10_000)
+    args.engine_timeout = args.engine_timeout or max(120.0, args.engine_subscriptions / 20)
     args.subscriptions = args.subscriptions or (200 if args.quick else 2000)
     args.kafka_messages = args.kafka_messages or (2000 if args.quick else 20_000)
     args.timeout = args.timeout or max(60.0, args.subscriptions / 20)
@@ -114,6 +135,19 @@ async def measure(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
             args.subscriptions,
             progress=progress,
             timeout=args.timeout,
+            extra_env=args.env,
+        )
+    if not args.no_engine:
+        progress(
+            f"due-date engine: {args.engine_subscriptions:,} automatic renewals due on one day"
+            f" over {args.engine_csns:,} CSNs"
+        )
+        results["engine"] = await engine.run(
+            bootstrap,
+            args.engine_subscriptions,
+            csn_count=args.engine_csns,
+            progress=progress,
+            timeout=args.engine_timeout,
             extra_env=args.env,
         )
     return results
@@ -338,6 +372,10 @@ def render(args: argparse.Namespace, results: dict[str, Any], run_seconds: float
             }
         )
 
+    engine_result: engine.EngineResult | None = results.get("engine")
+    if engine_result:
+        summary["engine"] = render_engine(engine_result, args.engine_timeout)
+
     if kafka or pg:
         print("\nRaw ceilings on this machine (measured in this run)")
         ceiling_rows: list[list[object]] = []
@@ -381,6 +419,130 @@ EXPECTED_PER_RENEWAL = {
     ("renewal", "billing.events"): 2,  # order.placed and payment.succeeded
     ("notification", "renewal.events"): 1,
 }
+
+
+def render_engine(result: engine.EngineResult, timeout: float) -> dict[str, Any]:
+    """The due-date engine's tables; its part of the JSON line."""
+    print(
+        f"\nDue-date engine: {result.subscriptions:,} auto-renew subscriptions due on"
+        f" {result.due_on} over {result.csns:,} CSNs (test_clock.set → subscription.renewed)"
+    )
+    ordered = result.step("order.requested")
+    kafka_engine_rate = (
+        ordered.count / ordered.last_s if ordered and ordered.count and ordered.last_s else None
+    )
+    rows: list[list[object]] = [
+        ["subscriptions renewed", f"{result.renewed:,} / {result.subscriptions:,}"],
+        [
+            "exactly once",
+            ("yes" if result.exactly_once else "NO")
+            + f": {result.renewed_events:,} subscription.renewed, {result.duplicates:,}"
+            f" duplicates, {result.strangers:,} unknown; {result.auto_orders:,} automatic orders"
+            f" for {result.auto_orders_subscriptions:,} subscriptions (attempt ≤"
+            f" {result.max_attempt})",
+        ],
+        ["timed part", f"{result.seconds:.2f} s"],
+        ["auto-renewals per second", f"{result.rate:,.0f}  (end to end, to subscription.renewed)"],
+        [
+            "engine: orders per second",
+            f"{result.engine_rate:,.0f}  (all {result.subscriptions:,} counted by"
+            f" {result.engine_done_s:.1f} s, renewals_due_date_engine_total, sampled every"
+            f" {engine.SAMPLE_EVERY} s; the first at {result.engine_first_s or 0:.1f} s)"
+            if result.engine_rate and result.engine_done_s
+            else f"- (the metric counted {result.engine_ordered:,.0f})",
+        ],
+        [
+            "engine: orders per second once started",
+            f"{result.engine_busy_rate:,.0f}  (the metric's first → last; the clocks took"
+            f" {result.engine_first_s:.1f} s to be stored and seen by its next look)"
+            if result.engine_busy_rate and result.engine_first_s is not None
+            else "-",
+        ],
+        [
+            "engine: order.requested per second",
+            f"{kafka_engine_rate:,.0f}  (the last on Kafka at {ordered.last_s:.1f} s)"
+            if kafka_engine_rate and ordered and ordered.last_s
+            else "-",
+        ],
+        [
+            "emails accepted by SMTP",
+            f"{result.emails:,}"
+            + (f", the last after {result.emails_seconds:.1f} s" if result.emails_seconds else ""),
+        ],
+        ["subscriptions in renewal's table", f"{result.subscriptions_in_table:,}"],
+    ]
+    if result.failures:
+        rows.append(["FAILURES seen", json.dumps(result.failures)])
+    if not result.complete:
+        rows.append(["INCOMPLETE", f"gave up after {timeout:.0f} s"])
+    print(table(["measure", "value"], rows))
+    pace = result.pace()
+    if pace:
+        print(
+            "  the engine's pace (automatic orders per second over the 2 s before, metric): "
+            + ", ".join(f"{rate:,.0f} by {t:.0f} s" for t, rate in pace)
+        )
+    if result.emails < result.subscriptions:
+        print(
+            f"  note: {result.subscriptions - result.emails:,} confirmation emails had not reached"
+            f" SMTP {engine.EMAIL_GRACE_SECONDS:.0f} s after the last renewal (a backlog in"
+            " notification's queue?); the next run will find them pending"
+        )
+    print("\n  Each step on Kafka, for the bench's CSNs (record timestamps after the clocks moved)")
+    print(
+        table(
+            ["event", "by", "count", "first s", "last s", "per s (first → last)"],
+            [[s.event_type, s.by, s.count, s.first_s, s.last_s, s.rate] for s in result.steps],
+        )
+    )
+    seconds = max(result.seconds, 1e-9)
+    cpu_rows = [
+        [name, cpu, f"{cpu / seconds:.0%}"]
+        for name, cpu in {**result.services_cpu, **result.infra_cpu}.items()
+    ]
+    print(f"\n  CPU during the engine's timed part ({result.seconds:.1f} s)")
+    print(table(["process", "CPU s", "CPU % of a core"], cpu_rows))
+    missing = result.missing_work()
+    if missing:
+        print(
+            "  WARNING: the bench's processes handled less than the run needed"
+            f" ({'; '.join(missing)}): another stack on this broker shares their consumer groups"
+            " (a test run, another checkout's `make run`?). The figures are not valid."
+        )
+    return {
+        "subscriptions": result.subscriptions,
+        "csns": result.csns,
+        "complete": result.complete,
+        "renewed": result.renewed,
+        "exactly_once": result.exactly_once,
+        "duplicates": result.duplicates,
+        "auto_orders": result.auto_orders,
+        "seconds": round(result.seconds, 3),
+        "auto_renewals_per_s": round(result.rate, 1),
+        "engine_orders_per_s": _round(result.engine_rate),
+        "engine_orders_per_s_once_started": _round(result.engine_busy_rate),
+        "engine_done_s": _round(result.engine_done_s, 2),
+        "engine_first_s": _round(result.engine_first_s, 2),
+        "order_requested_per_s": _round(kafka_engine_rate),
+        "emails": result.emails,
+        "emails_seconds": _round(result.emails_seconds, 2),
+        "engine_pace_per_s": [[round(t, 1), round(rate)] for t, rate in pace],
+        "steps": {
+            s.event_type: {
+                "count": s.count,
+                "first_s": _round(s.first_s, 2),
+                "last_s": _round(s.last_s, 2),
+                "per_s": _round(s.rate),
+            }
+            for s in result.steps
+        },
+        "failures": result.failures,
+        "work_missing": missing,
+        "cpu_seconds": {
+            k: round(v, 2) for k, v in {**result.services_cpu, **result.infra_cpu}.items()
+        },
+        "subscriptions_in_table": result.subscriptions_in_table,
+    }
 
 
 def missing_work(result: e2e.E2EResult) -> list[str]:
@@ -435,10 +597,14 @@ def main(argv: list[str] | None = None) -> int:
     if refusal:
         print(f"bench: {refusal}", file=sys.stderr)
         return 2
-    progress(
-        f"bench: {args.subscriptions:,} subscriptions end to end, {args.kafka_messages:,} Kafka"
-        f" messages{' (quick)' if args.quick else ''}"
-    )
+    parts = []
+    if not args.no_e2e:
+        parts.append(f"{args.subscriptions:,} subscriptions end to end")
+    if not args.no_ceilings:
+        parts.append(f"{args.kafka_messages:,} Kafka messages")
+    if not args.no_engine:
+        parts.append(f"{args.engine_subscriptions:,} automatic renewals by the due-date engine")
+    progress(f"bench: {', '.join(parts) or 'nothing to do'}{' (quick)' if args.quick else ''}")
     try:
         results = asyncio.run(measure(args, bootstrap))
     except e2e.DevStackRunning as refused:
@@ -446,10 +612,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     summary = render(args, results, time.monotonic() - CLOCK_STARTED)
     print(json.dumps(summary, separators=(",", ":")), flush=True)
+    ok = True
     result = results.get("e2e")
-    if result is None:
-        return 0
-    return 0 if result.complete and not result.failures and not missing_work(result) else 1
+    if result is not None:
+        ok = result.complete and not result.failures and not missing_work(result)
+    engine_result = results.get("engine")
+    if engine_result is not None:
+        ok = ok and (
+            engine_result.complete
+            and engine_result.exactly_once
+            and not engine_result.failures
+            and not engine_result.missing_work()
+        )
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
