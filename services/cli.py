@@ -17,6 +17,7 @@ Every command that shows something takes `--json` for scripts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from datetime import UTC, date, datetime
@@ -32,6 +33,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from services.operations import lookup
+from services.operations.console import ConsoleServer, UnsafeBindError
 from services.operations.dlq import (
     DeadLetter,
     DeadLetterFilter,
@@ -139,25 +141,7 @@ def batches(
 ) -> None:
     """Bulk renewal batches and their progress: items done out of the total."""
 
-    async def load() -> list[Any]:
-        connection = await _renewal_db()
-        try:
-            return await connection.fetch(
-                """SELECT b.request_id, b.csn, b.status, b.total_items, b.received_at,
-                          count(*) FILTER (WHERE i.status IN ('renewed', 'rejected')) AS done,
-                          count(*) FILTER (WHERE i.status = 'renewed') AS renewed,
-                          count(*) FILTER (WHERE i.status = 'rejected') AS rejected
-                   FROM renewal_batches AS b
-                   LEFT JOIN renewal_batch_items AS i USING (request_id)
-                   WHERE $1 OR b.status NOT IN ('completed')
-                   GROUP BY b.request_id ORDER BY b.received_at DESC LIMIT $2""",
-                show_all,
-                limit,
-            )
-        finally:
-            await connection.close()
-
-    rows = [dict(row) for row in asyncio.run(load())]
+    rows = asyncio.run(lookup.batches(include_finished=show_all, limit=limit))
     if as_json:
         _print_json(rows)
         return
@@ -368,6 +352,8 @@ def dlq_list(
         console.print("no dead letter")
         return
     table = Table("ref", "group", "CSN", "type", "error", "failed at", "replayed as")
+    for column in table.columns[:3]:
+        column.no_wrap = True
     for letter in letters:
         table.add_row(
             letter.ref,
@@ -470,6 +456,9 @@ def health(
         list[str] | None,
         typer.Option(help="NAME=HOST:PORT of a service's /ready (default: make run's ports)."),
     ] = None,
+    smtp: Annotated[
+        str | None, typer.Option(help="HOST:PORT of the SMTP server (default: notification's).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Every service's readiness, the broker, the database (as each service's role), the SMTP
@@ -480,7 +469,7 @@ def health(
             services = dict(s.split("=", 1) for s in service)
         except ValueError:
             _fail("--service takes NAME=HOST:PORT", 2)
-    checks = asyncio.run(check_all(services))
+    checks = asyncio.run(check_all(services, smtp_at=smtp))
     if as_json:
         _print_json([c.as_dict() for c in checks])
     else:
@@ -520,7 +509,7 @@ def customer_show(csn: str, as_json: JsonOption = False) -> None:
     if as_json:
         _print_json(found)
         return
-    if not found["renewal"]["subscriptions"] and not found["billing"]["orders"]:
+    if not (found["renewal"]["subscriptions"] or found["billing"]["orders"] or found["emails"]):
         console.print(f"[yellow]nothing is known of {csn}")
     _print_known(found)
 
@@ -537,9 +526,17 @@ def _print_known(found: dict[str, Any]) -> None:
         console.print(f"test clock of {clock['csn']}: today is {clock['today']}")
     _print_rows("batches (renewal)", renewal.get("batches", []))
     _print_rows("orders asked for (renewal)", renewal["renewal_orders"])
-    _print_rows("orders (billing)", found["billing"]["orders"], drop={"lines"})
+    _print_rows(
+        "orders (billing)",
+        found["billing"]["orders"],
+        ["order_id", "request_id", "status", "total", "currency", "created_at"],
+    )
     _print_rows("payments (billing)", found["billing"]["payments"])
-    _print_rows("emails (notification)", found["emails"], drop={"recipients", "last_error"})
+    _print_rows(
+        "emails (notification)",
+        found["emails"],
+        ["kind", "status", "subject", "order_id", "attempts", "sent_at"],
+    )
     quotes = found["quotes"]
     if not quotes["available"]:
         console.print(f"[dim]open quotes: {quotes['note']}")
@@ -553,18 +550,44 @@ def _print_known(found: dict[str, Any]) -> None:
         }
         for h in renewal["history"]
     ]
-    _print_rows("audit trail", history_rows, drop={"event_id"})
+    _print_rows(
+        "audit trail",
+        history_rows,
+        ["at", "subscription_id", "change", "detail", "actor", "request_id"],
+    )
 
 
-def _print_rows(title: str, rows: list[dict[str, Any]], drop: set[str] | None = None) -> None:
+def _print_rows(title: str, rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:
     if not rows:
         console.print(f"[dim]{title}: none")
         return
-    columns = [c for c in rows[0] if c not in (drop or set())]
+    columns = columns or list(rows[0])
     table = Table(*columns, title=title, title_justify="left")
     for row in rows:
         table.add_row(*(str(_jsonable(row[c]) if row[c] is not None else "") for c in columns))
     console.print(table)
+
+
+@app.command(name="console")
+def console_command(
+    host: Annotated[str, typer.Option(help="Address to bind; beyond 127.0.0.1 needs --token.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 18090,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="RENEWALS_CONSOLE_TOKEN", help="Required on every request when set."),
+    ] = None,
+) -> None:
+    """A read-only web console: topics and lag, dead letters and their latest errors, running
+    batches, search by CSN or subscription (Ctrl-C stops)."""
+    try:
+        server = ConsoleServer(host, port, token)
+    except UnsafeBindError as error:
+        _fail(str(error), 2)
+    console.print(f"console on http://{host}:{port}/" + (" (token required)" if token else ""))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(server.serve_forever())
 
 
 def main() -> None:

@@ -18,6 +18,8 @@ apt_packages=()
 if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
   apt_packages+=(openjdk-17-jre-headless maven)
 fi
+# The console's browser test drives Debian's Chromium (Playwright never downloads a browser).
+[[ -x /usr/bin/chromium ]] || apt_packages+=(chromium)
 if ((${#apt_packages[@]})); then
   ((EUID == 0)) || die "missing ${apt_packages[*]}: run as root, or: apt-get install -y ${apt_packages[*]}"
   say "installing ${apt_packages[*]} from Debian"

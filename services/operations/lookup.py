@@ -154,3 +154,22 @@ async def customer(csn: str) -> dict[str, Any]:
         "emails": await _notification(subscription_ids, order_ids, csn),
         "quotes": await _quotes(subscription_ids, csn),
     }
+
+
+async def batches(*, include_finished: bool = False, limit: int = 50) -> list[dict[str, Any]]:
+    """Bulk renewal batches, newest first, with items done, renewed and refused."""
+    async with database_of("renewal") as db:
+        return _rows(
+            await db.fetch(
+                """SELECT b.request_id, b.csn, b.status, b.total_items, b.received_at,
+                          count(*) FILTER (WHERE i.status IN ('renewed', 'rejected')) AS done,
+                          count(*) FILTER (WHERE i.status = 'renewed') AS renewed,
+                          count(*) FILTER (WHERE i.status = 'rejected') AS rejected
+                   FROM renewal_batches AS b
+                   LEFT JOIN renewal_batch_items AS i USING (request_id)
+                   WHERE $1 OR b.status NOT IN ('completed')
+                   GROUP BY b.request_id ORDER BY b.received_at DESC LIMIT $2""",
+                include_finished,
+                limit,
+            )
+        )
