@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from shared.messaging.client import UpstreamClient
 from shared.samples import event, renewal_request, unique_csn
 from tests.integration.operations.conftest import NoteService, cli, lines_of_json, note
@@ -59,3 +61,21 @@ async def test_tail_filters_by_type_and_request_id(
     assert [s["event"]["id"] for s in lines_of_json(by_request.output)] == [asked.id]
     bad = await cli("tail", topic.name, "--since", "yesterday")
     assert bad.exit_code == 2 and "not a duration" in bad.output
+
+
+async def test_tail_follows_what_arrives_after_it_started(
+    note_service: NoteService, kafka_bootstrap: str
+) -> None:
+    topic, mine, theirs = note_service.topic, unique_csn(), unique_csn()
+    before, later = note(mine, "before"), note(mine, "later")
+    async with UpstreamClient(kafka_bootstrap) as upstream:
+        await upstream.send_many(topic, [before])
+        # Sent a second after the tail started, `later` reaches it by following; had the tail
+        # been slower to start, its catch-up read would get it instead: no message is lost.
+        following = asyncio.create_task(
+            cli("tail", topic.name, "--csn", mine, "--since", "1m", "--count", "2", "--json")
+        )
+        await asyncio.sleep(1)
+        await upstream.send_many(topic, [note(theirs, "not mine"), later])
+        result = await asyncio.wait_for(following, 30)
+    assert [s["event"]["id"] for s in lines_of_json(result.output)] == [before.id, later.id]
