@@ -33,12 +33,20 @@ from shared.messaging.consumer import INFRASTRUCTURE_ERRORS
 log = logging.getLogger(__name__)
 
 DUE = """
-SELECT s.subscription_id, s.csn, s.snapshot::text AS snapshot, s.renewal_date, s.reminders_after,
+SELECT s.subscription_id, s.csn, s.snapshot::text AS snapshot, s.renewal_date,
+       GREATEST(s.reminders_after, s.reminded_through + 1) AS look_from,
        COALESCE(c.today, $1) AS today
 FROM subscriptions AS s LEFT JOIN test_clocks AS c USING (csn)
 WHERE s.renewal_date > COALESCE(c.today, $1)
-  AND s.renewal_date - $2::int <= COALESCE(c.today, $1)
+  AND EXISTS (
+      SELECT 1 FROM unnest($2::int[]) AS o(days)
+      WHERE s.renewal_date - o.days <= COALESCE(c.today, $1)
+        AND s.renewal_date - o.days >= GREATEST(s.reminders_after, s.reminded_through + 1))
+ORDER BY s.renewal_date
+LIMIT $3
+FOR UPDATE OF s SKIP LOCKED
 """
+BATCH = 500
 
 
 class ReminderScheduler:
@@ -54,7 +62,8 @@ class ReminderScheduler:
     async def run(self) -> None:
         while True:
             try:
-                await self.run_once()
+                while await self.run_once() == BATCH:
+                    pass  # more are due: go on before sleeping
             except INFRASTRUCTURE_ERRORS as error:
                 log.warning("reminder scheduler failed, retrying", extra={"error": repr(error)})
             except Exception:
@@ -62,10 +71,17 @@ class ReminderScheduler:
             await asyncio.sleep(self.settings.reminder_interval_seconds)
 
     async def run_once(self) -> int:
-        """Queue the reminders due now; returns how many were queued (or already were)."""
+        """Look at up to BATCH subscriptions with a reminder day come; returns how many."""
         async with self.pool.acquire() as connection, connection.transaction():
-            rows = await connection.fetch(DUE, self.clock.today(), max(self.offsets))
+            rows = await connection.fetch(DUE, self.clock.today(), self.offsets, BATCH)
             emails = [email for row in rows if (email := self._reminder(row)) is not None]
+            await connection.execute(
+                """UPDATE subscriptions AS s SET reminded_through = u.today
+                   FROM unnest($1::text[], $2::date[]) AS u(subscription_id, today)
+                   WHERE s.subscription_id = u.subscription_id""",
+                [row["subscription_id"] for row in rows],
+                [row["today"] for row in rows],
+            )
             if emails:
                 prices = await load_prices(
                     connection, {e.contact.snapshot.product_code for e in emails}
@@ -73,15 +89,13 @@ class ReminderScheduler:
                 for email in emails:
                     self._price(email, [Price(**vars(p)) for p in prices])
                 await queue(connection, emails, self.clock.now())
-            return len(emails)
+            return len(rows)
 
     def _reminder(self, row: Any) -> Email | None:
         today: date = row["today"]
         renewal_date: date = row["renewal_date"]
         due = [
-            d
-            for d in self.offsets
-            if row["reminders_after"] <= renewal_date - timedelta(days=d) <= today
+            d for d in self.offsets if row["look_from"] <= renewal_date - timedelta(days=d) <= today
         ]
         if not due:
             return None

@@ -238,7 +238,9 @@ class EmailSender:
                    SELECT notification_key FROM emails
                    WHERE status = 'pending' AND next_attempt_at <= $1
                      AND (lease_until IS NULL OR lease_until < $1)
-                   ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+                   -- what a customer just did goes before reminders, however many are due
+                   ORDER BY kind = 'renewal_reminder', next_attempt_at
+                   LIMIT $3 FOR UPDATE SKIP LOCKED)
                RETURNING notification_key, kind, csn, recipients, locale, context::text AS context,
                          subscription_ids, order_id, quote_number, attempts""",
             now,

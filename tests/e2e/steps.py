@@ -80,3 +80,16 @@ async def charges_for(admin_db: asyncpg.Connection, csn: str) -> int:
         " WHERE o.csn = $1 AND p.outcome = 'succeeded'",
         csn,
     )
+
+
+def confirmation_to(subject: str) -> Any:
+    """The order confirmation emailed for that CSN (reminders and notices are other emails)."""
+
+    def match(seen: Seen) -> bool:
+        return (
+            seen.type == "email.sent"
+            and seen.event.get("subject") == subject
+            and seen.data.get("kind") == "order_confirmation"
+        )
+
+    return match

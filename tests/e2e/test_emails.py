@@ -15,6 +15,7 @@ from tests.e2e.steps import (
     RENEWAL_DATE,
     about_subject,
     answering,
+    confirmation_to,
     given_price_known,
     given_subscriptions,
     publish_price,
@@ -51,7 +52,7 @@ async def test_note_2_a_renewal_confirmation_in_french_with_french_money_and_dat
 ):
     csn = samples.unique_csn()
     snapshot = await _renewal(stack, upstream, watcher, admin_db, csn, seats=3, locale="fr-FR")
-    [sent] = await watcher.wait_for(about_subject(csn, "email.sent"))
+    [sent] = await watcher.wait_for(confirmation_to(csn))
     assert sent.data["locale"] == "fr-FR" and sent.data["kind"] == "order_confirmation"
     [email] = stack.smtp.mailbox.with_key(sent.data["notification_id"])
     assert email["Subject"].startswith("Votre renouvellement est confirmé : AutoCAD LT")
@@ -66,10 +67,10 @@ async def test_an_smtp_server_that_refuses_twice_then_accepts_gets_one_email(
     csn = samples.unique_csn()
     stack.smtp.mailbox.refuse_next = 2  # 451 twice: temporary, retried with backoff
     await _renewal(stack, upstream, watcher, admin_db, csn)
-    [sent] = await watcher.wait_for(about_subject(csn, "email.sent"))
+    [sent] = await watcher.wait_for(confirmation_to(csn))
     await asyncio.sleep(SETTLE)
     assert len(stack.smtp.mailbox.with_key(sent.data["notification_id"])) == 1
-    assert len(watcher.matching(about_subject(csn, "email.sent"))) == 1
+    assert len(watcher.matching(confirmation_to(csn))) == 1
     assert stack.smtp.mailbox.refuse_next == 0
 
 
@@ -84,12 +85,12 @@ async def test_the_sender_killed_after_smtp_accepted_sends_at_most_one_duplicate
     assert await asyncio.to_thread(notification.process.wait, 30) == -9
     await stack.restart("notification")
 
-    [sent] = await watcher.wait_for(about_subject(csn, "email.sent"))
+    [sent] = await watcher.wait_for(confirmation_to(csn))
     await asyncio.sleep(SETTLE)
     # SMTP had accepted it before the crash, and gets it again once its lease expired: the one
     # duplicate SMTP's at-least-once delivery allows (README, "Exactly once"), never more.
     assert len(stack.smtp.mailbox.with_key(sent.data["notification_id"])) == 2
-    assert len(watcher.matching(about_subject(csn, "email.sent"))) == 1
+    assert len(watcher.matching(confirmation_to(csn))) == 1
 
 
 def _reminders(watcher, csn: str) -> list[int]:

@@ -14,6 +14,7 @@ from tests.e2e.steps import (
     about_subject,
     answering,
     charges_for,
+    confirmation_to,
     given_price_known,
     given_subscriptions,
     publish_price,
@@ -44,10 +45,10 @@ async def test_the_same_command_twice_has_one_effect_and_one_answer(
     await upstream.send_many(topics.RENEWAL_COMMANDS, [event, event, samples.event(command, csn)])
 
     [renewed] = await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
-    await watcher.wait_for(about_subject(csn, "email.sent"))
+    await watcher.wait_for(confirmation_to(csn))
     await asyncio.sleep(SETTLE_SECONDS)
     assert len(watcher.matching(answering(command.request_id, "subscription.renewed"))) == 1
-    assert len(watcher.matching(about_subject(csn, "email.sent"))) == 1
+    assert len(watcher.matching(confirmation_to(csn))) == 1
     assert await charges_for(admin_db, csn) == 1
     assert len(stack.smtp.mailbox.with_key(f"order_confirmation:{renewed.data['order_id']}")) == 1
 
@@ -93,7 +94,7 @@ async def test_billing_killed_after_its_db_commit_charges_once_and_emails_once(
     await stack.restart("billing")
 
     [renewed] = await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
-    await watcher.wait_for(about_subject(csn, "email.sent"))
+    await watcher.wait_for(confirmation_to(csn))
     await asyncio.sleep(SETTLE_SECONDS)
     assert await charges_for(admin_db, csn) == 1
     assert len(watcher.matching(about_subject(csn, "payment.succeeded"))) == 1
@@ -114,9 +115,9 @@ async def test_notification_killed_after_its_db_commit_sends_one_email(
     assert await asyncio.to_thread(notification.process.wait, 30) == -9
     await stack.restart("notification")
 
-    [sent] = await watcher.wait_for(about_subject(csn, "email.sent"))
+    [sent] = await watcher.wait_for(confirmation_to(csn))
     await asyncio.sleep(SETTLE_SECONDS)
-    assert len(watcher.matching(about_subject(csn, "email.sent"))) == 1
+    assert len(watcher.matching(confirmation_to(csn))) == 1
     assert len(stack.smtp.mailbox.with_key(sent.data["notification_id"])) == 1
 
 

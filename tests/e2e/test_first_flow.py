@@ -15,6 +15,7 @@ from tests.e2e.steps import (
     about_subject,
     answering,
     charges_for,
+    confirmation_to,
     given_price_known,
     given_subscriptions,
     publish_price,
@@ -44,7 +45,7 @@ async def test_life_4_manual_renewal_by_the_buyer_renews_charges_and_emails(
     [placed] = await watcher.wait_for(answering(command.request_id, "order.placed"))
     assert placed.data["total"] == "1260.00"  # 3 seats × the catalog's renewal price 420.00
     assert Decimal(placed.data["lines"][0]["unit_price"]) == Decimal("420.00")
-    [sent] = await watcher.wait_for(about_subject(csn, "email.sent"))
+    [sent] = await watcher.wait_for(confirmation_to(csn))
     assert sent.data["order_id"] == renewed.data["order_id"]
     assert sent.data["to"] == [snapshot.buyer.email]
     [email] = stack.smtp.mailbox.with_key(f"order_confirmation:{renewed.data['order_id']}")

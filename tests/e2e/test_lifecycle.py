@@ -15,6 +15,7 @@ from tests.e2e.steps import (
     about_subject,
     answering,
     charges_for,
+    confirmation_to,
     given_price_known,
     given_subscriptions,
     publish_price,
@@ -86,7 +87,7 @@ async def test_auto_1_a_year_of_an_auto_renewing_subscription_walked_on_a_test_c
     next_date = add_term(START, "annual")
     assert renewed.data["renewal_date"] == next_date.isoformat()
     assert renewed.data["request_id"] is None  # automatic
-    await watcher.wait_for(about_subject(csn, "email.sent"))
+    await watcher.wait_for(confirmation_to(csn))
 
     await _set_clock(upstream, csn, START + timedelta(days=200))  # the rest of the year: nothing
     await _set_clock(upstream, csn, next_date - timedelta(days=1))

@@ -22,6 +22,7 @@ CREATE TABLE orders (
 );
 
 CREATE TABLE test_clocks (
-    csn   text PRIMARY KEY,
-    today date NOT NULL
+    csn        text PRIMARY KEY,
+    today      date NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
 );
