@@ -52,6 +52,7 @@ async def topic_stats(
         partitions = {name: await partitions_of(consumer, name) for name in names}
         every = [tp for tps in partitions.values() for tp in tps]
         ends = await consumer.end_offsets(every)
+        starts = await consumer.beginning_offsets(every)
         since = int((time.time() - RATE_WINDOW_SECONDS) * 1000)
         minute_ago = await offsets_at(consumer, every, since)
         groups = [g for g, _protocol in await client.list_consumer_groups()]
@@ -64,8 +65,9 @@ async def topic_stats(
             offsets = {tp: meta.offset for tp, meta in committed.items() if tp.topic == name}
             if not offsets:
                 continue
-            # A partition never committed counts from its start: the group will read it all.
-            lag = sum(ends[tp] - max(offsets.get(tp, 0), 0) for tp in partitions[name])
+            # A partition never committed counts from its oldest message kept: the group will
+            # read all of it.
+            lag = sum(ends[tp] - max(offsets.get(tp, -1), starts[tp]) for tp in partitions[name])
             done = sum(max(o, 0) for o in offsets.values())
             lags[name].append(GroupLag(group, lag, done))
     return [
