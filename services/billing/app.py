@@ -9,9 +9,10 @@ from services.billing.orders import place_order_handler
 from services.billing.provider import PaymentProvider, SimulatedPaymentProvider
 from services.billing.settings import BillingSettings
 from shared.clock import Clock, SystemClock
-from shared.contracts import billing_commands, billing_events, payment_events
+from shared.contracts import billing_commands, billing_events, clock_commands, payment_events
 from shared.messaging.consumer import dispatch_by_type
 from shared.messaging.runtime import ServiceRuntime
+from shared.test_clocks import set_test_clock_handler
 
 SERVICE = "billing"
 
@@ -41,6 +42,17 @@ def create_app(
             {
                 payment_events.PaymentReceived: payment_received_handler(
                     clock or SystemClock(), settings.source
+                )
+            }
+        ),
+    )
+    runtime.consume(
+        clock_commands.TOPIC,
+        clock_commands.REGISTRY,
+        dispatch_by_type(
+            {
+                clock_commands.SetTestClock: set_test_clock_handler(
+                    settings.messaging.test_clocks_enabled
                 )
             }
         ),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import date, timedelta
 
 from services.billing.provider import ChargeResult, PaymentProvider
 from shared.clock import Clock
@@ -17,6 +17,7 @@ from shared.contracts.billing_events import (
 )
 from shared.contracts.envelope import EventData, new_event
 from shared.messaging.consumer import BatchEventHandler, Delivery, UnitOfWork, handles_batch
+from shared.test_clocks import CsnClock
 
 
 def place_order_handler(
@@ -95,8 +96,10 @@ def place_order_handler(
             [charge.reason for _, charge in charged],
             now,
         )
+        today = await CsnClock(clock).today_for(unit.connection, {c.csn for c, _ in charged})
         for command, charge in charged:
-            for event in _events(command, charge, now, manual_payment_days):
+            pay_by = today[command.csn] + timedelta(days=manual_payment_days)
+            for event in _events(command, charge, pay_by):
                 unit.outbox.add(
                     BILLING_EVENTS, new_event(event, subject=command.csn, source=source, time=now)
                 )
@@ -104,9 +107,7 @@ def place_order_handler(
     return handles_batch(place_orders)
 
 
-def _events(
-    command: PlaceOrder, charge: ChargeResult, now: datetime, manual_payment_days: int
-) -> list[EventData]:
+def _events(command: PlaceOrder, charge: ChargeResult, pay_by: date) -> list[EventData]:
     events: list[EventData] = [
         OrderPlaced(
             order_id=command.order_id,
@@ -137,7 +138,7 @@ def _events(
                 amount=command.total,
                 currency=command.currency,
                 payment_reference=charge.payment_reference,
-                pay_by=now.date() + timedelta(days=manual_payment_days),
+                pay_by=pay_by,
             )
         )
     else:
