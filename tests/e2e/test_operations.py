@@ -23,6 +23,7 @@ from shared import samples
 from shared.contracts import topics
 from tests.e2e.steps import (
     RENEWAL_DATE,
+    about_subject,
     answering,
     given_price_known,
     given_subscriptions,
@@ -72,9 +73,8 @@ async def console_url() -> AsyncIterator[str]:
 
 
 async def renewed_customer(upstream, watcher, admin_db) -> dict[str, Any]:
-    """A customer whose subscription was renewed and charged, and who also sent a message that
-    is not JSON (a dead letter on renewal.commands.dlq). Emails are left out: notification's
-    lookup is tested in tests/integration/operations/test_lookup.py."""
+    """A customer whose subscription was renewed, charged and confirmed by email, and who also
+    sent a message that is not JSON (a dead letter on renewal.commands.dlq)."""
     csn = samples.unique_csn()
     product = f"P-{csn}"
     await publish_price(upstream, product, renewal_price="420.00", list_price="466.00")
@@ -86,6 +86,7 @@ async def renewed_customer(upstream, watcher, admin_db) -> dict[str, Any]:
     command = samples.renewal_request(csn, [snapshot.subscription_id])
     await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
     [renewed] = await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
+    await watcher.wait_for(about_subject(csn, "email.sent"), timeout=60)
     await upstream.send_raw(topics.RENEWAL_COMMANDS, b"{not json", key=csn.encode())
     await watcher.wait_for(
         lambda s: s.topic == topics.RENEWAL_COMMANDS.dlq and s.key == csn.encode()
@@ -116,7 +117,8 @@ async def test_health_and_lookups_tell_what_every_service_knows(stack, upstream,
     assert subscription["state"] == "active"
     assert [o["order_id"] for o in shown["billing"]["orders"]] == [known["order_id"]]
     assert [p["outcome"] for p in shown["billing"]["payments"]] == ["succeeded"]
-    assert isinstance(shown["emails"], list) and shown["quotes"]["available"] is False
+    assert ("order_confirmation", "sent") in [(e["kind"], e["status"]) for e in shown["emails"]]
+    assert shown["quotes"]["available"] is False
     assert any(h["change"] == "renewed" for h in shown["renewal"]["history"]), shown["renewal"]
 
     customer = json.loads((await cli("customer", "show", known["csn"], "--json")).output)
@@ -155,7 +157,7 @@ async def test_the_console_shows_topics_dead_letters_and_a_customer_in_a_browser
     await expect(page.locator("#subscriptions")).to_contain_text(known["renewal_date"])
     await expect(page.locator("#orders")).to_contain_text(known["order_id"])
     await expect(page.locator("#payments")).to_contain_text("succeeded")
-    await expect(page.locator("#emails")).to_be_visible()
+    await expect(page.locator("#emails")).to_contain_text("order_confirmation")
     await expect(page.locator("#history")).to_contain_text("renewed")
 
     await page.get_by_label("search").fill(known["subscription_id"])
