@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 import contextlib
+import hashlib
 import json
 import logging
 import smtplib
@@ -58,7 +59,7 @@ class OutgoingEmail:
 
 
 def build_message(
-    sender: str, recipients: list[str], subject: str, key: str, text: str
+    sender: str, recipients: list[str], subject: str, key: str, text: str, html: str = ""
 ) -> OutgoingEmail:
     """A plain-text UTF-8 email, written out directly.
 
@@ -74,12 +75,32 @@ def build_message(
         # Lets a mailbox (and the tests) see that a duplicate is the same notification.
         _header("X-Notification-Key", key),
         "MIME-Version: 1.0",
-        'Content-Type: text/plain; charset="utf-8"',
     ]
+    if html:
+        return OutgoingEmail(sender, recipients, _alternative(lines, key, text, html))
+    lines.append('Content-Type: text/plain; charset="utf-8"')
     cte, body = _body(text)
     lines.append(f"Content-Transfer-Encoding: {cte}")
     head = "\r\n".join(lines).encode("ascii")
     return OutgoingEmail(sender, recipients, head + b"\r\n\r\n" + body)
+
+
+def _alternative(headers: list[str], key: str, text: str, html: str) -> bytes:
+    """multipart/alternative: the plain text first, the HTML version last (preferred by mail
+    readers that show HTML), each part encoded as `_body` encodes a plain-text email."""
+    boundary = "=_renewals_" + hashlib.sha256(key.encode()).hexdigest()[:24]
+    head = [*headers, f'Content-Type: multipart/alternative; boundary="{boundary}"']
+    chunks = ["\r\n".join(head).encode("ascii") + b"\r\n\r\n"]
+    for subtype, content in (("plain", text), ("html", html)):
+        cte, body = _body(content)
+        part = (
+            f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
+            f"Content-Transfer-Encoding: {cte}\r\n\r\n"
+        )
+        # The line break before a boundary belongs to the boundary: one more keeps the body's own.
+        chunks.append(part.encode("ascii") + body + b"\r\n")
+    chunks.append(f"--{boundary}--\r\n".encode("ascii"))
+    return b"".join(chunks)
 
 
 def _body(text: str) -> tuple[str, bytes]:
@@ -255,6 +276,7 @@ class EmailSender:
             rendered.subject,
             email["notification_key"],
             rendered.text,
+            rendered.html,
         )
 
     def _event_fields(self, email: asyncpg.Record, rendered: RenderedEmail) -> dict[str, Any]:

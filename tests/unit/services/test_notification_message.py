@@ -50,3 +50,17 @@ def test_the_message_reads_back_like_email_message(subject: str, text: str) -> N
     assert built.sender == "renewals@example.com" and built.recipients == recipients
     assert all(len(line) <= 78 for line in built.data.split(b"\r\n"))
     assert b"\n" not in built.data.replace(b"\r\n", b"")
+
+
+def test_an_email_with_html_is_multipart_alternative_with_both_versions() -> None:
+    text = "Bonjour,\n\nVotre commande ORD-1 est confirmée.\n"
+    html = "<!doctype html><p>Votre commande <strong>ORD-1</strong> est confirmée.</p>\n"
+    built = build_message("renewals@example.com", ["a@example.com"], "Confirmé", KEY, text, html)
+    message = message_from_bytes(built.data, policy=policy.default)
+
+    assert message.get_content_type() == "multipart/alternative"
+    assert message["X-Notification-Key"] == KEY and message["Subject"] == "Confirmé"
+    plain, rich = message.iter_parts()  # type: ignore[attr-defined]
+    assert plain.get_content_type() == "text/plain" and rich.get_content_type() == "text/html"
+    assert plain.get_content().replace("\r\n", "\n") == text
+    assert "<strong>ORD-1</strong> est confirmée" in rich.get_content()
