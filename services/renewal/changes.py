@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -68,6 +68,18 @@ class ChangeContext:
         command = self.delivery.data
         return Actor(user_id=command.actor.user_id, csn=command.actor.csn)
 
+    def decide(self, decide: Callable[..., Decision], *asked: Any, **options: Any) -> Decision:
+        """Call an eligibility decision with what every one of them takes."""
+        return decide(
+            self.actor,
+            [to_domain(s) for s in self.held.values()],
+            *asked,
+            prices=self.prices,
+            promotions=self.promotions,
+            today=self.today,
+            **options,
+        )
+
 
 class ChangeHandlers:
     def __init__(self, clock: Clock, policy: Policy, source: str) -> None:
@@ -106,15 +118,11 @@ class ChangeHandlers:
         context = await self._context(unit, delivery, [command.subscription_id])
         if context is None:
             return
-        decision = decide_change_terms(
-            context.actor,
-            [to_domain(s) for s in context.held.values()],
+        decision = context.decide(
+            decide_change_terms,
             command.subscription_id,
             term=command.term,
             seats=command.seats,
-            prices=context.prices,
-            promotions=context.promotions,
-            today=context.today,
             policy=self.policy,
         )
         if self._refused(context, decision):
@@ -152,15 +160,8 @@ class ChangeHandlers:
         context = await self._context(unit, delivery, [command.subscription_id])
         if context is None:
             return
-        decision = decide_add_seats(
-            context.actor,
-            [to_domain(s) for s in context.held.values()],
-            command.subscription_id,
-            seats=command.seats,
-            prices=context.prices,
-            promotions=context.promotions,
-            today=context.today,
-            policy=self.policy,
+        decision = context.decide(
+            decide_add_seats, command.subscription_id, seats=command.seats, policy=self.policy
         )
         if self._refused(context, decision):
             return
@@ -178,14 +179,10 @@ class ChangeHandlers:
         context = await self._context(unit, delivery, command.subscription_ids)
         if context is None:
             return
-        decision = decide_align_dates(
-            context.actor,
-            [to_domain(s) for s in context.held.values()],
+        decision = context.decide(
+            decide_align_dates,
             command.subscription_ids,
             target_date=command.target_date,
-            prices=context.prices,
-            promotions=context.promotions,
-            today=context.today,
             policy=self.policy,
         )
         if self._refused(context, decision):
