@@ -17,6 +17,7 @@ from shared.contracts.billing_events import (
 )
 from shared.contracts.envelope import EventData, new_event
 from shared.messaging.consumer import BatchEventHandler, Delivery, UnitOfWork, handles_batch
+from shared.messaging.metrics import RENEWALS_PAYMENTS
 from shared.test_clocks import CsnClock
 
 
@@ -96,6 +97,8 @@ def place_order_handler(
             [charge.reason for _, charge in charged],
             now,
         )
+        for _, charge in charged:  # counted when charged; a batch retried counts again
+            RENEWALS_PAYMENTS.labels("billing", charge.outcome).inc()
         today = await CsnClock(clock).today_for(unit.connection, {c.csn for c, _ in charged})
         for command, charge in charged:
             pay_by = today[command.csn] + timedelta(days=manual_payment_days)

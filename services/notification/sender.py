@@ -33,6 +33,7 @@ from shared.contracts.envelope import new_event
 from shared.contracts.notification_events import TOPIC as NOTIFICATION_EVENTS
 from shared.contracts.notification_events import EmailFailed, EmailSent
 from shared.messaging.faults import AFTER_SMTP_ACCEPT, FaultPoints
+from shared.messaging.metrics import EMAILS
 from shared.messaging.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -312,6 +313,8 @@ class EmailSender:
                 now,
             )
             await outbox.flush(connection)
+        for email, _ in sent:
+            EMAILS.labels("notification", email["kind"], "sent").inc()
 
     async def _failed(
         self, email: asyncpg.Record, rendered: RenderedEmail, reason: str, *, temporary: bool
@@ -331,6 +334,7 @@ class EmailSender:
         else:
             retry_at = now
             status = "failed"
+            EMAILS.labels("notification", email["kind"], "failed").inc()
             failed = EmailFailed(**self._event_fields(email, rendered), reason=reason)
             outbox.add(
                 NOTIFICATION_EVENTS,

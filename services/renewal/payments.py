@@ -45,6 +45,7 @@ from shared.messaging.consumer import (
     dispatch_by_type,
     handles_batch,
 )
+from shared.messaging.metrics import RENEWALS_RENEWED
 
 PAYMENT_METHOD_INVALID = "PAYMENT_METHOD_INVALID"
 
@@ -152,6 +153,8 @@ class Settlement:
                 ),
                 subscription.csn,
             )
+        trigger = "automatic" if order["request_id"] is None else "command"
+        RENEWALS_RENEWED.labels("renewal", trigger).inc(len(current))
         if order["request_id"] is not None:
             self.settled_items.append(
                 {"order_id": order["order_id"], "status": "renewed", "reasons": []}

@@ -6,11 +6,11 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from shared.test_clocks import set_test_clock_handler
 from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.envelope import new_event
 from shared.messaging.consumer import Delivery, PermanentError, UnitOfWork
 from shared.messaging.settings import MessagingSettings
+from shared.test_clocks import set_test_clock_handler
 
 
 def test_test_clocks_are_disabled_by_default() -> None:
