@@ -18,11 +18,13 @@ from shared.contracts import (
     catalog_events,
     clock_commands,
     notification_events,
+    quote_events,
     renewal_events,
     subscription_events,
 )
 from shared.contracts.billing_events import OrderPlaced, PaymentAwaitingManual, PaymentFailed
 from shared.contracts.clock_commands import SetTestClock
+from shared.contracts.quote_events import QuoteSent
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.messaging.consumer import Delivery, EventHandler, UnitOfWork, dispatch_by_type
 from shared.messaging.runtime import ServiceRuntime
@@ -85,5 +87,10 @@ def create_app(
 
     runtime.loop("renewal_reminders", remind)
     runtime.consume(catalog_events.TOPIC, catalog_events.REGISTRY, catalog_handler())
+    quote_handlers: dict[type, EventHandler] = dict.fromkeys(
+        quote_events.REGISTRY.models.values(), nothing_to_send
+    )
+    quote_handlers[QuoteSent] = notices[QuoteSent]
+    runtime.consume(quote_events.TOPIC, quote_events.REGISTRY, dispatch_by_type(quote_handlers))
     runtime.produces(notification_events.TOPIC, notification_events.REGISTRY)
     return runtime.build_app()

@@ -11,6 +11,7 @@ makes it one email however often the event is seen:
 | `renewal_terms.updated` | `renewal_terms_changed` | `renewal_terms_changed:<request>` |
 | `payment.failed` | `payment_failed` | `payment_failed:<order>` |
 | `payment.awaiting_manual` | `awaiting_manual_payment` | `awaiting_manual_payment:<order>` |
+| `quote.sent` | `quote` (to every recipient of the quote) | `quote:<quote number>` |
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from services.notification.directory import Contact, contacts, order_subscriptio
 from services.notification.settings import NotificationSettings
 from shared.clock import Clock
 from shared.contracts.billing_events import PaymentAwaitingManual, PaymentFailed
+from shared.contracts.quote_events import QuoteSent
 from shared.contracts.renewal_events import (
     AutoRenewChanged,
     RenewalTermsUpdated,
@@ -42,21 +44,24 @@ class Email:
     context: dict[str, Any]
     subscription_ids: list[str] = field(default_factory=list)
     order_id: str | None = None
+    recipients: list[str] = field(default_factory=list)  # the buyer when empty (ROLE-3)
+    quote_number: str | None = None
 
 
 async def queue(connection: DbConnection, emails: list[Email], now: Any) -> None:
     """Queue emails; one whose key was queued before is not queued again."""
     await connection.executemany(
         """INSERT INTO emails (notification_key, kind, csn, recipients, locale, context,
-                               subscription_ids, order_id, next_attempt_at, created_at)
-           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $9)
+                               subscription_ids, order_id, quote_number, next_attempt_at,
+                               created_at)
+           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $10, $9, $9)
            ON CONFLICT (notification_key) DO NOTHING""",
         [
             (
                 e.key,
                 e.kind,
                 e.contact.csn,
-                [e.contact.buyer_email],
+                e.recipients or [e.contact.buyer_email],
                 e.contact.locale,
                 json.dumps(
                     {"product_name": e.contact.snapshot.product_name, **e.context}, default=str
@@ -64,6 +69,7 @@ async def queue(connection: DbConnection, emails: list[Email], now: Any) -> None
                 e.subscription_ids or [e.contact.subscription_id],
                 e.order_id,
                 now,
+                e.quote_number,
             )
             for e in emails
         ],
@@ -203,7 +209,37 @@ def notice_handlers(clock: Clock, settings: NotificationSettings) -> dict[type, 
         )
         await queue(unit.connection, [email], clock.now())
 
+    async def quote_sent(unit: UnitOfWork, delivery: Delivery) -> None:
+        """QUO-8: number, expiry date, total with discounts, the lines, how to accept and pay;
+        to the buyer and every recipient of the quote (QUO-2)."""
+        event: QuoteSent = delivery.data
+        found = await contacts(unit.connection, event.subscription_ids)
+        names = {sid: contact.snapshot.product_name for sid, contact in found.items()}
+        email = Email(
+            f"quote:{event.quote_number}",
+            "quote",
+            found[event.subscription_ids[0]],
+            {
+                "quote_number": event.quote_number,
+                "expires_on": event.expires_on,
+                "total": event.total,
+                "currency": event.currency,
+                "lines": [
+                    {**line.model_dump(mode="json"), "product_name": names[line.subscription_id]}
+                    for line in event.lines
+                ],
+                "promotions": [p.model_dump(mode="json") for p in event.promotions],
+                "accept_link": f"{links.account_url}/quotes/{event.quote_number}",
+                "product_name": ", ".join(dict.fromkeys(names.values())),
+            },
+            subscription_ids=list(event.subscription_ids),
+            recipients=list(event.recipients),
+            quote_number=event.quote_number,
+        )
+        await queue(unit.connection, [email], clock.now())
+
     return {
+        QuoteSent: quote_sent,
         SubscriptionLapsed: lapsed,
         SubscriptionExpired: expired,
         AutoRenewChanged: auto_renew_changed,

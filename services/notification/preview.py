@@ -18,6 +18,7 @@ from services.notification.samples import SAMPLES
 from services.notification.templates import EmailRenderer, kinds, languages
 
 TRIGGERS = {
+    "quote": "`quote.sent`: to the buyer and every recipient of the quote (QUO-2, QUO-8)",
     "order_confirmation": "`subscription.renewed`: one per order, whatever number of subscriptions it renewed (MAN-3)",
     "renewal_reminder": "90, 30 and 7 days before the renewal date, on the CSN's clock (NOTE-1)",
     "payment_failed": "`payment.failed`: with the next retry date, or none left",

@@ -6,6 +6,37 @@ from __future__ import annotations
 from typing import Any
 
 SAMPLES: dict[str, dict[str, Any]] = {
+    "quote": {
+        "product_name": "AutoCAD LT",
+        "quote_number": "Q-2026-000123",
+        "expires_on": "2027-02-28",
+        "total": "1557.00",
+        "currency": "USD",
+        "lines": [
+            {
+                "subscription_id": "SUB-1001",
+                "product_name": "AutoCAD LT",
+                "product_code": "ACDLT",
+                "term": "three_year",
+                "seats": 1,
+                "unit_price": "1179.00",
+                "discount": "0.00",
+                "amount": "1179.00",
+            },
+            {
+                "subscription_id": "SUB-1002",
+                "product_name": "AutoCAD LT",
+                "product_code": "ACDLT",
+                "term": "annual",
+                "seats": 1,
+                "unit_price": "420.00",
+                "discount": "42.00",
+                "amount": "378.00",
+            },
+        ],
+        "promotions": [{"promotion_code": "SPRING10", "percent_off": "10"}],
+        "accept_link": "https://account.example.com/quotes/Q-2026-000123",
+    },
     "order_confirmation": {
         "order_id": "ORD-2026-0042",
         "total": "1680.00",

@@ -1,21 +1,88 @@
-"""The quote service. For now it keeps the catalog its quotes are priced from; the quote
-commands themselves (`quote.commands`) are not consumed yet, so they wait in their topic.
-"""
+"""The quote service: quotes from request to paid, cancelled or expired (QUO-1..8), priced from
+its own copy of the catalog and decided on its own copy of the subscriptions."""
 
 from __future__ import annotations
 
 from faststream import FastStream
 
+from services.quote.directory import follow_renewal, save_snapshot
+from services.quote.expiry import QuoteExpiry
+from services.quote.quotes import QuoteHandlers
 from services.quote.settings import QuoteSettings
 from shared.catalog.store import catalog_handler
-from shared.contracts import catalog_events
+from shared.clock import Clock, SystemClock
+from shared.contracts import (
+    billing_commands,
+    billing_events,
+    catalog_events,
+    clock_commands,
+    quote_commands,
+    quote_events,
+    renewal_events,
+    subscription_events,
+)
+from shared.messaging.consumer import Delivery, EventHandler, UnitOfWork, dispatch_by_type
 from shared.messaging.runtime import ServiceRuntime
+from shared.test_clocks import set_test_clock_handler
 
 SERVICE = "quote"
 
 
-def create_app(settings: QuoteSettings | None = None) -> FastStream:
+async def nothing_to_do(unit: UnitOfWork, delivery: Delivery) -> None:
+    """Events the quote service has no use for."""
+
+
+def _only(registry: object, handlers: dict[type, EventHandler]) -> dict[type, EventHandler]:
+    """Every type of a topic handled: those given, the others ignored on purpose."""
+    everything: dict[type, EventHandler] = dict.fromkeys(registry.models.values(), nothing_to_do)  # type: ignore[attr-defined]
+    everything.update(handlers)
+    return everything
+
+
+def create_app(settings: QuoteSettings | None = None, clock: Clock | None = None) -> FastStream:
     settings = settings or QuoteSettings()
+    clock = clock or SystemClock()
     runtime = ServiceRuntime(SERVICE, settings.messaging, settings.database)
+    quotes = QuoteHandlers(clock, settings.policy, settings.source)
     runtime.consume(catalog_events.TOPIC, catalog_events.REGISTRY, catalog_handler())
+    runtime.consume(
+        subscription_events.TOPIC,
+        subscription_events.REGISTRY,
+        dispatch_by_type({subscription_events.SubscriptionUpserted: save_snapshot}),
+    )
+    runtime.consume(
+        renewal_events.TOPIC,
+        renewal_events.REGISTRY,
+        dispatch_by_type(
+            _only(renewal_events.REGISTRY, {renewal_events.SubscriptionRenewed: follow_renewal})
+        ),
+    )
+    runtime.consume(
+        quote_commands.TOPIC, quote_commands.REGISTRY, dispatch_by_type(quotes.commands())
+    )
+    runtime.consume(
+        billing_events.TOPIC,
+        billing_events.REGISTRY,
+        dispatch_by_type(_only(billing_events.REGISTRY, quotes.billing())),
+    )
+    runtime.consume(
+        clock_commands.TOPIC,
+        clock_commands.REGISTRY,
+        dispatch_by_type(
+            {
+                clock_commands.SetTestClock: set_test_clock_handler(
+                    settings.messaging.test_clocks_enabled
+                )
+            }
+        ),
+    )
+
+    async def expire() -> None:
+        await QuoteExpiry(
+            runtime.pools.get(), clock, settings.source, settings.expiry_interval_seconds
+        ).run()
+
+    runtime.loop("quote_expiry", expire)
+    runtime.produces(quote_events.TOPIC, quote_events.REGISTRY)
+    runtime.produces(billing_commands.TOPIC, billing_commands.REGISTRY)
     return runtime.build_app()

@@ -4,6 +4,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.db.settings import DatabaseSettings
+from shared.eligibility import Policy
 from shared.messaging.settings import MessagingSettings
 
 
@@ -14,4 +15,6 @@ class QuoteSettings(BaseSettings):
     database: DatabaseSettings = Field(
         default_factory=lambda: DatabaseSettings.for_service("quote")
     )
+    policy: Policy = Field(default_factory=Policy)
     source: str = "/renewals/quote"
+    expiry_interval_seconds: float = 2.0

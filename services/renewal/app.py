@@ -9,6 +9,7 @@ from services.renewal.bulk_worker import BulkWorker
 from services.renewal.changes import ChangeHandlers
 from services.renewal.engine import DueDateEngine
 from services.renewal.payments import billing_events_handler
+from services.renewal.quotes import quote_events_handler
 from services.renewal.requests import record_renewal_request
 from services.renewal.settings import RenewalSettings
 from services.renewal.subscriptions import save_snapshot
@@ -19,6 +20,7 @@ from shared.contracts import (
     billing_events,
     catalog_events,
     clock_commands,
+    quote_events,
     renewal_commands,
     renewal_events,
     subscription_events,
@@ -65,6 +67,9 @@ def create_runtime(settings: RenewalSettings, clock: Clock) -> ServiceRuntime:
         billing_events.TOPIC,
         billing_events.REGISTRY,
         billing_events_handler(clock, settings.source),
+    )
+    runtime.consume(
+        quote_events.TOPIC, quote_events.REGISTRY, quote_events_handler(clock, settings.source)
     )
     runtime.produces(renewal_events.TOPIC, renewal_events.REGISTRY)
     runtime.produces(billing_commands.TOPIC, billing_commands.REGISTRY)

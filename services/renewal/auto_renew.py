@@ -9,7 +9,6 @@ subscription refused (or one for the whole request), and for more than one subsc
 
 from __future__ import annotations
 
-from services.renewal.requests_seen import first_time
 from services.renewal.subscriptions import load_subscriptions, record_history, to_domain
 from shared.clock import Clock
 from shared.contracts.envelope import EventData, new_event
@@ -23,6 +22,7 @@ from shared.contracts.renewal_events import (
 )
 from shared.eligibility import Actor, Policy, decide_auto_renew
 from shared.messaging.consumer import Delivery, EventHandler, UnitOfWork
+from shared.messaging.requests_seen import first_time
 from shared.test_clocks import CsnClock
 
 

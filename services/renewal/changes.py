@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from services.renewal.requests_seen import first_time
 from services.renewal.subscriptions import (
     Subscription,
     load_subscriptions,
@@ -47,6 +46,7 @@ from shared.eligibility import (
     decide_change_terms,
 )
 from shared.messaging.consumer import Delivery, EventHandler, UnitOfWork
+from shared.messaging.requests_seen import first_time
 from shared.test_clocks import CsnClock
 
 CHANGE_ORDER_NAMESPACE = uuid.UUID("3d5a7c19-2b4e-4f60-8e1d-9a0b1c2d3e4f")

@@ -79,7 +79,7 @@ class Settlement:
                 self._paid(order, delivery, held, changed)
             else:
                 self._failed(order)
-        await self._save(changed)
+        await self.save(changed)
 
     async def _claim(self, answers: dict[str, Delivery]) -> list[dict[str, Any]]:
         statuses = [
@@ -110,9 +110,9 @@ class Settlement:
         elif order["purpose"] == "alignment":
             self._align(order, delivery, current, changed)
         else:
-            self._renew(order, delivery, current, changed)
+            self.renew(order, delivery, current, changed)
 
-    def _renew(
+    def renew(
         self,
         order: dict[str, Any],
         delivery: Delivery,
@@ -245,7 +245,7 @@ class Settlement:
             RENEWAL_EVENTS, new_event(event, subject=csn, source=self.source, time=self.now)
         )
 
-    async def _save(self, changed: dict[str, Subscription]) -> None:
+    async def save(self, changed: dict[str, Subscription]) -> None:
         connection: DbConnection = self.unit.connection
         if changed:
             rows = list(changed.values())

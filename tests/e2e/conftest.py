@@ -19,6 +19,8 @@ OUTPUT_TOPICS = [
     topics.RENEWAL_EVENTS,
     topics.BILLING_EVENTS,
     topics.NOTIFICATION_EVENTS,
+    topics.QUOTE_EVENTS,
+    topics.QUOTE_COMMANDS.dlq,
     topics.RENEWAL_COMMANDS.dlq,
     topics.SUBSCRIPTION_EVENTS.dlq,
     topics.CLOCK_COMMANDS.dlq,

@@ -28,19 +28,21 @@ async def publish_price(upstream: UpstreamClient, product_code: str, **price: An
 async def given_subscriptions(
     upstream: UpstreamClient, admin_db: asyncpg.Connection, *snapshots: SubscriptionUpserted
 ) -> None:
-    """Publish the snapshots and wait until the renewal service stored every one of them."""
+    """Publish the snapshots and wait until every service that keeps them stored them all."""
     await upstream.send_many(
         topics.SUBSCRIPTION_EVENTS, [samples.event(s, s.csn) for s in snapshots]
     )
     ids = [s.subscription_id for s in snapshots]
-    await until(
-        lambda: admin_db.fetchval(
-            "SELECT count(*) = $2 FROM renewal.subscriptions WHERE subscription_id = ANY($1::text[])",
-            ids,
-            len(ids),
-        ),
-        what=f"renewal to store {len(ids)} subscription(s)",
-    )
+    for service in ("renewal", "quote", "notification"):  # each keeps its own copy
+        await until(
+            lambda service=service: admin_db.fetchval(
+                f"SELECT count(*) = $2 FROM {service}.subscriptions"
+                " WHERE subscription_id = ANY($1::text[])",
+                ids,
+                len(ids),
+            ),
+            what=f"{service} to store {len(ids)} subscription(s)",
+        )
 
 
 async def given_price_known(admin_db: asyncpg.Connection, product_code: str) -> None:

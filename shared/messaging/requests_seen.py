@@ -1,4 +1,7 @@
-"""The request id is every command's idempotency key (CONTRACT.md): seen once, answered once."""
+"""The request id is every command's idempotency key (CONTRACT.md): seen once, answered once.
+
+Each service that answers commands directly keeps an `answered_requests` table.
+"""
 
 from shared.db.types import DbConnection
 

@@ -1,0 +1,340 @@
+"""`quote.commands` → quotes (QUO-1..8): requested, accepted and paid, cancelled, expired.
+
+A request is decided by the eligibility package; a bulk selection is grouped by CSN, currency and
+purchase method and becomes one quote per group (QUO-2), each with a number unique for ever
+(`Q-<year>-<sequence>`), lines, the promotions that applied by themselves (QUO-6), a total, an
+expiry date from the policy and its recipients (the buyer and up to the policy's limit more).
+Accepting a quote (the buyer, before it expires) asks billing for one order for its total;
+billing's `payment.succeeded` makes it paid (`quote.paid`), and the renewal service renews its
+subscriptions with the quote's terms and seats. Only partners and sales cancel quotes (QUO-5).
+A refusal is `quote.rejected` with every reason. An unknown quote number is refused
+`NOT_AUTHORIZED` (the contract has no reason of its own for it, and saying nothing more does not
+tell a caller which numbers exist); a cancelled one is refused `QUOTE_EXPIRED`.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from services.quote.directory import subscriptions
+from shared import eligibility
+from shared.catalog.store import load_prices, load_promotions
+from shared.clock import Clock
+from shared.contracts.billing_commands import TOPIC as BILLING_COMMANDS
+from shared.contracts.billing_commands import PlaceOrder
+from shared.contracts.billing_events import OrderLine, PaymentFailed, PaymentSucceeded
+from shared.contracts.envelope import EventData, new_event
+from shared.contracts.quote_commands import AcceptQuote, CancelQuote, RequestQuote
+from shared.contracts.quote_events import TOPIC as QUOTE_EVENTS
+from shared.contracts.quote_events import (
+    AppliedPromotion,
+    QuoteCancelled,
+    QuotePaid,
+    QuoteRejected,
+    QuoteSent,
+)
+from shared.contracts.subscription_events import SubscriptionUpserted
+from shared.eligibility import Decision, Policy, Price, Promotion, QuoteChanges, QuoteRequest
+from shared.messaging.consumer import Delivery, EventHandler, UnitOfWork
+from shared.messaging.requests_seen import first_time
+from shared.test_clocks import CsnClock
+
+QUOTE_ORDER_NAMESPACE = uuid.UUID("9e2f4a61-7b3c-4d58-a0e1-5c6d7e8f9a0b")
+
+
+class QuoteHandlers:
+    def __init__(self, clock: Clock, policy: Policy, source: str) -> None:
+        self.clock = clock
+        self.csn_clock = CsnClock(clock)
+        self.policy = policy
+        self.source = source
+
+    def commands(self) -> dict[type, EventHandler]:
+        return {RequestQuote: self.request, AcceptQuote: self.accept, CancelQuote: self.cancel}
+
+    def billing(self) -> dict[type, EventHandler]:
+        return {PaymentSucceeded: self.paid, PaymentFailed: self.payment_failed}
+
+    async def _today(self, unit: UnitOfWork, csn: str) -> date:
+        return (await self.csn_clock.today_for(unit.connection, [csn]))[csn]
+
+    def _announce(self, unit: UnitOfWork, event: EventData, csn: str) -> None:
+        unit.outbox.add(
+            QUOTE_EVENTS, new_event(event, subject=csn, source=self.source, time=self.clock.now())
+        )
+
+    def _reject(
+        self, unit: UnitOfWork, command: Any, csn: str, reasons: Sequence[str], **about: Any
+    ) -> None:
+        self._announce(
+            unit,
+            QuoteRejected(request_id=command.request_id, reasons=list(reasons), **about),
+            csn,
+        )
+
+    # quote.requested -------------------------------------------------------------------------
+
+    async def request(self, unit: UnitOfWork, delivery: Delivery) -> None:
+        command: RequestQuote = delivery.data
+        csn = delivery.event.subject
+        if not await first_time(unit.connection, command.request_id, delivery.event.type):
+            return
+        held = await subscriptions(unit.connection, command.subscription_ids)
+        today = await self._today(unit, command.actor.csn)
+        products = {snapshot.product_code for snapshot, _ in held.values()}
+        prices = [Price(**vars(p)) for p in await load_prices(unit.connection, products)]
+        promotions = [
+            Promotion(**vars(p)) for p in await load_promotions(unit.connection, products)
+        ]
+        known = [sid for sid in dict.fromkeys(command.subscription_ids) if sid in held]
+        if len(known) < len(set(command.subscription_ids)) or not known:
+            groups = [list(command.subscription_ids)]  # the refusal names the unknown ones
+        else:  # QUO-2: one quote per CSN, currency and purchase method
+            domains = [held[sid][1] for sid in known]
+            groups = [list(g.subscription_ids) for g in eligibility.group_subscriptions(domains)]
+        for group in groups:
+            decision = self._decide(command, group, held, prices, promotions, today)
+            if not decision.allowed:
+                self._reject(unit, command, csn, decision.all_reasons, subscription_ids=group)
+                continue
+            await self._send(unit, command, group, held, decision, today)
+
+    def _decide(
+        self,
+        command: RequestQuote,
+        group: list[str],
+        held: dict[str, Any],
+        prices: list[Price],
+        promotions: list[Promotion],
+        today: date,
+    ) -> Decision:
+        changes = command.changes.model_dump(exclude_none=True) if command.changes else {}
+        request = QuoteRequest(
+            channel=command.channel,
+            kind=command.kind,
+            subscription_ids=tuple(group),
+            recipients=tuple(command.recipients),
+            changes=QuoteChanges(**changes),
+        )
+        return eligibility.decide_quote(
+            eligibility.Actor(user_id=command.actor.user_id, csn=command.actor.csn),
+            [held[sid][1] for sid in group if sid in held],
+            request,
+            prices=prices,
+            promotions=promotions,
+            today=today,
+            policy=self.policy,
+        )
+
+    async def _send(
+        self,
+        unit: UnitOfWork,
+        command: RequestQuote,
+        group: list[str],
+        held: dict[str, Any],
+        decision: Decision,
+        today: date,
+    ) -> None:
+        assert decision.preview is not None and decision.preview.expires_on is not None
+        first: SubscriptionUpserted = held[group[0]][0]
+        lines = [
+            {
+                "subscription_id": line.subscription_id,
+                "product_code": line.product_code,
+                "term": line.term,
+                "seats": line.seats,
+                "unit_price": str(line.unit_price),
+                "discount": str(line.discount),
+                "amount": str(line.amount),
+            }
+            for line in decision.preview.lines
+        ]
+        total = sum((line.amount for line in decision.preview.lines), Decimal(0))
+        promotions = {
+            line.promotion_code: line.percent_off
+            for line in decision.preview.lines
+            if line.promotion_code and line.percent_off is not None
+        }
+        recipients = list(dict.fromkeys([first.buyer.email, *command.recipients]))
+        sequence = await unit.connection.fetchval("SELECT nextval('quote_number_seq')")
+        quote_number = f"Q-{today.year}-{sequence:06d}"
+        await unit.connection.execute(
+            """INSERT INTO quotes (quote_number, request_id, csn, partner_csn, channel, kind,
+                                   subscription_ids, recipients, currency, total, lines,
+                                   expires_on, created_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13)""",
+            quote_number,
+            command.request_id,
+            first.csn,
+            first.partner_csn,
+            command.channel,
+            command.kind,
+            group,
+            recipients,
+            first.currency,
+            total,
+            json.dumps(lines),
+            decision.preview.expires_on,
+            self.clock.now(),
+        )
+        self._announce(
+            unit,
+            QuoteSent(
+                request_id=command.request_id,
+                quote_number=quote_number,
+                subscription_ids=group,
+                expires_on=decision.preview.expires_on,
+                currency=first.currency,
+                total=total,
+                lines=lines,
+                recipients=recipients,
+                promotions=[
+                    AppliedPromotion(promotion_code=code, percent_off=percent)
+                    for code, percent in promotions.items()
+                ],
+            ),
+            first.csn,
+        )
+
+    # quote.accepted --------------------------------------------------------------------------
+
+    async def accept(self, unit: UnitOfWork, delivery: Delivery) -> None:
+        command: AcceptQuote = delivery.data
+        csn = delivery.event.subject
+        if not await first_time(unit.connection, command.request_id, delivery.event.type):
+            return
+        quote = await self._quote(unit, command.quote_number)
+        if quote is None:
+            self._reject(unit, command, csn, ["NOT_AUTHORIZED"], quote_number=command.quote_number)
+            return
+        if quote["status"] in ("accepted", "paid"):
+            return  # accepting it again has no further effect: one order, one charge
+        held = await subscriptions(unit.connection, quote["subscription_ids"])
+        buyer = held[quote["subscription_ids"][0]][0].buyer
+        reasons = []
+        if command.actor.csn != quote["csn"] or command.actor.user_id != buyer.user_id:
+            reasons.append("NOT_AUTHORIZED")  # ROLE-1: the buyer accepts and pays
+        today = await self._today(unit, quote["csn"])
+        if quote["status"] != "sent" or today > quote["expires_on"]:
+            reasons.append("QUOTE_EXPIRED")
+        if reasons:
+            self._reject(unit, command, quote["csn"], reasons, quote_number=command.quote_number)
+            return
+        first: SubscriptionUpserted = held[quote["subscription_ids"][0]][0]
+        order_id = str(
+            uuid.uuid5(QUOTE_ORDER_NAMESPACE, f"{command.quote_number}|{command.request_id}")
+        )
+        lines = json.loads(quote["lines"])
+        order = PlaceOrder(
+            request_id=command.request_id,
+            quote_number=command.quote_number,
+            order_id=order_id,
+            csn=quote["csn"],
+            currency=quote["currency"],
+            purchase_method=first.purchase_method,
+            payment_method=first.payment_method,
+            lines=[
+                OrderLine(
+                    subscription_id=line["subscription_id"],
+                    product_code=line["product_code"],
+                    product_name=held[line["subscription_id"]][0].product_name,
+                    term=line["term"],
+                    seats=line["seats"],
+                    unit_price=Decimal(line["unit_price"]),
+                    amount=Decimal(line["amount"]),
+                )
+                for line in lines
+            ],
+            total=quote["total"],
+        )
+        await unit.connection.execute(
+            "UPDATE quotes SET status = 'accepted', order_id = $2 WHERE quote_number = $1",
+            command.quote_number,
+            order_id,
+        )
+        unit.outbox.add(
+            BILLING_COMMANDS,
+            new_event(order, subject=quote["csn"], source=self.source, time=self.clock.now()),
+        )
+
+    async def _quote(self, unit: UnitOfWork, quote_number: str) -> Any:
+        return await unit.connection.fetchrow(
+            "SELECT quote_number, csn, partner_csn, subscription_ids, currency, total,"
+            " lines::text AS lines, expires_on, status, order_id FROM quotes"
+            " WHERE quote_number = $1 FOR UPDATE",
+            quote_number,
+        )
+
+    # billing's answers -----------------------------------------------------------------------
+
+    async def paid(self, unit: UnitOfWork, delivery: Delivery) -> None:
+        payment: PaymentSucceeded = delivery.data
+        row = await unit.connection.fetchrow(
+            "UPDATE quotes SET status = 'paid' WHERE order_id = $1 AND status = 'accepted'"
+            " RETURNING quote_number, csn",
+            payment.order_id,
+        )
+        if row is not None:  # an order of the quote's; others are renewal's
+            self._announce(
+                unit,
+                QuotePaid(quote_number=row["quote_number"], order_id=payment.order_id),
+                row["csn"],
+            )
+
+    async def payment_failed(self, unit: UnitOfWork, delivery: Delivery) -> None:
+        failure: PaymentFailed = delivery.data
+        # The quote can be accepted (and paid) again until it expires.
+        await unit.connection.execute(
+            "UPDATE quotes SET status = 'sent', order_id = NULL"
+            " WHERE order_id = $1 AND status = 'accepted'",
+            failure.order_id,
+        )
+
+    # quote.cancel_requested ------------------------------------------------------------------
+
+    async def cancel(self, unit: UnitOfWork, delivery: Delivery) -> None:
+        command: CancelQuote = delivery.data
+        csn = delivery.event.subject
+        if not await first_time(unit.connection, command.request_id, delivery.event.type):
+            return
+        quote = await self._quote(unit, command.quote_number)
+        if quote is None:
+            self._reject(unit, command, csn, ["NOT_AUTHORIZED"], quote_number=command.quote_number)
+            return
+        today = await self._today(unit, quote["csn"])
+        decision = eligibility.decide_cancel_quote(
+            eligibility.Actor(user_id=command.actor.user_id, csn=command.actor.csn),
+            eligibility.Quote(
+                quote_number=quote["quote_number"],
+                csn=quote["csn"],
+                expires_on=quote["expires_on"],
+                partner_csn=quote["partner_csn"],
+            ),
+            channel=command.channel,
+            today=today,
+        )
+        reasons = list(decision.reasons)
+        if quote["status"] not in ("sent", "accepted"):
+            reasons.append(eligibility.Reason.QUOTE_EXPIRED)
+        if reasons:
+            self._reject(
+                unit,
+                command,
+                quote["csn"],
+                eligibility.in_contract_order(reasons),
+                quote_number=command.quote_number,
+            )
+            return
+        await unit.connection.execute(
+            "UPDATE quotes SET status = 'cancelled' WHERE quote_number = $1", command.quote_number
+        )
+        self._announce(
+            unit,
+            QuoteCancelled(request_id=command.request_id, quote_number=command.quote_number),
+            quote["csn"],
+        )

@@ -1,0 +1,188 @@
+"""Renewal by quote end to end: requested, sent and emailed, accepted and paid, expired,
+cancelled (QUO-1..8)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, timedelta
+from decimal import Decimal
+
+from shared import samples
+from shared.contracts import topics
+from shared.contracts.clock_commands import SetTestClock
+from shared.contracts.common import Actor
+from shared.contracts.quote_commands import AcceptQuote, CancelQuote, QuoteChanges, RequestQuote
+from shared.eligibility import add_term
+from tests.e2e.steps import (
+    RENEWAL_DATE,
+    about_subject,
+    answering,
+    charges_for,
+    given_price_known,
+    given_subscriptions,
+    publish_price,
+)
+
+
+def _actor(csn: str) -> Actor:
+    return Actor(user_id=f"{csn}-buyer", csn=csn)
+
+
+async def _quoted(upstream, watcher, admin_db, csn: str, *snapshots, **request):
+    await given_subscriptions(upstream, admin_db, *snapshots)
+    await asyncio.sleep(0.5)  # the quote and notification services follow subscription.events too
+    command = RequestQuote(
+        request_id=f"quote-{csn}-{len(watcher.seen)}",
+        actor=_actor(csn),
+        channel=request.pop("channel", "self_service"),
+        kind="renewal",
+        subscription_ids=[s.subscription_id for s in snapshots],
+        recipients=request.pop("recipients", []),
+        **request,
+    )
+    await upstream.send(topics.QUOTE_COMMANDS, samples.event(command, csn))
+    return command
+
+
+async def _priced(upstream, admin_db, csn: str) -> str:
+    product = f"P-{csn}"
+    await publish_price(upstream, product)
+    await publish_price(
+        upstream, product, currency="EUR", list_price="433.00", renewal_price="390.00"
+    )
+    await publish_price(
+        upstream, product, term="three_year", list_price="1310.00", renewal_price="1179.00"
+    )
+    await given_price_known(admin_db, product)
+    return product
+
+
+async def test_quo_2_quo_8_a_bulk_quote_over_two_currencies_makes_two_quotes_and_two_emails(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn)
+    usd = samples.subscription(
+        f"S1-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product, seats=2
+    )
+    eur = samples.subscription(
+        f"S2-{csn}",
+        csn,
+        renewal_date=RENEWAL_DATE,
+        product_code=product,
+        currency="EUR",
+        country="FR",
+    )
+    command = await _quoted(
+        upstream, watcher, admin_db, csn, usd, eur, recipients=["cfo@example.com"]
+    )
+
+    sent = await watcher.wait_for(answering(command.request_id, "quote.sent"), count=2)
+    by_currency = {s.data["currency"]: s.data for s in sent}
+    assert by_currency["USD"]["total"] == "840.00" and by_currency["EUR"]["total"] == "390.00"
+    assert all(
+        s["quote_number"].startswith(f"Q-{date.today().year}-") for s in by_currency.values()
+    )
+    assert by_currency["USD"]["recipients"] == [usd.buyer.email, "cfo@example.com"]
+    emails = await watcher.wait_for(
+        lambda s: (
+            s.type == "email.sent" and s.data["kind"] == "quote" and s.event["subject"] == csn
+        ),
+        count=2,
+    )
+    for email in emails:
+        quote = next(
+            q for q in by_currency.values() if q["quote_number"] == email.data["quote_number"]
+        )
+        [message] = stack.smtp.mailbox.with_key(f"quote:{quote['quote_number']}")
+        assert quote["quote_number"] in message["Subject"]
+        assert "cfo@example.com" in message["To"]
+
+
+async def test_quo_8_a_quote_accepted_and_paid_renews_with_its_term_and_seats_once(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn)
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product, seats=4
+    )
+    command = await _quoted(
+        upstream, watcher, admin_db, csn, snapshot, changes=QuoteChanges(term="three_year", seats=2)
+    )
+    [sent] = await watcher.wait_for(answering(command.request_id, "quote.sent"))
+    assert Decimal(sent.data["total"]) == Decimal("2358.00")  # 2 × 1,179.00 (PRICE-2)
+
+    accept = AcceptQuote(
+        request_id=f"accept-{csn}", actor=_actor(csn), quote_number=sent.data["quote_number"]
+    )
+    again = AcceptQuote(
+        request_id=f"accept-again-{csn}", actor=_actor(csn), quote_number=sent.data["quote_number"]
+    )
+    await upstream.send_many(
+        topics.QUOTE_COMMANDS, [samples.event(accept, csn), samples.event(again, csn)]
+    )
+    [paid] = await watcher.wait_for(about_subject(csn, "quote.paid"))
+    [renewed] = await watcher.wait_for(about_subject(csn, "subscription.renewed"))
+    assert (renewed.data["term"], renewed.data["seats"]) == ("three_year", 2)
+    assert renewed.data["renewal_date"] == add_term(RENEWAL_DATE, "three_year").isoformat()
+    assert renewed.data["order_id"] == paid.data["order_id"]
+    await asyncio.sleep(1.5)
+    assert await charges_for(admin_db, csn) == 1
+    assert len(watcher.matching(about_subject(csn, "subscription.renewed"))) == 1
+
+
+async def test_quo_8_a_quote_left_to_expire_is_expired_and_can_no_longer_be_accepted(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn)
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product
+    )
+    command = await _quoted(upstream, watcher, admin_db, csn, snapshot)
+    [sent] = await watcher.wait_for(answering(command.request_id, "quote.sent"))
+    expires_on = date.fromisoformat(sent.data["expires_on"])
+
+    clock = SetTestClock(csn=csn, today=expires_on + timedelta(days=1))
+    await upstream.send(topics.CLOCK_COMMANDS, samples.event(clock, csn))
+    await watcher.wait_for(about_subject(csn, "quote.expired"))
+    accept = AcceptQuote(
+        request_id=f"late-{csn}", actor=_actor(csn), quote_number=sent.data["quote_number"]
+    )
+    await upstream.send(topics.QUOTE_COMMANDS, samples.event(accept, csn))
+    [rejected] = await watcher.wait_for(answering(accept.request_id, "quote.rejected"))
+    assert rejected.data["reasons"] == ["QUOTE_EXPIRED"]
+    assert await charges_for(admin_db, csn) == 0
+
+
+async def test_quo_5_a_quote_is_cancelled_by_sales_but_not_self_service(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn)
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product
+    )
+    command = await _quoted(upstream, watcher, admin_db, csn, snapshot)
+    [sent] = await watcher.wait_for(answering(command.request_id, "quote.sent"))
+    number = sent.data["quote_number"]
+
+    by_buyer = CancelQuote(
+        request_id=f"cancel-self-{csn}",
+        actor=_actor(csn),
+        channel="self_service",
+        quote_number=number,
+    )
+    by_sales = CancelQuote(
+        request_id=f"cancel-sales-{csn}",
+        actor=Actor(user_id="rep-1", csn=csn),
+        channel="sales",
+        quote_number=number,
+    )
+    await upstream.send(topics.QUOTE_COMMANDS, samples.event(by_buyer, csn))
+    [refused] = await watcher.wait_for(answering(by_buyer.request_id, "quote.rejected"))
+    assert refused.data["reasons"] == ["QUOTE_CANCELLATION_NOT_SELF_SERVICE"]
+    await upstream.send(topics.QUOTE_COMMANDS, samples.event(by_sales, csn))
+    [cancelled] = await watcher.wait_for(answering(by_sales.request_id, "quote.cancelled"))
+    assert cancelled.data["quote_number"] == number
