@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from faststream import FastStream
 
+from services.quote.automatic import AutomaticQuotes
 from services.quote.directory import follow_renewal, save_snapshot
 from services.quote.expiry import QuoteExpiry
 from services.quote.quotes import QuoteHandlers
@@ -83,6 +84,13 @@ def create_app(settings: QuoteSettings | None = None, clock: Clock | None = None
         ).run()
 
     runtime.loop("quote_expiry", expire)
+
+    async def automatic() -> None:
+        await AutomaticQuotes(
+            runtime.pools.get(), clock, settings.policy, quotes, settings.expiry_interval_seconds
+        ).run()
+
+    runtime.loop("automatic_quotes", automatic)
     runtime.produces(quote_events.TOPIC, quote_events.REGISTRY)
     runtime.produces(billing_commands.TOPIC, billing_commands.REGISTRY)
     return runtime.build_app()

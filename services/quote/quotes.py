@@ -102,7 +102,17 @@ class QuoteHandlers:
             if not decision.allowed:
                 self._reject(unit, command, csn, decision.all_reasons, subscription_ids=group)
                 continue
-            await self._send(unit, command, group, held, decision, today)
+            await self.send(
+                unit,
+                command.request_id,
+                group,
+                held,
+                decision,
+                today,
+                channel=command.channel,
+                kind=command.kind,
+                recipients=command.recipients,
+            )
 
     def _decide(
         self,
@@ -131,15 +141,20 @@ class QuoteHandlers:
             policy=self.policy,
         )
 
-    async def _send(
+    async def send(
         self,
         unit: UnitOfWork,
-        command: RequestQuote,
+        request_id: str | None,
         group: list[str],
         held: dict[str, Any],
         decision: Decision,
         today: date,
-    ) -> None:
+        *,
+        channel: str,
+        kind: str,
+        recipients: Sequence[str],
+    ) -> str:
+        """Record and announce one quote (`quote.sent`); returns its number."""
         assert decision.preview is not None and decision.preview.expires_on is not None
         first: SubscriptionUpserted = held[group[0]][0]
         lines = [
@@ -160,7 +175,7 @@ class QuoteHandlers:
             for line in decision.preview.lines
             if line.promotion_code and line.percent_off is not None
         }
-        recipients = list(dict.fromkeys([first.buyer.email, *command.recipients]))
+        to = list(dict.fromkeys([first.buyer.email, *recipients]))
         sequence = await unit.connection.fetchval("SELECT nextval('quote_number_seq')")
         quote_number = f"Q-{today.year}-{sequence:06d}"
         await unit.connection.execute(
@@ -169,13 +184,13 @@ class QuoteHandlers:
                                    expires_on, created_at)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13)""",
             quote_number,
-            command.request_id,
+            request_id,
             first.csn,
             first.partner_csn,
-            command.channel,
-            command.kind,
+            channel,
+            kind,
             group,
-            recipients,
+            to,
             first.currency,
             total,
             json.dumps(lines),
@@ -185,14 +200,14 @@ class QuoteHandlers:
         self._announce(
             unit,
             QuoteSent(
-                request_id=command.request_id,
+                request_id=request_id,
                 quote_number=quote_number,
                 subscription_ids=group,
                 expires_on=decision.preview.expires_on,
                 currency=first.currency,
                 total=total,
                 lines=lines,
-                recipients=recipients,
+                recipients=to,
                 promotions=[
                     AppliedPromotion(promotion_code=code, percent_off=percent)
                     for code, percent in promotions.items()
@@ -200,6 +215,7 @@ class QuoteHandlers:
             ),
             first.csn,
         )
+        return quote_number
 
     # quote.accepted --------------------------------------------------------------------------
 

@@ -70,6 +70,7 @@ def stack(kafka_bootstrap: str, smtp_server: SmtpServer) -> Iterator[Stack]:
         "RENEWALS_OUTBOX_POLL_SECONDS": "0.2",
         "RENEWALS_TEST_CLOCKS_ENABLED": "true",
         "RENEWALS_NOTIFICATION_REMINDER_INTERVAL_SECONDS": "0.3",
+        "RENEWALS_QUOTE_EXPIRY_INTERVAL_SECONDS": "0.3",
         "RENEWALS_RENEWAL_ENGINE_INTERVAL_SECONDS": "0.3",
         # Small claims, so that two replicas of the engine both get a share in the tests.
         "RENEWALS_RENEWAL_ENGINE_BATCH_SIZE": "100",

@@ -186,3 +186,36 @@ async def test_quo_5_a_quote_is_cancelled_by_sales_but_not_self_service(
     await upstream.send(topics.QUOTE_COMMANDS, samples.event(by_sales, csn))
     [cancelled] = await watcher.wait_for(answering(by_sales.request_id, "quote.cancelled"))
     assert cancelled.data["quote_number"] == number
+
+
+async def test_quo_7_an_automatic_quote_30_days_before_once_with_two_replicas(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn)
+    renewal_date = date.today() + timedelta(days=45)
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=renewal_date, product_code=product
+    )
+    await given_subscriptions(upstream, admin_db, snapshot)
+    second = stack.replica("quote")
+    second.start()
+    try:
+        await asyncio.to_thread(second.wait_ready)
+        clock = SetTestClock(csn=csn, today=renewal_date - timedelta(days=31))
+        await upstream.send(topics.CLOCK_COMMANDS, samples.event(clock, csn))
+        await asyncio.sleep(3)
+        assert watcher.matching(about_subject(csn, "quote.sent")) == []  # 31 days before: not yet
+        clock = SetTestClock(csn=csn, today=renewal_date - timedelta(days=30))
+        await upstream.send(topics.CLOCK_COMMANDS, samples.event(clock, csn))
+        [sent] = await watcher.wait_for(about_subject(csn, "quote.sent"))
+        assert sent.data["request_id"] is None and sent.data["recipients"] == [snapshot.buyer.email]
+        await watcher.wait_for(
+            lambda s: (
+                s.type == "email.sent" and s.data["kind"] == "quote" and s.event["subject"] == csn
+            )
+        )
+        await asyncio.sleep(3)
+        assert len(watcher.matching(about_subject(csn, "quote.sent"))) == 1
+    finally:
+        second.stop()
