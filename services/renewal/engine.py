@@ -67,6 +67,9 @@ WHERE s.renewal_date <= COALESCE(c.today, $1)
       <= COALESCE(c.today, $1)
   -- a charge in flight: billing's answer decides, and the claim stays free for the others
   AND last.status IS DISTINCT FROM 'requested'
+  -- AUTO-5: an open quote covers this renewal; it is the quote's to renew
+  AND NOT EXISTS (SELECT 1 FROM quotes AS q WHERE q.status = 'sent'
+                  AND q.lines @> jsonb_build_array(jsonb_build_object('subscription_id', s.subscription_id)))
 ORDER BY s.renewal_date
 LIMIT $2
 FOR UPDATE OF s SKIP LOCKED

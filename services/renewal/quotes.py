@@ -1,5 +1,11 @@
 """`quote.events` → renewal: a paid quote renews each of its subscriptions with the quote's term
-and seats, from the current renewal date (LIFE-4), once — whatever how often `quote.paid` comes."""
+and seats, from the current renewal date (LIFE-4), once — whatever how often `quote.paid` comes.
+
+AUTO-5: while a renewal quote that changes a subscription (its term or seats) is open, that
+subscription's auto-renew is off (`auto_renew.changed`, reason AUTO-5, and the buyer is told),
+and back on once the quote is paid, expired or cancelled. The due-date engine never renews
+automatically a subscription an open quote covers (services/renewal/engine.py).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +13,13 @@ import json
 from dataclasses import replace
 
 from services.renewal.payments import Settlement
-from services.renewal.subscriptions import load_subscriptions
+from services.renewal.subscriptions import load_subscriptions, record_history
 from shared.clock import Clock
+from shared.contracts.envelope import new_event
 from shared.contracts.quote_events import REGISTRY as QUOTE_EVENTS_REGISTRY
-from shared.contracts.quote_events import QuotePaid, QuoteSent
+from shared.contracts.quote_events import QuoteCancelled, QuoteExpired, QuotePaid, QuoteSent
+from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
+from shared.contracts.renewal_events import AutoRenewChanged
 from shared.messaging.consumer import (
     BatchHandler,
     Delivery,
@@ -23,19 +32,77 @@ from shared.messaging.consumer import (
 def quote_events_handler(clock: Clock, source: str) -> BatchHandler:
     async def remember(unit: UnitOfWork, delivery: Delivery) -> None:
         sent: QuoteSent = delivery.data
-        await unit.connection.execute(
-            "INSERT INTO quotes (quote_number, csn, lines) VALUES ($1, $2, $3::jsonb)"
-            " ON CONFLICT (quote_number) DO NOTHING",
+        held = await load_subscriptions(
+            unit.connection, [line.subscription_id for line in sent.lines], for_update=True
+        )
+        changing = [
+            line.subscription_id
+            for line in sent.lines
+            if line.subscription_id in held
+            and held[line.subscription_id].auto_renew
+            and (line.term, line.seats)
+            != (held[line.subscription_id].renewal_term, held[line.subscription_id].renewal_seats)
+        ]
+        recorded = await unit.connection.fetchval(
+            "INSERT INTO quotes (quote_number, csn, lines, auto_renew_suspended)"
+            " VALUES ($1, $2, $3::jsonb, $4) ON CONFLICT (quote_number) DO NOTHING RETURNING true",
             sent.quote_number,
             delivery.event.subject,
             json.dumps([line.model_dump(mode="json") for line in sent.lines]),
+            changing,
         )
+        if recorded and changing:
+            await _switch(unit, delivery, changing, enabled=False)
+
+    async def _switch(
+        unit: UnitOfWork, delivery: Delivery, ids: list[str], *, enabled: bool
+    ) -> None:
+        await unit.connection.execute(
+            "UPDATE subscriptions SET auto_renew = $2, updated_at = now()"
+            " WHERE subscription_id = ANY($1::text[])",
+            ids,
+            enabled,
+        )
+        now = clock.now()
+        await record_history(
+            unit.connection,
+            [
+                (
+                    sid,
+                    now,
+                    "auto_renew_on" if enabled else "auto_renew_off",
+                    {"enabled": enabled, "reason": "AUTO-5"},
+                    None,
+                    None,
+                    delivery.event.id,
+                )
+                for sid in ids
+            ],
+        )
+        for sid in ids:
+            changed = AutoRenewChanged(
+                request_id=None, subscription_id=sid, enabled=enabled, reason="AUTO-5"
+            )
+            unit.outbox.add(
+                RENEWAL_EVENTS,
+                new_event(changed, subject=delivery.event.subject, source=source, time=now),
+            )
+
+    async def close(unit: UnitOfWork, delivery: Delivery) -> None:
+        """An expired or cancelled quote: auto-renew back on where AUTO-5 switched it off."""
+        row = await unit.connection.fetchrow(
+            "UPDATE quotes SET status = 'closed' WHERE quote_number = $1 AND status = 'sent'"
+            " RETURNING auto_renew_suspended",
+            delivery.data.quote_number,
+        )
+        if row is not None and row["auto_renew_suspended"]:
+            await _switch(unit, delivery, list(row["auto_renew_suspended"]), enabled=True)
 
     async def renew(unit: UnitOfWork, delivery: Delivery) -> None:
         paid: QuotePaid = delivery.data
         row = await unit.connection.fetchrow(
             "UPDATE quotes SET status = 'paid' WHERE quote_number = $1 AND status = 'sent'"
-            " RETURNING csn, lines::text AS lines",
+            " RETURNING csn, lines::text AS lines, auto_renew_suspended",
             paid.quote_number,
         )
         if row is None:
@@ -64,6 +131,8 @@ def quote_events_handler(clock: Clock, source: str) -> BatchHandler:
         changed: dict = {}
         settlement.renew(order, delivery, current, changed)
         await settlement.save(changed)
+        if row["auto_renew_suspended"]:  # AUTO-5: the quote is paid, auto-renew comes back
+            await _switch(unit, delivery, list(row["auto_renew_suspended"]), enabled=True)
 
     async def nothing_to_do(unit: UnitOfWork, delivery: Delivery) -> None:
         """The other quote events change nothing renewal holds."""
@@ -71,5 +140,7 @@ def quote_events_handler(clock: Clock, source: str) -> BatchHandler:
     handlers: dict[type, EventHandler] = dict.fromkeys(
         QUOTE_EVENTS_REGISTRY.models.values(), nothing_to_do
     )
-    handlers.update({QuoteSent: remember, QuotePaid: renew})
+    handlers.update(
+        {QuoteSent: remember, QuotePaid: renew, QuoteExpired: close, QuoteCancelled: close}
+    )
     return dispatch_by_type(handlers)

@@ -219,3 +219,36 @@ async def test_quo_7_an_automatic_quote_30_days_before_once_with_two_replicas(
         assert len(watcher.matching(about_subject(csn, "quote.sent"))) == 1
     finally:
         second.stop()
+
+
+async def test_auto_5_a_changing_quote_switches_auto_renew_off_and_the_subscription_renews_once(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn)
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product, auto_renew=True
+    )
+    command = await _quoted(
+        upstream, watcher, admin_db, csn, snapshot, changes=QuoteChanges(term="three_year")
+    )
+    [sent] = await watcher.wait_for(answering(command.request_id, "quote.sent"))
+    [off] = await watcher.wait_for(about_subject(csn, "auto_renew.changed"))
+    assert (off.data["enabled"], off.data["reason"]) == (False, "AUTO-5")
+
+    clock = SetTestClock(csn=csn, today=RENEWAL_DATE)  # the renewal date: no automatic renewal
+    await upstream.send(topics.CLOCK_COMMANDS, samples.event(clock, csn))
+    await asyncio.sleep(2)
+    assert watcher.matching(about_subject(csn, "subscription.renewed")) == []
+
+    accept = AcceptQuote(
+        request_id=f"accept-{csn}", actor=_actor(csn), quote_number=sent.data["quote_number"]
+    )
+    await upstream.send(topics.QUOTE_COMMANDS, samples.event(accept, csn))
+    [renewed] = await watcher.wait_for(about_subject(csn, "subscription.renewed"))
+    assert renewed.data["term"] == "three_year"
+    changes = await watcher.wait_for(about_subject(csn, "auto_renew.changed"), count=2)
+    assert changes[-1].data["enabled"] is True  # back on once the quote is paid
+    await asyncio.sleep(2)
+    assert len(watcher.matching(about_subject(csn, "subscription.renewed"))) == 1
+    assert await charges_for(admin_db, csn) == 1
