@@ -24,7 +24,7 @@ from shared.contracts import (
 )
 from shared.contracts.billing_events import OrderPlaced, PaymentAwaitingManual, PaymentFailed
 from shared.contracts.clock_commands import SetTestClock
-from shared.contracts.quote_events import QuoteSent
+from shared.contracts.quote_events import QuoteCancelled, QuoteExpired, QuotePaid, QuoteSent
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.messaging.consumer import Delivery, EventHandler, UnitOfWork, dispatch_by_type
 from shared.messaging.runtime import ServiceRuntime
@@ -35,6 +35,13 @@ SERVICE = "notification"
 
 async def nothing_to_send(unit: UnitOfWork, delivery: Delivery) -> None:
     """Events that call for no email."""
+
+
+async def close_quote(unit: UnitOfWork, delivery: Delivery) -> None:
+    """A quote paid, expired or cancelled no longer covers its subscriptions' renewal."""
+    await unit.connection.execute(
+        "DELETE FROM open_quotes WHERE quote_number = $1", delivery.data.quote_number
+    )
 
 
 def create_app(
@@ -90,7 +97,14 @@ def create_app(
     quote_handlers: dict[type, EventHandler] = dict.fromkeys(
         quote_events.REGISTRY.models.values(), nothing_to_send
     )
-    quote_handlers[QuoteSent] = notices[QuoteSent]
+    quote_handlers.update(
+        {
+            QuoteSent: notices[QuoteSent],
+            QuotePaid: close_quote,
+            QuoteExpired: close_quote,
+            QuoteCancelled: close_quote,
+        }
+    )
     runtime.consume(quote_events.TOPIC, quote_events.REGISTRY, dispatch_by_type(quote_handlers))
     runtime.produces(notification_events.TOPIC, notification_events.REGISTRY)
     return runtime.build_app()

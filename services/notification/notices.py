@@ -213,6 +213,12 @@ def notice_handlers(clock: Clock, settings: NotificationSettings) -> dict[type, 
         """QUO-8: number, expiry date, total with discounts, the lines, how to accept and pay;
         to the buyer and every recipient of the quote (QUO-2)."""
         event: QuoteSent = delivery.data
+        await unit.connection.execute(  # NOTE-1: no reminder while the quote covers the renewal
+            "INSERT INTO open_quotes (quote_number, subscription_ids) VALUES ($1, $2)"
+            " ON CONFLICT (quote_number) DO NOTHING",
+            event.quote_number,
+            list(event.subscription_ids),
+        )
         found = await contacts(unit.connection, event.subscription_ids)
         names = {sid: contact.snapshot.product_name for sid, contact in found.items()}
         email = Email(

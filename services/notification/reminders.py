@@ -8,7 +8,7 @@ subscription, renewal date and offset, so it is sent once across replicas and re
 downtime only the latest reminder due is sent, never a backlog of old ones; a subscription first
 seen late gets only the reminders still ahead; a renewed subscription (its renewal date moved)
 is reminded for its next date only; a partner-owned renewal is left to the partner when the
-policy says so. (Quotes, issue 7, will add: no reminder when an open quote covers the renewal.)
+policy says so, and none while an open quote covers the renewal.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ SELECT s.subscription_id, s.csn, s.snapshot::text AS snapshot, s.renewal_date,
        COALESCE(c.today, $1) AS today
 FROM subscriptions AS s LEFT JOIN test_clocks AS c USING (csn)
 WHERE s.renewal_date > COALESCE(c.today, $1)
+  AND NOT EXISTS (SELECT 1 FROM open_quotes AS q WHERE s.subscription_id = ANY(q.subscription_ids))
   AND EXISTS (
       SELECT 1 FROM unnest($2::int[]) AS o(days)
       WHERE s.renewal_date - o.days <= COALESCE(c.today, $1)

@@ -113,10 +113,18 @@ async def _notification(
 
 
 async def _quotes(subscription_ids: list[str], csn: str | None) -> dict[str, Any]:
+    """The customer's active quotes (QUO-8), with their state, total and expiry."""
     async with database_of("quote") as db:
         if await db.fetchval("SELECT to_regclass('quotes')") is None:
-            return {"available": False, "note": "quotes arrive with issue 7", "open": []}
-    return {"available": True, "open": []}
+            return {"available": False, "note": "the quote service has not started yet", "open": []}
+        rows = await db.fetch(
+            "SELECT quote_number, status, currency, total, expires_on, subscription_ids, channel"
+            " FROM quotes WHERE status IN ('sent', 'accepted')"
+            " AND (subscription_ids && $1::text[] OR csn = $2) ORDER BY created_at",
+            subscription_ids,
+            csn,
+        )
+    return {"available": True, "open": [dict(row) for row in rows]}
 
 
 async def subscription(subscription_id: str) -> dict[str, Any] | None:

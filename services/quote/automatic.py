@@ -31,6 +31,9 @@ WHERE s.renewal_date - $2::int <= COALESCE(c.today, $1)
   AND s.renewal_date > COALESCE(c.today, $1)
   AND NOT EXISTS (SELECT 1 FROM automatic_quotes AS a
                   WHERE a.subscription_id = s.subscription_id AND a.renewal_date = s.renewal_date)
+  -- a quote already open for it covers the renewal: no second one
+  AND NOT EXISTS (SELECT 1 FROM quotes AS q WHERE q.status IN ('sent', 'accepted')
+                  AND s.subscription_id = ANY(q.subscription_ids))
 ORDER BY s.renewal_date
 LIMIT 200
 FOR UPDATE OF s SKIP LOCKED

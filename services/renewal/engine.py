@@ -53,7 +53,10 @@ AUTO_ORDER_NAMESPACE = uuid.UUID("0b7e3f51-9c2d-4e8a-a6f4-5d1c2b3a4e90")
 DUE = """
 SELECT s.snapshot::text AS snapshot, s.renewal_date, s.term, s.seats, s.auto_renew,
        s.lapse_announced_for, s.expiry_announced_for, s.next_term, s.next_seats,
-       COALESCE(c.today, $1) AS today, last.attempt AS last_attempt, last.status AS last_status
+       COALESCE(c.today, $1) AS today, last.attempt AS last_attempt, last.status AS last_status,
+       -- AUTO-5: an open quote covers this renewal; it is the quote's to renew, not the engine's
+       EXISTS (SELECT 1 FROM quotes AS q WHERE q.status = 'sent' AND q.lines @> jsonb_build_array(
+                   jsonb_build_object('subscription_id', s.subscription_id))) AS quoted
 FROM subscriptions AS s
 LEFT JOIN test_clocks AS c ON c.csn = s.csn
 LEFT JOIN LATERAL (
@@ -67,9 +70,6 @@ WHERE s.renewal_date <= COALESCE(c.today, $1)
       <= COALESCE(c.today, $1)
   -- a charge in flight: billing's answer decides, and the claim stays free for the others
   AND last.status IS DISTINCT FROM 'requested'
-  -- AUTO-5: an open quote covers this renewal; it is the quote's to renew
-  AND NOT EXISTS (SELECT 1 FROM quotes AS q WHERE q.status = 'sent'
-                  AND q.lines @> jsonb_build_array(jsonb_build_object('subscription_id', s.subscription_id)))
 ORDER BY s.renewal_date
 LIMIT $2
 FOR UPDATE OF s SKIP LOCKED
@@ -160,7 +160,8 @@ class EngineStep:
         renewal_date = subscription.renewal_date
         last_attempt = row["last_attempt"] or 0
         checks = [expires_on(domain, policy)]
-        if today <= grace_ends(domain, policy) and renews_automatically(domain, policy):  # AUTO-1
+        automatic = renews_automatically(domain, policy) and not row["quoted"]  # AUTO-1, AUTO-5
+        if today <= grace_ends(domain, policy) and automatic:
             due_on = (
                 renewal_date if last_attempt == 0 else retry_on(renewal_date, last_attempt, policy)
             )

@@ -15,8 +15,9 @@ from shared.contracts import topics
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.messaging.client import Seen, UpstreamClient
 
-# Inside the renewal window (WIN-1 opens 90 days before) whatever day the suite runs.
-RENEWAL_DATE = date.today() + timedelta(days=30)
+# Inside the renewal window (WIN-1 opens 90 days before) whatever day the suite runs, and one
+# day before the 30-day reminder and automatic quote (NOTE-1, QUO-7) would go out at once.
+RENEWAL_DATE = date.today() + timedelta(days=31)
 
 
 async def publish_price(upstream: UpstreamClient, product_code: str, **price: Any) -> None:

@@ -114,7 +114,8 @@ async def test_note_1_reminders_90_30_and_7_days_before_on_a_test_clock(
 ):
     csn = samples.unique_csn()
     renewal_date = date.today() + timedelta(days=120)
-    snapshot = samples.subscription(f"S-{csn}", csn, renewal_date=renewal_date)
+    # Auto-renewing: it gets reminders, and no automatic quote (QUO-7) that would stop them.
+    snapshot = samples.subscription(f"S-{csn}", csn, renewal_date=renewal_date, auto_renew=True)
     await given_subscriptions(upstream, admin_db, snapshot)
     await asyncio.sleep(0.5)
     await _clock(upstream, csn, renewal_date - timedelta(days=91))
@@ -144,7 +145,9 @@ async def test_note_1_a_late_subscription_gets_only_the_reminders_ahead_and_a_pa
 ):
     late_csn, partner_csn = samples.unique_csn(), samples.unique_csn()
     renewal_date = date.today() + timedelta(days=10)  # seen 10 days before its date
-    late = samples.subscription(f"S-{late_csn}", late_csn, renewal_date=renewal_date)
+    late = samples.subscription(
+        f"S-{late_csn}", late_csn, renewal_date=renewal_date, auto_renew=True
+    )
     partner = samples.subscription(
         f"S-{partner_csn}",
         partner_csn,

@@ -226,8 +226,9 @@ async def test_auto_5_a_changing_quote_switches_auto_renew_off_and_the_subscript
 ):
     csn = samples.unique_csn()
     product = await _priced(upstream, admin_db, csn)
+    renewal_date = date.today() + timedelta(days=20)  # before the quote expires (30 days)
     snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product, auto_renew=True
+        f"S-{csn}", csn, renewal_date=renewal_date, product_code=product, auto_renew=True
     )
     command = await _quoted(
         upstream, watcher, admin_db, csn, snapshot, changes=QuoteChanges(term="three_year")
@@ -236,7 +237,7 @@ async def test_auto_5_a_changing_quote_switches_auto_renew_off_and_the_subscript
     [off] = await watcher.wait_for(about_subject(csn, "auto_renew.changed"))
     assert (off.data["enabled"], off.data["reason"]) == (False, "AUTO-5")
 
-    clock = SetTestClock(csn=csn, today=RENEWAL_DATE)  # the renewal date: no automatic renewal
+    clock = SetTestClock(csn=csn, today=renewal_date)  # the renewal date: no automatic renewal
     await upstream.send(topics.CLOCK_COMMANDS, samples.event(clock, csn))
     await asyncio.sleep(2)
     assert watcher.matching(about_subject(csn, "subscription.renewed")) == []
@@ -252,3 +253,25 @@ async def test_auto_5_a_changing_quote_switches_auto_renew_off_and_the_subscript
     await asyncio.sleep(2)
     assert len(watcher.matching(about_subject(csn, "subscription.renewed"))) == 1
     assert await charges_for(admin_db, csn) == 1
+
+
+async def test_note_1_quo_7_an_open_quote_means_no_reminder_and_no_automatic_quote(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn)
+    renewal_date = date.today() + timedelta(days=40)
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=renewal_date, product_code=product
+    )
+    command = await _quoted(upstream, watcher, admin_db, csn, snapshot)
+    await watcher.wait_for(answering(command.request_id, "quote.sent"))
+    await watcher.wait_for(
+        lambda s: s.type == "email.sent" and s.data["kind"] == "quote" and s.event["subject"] == csn
+    )
+    clock = SetTestClock(csn=csn, today=renewal_date - timedelta(days=30))
+    await upstream.send(topics.CLOCK_COMMANDS, samples.event(clock, csn))
+    await asyncio.sleep(3)
+    kinds = [s.data["kind"] for s in watcher.matching(about_subject(csn, "email.sent"))]
+    assert "renewal_reminder" not in kinds
+    assert len(watcher.matching(about_subject(csn, "quote.sent"))) == 1
