@@ -275,3 +275,73 @@ async def test_note_1_quo_7_an_open_quote_means_no_reminder_and_no_automatic_quo
     kinds = [s.data["kind"] for s in watcher.matching(about_subject(csn, "email.sent"))]
     assert "renewal_reminder" not in kinds
     assert len(watcher.matching(about_subject(csn, "quote.sent"))) == 1
+
+
+async def test_quo_6_a_running_promotion_applies_by_itself_and_shows_in_the_quote(
+    stack, upstream, watcher, admin_db
+):
+    from shared.contracts.catalog_events import PromotionPublished
+
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn)
+    promotion = PromotionPublished(
+        promotion_code=f"PROMO-{csn}",
+        product_codes=[product],
+        percent_off=Decimal("10"),
+        starts_on=date.today() - timedelta(days=1),
+        ends_on=date.today() + timedelta(days=60),
+    )
+    await upstream.send(topics.CATALOG_EVENTS, samples.event(promotion, product))
+    await asyncio.sleep(1)
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product
+    )
+    command = await _quoted(upstream, watcher, admin_db, csn, snapshot)
+    [sent] = await watcher.wait_for(answering(command.request_id, "quote.sent"))
+    assert sent.data["promotions"] == [{"promotion_code": f"PROMO-{csn}", "percent_off": "10"}]
+    assert Decimal(sent.data["lines"][0]["discount"]) == Decimal("42.00")
+    assert Decimal(sent.data["total"]) == Decimal("378.00")  # 420.00 less 10 %
+
+
+async def test_quo_1_quo_4_seats_added_by_a_quote_self_service_refused_sales_allowed(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn)
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product
+    )
+    self_service = await _quoted(
+        upstream, watcher, admin_db, csn, snapshot, changes=QuoteChanges(add_seats=2)
+    )
+    [refused] = await watcher.wait_for(answering(self_service.request_id, "quote.rejected"))
+    assert refused.data["reasons"] == ["SEAT_ADDITION"]
+    sales = await _quoted(
+        upstream,
+        watcher,
+        admin_db,
+        csn,
+        snapshot,
+        channel="sales",
+        changes=QuoteChanges(add_seats=2),
+    )
+    await watcher.wait_for(answering(sales.request_id, "quote.sent"))
+
+
+async def test_quo_3_one_quote_never_mixes_agents_of_record(stack, upstream, watcher, admin_db):
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn)
+    subscriptions = [
+        samples.subscription(
+            f"S{n}-{csn}",
+            csn,
+            renewal_date=RENEWAL_DATE,
+            product_code=product,
+            purchase_method="partner",
+            partner_csn=f"PARTNER-{n}",
+        )
+        for n in (1, 2)
+    ]
+    command = await _quoted(upstream, watcher, admin_db, csn, *subscriptions, channel="sales")
+    [refused] = await watcher.wait_for(answering(command.request_id, "quote.rejected"))
+    assert "MIXED_PARTNER" in refused.data["reasons"]
