@@ -18,9 +18,9 @@ from tests.e2e.steps import (
     about_subject,
     answering,
     charges_for,
-    given_price_known,
     given_subscriptions,
     publish_price,
+    until,
 )
 
 
@@ -53,7 +53,13 @@ async def _priced(upstream, admin_db, csn: str) -> str:
     await publish_price(
         upstream, product, term="three_year", list_price="1310.00", renewal_price="1179.00"
     )
-    await given_price_known(admin_db, product)
+    for service in ("renewal", "quote"):  # each prices from its own copy of the catalog
+        await until(
+            lambda service=service: admin_db.fetchval(
+                f"SELECT count(*) = 3 FROM {service}.prices WHERE product_code = $1", product
+            ),
+            what=f"{service} to store the 3 prices of {product}",
+        )
     return product
 
 
@@ -292,7 +298,13 @@ async def test_quo_6_a_running_promotion_applies_by_itself_and_shows_in_the_quot
         ends_on=date.today() + timedelta(days=60),
     )
     await upstream.send(topics.CATALOG_EVENTS, samples.event(promotion, product))
-    await asyncio.sleep(1)
+    await until(
+        lambda: admin_db.fetchval(
+            "SELECT count(*) = 1 FROM quote.promotions WHERE promotion_code = $1",
+            promotion.promotion_code,
+        ),
+        what="quote to store the promotion",
+    )
     snapshot = samples.subscription(
         f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product
     )
