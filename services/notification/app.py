@@ -26,15 +26,11 @@ from shared.contracts.billing_events import OrderPlaced, PaymentAwaitingManual, 
 from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.quote_events import QuoteCancelled, QuoteExpired, QuotePaid, QuoteSent
 from shared.contracts.subscription_events import SubscriptionUpserted
-from shared.messaging.consumer import Delivery, EventHandler, UnitOfWork, dispatch_by_type
+from shared.messaging.consumer import Delivery, UnitOfWork, dispatch_by_type, dispatch_some
 from shared.messaging.runtime import ServiceRuntime
 from shared.test_clocks import CsnClock, set_test_clock_handler
 
 SERVICE = "notification"
-
-
-async def nothing_to_send(unit: UnitOfWork, delivery: Delivery) -> None:
-    """Events that call for no email."""
 
 
 async def close_quote(unit: UnitOfWork, delivery: Delivery) -> None:
@@ -60,19 +56,15 @@ def create_app(
     runtime.consume(
         renewal_events.TOPIC, renewal_events.REGISTRY, renewal_events_handler(clock, notices)
     )
-    billing_handlers: dict[type, EventHandler] = dict.fromkeys(
-        billing_events.REGISTRY.models.values(), nothing_to_send
-    )
-    billing_handlers.update(
+    billing_handlers = dispatch_some(
+        billing_events.REGISTRY,
         {
             OrderPlaced: save_order,
             PaymentFailed: notices[PaymentFailed],
             PaymentAwaitingManual: notices[PaymentAwaitingManual],
-        }
+        },
     )
-    runtime.consume(
-        billing_events.TOPIC, billing_events.REGISTRY, dispatch_by_type(billing_handlers)
-    )
+    runtime.consume(billing_events.TOPIC, billing_events.REGISTRY, billing_handlers)
     runtime.consume(
         clock_commands.TOPIC,
         clock_commands.REGISTRY,
@@ -94,17 +86,15 @@ def create_app(
 
     runtime.loop("renewal_reminders", remind)
     runtime.consume(catalog_events.TOPIC, catalog_events.REGISTRY, catalog_handler())
-    quote_handlers: dict[type, EventHandler] = dict.fromkeys(
-        quote_events.REGISTRY.models.values(), nothing_to_send
-    )
-    quote_handlers.update(
+    quote_handlers = dispatch_some(
+        quote_events.REGISTRY,
         {
             QuoteSent: notices[QuoteSent],
             QuotePaid: close_quote,
             QuoteExpired: close_quote,
             QuoteCancelled: close_quote,
-        }
+        },
     )
-    runtime.consume(quote_events.TOPIC, quote_events.REGISTRY, dispatch_by_type(quote_handlers))
+    runtime.consume(quote_events.TOPIC, quote_events.REGISTRY, quote_handlers)
     runtime.produces(notification_events.TOPIC, notification_events.REGISTRY)
     return runtime.build_app()

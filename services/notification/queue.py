@@ -15,12 +15,11 @@ from shared.clock import Clock
 from shared.contracts.renewal_events import REGISTRY as RENEWAL_EVENTS_REGISTRY
 from shared.contracts.renewal_events import SubscriptionRenewed
 from shared.messaging.consumer import (
-    BatchEventHandler,
     BatchHandler,
     Delivery,
     EventHandler,
     UnitOfWork,
-    dispatch_by_type,
+    dispatch_some,
     handles_batch,
 )
 
@@ -95,15 +94,10 @@ def renewal_events_handler(
             clock.now(),
         )
 
-    async def nothing_to_send(unit: UnitOfWork, delivery: Delivery) -> None:
-        """Other renewal events have no email yet."""
-
-    handlers: dict[type, EventHandler | BatchEventHandler] = dict.fromkeys(
-        RENEWAL_EVENTS_REGISTRY.models.values(), nothing_to_send
+    return dispatch_some(
+        RENEWAL_EVENTS_REGISTRY,
+        {**(notices or {}), SubscriptionRenewed: handles_batch(queue_order_confirmations)},
     )
-    handlers.update(notices or {})
-    handlers[SubscriptionRenewed] = handles_batch(queue_order_confirmations)
-    return dispatch_by_type(handlers)
 
 
 async def _add_order_totals(unit: UnitOfWork, emails: dict[str, dict[str, Any]]) -> None:

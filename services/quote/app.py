@@ -22,22 +22,11 @@ from shared.contracts import (
     renewal_events,
     subscription_events,
 )
-from shared.messaging.consumer import Delivery, EventHandler, UnitOfWork, dispatch_by_type
+from shared.messaging.consumer import dispatch_by_type, dispatch_some
 from shared.messaging.runtime import ServiceRuntime
 from shared.test_clocks import set_test_clock_handler
 
 SERVICE = "quote"
-
-
-async def nothing_to_do(unit: UnitOfWork, delivery: Delivery) -> None:
-    """Events the quote service has no use for."""
-
-
-def _only(registry: object, handlers: dict[type, EventHandler]) -> dict[type, EventHandler]:
-    """Every type of a topic handled: those given, the others ignored on purpose."""
-    everything: dict[type, EventHandler] = dict.fromkeys(registry.models.values(), nothing_to_do)  # type: ignore[attr-defined]
-    everything.update(handlers)
-    return everything
 
 
 def create_app(settings: QuoteSettings | None = None, clock: Clock | None = None) -> FastStream:
@@ -54,8 +43,8 @@ def create_app(settings: QuoteSettings | None = None, clock: Clock | None = None
     runtime.consume(
         renewal_events.TOPIC,
         renewal_events.REGISTRY,
-        dispatch_by_type(
-            _only(renewal_events.REGISTRY, {renewal_events.SubscriptionRenewed: follow_renewal})
+        dispatch_some(
+            renewal_events.REGISTRY, {renewal_events.SubscriptionRenewed: follow_renewal}
         ),
     )
     runtime.consume(
@@ -64,7 +53,7 @@ def create_app(settings: QuoteSettings | None = None, clock: Clock | None = None
     runtime.consume(
         billing_events.TOPIC,
         billing_events.REGISTRY,
-        dispatch_by_type(_only(billing_events.REGISTRY, quotes.billing())),
+        dispatch_some(billing_events.REGISTRY, quotes.billing()),
     )
     runtime.consume(
         clock_commands.TOPIC,

@@ -26,11 +26,9 @@ from services.renewal.batches import finish_batches
 from services.renewal.changes import dates_updated
 from services.renewal.subscriptions import Subscription, load_subscriptions, record_history
 from shared.clock import Clock
+from shared.contracts.billing_events import REGISTRY as BILLING_EVENTS_REGISTRY
 from shared.contracts.billing_events import (
-    OrderPlaced,
-    PaymentAwaitingManual,
     PaymentFailed,
-    PaymentRejected,
     PaymentSucceeded,
 )
 from shared.contracts.envelope import EventData, new_event
@@ -42,7 +40,7 @@ from shared.messaging.consumer import (
     BatchHandler,
     Delivery,
     UnitOfWork,
-    dispatch_by_type,
+    dispatch_some,
     handles_batch,
 )
 from shared.messaging.metrics import RENEWALS_RENEWED
@@ -289,16 +287,8 @@ def billing_events_handler(clock: Clock, source: str) -> BatchHandler:
     async def settle(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
         await Settlement(unit, clock, source).apply(deliveries)
 
-    async def nothing_to_do(unit: UnitOfWork, delivery: Delivery) -> None:
-        """Billing's other events concern renewal only through their payment outcome."""
-
+    # Billing's other events concern renewal only through their payment outcome.
     outcomes = handles_batch(settle)
-    return dispatch_by_type(
-        {
-            PaymentSucceeded: outcomes,
-            PaymentFailed: outcomes,
-            OrderPlaced: nothing_to_do,
-            PaymentAwaitingManual: nothing_to_do,
-            PaymentRejected: nothing_to_do,
-        }
+    return dispatch_some(
+        BILLING_EVENTS_REGISTRY, {PaymentSucceeded: outcomes, PaymentFailed: outcomes}
     )

@@ -23,9 +23,8 @@ from shared.contracts.renewal_events import AutoRenewChanged
 from shared.messaging.consumer import (
     BatchHandler,
     Delivery,
-    EventHandler,
     UnitOfWork,
-    dispatch_by_type,
+    dispatch_some,
 )
 
 
@@ -134,13 +133,7 @@ def quote_events_handler(clock: Clock, source: str) -> BatchHandler:
         if row["auto_renew_suspended"]:  # AUTO-5: the quote is paid, auto-renew comes back
             await _switch(unit, delivery, list(row["auto_renew_suspended"]), enabled=True)
 
-    async def nothing_to_do(unit: UnitOfWork, delivery: Delivery) -> None:
-        """The other quote events change nothing renewal holds."""
-
-    handlers: dict[type, EventHandler] = dict.fromkeys(
-        QUOTE_EVENTS_REGISTRY.models.values(), nothing_to_do
+    return dispatch_some(
+        QUOTE_EVENTS_REGISTRY,
+        {QuoteSent: remember, QuotePaid: renew, QuoteExpired: close, QuoteCancelled: close},
     )
-    handlers.update(
-        {QuoteSent: remember, QuotePaid: renew, QuoteExpired: close, QuoteCancelled: close}
-    )
-    return dispatch_by_type(handlers)

@@ -113,6 +113,18 @@ def handles_batch(handler: BatchHandler) -> BatchEventHandler:
     return BatchEventHandler(handler, getattr(handler, "__qualname__", repr(handler)))
 
 
+async def ignore(unit: UnitOfWork, delivery: Delivery) -> None:
+    """For an event of the topic that this service has no use for: consumed, changes nothing."""
+
+
+def dispatch_some(
+    registry: EventRegistry, handlers: Mapping[type, EventHandler | BatchEventHandler]
+) -> BatchHandler:
+    """`dispatch_by_type` for a topic of which the service handles only some types: the others
+    are ignored on purpose (unlike `dispatch_by_type`, which dead-letters a type it lacks)."""
+    return dispatch_by_type({**dict.fromkeys(registry.models.values(), ignore), **handlers})
+
+
 def dispatch_by_type(handlers: Mapping[type, EventHandler | BatchEventHandler]) -> BatchHandler:
     """A batch handler that hands each delivery to the handler for its data type.
 
