@@ -1,0 +1,36 @@
+#!/bin/bash
+# Start PostgreSQL on 127.0.0.1:$RENEWALS_PG_PORT (host networking: the port is the machine's).
+# A new data folder is initialised first; the database, roles and schemas are (re)applied on
+# every start by db_bootstrap.sql (idempotent) on a server that listens on its socket only, then
+# the real server runs in the foreground as PID 1's child, so `docker stop` stops it cleanly.
+set -euo pipefail
+
+BIN=/usr/lib/postgresql/15/bin
+SOCKETS=/run/postgresql
+as_postgres() { runuser -u postgres -- "$@"; }
+
+rm -f /run/renewals-pg-ready
+mkdir -p "$PGDATA" "$SOCKETS"
+chown postgres:postgres "$PGDATA" "$SOCKETS"
+chmod 700 "$PGDATA"
+
+if [[ ! -f $PGDATA/PG_VERSION ]]; then
+  echo postgres >/tmp/pwfile && chown postgres /tmp/pwfile
+  as_postgres "$BIN/initdb" -D "$PGDATA" -U postgres --pwfile=/tmp/pwfile \
+    --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
+  rm -f /tmp/pwfile
+  cat >"$PGDATA/pg_hba.conf" <<'HBA'
+# Trust on the container's socket, passwords over TCP, 127.0.0.1 only.
+local   all       all                  trust
+host    all       all   127.0.0.1/32   scram-sha-256
+HBA
+fi
+
+as_postgres "$BIN/pg_ctl" -D "$PGDATA" -w -o "-c listen_addresses='' -k $SOCKETS" start >/dev/null
+as_postgres psql -q -h "$SOCKETS" -U postgres -d postgres -f /usr/local/share/renewals/db_bootstrap.sql
+as_postgres "$BIN/pg_ctl" -D "$PGDATA" -w -m fast stop >/dev/null
+
+touch /run/renewals-pg-ready
+echo "postgres: listening on 127.0.0.1:$RENEWALS_PG_PORT"
+exec runuser -u postgres -- "$BIN/postgres" -D "$PGDATA" -k "$SOCKETS" \
+  -c listen_addresses=127.0.0.1 -c port="$RENEWALS_PG_PORT"
