@@ -3,7 +3,8 @@ SHELL := /bin/bash
 UV ?= uv
 INFRA := deploy/local/infra.sh
 
-.PHONY: help install infra-up infra-down infra-status run stop test test-unit lint typecheck docs docs-check bench clean
+.PHONY: help install infra-up infra-down infra-status run stop test test-unit lint typecheck docs docs-check bench clean \
+	docker-setup images up down logs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -27,7 +28,23 @@ run: infra-up  ## start every service, then run a short demo that prints what ca
 stop:  ## stop the services started by `make run`
 	@$(UV) run python -m services.launcher down
 
-test: infra-up  ## the whole suite: lint, types, docs check, unit, integration, end-to-end
+docker-setup:  ## install Debian's Docker engine when missing and start it (a running one is left alone)
+	@deploy/docker/engine.sh up
+
+images: docker-setup  ## build the container images whose inputs changed (tagged by a hash of them)
+	@python3 deploy/docker/images.py build
+
+up: docker-setup  ## the whole stack in containers (deploy/docker-compose.yml), then the demo against it
+	@deploy/docker/stack.sh up
+	@deploy/docker/stack.sh demo
+
+down:  ## stop and remove the stack's containers (its volumes stay)
+	@deploy/docker/stack.sh down
+
+logs:  ## follow the container stack's logs (make logs SERVICE=billing for one)
+	@deploy/docker/stack.sh logs $(SERVICE)
+
+test: infra-up images  ## the whole suite: lint, types, docs check, unit, integration, end-to-end, containers
 	@$(MAKE) --no-print-directory lint typecheck docs-check
 	@$(UV) run pytest -q
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from datetime import timedelta
 
 from rich.console import Console
@@ -50,7 +52,7 @@ def _summary(seen: Seen) -> str:
     return ", ".join(f"{k}={json.dumps(data[k], ensure_ascii=False)}" for k in keep if k in data)
 
 
-async def main() -> None:
+async def main() -> int:
     bootstrap = MessagingSettings().kafka_bootstrap
     today = SystemClock().today()
     csn_fr, csn_us = samples.unique_csn("DEMO-FR"), samples.unique_csn("DEMO-US")
@@ -107,11 +109,16 @@ async def main() -> None:
         await upstream.send_raw(
             topics.RENEWAL_COMMANDS, b"this is not a CloudEvent", key=csn_us.encode()
         )
+        missing = None
         try:
-            await watcher.wait_for(lambda s: s.type == "email.sent", count=2, timeout=45)
+            await watcher.wait_for(
+                lambda s: s.type == "email.sent" and s.data.get("kind") == "order_confirmation",
+                count=2,
+                timeout=45,
+            )
             await watcher.wait_for(lambda s: s.type == "bulk.completed", timeout=15)
         except TimeoutError as error:
-            console.print(f"[red]the demo did not see everything it expected: {error}")
+            missing = error
         await asyncio.sleep(1)
     console.rule("What came out")
     for seen in watcher.seen:
@@ -121,8 +128,13 @@ async def main() -> None:
             highlight=False,
         )
         console.print(f"    {_summary(seen)}", highlight=False, soft_wrap=True)
-    console.print("Emails as the SMTP server received them: .local/smtp/mail/*.eml")
+    mail_dir = os.environ.get("RENEWALS_DEMO_MAIL_DIR", ".local/smtp/mail")
+    console.print(f"Emails as the SMTP server received them: {mail_dir}/*.eml")
+    if missing is not None:
+        console.print(f"[red]the demo did not see everything it expected: {missing}")
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))

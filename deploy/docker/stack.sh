@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# The container stack (deploy/docker-compose.yml), driven by `make up`, `make down`, `make logs`.
+#
+#   deploy/docker/stack.sh up            engine up, images built when missing, stack started and
+#                                        healthy, then where everything listens
+#   deploy/docker/stack.sh demo          the demo of `make run`, from the services image, against
+#                                        the container stack
+#   deploy/docker/stack.sh down          stop and remove the containers (the volumes stay;
+#                                        `down --volumes` forgets the data too)
+#   deploy/docker/stack.sh logs [svc]    follow the logs, of one service or of all
+#   deploy/docker/stack.sh ps            the containers and their health
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+ENV_FILE="$HERE/stack.env"
+COMPOSE=(docker-compose --project-name renewals --project-directory "$ROOT/deploy"
+  --env-file "$ENV_FILE" --file "$ROOT/deploy/docker-compose.yml")
+HEALTH_TIMEOUT=180
+
+say() { printf 'stack: %s\n' "$*"; }
+die() {
+  printf 'stack: error: %s\n' "$*" >&2
+  exit 1
+}
+
+# The ports (stack.env) and the image tags (images.py) that compose substitutes.
+load_settings() {
+  set -a
+  # shellcheck source=stack.env
+  source "$ENV_FILE"
+  set +a
+  export RENEWALS_MAIL_DIR="${RENEWALS_MAIL_DIR:-$ROOT/.local/docker/mail}"
+  mkdir -p "$RENEWALS_MAIL_DIR"
+}
+
+export_image_tags() {
+  local action=$1 line
+  while IFS= read -r line; do export "${line?}"; done < <(python3 "$HERE/images.py" "$action" --env)
+}
+
+wait_healthy() {
+  local deadline=$((SECONDS + HEALTH_TIMEOUT)) waiting id state
+  while :; do
+    waiting=()
+    for id in $("${COMPOSE[@]}" ps -q); do
+      state=$(docker inspect --format '{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}-{{end}} {{.State.ExitCode}}' "$id")
+      case "$state" in
+      *" running healthy "* | *" exited - 0") ;; # healthy, or the one-shot topics job done
+      *" running "*) waiting+=("${state%% *}") ;;
+      *) die "container ${state%% *} is ${state#* } (see: make logs)" ;;
+      esac
+    done
+    ((${#waiting[@]} == 0)) && return 0
+    ((SECONDS < deadline)) || die "not healthy after ${HEALTH_TIMEOUT}s: ${waiting[*]//\//} (see: make logs)"
+    sleep 1
+  done
+}
+
+where() {
+  cat <<EOF
+stack: up. Every container runs on the host's network, on 127.0.0.1:
+  kafka          127.0.0.1:$RENEWALS_KAFKA_PORT        (controller $RENEWALS_KAFKA_CONTROLLER_PORT)
+  postgres       127.0.0.1:$RENEWALS_PG_PORT        database renewals, roles <service>_svc
+  smtp           127.0.0.1:$RENEWALS_SMTP_PORT        mail kept in ${RENEWALS_MAIL_DIR#"$ROOT/"}
+  renewal-1      http://127.0.0.1:$RENEWALS_RENEWAL_1_HTTP_PORT/ready  /metrics
+  renewal-2      http://127.0.0.1:$RENEWALS_RENEWAL_2_HTTP_PORT/ready  /metrics
+  bulk-worker    http://127.0.0.1:$RENEWALS_BULK_WORKER_HTTP_PORT/ready  /metrics
+  billing        http://127.0.0.1:$RENEWALS_BILLING_HTTP_PORT/ready  /metrics
+  notification   http://127.0.0.1:$RENEWALS_NOTIFICATION_HTTP_PORT/ready  /metrics
+  quote          http://127.0.0.1:$RENEWALS_QUOTE_HTTP_PORT/ready  /metrics
+Operator commands against it: RENEWALS_KAFKA_PORT=$RENEWALS_KAFKA_PORT RENEWALS_PG_PORT=$RENEWALS_PG_PORT uv run renewals health
+EOF
+}
+
+cmd_up() {
+  "$HERE/engine.sh" up
+  load_settings
+  export_image_tags build
+  say "starting the containers"
+  "${COMPOSE[@]}" up --detach --remove-orphans 2>&1 | sed 's/^/  /'
+  wait_healthy
+  where
+}
+
+cmd_demo() {
+  load_settings
+  export_image_tags tags
+  docker run --rm --network host --env-file "$ENV_FILE" \
+    --env RENEWALS_DEMO_MAIL_DIR="${RENEWALS_MAIL_DIR#"$ROOT/"}" \
+    "$RENEWALS_IMAGE_SERVICES" python -m services.demo
+}
+
+cmd_down() {
+  if ! docker info >/dev/null 2>&1; then
+    say "no Docker engine answers: nothing to stop"
+    return 0
+  fi
+  load_settings
+  export_image_tags tags
+  "${COMPOSE[@]}" down --remove-orphans "$@"
+}
+
+cmd_logs() {
+  load_settings
+  export_image_tags tags
+  "${COMPOSE[@]}" logs --follow --tail 100 "$@"
+}
+
+cmd_ps() {
+  load_settings
+  export_image_tags tags
+  "${COMPOSE[@]}" ps
+}
+
+action="${1:-}"
+shift || true
+case "$action" in
+up) cmd_up ;;
+demo) cmd_demo ;;
+down) cmd_down "$@" ;;
+logs) cmd_logs "$@" ;;
+ps) cmd_ps ;;
+*) die "usage: $0 up|demo|down|logs [service]|ps" ;;
+esac
