@@ -1,37 +1,39 @@
 """The end-to-end stack: every service as its own OS process, started exactly as `make run`
-starts them (services/launcher.py), on the real broker and database, with a real SMTP server.
+starts them (services/launcher.py), on the real broker and database of `make infra-up`, with a
+real SMTP server in the test process. tests/containers/ runs the core scenarios on containers.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
 from services.launcher import SERVICES, ServiceProcess, running_services
-from shared.contracts import topics
-from shared.messaging.client import TopicWatcher, UpstreamClient
-from tests.support.smtp import SmtpServer, free_port
-
-OUTPUT_TOPICS = [
-    topics.RENEWAL_EVENTS,
-    topics.BILLING_EVENTS,
-    topics.NOTIFICATION_EVENTS,
-    topics.QUOTE_EVENTS,
-    topics.QUOTE_COMMANDS.dlq,
-    topics.RENEWAL_COMMANDS.dlq,
-    topics.SUBSCRIPTION_EVENTS.dlq,
-    topics.CLOCK_COMMANDS.dlq,
-]
+from tests.scenarios.stack import TEST_STACK_SETTINGS
+from tests.support.smtp import Mailbox, SmtpServer, free_port
 
 
 @dataclass
 class Stack:
+    """The local-process stack; a RunningStack (tests/scenarios/stack.py) and more."""
+
     services: dict[str, ServiceProcess]
     smtp: SmtpServer
     env: dict[str, str]
+
+    @property
+    def mailbox(self) -> Mailbox:
+        return self.smtp.mailbox
+
+    async def kill(self, service: str) -> None:
+        await asyncio.to_thread(self.services[service].kill)
+
+    async def start(self, service: str) -> None:
+        self.services[service].start()
+        await asyncio.to_thread(self.services[service].wait_ready)
 
     def replica(self, name: str) -> ServiceProcess:
         """Another process of the same service (same consumer groups), with its own port."""
@@ -62,19 +64,7 @@ def stack(kafka_bootstrap: str, smtp_server: SmtpServer) -> Iterator[Stack]:
             " consumer groups with the test stack. Stop them with `make stop`.",
             pytrace=False,
         )
-    env = {
-        "RENEWALS_NOTIFICATION_SMTP_PORT": str(smtp_server.port),
-        "RENEWALS_NOTIFICATION_RETRY_BASE_SECONDS": "0.2",
-        # A killed sender's leased emails wait for the lease to expire: keep the kill tests short.
-        "RENEWALS_NOTIFICATION_LEASE_SECONDS": "3",
-        "RENEWALS_OUTBOX_POLL_SECONDS": "0.2",
-        "RENEWALS_TEST_CLOCKS_ENABLED": "true",
-        "RENEWALS_NOTIFICATION_REMINDER_INTERVAL_SECONDS": "0.3",
-        "RENEWALS_QUOTE_EXPIRY_INTERVAL_SECONDS": "0.3",
-        "RENEWALS_RENEWAL_ENGINE_INTERVAL_SECONDS": "0.3",
-        # Small claims, so that two replicas of the engine both get a share in the tests.
-        "RENEWALS_RENEWAL_ENGINE_BATCH_SIZE": "100",
-    }
+    env = {**TEST_STACK_SETTINGS, "RENEWALS_NOTIFICATION_SMTP_PORT": str(smtp_server.port)}
     services = {
         spec.name: ServiceProcess(spec, env=env, http_port=free_port()) for spec in SERVICES
     }
@@ -87,15 +77,3 @@ def stack(kafka_bootstrap: str, smtp_server: SmtpServer) -> Iterator[Stack]:
     finally:
         for service in services.values():
             service.stop()
-
-
-@pytest.fixture
-async def watcher(kafka_bootstrap: str) -> AsyncIterator[TopicWatcher]:
-    async with TopicWatcher(kafka_bootstrap, OUTPUT_TOPICS) as watching:
-        yield watching
-
-
-@pytest.fixture
-async def upstream(kafka_bootstrap: str) -> AsyncIterator[UpstreamClient]:
-    async with UpstreamClient(kafka_bootstrap) as client:
-        yield client

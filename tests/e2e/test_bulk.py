@@ -11,71 +11,17 @@ import urllib.request
 from shared import samples
 from shared.contracts import topics
 from shared.contracts.clock_commands import SetTestClock
-from tests.e2e.steps import (
+from tests.scenarios.steps import (
     RENEWAL_DATE,
     about_subject,
     answering,
     charges_for,
-    confirmation_to,
+    given_a_hundred_subscriptions_in_three_groups,
     given_price_known,
     given_subscriptions,
+    orders_for,
     publish_price,
 )
-
-
-async def _hundred_over_three_groups(upstream, admin_db, csn: str):
-    """100 subscriptions of one buyer: USD online, EUR online, USD through sales (MAN-2)."""
-    product = f"P-{csn}"
-    await publish_price(upstream, product)
-    await publish_price(
-        upstream, product, currency="EUR", list_price="433.00", renewal_price="390.00"
-    )
-    await given_price_known(admin_db, product)
-    kinds = [
-        ("USD", "US", "direct_online"),
-        ("EUR", "FR", "direct_online"),
-        ("USD", "US", "direct_sales"),
-    ]
-    snapshots = [
-        samples.subscription(
-            f"S-{csn}-{n:03}",
-            csn,
-            renewal_date=RENEWAL_DATE,
-            product_code=product,
-            currency=kinds[n % 3][0],
-            country=kinds[n % 3][1],
-            purchase_method=kinds[n % 3][2],
-        )
-        for n in range(100)
-    ]
-    await given_subscriptions(upstream, admin_db, *snapshots)
-    return snapshots
-
-
-async def _orders_for(admin_db, csn: str) -> int:
-    return await admin_db.fetchval("SELECT count(*) FROM billing.orders WHERE csn = $1", csn)
-
-
-async def test_man_1_man_2_man_3_a_hundred_subscriptions_in_three_groups_make_three_orders(
-    stack, upstream, watcher, admin_db
-):
-    csn = samples.unique_csn()
-    snapshots = await _hundred_over_three_groups(upstream, admin_db, csn)
-    command = samples.renewal_request(csn, [s.subscription_id for s in snapshots])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
-
-    [accepted] = await watcher.wait_for(answering(command.request_id, "bulk.accepted"))
-    assert accepted.data["count"] == 100
-    [completed] = await watcher.wait_for(
-        answering(command.request_id, "bulk.completed"), timeout=60
-    )
-    assert completed.data["succeeded"] == 100 and len(completed.data["outcomes"]) == 100
-    assert len({o["order_id"] for o in completed.data["outcomes"]}) == 3
-    await watcher.wait_for(confirmation_to(csn), count=3, timeout=60)
-    await asyncio.sleep(1.0)
-    assert len(watcher.matching(confirmation_to(csn))) == 3  # MAN-3: one per order
-    assert await _orders_for(admin_db, csn) == 3
-    assert await charges_for(admin_db, csn) == 3
 
 
 async def test_man_1_more_than_a_hundred_is_refused_and_nothing_is_done(
@@ -90,14 +36,14 @@ async def test_man_1_more_than_a_hundred_is_refused_and_nothing_is_done(
         "subscription_id": None,
         "reasons": ["BULK_LIMIT_EXCEEDED"],
     }
-    assert await _orders_for(admin_db, csn) == 0
+    assert await orders_for(admin_db, csn) == 0
 
 
 async def test_the_bulk_worker_killed_mid_batch_resumes_without_a_second_order(
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    snapshots = await _hundred_over_three_groups(upstream, admin_db, csn)
+    snapshots = await given_a_hundred_subscriptions_in_three_groups(upstream, admin_db, csn)
     worker = stack.services["bulk_worker"]
     await stack.restart("bulk_worker", {"RENEWALS_FAULTS": '["bulk_before_commit"]'})
     await asyncio.to_thread(worker.wait_ready)
@@ -105,7 +51,7 @@ async def test_the_bulk_worker_killed_mid_batch_resumes_without_a_second_order(
     await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
 
     assert await asyncio.to_thread(worker.process.wait, 30) == -9  # died with the claim open
-    assert await _orders_for(admin_db, csn) == 0
+    assert await orders_for(admin_db, csn) == 0
     progress = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "services.cli", "batches", "--json"],
@@ -122,7 +68,7 @@ async def test_the_bulk_worker_killed_mid_batch_resumes_without_a_second_order(
     )
     assert completed.data["succeeded"] == 100
     await asyncio.sleep(1.0)
-    assert await _orders_for(admin_db, csn) == 3
+    assert await orders_for(admin_db, csn) == 3
     assert await charges_for(admin_db, csn) == 3
 
 

@@ -12,7 +12,7 @@ from shared.contracts import topics
 from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.common import Actor
 from shared.contracts.renewal_commands import SetAutoRenew
-from tests.e2e.steps import (
+from tests.scenarios.steps import (
     RENEWAL_DATE,
     about_subject,
     answering,

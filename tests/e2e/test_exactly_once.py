@@ -8,37 +8,21 @@ import urllib.request
 
 from shared import samples
 from shared.contracts import topics
-from shared.contracts.envelope import encode
-from tests.e2e.steps import (
-    RENEWAL_DATE,
+from tests.scenarios.steps import (
+    SETTLE_SECONDS,
     about_subject,
     answering,
     charges_for,
     confirmation_to,
-    given_price_known,
-    given_subscriptions,
-    publish_price,
+    given_one_subscription_each,
 )
-
-SETTLE_SECONDS = 1.5  # long enough for a duplicate effect to have shown up, were there one
-
-
-async def _subscription_ready(upstream, admin_db, csn: str):
-    product = f"P-{csn}"
-    await publish_price(upstream, product)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product
-    )
-    await given_price_known(admin_db, product)
-    await given_subscriptions(upstream, admin_db, snapshot)
-    return snapshot
 
 
 async def test_the_same_command_twice_has_one_effect_and_one_answer(
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    snapshot = await _subscription_ready(upstream, admin_db, csn)
+    [snapshot] = await given_one_subscription_each(upstream, admin_db, [csn])
     command = samples.renewal_request(csn, [snapshot.subscription_id])
     event = samples.event(command, csn)
     # The same message delivered twice, and the same request id again under a new event id.
@@ -53,34 +37,11 @@ async def test_the_same_command_twice_has_one_effect_and_one_answer(
     assert len(stack.smtp.mailbox.with_key(f"order_confirmation:{renewed.data['order_id']}")) == 1
 
 
-async def test_garbage_and_invalid_events_go_to_the_dlq_and_the_partition_moves_on(
-    stack, upstream, watcher, admin_db
-):
-    csn = samples.unique_csn()
-    snapshot = await _subscription_ready(upstream, admin_db, csn)
-    invalid = samples.event(samples.renewal_request(csn, [snapshot.subscription_id]), csn)
-    invalid_bytes = encode(invalid).replace(b'"subscription_ids"', b'"subscriptions"')
-    key = csn.encode()  # same key: same partition as the good command after them
-    await upstream.send_raw(topics.RENEWAL_COMMANDS, b"\x00garbage\xff", key=key)
-    await upstream.send_raw(topics.RENEWAL_COMMANDS, invalid_bytes, key=key)
-    good = samples.renewal_request(csn, [snapshot.subscription_id])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(good, csn))
-
-    await watcher.wait_for(answering(good.request_id, "subscription.renewed"))
-    dead = await watcher.wait_for(
-        lambda s: s.topic == "renewal.commands.dlq" and s.key == key, count=2
-    )
-    by_value = {d.value: d.headers for d in dead}
-    assert by_value[b"\x00garbage\xff"]["x-dlq-error"].startswith("not JSON")
-    assert "subscription_ids" in by_value[invalid_bytes]["x-dlq-error"]
-    assert by_value[invalid_bytes]["x-dlq-original-topic"] == "renewal.commands"
-
-
 async def test_billing_killed_after_its_db_commit_charges_once_and_emails_once(
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    snapshot = await _subscription_ready(upstream, admin_db, csn)
+    [snapshot] = await given_one_subscription_each(upstream, admin_db, [csn])
     billing = stack.services["billing"]
     await stack.restart("billing", {"RENEWALS_FAULTS": '["after_db_commit"]'})
     await asyncio.to_thread(billing.wait_ready)
@@ -105,7 +66,7 @@ async def test_notification_killed_after_its_db_commit_sends_one_email(
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    snapshot = await _subscription_ready(upstream, admin_db, csn)
+    [snapshot] = await given_one_subscription_each(upstream, admin_db, [csn])
     notification = stack.services["notification"]
     await stack.restart("notification", {"RENEWALS_FAULTS": '["after_db_commit"]'})
     await asyncio.to_thread(notification.wait_ready)
@@ -142,14 +103,7 @@ async def test_two_renewal_replicas_share_the_partitions_and_handle_nothing_twic
         first_port, second_port = stack.services["renewal"].port, second.port
         before = {p: _handled(p, "renewal.commands") for p in (first_port, second_port)}
         csns = [samples.unique_csn() for _ in range(24)]
-        product = f"P-{csns[0]}"
-        await publish_price(upstream, product)
-        await given_price_known(admin_db, product)
-        snapshots = [
-            samples.subscription(f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product)
-            for csn in csns
-        ]
-        await given_subscriptions(upstream, admin_db, *snapshots)
+        snapshots = await given_one_subscription_each(upstream, admin_db, csns)
         commands = [samples.renewal_request(s.csn, [s.subscription_id]) for s in snapshots]
         await upstream.send_many(
             topics.RENEWAL_COMMANDS, [samples.event(c, c.actor.csn) for c in commands]

@@ -5,53 +5,18 @@ subscription and price in → renewal requested by the buyer → order, charge �
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
 
 from shared import samples
 from shared.contracts import topics
-from shared.eligibility import add_term
-from tests.e2e.steps import (
+from tests.scenarios.steps import (
     RENEWAL_DATE,
     about_subject,
     answering,
     charges_for,
-    confirmation_to,
     given_price_known,
     given_subscriptions,
     publish_price,
 )
-
-
-async def test_life_4_manual_renewal_by_the_buyer_renews_charges_and_emails(
-    stack, upstream, watcher, admin_db
-):
-    csn = samples.unique_csn()
-    product = f"P-{csn}"
-    await publish_price(upstream, product, renewal_price="420.00", list_price="466.00")
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product, seats=3
-    )
-    await given_price_known(admin_db, product)
-    await given_subscriptions(upstream, admin_db, snapshot)
-
-    command = samples.renewal_request(csn, [snapshot.subscription_id])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
-
-    [renewed] = await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
-    # LIFE-4: the new term starts at the current renewal date, one term later.
-    assert renewed.data["previous_renewal_date"] == RENEWAL_DATE.isoformat()
-    assert renewed.data["renewal_date"] == add_term(RENEWAL_DATE, "annual").isoformat()
-    assert renewed.event["subject"] == csn
-    [placed] = await watcher.wait_for(answering(command.request_id, "order.placed"))
-    assert placed.data["total"] == "1260.00"  # 3 seats × the catalog's renewal price 420.00
-    assert Decimal(placed.data["lines"][0]["unit_price"]) == Decimal("420.00")
-    [sent] = await watcher.wait_for(confirmation_to(csn))
-    assert sent.data["order_id"] == renewed.data["order_id"]
-    assert sent.data["to"] == [snapshot.buyer.email]
-    [email] = stack.smtp.mailbox.with_key(f"order_confirmation:{renewed.data['order_id']}")
-    assert snapshot.buyer.email in email["To"]
-    assert "AutoCAD LT" in email["Subject"]
-    assert await charges_for(admin_db, csn) == 1
 
 
 async def test_role_1_someone_else_than_the_buyer_is_refused(stack, upstream, watcher, admin_db):

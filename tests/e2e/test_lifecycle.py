@@ -11,7 +11,7 @@ from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.common import Actor
 from shared.contracts.renewal_commands import SetAutoRenew
 from shared.eligibility import add_term
-from tests.e2e.steps import (
+from tests.scenarios.steps import (
     about_subject,
     answering,
     charges_for,

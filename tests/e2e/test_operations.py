@@ -21,7 +21,7 @@ from services.cli import app
 from services.operations.console import ConsoleServer
 from shared import samples
 from shared.contracts import topics
-from tests.e2e.steps import (
+from tests.scenarios.steps import (
     RENEWAL_DATE,
     about_subject,
     answering,

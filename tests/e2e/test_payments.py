@@ -11,7 +11,7 @@ from shared import samples
 from shared.contracts import topics
 from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.payment_events import PaymentReceived
-from tests.e2e.steps import (
+from tests.scenarios.steps import (
     RENEWAL_DATE,
     about_subject,
     answering,

@@ -1,5 +1,6 @@
-"""Steps the end-to-end scenarios share: what upstream systems send, and waiting for the
-product to have taken it in (a subscription is known once renewal stored it)."""
+"""Steps the end-to-end scenarios share, whichever stack runs the product (local processes or
+containers): what upstream systems send, waiting for the product to have taken it in (a
+subscription is known once renewal stored it), and what it did (charges, orders)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from shared.messaging.client import Seen, UpstreamClient
 # Inside the renewal window (WIN-1 opens 90 days before) whatever day the suite runs, and one
 # day before the 30-day reminder and automatic quote (NOTE-1, QUO-7) would go out at once.
 RENEWAL_DATE = date.today() + timedelta(days=31)
+SETTLE_SECONDS = 1.5  # long enough for a duplicate effect to have shown up, were there one
 
 
 async def publish_price(upstream: UpstreamClient, product_code: str, **price: Any) -> None:
@@ -75,6 +77,56 @@ def about_subject(subject: str, event_type: str) -> Any:
         return seen.type == event_type and seen.event.get("subject") == subject
 
     return match
+
+
+async def given_a_hundred_subscriptions_in_three_groups(
+    upstream: UpstreamClient, admin_db: asyncpg.Connection, csn: str
+) -> list[SubscriptionUpserted]:
+    """100 subscriptions of one buyer: USD online, EUR online, USD through sales (MAN-2)."""
+    product = f"P-{csn}"
+    await publish_price(upstream, product)
+    await publish_price(
+        upstream, product, currency="EUR", list_price="433.00", renewal_price="390.00"
+    )
+    await given_price_known(admin_db, product)
+    kinds = [
+        ("USD", "US", "direct_online"),
+        ("EUR", "FR", "direct_online"),
+        ("USD", "US", "direct_sales"),
+    ]
+    snapshots = [
+        samples.subscription(
+            f"S-{csn}-{n:03}",
+            csn,
+            renewal_date=RENEWAL_DATE,
+            product_code=product,
+            currency=kinds[n % 3][0],
+            country=kinds[n % 3][1],
+            purchase_method=kinds[n % 3][2],
+        )
+        for n in range(100)
+    ]
+    await given_subscriptions(upstream, admin_db, *snapshots)
+    return snapshots
+
+
+async def given_one_subscription_each(
+    upstream: UpstreamClient, admin_db: asyncpg.Connection, csns: list[str]
+) -> list[SubscriptionUpserted]:
+    """One subscription per customer, all of one product the catalog prices."""
+    product = f"P-{csns[0]}"
+    await publish_price(upstream, product)
+    await given_price_known(admin_db, product)
+    snapshots = [
+        samples.subscription(f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product)
+        for csn in csns
+    ]
+    await given_subscriptions(upstream, admin_db, *snapshots)
+    return snapshots
+
+
+async def orders_for(admin_db: asyncpg.Connection, csn: str) -> int:
+    return await admin_db.fetchval("SELECT count(*) FROM billing.orders WHERE csn = $1", csn)
 
 
 async def charges_for(admin_db: asyncpg.Connection, csn: str) -> int:

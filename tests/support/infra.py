@@ -44,9 +44,13 @@ def require_infrastructure() -> None:
         )
 
 
-async def admin_connection() -> asyncpg.Connection:
-    """A superuser connection, for tests that look into several schemas at once."""
+async def admin_connection(host: str | None = None, port: int | None = None) -> asyncpg.Connection:
+    """A superuser connection, for tests that look into several schemas at once (by default to
+    the database of `make infra-up`)."""
     database = DatabaseSettings()
     return await asyncpg.connect(
-        host=database.host, port=database.port, database=database.database, **ADMIN_DSN_PARTS
+        host=host or database.host,
+        port=port or database.port,
+        database=database.database,
+        **ADMIN_DSN_PARTS,
     )

@@ -27,6 +27,10 @@ class Mailbox:
             self.messages.append(message)  # type: ignore[arg-type]
         return "250 Message accepted for delivery"
 
+    def all(self) -> list[EmailMessage]:
+        with self._lock:
+            return list(self.messages)
+
     def with_key(self, notification_key: str) -> list[EmailMessage]:
         with self._lock:
             return [m for m in self.messages if m["X-Notification-Key"] == notification_key]

@@ -1,0 +1,205 @@
+"""The product in containers for the end-to-end suite: Kafka, PostgreSQL, the dev SMTP server
+and every service, each a container of the images deploy/docker/images.py builds, started and
+removed by testcontainers-python.
+
+As in deploy/docker-compose.yml, every container uses the host's network (no bridge on these
+machines, ../shared/MACHINE.md) on ports of its own, picked free for each test session, so the
+stack never meets `make infra-up`, `make run` or `make up`. Ryuk (testcontainers' reaper) is off:
+its image cannot be pulled here. The fixture removes what it started, and containers left by a
+test process that died are removed by the next session (label `renewals.test-pid`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+
+import docker  # after the Ryuk switch above, which testcontainers reads from the environment
+from testcontainers.core.container import DockerContainer
+
+from tests.scenarios.stack import TEST_STACK_SETTINGS
+from tests.support.smtp import free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PID_LABEL = "renewals.test-pid"
+SERVICE_MODULES = {
+    "renewal": "services.renewal",
+    "bulk_worker": "services.bulk_worker",
+    "billing": "services.billing",
+    "notification": "services.notification",
+    "quote": "services.quote",
+}
+HEALTHY_TIMEOUT = 120.0
+
+
+class NoDockerEngine(RuntimeError):
+    pass
+
+
+def require_docker_engine() -> None:
+    try:
+        docker.from_env().ping()
+    except Exception as error:
+        raise NoDockerEngine(
+            f"no Docker engine answers ({error}): run `make docker-setup` (`make test` does)"
+        ) from error
+
+
+def build_images() -> dict[str, str]:
+    """The image tags for the current sources, built when missing (seconds when only the code
+    changed: the dependency layers are cached)."""
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "deploy/docker/images.py"), "build", "--env"],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"building the images failed:\n{result.stderr[-4000:]}")
+    return dict(line.split("=", 1) for line in result.stdout.split())
+
+
+def remove_leftovers() -> None:
+    """Containers of earlier test sessions whose process is gone (killed before its teardown)."""
+    client = docker.from_env()
+    for container in client.containers.list(all=True, filters={"label": PID_LABEL}):
+        pid = int(container.labels[PID_LABEL])
+        if pid != os.getpid() and not Path(f"/proc/{pid}").exists():
+            container.remove(force=True, v=True)
+
+
+@dataclass
+class MaildirMailbox:
+    """The emails the SMTP container kept, one .eml file each, in a folder mounted from here."""
+
+    folder: Path
+
+    def all(self) -> list[EmailMessage]:
+        return [
+            message_from_bytes(path.read_bytes(), policy=policy.default)  # type: ignore[misc]
+            for path in sorted(self.folder.glob("*.eml"))
+        ]
+
+    def with_key(self, notification_key: str) -> list[EmailMessage]:
+        return [m for m in self.all() if m["X-Notification-Key"] == notification_key]
+
+
+@dataclass
+class Ports:
+    kafka: int = field(default_factory=free_port)
+    kafka_controller: int = field(default_factory=free_port)
+    postgres: int = field(default_factory=free_port)
+    smtp: int = field(default_factory=free_port)
+    http: dict[str, int] = field(
+        default_factory=lambda: {name: free_port() for name in SERVICE_MODULES}
+    )
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "RENEWALS_KAFKA_PORT": str(self.kafka),
+            "RENEWALS_KAFKA_CONTROLLER_PORT": str(self.kafka_controller),
+            "RENEWALS_PG_PORT": str(self.postgres),
+            "RENEWALS_SMTP_PORT": str(self.smtp),
+        }
+
+
+class ContainerStack:
+    """A RunningStack (tests/scenarios/stack.py) whose every part is a container."""
+
+    def __init__(self, images: dict[str, str], maildir: Path) -> None:
+        self.images = images
+        self.ports = Ports()
+        self.maildir = maildir
+        self.mailbox = MaildirMailbox(maildir)
+        self.containers: dict[str, DockerContainer] = {}
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.ports.kafka}"
+
+    def _container(self, name: str, image: str, **environment: str) -> DockerContainer:
+        container = (
+            DockerContainer(self.images[image])
+            .with_name(f"renewals-test-{os.getpid()}-{name.replace('_', '-')}")
+            .with_envs(**self.ports.environment(), **environment)
+            .with_kwargs(network_mode="host", labels={PID_LABEL: str(os.getpid())})
+        )
+        self.containers[name] = container
+        return container
+
+    def start_all(self) -> None:
+        started = time.monotonic()
+        self._container("postgres", "RENEWALS_IMAGE_POSTGRES").start()
+        self._container("kafka", "RENEWALS_IMAGE_KAFKA").start()
+        self._container("smtp", "RENEWALS_IMAGE_SMTP").with_volume_mapping(
+            str(self.maildir), "/var/mail/renewals", "rw"
+        ).start()
+        for name in ("postgres", "kafka", "smtp"):
+            self.wait_healthy(name)
+        infrastructure = time.monotonic() - started
+        self._create_topics()
+        for name, module in SERVICE_MODULES.items():
+            self._container(
+                name,
+                "RENEWALS_IMAGE_SERVICES",
+                **TEST_STACK_SETTINGS,
+                RENEWALS_HTTP_PORT=str(self.ports.http[name]),
+            ).with_command(["python", "-m", module]).start()
+        for name in SERVICE_MODULES:
+            self.wait_healthy(name)
+        print(
+            f"container stack ready in {time.monotonic() - started:.1f}s"
+            f" (Kafka, PostgreSQL, SMTP healthy after {infrastructure:.1f}s)",
+            file=sys.stderr,
+        )
+
+    def _create_topics(self) -> None:
+        job = self._container("topics", "RENEWALS_IMAGE_SERVICES").with_command(
+            ["python", "deploy/local/create_topics.py", "--bootstrap", self.kafka_bootstrap]
+        )
+        job.start()
+        if job.wait() != 0:
+            raise RuntimeError(f"topic creation failed:\n{self.logs('topics')}")
+
+    def wait_healthy(self, name: str) -> None:
+        """Until the container's health check (the image's HEALTHCHECK) passes."""
+        container = self.containers[name].get_wrapped_container()
+        deadline = time.monotonic() + HEALTHY_TIMEOUT
+        while True:
+            container.reload()
+            state = container.attrs["State"]
+            if state.get("Health", {}).get("Status") == "healthy":
+                return
+            if state["Status"] == "exited" or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{name} container {state['Status']}, not healthy:\n{self.logs(name)}"
+                )
+            time.sleep(0.2)
+
+    def logs(self, name: str, lines: int = 40) -> str:
+        container = self.containers[name].get_wrapped_container()
+        return container.logs(tail=lines).decode(errors="replace")
+
+    async def kill(self, service: str) -> None:
+        """`docker kill`: SIGKILL to the container's process, no shutdown hook runs."""
+        await asyncio.to_thread(self.containers[service].get_wrapped_container().kill)
+
+    async def start(self, service: str) -> None:
+        """The same container started again (same command, settings and ports)."""
+        await asyncio.to_thread(self.containers[service].get_wrapped_container().start)
+        await asyncio.to_thread(self.wait_healthy, service)
+
+    def stop_all(self) -> None:
+        for container in reversed(self.containers.values()):
+            try:
+                container.stop()
+            except Exception as error:  # one failed removal must not leave the others running
+                print(f"could not remove a test container: {error}", file=sys.stderr)
