@@ -63,6 +63,8 @@ def kafka_jars(context: Path) -> str:
     stamp = hashlib.sha256(pom.read_bytes()).hexdigest()
     marker = KAFKA_LIBS_CACHE / ".pom.sha256"
     if not (marker.exists() and marker.read_text() == stamp):
+        if not shutil.which("mvn"):
+            sys.exit("images: mvn is missing: run deploy/local/bootstrap.sh (make install)")
         say("fetching the Kafka broker jars from Maven Central")
         shutil.rmtree(KAFKA_LIBS_CACHE, ignore_errors=True)
         subprocess.run(
@@ -158,7 +160,11 @@ def build_base(tag: str) -> None:
     if os.environ.get("RENEWALS_BASE_IMAGE"):
         if not image_exists(tag):
             say(f"pulling the base image {tag}")
-            docker("pull", tag, check=True)
+            if docker("pull", tag).returncode != 0:
+                sys.exit(
+                    f"images: cannot pull {tag} (no registry reachable?): unset RENEWALS_BASE_IMAGE"
+                    " to build the Debian base here with debootstrap"
+                )
         return
     if image_exists(tag):
         return

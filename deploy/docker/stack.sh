@@ -5,6 +5,8 @@
 #                                        healthy, then where everything listens
 #   deploy/docker/stack.sh demo          the demo of `make run`, from the services image, against
 #                                        the container stack
+#   deploy/docker/stack.sh renewals ...  the operator CLI (renewals health, topics, dlq list...)
+#                                        from the services image, pointed at the stack
 #   deploy/docker/stack.sh down          stop and remove the containers (the volumes stay;
 #                                        `down --volumes` forgets the data too)
 #   deploy/docker/stack.sh logs [svc]    follow the logs, of one service or of all
@@ -69,7 +71,8 @@ stack: up. Every container runs on the host's network, on 127.0.0.1:
   billing        http://127.0.0.1:$RENEWALS_BILLING_HTTP_PORT/ready  /metrics
   notification   http://127.0.0.1:$RENEWALS_NOTIFICATION_HTTP_PORT/ready  /metrics
   quote          http://127.0.0.1:$RENEWALS_QUOTE_HTTP_PORT/ready  /metrics
-Operator commands against it: RENEWALS_KAFKA_PORT=$RENEWALS_KAFKA_PORT RENEWALS_PG_PORT=$RENEWALS_PG_PORT uv run renewals health
+Operator commands against it: deploy/docker/stack.sh renewals health   (or topics, dlq list, tail ...)
+Logs: make logs [SERVICE=billing]     Stop: make down
 EOF
 }
 
@@ -83,12 +86,15 @@ cmd_up() {
   where
 }
 
-cmd_demo() {
+# A command of the services image on the host's network, with the stack's settings.
+in_services_image() {
   load_settings
   export_image_tags tags
-  docker run --rm --network host --env-file "$ENV_FILE" \
+  local tty=()
+  [[ -t 0 && -t 1 ]] && tty=(--interactive --tty)
+  docker run --rm "${tty[@]}" --network host --env-file "$ENV_FILE" \
     --env RENEWALS_DEMO_MAIL_DIR="${RENEWALS_MAIL_DIR#"$ROOT/"}" \
-    "$RENEWALS_IMAGE_SERVICES" python -m services.demo
+    "$RENEWALS_IMAGE_SERVICES" "$@"
 }
 
 cmd_down() {
@@ -117,9 +123,10 @@ action="${1:-}"
 shift || true
 case "$action" in
 up) cmd_up ;;
-demo) cmd_demo ;;
+demo) in_services_image python -m services.demo ;;
+renewals) in_services_image renewals "$@" ;;
 down) cmd_down "$@" ;;
 logs) cmd_logs "$@" ;;
 ps) cmd_ps ;;
-*) die "usage: $0 up|demo|down|logs [service]|ps" ;;
+*) die "usage: $0 up|demo|renewals ...|down|logs [service]|ps" ;;
 esac

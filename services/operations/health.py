@@ -4,6 +4,7 @@ and the SMTP server."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
@@ -27,7 +28,11 @@ class Check:
 
 
 def default_services() -> dict[str, str]:
-    """name -> host:port of its `/ready`, as `make run` starts them (services/launcher.py)."""
+    """name -> host:port of its `/ready`: RENEWALS_HEALTH_SERVICES (`name=host:port,...`, set by
+    the container stack's stack.env), else as `make run` starts them (services/launcher.py)."""
+    configured = os.environ.get("RENEWALS_HEALTH_SERVICES", "").strip()
+    if configured:
+        return dict(entry.strip().split("=", 1) for entry in configured.split(","))
     return {spec.name: f"127.0.0.1:{spec.http_port}" for spec in SERVICES}
 
 

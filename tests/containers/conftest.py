@@ -1,5 +1,6 @@
 """The stack in containers for tests/containers: built from the current sources (images.py),
-started once per test session by testcontainers, removed at its end. The shared `upstream`,
+started once for this folder by testcontainers and removed when its tests are done (not at the
+end of the whole session: the other layers need the machine's two cores). The shared `upstream`,
 `watcher` and `admin_db` fixtures (tests/conftest.py) reach its broker and database through the
 two fixtures overridden here.
 
@@ -22,7 +23,7 @@ from tests.containers.stack import (
 )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def container_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ContainerStack]:
     try:
         require_docker_engine()
@@ -38,16 +39,16 @@ def container_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Contai
         stack.stop_all()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stack(container_stack: ContainerStack) -> ContainerStack:
     return container_stack
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def kafka_bootstrap(container_stack: ContainerStack) -> str:
     return container_stack.kafka_bootstrap
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def postgres_address(container_stack: ContainerStack) -> tuple[str, int]:
     return "127.0.0.1", container_stack.ports.postgres
