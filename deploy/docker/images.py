@@ -30,7 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 CONTEXTS = ROOT / ".local" / "docker" / "contexts"
-KAFKA_LIBS_CACHE = ROOT / ".local" / "docker" / "kafka-libs"
+KAFKA_LIBS = ROOT / ".local" / "kafka" / "libs"  # shared with deploy/local/infra.sh
 
 DEBIAN_SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -58,22 +58,28 @@ class Image:
 
 
 def kafka_jars(context: Path) -> str:
-    """Apache's broker jars from Maven Central (the pom the local broker uses), cached by pom."""
+    """Apache's broker jars from Maven Central, fetched once per pom into the same folder as the
+    local broker's (deploy/local/infra.sh keeps the same marker), then copied into the context."""
     pom = ROOT / "deploy/local/kafka/pom.xml"
     stamp = hashlib.sha256(pom.read_bytes()).hexdigest()
-    marker = KAFKA_LIBS_CACHE / ".pom.sha256"
-    if not (marker.exists() and marker.read_text() == stamp):
+    marker = KAFKA_LIBS / ".pom.sha256"
+    if not (marker.exists() and marker.read_text().strip() == stamp):
         if not shutil.which("mvn"):
             sys.exit("images: mvn is missing: run deploy/local/bootstrap.sh (make install)")
         say("fetching the Kafka broker jars from Maven Central")
-        shutil.rmtree(KAFKA_LIBS_CACHE, ignore_errors=True)
-        subprocess.run(
-            ["mvn", "-q", "-B", "-Dstyle.color=never", "-f", str(pom), "dependency:copy-dependencies",
-             f"-DoutputDirectory={KAFKA_LIBS_CACHE}", "-DincludeScope=runtime"],
-            check=True,
+        staging = KAFKA_LIBS.with_name("libs.images-partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        fetch = subprocess.run(
+            ["mvn", "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+             f"-DoutputDirectory={staging}", "-DincludeScope=runtime"],
+            capture_output=True, text=True,
         )  # fmt: skip
-        marker.write_text(stamp)
-    shutil.copytree(KAFKA_LIBS_CACHE, context / "libs", ignore=shutil.ignore_patterns(".*"))
+        if fetch.returncode != 0:
+            sys.exit(f"images: mvn could not fetch the broker jars:\n{fetch.stdout}{fetch.stderr}")
+        (staging / ".pom.sha256").write_text(f"{stamp}\n")
+        shutil.rmtree(KAFKA_LIBS, ignore_errors=True)
+        staging.rename(KAFKA_LIBS)
+    shutil.copytree(KAFKA_LIBS, context / "libs", ignore=shutil.ignore_patterns(".*"))
     return f"kafka jars of pom {stamp}"
 
 
