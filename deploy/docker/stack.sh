@@ -15,8 +15,11 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-ENV_FILE="$HERE/stack.env"
-COMPOSE=(docker-compose --project-name renewals --project-directory "$ROOT/deploy"
+# Another env file and project name run a second stack beside the first (the compose test does).
+ENV_FILE="$(realpath "${RENEWALS_STACK_ENV:-$HERE/stack.env}")"
+export RENEWALS_STACK_ENV="$ENV_FILE" # the containers' env_file in docker-compose.yml
+PROJECT="${RENEWALS_STACK_PROJECT:-renewals}"
+COMPOSE=(docker-compose --project-name "$PROJECT" --project-directory "$ROOT/deploy"
   --env-file "$ENV_FILE" --file "$ROOT/deploy/docker-compose.yml")
 HEALTH_TIMEOUT=180
 
@@ -92,7 +95,14 @@ in_services_image() {
   export_image_tags tags
   local tty=()
   [[ -t 0 && -t 1 ]] && tty=(--interactive --tty)
+  local health="renewal-1=127.0.0.1:$RENEWALS_RENEWAL_1_HTTP_PORT"
+  health+=",renewal-2=127.0.0.1:$RENEWALS_RENEWAL_2_HTTP_PORT"
+  health+=",bulk_worker=127.0.0.1:$RENEWALS_BULK_WORKER_HTTP_PORT"
+  health+=",billing=127.0.0.1:$RENEWALS_BILLING_HTTP_PORT"
+  health+=",notification=127.0.0.1:$RENEWALS_NOTIFICATION_HTTP_PORT"
+  health+=",quote=127.0.0.1:$RENEWALS_QUOTE_HTTP_PORT"
   docker run --rm "${tty[@]}" --network host --env-file "$ENV_FILE" \
+    --env RENEWALS_HEALTH_SERVICES="$health" \
     --env RENEWALS_DEMO_MAIL_DIR="${RENEWALS_MAIL_DIR#"$ROOT/"}" \
     "$RENEWALS_IMAGE_SERVICES" "$@"
 }

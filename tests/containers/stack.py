@@ -67,13 +67,37 @@ def build_images() -> dict[str, str]:
     return dict(line.split("=", 1) for line in result.stdout.split())
 
 
+COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
+TEST_PROJECT_PREFIX = "renewals-test-"  # + the test process's pid (test_compose.py)
+
+
 def remove_leftovers() -> None:
-    """Containers of earlier test sessions whose process is gone (killed before its teardown)."""
+    """What earlier test sessions left when their process died before its teardown: the
+    fixture's containers (their pid label), test_compose.py's containers and volumes (their
+    compose project, hence their names, carry the pid)."""
     client = docker.from_env()
-    for container in client.containers.list(all=True, filters={"label": PID_LABEL}):
-        pid = int(container.labels[PID_LABEL])
-        if pid != os.getpid() and not Path(f"/proc/{pid}").exists():
+    for container in client.containers.list(all=True):
+        labels = container.labels
+        project = labels.get(COMPOSE_PROJECT_LABEL, "")
+        pid = labels.get(PID_LABEL) or _pid_of_test_project(project)
+        if pid is not None and _dead(pid):
             container.remove(force=True, v=True)
+    for volume in client.volumes.list(filters={"dangling": True}):
+        pid = _pid_of_test_project(volume.name.split("_", 1)[0])
+        if pid is not None and _dead(pid):
+            volume.remove(force=True)
+
+
+def _pid_of_test_project(project: str) -> str | None:
+    return (
+        project.removeprefix(TEST_PROJECT_PREFIX)
+        if project.startswith(TEST_PROJECT_PREFIX)
+        else None
+    )
+
+
+def _dead(pid: str) -> bool:
+    return pid != str(os.getpid()) and not Path(f"/proc/{pid}").exists()
 
 
 @dataclass

@@ -1,0 +1,92 @@
+"""`make up`'s stack as users run it: deploy/docker-compose.yml driven by deploy/docker/stack.sh,
+every container healthy, the demo's flow answered, `renewals health` green, then `down`.
+
+It runs as a second compose project on ports picked free (RENEWALS_STACK_ENV and
+RENEWALS_STACK_PROJECT), so a developer's own `make up` stack is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.containers.stack import (
+    REPO_ROOT,
+    TEST_PROJECT_PREFIX,
+    NoDockerEngine,
+    remove_leftovers,
+    require_docker_engine,
+)
+from tests.support.smtp import free_port
+
+STACK = REPO_ROOT / "deploy/docker/stack.sh"
+
+
+def _stack_env_on_free_ports(target: Path) -> None:
+    """deploy/docker/stack.env with every port replaced by a free one."""
+    lines = []
+    for line in (REPO_ROOT / "deploy/docker/stack.env").read_text().splitlines():
+        name, _, _ = line.partition("=")
+        lines.append(f"{name}={free_port()}" if name.endswith("_PORT") else line)
+    target.write_text("\n".join(lines) + "\n")
+
+
+def _stack(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(STACK), *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture
+def compose_env(tmp_path: Path):
+    try:
+        require_docker_engine()
+    except NoDockerEngine as error:
+        pytest.fail(str(error), pytrace=False)
+    remove_leftovers()
+    _stack_env_on_free_ports(tmp_path / "stack.env")
+    env = {
+        **os.environ,
+        "RENEWALS_STACK_ENV": str(tmp_path / "stack.env"),
+        "RENEWALS_STACK_PROJECT": f"{TEST_PROJECT_PREFIX}{os.getpid()}",
+        "RENEWALS_MAIL_DIR": str(tmp_path / "mail"),
+    }
+    try:
+        yield env
+    finally:
+        _stack("down", "--volumes", env=env)
+
+
+def test_the_compose_stack_comes_up_healthy_and_the_demo_flow_works_against_it(
+    compose_env, tmp_path
+):
+    up = _stack("up", env=compose_env)
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "stack: up." in up.stdout
+
+    ps = _stack("ps", env=compose_env)
+    running = [line for line in ps.stdout.splitlines() if " Up " in line]
+    for service in ("kafka", "postgres", "smtp", "renewal-1", "renewal-2", "bulk-worker"):
+        assert any(f"_{service}_1 " in line for line in running), ps.stdout
+    assert all("(healthy)" in line for line in running), ps.stdout
+
+    demo = _stack("demo", env=compose_env, timeout=120)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    for seen in ("subscription.renewed", "payment.succeeded", "bulk.completed", "(dead letter)"):
+        assert seen in demo.stdout
+    confirmations = [
+        path
+        for path in (tmp_path / "mail").glob("*.eml")
+        if "X-Notification-Key: order_confirmation:" in path.read_text(errors="replace")
+    ]
+    assert len(confirmations) == 2  # the French buyer's order and the US buyer's bulk order
+
+    health = _stack("renewals", "health", "--json", env=compose_env)
+    assert health.returncode == 0, health.stdout + health.stderr
+    components = {check["component"]: check["ok"] for check in json.loads(health.stdout)}
+    assert components["service renewal-1"] and components["service renewal-2"]
+    assert all(components.values()), components
