@@ -119,6 +119,7 @@ async def test_garbage_and_invalid_events_go_to_the_dlq_and_the_partition_moves_
 
 
 CUSTOMERS = 150  # one subscription each: a renewal request, an order, a charge, an email each
+SENT_BEFORE_THE_KILL_AT_MOST = 100  # so that the kill always lands before the end of the flow
 
 
 @pytest.mark.parametrize("service", ["billing", "renewal"])
@@ -132,6 +133,7 @@ async def test_a_service_killed_mid_flow_and_started_again_loses_nothing_and_dou
     csns = [f"{run}-{n:03}" for n in range(CUSTOMERS)]
     snapshots = await given_one_subscription_each(upstream, admin_db, csns)
     commands = [samples.renewal_request(s.csn, [s.subscription_id]) for s in snapshots]
+    killed = asyncio.Event()
 
     async def charged() -> int:
         return await admin_db.fetchval(
@@ -141,12 +143,16 @@ async def test_a_service_killed_mid_flow_and_started_again_loses_nothing_and_dou
         )
 
     async def keep_sending() -> None:
-        for start in range(0, CUSTOMERS, 10):
-            chunk = commands[start : start + 10]
+        """Five requests every 50 ms until the kill (100 at most), the rest while it is down."""
+        for start in range(0, CUSTOMERS, 5):
+            if start == SENT_BEFORE_THE_KILL_AT_MOST:
+                await killed.wait()
+            chunk = commands[start : start + 5]
             await upstream.send_many(
                 topics.RENEWAL_COMMANDS, [samples.event(c, c.actor.csn) for c in chunk]
             )
-            await asyncio.sleep(0.1)
+            if not killed.is_set():
+                await asyncio.sleep(0.05)
 
     async def under_way() -> bool:
         return await charged() > 0
@@ -154,9 +160,10 @@ async def test_a_service_killed_mid_flow_and_started_again_loses_nothing_and_dou
     sending = asyncio.create_task(keep_sending())
     await until(under_way, what="the first charge of the run")
     await stack.kill(service)
+    killed.set()
     charged_at_kill = await charged()
     await sending
-    assert 0 < charged_at_kill < CUSTOMERS, "the kill must land in the middle of the flow"
+    assert 0 < charged_at_kill < CUSTOMERS, "the kill lands in the middle of the flow"
     await stack.start(service)
 
     customers = set(csns)
