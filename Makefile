@@ -34,9 +34,10 @@ docker-setup:  ## install Debian's Docker engine when missing and start it (a ru
 images: docker-setup  ## build the container images whose inputs changed (tagged by a hash of them)
 	@python3 deploy/docker/images.py build
 
-up: docker-setup  ## the whole stack in containers (deploy/docker-compose.yml), then the demo against it
+up:  ## the whole stack in containers (deploy/docker-compose.yml), then the demo against it
 	@deploy/docker/stack.sh up
 	@deploy/docker/stack.sh demo
+	@deploy/docker/stack.sh where
 
 down:  ## stop and remove the stack's containers (its volumes stay)
 	@deploy/docker/stack.sh down

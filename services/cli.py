@@ -469,7 +469,10 @@ def health(
             services = dict(s.split("=", 1) for s in service)
         except ValueError:
             _fail("--service takes NAME=HOST:PORT", 2)
-    checks = asyncio.run(check_all(services, smtp_at=smtp))
+    try:
+        checks = asyncio.run(check_all(services, smtp_at=smtp))
+    except ValueError as error:  # a malformed RENEWALS_HEALTH_SERVICES
+        _fail(str(error), 2)
     if as_json:
         _print_json([c.as_dict() for c in checks])
     else:

@@ -2,7 +2,7 @@
 # The container stack (deploy/docker-compose.yml), driven by `make up`, `make down`, `make logs`.
 #
 #   deploy/docker/stack.sh up            engine up, images built when missing, stack started and
-#                                        healthy, then where everything listens
+#                                        every container healthy
 #   deploy/docker/stack.sh demo          the demo of `make run`, from the services image, against
 #                                        the container stack
 #   deploy/docker/stack.sh renewals ...  the operator CLI (renewals health, topics, dlq list...)
@@ -11,6 +11,7 @@
 #                                        `down --volumes` forgets the data too)
 #   deploy/docker/stack.sh logs [svc]    follow the logs, of one service or of all
 #   deploy/docker/stack.sh ps            the containers and their health
+#   deploy/docker/stack.sh where         where everything listens
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -39,9 +40,18 @@ load_settings() {
   mkdir -p "$RENEWALS_MAIL_DIR"
 }
 
-export_image_tags() {
-  local action=$1 line
-  while IFS= read -r line; do export "${line?}"; done < <(python3 "$HERE/images.py" "$action" --env)
+# The tags of the images built from the current sources, built first when missing.
+export_built_images() {
+  local built line
+  built=$(python3 "$HERE/images.py" build --env) || die "building the images failed (output above)"
+  while IFS= read -r line; do export "${line?}"; done <<<"$built"
+}
+
+# Commands that only find the project's containers (down, logs, ps) need no image: compose
+# still wants every variable of the file set.
+export_no_images() {
+  local name
+  for name in POSTGRES KAFKA SMTP SERVICES; do export "RENEWALS_IMAGE_$name=unused"; done
 }
 
 wait_healthy() {
@@ -64,7 +74,7 @@ wait_healthy() {
 
 where() {
   cat <<EOF
-stack: up. Every container runs on the host's network, on 127.0.0.1:
+Every container of the stack runs on the host's network, on 127.0.0.1:
   kafka          127.0.0.1:$RENEWALS_KAFKA_PORT        (controller $RENEWALS_KAFKA_CONTROLLER_PORT)
   postgres       127.0.0.1:$RENEWALS_PG_PORT        database renewals, roles <service>_svc
   smtp           127.0.0.1:$RENEWALS_SMTP_PORT        mail kept in ${RENEWALS_MAIL_DIR#"$ROOT/"}
@@ -82,18 +92,27 @@ EOF
 cmd_up() {
   "$HERE/engine.sh" up
   load_settings
-  export_image_tags build
+  export_built_images
   say "starting the containers"
   "${COMPOSE[@]}" up --detach --remove-orphans 2>&1 | sed 's/^/  /'
   wait_healthy
+  say "up, every container healthy (where everything listens: $0 where)"
+}
+
+cmd_where() {
+  load_settings
   where
 }
 
-# A command of the services image on the host's network, with the stack's settings.
+# A command of the services image the running stack uses, on the host's network, with the
+# stack's settings.
 in_services_image() {
   load_settings
-  export_image_tags tags
-  local tty=()
+  export_no_images
+  local container image tty=()
+  container=$("${COMPOSE[@]}" ps -q renewal-1 2>/dev/null) || true
+  [[ -n $container ]] || die "the stack is not up: make up"
+  image=$(docker inspect --format '{{.Config.Image}}' "$container")
   [[ -t 0 && -t 1 ]] && tty=(--interactive --tty)
   local health="renewal-1=127.0.0.1:$RENEWALS_RENEWAL_1_HTTP_PORT"
   health+=",renewal-2=127.0.0.1:$RENEWALS_RENEWAL_2_HTTP_PORT"
@@ -104,7 +123,7 @@ in_services_image() {
   docker run --rm "${tty[@]}" --network host --env-file "$ENV_FILE" \
     --env RENEWALS_HEALTH_SERVICES="$health" \
     --env RENEWALS_DEMO_MAIL_DIR="${RENEWALS_MAIL_DIR#"$ROOT/"}" \
-    "$RENEWALS_IMAGE_SERVICES" "$@"
+    "$image" "$@"
 }
 
 cmd_down() {
@@ -113,19 +132,19 @@ cmd_down() {
     return 0
   fi
   load_settings
-  export_image_tags tags
+  export_no_images
   "${COMPOSE[@]}" down --remove-orphans "$@"
 }
 
 cmd_logs() {
   load_settings
-  export_image_tags tags
+  export_no_images
   "${COMPOSE[@]}" logs --follow --tail 100 "$@"
 }
 
 cmd_ps() {
   load_settings
-  export_image_tags tags
+  export_no_images
   "${COMPOSE[@]}" ps
 }
 
@@ -138,5 +157,6 @@ renewals) in_services_image renewals "$@" ;;
 down) cmd_down "$@" ;;
 logs) cmd_logs "$@" ;;
 ps) cmd_ps ;;
-*) die "usage: $0 up|demo|renewals ...|down|logs [service]|ps" ;;
+where) cmd_where ;;
+*) die "usage: $0 up|demo|renewals ...|down|logs [service]|ps|where" ;;
 esac

@@ -28,12 +28,20 @@ class Check:
 
 
 def default_services() -> dict[str, str]:
-    """name -> host:port of its `/ready`: RENEWALS_HEALTH_SERVICES (`name=host:port,...`, set by
-    the container stack's stack.env), else as `make run` starts them (services/launcher.py)."""
+    """name -> host:port of its `/ready`: RENEWALS_HEALTH_SERVICES (`name=host:port,...`, which
+    deploy/docker/stack.sh sets for the container stack), else as `make run` starts them."""
     configured = os.environ.get("RENEWALS_HEALTH_SERVICES", "").strip()
-    if configured:
-        return dict(entry.strip().split("=", 1) for entry in configured.split(","))
-    return {spec.name: f"127.0.0.1:{spec.http_port}" for spec in SERVICES}
+    if not configured:
+        return {spec.name: f"127.0.0.1:{spec.http_port}" for spec in SERVICES}
+    services = {}
+    for entry in filter(None, (e.strip() for e in configured.split(","))):
+        name, equals, address = entry.partition("=")
+        if not equals or ":" not in address:
+            raise ValueError(
+                f"RENEWALS_HEALTH_SERVICES: {entry!r} is not name=host:port (in {configured!r})"
+            )
+        services[name] = address
+    return services
 
 
 async def http_ready(address: str) -> tuple[bool, str]:

@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -27,7 +27,7 @@ import docker  # after the Ryuk switch above, which testcontainers reads from th
 from testcontainers.core.container import DockerContainer
 
 from tests.scenarios.stack import TEST_STACK_SETTINGS
-from tests.support.smtp import free_port
+from tests.support.smtp import free_ports
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PID_LABEL = "renewals.test-pid"
@@ -97,7 +97,14 @@ def _pid_of_test_project(project: str) -> str | None:
 
 
 def _dead(pid: str) -> bool:
-    return pid != str(os.getpid()) and not Path(f"/proc/{pid}").exists()
+    """No test process of that pid runs any more (a pid reused by another program counts as
+    dead: its command line is not pytest's)."""
+    if pid == str(os.getpid()):
+        return False
+    try:
+        return b"pytest" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
 
 
 @dataclass
@@ -118,13 +125,18 @@ class MaildirMailbox:
 
 @dataclass
 class Ports:
-    kafka: int = field(default_factory=free_port)
-    kafka_controller: int = field(default_factory=free_port)
-    postgres: int = field(default_factory=free_port)
-    smtp: int = field(default_factory=free_port)
-    http: dict[str, int] = field(
-        default_factory=lambda: {name: free_port() for name in SERVICE_MODULES}
-    )
+    """Ports of this machine for the stack's servers, all different, picked free."""
+
+    kafka: int
+    kafka_controller: int
+    postgres: int
+    smtp: int
+    http: dict[str, int]
+
+    @classmethod
+    def pick(cls) -> Ports:
+        kafka, controller, postgres, smtp, *http = free_ports(4 + len(SERVICE_MODULES))
+        return cls(kafka, controller, postgres, smtp, dict(zip(SERVICE_MODULES, http, strict=True)))
 
     def environment(self) -> dict[str, str]:
         return {
@@ -140,7 +152,7 @@ class ContainerStack:
 
     def __init__(self, images: dict[str, str], maildir: Path) -> None:
         self.images = images
-        self.ports = Ports()
+        self.ports = Ports.pick()
         self.maildir = maildir
         self.mailbox = MaildirMailbox(maildir)
         self.containers: dict[str, DockerContainer] = {}
