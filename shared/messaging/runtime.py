@@ -12,7 +12,6 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, Union
 
-from aiokafka import AIOKafkaProducer
 from faststream import FastStream
 from faststream.specification import AsyncAPI
 
@@ -43,8 +42,7 @@ class ServiceRuntime:
         self.messaging = messaging
         self.database = database
         self.broker = create_broker(messaging, client_id=service)
-        # aiokafka's producer needs a running loop: made when the service opens.
-        self.outbox_producer: AIOKafkaProducer | None = None
+        self.outbox_producer = create_outbox_producer(messaging, client_id=service)
         self.pools = PoolHolder()
         self.faults = FaultPoints(messaging.faults)
         self.consumers: list[EventConsumer] = []
@@ -121,7 +119,6 @@ class ServiceRuntime:
         if applied:
             log.info("migrations applied", extra={"migrations": applied})
         self.pools.pool = pool
-        self.outbox_producer = create_outbox_producer(self.messaging, client_id=self.service)
         await self.outbox_producer.start()
         self.relay = OutboxRelay(
             pool,
@@ -177,8 +174,7 @@ class ServiceRuntime:
                 await task
 
     async def _close(self) -> None:
-        if self.outbox_producer is not None:  # the relay stopped with the loops: nothing in flight
-            await self.outbox_producer.stop()
+        await self.outbox_producer.stop()  # the relay stopped with the loops: nothing in flight
         if self.health is not None:
             await self.health.stop()
         if self.pools.pool is not None:
