@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+from faststream.kafka import KafkaBroker
 
 from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, encode
 from shared.contracts.topics import Topic
@@ -46,8 +46,7 @@ class Outbox:
 
 
 class OutboxRelay:
-    """Publishes a schema's outbox in id order, in batches, through the idempotent producer
-    (aiokafka's own: see broker.create_outbox_producer).
+    """Publishes a schema's outbox in id order, in batches, through the idempotent producer.
 
     One relay of a schema publishes at a time (a transaction-scoped advisory lock): replicas
     take over from each other, never interleave, so the events of one key keep their order.
@@ -57,7 +56,7 @@ class OutboxRelay:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        producer: AIOKafkaProducer,
+        broker: KafkaBroker,
         *,
         service: str,
         schema: str,
@@ -65,7 +64,7 @@ class OutboxRelay:
         poll_seconds: float,
     ) -> None:
         self.pool = pool
-        self.producer = producer
+        self.broker = broker
         self.service = service
         self.channel = f"{schema}_outbox"
         self.lock_key = advisory_key(f"outbox:{schema}")
@@ -117,10 +116,13 @@ class OutboxRelay:
             if not rows:
                 OUTBOX_BACKLOG.labels(self.service).set(0)
                 return 0
-            # `send` queues the message and returns its acknowledgement to wait for.
             sends = [
-                await self.producer.send(
-                    row["topic"], row["value"], key=row["key"], headers=_headers(row["headers"])
+                await self.broker.publish(
+                    row["value"],
+                    topic=row["topic"],
+                    key=row["key"],
+                    headers=json.loads(row["headers"]),
+                    no_confirm=True,
                 )
                 for row in rows
             ]
@@ -131,7 +133,3 @@ class OutboxRelay:
             )
         OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
         return len(rows)
-
-
-def _headers(stored: str) -> list[tuple[str, bytes]]:
-    return [(name, value.encode()) for name, value in json.loads(stored).items()]

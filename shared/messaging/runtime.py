@@ -20,7 +20,7 @@ from shared.contracts.topics import Topic
 from shared.db.migrate import apply_migrations
 from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
-from shared.messaging.broker import create_broker, create_outbox_producer
+from shared.messaging.broker import create_broker
 from shared.messaging.consumer import BatchHandler, EventConsumer, PoolHolder
 from shared.messaging.faults import FaultPoints
 from shared.messaging.http import HealthServer
@@ -42,7 +42,6 @@ class ServiceRuntime:
         self.messaging = messaging
         self.database = database
         self.broker = create_broker(messaging, client_id=service)
-        self.outbox_producer = create_outbox_producer(messaging, client_id=service)
         self.pools = PoolHolder()
         self.faults = FaultPoints(messaging.faults)
         self.consumers: list[EventConsumer] = []
@@ -119,10 +118,9 @@ class ServiceRuntime:
         if applied:
             log.info("migrations applied", extra={"migrations": applied})
         self.pools.pool = pool
-        await self.outbox_producer.start()
         self.relay = OutboxRelay(
             pool,
-            self.outbox_producer,
+            self.broker,
             service=self.service,
             schema=self.database.schema_name,
             batch_size=self.messaging.outbox_batch_size,
@@ -174,7 +172,6 @@ class ServiceRuntime:
                 await task
 
     async def _close(self) -> None:
-        await self.outbox_producer.stop()  # the relay stopped with the loops: nothing in flight
         if self.health is not None:
             await self.health.stop()
         if self.pools.pool is not None:

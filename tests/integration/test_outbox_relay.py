@@ -12,15 +12,15 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import UnknownTopicOrPartitionError
+from faststream.kafka import KafkaBroker
 
 from shared.contracts.envelope import CONTENT_TYPE, CloudEvent
 from shared.contracts.topics import Topic
 from shared.db.migrate import migrate
 from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
-from shared.messaging.broker import create_outbox_producer
+from shared.messaging.broker import create_broker
 from shared.messaging.client import TopicWatcher
 from shared.messaging.outbox import Outbox, OutboxRelay
 from shared.messaging.settings import MessagingSettings
@@ -39,19 +39,18 @@ async def pool(scratch_database: DatabaseSettings) -> AsyncIterator[asyncpg.Pool
 
 
 @pytest.fixture
-async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    settings = MessagingSettings(kafka_bootstrap=kafka_bootstrap)
-    producer = create_outbox_producer(settings, client_id="it-relay")
-    await producer.start()
+async def broker(kafka_bootstrap: str) -> AsyncIterator[KafkaBroker]:
+    broker = create_broker(MessagingSettings(kafka_bootstrap=kafka_bootstrap), client_id="it-relay")
+    await broker.start()
     try:
-        yield producer
+        yield broker
     finally:
-        await producer.stop()
+        await broker.stop()
 
 
 def relay(
     pool: asyncpg.Pool,
-    producer: Any,
+    broker: Any,
     database: DatabaseSettings,
     *,
     batch_size: int = 100,
@@ -59,7 +58,7 @@ def relay(
 ) -> OutboxRelay:
     return OutboxRelay(
         pool,
-        producer,
+        broker,
         service="it-relay",
         schema=database.schema_name,
         batch_size=batch_size,
@@ -92,7 +91,7 @@ async def drain(outbox_relay: OutboxRelay) -> list[int]:
 
 async def test_rows_are_published_in_id_order_then_deleted(
     pool: asyncpg.Pool,
-    producer: AIOKafkaProducer,
+    broker: KafkaBroker,
     fresh_topic: Topic,
     scratch_database: DatabaseSettings,
     kafka_bootstrap: str,
@@ -104,7 +103,7 @@ async def test_rows_are_published_in_id_order_then_deleted(
     assert len(await outbox_ids(pool)) == 20
 
     async with TopicWatcher(kafka_bootstrap, [fresh_topic]) as watcher:
-        published = await drain(relay(pool, producer, scratch_database, batch_size=8))
+        published = await drain(relay(pool, broker, scratch_database, batch_size=8))
         seen = await watcher.wait_for(lambda s: True, count=20, timeout=10)
 
     assert published == [8, 8, 4]
@@ -119,7 +118,7 @@ async def test_rows_are_published_in_id_order_then_deleted(
 
 
 async def test_rows_of_a_rolled_back_transaction_are_never_published(
-    pool: asyncpg.Pool, producer: AIOKafkaProducer, scratch_database: DatabaseSettings
+    pool: asyncpg.Pool, broker: KafkaBroker, scratch_database: DatabaseSettings
 ) -> None:
     with contextlib.suppress(RuntimeError):
         async with pool.acquire() as connection, connection.transaction():
@@ -129,7 +128,7 @@ async def test_rows_of_a_rolled_back_transaction_are_never_published(
             raise RuntimeError("the business change failed")
 
     assert await outbox_ids(pool) == []
-    assert await relay(pool, producer, scratch_database).publish_pending() == 0
+    assert await relay(pool, broker, scratch_database).publish_pending() == 0
 
 
 async def test_a_failed_publish_leaves_the_rows_in_place(
@@ -146,11 +145,13 @@ async def test_a_failed_publish_leaves_the_rows_in_place(
     )
     await write(pool, [(fresh_topic, after)])
     rows = await outbox_ids(pool)
-    # The services' producer, with a short request timeout: a topic missing from the metadata
+    # The services' broker, with a short request timeout: a topic missing from the metadata
     # fails after `request_timeout_ms` (40 s by default).
-    impatient = create_outbox_producer(
-        MessagingSettings(kafka_bootstrap=kafka_bootstrap),
-        client_id="it-relay-impatient",
+    impatient = KafkaBroker(
+        kafka_bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        allow_auto_create_topics=False,
         request_timeout_ms=2000,
     )
     await impatient.start()
@@ -175,12 +176,12 @@ async def test_a_failed_publish_leaves_the_rows_in_place(
 
 async def test_the_relay_wakes_on_notify_without_waiting_for_its_poll(
     pool: asyncpg.Pool,
-    producer: AIOKafkaProducer,
+    broker: KafkaBroker,
     fresh_topic: Topic,
     scratch_database: DatabaseSettings,
     kafka_bootstrap: str,
 ) -> None:
-    outbox_relay = relay(pool, producer, scratch_database, poll_seconds=60)
+    outbox_relay = relay(pool, broker, scratch_database, poll_seconds=60)
     task = asyncio.create_task(outbox_relay.run())
     try:
         await eventually(lambda: outbox_relay.healthy, timeout=5, what="the relay's first pass")
@@ -196,32 +197,32 @@ async def test_the_relay_wakes_on_notify_without_waiting_for_its_poll(
             await task
 
 
-class GatedProducer:
-    """A producer whose sends wait at a gate: a relay caught between its claim and its send."""
+class GatedBroker:
+    """A broker whose publishes wait at a gate: a relay caught between its claim and its send."""
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
-        self.producer = producer
+    def __init__(self, broker: KafkaBroker) -> None:
+        self.broker = broker
         self.gate = asyncio.Event()
         self.reached = asyncio.Event()
 
-    async def send(self, *args: Any, **kwargs: Any) -> Any:
+    async def publish(self, *args: Any, **kwargs: Any) -> Any:
         self.reached.set()
         await self.gate.wait()
-        return await self.producer.send(*args, **kwargs)
+        return await self.broker.publish(*args, **kwargs)
 
 
 async def test_two_relays_of_one_schema_keep_the_order_of_a_key(
     pool: asyncpg.Pool,
-    producer: AIOKafkaProducer,
+    broker: KafkaBroker,
     fresh_topic: Topic,
     scratch_database: DatabaseSettings,
     kafka_bootstrap: str,
 ) -> None:
     events = prices(unique_csn(), 10)
     await write(pool, [(fresh_topic, e) for e in events])
-    slow = GatedProducer(producer)
+    slow = GatedBroker(broker)
     first = relay(pool, slow, scratch_database, batch_size=5)
-    second = relay(pool, producer, scratch_database, batch_size=5)
+    second = relay(pool, broker, scratch_database, batch_size=5)
 
     async with TopicWatcher(kafka_bootstrap, [fresh_topic]) as watcher:
         claimed = asyncio.create_task(first.publish_pending())
