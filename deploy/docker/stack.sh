@@ -30,7 +30,7 @@ die() {
   exit 1
 }
 
-# The ports (stack.env) and the image tags (images.py) that compose substitutes.
+# The ports of the env file (compose substitutes them, the containers get them) and the mail folder.
 load_settings() {
   set -a
   # shellcheck source=stack.env
