@@ -77,11 +77,14 @@ class KafkaJars:
 
     pom = ROOT / "deploy/local/kafka/pom.xml"
 
+    def stamp(self) -> str:
+        return hashlib.sha256(self.pom.read_bytes()).hexdigest()
+
     def recipe(self) -> str:
-        return f"kafka jars of pom {hashlib.sha256(self.pom.read_bytes()).hexdigest()}"
+        return f"kafka jars of pom {self.stamp()}"
 
     def fill(self, context: Path) -> None:
-        stamp = hashlib.sha256(self.pom.read_bytes()).hexdigest()
+        stamp = self.stamp()
         marker = KAFKA_LIBS / ".pom.sha256"
         if not (marker.exists() and marker.read_text().strip() == stamp):
             if not shutil.which("mvn"):

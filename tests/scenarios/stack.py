@@ -11,9 +11,6 @@ from collections.abc import Sequence
 from email.message import EmailMessage
 from typing import Protocol
 
-# The services a stack runs, by the names `kill` and `start` take.
-SERVICE_NAMES = ("renewal", "bulk_worker", "billing", "notification", "quote")
-
 # The services' settings in both test stacks: short intervals, so that scenarios wait seconds,
 # not minutes, for what the services do on their own.
 TEST_STACK_SETTINGS = {
