@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.clock import Clock
@@ -68,15 +69,17 @@ def renewal_events_handler(
         await _follow_renewal_dates(unit, deliveries)
         if not emails:
             return
-        await _add_order_totals(unit, emails)
+        now = clock.now()
+        await _add_order_totals(unit, emails, now)
         await unit.connection.execute(
             """INSERT INTO emails (notification_key, kind, csn, recipients, locale, context,
                                    subscription_ids, order_id, next_attempt_at, created_at)
                SELECT u.notification_key, 'order_confirmation', u.csn, u.recipients, u.locale,
-                      u.context, u.subscription_ids, u.order_id, $2, $2
+                      u.context, u.subscription_ids, u.order_id, u.next_attempt_at, $2
                FROM jsonb_to_recordset($1::jsonb) AS u(
                    notification_key text, csn text, recipients text[], locale text,
-                   context jsonb, subscription_ids text[], order_id text)
+                   context jsonb, subscription_ids text[], order_id text,
+                   next_attempt_at timestamptz)
                ON CONFLICT (notification_key) DO UPDATE SET
                    context = jsonb_set(emails.context, '{items}',
                        (emails.context -> 'items') || COALESCE(
@@ -91,7 +94,7 @@ def renewal_events_handler(
                WHERE emails.status = 'pending'
                  AND NOT EXCLUDED.subscription_ids <@ emails.subscription_ids""",
             json.dumps(list(emails.values())),
-            clock.now(),
+            now,
         )
 
     return dispatch_some(
@@ -100,9 +103,17 @@ def renewal_events_handler(
     )
 
 
-async def _add_order_totals(unit: UnitOfWork, emails: dict[str, dict[str, Any]]) -> None:
+# A confirmation queued before billing's `order.placed` reached this service waits this long
+# for the order's total (directory.save_order fills it in and releases the email at once);
+# after that it goes out without the total rather than not at all.
+WAIT_FOR_THE_ORDER_TOTAL = timedelta(seconds=10)
+
+
+async def _add_order_totals(
+    unit: UnitOfWork, emails: dict[str, dict[str, Any]], now: datetime
+) -> None:
     """The order's total, from billing's `order.placed`, when it has arrived (it usually has:
-    billing placed the order before it was paid and renewed)."""
+    billing placed the order before it was paid and renewed); else the email waits for it."""
     rows = await unit.connection.fetch(
         "SELECT order_id, total, currency FROM orders WHERE order_id = ANY($1::text[])",
         [email["order_id"] for email in emails.values()],
@@ -112,6 +123,8 @@ async def _add_order_totals(unit: UnitOfWork, emails: dict[str, dict[str, Any]])
         row = totals.get(email["order_id"])
         email["context"]["total"] = str(row["total"]) if row else None
         email["context"]["currency"] = row["currency"] if row else None
+        due = now if row else now + WAIT_FOR_THE_ORDER_TOTAL
+        email["next_attempt_at"] = due.isoformat()
 
 
 async def _follow_renewal_dates(unit: UnitOfWork, deliveries: list[Delivery]) -> None:

@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import pytest
 
-from services.notification.queue import renewal_events_handler
+from services.notification.directory import save_order
+from services.notification.queue import WAIT_FOR_THE_ORDER_TOTAL, renewal_events_handler
 from shared.clock import FixedClock
+from shared.contracts.billing_events import OrderLine, OrderPlaced
 from shared.contracts.envelope import new_event
 from shared.contracts.renewal_events import BulkAccepted, SubscriptionRenewed
 from shared.db.migrate import migrate
@@ -112,3 +115,48 @@ async def test_one_upsert_for_the_batch_equals_one_upsert_per_event(
     assert a["recipients"] == ["buyer@csna.example.com"] and a["locale"] == "fr-FR"
     assert batched["order_confirmation:C"]["subscription_ids"] == ["s1", "s4"]
     assert batched["order_confirmation:D"]["subscription_ids"] == ["s1"]
+
+
+async def _due_and_total(connection: asyncpg.Connection, order_id: str) -> tuple[Any, Any]:
+    row = await connection.fetchrow(
+        "SELECT next_attempt_at, context ->> 'total' AS total FROM emails WHERE order_id = $1",
+        order_id,
+    )
+    return row["next_attempt_at"], row["total"]
+
+
+async def test_note_2_a_confirmation_queued_before_its_order_waits_for_the_total_then_goes(
+    notification_db: DatabaseSettings,
+) -> None:
+    """subscription.renewed and billing's order.placed travel on two topics: when the renewal
+    comes first, the confirmation is held back until the order (and its total) arrives."""
+    handle = renewal_events_handler(FixedClock(NOW))
+    order = OrderPlaced(
+        order_id="race-A",
+        csn="CSNA",
+        purchase_method="direct_online",
+        currency="EUR",
+        total=Decimal("1260.00"),
+        lines=[
+            OrderLine(
+                subscription_id="s1",
+                product_code="ACDLT",
+                term="annual",
+                seats=3,
+                unit_price=Decimal("420.00"),
+                amount=Decimal("1260.00"),
+            ),
+        ],
+    )
+    async with connection_to(notification_db) as connection:
+        async with connection.transaction():
+            await handle(UnitOfWork(connection), [renewed("race-", "A", "s1")])
+        due, total = await _due_and_total(connection, "race-A")
+        assert total is None and due == NOW + WAIT_FOR_THE_ORDER_TOTAL
+
+        async with connection.transaction():
+            await save_order(
+                UnitOfWork(connection),
+                Delivery(new_event(order, subject="CSNA", source="/t", time=NOW), record=None),
+            )
+        assert await _due_and_total(connection, "race-A") == (NOW, "1260.00")
