@@ -12,10 +12,17 @@ log = logging.getLogger(__name__)
 
 
 class HealthServer:
-    def __init__(self, host: str, port: int, ready: Callable[[], dict[str, bool]]) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        ready: Callable[[], dict[str, bool]],
+        live: Callable[[], dict[str, bool]] | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.ready = ready
+        self.live = live or (lambda: {"process": True})
         self._server: asyncio.Server | None = None
 
     async def start(self) -> int:
@@ -49,10 +56,8 @@ class HealthServer:
     def _respond(self, path: str) -> tuple[str, str, bytes]:
         if path == "/metrics":
             return "200 OK", CONTENT_TYPE_LATEST, generate_latest()
-        if path == "/live":
-            return "200 OK", "text/plain", b"live\n"
-        if path == "/ready":
-            checks = self.ready()
+        if path in ("/live", "/ready"):
+            checks = self.live() if path == "/live" else self.ready()
             body = "".join(f"{name} {'ok' if ok else 'down'}\n" for name, ok in checks.items())
             status = "200 OK" if all(checks.values()) else "503 Service Unavailable"
             return status, "text/plain", body.encode()

@@ -32,6 +32,15 @@ OUTBOX_BACKLOG = Gauge(
     "renewals_outbox_backlog", "Outbox messages waiting to be published", ["service"]
 )
 
+LOOP_STEPS = Counter(
+    "renewals_loop_steps_total", "Steps of a background loop that completed", ["service", "loop"]
+)
+LOOP_ERRORS = Counter(
+    "renewals_loop_errors_total",
+    "Steps of a background loop that raised (the loop backs off and goes on)",
+    ["service", "loop", "error_type"],
+)
+
 DUE_DATE_ENGINE = Counter(
     "renewals_due_date_engine_total",
     "What the due-date engine did to due subscriptions",

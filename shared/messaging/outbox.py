@@ -7,7 +7,6 @@ publishes it again); consumers deduplicate on the CloudEvent id, so the effect i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, encode
 from shared.contracts.topics import Topic
 from shared.db.locks import advisory_key
 from shared.db.types import DbConnection
+from shared.messaging.loops import WorkLoop
 from shared.messaging.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 
 log = logging.getLogger(__name__)
@@ -69,40 +69,18 @@ class OutboxRelay:
         self.channel = f"{schema}_outbox"
         self.lock_key = advisory_key(f"outbox:{schema}")
         self.batch_size = batch_size
-        self.poll_seconds = poll_seconds
-        self._wake = asyncio.Event()
-        self.healthy = False
+        self.loop = WorkLoop(
+            "outbox_relay",
+            self.publish_pending,
+            service=service,
+            poll_seconds=poll_seconds,
+            pool=pool,
+            channel=self.channel,
+        )
 
-    async def run(self) -> None:
-        listener = await self.pool.acquire()
-        try:
-            await listener.add_listener(self.channel, self._on_notify)
-            while True:
-                try:
-                    published = await self.publish_pending()
-                    self.healthy = True
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                    self.healthy = False
-                    log.warning("outbox relay failed, retrying", extra={"error": repr(error)})
-                    published = 0
-                    await asyncio.sleep(self.poll_seconds)
-                except Exception:
-                    self.healthy = False
-                    log.exception("outbox relay failed, retrying")
-                    published = 0
-                    await asyncio.sleep(self.poll_seconds)
-                if published:
-                    continue  # more may be waiting: drain before sleeping
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-        finally:
-            with contextlib.suppress(Exception):
-                await listener.remove_listener(self.channel, self._on_notify)
-            await self.pool.release(listener)
-
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()
+    @property
+    def healthy(self) -> bool:
+        return self.loop.healthy
 
     async def publish_pending(self) -> int:
         """Publish one claimed batch; returns how many rows went out."""

@@ -25,6 +25,7 @@ from shared.messaging.consumer import BatchHandler, EventConsumer, PoolHolder
 from shared.messaging.faults import FaultPoints
 from shared.messaging.http import HealthServer
 from shared.messaging.logs import configure_logging
+from shared.messaging.loops import WorkLoop
 from shared.messaging.metrics import sample_backlogs
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.settings import MessagingSettings
@@ -46,6 +47,7 @@ class ServiceRuntime:
         self.faults = FaultPoints(messaging.faults)
         self.consumers: list[EventConsumer] = []
         self.loops: dict[str, Loop] = {}
+        self.work_loops: list[WorkLoop] = []
         self.relay: OutboxRelay | None = None
         self.health: HealthServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -83,6 +85,11 @@ class ServiceRuntime:
         """A background loop (a relay, a scheduler) started once the broker is connected."""
         self.loops[name] = body
 
+    def work(self, loop: WorkLoop) -> None:
+        """A background `WorkLoop` (shared/messaging/loops.py), started with the others; its
+        liveness is part of `/live`."""
+        self.work_loops.append(loop)
+
     def readiness(self) -> dict[str, bool]:
         return {
             "started": self._running,
@@ -90,6 +97,16 @@ class ServiceRuntime:
             "outbox_relay": self.relay is not None and self.relay.healthy,
             "loops": all(not task.done() for task in self._tasks),
             "partitions_assigned": all(consumer.assigned for consumer in self.consumers),
+        }
+
+    def liveness(self) -> dict[str, bool]:
+        """`/live`: every background loop still running and none stuck in a step. Before the
+        loops start (migrations, connecting) the process counts as live."""
+        if not self._running:
+            return {"process": True}
+        return {
+            **{loop.name: loop.alive for loop in self.work_loops},
+            **{task.get_name(): not task.done() for task in self._tasks},
         }
 
     def build_app(self) -> FastStream:
@@ -127,35 +144,38 @@ class ServiceRuntime:
             poll_seconds=self.messaging.outbox_poll_seconds,
         )
         self.health = HealthServer(
-            self.messaging.http_host, self.messaging.http_port, self.readiness
+            self.messaging.http_host, self.messaging.http_port, self.readiness, self.liveness
         )
         port = await self.health.start()
         log.info("http listening", extra={"url": f"http://{self.messaging.http_host}:{port}"})
 
     async def _start_loops(self) -> None:
         assert self.relay is not None
-        loops = {"outbox_relay": self.relay.run, "metrics": self._sample_metrics, **self.loops}
-        self._tasks = [asyncio.create_task(body(), name=name) for name, body in loops.items()]
+        self.work_loops.insert(0, self.relay.loop)
+        self.work_loops.insert(1, self._metrics_loop())
+        self._tasks = [asyncio.create_task(body(), name=name) for name, body in self.loops.items()]
+        self._tasks += [loop.start() for loop in self.work_loops]
         for task in self._tasks:
             task.add_done_callback(self._loop_ended)
         self._running = True
         log.info("service started", extra={"consumers": [c.topic.name for c in self.consumers]})
 
-    async def _sample_metrics(self) -> None:
+    def _metrics_loop(self) -> WorkLoop:
         """Outbox backlog and age, consumer lag: gauges Prometheus alerts on (deploy/monitoring)."""
-        while True:
-            await asyncio.sleep(self.messaging.metrics_sample_seconds)
-            try:
-                await sample_backlogs(
-                    self.service,
-                    self.pools.get(),
-                    [
-                        (c.topic.name, getattr(c.subscriber, "consumer", None))
-                        for c in self.consumers
-                    ],
-                )
-            except Exception as error:  # a missed sample must never stop the service
-                log.warning("metrics sample failed", extra={"error": repr(error)})
+
+        async def sample() -> int:
+            consumers = [
+                (c.topic.name, getattr(c.subscriber, "consumer", None)) for c in self.consumers
+            ]
+            await sample_backlogs(self.service, self.pools.get(), consumers)
+            return 0
+
+        return WorkLoop(
+            "metrics",
+            sample,
+            service=self.service,
+            poll_seconds=self.messaging.metrics_sample_seconds,
+        )
 
     def _loop_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:

@@ -182,7 +182,7 @@ async def test_the_relay_wakes_on_notify_without_waiting_for_its_poll(
     kafka_bootstrap: str,
 ) -> None:
     outbox_relay = relay(pool, broker, scratch_database, poll_seconds=60)
-    task = asyncio.create_task(outbox_relay.run())
+    task = asyncio.create_task(outbox_relay.loop.run())
     try:
         await eventually(lambda: outbox_relay.healthy, timeout=5, what="the relay's first pass")
         await asyncio.sleep(0.2)  # it now waits for a NOTIFY (or a minute)
