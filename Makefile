@@ -21,9 +21,10 @@ infra-down:  ## stop what infra-up started
 infra-status:  ## where the broker, database and SMTP server listen, and whether they answer
 	@$(INFRA) status
 
-run: infra-up  ## start every service, then run a short demo that prints what came out
+run: infra-up  ## start every service, run a short demo that prints what came out, show Prometheus
 	@$(UV) run python -m services.launcher up
 	@$(UV) run python -m services.demo
+	@$(UV) run python -m services.operations.prometheus_targets
 
 stop:  ## stop the services started by `make run`
 	@$(UV) run python -m services.launcher down

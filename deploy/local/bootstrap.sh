@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Make a bare Debian machine ready for the project: uv, PostgreSQL 15, Java 17 and Maven, then
-# the locked Python dependencies. Installs only what is missing; silent and quick when all is
+# Make a bare Debian machine ready for the project: uv, PostgreSQL 15, Java 17 and Maven,
+# Prometheus, then the locked Python dependencies. Installs only what is missing; silent and quick when all is
 # there (it runs before every make target).
 set -euo pipefail
 
@@ -18,6 +18,8 @@ apt_packages=()
 if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
   apt_packages+=(openjdk-17-jre-headless maven)
 fi
+# Prometheus scrapes `make run`'s services; its promtool unit-tests the alert rules in make test.
+command -v promtool >/dev/null || apt_packages+=(prometheus)
 # The console's browser test drives Debian's Chromium (Playwright never downloads a browser).
 [[ -x /usr/bin/chromium ]] || apt_packages+=(chromium)
 if ((${#apt_packages[@]})); then

@@ -7,7 +7,7 @@
 #   deploy/local/infra.sh status  what runs, where it listens, whether it answers
 #
 # Ports: RENEWALS_KAFKA_PORT (19092), RENEWALS_KAFKA_CONTROLLER_PORT (19093),
-#        RENEWALS_PG_PORT (15432), RENEWALS_SMTP_PORT (12525).
+#        RENEWALS_PG_PORT (15432), RENEWALS_SMTP_PORT (12525), RENEWALS_PROMETHEUS_PORT (19090).
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -19,6 +19,7 @@ KAFKA_PORT="${RENEWALS_KAFKA_PORT:-19092}"
 KAFKA_CONTROLLER_PORT="${RENEWALS_KAFKA_CONTROLLER_PORT:-19093}"
 PG_PORT="${RENEWALS_PG_PORT:-15432}"
 SMTP_PORT="${RENEWALS_SMTP_PORT:-12525}"
+PROMETHEUS_PORT="${RENEWALS_PROMETHEUS_PORT:-19090}"
 
 KAFKA_VERSION=4.1.1
 KAFKA_DIR="$LOCAL/kafka"
@@ -42,6 +43,9 @@ if [[ -L $LOCAL/pg ]]; then pg_paths "$(readlink -f "$LOCAL/pg")"; else pg_paths
 SMTP_DIR="$LOCAL/smtp"
 SMTP_MAIL="$SMTP_DIR/mail"
 SMTP_LOG="$SMTP_DIR/smtp.log"
+
+PROMETHEUS_DIR="$LOCAL/prometheus"
+PROMETHEUS_LOG="$PROMETHEUS_DIR/prometheus.log"
 
 cd "$ROOT"
 
@@ -438,22 +442,67 @@ smtp_down() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Prometheus (Debian's package): scrapes the services `make run` starts, evaluates the alerts
+
+prometheus_pid() { running_pid prometheus "deploy/monitoring/prometheus.yml"; }
+
+prometheus_up() {
+  local pid status=0
+  command -v prometheus >/dev/null || die "prometheus is not installed: run deploy/local/bootstrap.sh first"
+  mkdir -p "$PROMETHEUS_DIR/data"
+  if pid=$(prometheus_pid); then
+    same_ports prometheus "$PROMETHEUS_PORT" RENEWALS_PROMETHEUS_PORT
+  else
+    if port_open "$PROMETHEUS_PORT"; then
+      die "prometheus: 127.0.0.1:$PROMETHEUS_PORT is taken by a process this script did not start (set RENEWALS_PROMETHEUS_PORT)"
+    fi
+    say "prometheus: starting on 127.0.0.1:$PROMETHEUS_PORT"
+    setsid prometheus --config.file=deploy/monitoring/prometheus.yml \
+      --storage.tsdb.path="$PROMETHEUS_DIR/data" --storage.tsdb.retention.time=2d \
+      --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
+      >>"$PROMETHEUS_LOG" 2>&1 </dev/null 9>&- &
+    pid=$!
+    record prometheus "$pid" "$PROMETHEUS_PORT"
+  fi
+  wait_for 30 "$pid" port_open "$PROMETHEUS_PORT" || status=$?
+  if ((status != 0)); then
+    show_log_tail "$PROMETHEUS_LOG"
+    ((status == 2)) && forget prometheus
+    die "prometheus: no answer on 127.0.0.1:$PROMETHEUS_PORT (log above)"
+  fi
+}
+
+prometheus_down() {
+  local pid
+  pid=$(prometheus_pid) || {
+    say "prometheus: not running"
+    return 0
+  }
+  say "prometheus: stopping pid $pid"
+  stop_group prometheus "$pid" 10
+  forget prometheus
+}
+
+# ---------------------------------------------------------------------------------------------
 
 table() {
-  local with_state=$1 ports kafka_state pg_state smtp_state kafka_pid_ pg_pid_ smtp_pid_
+  local with_state=$1 ports kafka_state pg_state smtp_state prom_state kafka_pid_ pg_pid_ smtp_pid_ prom_pid_
   kafka_pid_=$(kafka_pid) || kafka_pid_=-
   pg_pid_=$(pg_pid) || pg_pid_=-
   smtp_pid_=$(smtp_pid) || smtp_pid_=-
+  prom_pid_=$(prometheus_pid) || prom_pid_=-
   # What runs is shown where it runs, even when RENEWALS_*_PORT now says otherwise.
-  local KAFKA_PORT=$KAFKA_PORT KAFKA_CONTROLLER_PORT=$KAFKA_CONTROLLER_PORT PG_PORT=$PG_PORT SMTP_PORT=$SMTP_PORT
+  local KAFKA_PORT=$KAFKA_PORT KAFKA_CONTROLLER_PORT=$KAFKA_CONTROLLER_PORT PG_PORT=$PG_PORT SMTP_PORT=$SMTP_PORT PROMETHEUS_PORT=$PROMETHEUS_PORT
   if [[ $kafka_pid_ != - ]] && ports=$(recorded_ports kafka); then
     read -r KAFKA_PORT KAFKA_CONTROLLER_PORT <<<"$ports"
   fi
   if [[ $pg_pid_ != - ]] && ports=$(recorded_ports postgres); then PG_PORT=$ports; fi
   if [[ $smtp_pid_ != - ]] && ports=$(recorded_ports smtp); then SMTP_PORT=$ports; fi
+  if [[ $prom_pid_ != - ]] && ports=$(recorded_ports prometheus); then PROMETHEUS_PORT=$ports; fi
   kafka_state=$(state "$kafka_pid_" port_open "$KAFKA_PORT")
   pg_state=$(state "$pg_pid_" pg_ready)
   smtp_state=$(state "$smtp_pid_" port_open "$SMTP_PORT")
+  prom_state=$(state "$prom_pid_" port_open "$PROMETHEUS_PORT")
   local fmt="  %-10s %-5s %-7s %-48s %s\n"
   if [[ $with_state != yes ]]; then fmt="  %-10s %.0s%-7s %-48s %s\n"; fi
   # shellcheck disable=SC2059  # the format is chosen just above
@@ -462,6 +511,7 @@ table() {
     printf "$fmt" Kafka "$kafka_state" "$kafka_pid_" "127.0.0.1:$KAFKA_PORT (controller :$KAFKA_CONTROLLER_PORT)" ".local/kafka/logs/server.log"
     printf "$fmt" PostgreSQL "$pg_state" "$pg_pid_" "postgresql://postgres@127.0.0.1:$PG_PORT/renewals" ".local/pg/log/postgres.log"
     printf "$fmt" SMTP "$smtp_state" "$smtp_pid_" "127.0.0.1:$SMTP_PORT" ".local/smtp/smtp.log (mail: .local/smtp/mail/)"
+    printf "$fmt" Prometheus "$prom_state" "$prom_pid_" "http://127.0.0.1:$PROMETHEUS_PORT (targets, alerts)" ".local/prometheus/prometheus.log"
   }
 }
 
@@ -497,6 +547,7 @@ cmd_up() {
   pg_up
   pg_bootstrap
   smtp_up
+  prometheus_up
   kafka_wait
   kafka_topics
   say "ready in $(awk -v a="$started" -v b="${EPOCHREALTIME/,/.}" 'BEGIN { printf "%.1f", b - a }')s"
@@ -506,6 +557,7 @@ cmd_up() {
 
 cmd_down() {
   lock
+  prometheus_down
   smtp_down
   kafka_down
   pg_down
