@@ -149,6 +149,14 @@ IMAGES: tuple[Image, ...] = (
         {"devsmtp.py": "deploy/local/devsmtp.py"},
     ),
     Image(
+        "prometheus",
+        "prometheus.Dockerfile",
+        {
+            "prometheus-entrypoint.sh": "deploy/docker/prometheus/entrypoint.sh",
+            "alerts.yml": "deploy/monitoring/alerts.yml",
+        },
+    ),
+    Image(
         "services",
         "services.Dockerfile",
         {

@@ -51,7 +51,7 @@ export_built_images() {
 # still wants every variable of the file set.
 export_no_images() {
   local name
-  for name in POSTGRES KAFKA SMTP SERVICES; do export "RENEWALS_IMAGE_$name=unused"; done
+  for name in POSTGRES KAFKA SMTP PROMETHEUS SERVICES; do export "RENEWALS_IMAGE_$name=unused"; done
 }
 
 wait_healthy() {
@@ -78,6 +78,7 @@ Every container of the stack runs on the host's network, on 127.0.0.1:
   kafka          127.0.0.1:$RENEWALS_KAFKA_PORT        (controller $RENEWALS_KAFKA_CONTROLLER_PORT)
   postgres       127.0.0.1:$RENEWALS_PG_PORT        database renewals, roles <service>_svc
   smtp           127.0.0.1:$RENEWALS_SMTP_PORT        mail kept in ${RENEWALS_MAIL_DIR#"$ROOT/"}
+  prometheus     http://127.0.0.1:$RENEWALS_PROMETHEUS_PORT   targets, alerts
   renewal-1      http://127.0.0.1:$RENEWALS_RENEWAL_1_HTTP_PORT/ready  /metrics
   renewal-2      http://127.0.0.1:$RENEWALS_RENEWAL_2_HTTP_PORT/ready  /metrics
   bulk-worker    http://127.0.0.1:$RENEWALS_BULK_WORKER_HTTP_PORT/ready  /metrics

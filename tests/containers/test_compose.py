@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
+from services.operations.prometheus_targets import active_targets
 from tests.containers.stack import (
     REPO_ROOT,
     TEST_PROJECT_PREFIX,
@@ -77,7 +79,15 @@ def test_the_compose_stack_comes_up_healthy_and_the_demo_flow_works_against_it(
 
     ps = _stack("ps", env=compose_env)
     running = [line for line in ps.stdout.splitlines() if " Up " in line]
-    for service in ("kafka", "postgres", "smtp", "renewal-1", "renewal-2", "bulk-worker"):
+    for service in (
+        "kafka",
+        "postgres",
+        "smtp",
+        "prometheus",
+        "renewal-1",
+        "renewal-2",
+        "bulk-worker",
+    ):
         assert any(f"_{service}_1 " in line for line in running), ps.stdout
     assert all("(healthy)" in line for line in running), ps.stdout
 
@@ -97,3 +107,30 @@ def test_the_compose_stack_comes_up_healthy_and_the_demo_flow_works_against_it(
     components = {check["component"]: check["ok"] for check in json.loads(health.stdout)}
     assert components["service renewal-1"] and components["service renewal-2"]
     assert all(components.values()), components
+
+    # Prometheus in the stack scrapes every service (its first scrape comes within 15 s).
+    settings = dict(
+        line.split("=", 1)
+        for line in (tmp_path / "stack.env").read_text().splitlines()
+        if "=" in line
+    )
+    prometheus = f"http://127.0.0.1:{settings['RENEWALS_PROMETHEUS_PORT']}"
+    targets = _wait_for_scraped_targets(prometheus, timeout=60)
+    assert {t["labels"]["process"] for t in targets} == {
+        "renewal-1",
+        "renewal-2",
+        "bulk_worker",
+        "billing",
+        "notification",
+        "quote",
+    }
+    assert all(t["health"] == "up" for t in targets), targets
+
+
+def _wait_for_scraped_targets(prometheus: str, *, timeout: float) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        targets = active_targets(prometheus)
+        if (targets and all(t["health"] == "up" for t in targets)) or time.monotonic() > deadline:
+            return targets
+        time.sleep(1)
