@@ -44,6 +44,7 @@ from services.operations.dlq import (
 )
 from services.operations.health import check_all
 from services.operations.kafka import Record, UnknownTopicError
+from services.operations.tables import fitting
 from services.operations.tail import EventFilter, parse_since, shown
 from services.operations.tail import tail as tail_events
 from services.operations.topics import GroupLag, TopicStats, topic_stats
@@ -130,7 +131,7 @@ def history(subscription_id: str, as_json: JsonOption = False) -> None:
             row["request_id"] or "",
             (row["event_id"] or "")[:8],
         )
-    console.print(table)
+    console.print(fitting(table, console))
 
 
 @app.command()
@@ -161,7 +162,7 @@ def batches(
             str(row["rejected"]),
             str(row["received_at"])[:19],
         )
-    console.print(table)
+    console.print(fitting(table, console))
 
 
 @app.command(name="migrate")
@@ -229,13 +230,13 @@ def topics(
         _print_json([s.as_dict() for s in load()])
         return
     if not watch:
-        console.print(_topics_table(load()))
+        console.print(fitting(_topics_table(load()), console))
         return
-    with Live(_topics_table(load()), console=console, auto_refresh=False) as live:
+    with Live(fitting(_topics_table(load()), console), console=console, auto_refresh=False) as live:
         try:
             while True:
                 time.sleep(interval)
-                live.update(_topics_table(load()), refresh=True)
+                live.update(fitting(_topics_table(load()), console), refresh=True)
         except KeyboardInterrupt:
             pass
 
@@ -364,7 +365,7 @@ def dlq_list(
             letter.failed_at[:19],
             letter.replayed_as or "",
         )
-    console.print(table)
+    console.print(fitting(table, console))
 
 
 @dlq_app.command("show")
@@ -387,7 +388,7 @@ def dlq_show(
     table = Table("header", "value", show_header=False)
     for name, value in letter.headers.items():
         table.add_row(name, value)
-    console.print(table)
+    console.print(fitting(table, console))
     console.print(f"key: {letter.key}")
     if letter.replayed_as:
         console.print(f"[green]replayed as {letter.replayed_as}")
@@ -480,7 +481,7 @@ def health(
         for check in checks:
             state = "[green]ok" if check.ok else "[red]DOWN"
             table.add_row(check.component, state, check.detail)
-        console.print(table)
+        console.print(fitting(table, console))
     if not all(c.ok for c in checks):
         raise typer.Exit(1)
 
@@ -568,7 +569,7 @@ def _print_rows(title: str, rows: list[dict[str, Any]], columns: list[str] | Non
     table = Table(*columns, title=title, title_justify="left")
     for row in rows:
         table.add_row(*(str(_jsonable(row[c]) if row[c] is not None else "") for c in columns))
-    console.print(table)
+    console.print(fitting(table, console))
 
 
 @app.command(name="console")
