@@ -73,14 +73,6 @@ def create_app(
         ),
     )
 
-    async def deliver() -> None:
-        sender = EmailSender(
-            runtime.pools.get(), clock, settings, EmailRenderer(), faults=runtime.faults
-        )
-        await sender.run()
-
-    runtime.loop("email_sender", deliver)
-
     async def remind() -> None:
         await ReminderScheduler(runtime.pools.get(), clock, settings.policy, settings).run()
 
@@ -97,4 +89,16 @@ def create_app(
     )
     runtime.consume(quote_events.TOPIC, quote_events.REGISTRY, quote_handlers)
     runtime.produces(notification_events.TOPIC, notification_events.REGISTRY)
-    return runtime.build_app()
+    app = runtime.build_app()
+
+    async def register_senders() -> None:
+        """The email senders' WorkLoops, once the pool they claim from is open: start-up hooks
+        run in order, after the runtime's own (which opens it), before the loops start."""
+        sender = EmailSender(
+            runtime.pools.get(), clock, settings, EmailRenderer(), faults=runtime.faults
+        )
+        for loop in sender.loops():
+            runtime.work(loop)
+
+    app.on_startup(register_senders)
+    return app

@@ -93,7 +93,8 @@ def renewal_events_handler(
                        WHERE NOT sid = ANY(emails.subscription_ids) ORDER BY n)
                WHERE emails.status = 'pending'
                  AND NOT EXCLUDED.subscription_ids <@ emails.subscription_ids""",
-            json.dumps(list(emails.values())),
+            # In key order: the rows are locked in that order, as every other batch locks them.
+            json.dumps([emails[key] for key in sorted(emails)]),
             now,
         )
 

@@ -1,12 +1,12 @@
 """Delivers queued emails over SMTP, each exactly once as far as SMTP allows.
 
-Emails are leased a claim at a time (a committed claim with an expiry, `claim_size` emails),
-sent one after the other on one SMTP session, then all those the server accepted are marked sent
-together with their `email.sent` events in one transaction. A process killed after the SMTP
-server accepted a message but before that commit sends it again once the lease expires: the
-window now spans the claim, so a crash can resend every email of the claim already accepted (up
-to `claim_size`), each at most once per crash — SMTP gives no stronger promise. Temporary SMTP failures (4xx, connection errors) are retried
-with exponential backoff; after the last try, or on a permanent refusal (5xx), `email.failed`.
+Emails are leased a claim at a time (`claim_size` emails under one token, `leases.py`) and sent
+one after the other on one SMTP session; the lease is renewed while they go out, and each email
+the server accepted is marked sent, with its `email.sent`, at once — only while the token still
+holds it. A process killed after the SMTP server accepted a message and before its mark sends
+that one message again once the lease expires: at most one duplicate per crash, the most SMTP
+allows. Temporary SMTP failures (4xx, connection errors) are retried with exponential backoff;
+after the last try, or on a permanent refusal (5xx), `email.failed`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -26,17 +27,21 @@ from typing import Any
 
 import asyncpg
 
+from services.notification.leases import Claim, Leases, Mark
 from services.notification.settings import NotificationSettings
 from services.notification.templates import EmailRenderer, RenderedEmail
 from shared.clock import Clock
 from shared.contracts.envelope import new_event
 from shared.contracts.notification_events import TOPIC as NOTIFICATION_EVENTS
 from shared.contracts.notification_events import EmailFailed, EmailSent
-from shared.messaging.faults import AFTER_SMTP_ACCEPT, FaultPoints
+from shared.messaging.faults import AFTER_SMTP_ACCEPT, SENDER_MID_CLAIM, FaultPoints
+from shared.messaging.loops import WorkLoop
 from shared.messaging.metrics import EMAILS
 from shared.messaging.outbox import Outbox
 
 log = logging.getLogger(__name__)
+
+SERVICE = "notification"
 
 
 class TemporarySmtpError(Exception):
@@ -162,20 +167,10 @@ class SmtpConnection:
             self._smtp = None
 
 
-def _send_all(smtp: SmtpConnection, messages: list[OutgoingEmail]) -> list[Exception | None]:
-    """Send each message; its SMTP error, or None once the server accepted it."""
-    errors: list[Exception | None] = []
-    for message in messages:
-        try:
-            smtp.send(message)
-        except (TemporarySmtpError, PermanentSmtpError) as error:
-            errors.append(error)
-        else:
-            errors.append(None)
-    return errors
-
-
 class EmailSender:
+    """`settings.senders` loops (`loops()`), each with its own SMTP session, sending the claims
+    they lease; they share one `LISTEN notification_emails` (the first loop's connection)."""
+
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -189,86 +184,98 @@ class EmailSender:
         self.settings = settings
         self.renderer = renderer
         self.faults = faults or FaultPoints()
-        self._wake = asyncio.Event()
+        self.leases = Leases(pool, clock, lease_seconds=settings.lease_seconds, service=SERVICE)
+        # Emails SMTP accepted whose mark met a database error: marked first at the next step
+        # (under the same lease token), not sent again.
+        self.unmarked: list[Mark] = []
+        self._loops: list[WorkLoop] = []
+        self._smtp: list[SmtpConnection] = []
 
-    async def run(self) -> None:
-        listener = await self.pool.acquire()
-        try:
-            await listener.add_listener("notification_emails", self._on_notify)
-            await asyncio.gather(*(self._sender() for _ in range(self.settings.senders)))
-        finally:
-            with contextlib.suppress(Exception):
-                await listener.remove_listener("notification_emails", self._on_notify)
-            await self.pool.release(listener)
+    def loops(self) -> list[WorkLoop]:
+        """One WorkLoop per sender, its step one claim (`send_due`); register them with
+        `runtime.work`."""
+        for number in range(self.settings.senders):
+            smtp = SmtpConnection(self.settings.smtp_host, self.settings.smtp_port)
+            self._smtp.append(smtp)
+            self._loops.append(
+                _SenderLoop(
+                    self._loops,
+                    f"email_sender_{number}",
+                    functools.partial(self.send_due, smtp),
+                    service=SERVICE,
+                    poll_seconds=self.settings.poll_seconds,
+                    # One listening connection for all: the pool is small (one LISTEN each
+                    # would hold `senders` connections for ever).
+                    pool=self.pool if number == 0 else None,
+                    channel="notification_emails" if number == 0 else None,
+                )
+            )
+        return self._loops
 
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()
-
-    async def _sender(self) -> None:
-        smtp = SmtpConnection(self.settings.smtp_host, self.settings.smtp_port)
-        try:
-            while True:
-                try:
-                    worked = await self.send_due(smtp)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                    log.warning("email sender failed, retrying", extra={"error": repr(error)})
-                    worked = 0
-                    await asyncio.sleep(self.settings.poll_seconds)
-                if worked:
-                    continue
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_seconds)
-        finally:
+    def close(self) -> None:
+        for smtp in self._smtp:
             smtp.close()
 
     async def send_due(self, smtp: SmtpConnection) -> int:
-        emails = await self._lease()
-        if not emails:
-            return 0
-        ready: list[tuple[asyncpg.Record, RenderedEmail, OutgoingEmail]] = []
-        for email in emails:
-            context: dict[str, Any] = json.loads(email["context"])
+        """One claim: each email checked to be still held, sent, and marked at once — so that
+        a crash duplicates at most the one email between SMTP's acceptance and its mark."""
+        await self._record_unmarked()
+        claim = await self.leases.claim(self.settings.claim_size)
+        if len(claim.emails) == self.settings.claim_size:
+            for loop in self._loops:  # a full claim: more may be waiting for the other senders
+                loop.wake()
+        accepted = 0
+        for email in claim.emails:
+            key = email["notification_key"]
             try:
-                rendered = self.renderer.render(email["kind"], email["locale"], context)
+                rendered = self.renderer.render(
+                    email["kind"], email["locale"], json.loads(email["context"])
+                )
             except Exception as error:
                 # A template or its data is broken: no retry will help, and the others must go.
-                log.exception("email cannot be rendered", extra={"key": email["notification_key"]})
+                log.exception("email cannot be rendered", extra={"key": key})
                 unrendered = RenderedEmail(subject=f"({email['kind']} not rendered)", text="")
-                await self._failed(email, unrendered, f"cannot render: {error!r}", temporary=False)
+                await self._record(
+                    self._failed(claim, email, unrendered, f"cannot render: {error!r}", False)
+                )
                 continue
-            ready.append((email, rendered, self._message(email, rendered)))
-        # One thread hop for the claim: the emails go out one after the other on one session.
-        errors = await asyncio.to_thread(_send_all, smtp, [message for *_, message in ready])
-        sent: list[tuple[asyncpg.Record, RenderedEmail]] = []
-        for (email, rendered, _), failure in zip(ready, errors, strict=True):
-            if failure is None:
-                sent.append((email, rendered))
-            else:
+            if not await self.leases.hold(claim, key):
+                continue  # its lease expired and another sender has it now: theirs to send
+            try:
+                await asyncio.to_thread(smtp.send, self._message(email, rendered))
+            except (TemporarySmtpError, PermanentSmtpError) as failure:
                 temporary = isinstance(failure, TemporarySmtpError)
-                await self._failed(email, rendered, str(failure), temporary=temporary)
-        if sent:
+                await self._record(self._failed(claim, email, rendered, str(failure), temporary))
+                continue
             self.faults.hit(AFTER_SMTP_ACCEPT)
-            await self._sent(sent)
-        return len(emails)
+            if await self._record(self._sent(claim, email, rendered)):
+                EMAILS.labels(SERVICE, email["kind"], "sent").inc()
+            accepted += 1
+            if accepted == 1 and len(claim.emails) > 1:
+                self.faults.hit(SENDER_MID_CLAIM)
+        return len(claim.emails)
 
-    async def _lease(self) -> list[asyncpg.Record]:
-        now = self.clock.now()
-        return await self.pool.fetch(
-            """UPDATE emails SET lease_until = $2
-               WHERE notification_key IN (
-                   SELECT notification_key FROM emails
-                   WHERE status = 'pending' AND next_attempt_at <= $1
-                     AND (lease_until IS NULL OR lease_until < $1)
-                   -- what a customer just did goes before reminders, however many are due
-                   ORDER BY kind = 'renewal_reminder', next_attempt_at
-                   LIMIT $3 FOR UPDATE SKIP LOCKED)
-               RETURNING notification_key, kind, csn, recipients, locale, context::text AS context,
-                         subscription_ids, order_id, quote_number, attempts""",
-            now,
-            now + timedelta(seconds=self.settings.lease_seconds),
-            self.settings.claim_size,
-        )
+    async def _record(self, mark: Mark) -> bool:
+        """Record `mark`; on a database error keep it for the next step and raise (the loop
+        logs, counts and backs off)."""
+        try:
+            return await self.leases.record(mark)
+        except Exception:
+            mark.failures += 1
+            if mark.failures < self.settings.max_attempts:
+                self.unmarked.append(mark)
+            else:
+                log.error(
+                    "giving up recording an email's outcome: sent again once its lease expires",
+                    extra={"key": mark.key, "status": mark.status},
+                )
+            raise
+
+    async def _record_unmarked(self) -> None:
+        while self.unmarked:
+            mark = self.unmarked.pop(0)
+            if await self._record(mark) and mark.status == "sent":
+                EMAILS.labels(SERVICE, mark.kind, "sent").inc()
 
     def _message(self, email: asyncpg.Record, rendered: RenderedEmail) -> OutgoingEmail:
         return build_message(
@@ -292,66 +299,62 @@ class EmailSender:
             "quote_number": email["quote_number"],
         }
 
-    async def _sent(self, sent: list[tuple[asyncpg.Record, RenderedEmail]]) -> None:
-        """Mark the claim's accepted emails sent, with their `email.sent`, in one transaction."""
+    def _sent(self, claim: Claim, email: asyncpg.Record, rendered: RenderedEmail) -> Mark:
         now = self.clock.now()
         outbox = Outbox()
-        for email, rendered in sent:
-            event = EmailSent(**self._event_fields(email, rendered))
-            outbox.add(
-                NOTIFICATION_EVENTS,
-                new_event(event, subject=email["csn"], source=self.settings.source, time=now),
-            )
-        async with self.pool.acquire() as connection, connection.transaction():
-            await connection.execute(
-                """UPDATE emails AS e SET status = 'sent', sent_at = $3, subject = u.subject,
-                          attempts = e.attempts + 1, lease_until = NULL
-                   FROM unnest($1::text[], $2::text[]) AS u(notification_key, subject)
-                   WHERE e.notification_key = u.notification_key""",
-                [email["notification_key"] for email, _ in sent],
-                [rendered.subject for _, rendered in sent],
-                now,
-            )
-            await outbox.flush(connection)
-        for email, _ in sent:
-            EMAILS.labels("notification", email["kind"], "sent").inc()
+        event = EmailSent(**self._event_fields(email, rendered))
+        outbox.add(
+            NOTIFICATION_EVENTS,
+            new_event(event, subject=email["csn"], source=self.settings.source, time=now),
+        )
+        return Mark(
+            claim.token,
+            email["notification_key"],
+            email["kind"],
+            "sent",
+            next_attempt_at=email["next_attempt_at"],
+            sent_at=now,
+            subject=rendered.subject,
+            outbox_rows=outbox.rows,
+        )
 
-    async def _failed(
-        self, email: asyncpg.Record, rendered: RenderedEmail, reason: str, *, temporary: bool
-    ) -> None:
+    def _failed(
+        self,
+        claim: Claim,
+        email: asyncpg.Record,
+        rendered: RenderedEmail,
+        reason: str,
+        temporary: bool,
+    ) -> Mark:
         now = self.clock.now()
         attempts = email["attempts"] + 1
-        outbox = Outbox()
+        key = email["notification_key"]
         if temporary and attempts < self.settings.max_attempts:
             retry_at = now + timedelta(
                 seconds=self.settings.retry_base_seconds * 2 ** (attempts - 1)
             )
-            status = "pending"
-            log.warning(
-                "email delivery failed, will retry",
-                extra={"key": email["notification_key"], "error": reason},
-            )
-        else:
-            retry_at = now
-            status = "failed"
-            EMAILS.labels("notification", email["kind"], "failed").inc()
-            failed = EmailFailed(**self._event_fields(email, rendered), reason=reason)
-            outbox.add(
-                NOTIFICATION_EVENTS,
-                new_event(failed, subject=email["csn"], source=self.settings.source, time=now),
-            )
-            log.error(
-                "email delivery failed for good",
-                extra={"key": email["notification_key"], "error": reason},
-            )
-        async with self.pool.acquire() as connection, connection.transaction():
-            await connection.execute(
-                "UPDATE emails SET status = $2, attempts = $3, next_attempt_at = $4, last_error = $5,"
-                " lease_until = NULL WHERE notification_key = $1",
-                email["notification_key"],
-                status,
-                attempts,
-                retry_at,
-                reason,
-            )
-            await outbox.flush(connection)
+            log.warning("email delivery failed, will retry", extra={"key": key, "error": reason})
+            return Mark(claim.token, key, email["kind"], "pending", retry_at, error=reason)
+        EMAILS.labels(SERVICE, email["kind"], "failed").inc()
+        log.error("email delivery failed for good", extra={"key": key, "error": reason})
+        outbox = Outbox()
+        failed = EmailFailed(**self._event_fields(email, rendered), reason=reason)
+        outbox.add(
+            NOTIFICATION_EVENTS,
+            new_event(failed, subject=email["csn"], source=self.settings.source, time=now),
+        )
+        return Mark(
+            claim.token, key, email["kind"], "failed", now, error=reason, outbox_rows=outbox.rows
+        )
+
+
+class _SenderLoop(WorkLoop):
+    """A sender's WorkLoop whose wake-up (a NOTIFY on the shared channel) wakes every sender."""
+
+    def __init__(self, group: list[WorkLoop], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.group = group
+
+    def wake(self, *_: object) -> None:
+        for loop in self.group:
+            WorkLoop.wake(loop)

@@ -14,8 +14,10 @@ log = logging.getLogger(__name__)
 AFTER_DB_COMMIT = "after_db_commit"
 # The bulk worker, mid-batch: orders decided and written, the transaction not yet committed.
 BULK_BEFORE_COMMIT = "bulk_before_commit"
-# The email sender, after the SMTP server accepted a claim's emails, before they are marked sent.
+# The email sender, after the SMTP server accepted an email, before it is marked sent.
 AFTER_SMTP_ACCEPT = "after_smtp_accept"
+# The email sender, mid-claim: the first email of several sent and marked, the others not yet.
+SENDER_MID_CLAIM = "sender_mid_claim"
 
 
 class FaultPoints:

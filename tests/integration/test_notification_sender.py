@@ -1,5 +1,7 @@
 """The email sender on a real database and SMTP server: one email that can't be rendered must
-not stop the others (a poison email fails alone, with `email.failed`).
+not stop the others (a poison email fails alone, with `email.failed`); a lease covers its
+claim's sending time and only its holder marks an email (issue 15 item 4); the claim walks one
+index and nothing deadlocks with the queueing (issue 19 item 1).
 """
 
 from __future__ import annotations
@@ -7,24 +9,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import uuid
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 import pytest
+from aiosmtpd.controller import Controller
+from prometheus_client import REGISTRY
 
+from services.notification.directory import save_order
+from services.notification.leases import CLAIM, LEASES_LOST
+from services.notification.queue import renewal_events_handler
 from services.notification.sender import EmailSender
 from services.notification.settings import NotificationSettings
 from services.notification.templates import EmailRenderer
 from shared.clock import SystemClock
+from shared.contracts.billing_events import OrderLine, OrderPlaced
+from shared.contracts.envelope import new_event
+from shared.contracts.renewal_events import SubscriptionRenewed
 from shared.db.migrate import migrate
 from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
-from shared.samples import unique_csn
-from tests.integration.helpers import eventually, scratch_schema
-from tests.support.smtp import SmtpServer
+from shared.messaging.consumer import Delivery, UnitOfWork
+from shared.samples import buyer_of, unique_csn
+from tests.integration.helpers import connection_to, eventually, scratch_schema
+from tests.support.smtp import Mailbox, SmtpServer, free_port
 
 
 @pytest.fixture
@@ -75,32 +90,387 @@ async def test_an_email_that_cannot_be_rendered_fails_alone(
             sender = EmailSender(pool, SystemClock(), settings, EmailRenderer())
             await queue(pool, "order_confirmation:BROKEN", broken, now - timedelta(minutes=1))
             await queue(pool, good_key, order_context(good_key), now)
-            task = asyncio.create_task(sender.run())
-            try:
-
-                async def both_done() -> bool:
-                    # One claim takes both; the order they are delivered in is not fixed.
-                    rows = await pool.fetch("SELECT notification_key, status FROM emails")
-                    statuses = {row["notification_key"]: row["status"] for row in rows}
-                    wanted = {"order_confirmation:BROKEN": "failed", good_key: "sent"}
-                    return statuses == wanted or task.done()
-
-                await eventually(both_done, timeout=5, what="one email sent, the other failed")
-                assert not task.done(), f"the sender died: {task.exception()!r}"
-                assert len(smtp.mailbox.with_key(good_key)) == 1
-                announced = [
-                    json.loads(row["value"])
-                    for row in await pool.fetch("SELECT value FROM outbox ORDER BY id")
-                ]
-                failed = [e for e in announced if e["type"] == "email.failed"]
-                assert [e["data"]["notification_id"] for e in failed] == [
-                    "order_confirmation:BROKEN"
-                ]
-                assert "order_id" in failed[0]["data"]["reason"]
-                assert [e["type"] for e in announced if e is not failed[0]] == ["email.sent"]
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            async with sending(sender):
+                # One claim takes both; the order they are delivered in is not fixed.
+                wanted = {"order_confirmation:BROKEN": "failed", good_key: "sent"}
+                await eventually(
+                    lambda: _statuses_are(pool, wanted), timeout=5, what="one sent, one failed"
+                )
+            assert len(smtp.mailbox.with_key(good_key)) == 1
+            events = [
+                json.loads(row["value"])
+                for row in await pool.fetch("SELECT value FROM outbox ORDER BY id")
+            ]
+            failed = [e for e in events if e["type"] == "email.failed"]
+            assert [e["data"]["notification_id"] for e in failed] == ["order_confirmation:BROKEN"]
+            assert "order_id" in failed[0]["data"]["reason"]
+            assert [e["type"] for e in events if e is not failed[0]] == ["email.sent"]
     finally:
         await pool.close()
+
+
+# --- Issue 15 item 4 and issue 19 item 1: a lease that covers its claim, marks that check it ---
+
+
+@dataclass
+class SlowMailbox(Mailbox):
+    """An SMTP server that takes `delay` seconds to accept each of its next `slow` messages."""
+
+    delay: float = 0.0
+    slow: int = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.slow > 0:
+            self.slow -= 1
+            await asyncio.sleep(self.delay)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@contextlib.contextmanager
+def smtp_server(mailbox: Mailbox) -> Iterator[int]:
+    """The project's test SMTP server (aiosmtpd) around `mailbox`; yields its port."""
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
+@contextlib.asynccontextmanager
+async def sending(*senders: EmailSender) -> AsyncIterator[None]:
+    """Each sender's loops running (as the service runs them), cancelled afterwards."""
+    loops = [loop for sender in senders for loop in sender.loops()]
+    tasks = [loop.start() for loop in loops]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for sender in senders:
+            sender.close()
+        dead = [loop.name for loop in loops if loop.last_error]
+        assert not [t for t in tasks if not t.cancelled() and t.exception()], f"died: {dead}"
+
+
+async def statuses(pool: asyncpg.Pool) -> dict[str, str]:
+    rows = await pool.fetch("SELECT notification_key, status FROM emails")
+    return {row["notification_key"]: row["status"] for row in rows}
+
+
+async def announced(pool: asyncpg.Pool, event_type: str) -> Counter[str]:
+    rows = await pool.fetch("SELECT value FROM outbox ORDER BY id")
+    events = [json.loads(row["value"]) for row in rows]
+    return Counter(e["data"]["notification_id"] for e in events if e["type"] == event_type)
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def keys(count: int) -> list[str]:
+    return [f"order_confirmation:ORD-{uuid.uuid4().hex[:8]}" for _ in range(count)]
+
+
+async def test_issue_15_4_a_claim_slower_than_its_lease_is_renewed_and_each_email_goes_once(
+    notification_db: DatabaseSettings,
+) -> None:
+    """Six emails at 0.3 s each take 1.8 s, the lease is 1 s: the holder renews it while it
+    sends, so the other sender never re-leases them and nothing goes twice."""
+    pool = await create_pool(notification_db)
+    mailbox = SlowMailbox(delay=0.3, slow=1000)
+    wanted = keys(6)
+    try:
+        with smtp_server(mailbox) as port:
+            settings = NotificationSettings(
+                database=notification_db,
+                smtp_port=port,
+                senders=1,
+                claim_size=6,
+                lease_seconds=1.0,
+                poll_seconds=0.05,
+            )
+            for key in wanted:
+                await queue(pool, key, order_context(key), datetime.now(UTC))
+            one, other = (
+                EmailSender(pool, SystemClock(), settings, EmailRenderer()) for _ in range(2)
+            )
+            async with sending(one, other):
+                await eventually(
+                    lambda: _all_sent(pool, wanted), timeout=15, what="every email sent"
+                )
+            copies = Counter(m["X-Notification-Key"] for m in mailbox.all())
+            assert copies == dict.fromkeys(wanted, 1)
+            assert await announced(pool, "email.sent") == dict.fromkeys(wanted, 1)
+    finally:
+        await pool.close()
+
+
+async def _all_sent(pool: asyncpg.Pool, wanted: list[str]) -> bool:
+    return await _statuses_are(pool, dict.fromkeys(wanted, "sent"))
+
+
+async def _statuses_are(pool: asyncpg.Pool, wanted: dict[str, str]) -> bool:
+    return await statuses(pool) == wanted
+
+
+async def test_issue_15_4_a_sender_whose_lease_lapsed_mid_send_does_not_mark_it_and_says_so(
+    notification_db: DatabaseSettings,
+) -> None:
+    """An SMTP server that takes 1.5 s on a 0.4 s lease: the other sender re-leases and sends it
+    too (SMTP cannot take an email back), but only the holder marks it sent and announces it;
+    the first finds it no longer holds the lease, logs it and counts it."""
+    pool = await create_pool(notification_db)
+    mailbox = SlowMailbox(delay=1.5, slow=1)
+    [key] = keys(1)
+    lost_before = sample(LEASES_LOST, service="notification", stage="after_send")
+    try:
+        with smtp_server(mailbox) as port:
+            settings = NotificationSettings(
+                database=notification_db,
+                smtp_port=port,
+                senders=2,
+                lease_seconds=0.4,
+                poll_seconds=0.05,
+            )
+            await queue(pool, key, order_context(key), datetime.now(UTC))
+            async with sending(EmailSender(pool, SystemClock(), settings, EmailRenderer())):
+                await eventually(
+                    lambda: (
+                        sample(LEASES_LOST, service="notification", stage="after_send")
+                        > lost_before
+                    ),
+                    timeout=10,
+                    what="the lapsed holder's mark refused",
+                )
+            assert await statuses(pool) == {key: "sent"}
+            assert len(mailbox.with_key(key)) == 2
+            assert await announced(pool, "email.sent") == {key: 1}
+    finally:
+        await pool.close()
+
+
+async def test_issue_15_4_a_database_error_while_marking_is_seen_by_the_loop_and_not_resent(
+    notification_db: DatabaseSettings,
+) -> None:
+    """Marking sent fails twice (a trigger raises): the sender's loop sees the error, backs off,
+    and marks it on a later step, without sending the email again."""
+    pool = await create_pool(notification_db)
+    await pool.execute(
+        """CREATE SEQUENCE marks_tried;
+           CREATE FUNCTION fail_twice() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN
+               IF nextval('marks_tried') <= 2 THEN RAISE EXCEPTION 'marking failed'; END IF;
+               RETURN NEW;
+           END $$;
+           CREATE TRIGGER fail_twice BEFORE UPDATE ON emails FOR EACH ROW
+               WHEN (NEW.status = 'sent') EXECUTE FUNCTION fail_twice();"""
+    )
+    [key] = keys(1)
+    errors = {"service": "notification", "loop": "email_sender_0", "error_type": "RaiseError"}
+    errors_before = sample("renewals_loop_errors_total", **errors)
+    try:
+        with SmtpServer() as smtp:
+            settings = NotificationSettings(
+                database=notification_db,
+                smtp_port=smtp.port,
+                senders=1,
+                lease_seconds=0.5,
+                poll_seconds=0.05,
+            )
+            await queue(pool, key, order_context(key), datetime.now(UTC))
+            async with sending(EmailSender(pool, SystemClock(), settings, EmailRenderer())):
+                await eventually(lambda: _all_sent(pool, [key]), timeout=10, what="marked sent")
+            assert len(smtp.mailbox.with_key(key)) == 1
+            assert await announced(pool, "email.sent") == {key: 1}
+            assert sample("renewals_loop_errors_total", **errors) == errors_before + 2
+    finally:
+        await pool.close()
+
+
+async def test_issue_19_1_the_claim_reads_only_claimable_emails_through_its_partial_index(
+    notification_db: DatabaseSettings,
+) -> None:
+    """Among 20,000 sent, 2,000 leased, 1,000 not yet due and 4,000 due emails, a claim of 20
+    walks the `emails_claimable` index and stops after 20 entries: no sort, no scan of the
+    pending emails; what a customer just did goes before reminders."""
+    pool = await create_pool(notification_db)
+    now = datetime.now(UTC)
+    try:
+        # 1-20,000 sent; 20,001-22,000 leased; 22,001-23,000 due in an hour; the rest due, half
+        # of them reminders (as half of all the others).
+        await pool.execute(
+            """INSERT INTO emails (notification_key, kind, csn, recipients, locale, context,
+                                   next_attempt_at, created_at, status, lease_until)
+               SELECT 'k' || n, CASE WHEN n % 2 = 0 THEN 'renewal_reminder'
+                                     ELSE 'order_confirmation' END,
+                      'CSN', '{a@example.com}', 'en-US', '{}',
+                      CASE WHEN n BETWEEN 22001 AND 23000 THEN $1::timestamptz + interval '1 hour'
+                           ELSE $1::timestamptz - make_interval(secs => n) END,
+                      $1,
+                      CASE WHEN n <= 20000 THEN 'sent' ELSE 'pending' END,
+                      CASE WHEN n BETWEEN 20001 AND 22000 THEN $1::timestamptz + interval '1 minute' END
+               FROM generate_series(1, 27000) AS n""",
+            now,
+        )
+        await pool.execute("ANALYZE emails")
+        async with pool.acquire() as connection:
+            claiming = connection.transaction()
+            await claiming.start()
+            [plan] = json.loads(
+                await connection.fetchval(
+                    "EXPLAIN (ANALYZE, FORMAT JSON) " + CLAIM, now, now, 20, uuid.uuid4()
+                )
+            )
+            claimed = await connection.fetch("SELECT kind FROM emails WHERE lease_until = $1", now)
+            await claiming.rollback()  # EXPLAIN ANALYZE claimed them for real
+        nodes = list(_nodes(plan["Plan"]))
+        [claiming_scan] = [n for n in nodes if n.get("Index Name") == "emails_claimable"]
+        assert claiming_scan["Node Type"] == "Index Scan"
+        assert claiming_scan["Actual Rows"] == 20  # read 20 entries of the index, and stopped
+        # The claimed rows are then updated through the primary key: nothing else reads emails.
+        others = {n.get("Index Name") for n in nodes if "Scan" in n["Node Type"]} - {
+            "emails_claimable"
+        }
+        assert others <= {"emails_pkey", None}, others
+        assert not [n for n in nodes if n["Node Type"] in ("Sort", "Seq Scan", "Bitmap Heap Scan")]
+        assert [row["kind"] for row in claimed] == ["order_confirmation"] * 20
+    finally:
+        await pool.close()
+
+
+def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", []):
+        yield from _nodes(child)
+
+
+async def test_issue_19_1_senders_and_queueing_together_never_deadlock_and_send_each_once(
+    notification_db: DatabaseSettings, admin_db: asyncpg.Connection
+) -> None:
+    """Two senders (two loops each) while 300 orders are queued: their confirmations upserted
+    from `subscription.renewed` (five lines each, in separate batches, by four consumers that
+    each own a quarter of the orders, as partitions do) and their totals filled in by
+    `order.placed` (two consumers), batches of 25 in one transaction each. No transaction
+    deadlocks (`pg_stat_database.deadlocks` does not grow) and every email goes exactly once.
+
+    The billing batches are in order id order: `save_order` updates one email per event, in the
+    batch's order, and the queue's upsert locks in key order; two such batches in opposite
+    orders can deadlock each other, senders or not — that is the confirmation-total hold's own
+    problem (issue 19 item 1 removes the hold), not the sender's."""
+    orders = sorted(f"dl-{uuid.uuid4().hex[:8]}" for _ in range(300))
+    shuffled = random.Random(15)
+    renewals = [_renewed(order, line) for line in range(1, 6) for order in orders]
+    placed = [_placed(order) for order in orders]
+    shuffled.shuffle(renewals)
+    handle = renewal_events_handler(SystemClock())
+
+    async def save_orders(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
+        for delivery in deliveries:
+            await save_order(unit, delivery)
+
+    deadlocks_before = await _deadlocks(admin_db)
+    pool = await create_pool(notification_db)
+    retried: list[str] = []
+
+    async def consume(deliveries: list[Delivery], apply: Any) -> None:
+        """Batches of 25, one transaction each; a deadlock retries the batch, as the consumer."""
+        async with connection_to(notification_db) as connection:
+            for start in range(0, len(deliveries), 25):
+                while True:
+                    try:
+                        async with connection.transaction():
+                            await apply(UnitOfWork(connection), deliveries[start : start + 25])
+                        break
+                    except asyncpg.DeadlockDetectedError as error:
+                        retried.append(repr(error))
+
+    try:
+        with SmtpServer() as smtp:
+            settings = NotificationSettings(
+                database=notification_db, smtp_port=smtp.port, senders=2, poll_seconds=0.05
+            )
+            senders = [EmailSender(pool, SystemClock(), settings, EmailRenderer()) for _ in "ab"]
+            async with sending(*senders):
+                await asyncio.gather(
+                    *(consume(_owned(renewals, part, 4), handle) for part in range(4)),
+                    consume(placed[::2], save_orders),
+                    consume(placed[1::2], save_orders),
+                )
+                wanted = [f"order_confirmation:{order}" for order in orders]
+                await eventually(lambda: _all_sent(pool, wanted), timeout=30, what="all sent")
+            copies = Counter(m["X-Notification-Key"] for m in smtp.mailbox.all())
+            assert copies == dict.fromkeys(wanted, 1)
+    finally:
+        await pool.close()  # a backend reports its deadlocks to pg_stat_database when it ends
+    assert retried == []
+    await eventually(
+        lambda: _stats_flushed(admin_db, notification_db.user), timeout=10, what="backends gone"
+    )
+    assert await _deadlocks(admin_db) == deadlocks_before
+
+
+def _owned(deliveries: list[Delivery], part: int, parts: int) -> list[Delivery]:
+    """The deliveries of the orders a consumer owns (a partition's share)."""
+    return [d for d in deliveries if int(d.data.order_id[3:], 16) % parts == part]
+
+
+def _renewed(order: str, line: int) -> Delivery:
+    data = SubscriptionRenewed(
+        subscription_id=f"{order}-s{line}",
+        order_id=order,
+        previous_renewal_date=date(2026, 3, 1),
+        renewal_date=date(2027, 3, 1),
+        term="annual",
+        seats=1,
+        product_name="AutoCAD LT",
+        buyer=buyer_of(f"CSN-{order}"),
+    )
+    return Delivery(
+        new_event(data, subject=f"CSN-{order}", source="/t", time=datetime.now(UTC)), record=None
+    )
+
+
+def _placed(order: str) -> Delivery:
+    lines = [
+        OrderLine(
+            subscription_id=f"{order}-s{line}",
+            product_code="ACDLT",
+            term="annual",
+            seats=1,
+            unit_price=Decimal("420.00"),
+            amount=Decimal("420.00"),
+        )
+        for line in range(1, 6)
+    ]
+    data = OrderPlaced(
+        order_id=order,
+        csn=f"CSN-{order}",
+        purchase_method="direct_online",
+        currency="EUR",
+        total=Decimal("2100.00"),
+        lines=lines,
+    )
+    return Delivery(
+        new_event(data, subject=f"CSN-{order}", source="/t", time=datetime.now(UTC)), record=None
+    )
+
+
+async def _deadlocks(admin_db: asyncpg.Connection) -> int:
+    await admin_db.execute("SELECT pg_stat_clear_snapshot()")
+    return int(
+        await admin_db.fetchval(
+            "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+        )
+    )
+
+
+async def _stats_flushed(admin_db: asyncpg.Connection, role: str) -> bool:
+    """The test's backends have ended (and so reported their statistics)."""
+    return not await admin_db.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = $1", role
+    )
