@@ -1,8 +1,9 @@
 """The CloudEvents 1.0 envelope (structured JSON mode) and the registry of event types per topic.
 
-Parsing is strict: bytes that are not JSON, JSON that is not a CloudEvent, a type the topic does
-not carry, or data that fails its model each raise `InvalidEventError` with a one-line reason,
-which the consumer puts in the dead-letter headers.
+Parsing is strict: bytes that are not JSON (or JSON nested too deep, or with too long an integer),
+JSON that is not a CloudEvent, a type the topic does not carry, or data that fails its model each
+raise `InvalidEventError` with a one-line reason, which the consumer puts in the dead-letter
+headers.
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ class EventRegistry:
             document = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise InvalidEventError(f"not JSON: {error}") from None
+        except (ValueError, RecursionError) as error:
+            # JSON, but not a document Python takes: nested deeper than the recursion limit, or
+            # an integer of more digits than `int` converts (both from ~10 KB of hostile input).
+            raise InvalidEventError(
+                f"not acceptable JSON: {type(error).__name__}: {error}"
+            ) from None
         if not isinstance(document, dict):
             raise InvalidEventError("not a CloudEvent: the JSON is not an object")
         event_type = document.get("type")

@@ -23,7 +23,10 @@ class DeadLetter:
 
 def dead_letter_headers(letter: DeadLetter, *, group_id: str) -> dict[str, str]:
     record = letter.record
-    original = {name: value.decode(errors="replace") for name, value in record.headers or ()}
+    # A header may have no value at all (Kafka allows it) or bytes that are not UTF-8.
+    original = {
+        name: (value or b"").decode(errors="replace") for name, value in record.headers or ()
+    }
     return {
         **original,
         ERROR_HEADER: letter.error[:4000],

@@ -21,7 +21,10 @@ class MessagingSettings(BaseSettings):
     # Attempts for one message whose handling fails for a reason other than the infrastructure;
     # after the last one it goes to `<topic>.dlq` and the partition moves on.
     handler_max_attempts: int = 3
+    # The pause before a batch that failed for the infrastructure (shared/db/errors.py) comes
+    # again; it doubles with each failure in a row, up to the max.
     infrastructure_retry_seconds: float = 1.0
+    infrastructure_retry_max_seconds: float = 30.0
     outbox_batch_size: int = 2000
     outbox_poll_seconds: float = 0.5
     # How often the outbox backlog and age and the consumer lag gauges are sampled.

@@ -7,6 +7,7 @@ schema, with a handler that records each `price.published` it handles in `it_eff
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections import Counter
@@ -15,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -50,6 +52,8 @@ class Effects:
     poison: set[str] = field(default_factory=set)  # product codes that always fail
     outages: Counter[str] = field(default_factory=Counter)  # product code -> outages left
     committed_when_handled: dict[str, dict[int, int]] = field(default_factory=dict)
+    deadlocks: Counter[str] = field(default_factory=Counter)  # product code -> deadlocks left
+    deadlock_partner: asyncpg.Connection | None = None  # the other side of each deadlock
 
     async def handle(self, unit: UnitOfWork, delivery: Delivery) -> None:
         code = delivery.data.product_code
@@ -62,6 +66,12 @@ class Effects:
         if self.outages[code] > 0:
             self.outages[code] -= 1
             raise ConnectionResetError("the database went away")  # an infrastructure error
+        if self.deadlocks[code] > 0:
+            self.deadlocks[code] -= 1
+            assert self.deadlock_partner is not None
+            for previous in PARTNERS:
+                await previous  # the partner's last transaction is over before the next one
+            await deadlock(unit.connection, self.deadlock_partner)
         await unit.connection.execute(
             "INSERT INTO it_effects (event_id, product_code, partition, record_offset)"
             " VALUES ($1, $2, $3, $4)",
@@ -70,6 +80,42 @@ class Effects:
             delivery.record.partition,
             delivery.record.offset,
         )
+
+
+async def deadlock(victim: asyncpg.Connection, partner: asyncpg.Connection) -> asyncio.Task[None]:
+    """Make a real deadlock between the handler's transaction (`victim`) and `partner`'s, which
+    PostgreSQL breaks by aborting the victim's with SQLSTATE 40P01 (raised here): each takes one
+    row of `it_locks`, then waits for the other's. The partner's deadlock_timeout is long, so the
+    victim's check (after 1 s) is the one that finds the cycle. Returns the partner's end: it
+    gets its row once the victim's transaction is rolled back, then commits."""
+    table = await victim.fetchval("SELECT format('%I.it_locks', current_schema())")
+    await victim.execute(f"UPDATE {table} SET n = n + 1 WHERE id = 1")
+    await partner.execute("BEGIN")
+    await partner.execute("SET LOCAL deadlock_timeout = '30s'")
+    await partner.execute(f"UPDATE {table} SET n = n + 1 WHERE id = 2")
+
+    async def partner_ends() -> None:
+        await partner.execute(f"UPDATE {table} SET n = n + 1 WHERE id = 1")
+        await partner.execute("COMMIT")
+
+    ending = asyncio.create_task(partner_ends())
+    partner_pid = partner.get_server_pid()
+
+    async def partner_waits() -> bool:
+        return bool(
+            await victim.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = $1 AND NOT granted)",
+                partner_pid,
+            )
+        )
+
+    await eventually(partner_waits, timeout=5, what="the partner to wait for the victim's row")
+    PARTNERS.append(ending)  # awaited by the test: a task nobody holds may be collected
+    await victim.execute(f"UPDATE {table} SET n = n + 1 WHERE id = 2")
+    raise AssertionError("PostgreSQL did not find the deadlock")
+
+
+PARTNERS: list[asyncio.Task[None]] = []
 
 
 @dataclass
@@ -309,3 +355,86 @@ async def test_an_infrastructure_error_redelivers_the_batch_without_committing_i
     assert await harness.effect_count(flaky) == 1
     assert await harness.effect_count(steady) == 1  # its first, rolled-back try left nothing
     assert await harness.inbox_count(flaky_event.id) == 1
+
+
+async def test_a_deeply_nested_message_is_dead_lettered_and_the_next_command_handled(
+    harness: Harness, upstream: UpstreamClient
+) -> None:
+    """Issue 15: one 10 KB message of nested JSON stopped every command behind it, for ever
+    (RecursionError outside the dead-letter path). Now: dead-lettered, and the partition moves on."""
+    key = unique_csn()
+    nested = b"[" * 5000 + b"]" * 5000
+    good = product()
+    async with TopicWatcher(harness.bootstrap, [harness.topic.dlq]) as dlq:
+        await upstream.producer.send_and_wait(harness.topic.name, nested, key=key.encode())
+        await upstream.send(harness.topic, price_event(good, key))
+
+        async with harness.running():
+            await harness.wait_handled(good)
+            [letter] = await dlq.wait_for(lambda seen: True, timeout=10)
+            await harness.wait_committed_to_the_end()
+
+    assert letter.value == nested
+    assert letter.headers[ERROR_TYPE_HEADER] == "InvalidEventError"
+    assert "RecursionError" in letter.headers[ERROR_HEADER]
+    assert letter.headers["x-dlq-original-offset"] == "0"
+
+
+async def test_records_with_a_header_without_value_are_handled_or_dead_lettered(
+    harness: Harness, upstream: UpstreamClient
+) -> None:
+    """Issue 15: a `null` header value failed the whole batch before the consumer saw it
+    (FastStream decodes every header as text). Kafka allows it: it must not stop a partition."""
+    key = unique_csn()
+    good = product()
+    headers = [("x-empty", None), ("x-binary", b"\xff\xfe")]
+    async with TopicWatcher(harness.bootstrap, [harness.topic.dlq]) as dlq:
+        await upstream.producer.send_and_wait(
+            harness.topic.name, b"not json", key=key.encode(), headers=headers
+        )
+        await upstream.producer.send_and_wait(
+            harness.topic.name,
+            encode(price_event(good, key)),
+            key=key.encode(),
+            headers=headers,
+        )
+
+        async with harness.running():
+            await harness.wait_handled(good)
+            [letter] = await dlq.wait_for(lambda seen: True, timeout=10)
+            await harness.wait_committed_to_the_end()
+
+    assert letter.value == b"not json"
+    assert letter.headers["x-empty"] == ""
+    assert "not JSON" in letter.headers[ERROR_HEADER]
+
+
+async def test_a_deadlock_is_retried_as_the_infrastructure_s_and_never_dead_lettered(
+    harness: Harness, upstream: UpstreamClient, admin_db: asyncpg.Connection
+) -> None:
+    """Issue 15 item 3: a deadlock (SQLSTATE 40P01) was the message's fault — three attempts,
+    then the DLQ. It is transient: the batch comes again and the message is handled, once.
+    Here a real deadlock aborts the handler's transaction more times than there are attempts."""
+    async with connection_to(harness.database) as connection:
+        await connection.execute("CREATE TABLE it_locks (id int PRIMARY KEY, n int NOT NULL)")
+        await connection.execute("INSERT INTO it_locks VALUES (1, 0), (2, 0)")
+    key = unique_csn()
+    unlucky, steady = product(), product()
+    harness.effects.deadlocks[unlucky] = MAX_ATTEMPTS + 1
+    harness.effects.deadlock_partner = admin_db
+    events = [price_event(steady, key), price_event(unlucky, key)]
+    async with TopicWatcher(harness.bootstrap, [harness.topic.dlq]) as dlq:
+        await upstream.send_many(harness.topic, events)
+
+        async with harness.running():
+            await harness.wait_handled(unlucky, steady, timeout=30)
+            await harness.wait_committed_to_the_end()
+
+        assert dlq.seen == []  # not the message's fault: retried, never dead-lettered
+    for partner in PARTNERS:
+        await partner
+    PARTNERS.clear()
+    assert harness.effects.deadlocks[unlucky] == 0  # every deadlock happened
+    assert harness.effects.calls[events[1].id] == MAX_ATTEMPTS + 2
+    assert await harness.effect_count(unlucky) == 1
+    assert await harness.effect_count(steady) == 1
