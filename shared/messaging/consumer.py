@@ -284,7 +284,12 @@ class EventConsumer:
         self.faults.hit(AFTER_DB_COMMIT)
         if letters:
             assert self.broker is not None
-            await publish_dead_letters(self.broker, letters, group_id=self.group_id)
+            await publish_dead_letters(
+                self.broker,
+                letters,
+                group_id=self.group_id,
+                max_bytes=self.settings.max_message_bytes,
+            )
             for letter in letters:
                 log.error(
                     "dead-lettered",

@@ -19,6 +19,8 @@ from typing import Any
 import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from shared.contracts import catalog_events
 from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, encode
@@ -26,7 +28,12 @@ from shared.contracts.topics import Topic
 from shared.db.settings import DatabaseSettings
 from shared.messaging.client import Seen, TopicWatcher, UpstreamClient
 from shared.messaging.consumer import Delivery, UnitOfWork, dispatch_by_type
-from shared.messaging.dlq import ERROR_HEADER, ERROR_TYPE_HEADER
+from shared.messaging.dlq import (
+    ERROR_HEADER,
+    ERROR_TYPE_HEADER,
+    ORIGINAL_SIZE_HEADER,
+    TRUNCATED_HEADER,
+)
 from shared.messaging.runtime import ServiceRuntime
 from shared.messaging.settings import MessagingSettings
 from shared.samples import event, price, unique_csn
@@ -39,6 +46,7 @@ from tests.integration.helpers import (
 )
 
 MAX_ATTEMPTS = 3
+PRODUCER_LIMIT = 1_048_576  # aiokafka's default max_request_size
 
 
 @dataclass
@@ -438,3 +446,70 @@ async def test_a_deadlock_is_retried_as_the_infrastructure_s_and_never_dead_lett
     assert harness.effects.calls[events[1].id] == MAX_ATTEMPTS + 2
     assert await harness.effect_count(unlucky) == 1
     assert await harness.effect_count(steady) == 1
+
+
+async def test_a_record_near_the_broker_s_size_limit_is_dead_lettered_truncated(
+    harness: Harness, upstream: UpstreamClient
+) -> None:
+    """Issue 15 item 1: a record that fitted its topic no longer fits once the dead-letter
+    headers are added (the broker's default limit, ~1 MiB): the producer refused the copy and
+    the batch came back for ever. Now the copy keeps its headers and the start of its body."""
+    key = unique_csn()
+    headers = [("x-origin", b"it-test")]
+    # Not JSON, and 100 bytes under the producer's 1 MiB (the broker takes 1,048,588).
+    room = PRODUCER_LIMIT - DefaultRecordBatchBuilder.estimate_size_in_bytes(
+        key.encode(), b"", headers
+    )
+    big = b"{" + b"x" * (room - 200)
+    good = product()
+    async with TopicWatcher(harness.bootstrap, [harness.topic.dlq]) as dlq:
+        await upstream.producer.send_and_wait(
+            harness.topic.name, big, key=key.encode(), headers=headers
+        )
+        await upstream.send(harness.topic, price_event(good, key))
+
+        async with harness.running():
+            await harness.wait_handled(good)
+            [letter] = await dlq.wait_for(lambda seen: True, timeout=10)
+            await harness.wait_committed_to_the_end()
+
+    assert letter.value is not None and big.startswith(letter.value)
+    assert 1_040_000 < len(letter.value) < len(big)
+    assert letter.headers[TRUNCATED_HEADER] == "true"
+    assert letter.headers[ORIGINAL_SIZE_HEADER] == str(len(big))
+    assert letter.headers["x-dlq-original-topic"] == harness.topic.name
+    assert letter.headers["x-dlq-original-offset"] == "0"
+    assert "x-dlq-original-partition" in letter.headers
+    assert letter.headers["x-origin"] == "it-test"
+    assert "not JSON" in letter.headers[ERROR_HEADER]
+
+
+async def test_a_dead_letter_the_broker_refuses_as_too_large_is_published_shorter(
+    harness: Harness, upstream: UpstreamClient
+) -> None:
+    """Issue 15 item 1: should the DLQ topic take less than the setting says (here 200 KB),
+    the broker's refusal must not rewind the batch for ever: a shorter copy goes instead."""
+    await harness.admin.alter_configs(
+        [
+            ConfigResource(
+                ConfigResourceType.TOPIC, harness.topic.dlq, {"max.message.bytes": "200000"}
+            )
+        ]
+    )
+    key = unique_csn()
+    big = b"[" + b"1," * 250_000  # 500 KB, not JSON
+    good = product()
+    async with TopicWatcher(harness.bootstrap, [harness.topic.dlq]) as dlq:
+        await upstream.producer.send_and_wait(harness.topic.name, big, key=key.encode())
+        await upstream.send(harness.topic, price_event(good, key))
+
+        async with harness.running():
+            await harness.wait_handled(good)
+            [letter] = await dlq.wait_for(lambda seen: True, timeout=10)
+            await harness.wait_committed_to_the_end()
+
+    assert letter.value is not None and big.startswith(letter.value)
+    assert 0 < len(letter.value) <= 64 * 1024
+    assert letter.headers[TRUNCATED_HEADER] == "true"
+    assert letter.headers[ORIGINAL_SIZE_HEADER] == str(len(big))
+    assert letter.headers["x-dlq-original-offset"] == "0"
