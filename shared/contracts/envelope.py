@@ -37,12 +37,13 @@ class CloudEvent(BaseModel, Generic[DataT]):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     specversion: Literal["1.0"] = "1.0"
-    id: str = Field(min_length=1)
-    source: str = Field(min_length=1)
-    type: str = Field(min_length=1)
+    # Bounded like every field (issue 15): the id is stored in each consumer's inbox.
+    id: str = Field(min_length=1, max_length=128)
+    source: str = Field(min_length=1, max_length=256)
+    type: str = Field(min_length=1, max_length=128)
     time: datetime
-    subject: str = Field(min_length=1)
-    datacontenttype: str | None = None
+    subject: str = Field(min_length=1, max_length=128)
+    datacontenttype: str | None = Field(default=None, max_length=128)
     data: DataT
 
 
