@@ -13,6 +13,7 @@ from shared.contracts.common import (
     Amount,
     Csn,
     CurrencyCode,
+    Note,
     OrderId,
     PaymentReference,
     ProductCode,
@@ -68,7 +69,7 @@ class PaymentSucceeded(EventData):
 class PaymentFailed(EventData):
     event_type: ClassVar[str] = "payment.failed"
     order_id: OrderId
-    reason: Text
+    reason: Note = Field(min_length=1)
     next_retry_on: date | None = Field(description="Null when no retry is left.")
 
 

@@ -147,6 +147,17 @@ UserId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 PaymentReference = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 NotificationId = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_LENGTH)]
+"""Free text from outside, such as a product name: longer is malformed."""
+
+
+def _cut(value: Any) -> Any:
+    return value[:MAX_TEXT_LENGTH] if isinstance(value, str) else value
+
+
+Note = Annotated[str, BeforeValidator(_cut), Field(max_length=MAX_TEXT_LENGTH)]
+"""Free text the product writes from what others said (a provider's or an SMTP server's error,
+an email subject): cut to the bound rather than refused, so that a long error message never
+turns into a failure of its own."""
 Email = Annotated[
     str,
     Field(

@@ -9,14 +9,13 @@ from pydantic import Field
 from shared.contracts.common import (
     MAX_IDS,
     MAX_SHORT_ID_LENGTH,
-    MAX_TEXT_LENGTH,
     Email,
     Locale,
+    Note,
     NotificationId,
     OrderId,
     QuoteNumber,
     SubscriptionId,
-    Text,
 )
 from shared.contracts.envelope import EventData, EventRegistry
 from shared.contracts.topics import NOTIFICATION_EVENTS
@@ -33,7 +32,7 @@ class EmailEvent(EventData):
     )
     to: list[Email] = Field(max_length=MAX_IDS)
     locale: Locale
-    subject: str = Field(max_length=MAX_TEXT_LENGTH)
+    subject: Note
     subscription_ids: list[SubscriptionId] = Field(max_length=MAX_IDS)
     order_id: OrderId | None = None
     quote_number: QuoteNumber | None = None
@@ -45,7 +44,7 @@ class EmailSent(EmailEvent):
 
 class EmailFailed(EmailEvent):
     event_type: ClassVar[str] = "email.failed"
-    reason: Text
+    reason: Note = Field(min_length=1)
 
 
 REGISTRY = EventRegistry(TOPIC.name, EmailSent, EmailFailed)

@@ -13,6 +13,7 @@ from shared.contracts.common import (
     Amount,
     Csn,
     CurrencyCode,
+    Note,
     OrderId,
     Person,
     PriceLine,
@@ -36,7 +37,7 @@ class AutoRenewChanged(EventData):
     request_id: RequestId | None = Field(description="Null when the product switched it.")
     subscription_id: SubscriptionId
     enabled: bool
-    reason: Text | None = Field(
+    reason: Note | None = Field(
         default=None, description="Why the product switched it, e.g. the rule id AUTO-5."
     )
 

@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from shared import samples
-from shared.contracts import REGISTRIES, payment_events, renewal_commands
+from shared.contracts import REGISTRIES, billing_events, payment_events, renewal_commands
 from shared.contracts.common import (
     MAX_AMOUNT,
     MAX_IDS,
     MAX_SEATS,
+    MAX_TEXT_LENGTH,
     MAX_UNIT_PRICE,
     Actor,
     PriceLine,
@@ -241,3 +242,10 @@ def test_a_renewal_request_over_the_bulk_limit_is_well_formed_up_to_the_technica
     too_many = document_of(renewal_request(1))
     too_many["data"]["subscription_ids"] = [f"S-{n}" for n in range(MAX_IDS + 1)]
     refused("renewal.commands", too_many, "data.subscription_ids: List should have at most")
+
+
+def test_an_error_message_written_by_the_product_is_cut_not_refused() -> None:
+    """A provider's or an SMTP server's long error must not make the event itself fail."""
+    failed = billing_events.PaymentFailed(order_id="O-1", reason="e" * 5000, next_retry_on=None)
+
+    assert len(failed.reason) == MAX_TEXT_LENGTH
