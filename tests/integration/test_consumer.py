@@ -62,6 +62,7 @@ class Effects:
     committed_when_handled: dict[str, dict[int, int]] = field(default_factory=dict)
     deadlocks: Counter[str] = field(default_factory=Counter)  # product code -> deadlocks left
     deadlock_partner: asyncpg.Connection | None = None  # the other side of each deadlock
+    partner_endings: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def handle(self, unit: UnitOfWork, delivery: Delivery) -> None:
         code = delivery.data.product_code
@@ -77,9 +78,9 @@ class Effects:
         if self.deadlocks[code] > 0:
             self.deadlocks[code] -= 1
             assert self.deadlock_partner is not None
-            for previous in PARTNERS:
+            for previous in self.partner_endings:
                 await previous  # the partner's last transaction is over before the next one
-            await deadlock(unit.connection, self.deadlock_partner)
+            await deadlock(unit.connection, self.deadlock_partner, self.partner_endings)
         await unit.connection.execute(
             "INSERT INTO it_effects (event_id, product_code, partition, record_offset)"
             " VALUES ($1, $2, $3, $4)",
@@ -90,12 +91,14 @@ class Effects:
         )
 
 
-async def deadlock(victim: asyncpg.Connection, partner: asyncpg.Connection) -> asyncio.Task[None]:
+async def deadlock(
+    victim: asyncpg.Connection, partner: asyncpg.Connection, endings: list[asyncio.Task[None]]
+) -> None:
     """Make a real deadlock between the handler's transaction (`victim`) and `partner`'s, which
     PostgreSQL breaks by aborting the victim's with SQLSTATE 40P01 (raised here): each takes one
     row of `it_locks`, then waits for the other's. The partner's deadlock_timeout is long, so the
-    victim's check (after 1 s) is the one that finds the cycle. Returns the partner's end: it
-    gets its row once the victim's transaction is rolled back, then commits."""
+    victim's check (after 1 s) is the one that finds the cycle. The partner's end goes to
+    `endings`: it gets its row once the victim's transaction is rolled back, then commits."""
     table = await victim.fetchval("SELECT format('%I.it_locks', current_schema())")
     await victim.execute(f"UPDATE {table} SET n = n + 1 WHERE id = 1")
     await partner.execute("BEGIN")
@@ -118,12 +121,9 @@ async def deadlock(victim: asyncpg.Connection, partner: asyncpg.Connection) -> a
         )
 
     await eventually(partner_waits, timeout=5, what="the partner to wait for the victim's row")
-    PARTNERS.append(ending)  # awaited by the test: a task nobody holds may be collected
+    endings.append(ending)  # awaited later: a task nobody holds may be collected
     await victim.execute(f"UPDATE {table} SET n = n + 1 WHERE id = 2")
     raise AssertionError("PostgreSQL did not find the deadlock")
-
-
-PARTNERS: list[asyncio.Task[None]] = []
 
 
 @dataclass
@@ -439,9 +439,8 @@ async def test_a_deadlock_is_retried_as_the_infrastructure_s_and_never_dead_lett
             await harness.wait_committed_to_the_end()
 
         assert dlq.seen == []  # not the message's fault: retried, never dead-lettered
-    for partner in PARTNERS:
-        await partner
-    PARTNERS.clear()
+    for ending in harness.effects.partner_endings:
+        await ending
     assert harness.effects.deadlocks[unlucky] == 0  # every deadlock happened
     assert harness.effects.calls[events[1].id] == MAX_ATTEMPTS + 2
     assert await harness.effect_count(unlucky) == 1
