@@ -46,7 +46,7 @@ def create_runtime(settings: RenewalSettings, clock: Clock) -> ServiceRuntime:
         renewal_commands.REGISTRY,
         dispatch_by_type(
             {
-                RequestRenewal: record_renewal_request(clock, settings.source),
+                RequestRenewal: record_renewal_request(clock, settings.source, settings.policy),
                 SetAutoRenew: set_auto_renew_handler(clock, settings.policy, settings.source),
                 **ChangeHandlers(clock, settings.policy, settings.source).handlers(),
             }

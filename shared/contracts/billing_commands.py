@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import date
 from typing import ClassVar
 
+from pydantic import Field
+
 from shared.contracts.billing_events import OrderLine
 from shared.contracts.common import (
+    MAX_IDS,
+    Amount,
     Csn,
     CurrencyCode,
-    DecimalString,
     OrderId,
     PurchaseMethod,
     QuoteNumber,
@@ -33,8 +36,8 @@ class PlaceOrder(EventData):
     currency: CurrencyCode
     purchase_method: PurchaseMethod
     payment_method: PaymentMethod
-    lines: list[OrderLine]
-    total: DecimalString
+    lines: list[OrderLine] = Field(max_length=MAX_IDS)
+    total: Amount
     # For an automatic renewal: when renewal will try again should this charge fail (billing
     # repeats it in `payment.failed`); null when no try is left.
     next_retry_on: date | None = None

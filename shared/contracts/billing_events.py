@@ -8,17 +8,23 @@ from typing import ClassVar
 from pydantic import Field
 
 from shared.contracts.common import (
+    MAX_IDS,
+    MAX_REASONS,
+    Amount,
     Csn,
     CurrencyCode,
-    DecimalString,
+    Note,
     OrderId,
+    PaymentReference,
     ProductCode,
     PurchaseMethod,
     QuoteNumber,
     ReasonCode,
     RequestId,
+    SeatCount,
     SubscriptionId,
     Term,
+    Text,
 )
 from shared.contracts.envelope import Contract, EventData, EventRegistry
 from shared.contracts.topics import BILLING_EVENTS
@@ -31,11 +37,11 @@ class OrderLine(Contract):
 
     subscription_id: SubscriptionId
     product_code: ProductCode
-    product_name: str | None = None
+    product_name: Text | None = None
     term: Term
-    seats: int
-    unit_price: DecimalString
-    amount: DecimalString
+    seats: SeatCount
+    unit_price: Amount
+    amount: Amount
 
 
 class OrderPlaced(EventData):
@@ -46,8 +52,8 @@ class OrderPlaced(EventData):
     csn: Csn
     currency: CurrencyCode
     purchase_method: PurchaseMethod
-    lines: list[OrderLine]
-    total: DecimalString
+    lines: list[OrderLine] = Field(max_length=MAX_IDS)
+    total: Amount
     request_id: RequestId | None = None
     quote_number: QuoteNumber | None = None
 
@@ -55,15 +61,15 @@ class OrderPlaced(EventData):
 class PaymentSucceeded(EventData):
     event_type: ClassVar[str] = "payment.succeeded"
     order_id: OrderId
-    amount: DecimalString
+    amount: Amount
     currency: CurrencyCode
-    payment_reference: str = Field(min_length=1)
+    payment_reference: PaymentReference
 
 
 class PaymentFailed(EventData):
     event_type: ClassVar[str] = "payment.failed"
     order_id: OrderId
-    reason: str = Field(min_length=1)
+    reason: Note = Field(min_length=1)
     next_retry_on: date | None = Field(description="Null when no retry is left.")
 
 
@@ -72,9 +78,9 @@ class PaymentAwaitingManual(EventData):
 
     event_type: ClassVar[str] = "payment.awaiting_manual"
     order_id: OrderId
-    amount: DecimalString
+    amount: Amount
     currency: CurrencyCode
-    payment_reference: str = Field(min_length=1)
+    payment_reference: PaymentReference
     pay_by: date
 
 
@@ -82,9 +88,9 @@ class PaymentRejected(EventData):
     """A `payment.received` that matches no awaiting order, or not its amount or currency."""
 
     event_type: ClassVar[str] = "payment.rejected"
-    payment_reference: str = Field(min_length=1)
+    payment_reference: PaymentReference
     order_id: OrderId
-    reasons: list[ReasonCode] = Field(min_length=1)
+    reasons: list[ReasonCode] = Field(min_length=1, max_length=MAX_REASONS)
 
 
 REGISTRY = EventRegistry(

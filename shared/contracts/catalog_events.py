@@ -7,7 +7,15 @@ from typing import ClassVar
 
 from pydantic import Field, model_validator
 
-from shared.contracts.common import CurrencyCode, DecimalString, Percent, ProductCode, Term
+from shared.contracts.common import (
+    MAX_IDS,
+    CurrencyCode,
+    Percent,
+    ProductCode,
+    PromotionCode,
+    Term,
+    UnitPrice,
+)
 from shared.contracts.envelope import EventData, EventRegistry
 from shared.contracts.topics import CATALOG_EVENTS
 
@@ -21,14 +29,14 @@ class PricePublished(EventData):
     product_code: ProductCode
     term: Term
     currency: CurrencyCode
-    list_price: DecimalString
-    renewal_price: DecimalString | None = None
+    list_price: UnitPrice
+    renewal_price: UnitPrice | None = None
 
 
 class PromotionPublished(EventData):
     event_type: ClassVar[str] = "promotion.published"
-    promotion_code: str = Field(min_length=1)
-    product_codes: list[ProductCode]
+    promotion_code: PromotionCode
+    product_codes: list[ProductCode] = Field(max_length=MAX_IDS)
     percent_off: Percent
     starts_on: date
     ends_on: date

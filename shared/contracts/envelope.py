@@ -1,8 +1,9 @@
 """The CloudEvents 1.0 envelope (structured JSON mode) and the registry of event types per topic.
 
-Parsing is strict: bytes that are not JSON, JSON that is not a CloudEvent, a type the topic does
-not carry, or data that fails its model each raise `InvalidEventError` with a one-line reason,
-which the consumer puts in the dead-letter headers.
+Parsing is strict: bytes that are not JSON (or JSON nested too deep, or with too long an integer),
+JSON that is not a CloudEvent, a type the topic does not carry, or data that fails its model each
+raise `InvalidEventError` with a one-line reason, which the consumer puts in the dead-letter
+headers.
 """
 
 from __future__ import annotations
@@ -36,12 +37,13 @@ class CloudEvent(BaseModel, Generic[DataT]):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     specversion: Literal["1.0"] = "1.0"
-    id: str = Field(min_length=1)
-    source: str = Field(min_length=1)
-    type: str = Field(min_length=1)
+    # Bounded like every field (issue 15): the id is stored in each consumer's inbox.
+    id: str = Field(min_length=1, max_length=128)
+    source: str = Field(min_length=1, max_length=256)
+    type: str = Field(min_length=1, max_length=128)
     time: datetime
-    subject: str = Field(min_length=1)
-    datacontenttype: str | None = None
+    subject: str = Field(min_length=1, max_length=128)
+    datacontenttype: str | None = Field(default=None, max_length=128)
     data: DataT
 
 
@@ -67,6 +69,12 @@ class EventRegistry:
             document = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise InvalidEventError(f"not JSON: {error}") from None
+        except (ValueError, RecursionError) as error:
+            # JSON, but not a document Python takes: nested deeper than the recursion limit, or
+            # an integer of more digits than `int` converts (both from ~10 KB of hostile input).
+            raise InvalidEventError(
+                f"not acceptable JSON: {type(error).__name__}: {error}"
+            ) from None
         if not isinstance(document, dict):
             raise InvalidEventError("not a CloudEvent: the JSON is not an object")
         event_type = document.get("type")

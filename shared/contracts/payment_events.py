@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
-
-from shared.contracts.common import CurrencyCode, DecimalString, OrderId
+from shared.contracts.common import CurrencyCode, OrderId, PaidAmount, PaymentReference
 from shared.contracts.envelope import EventData, EventRegistry
 from shared.contracts.topics import PAYMENT_EVENTS
 
@@ -17,9 +15,9 @@ class PaymentReceived(EventData):
     """A payment that arrived for an order awaiting manual payment."""
 
     event_type: ClassVar[str] = "payment.received"
-    payment_reference: str = Field(min_length=1)
+    payment_reference: PaymentReference
     order_id: OrderId
-    amount: DecimalString
+    amount: PaidAmount
     currency: CurrencyCode
 
 

@@ -5,12 +5,16 @@ from __future__ import annotations
 from datetime import date
 from typing import ClassVar, Literal
 
+from pydantic import Field
+
 from shared.contracts.common import (
+    MAX_IDS,
     Actor,
     CurrencyCode,
     Email,
     QuoteNumber,
     RequestId,
+    SeatsAsked,
     SubscriptionId,
     Term,
 )
@@ -28,12 +32,12 @@ class QuoteChanges(Contract):
 
     term: Term | None = None
     # Seats for the renewal; zero or fewer is refused (INVALID_QUANTITY), not malformed.
-    seats: int | None = None
+    seats: SeatsAsked | None = None
     # A currency other than the subscriptions' is a currency change (CURRENCY_CHANGE).
     currency: CurrencyCode | None = None
     # A date after the renewal date is a future start (FUTURE_START_DATE).
     start_date: date | None = None
-    add_seats: int | None = None
+    add_seats: SeatsAsked | None = None
     success_plan: bool | None = None
     new_credit_line: bool | None = None
 
@@ -48,8 +52,8 @@ class RequestQuote(QuoteCommand):
     channel: QuoteChannel
     kind: QuoteKind
     # Empty, over 100 or too many recipients are business refusals, not schema errors.
-    subscription_ids: list[SubscriptionId]
-    recipients: list[Email]
+    subscription_ids: list[SubscriptionId] = Field(max_length=MAX_IDS)
+    recipients: list[Email] = Field(max_length=MAX_IDS)
     changes: QuoteChanges | None = None
 
 

@@ -8,12 +8,15 @@ from typing import ClassVar
 from pydantic import Field
 
 from shared.contracts.common import (
+    MAX_IDS,
+    MAX_REASONS,
+    Amount,
     CurrencyCode,
-    DecimalString,
     Email,
     OrderId,
     Percent,
     PriceLine,
+    PromotionCode,
     QuoteNumber,
     ReasonCode,
     RequestId,
@@ -28,7 +31,7 @@ TOPIC = QUOTE_EVENTS
 class AppliedPromotion(Contract):
     """A promotion the quote applied automatically (QUO-6)."""
 
-    promotion_code: str = Field(min_length=1)
+    promotion_code: PromotionCode
     percent_off: Percent
 
 
@@ -38,22 +41,22 @@ class QuoteSent(EventData):
     event_type: ClassVar[str] = "quote.sent"
     request_id: RequestId | None = Field(description="Null for an automatic quote (QUO-7).")
     quote_number: QuoteNumber
-    subscription_ids: list[SubscriptionId]
+    subscription_ids: list[SubscriptionId] = Field(max_length=MAX_IDS)
     expires_on: date
     currency: CurrencyCode
-    total: DecimalString
-    lines: list[PriceLine]
-    recipients: list[Email]
-    promotions: list[AppliedPromotion]
+    total: Amount
+    lines: list[PriceLine] = Field(max_length=MAX_IDS)
+    recipients: list[Email] = Field(max_length=MAX_IDS)
+    promotions: list[AppliedPromotion] = Field(max_length=MAX_IDS)
 
 
 class QuoteRejected(EventData):
     event_type: ClassVar[str] = "quote.rejected"
     request_id: RequestId
-    reasons: list[ReasonCode] = Field(min_length=1)
+    reasons: list[ReasonCode] = Field(min_length=1, max_length=MAX_REASONS)
     # Optional extras naming what the refused command was about.
     quote_number: QuoteNumber | None = None
-    subscription_ids: list[SubscriptionId] = Field(default_factory=list)
+    subscription_ids: list[SubscriptionId] = Field(default_factory=list, max_length=MAX_IDS)
 
 
 class QuotePaid(EventData):

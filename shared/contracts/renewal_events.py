@@ -8,16 +8,21 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from shared.contracts.common import (
+    MAX_IDS,
+    MAX_REASONS,
+    Amount,
     Csn,
     CurrencyCode,
-    DecimalString,
+    Note,
     OrderId,
     Person,
     PriceLine,
     ReasonCode,
     RequestId,
+    SeatCount,
     SubscriptionId,
     Term,
+    Text,
 )
 from shared.contracts.envelope import Contract, EventData, EventRegistry
 from shared.contracts.topics import RENEWAL_EVENTS
@@ -32,7 +37,7 @@ class AutoRenewChanged(EventData):
     request_id: RequestId | None = Field(description="Null when the product switched it.")
     subscription_id: SubscriptionId
     enabled: bool
-    reason: str | None = Field(
+    reason: Note | None = Field(
         default=None, description="Why the product switched it, e.g. the rule id AUTO-5."
     )
 
@@ -41,7 +46,7 @@ class RenewalRejected(EventData):
     event_type: ClassVar[str] = "renewal.rejected"
     request_id: RequestId
     subscription_id: SubscriptionId | None = Field(description="Null for the whole request.")
-    reasons: list[ReasonCode] = Field(min_length=1)
+    reasons: list[ReasonCode] = Field(min_length=1, max_length=MAX_REASONS)
 
 
 class BulkAccepted(EventData):
@@ -55,7 +60,7 @@ class BulkAccepted(EventData):
 class BulkOutcome(Contract):
     subscription_id: SubscriptionId
     status: BulkStatus
-    reasons: list[ReasonCode] = Field(default_factory=list)
+    reasons: list[ReasonCode] = Field(default_factory=list, max_length=MAX_REASONS)
     order_id: OrderId | None = None
 
 
@@ -64,7 +69,7 @@ class BulkCompleted(EventData):
     request_id: RequestId
     succeeded: int = Field(ge=0)
     rejected: int = Field(ge=0)
-    outcomes: list[BulkOutcome]
+    outcomes: list[BulkOutcome] = Field(max_length=MAX_IDS)
 
 
 class SubscriptionRenewed(EventData):
@@ -74,11 +79,11 @@ class SubscriptionRenewed(EventData):
     previous_renewal_date: date
     renewal_date: date
     term: Term
-    seats: int
+    seats: SeatCount
     # Optional extras: null for an automatic renewal; `buyer` is who gets the email (ROLE-3).
     request_id: RequestId | None = None
     csn: Csn | None = None
-    product_name: str | None = None
+    product_name: Text | None = None
     buyer: Person | None = None
 
 
@@ -105,7 +110,7 @@ class RenewalTermsUpdated(EventData):
     request_id: RequestId
     subscription_id: SubscriptionId
     term: Term
-    seats: int
+    seats: SeatCount
     effective_on: date
 
 
@@ -113,20 +118,22 @@ class SeatsUpdated(EventData):
     event_type: ClassVar[str] = "seats.updated"
     request_id: RequestId
     subscription_id: SubscriptionId
-    seats: int = Field(description="The subscription's seat count after the addition.")
+    seats: SeatCount = Field(description="The subscription's seat count after the addition.")
     order_id: OrderId
-    prorated_total: DecimalString
+    prorated_total: Amount
     currency: CurrencyCode | None = None
-    seats_added: int | None = Field(default=None, description="How many seats this order added.")
+    seats_added: SeatCount | None = Field(
+        default=None, description="How many seats this order added."
+    )
 
 
 class RenewalDatesUpdated(EventData):
     event_type: ClassVar[str] = "renewal_dates.updated"
     request_id: RequestId
-    subscription_ids: list[SubscriptionId]
+    subscription_ids: list[SubscriptionId] = Field(max_length=MAX_IDS)
     target_date: date
-    lines: list[PriceLine]
-    total: DecimalString
+    lines: list[PriceLine] = Field(max_length=MAX_IDS)
+    total: Amount
     currency: CurrencyCode | None = None
 
 

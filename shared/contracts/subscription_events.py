@@ -16,8 +16,10 @@ from shared.contracts.common import (
     Plan,
     ProductCode,
     PurchaseMethod,
+    Seats,
     SubscriptionId,
     Term,
+    Text,
 )
 from shared.contracts.envelope import Contract, EventData, EventRegistry
 from shared.contracts.topics import SUBSCRIPTION_EVENTS
@@ -45,13 +47,13 @@ class SubscriptionUpserted(EventData):
 
     event_type: ClassVar[str] = "subscription.upserted"
     subscription_id: SubscriptionId
-    revision: int = Field(ge=0)
+    revision: int = Field(ge=0, le=2**63 - 1)  # a bigint where it is stored
     csn: Csn
     product_code: ProductCode
-    product_name: str = Field(min_length=1)
+    product_name: Text
     plan: Plan
     term: Term
-    seats: int
+    seats: Seats
     currency: CurrencyCode
     country: CountryCode
     purchase_method: PurchaseMethod

@@ -11,13 +11,17 @@ For each consumed batch:
    handler returns; an exception seeks back and the batch comes again).
 
 A handler error other than the infrastructure's is retried message by message, each in its own
-transaction, up to `handler_max_attempts`; then that message alone is dead-lettered. Database or
-broker outages are not the message's fault: the batch is nacked after a pause and comes back.
+transaction, up to `handler_max_attempts`; then that message alone is dead-lettered. Transient
+database errors (an outage, a deadlock, a serialization failure, a read-only primary after a
+failover, a statement timeout: `shared.db.errors`) are not the message's fault: the batch is
+nacked after a pause that doubles up to a cap, and comes back. Whatever parsing one record
+raises makes that record a dead letter, never the batch's failure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -38,6 +42,7 @@ from shared.contracts.envelope import (
     inline_json_schema,
 )
 from shared.contracts.topics import Topic
+from shared.db.errors import CONNECTION_ERRORS, is_transient
 from shared.db.types import DbConnection
 from shared.messaging.dlq import DeadLetter, publish_dead_letters
 from shared.messaging.faults import AFTER_DB_COMMIT, FaultPoints
@@ -54,14 +59,10 @@ from shared.messaging.settings import MessagingSettings
 
 log = logging.getLogger(__name__)
 
-INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,
-)
+# Connection errors only, for the time-driven loops that still import it; the consumer itself
+# retries every transient error (`shared.db.errors.is_transient`: deadlocks, serialization
+# failures, a read-only primary after failover, statement timeouts too).
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = CONNECTION_ERRORS
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,14 @@ class EventConsumer:
         self.faults = faults
         self.broker: KafkaBroker | None = None
         self.subscriber: Any = None
+        self._transient_failures = 0  # batches in a row that failed for the infrastructure
+
+    def _backoff(self) -> float:
+        """The pause before a batch comes again: doubling from the base, capped, so that an
+        outage is not hammered and a lost deadlock race is soon tried again."""
+        base = self.settings.infrastructure_retry_seconds
+        doubled = base * 2 ** min(self._transient_failures - 1, 16)
+        return min(doubled, max(base, self.settings.infrastructure_retry_max_seconds))
 
     @property
     def assigned(self) -> bool:
@@ -242,6 +251,7 @@ class EventConsumer:
             batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
+            parser=_tolerant_batch_parser,
             decoder=_raw_values,
             title=f"{self.service}:{self.topic.name}",
             description=f"{self.service} consumes {self.topic.name} in batches, exactly once.",
@@ -253,18 +263,33 @@ class EventConsumer:
         deliveries, letters = self._parse(records)
         try:
             handled, duplicates, failed = await self._handle(deliveries)
-        except INFRASTRUCTURE_ERRORS as error:
+        except Exception as error:
+            if not is_transient(error):
+                raise  # a bug of the consumer itself: FastStream logs it and redelivers
+            self._transient_failures += 1
+            pause = self._backoff()
             log.warning(
-                "infrastructure unavailable; the batch will be redelivered",
-                extra={"topic": self.topic.name, "error": repr(error)},
+                "transient infrastructure error; the batch will be redelivered",
+                extra={
+                    "topic": self.topic.name,
+                    "error": repr(error),
+                    "failures_in_a_row": self._transient_failures,
+                    "pause_seconds": pause,
+                },
             )
-            await asyncio.sleep(self.settings.infrastructure_retry_seconds)
+            await asyncio.sleep(pause)
             raise
+        self._transient_failures = 0
         letters.extend(failed)
         self.faults.hit(AFTER_DB_COMMIT)
         if letters:
             assert self.broker is not None
-            await publish_dead_letters(self.broker, letters, group_id=self.group_id)
+            await publish_dead_letters(
+                self.broker,
+                letters,
+                group_id=self.group_id,
+                max_bytes=self.settings.max_message_bytes,
+            )
             for letter in letters:
                 log.error(
                     "dead-lettered",
@@ -292,6 +317,12 @@ class EventConsumer:
             except InvalidEventError as error:
                 letters.append(DeadLetter(record, "InvalidEventError", str(error)))
                 continue
+            except Exception as error:
+                # Whatever else one record makes parsing raise is that record's fault too: were
+                # it to escape, the batch would be rewound and fail the same way for ever.
+                log.exception("unexpected error parsing a record", extra={"topic": record.topic})
+                letters.append(DeadLetter(record, type(error).__name__, str(error) or repr(error)))
+                continue
             if event.id in seen:
                 continue  # the same event twice in one batch: the inbox would skip it anyway
             seen.add(event.id)
@@ -308,9 +339,9 @@ class EventConsumer:
                 fresh = await self._claim(connection, deliveries)
                 await self._apply(connection, fresh)
             return len(fresh), len(deliveries) - len(fresh), []
-        except INFRASTRUCTURE_ERRORS:
-            raise
-        except Exception:
+        except Exception as error:
+            if is_transient(error):
+                raise  # the same batch will do, once the database is back or the race is over
             log.exception(
                 "batch failed; retrying its messages one by one", extra={"topic": self.topic.name}
             )
@@ -336,9 +367,9 @@ class EventConsumer:
                     fresh = await self._claim(connection, [delivery])
                     await self._apply(connection, fresh)
                 return bool(fresh)
-            except INFRASTRUCTURE_ERRORS:
-                raise
             except Exception as exc:
+                if is_transient(exc):
+                    raise
                 error = exc
                 if isinstance(exc, PermanentError):
                     break
@@ -371,6 +402,29 @@ class EventConsumer:
         with log_context(event_id=first.id, csn=first.subject, batch=len(fresh)):
             await self.handler(unit, fresh)
         await unit.outbox.flush(connection)
+
+
+async def _tolerant_batch_parser(
+    records: tuple[Any, ...], original: Callable[[tuple[Any, ...]], Awaitable[KafkaMessage]]
+) -> KafkaMessage:
+    """FastStream's batch parser, on records whose headers it can read.
+
+    It decodes every header value as UTF-8 for its own `message.headers` (which nothing here
+    reads): a header without value, or of other bytes, would fail the whole batch before the
+    consumer saw it, for ever. It gets readable copies; the consumer gets the records as they
+    came, so that a dead letter keeps the original headers."""
+    readable = tuple(
+        dataclasses.replace(record, headers=_readable_headers(record.headers)) for record in records
+    )
+    message = await original(readable)
+    message.raw_message = records
+    return message
+
+
+def _readable_headers(headers: Sequence[tuple[str, bytes | None]]) -> tuple[tuple[str, bytes], ...]:
+    return tuple(
+        (name, (value or b"").decode(errors="replace").encode()) for name, value in headers or ()
+    )
 
 
 async def _raw_values(message: KafkaMessage) -> list[Any]:

@@ -21,7 +21,14 @@ class MessagingSettings(BaseSettings):
     # Attempts for one message whose handling fails for a reason other than the infrastructure;
     # after the last one it goes to `<topic>.dlq` and the partition moves on.
     handler_max_attempts: int = 3
+    # The pause before a batch that failed for the infrastructure (shared/db/errors.py) comes
+    # again; it doubles with each failure in a row, up to the max.
     infrastructure_retry_seconds: float = 1.0
+    infrastructure_retry_max_seconds: float = 30.0
+    # The largest record the broker takes: Kafka's `message.max.bytes` (1,048,588 by default,
+    # and each topic's `max.message.bytes`) and the producer's `max_request_size` (1 MiB). A
+    # dead letter that would be larger keeps its headers and the start of its body.
+    max_message_bytes: int = Field(default=1_048_576, ge=16 * 1024)
     outbox_batch_size: int = 2000
     outbox_poll_seconds: float = 0.5
     # How often the outbox backlog and age and the consumer lag gauges are sampled.

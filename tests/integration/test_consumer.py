@@ -7,6 +7,7 @@ schema, with a handler that records each `price.published` it handles in `it_eff
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections import Counter
@@ -15,8 +16,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from shared.contracts import catalog_events
 from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, encode
@@ -24,7 +28,12 @@ from shared.contracts.topics import Topic
 from shared.db.settings import DatabaseSettings
 from shared.messaging.client import Seen, TopicWatcher, UpstreamClient
 from shared.messaging.consumer import Delivery, UnitOfWork, dispatch_by_type
-from shared.messaging.dlq import ERROR_HEADER, ERROR_TYPE_HEADER
+from shared.messaging.dlq import (
+    ERROR_HEADER,
+    ERROR_TYPE_HEADER,
+    ORIGINAL_SIZE_HEADER,
+    TRUNCATED_HEADER,
+)
 from shared.messaging.runtime import ServiceRuntime
 from shared.messaging.settings import MessagingSettings
 from shared.samples import event, price, unique_csn
@@ -37,6 +46,7 @@ from tests.integration.helpers import (
 )
 
 MAX_ATTEMPTS = 3
+PRODUCER_LIMIT = 1_048_576  # aiokafka's default max_request_size
 
 
 @dataclass
@@ -50,6 +60,9 @@ class Effects:
     poison: set[str] = field(default_factory=set)  # product codes that always fail
     outages: Counter[str] = field(default_factory=Counter)  # product code -> outages left
     committed_when_handled: dict[str, dict[int, int]] = field(default_factory=dict)
+    deadlocks: Counter[str] = field(default_factory=Counter)  # product code -> deadlocks left
+    deadlock_partner: asyncpg.Connection | None = None  # the other side of each deadlock
+    partner_endings: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def handle(self, unit: UnitOfWork, delivery: Delivery) -> None:
         code = delivery.data.product_code
@@ -62,6 +75,12 @@ class Effects:
         if self.outages[code] > 0:
             self.outages[code] -= 1
             raise ConnectionResetError("the database went away")  # an infrastructure error
+        if self.deadlocks[code] > 0:
+            self.deadlocks[code] -= 1
+            assert self.deadlock_partner is not None
+            for previous in self.partner_endings:
+                await previous  # the partner's last transaction is over before the next one
+            await deadlock(unit.connection, self.deadlock_partner, self.partner_endings)
         await unit.connection.execute(
             "INSERT INTO it_effects (event_id, product_code, partition, record_offset)"
             " VALUES ($1, $2, $3, $4)",
@@ -70,6 +89,41 @@ class Effects:
             delivery.record.partition,
             delivery.record.offset,
         )
+
+
+async def deadlock(
+    victim: asyncpg.Connection, partner: asyncpg.Connection, endings: list[asyncio.Task[None]]
+) -> None:
+    """Make a real deadlock between the handler's transaction (`victim`) and `partner`'s, which
+    PostgreSQL breaks by aborting the victim's with SQLSTATE 40P01 (raised here): each takes one
+    row of `it_locks`, then waits for the other's. The partner's deadlock_timeout is long, so the
+    victim's check (after 1 s) is the one that finds the cycle. The partner's end goes to
+    `endings`: it gets its row once the victim's transaction is rolled back, then commits."""
+    table = await victim.fetchval("SELECT format('%I.it_locks', current_schema())")
+    await victim.execute(f"UPDATE {table} SET n = n + 1 WHERE id = 1")
+    await partner.execute("BEGIN")
+    await partner.execute("SET LOCAL deadlock_timeout = '30s'")
+    await partner.execute(f"UPDATE {table} SET n = n + 1 WHERE id = 2")
+
+    async def partner_ends() -> None:
+        await partner.execute(f"UPDATE {table} SET n = n + 1 WHERE id = 1")
+        await partner.execute("COMMIT")
+
+    ending = asyncio.create_task(partner_ends())
+    partner_pid = partner.get_server_pid()
+
+    async def partner_waits() -> bool:
+        return bool(
+            await victim.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = $1 AND NOT granted)",
+                partner_pid,
+            )
+        )
+
+    await eventually(partner_waits, timeout=5, what="the partner to wait for the victim's row")
+    endings.append(ending)  # awaited later: a task nobody holds may be collected
+    await victim.execute(f"UPDATE {table} SET n = n + 1 WHERE id = 2")
+    raise AssertionError("PostgreSQL did not find the deadlock")
 
 
 @dataclass
@@ -309,3 +363,152 @@ async def test_an_infrastructure_error_redelivers_the_batch_without_committing_i
     assert await harness.effect_count(flaky) == 1
     assert await harness.effect_count(steady) == 1  # its first, rolled-back try left nothing
     assert await harness.inbox_count(flaky_event.id) == 1
+
+
+async def test_a_deeply_nested_message_is_dead_lettered_and_the_next_command_handled(
+    harness: Harness, upstream: UpstreamClient
+) -> None:
+    """Issue 15: one 10 KB message of nested JSON stopped every command behind it, for ever
+    (RecursionError outside the dead-letter path). Now: dead-lettered, and the partition moves on."""
+    key = unique_csn()
+    nested = b"[" * 5000 + b"]" * 5000
+    good = product()
+    async with TopicWatcher(harness.bootstrap, [harness.topic.dlq]) as dlq:
+        await upstream.producer.send_and_wait(harness.topic.name, nested, key=key.encode())
+        await upstream.send(harness.topic, price_event(good, key))
+
+        async with harness.running():
+            await harness.wait_handled(good)
+            [letter] = await dlq.wait_for(lambda seen: True, timeout=10)
+            await harness.wait_committed_to_the_end()
+
+    assert letter.value == nested
+    assert letter.headers[ERROR_TYPE_HEADER] == "InvalidEventError"
+    assert "RecursionError" in letter.headers[ERROR_HEADER]
+    assert letter.headers["x-dlq-original-offset"] == "0"
+
+
+async def test_records_with_a_header_without_value_are_handled_or_dead_lettered(
+    harness: Harness, upstream: UpstreamClient
+) -> None:
+    """Issue 15: a `null` header value failed the whole batch before the consumer saw it
+    (FastStream decodes every header as text). Kafka allows it: it must not stop a partition."""
+    key = unique_csn()
+    good = product()
+    headers = [("x-empty", None), ("x-binary", b"\xff\xfe")]
+    async with TopicWatcher(harness.bootstrap, [harness.topic.dlq]) as dlq:
+        await upstream.producer.send_and_wait(
+            harness.topic.name, b"not json", key=key.encode(), headers=headers
+        )
+        await upstream.producer.send_and_wait(
+            harness.topic.name,
+            encode(price_event(good, key)),
+            key=key.encode(),
+            headers=headers,
+        )
+
+        async with harness.running():
+            await harness.wait_handled(good)
+            [letter] = await dlq.wait_for(lambda seen: True, timeout=10)
+            await harness.wait_committed_to_the_end()
+
+    assert letter.value == b"not json"
+    assert letter.headers["x-empty"] == ""
+    assert "not JSON" in letter.headers[ERROR_HEADER]
+
+
+async def test_a_deadlock_is_retried_as_the_infrastructure_s_and_never_dead_lettered(
+    harness: Harness, upstream: UpstreamClient, admin_db: asyncpg.Connection
+) -> None:
+    """Issue 15 item 3: a deadlock (SQLSTATE 40P01) was the message's fault — three attempts,
+    then the DLQ. It is transient: the batch comes again and the message is handled, once.
+    Here a real deadlock aborts the handler's transaction more times than there are attempts."""
+    async with connection_to(harness.database) as connection:
+        await connection.execute("CREATE TABLE it_locks (id int PRIMARY KEY, n int NOT NULL)")
+        await connection.execute("INSERT INTO it_locks VALUES (1, 0), (2, 0)")
+    key = unique_csn()
+    unlucky, steady = product(), product()
+    harness.effects.deadlocks[unlucky] = MAX_ATTEMPTS + 1
+    harness.effects.deadlock_partner = admin_db
+    events = [price_event(steady, key), price_event(unlucky, key)]
+    async with TopicWatcher(harness.bootstrap, [harness.topic.dlq]) as dlq:
+        await upstream.send_many(harness.topic, events)
+
+        async with harness.running():
+            await harness.wait_handled(unlucky, steady, timeout=30)
+            await harness.wait_committed_to_the_end()
+
+        assert dlq.seen == []  # not the message's fault: retried, never dead-lettered
+    for ending in harness.effects.partner_endings:
+        await ending
+    assert harness.effects.deadlocks[unlucky] == 0  # every deadlock happened
+    assert harness.effects.calls[events[1].id] == MAX_ATTEMPTS + 2
+    assert await harness.effect_count(unlucky) == 1
+    assert await harness.effect_count(steady) == 1
+
+
+async def test_a_record_near_the_broker_s_size_limit_is_dead_lettered_truncated(
+    harness: Harness, upstream: UpstreamClient
+) -> None:
+    """Issue 15 item 1: a record that fitted its topic no longer fits once the dead-letter
+    headers are added (the broker's default limit, ~1 MiB): the producer refused the copy and
+    the batch came back for ever. Now the copy keeps its headers and the start of its body."""
+    key = unique_csn()
+    headers = [("x-origin", b"it-test")]
+    # Not JSON, and 100 bytes under the producer's 1 MiB (the broker takes 1,048,588).
+    room = PRODUCER_LIMIT - DefaultRecordBatchBuilder.estimate_size_in_bytes(
+        key.encode(), b"", headers
+    )
+    big = b"{" + b"x" * (room - 200)
+    good = product()
+    async with TopicWatcher(harness.bootstrap, [harness.topic.dlq]) as dlq:
+        await upstream.producer.send_and_wait(
+            harness.topic.name, big, key=key.encode(), headers=headers
+        )
+        await upstream.send(harness.topic, price_event(good, key))
+
+        async with harness.running():
+            await harness.wait_handled(good)
+            [letter] = await dlq.wait_for(lambda seen: True, timeout=10)
+            await harness.wait_committed_to_the_end()
+
+    assert letter.value is not None and big.startswith(letter.value)
+    assert 1_040_000 < len(letter.value) < len(big)
+    assert letter.headers[TRUNCATED_HEADER] == "true"
+    assert letter.headers[ORIGINAL_SIZE_HEADER] == str(len(big))
+    assert letter.headers["x-dlq-original-topic"] == harness.topic.name
+    assert letter.headers["x-dlq-original-offset"] == "0"
+    assert "x-dlq-original-partition" in letter.headers
+    assert letter.headers["x-origin"] == "it-test"
+    assert "not JSON" in letter.headers[ERROR_HEADER]
+
+
+async def test_a_dead_letter_the_broker_refuses_as_too_large_is_published_shorter(
+    harness: Harness, upstream: UpstreamClient
+) -> None:
+    """Issue 15 item 1: should the DLQ topic take less than the setting says (here 200 KB),
+    the broker's refusal must not rewind the batch for ever: a shorter copy goes instead."""
+    await harness.admin.alter_configs(
+        [
+            ConfigResource(
+                ConfigResourceType.TOPIC, harness.topic.dlq, {"max.message.bytes": "200000"}
+            )
+        ]
+    )
+    key = unique_csn()
+    big = b"[" + b"1," * 250_000  # 500 KB, not JSON
+    good = product()
+    async with TopicWatcher(harness.bootstrap, [harness.topic.dlq]) as dlq:
+        await upstream.producer.send_and_wait(harness.topic.name, big, key=key.encode())
+        await upstream.send(harness.topic, price_event(good, key))
+
+        async with harness.running():
+            await harness.wait_handled(good)
+            [letter] = await dlq.wait_for(lambda seen: True, timeout=10)
+            await harness.wait_committed_to_the_end()
+
+    assert letter.value is not None and big.startswith(letter.value)
+    assert 0 < len(letter.value) <= 64 * 1024
+    assert letter.headers[TRUNCATED_HEADER] == "true"
+    assert letter.headers[ORIGINAL_SIZE_HEADER] == str(len(big))
+    assert letter.headers["x-dlq-original-offset"] == "0"

@@ -115,6 +115,64 @@ def test_a_bad_record_becomes_a_dead_letter_naming_its_problem(
     assert letter.record.value == value
 
 
+def nested_json(size: int = 10_000) -> bytes:
+    """About `size` bytes of JSON nested deeper than Python's recursion limit (issue 15)."""
+    depth = size // 2
+    return b"[" * depth + b"]" * depth
+
+
+def huge_integer_json() -> bytes:
+    """Valid JSON whose integer has more digits than Python converts by default (ValueError)."""
+    return b'{"type": "price.published", "n": ' + b"7" * 5000 + b"}"
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (nested_json(), "RecursionError"),
+        (b'{"data": ' * 2000 + b"1" + b"}" * 2000, "RecursionError"),
+        (huge_integer_json(), "integer string conversion"),
+        (b"null", "not a CloudEvent"),
+        (b"42", "not a CloudEvent"),
+    ],
+    ids=["nested-arrays", "nested-objects", "huge-integer", "json-null", "json-number"],
+)
+def test_any_failure_of_json_decoding_is_a_dead_letter_too(value: bytes, problem: str) -> None:
+    """Issue 15 item 1: these escaped `_parse` and rewound the batch for ever."""
+    valid = price_event()
+
+    deliveries, letters = consumer()._parse(records(value, encode(valid)))
+
+    assert [d.event.id for d in deliveries] == [valid.id]  # the rest of the batch proceeds
+    [letter] = letters
+    assert letter.error_type == "InvalidEventError"
+    assert problem in letter.error
+    assert letter.record.offset == 0
+
+
+def test_an_unexpected_exception_while_parsing_one_record_dead_letters_that_record() -> None:
+    """Whatever a parser bug raises for one record, the record is set aside with the error's
+    type and message, and the rest of the batch proceeds."""
+
+    class FaultyRegistry:
+        topic = TOPIC.name
+
+        def parse(self, raw: bytes | None) -> CloudEvent[Any]:
+            if raw == b"bad":
+                raise KeyError("a parser bug")
+            return catalog_events.REGISTRY.parse(raw)
+
+    valid = price_event()
+    faulty = consumer()
+    faulty.registry = FaultyRegistry()  # type: ignore[assignment]
+
+    deliveries, letters = faulty._parse(records(b"bad", encode(valid)))
+
+    assert [d.event.id for d in deliveries] == [valid.id]
+    [letter] = letters
+    assert (letter.error_type, letter.error) == ("KeyError", "'a parser bug'")
+
+
 def test_a_batch_is_split_into_deliveries_and_dead_letters_in_record_order() -> None:
     first, second = price_event(), price_event(product_code="ACAD")
     batch = records(b"garbage", encode(first), b"[]", encode(second), None)
@@ -167,6 +225,18 @@ def test_dead_letter_headers_keep_the_original_headers_and_name_the_error_and_or
     assert headers["x-dlq-attempts"] == "3"
     assert datetime.fromisoformat(headers["x-dlq-failed-at"]).tzinfo is not None
     assert all(isinstance(value, str) for value in headers.values())
+
+
+def test_dead_letter_headers_of_a_record_with_a_null_or_binary_header_value() -> None:
+    """Kafka allows a header without a value: it must not fail the dead letter (issue 15)."""
+    record = FakeRecord(b"x", headers=(("empty", None), ("binary", b"\xff\xfe")))  # type: ignore[arg-type]
+    letter = DeadLetter(record, "InvalidEventError", "not JSON")
+
+    headers = dead_letter_headers(letter, group_id="g")
+
+    assert headers["empty"] == ""
+    assert headers["binary"] == "\ufffd\ufffd"
+    assert headers[ERROR_HEADER] == "not JSON"
 
 
 def test_dead_letter_headers_cap_a_huge_error_message() -> None:
