@@ -596,7 +596,7 @@ def console_command(
     prometheus: Annotated[
         str | None,
         typer.Option(
-            help="Prometheus for the charts [default: 127.0.0.1:$RENEWALS_PROMETHEUS_PORT]."
+            help="Prometheus for the charts (default: http://127.0.0.1:$RENEWALS_PROMETHEUS_PORT)."
         ),
     ] = None,
     chart_minutes: Annotated[int, typer.Option(help="The charts' window.", min=1)] = 60,

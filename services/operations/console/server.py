@@ -45,7 +45,7 @@ def read_token(path: Path) -> str:
     """The token is the file's first line. A file others may read is refused, as ssh does."""
     try:
         mode = path.stat().st_mode
-        token = path.read_text().strip()
+        lines = path.read_text().splitlines()
     except OSError as error:
         raise TokenError(f"cannot read the token file {path}: {error.strerror}") from error
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
@@ -53,8 +53,9 @@ def read_token(path: Path) -> str:
             f"the token file {path} is readable by others (mode {stat.S_IMODE(mode):o}):"
             f" chmod 600 {path}"
         )
+    token = lines[0].strip() if lines else ""
     if not token:
-        raise TokenError(f"the token file {path} is empty")
+        raise TokenError(f"the token file {path} has no token on its first line")
     return token
 
 

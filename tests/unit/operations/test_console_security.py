@@ -175,14 +175,14 @@ def test_a_token_on_the_command_line_is_refused_with_the_ways_to_give_it() -> No
 
 def test_a_token_file_is_read_only_when_only_its_owner_can_read_it(tmp_path: Path) -> None:
     token_file = tmp_path / "token"
-    token_file.write_text(f"{TOKEN}\n")
+    token_file.write_text(f"{TOKEN}\nwritten by the deploy tool\n")
     token_file.chmod(0o644)
     with pytest.raises(TokenError, match="readable by others"):
         read_token(token_file)
     token_file.chmod(0o600)
     assert read_token(token_file) == TOKEN
     token_file.write_text("\n")
-    with pytest.raises(TokenError, match="empty"):
+    with pytest.raises(TokenError, match="no token on its first line"):
         read_token(token_file)
     with pytest.raises(TokenError, match="cannot read"):
         read_token(tmp_path / "missing")
