@@ -22,6 +22,7 @@ import json
 import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import asyncpg
@@ -33,7 +34,14 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from services.operations import lookup
-from services.operations.console import ConsoleServer, UnsafeBindError
+from services.operations.console import (
+    TOKEN_ENV,
+    ConsoleServer,
+    TokenError,
+    UnsafeBindError,
+    read_token,
+    token_from_environment,
+)
 from services.operations.dlq import (
     DeadLetter,
     DeadLetterFilter,
@@ -574,24 +582,67 @@ def _print_rows(title: str, rows: list[dict[str, Any]], columns: list[str] | Non
 
 @app.command(name="console")
 def console_command(
-    host: Annotated[str, typer.Option(help="Address to bind; beyond 127.0.0.1 needs --token.")] = (
-        "127.0.0.1"
-    ),
+    host: Annotated[
+        str, typer.Option(help="Address to bind; beyond the loopback needs a token.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 18090,
-    token: Annotated[
-        str | None,
-        typer.Option(envvar="RENEWALS_CONSOLE_TOKEN", help="Required on every request when set."),
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help=f"A file (mode 600) whose first line is the token every request must carry;"
+            f" or set {TOKEN_ENV}. Never on the command line."
+        ),
     ] = None,
+    prometheus: Annotated[
+        str | None,
+        typer.Option(
+            help="Prometheus for the charts (default: http://127.0.0.1:$RENEWALS_PROMETHEUS_PORT)."
+        ),
+    ] = None,
+    chart_minutes: Annotated[int, typer.Option(help="The charts' window.", min=1)] = 60,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(help="Another name the console is reached by (the Host header it accepts)."),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="Serve HTTPS with this certificate.")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The certificate's private key.")] = None,
+    token: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> None:
-    """A read-only web console: topics and lag, dead letters and their latest errors, running
-    batches, search by CSN or subscription (Ctrl-C stops)."""
+    """A read-only web console: charts of the last hour, topics and lag, dead letters and their
+    latest errors, running batches, search by CSN or subscription (Ctrl-C stops)."""
+    if token is not None:
+        _fail(
+            "--token is refused: a command line is readable by every user of the machine."
+            f" Put the token in a file only you can read (--token-file PATH) or in {TOKEN_ENV}.",
+            2,
+        )
     try:
-        server = ConsoleServer(host, port, token)
-    except UnsafeBindError as error:
+        secret = read_token(token_file) if token_file else token_from_environment()
+        server = ConsoleServer(
+            host,
+            port,
+            secret,
+            prometheus=prometheus,
+            chart_minutes=chart_minutes,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            allow_hosts=allow_host or (),
+        )
+    except (UnsafeBindError, TokenError) as error:
         _fail(str(error), 2)
-    console.print(f"console on http://{host}:{port}/" + (" (token required)" if token else ""))
+
+    async def serve() -> None:
+        try:
+            await server.start()
+        except OSError as error:
+            _fail(f"cannot listen on {host}:{port}: {error.strerror or error}", 2)
+        console.print(f"console on {server.url}/" + (" (token required)" if secret else ""))
+        await server.serve_forever()
+
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(server.serve_forever())
+        asyncio.run(serve())
 
 
 def main() -> None:
