@@ -16,6 +16,10 @@ AFTER_DB_COMMIT = "after_db_commit"
 BULK_BEFORE_COMMIT = "bulk_before_commit"
 # The email sender, after the SMTP server accepted a claim's emails, before they are marked sent.
 AFTER_SMTP_ACCEPT = "after_smtp_accept"
+# Billing's charger: the attempt committed, the provider not called yet / the provider charged,
+# the outcome not recorded yet (services/billing/charges.py reconciles both on restart).
+BILLING_BEFORE_CHARGE = "billing_before_charge"
+BILLING_AFTER_CHARGE = "billing_after_charge"
 
 
 class FaultPoints:
