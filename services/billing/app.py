@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from faststream import FastStream
 
+from services.billing.charges import Charger
 from services.billing.manual_payments import payment_received_handler
 from services.billing.orders import place_order_handler
-from services.billing.provider import PaymentProvider, SimulatedPaymentProvider
+from services.billing.provider import PaymentProvider
 from services.billing.settings import BillingSettings
+from services.billing.simulator import SimulatedPaymentProvider
 from shared.clock import Clock, SystemClock
 from shared.contracts import billing_commands, billing_events, clock_commands, payment_events
 from shared.messaging.consumer import dispatch_by_type
@@ -23,27 +25,20 @@ def create_app(
     provider: PaymentProvider | None = None,
 ) -> FastStream:
     settings = settings or BillingSettings()
+    clock = clock or SystemClock()
     runtime = ServiceRuntime(SERVICE, settings.messaging, settings.database)
-    place_order = place_order_handler(
-        provider or SimulatedPaymentProvider(),
-        clock or SystemClock(),
-        settings.source,
-        settings.manual_payment_days,
-    )
     runtime.consume(
         billing_commands.TOPIC,
         billing_commands.REGISTRY,
-        dispatch_by_type({billing_commands.PlaceOrder: place_order}),
+        dispatch_by_type(
+            {billing_commands.PlaceOrder: place_order_handler(clock, settings.source)}
+        ),
     )
     runtime.consume(
         payment_events.TOPIC,
         payment_events.REGISTRY,
         dispatch_by_type(
-            {
-                payment_events.PaymentReceived: payment_received_handler(
-                    clock or SystemClock(), settings.source
-                )
-            }
+            {payment_events.PaymentReceived: payment_received_handler(clock, settings.source)}
         ),
     )
     runtime.consume(
@@ -58,4 +53,28 @@ def create_app(
         ),
     )
     runtime.produces(billing_events.TOPIC, billing_events.REGISTRY)
-    return runtime.build_app()
+    charger = Charger(
+        runtime.pools,
+        provider or SimulatedPaymentProvider(runtime.pools, clock),
+        clock,
+        source=settings.source,
+        manual_payment_days=settings.manual_payment_days,
+        batch_size=settings.charge_batch_size,
+        lease_seconds=settings.charge_lease_seconds,
+        timeout_seconds=settings.charge_timeout_seconds,
+        faults=runtime.faults,
+    )
+    # Woken by the trigger on `orders` (migrations/003_charges.sql) when orders are placed.
+    charging = charger.work_loop(
+        channel=f"{settings.database.schema_name}_charges",
+        poll_seconds=settings.charge_poll_seconds,
+    )
+    runtime.work(charging)
+    app = runtime.build_app()
+
+    async def listen_on_the_pool() -> None:
+        # Runs after the runtime's own start-up hook opened the pool, before the loops start.
+        charging.pool = runtime.pools.get()
+
+    app.on_startup(listen_on_the_pool)
+    return app

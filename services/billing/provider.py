@@ -1,54 +1,50 @@
-"""The payment-provider port and its default adapter, a deterministic simulator.
+"""The payment-provider port: what billing needs of a real provider (services/billing/simulator.py
+is the default adapter).
 
-A real adapter would call the provider with the order id as the idempotency key, so that a
-charge retried after a crash is not taken twice; the simulator honours the same contract.
+Two calls, as a real provider has them: `charge` with an idempotency key (billing passes the
+order id: the same key charged again is the same charge, never a second one) and `lookup`, the
+provider's own record of a charge made with a key, which is how an attempt a crash left
+unfinished is reconciled. The `_many` forms take a claim's worth at once; a real adapter would
+make its API calls concurrently, the simulator writes one statement.
 """
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal, Protocol
 
 from shared.contracts.subscription_events import PaymentMethod
 
-# AUTO-4: these methods can't be charged automatically; the customer pays by hand.
-MANUAL_ONLY_METHODS = frozenset({"bank_transfer", "alipay", "convenience_store", "atm_transfer"})
+Outcome = Literal["succeeded", "failed", "awaiting_manual"]
+
+
+@dataclass(frozen=True)
+class ChargeRequest:
+    idempotency_key: str
+    amount: Decimal
+    currency: str
+    method: PaymentMethod
 
 
 @dataclass(frozen=True)
 class ChargeResult:
-    outcome: Literal["succeeded", "failed", "awaiting_manual"]
+    outcome: Outcome
     payment_reference: str | None = None
     reason: str | None = None
 
 
 class PaymentProvider(Protocol):
-    def charge(
+    async def charge(
         self, *, idempotency_key: str, amount: Decimal, currency: str, method: PaymentMethod
     ) -> ChargeResult: ...
 
+    async def lookup(self, idempotency_key: str) -> ChargeResult | None:
+        """The provider's record of the charge made with that key; None if none was made."""
 
-# The simulator's test amount, like a payment provider's test card numbers: an amount whose
-# cents are .13 is declined for insufficient funds, whatever the method.
-DECLINED_CENTS = Decimal("0.13")
+    async def charge_many(self, requests: Sequence[ChargeRequest]) -> list[ChargeResult]:
+        """`charge` for each request, the results in the requests' order."""
 
-
-class SimulatedPaymentProvider:
-    """A valid method is charged; one marked invalid is declined; manual-only methods wait;
-    an amount ending in .13 is declined as if the account had no funds (for tests and demos)."""
-
-    def charge(
-        self, *, idempotency_key: str, amount: Decimal, currency: str, method: PaymentMethod
-    ) -> ChargeResult:
-        reference = "SIM-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:16].upper()
-        if method.type in MANUAL_ONLY_METHODS:
-            return ChargeResult("awaiting_manual", payment_reference=reference)
-        if not method.valid:
-            return ChargeResult(
-                "failed", reason=f"{method.type} declined: the payment method is not valid"
-            )
-        if amount % 1 == DECLINED_CENTS:
-            return ChargeResult("failed", reason=f"{method.type} declined: insufficient funds")
-        return ChargeResult("succeeded", payment_reference=reference)
+    async def lookup_many(self, keys: Sequence[str]) -> dict[str, ChargeResult]:
+        """`lookup` for each key; the keys charged with no charge are absent."""

@@ -17,3 +17,11 @@ class BillingSettings(BaseSettings):
     source: str = "/renewals/billing"
     # How long a customer has to pay an order by bank transfer, convenience store or ATM.
     manual_payment_days: int = 14
+    # The charger (services/billing/charges.py): orders charged per claim; how often it looks
+    # for work when no NOTIFY woke it; how long one provider call may take; and how long an
+    # attempt stays another replica's before it counts as abandoned and is reconciled (longer
+    # than the timeout, so that a live attempt is never reconciled under its feet).
+    charge_batch_size: int = 500
+    charge_poll_seconds: float = 1.0
+    charge_timeout_seconds: float = 20.0
+    charge_lease_seconds: float = 60.0

@@ -18,6 +18,10 @@ BULK_BEFORE_COMMIT = "bulk_before_commit"
 AFTER_SMTP_ACCEPT = "after_smtp_accept"
 # The email sender, mid-claim: the first email of several sent and marked, the others not yet.
 SENDER_MID_CLAIM = "sender_mid_claim"
+# Billing's charger: the attempt committed, the provider not called yet / the provider charged,
+# the outcome not recorded yet (services/billing/charges.py reconciles both on restart).
+BILLING_BEFORE_CHARGE = "billing_before_charge"
+BILLING_AFTER_CHARGE = "billing_after_charge"
 
 
 class FaultPoints:

@@ -15,6 +15,7 @@ from tests.scenarios.steps import (
     charges_for,
     confirmation_to,
     given_one_subscription_each,
+    orders_for,
 )
 
 
@@ -48,10 +49,12 @@ async def test_billing_killed_after_its_db_commit_charges_once_and_emails_once(
     command = samples.renewal_request(csn, [snapshot.subscription_id])
     await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
 
-    # The fault point SIGKILLs billing right after it committed the order and the charge,
-    # before its Kafka offset commit: the order will be delivered again.
+    # The fault point SIGKILLs billing right after it committed the order, before its Kafka
+    # offset commit: the order will be delivered again. Its charge, made apart from the placing
+    # transaction, may or may not have been recorded yet (issue 15).
     assert await asyncio.to_thread(billing.process.wait, 30) == -9
-    assert await charges_for(admin_db, csn) == 1
+    assert await orders_for(admin_db, csn) == 1
+    assert await charges_for(admin_db, csn) <= 1
     await stack.restart("billing")
 
     [renewed] = await watcher.wait_for(answering(command.request_id, "subscription.renewed"))

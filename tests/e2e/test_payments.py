@@ -1,5 +1,6 @@
-"""Payments end to end: manual-only methods paid by `payment.received` (AUTO-4), and a declined
-automatic charge retried on the policy's schedule, then lapsed, then expired (AUTO-1, LIFE-2/3)."""
+"""Payments end to end: manual-only methods paid by `payment.received` (AUTO-4), a declined
+automatic charge retried on the policy's schedule, then lapsed, then expired (AUTO-1, LIFE-2/3),
+and a charge that survives billing killed on either side of the provider call (issue 15)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.payment_events import PaymentReceived
 from tests.scenarios.steps import (
     RENEWAL_DATE,
+    SETTLE_SECONDS,
     about_subject,
     answering,
     charges_for,
+    given_one_subscription_each,
     given_price_known,
     given_subscriptions,
     publish_price,
@@ -121,3 +124,52 @@ async def test_auto_1_a_declined_card_is_retried_then_the_subscription_lapses_an
     await watcher.wait_for(about_subject(csn, "subscription.expired"))
     assert await charges_for(admin_db, csn) == 0
     assert len(watcher.matching(about_subject(csn, "subscription.lapsed"))) == 1
+
+
+async def _money_taken(admin_db, csn: str) -> int:
+    """Successful charges in the provider's own ledger for the CSN's orders."""
+    return await admin_db.fetchval(
+        "SELECT count(*) FROM billing.simulated_provider_charges c"
+        " JOIN billing.orders o ON o.order_id = c.idempotency_key"
+        " WHERE o.csn = $1 AND c.outcome = 'succeeded'",
+        csn,
+    )
+
+
+async def test_issue_15_billing_killed_after_the_provider_charged_charges_once_and_renews_once(
+    stack, upstream, watcher, admin_db
+):
+    """The crash before the charge (`billing_before_charge`: the provider has no record, the
+    order is charged on restart with the same key) is proven in-process in
+    tests/integration/test_billing_service.py."""
+    csn = samples.unique_csn()
+    [snapshot] = await given_one_subscription_each(upstream, admin_db, [csn])
+    billing = stack.services["billing"]
+    await stack.restart("billing", {"RENEWALS_FAULTS": '["billing_after_charge"]'})
+    await asyncio.to_thread(billing.wait_ready)
+    command = samples.renewal_request(csn, [snapshot.subscription_id])
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+
+    # Killed with the attempt committed and the money taken, before the outcome was recorded:
+    # the order is `charging`, with no payment row.
+    assert await asyncio.to_thread(billing.process.wait, 30) == -9
+    [order] = await admin_db.fetch(
+        "SELECT order_id, status, charge_status FROM billing.orders WHERE csn = $1", csn
+    )
+    assert (order["status"], order["charge_status"]) == ("placed", "charging")
+    assert await _money_taken(admin_db, csn) == 1
+    assert await charges_for(admin_db, csn) == 0
+    await stack.restart("billing")
+
+    # On restart the attempt is reconciled with the provider's record of the order id.
+    [renewed] = await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
+    assert renewed.data["order_id"] == order["order_id"]
+    await asyncio.sleep(SETTLE_SECONDS)
+    assert await _money_taken(admin_db, csn) == 1
+    assert await charges_for(admin_db, csn) == 1
+    status = await admin_db.fetchval(
+        "SELECT status FROM billing.orders WHERE order_id = $1", order["order_id"]
+    )
+    assert status == "succeeded"
+    assert len(watcher.matching(about_subject(csn, "payment.succeeded"))) == 1
+    assert len(watcher.matching(answering(command.request_id, "subscription.renewed"))) == 1

@@ -1,5 +1,7 @@
 """The billing service in-process (its `create_app`) on the real broker and database: an order is
 placed and charged once, however many times it is asked for; each payment outcome is announced.
+The charge is made outside the placing transaction and survives what fails around it (issue 15):
+the provider's own ledger (`simulated_provider_charges`) is what counts as money taken.
 
 The service runs on topics and a schema of its own: as a replica on `billing.commands` it would
 share the consumer group of any billing process running beside the tests (`make run`, the
@@ -8,27 +10,34 @@ end-to-end stack) and handle their orders with this test's clock, and they ours.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
-from services.billing import orders
+from services.billing import charges, orders
 from services.billing.app import create_app
+from services.billing.provider import ChargeRequest, ChargeResult
 from services.billing.settings import BillingSettings
+from services.billing.simulator import SimulatedPaymentProvider
 from shared.clock import FixedClock
 from shared.contracts import billing_commands
 from shared.contracts.billing_commands import PlaceOrder
 from shared.contracts.billing_events import OrderLine
 from shared.contracts.subscription_events import PaymentMethod
 from shared.contracts.topics import BILLING_COMMANDS, BILLING_EVENTS, Topic
+from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
 from shared.messaging.client import Seen, TopicWatcher, UpstreamClient
+from shared.messaging.consumer import PoolHolder
 from shared.messaging.settings import MessagingSettings
 from shared.samples import event, unique_csn
 from tests.integration.helpers import (
@@ -47,11 +56,46 @@ NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 MANUAL_PAYMENT_DAYS = 14
 
 
+class SpyProvider:
+    """The simulator, watched: what the charger charged and looked up, and a charge held back
+    until the test lets it go."""
+
+    def __init__(self, inner: SimulatedPaymentProvider) -> None:
+        self.inner = inner
+        self.charged: Counter[str] = Counter()
+        self.looked_up: Counter[str] = Counter()
+        self.held: dict[str, asyncio.Event] = {}
+        self.waiting: set[str] = set()
+
+    def hold(self, key: str) -> asyncio.Event:
+        return self.held.setdefault(key, asyncio.Event())
+
+    async def charge(self, **asked: object) -> ChargeResult:
+        [result] = await self.charge_many([ChargeRequest(**asked)])  # type: ignore[arg-type]
+        return result
+
+    async def lookup(self, idempotency_key: str) -> ChargeResult | None:
+        return (await self.lookup_many([idempotency_key])).get(idempotency_key)
+
+    async def charge_many(self, requests: Sequence[ChargeRequest]) -> list[ChargeResult]:
+        for request in requests:
+            if request.idempotency_key in self.held:
+                self.waiting.add(request.idempotency_key)
+                await self.held[request.idempotency_key].wait()
+        self.charged.update(r.idempotency_key for r in requests)
+        return await self.inner.charge_many(requests)
+
+    async def lookup_many(self, keys: Sequence[str]) -> dict[str, ChargeResult]:
+        self.looked_up.update(keys)
+        return await self.inner.lookup_many(keys)
+
+
 @dataclass(frozen=True)
 class Billing:
     commands: Topic
     events: Topic
     database: DatabaseSettings
+    provider: SpyProvider
 
     @property
     def schema(self) -> str:
@@ -77,17 +121,25 @@ async def billing(kafka_bootstrap: str) -> AsyncIterator[Billing]:
                 ),
                 database=database,
                 manual_payment_days=MANUAL_PAYMENT_DAYS,
+                charge_poll_seconds=0.2,
             )
+            provider_pools = PoolHolder()
+            provider_pools.pool = await create_pool(database)
+            provider = SpyProvider(SimulatedPaymentProvider(provider_pools, FixedClock(NOW)))
             with pytest.MonkeyPatch.context() as patch:
                 patch.setattr(billing_commands, "TOPIC", commands)
                 patch.setattr(orders, "BILLING_EVENTS", events)
-                app = create_app(settings, clock=FixedClock(NOW))
+                patch.setattr(charges, "BILLING_EVENTS", events)
+                app = create_app(settings, clock=FixedClock(NOW), provider=provider)
 
                 async def ready() -> bool:
                     return await http_ready(port)
 
-                async with running(app, ready):
-                    yield Billing(commands, events, database)
+                try:
+                    async with running(app, ready):
+                        yield Billing(commands, events, database, provider)
+                finally:
+                    await provider_pools.get().close()
     finally:
         await admin_db.close()
 
@@ -160,7 +212,15 @@ async def settled(
         )
         return pending == 0
 
+    async def charged() -> bool:
+        status = await admin_db.fetchval(
+            f"SELECT charge_status FROM {billing.schema}.orders WHERE order_id = $1",
+            command.order_id,
+        )
+        return status == "recorded"
+
     await eventually(consumed, timeout=15, what="billing to consume the commands")
+    await eventually(charged, timeout=15, what="billing to record the charge's outcome")
     await eventually(published, timeout=10, what="billing's outbox to be published")
     [first, *_] = await watcher.wait_for(about(billing, command.order_id), timeout=10)
     await caught_up(watcher, billing.events.name, first.partition)
@@ -282,3 +342,194 @@ async def test_a_malformed_command_is_dead_lettered_and_orders_go_on(
     [letter] = await watcher.wait_for(lambda s: s.topic == billing.commands.dlq, timeout=10)
     assert "data.total" in letter.headers["x-dlq-error"]
     assert letter.event["id"] == broken["id"]
+
+
+async def ledger_rows(
+    billing: Billing, admin_db: asyncpg.Connection, order_id: str
+) -> list[asyncpg.Record]:
+    """The provider's record of the money taken for the order (one row per charge made)."""
+    return await admin_db.fetch(
+        f"SELECT * FROM {billing.schema}.simulated_provider_charges WHERE idempotency_key = $1",
+        order_id,
+    )
+
+
+async def test_a_declined_charge_repeats_when_renewal_tries_again(
+    billing: Billing,
+    upstream: UpstreamClient,
+    watcher: TopicWatcher,
+    admin_db: asyncpg.Connection,
+) -> None:
+    """AUTO-1: `next_retry_on` of the order comes back in its `payment.failed`."""
+    command = place_order().model_copy(
+        update={"total": Decimal("840.13"), "next_retry_on": date(2026, 3, 3)}
+    )
+    asked = event(command, subject=command.csn)
+
+    await upstream.send(billing.commands, asked)
+    seen = await settled(billing, admin_db, watcher, command, [asked.id])
+
+    assert [s.type for s in seen] == ["order.placed", "payment.failed"]
+    assert seen[1].data["next_retry_on"] == "2026-03-03"
+    assert seen[1].data["reason"] == "card declined: insufficient funds"
+    [charge] = await ledger_rows(billing, admin_db, command.order_id)
+    assert (charge["outcome"], charge["amount"]) == ("failed", Decimal("840.13"))
+
+
+async def test_issue_15_the_order_is_placed_and_announced_before_the_provider_is_called(
+    billing: Billing,
+    upstream: UpstreamClient,
+    watcher: TopicWatcher,
+    admin_db: asyncpg.Connection,
+) -> None:
+    """The placing transaction calls no provider: the order and its `order.placed` are committed,
+    and the attempt recorded, while the charge is still held at the provider."""
+    command = place_order()
+    release = billing.provider.hold(command.order_id)
+    asked = event(command, subject=command.csn)
+
+    await upstream.send(billing.commands, asked)
+    await eventually(
+        lambda: command.order_id in billing.provider.waiting, what="the charge to be asked for"
+    )
+    [placed] = await watcher.wait_for(about(billing, command.order_id), timeout=10)
+    assert placed.type == "order.placed"
+    order = await order_row(billing, admin_db, command.order_id)
+    assert (order["status"], order["charge_status"], order["charge_attempts"]) == (
+        "placed",
+        "charging",
+        1,
+    )
+    assert order["charge_attempt_at"] == NOW
+    assert await ledger_rows(billing, admin_db, command.order_id) == []
+
+    release.set()
+    seen = await settled(billing, admin_db, watcher, command, [asked.id])
+
+    assert [s.type for s in seen] == ["order.placed", "payment.succeeded"]
+    [charge] = await ledger_rows(billing, admin_db, command.order_id)
+    assert (charge["outcome"], charge["amount"], charge["currency"]) == (
+        "succeeded",
+        Decimal("840.00"),
+        "USD",
+    )
+    assert charge["payment_reference"] == seen[1].data["payment_reference"]
+
+
+async def abandoned_attempt(
+    billing: Billing, admin_db: asyncpg.Connection, command: PlaceOrder
+) -> None:
+    """An order whose charge a crashed process left `charging` an hour ago."""
+    await admin_db.execute(
+        f"""INSERT INTO {billing.schema}.orders (order_id, csn, currency, purchase_method,
+                payment_method, lines, total, status, charge_status, charge_attempts,
+                charge_attempt_at, created_at)
+            VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, 'placed', 'charging', 1, $8, $8)""",
+        command.order_id,
+        command.csn,
+        command.currency,
+        command.purchase_method,
+        command.payment_method.model_dump_json(),
+        json.dumps([line.model_dump(mode="json") for line in command.lines]),
+        command.total,
+        NOW - timedelta(hours=1),
+    )
+
+
+async def test_issue_15_an_attempt_a_crash_left_after_the_charge_is_recorded_not_charged_again(
+    billing: Billing, watcher: TopicWatcher, admin_db: asyncpg.Connection
+) -> None:
+    command = place_order()
+    # The provider took the money; the process died before recording it.
+    taken = await billing.provider.inner.charge(
+        idempotency_key=command.order_id,
+        amount=command.total,
+        currency=command.currency,
+        method=command.payment_method,
+    )
+    await abandoned_attempt(billing, admin_db, command)
+
+    seen = await settled(billing, admin_db, watcher, command, [])
+
+    assert [s.type for s in seen] == ["payment.succeeded"]
+    assert seen[0].data["payment_reference"] == taken.payment_reference
+    assert billing.provider.looked_up[command.order_id] == 1
+    assert billing.provider.charged[command.order_id] == 0
+    assert len(await ledger_rows(billing, admin_db, command.order_id)) == 1
+    order = await order_row(billing, admin_db, command.order_id)
+    assert (order["status"], order["charge_attempts"]) == ("succeeded", 2)
+    [payment] = await payment_rows(billing, admin_db, command.order_id)
+    assert payment["payment_reference"] == taken.payment_reference
+
+
+async def test_issue_15_an_attempt_a_crash_left_before_the_charge_is_charged_once(
+    billing: Billing, watcher: TopicWatcher, admin_db: asyncpg.Connection
+) -> None:
+    command = place_order()
+    await abandoned_attempt(billing, admin_db, command)  # the provider never heard of it
+
+    seen = await settled(billing, admin_db, watcher, command, [])
+
+    assert [s.type for s in seen] == ["payment.succeeded"]
+    assert billing.provider.looked_up[command.order_id] == 1
+    assert billing.provider.charged[command.order_id] == 1
+    [charge] = await ledger_rows(billing, admin_db, command.order_id)
+    assert charge["outcome"] == "succeeded"
+    assert [p["outcome"] for p in await payment_rows(billing, admin_db, command.order_id)] == [
+        "succeeded"
+    ]
+
+
+def deadlocks_seen() -> float:
+    labels = {"service": "billing", "loop": "charger", "error_type": "DeadlockDetectedError"}
+    return REGISTRY.get_sample_value("renewals_loop_errors_total", labels) or 0.0
+
+
+async def test_issue_15_a_deadlock_recording_the_outcome_charges_once_and_records_next_step(
+    billing: Billing,
+    upstream: UpstreamClient,
+    watcher: TopicWatcher,
+    admin_db: asyncpg.Connection,
+) -> None:
+    """A transient database error after the provider call is the infrastructure's, not the
+    order's: the loop backs off and the next step records the outcome it kept, with no second
+    charge and no reconciliation (the lease never runs out on this test's fixed clock)."""
+    command = place_order()
+    schema = billing.schema
+    # PostgreSQL itself raises a deadlock the first time the order's outcome is recorded.
+    await admin_db.execute(
+        f"""CREATE SEQUENCE {schema}.it_deadlocks;
+            CREATE FUNCTION {schema}.it_deadlock_once() RETURNS trigger
+            LANGUAGE plpgsql SECURITY DEFINER AS $$
+            BEGIN
+                IF NEW.order_id = '{command.order_id}' AND NEW.charge_status = 'recorded'
+                   AND nextval('{schema}.it_deadlocks') = 1 THEN
+                    RAISE EXCEPTION 'deadlock (injected)' USING ERRCODE = 'deadlock_detected';
+                END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER it_deadlock_once BEFORE UPDATE ON {schema}.orders
+                FOR EACH ROW EXECUTE FUNCTION {schema}.it_deadlock_once();"""
+    )
+    before = deadlocks_seen()
+    try:
+        asked = event(command, subject=command.csn)
+        await upstream.send(billing.commands, asked)
+        seen = await settled(billing, admin_db, watcher, command, [asked.id])
+    finally:
+        await admin_db.execute(
+            f"DROP TRIGGER it_deadlock_once ON {schema}.orders;"
+            f" DROP FUNCTION {schema}.it_deadlock_once(); DROP SEQUENCE {schema}.it_deadlocks"
+        )
+
+    assert deadlocks_seen() == before + 1
+    assert [s.type for s in seen] == ["order.placed", "payment.succeeded"]
+    assert billing.provider.charged[command.order_id] == 1
+    assert billing.provider.looked_up[command.order_id] == 0
+    assert len(await ledger_rows(billing, admin_db, command.order_id)) == 1
+    order = await order_row(billing, admin_db, command.order_id)
+    assert (order["status"], order["charge_attempts"]) == ("succeeded", 1)
+    assert [p["outcome"] for p in await payment_rows(billing, admin_db, command.order_id)] == [
+        "succeeded"
+    ]
+    assert watcher.matching(lambda s: s.topic == billing.commands.dlq) == []

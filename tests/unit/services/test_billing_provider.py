@@ -1,4 +1,5 @@
-"""The simulated payment provider: deterministic, idempotent by order id, AUTO-4 aware."""
+"""The simulated payment provider's rules: deterministic, one reference per order id, AUTO-4
+aware (its ledger, on the database, is tested in tests/integration/test_billing_provider.py)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,17 @@ from decimal import Decimal
 
 import pytest
 
-from services.billing.provider import MANUAL_ONLY_METHODS, SimulatedPaymentProvider
+from services.billing.provider import ChargeRequest, ChargeResult
+from services.billing.simulator import MANUAL_ONLY_METHODS, simulated_outcome
 from shared.contracts.subscription_events import PaymentMethod
 
 AMOUNT = Decimal("1179.00")
 
 
-def charge(order_id: str, method: PaymentMethod) -> object:
-    return SimulatedPaymentProvider().charge(
-        idempotency_key=order_id, amount=AMOUNT, currency="USD", method=method
-    )
+def charge(
+    order_id: str, method: PaymentMethod, amount: Decimal = AMOUNT, currency: str = "USD"
+) -> ChargeResult:
+    return simulated_outcome(ChargeRequest(order_id, amount, currency, method))
 
 
 def method(kind: str = "card", *, valid: bool = True) -> PaymentMethod:
@@ -24,9 +26,7 @@ def method(kind: str = "card", *, valid: bool = True) -> PaymentMethod:
 
 @pytest.mark.parametrize("kind", ["card", "paypal", "direct_debit", "invoice"])
 def test_a_valid_method_is_charged(kind: str) -> None:
-    result = SimulatedPaymentProvider().charge(
-        idempotency_key="ORD-1", amount=AMOUNT, currency="USD", method=method(kind)
-    )
+    result = charge("ORD-1", method(kind))
 
     assert result.outcome == "succeeded"
     assert result.reason is None
@@ -36,20 +36,16 @@ def test_a_valid_method_is_charged(kind: str) -> None:
 
 
 def test_the_reference_is_deterministic_per_order_so_a_retried_charge_is_the_same_charge() -> None:
-    provider = SimulatedPaymentProvider()
-
-    first = provider.charge(idempotency_key="ORD-1", amount=AMOUNT, currency="USD", method=method())
-    again = provider.charge(idempotency_key="ORD-1", amount=AMOUNT, currency="USD", method=method())
-    other = provider.charge(idempotency_key="ORD-2", amount=AMOUNT, currency="USD", method=method())
+    first = charge("ORD-1", method())
+    again = charge("ORD-1", method())
+    other = charge("ORD-2", method())
 
     assert first == again
     assert other.payment_reference != first.payment_reference
 
 
 def test_an_invalid_method_is_declined_with_a_reason_and_no_reference() -> None:
-    result = SimulatedPaymentProvider().charge(
-        idempotency_key="ORD-1", amount=AMOUNT, currency="USD", method=method(valid=False)
-    )
+    result = charge("ORD-1", method(valid=False))
 
     assert result.outcome == "failed"
     assert result.payment_reference is None
@@ -60,9 +56,7 @@ def test_an_invalid_method_is_declined_with_a_reason_and_no_reference() -> None:
 
 @pytest.mark.parametrize("kind", sorted(MANUAL_ONLY_METHODS))
 def test_auto_4_manual_only_methods_await_a_manual_payment(kind: str) -> None:
-    result = SimulatedPaymentProvider().charge(
-        idempotency_key="ORD-1", amount=AMOUNT, currency="JPY", method=method(kind)
-    )
+    result = charge("ORD-1", method(kind), currency="JPY")
 
     assert result.outcome == "awaiting_manual"
     assert result.reason is None
@@ -76,18 +70,15 @@ def test_auto_4_the_manual_only_methods_are_those_of_the_rule() -> None:
 
 
 def test_the_simulator_declines_an_amount_ending_in_13_cents_for_insufficient_funds() -> None:
-    from decimal import Decimal
+    declined = charge("o-1", method(), Decimal("420.13"))
+    charged = charge("o-2", method(), Decimal("420.14"))
 
-    from services.billing.provider import SimulatedPaymentProvider
-    from shared.contracts.subscription_events import PaymentMethod
-
-    card = PaymentMethod(type="card", recurring=True, valid=True)
-    provider = SimulatedPaymentProvider()
-    declined = provider.charge(
-        idempotency_key="o-1", amount=Decimal("420.13"), currency="USD", method=card
-    )
-    charged = provider.charge(
-        idempotency_key="o-2", amount=Decimal("420.14"), currency="USD", method=card
-    )
     assert (declined.outcome, declined.reason) == ("failed", "card declined: insufficient funds")
     assert charged.outcome == "succeeded"
+
+
+def test_an_amount_too_large_to_have_cents_is_declined_not_raised() -> None:
+    """One absurd amount must not fail the claim of charges it came in (issue 15, item 2)."""
+    result = charge("o-1", method(), Decimal("1E+40"))
+
+    assert (result.outcome, result.reason) == ("failed", "card declined: invalid amount")
