@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any, Union
 
+import asyncpg
 from faststream import FastStream
 from faststream.specification import AsyncAPI
 
@@ -33,6 +34,8 @@ from shared.messaging.settings import MessagingSettings
 log = logging.getLogger(__name__)
 
 Loop = Callable[[], Coroutine[Any, Any, None]]
+# A WorkLoop built once the pool exists (the loops of the services work on its rows).
+LoopFactory = Callable[[asyncpg.Pool], WorkLoop]
 
 
 class ServiceRuntime:
@@ -48,6 +51,7 @@ class ServiceRuntime:
         self.consumers: list[EventConsumer] = []
         self.loops: dict[str, Loop] = {}
         self.work_loops: list[WorkLoop] = []
+        self._loop_factories: list[LoopFactory] = []
         self.relay: OutboxRelay | None = None
         self.health: HealthServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -85,10 +89,13 @@ class ServiceRuntime:
         """A background loop (a relay, a scheduler) started once the broker is connected."""
         self.loops[name] = body
 
-    def work(self, loop: WorkLoop) -> None:
-        """A background `WorkLoop` (shared/messaging/loops.py), started with the others; its
-        liveness is part of `/live`."""
-        self.work_loops.append(loop)
+    def work(self, loop: WorkLoop | LoopFactory) -> None:
+        """A background `WorkLoop` (shared/messaging/loops.py), or a function that builds one
+        from the service's pool, started with the others; its liveness is part of `/live`."""
+        if isinstance(loop, WorkLoop):
+            self.work_loops.append(loop)
+        else:
+            self._loop_factories.append(loop)
 
     def readiness(self) -> dict[str, bool]:
         return {
@@ -153,6 +160,7 @@ class ServiceRuntime:
         assert self.relay is not None
         self.work_loops.insert(0, self.relay.loop)
         self.work_loops.insert(1, self._metrics_loop())
+        self.work_loops += [build(self.pools.get()) for build in self._loop_factories]
         self._tasks = [asyncio.create_task(body(), name=name) for name, body in self.loops.items()]
         self._tasks += [loop.start() for loop in self.work_loops]
         for task in self._tasks:
