@@ -149,6 +149,7 @@ class ServiceRuntime:
             schema=self.database.schema_name,
             batch_size=self.messaging.outbox_batch_size,
             poll_seconds=self.messaging.outbox_poll_seconds,
+            faults=self.faults,
         )
         self.health = HealthServer(
             self.messaging.http_host, self.messaging.http_port, self.readiness, self.liveness
