@@ -73,10 +73,11 @@ def create_app(
         ),
     )
 
-    async def remind() -> None:
-        await ReminderScheduler(runtime.pools.get(), clock, settings.policy, settings).run()
-
-    runtime.loop("renewal_reminders", remind)
+    runtime.work(
+        lambda pool: ReminderScheduler(
+            pool, clock, settings.policy, settings, faults=runtime.faults
+        ).work_loop()
+    )
     runtime.consume(catalog_events.TOPIC, catalog_events.REGISTRY, catalog_handler())
     quote_handlers = dispatch_some(
         quote_events.REGISTRY,

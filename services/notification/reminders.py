@@ -9,11 +9,12 @@ downtime only the latest reminder due is sent, never a backlog of old ones; a su
 seen late gets only the reminders still ahead; a renewed subscription (its renewal date moved)
 is reminded for its next date only; a partner-owned renewal is left to the partner when the
 policy says so, and none while an open quote covers the renewal.
+It runs as a `WorkLoop`; a subscription whose reminder raises is worked alone and parked
+(`parked_items`, loop `renewal_reminders`), and the others are reminded.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import date, timedelta
 from typing import Any
@@ -28,11 +29,14 @@ from shared.catalog.store import load_prices
 from shared.clock import Clock
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.eligibility import Policy, Price, RenewalOption, find_price, renewal_options
-from shared.messaging.consumer import INFRASTRUCTURE_ERRORS
+from shared.messaging.faults import REMINDERS_AFTER_COMMIT, FaultPoints
+from shared.messaging.loops import WorkLoop
+from shared.messaging.parking import IsolatingClaims, not_parked
 
 log = logging.getLogger(__name__)
 
-DUE = """
+LOOP = "renewal_reminders"
+DUE = f"""
 SELECT s.subscription_id, s.csn, s.snapshot::text AS snapshot, s.renewal_date,
        GREATEST(s.reminders_after, s.reminded_through + 1) AS look_from,
        COALESCE(c.today, $1) AS today
@@ -43,6 +47,8 @@ WHERE s.renewal_date > COALESCE(c.today, $1)
       SELECT 1 FROM unnest($2::int[]) AS o(days)
       WHERE s.renewal_date - o.days <= COALESCE(c.today, $1)
         AND s.renewal_date - o.days >= GREATEST(s.reminders_after, s.reminded_through + 1))
+  AND {not_parked(LOOP, "s.subscription_id")}
+  AND ($4::text IS NULL OR s.subscription_id = $4)  -- one subscription alone (isolating)
 ORDER BY s.renewal_date
 LIMIT $3
 FOR UPDATE OF s SKIP LOCKED
@@ -52,29 +58,39 @@ BATCH = 500
 
 class ReminderScheduler:
     def __init__(
-        self, pool: asyncpg.Pool, clock: Clock, policy: Policy, settings: NotificationSettings
+        self,
+        pool: asyncpg.Pool,
+        clock: Clock,
+        policy: Policy,
+        settings: NotificationSettings,
+        faults: FaultPoints | None = None,
     ) -> None:
         self.pool = pool
         self.clock = clock
         self.policy = policy
         self.settings = settings
+        self.faults = faults or FaultPoints()
         self.offsets = sorted(set(policy.reminder_days_before))  # smallest (latest) first
+        self.claims = IsolatingClaims(pool, "notification", LOOP, self.run_once, self._candidates)
 
-    async def run(self) -> None:
-        while True:
-            try:
-                while await self.run_once() == BATCH:
-                    pass  # more are due: go on before sleeping
-            except INFRASTRUCTURE_ERRORS as error:
-                log.warning("reminder scheduler failed, retrying", extra={"error": repr(error)})
-            except Exception:
-                log.exception("reminder scheduler failed, retrying")
-            await asyncio.sleep(self.settings.reminder_interval_seconds)
+    def work_loop(self) -> WorkLoop:
+        return WorkLoop(
+            LOOP,
+            self.step,
+            service="notification",
+            poll_seconds=self.settings.reminder_interval_seconds,
+            pool=self.pool,
+        )
 
-    async def run_once(self) -> int:
-        """Look at up to BATCH subscriptions with a reminder day come; returns how many."""
+    async def step(self) -> int:
+        """One claim, its failing subscriptions parked (shared/messaging/parking.py)."""
+        return await self.claims.step()
+
+    async def run_once(self, only: str | None = None) -> int:
+        """Look at up to BATCH subscriptions with a reminder day come (or `only` that one);
+        returns how many."""
         async with self.pool.acquire() as connection, connection.transaction():
-            rows = await connection.fetch(DUE, self.clock.today(), self.offsets, BATCH)
+            rows = await self._due(connection, only)
             emails = [email for row in rows if (email := self._reminder(row)) is not None]
             await connection.execute(
                 """UPDATE subscriptions AS s SET reminded_through = u.today
@@ -90,7 +106,17 @@ class ReminderScheduler:
                 for email in emails:
                     self._price(email, [Price(**vars(p)) for p in prices])
                 await queue(connection, emails, self.clock.now())
-            return len(rows)
+        if rows:
+            self.faults.hit(REMINDERS_AFTER_COMMIT)
+        return len(rows)
+
+    async def _due(self, connection: Any, only: str | None) -> list[Any]:
+        return list(await connection.fetch(DUE, self.clock.today(), self.offsets, BATCH, only))
+
+    async def _candidates(self) -> list[str]:
+        async with self.pool.acquire() as connection, connection.transaction():
+            rows = await self._due(connection, None)
+        return [row["subscription_id"] for row in rows]
 
     def _reminder(self, row: Any) -> Email | None:
         today: date = row["today"]

@@ -67,19 +67,21 @@ def create_app(settings: QuoteSettings | None = None, clock: Clock | None = None
         ),
     )
 
-    async def expire() -> None:
-        await QuoteExpiry(
-            runtime.pools.get(), clock, settings.source, settings.expiry_interval_seconds
-        ).run()
-
-    runtime.loop("quote_expiry", expire)
-
-    async def automatic() -> None:
-        await AutomaticQuotes(
-            runtime.pools.get(), clock, settings.policy, quotes, settings.expiry_interval_seconds
-        ).run()
-
-    runtime.loop("automatic_quotes", automatic)
+    runtime.work(
+        lambda pool: QuoteExpiry(
+            pool, clock, settings.source, settings.expiry_interval_seconds, faults=runtime.faults
+        ).work_loop()
+    )
+    runtime.work(
+        lambda pool: AutomaticQuotes(
+            pool,
+            clock,
+            settings.policy,
+            quotes,
+            settings.expiry_interval_seconds,
+            faults=runtime.faults,
+        ).work_loop()
+    )
     runtime.produces(quote_events.TOPIC, quote_events.REGISTRY)
     runtime.produces(billing_commands.TOPIC, billing_commands.REGISTRY)
     return runtime.build_app()

@@ -3,12 +3,13 @@ default, not renewing automatically), a renewal quote 30 days before the renewal
 CSN's clock, emailed to the buyer like any quote (`quote.sent` with no request id).
 
 One per subscription and renewal date: the `automatic_quotes` row is claimed in the same
-transaction as the quote, so replicas and restarts never send two.
+transaction as the quote, so replicas and restarts never send two. It runs as a `WorkLoop`; a
+subscription whose quote raises is worked alone and parked (`parked_items`, loop
+`automatic_quotes`), and the others are quoted.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -20,11 +21,15 @@ from shared import eligibility
 from shared.catalog.store import load_prices, load_promotions
 from shared.clock import Clock
 from shared.eligibility import Policy, Price, Promotion, QuoteRequest
-from shared.messaging.consumer import INFRASTRUCTURE_ERRORS, UnitOfWork
+from shared.messaging.consumer import UnitOfWork
+from shared.messaging.faults import AUTOMATIC_QUOTES_AFTER_COMMIT, FaultPoints
+from shared.messaging.loops import WorkLoop
+from shared.messaging.parking import IsolatingClaims, not_parked
 
 log = logging.getLogger(__name__)
 
-DUE = """
+LOOP = "automatic_quotes"
+DUE = f"""
 SELECT s.subscription_id, s.renewal_date, COALESCE(c.today, $1) AS today
 FROM subscriptions AS s LEFT JOIN test_clocks AS c USING (csn)
 WHERE s.renewal_date - $2::int <= COALESCE(c.today, $1)
@@ -34,6 +39,8 @@ WHERE s.renewal_date - $2::int <= COALESCE(c.today, $1)
   -- a quote already open for it covers the renewal: no second one
   AND NOT EXISTS (SELECT 1 FROM quotes AS q WHERE q.status IN ('sent', 'accepted')
                   AND s.subscription_id = ANY(q.subscription_ids))
+  AND {not_parked(LOOP, "s.subscription_id")}
+  AND ($3::text IS NULL OR s.subscription_id = $3)  -- one subscription alone (isolating)
 ORDER BY s.renewal_date
 LIMIT 200
 FOR UPDATE OF s SKIP LOCKED
@@ -48,28 +55,41 @@ class AutomaticQuotes:
         policy: Policy,
         quotes: QuoteHandlers,
         interval: float,
+        faults: FaultPoints | None = None,
     ) -> None:
         self.pool = pool
         self.clock = clock
         self.policy = policy
         self.quotes = quotes
         self.interval = interval
+        self.faults = faults or FaultPoints()
+        self.claims = IsolatingClaims(pool, "quote", LOOP, self.send_due, self._candidates)
 
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.send_due()
-            except INFRASTRUCTURE_ERRORS as error:
-                log.warning("automatic quotes failed, retrying", extra={"error": repr(error)})
-            except Exception:
-                log.exception("automatic quotes failed, retrying")
-            await asyncio.sleep(self.interval)
+    def work_loop(self) -> WorkLoop:
+        return WorkLoop(
+            LOOP, self.step, service="quote", poll_seconds=self.interval, pool=self.pool
+        )
 
-    async def send_due(self) -> int:
-        async with self.pool.acquire() as connection, connection.transaction():
-            rows = await connection.fetch(
-                DUE, self.clock.today(), self.policy.automatic_quote_days_before
+    async def step(self) -> int:
+        """One claim, its failing subscriptions parked (shared/messaging/parking.py)."""
+        return await self.claims.step()
+
+    async def _due(self, connection: Any, only: str | None) -> list[Any]:
+        return list(
+            await connection.fetch(
+                DUE, self.clock.today(), self.policy.automatic_quote_days_before, only
             )
+        )
+
+    async def _candidates(self) -> list[str]:
+        async with self.pool.acquire() as connection, connection.transaction():
+            rows = await self._due(connection, None)
+        return [row["subscription_id"] for row in rows]
+
+    async def send_due(self, only: str | None = None) -> int:
+        """Quote up to 200 subscriptions come to their quote day (or `only` that one)."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            rows = await self._due(connection, only)
             if not rows:
                 return 0
             unit = UnitOfWork(connection)
@@ -87,7 +107,8 @@ class AutomaticQuotes:
                 claimed,
             )
             await unit.outbox.flush(connection)
-            return len(rows)
+        self.faults.hit(AUTOMATIC_QUOTES_AFTER_COMMIT)
+        return len(rows)
 
     async def _quote(
         self,

@@ -1,9 +1,13 @@
-"""Quotes not paid by their expiry date become `quote.expired`, on each CSN's clock (QUO-8)."""
+"""Quotes not paid by their expiry date become `quote.expired`, on each CSN's clock (QUO-8).
+
+It runs as a `WorkLoop`; a quote whose expiry raises is worked alone and parked (`parked_items`,
+loop `quote_expiry`), and the others expire.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from typing import Any
 
 import asyncpg
 
@@ -11,40 +15,68 @@ from shared.clock import Clock
 from shared.contracts.envelope import new_event
 from shared.contracts.quote_events import TOPIC as QUOTE_EVENTS
 from shared.contracts.quote_events import QuoteExpired
-from shared.messaging.consumer import INFRASTRUCTURE_ERRORS
+from shared.messaging.faults import QUOTE_EXPIRY_AFTER_COMMIT, FaultPoints
+from shared.messaging.loops import WorkLoop
 from shared.messaging.outbox import Outbox
+from shared.messaging.parking import IsolatingClaims, not_parked
 
 log = logging.getLogger(__name__)
+
+LOOP = "quote_expiry"
+BATCH = 500
+DUE = f"""
+SELECT q.quote_number, q.csn FROM quotes AS q LEFT JOIN test_clocks AS c ON c.csn = q.csn
+WHERE q.status = 'sent' AND q.expires_on < COALESCE(c.today, $1)
+  AND {not_parked(LOOP, "q.quote_number")}
+  AND ($3::text IS NULL OR q.quote_number = $3)  -- one quote alone (isolating)
+ORDER BY q.expires_on
+LIMIT $2
+FOR UPDATE OF q SKIP LOCKED
+"""
 
 
 class QuoteExpiry:
     def __init__(
-        self, pool: asyncpg.Pool, clock: Clock, source: str, interval_seconds: float
+        self,
+        pool: asyncpg.Pool,
+        clock: Clock,
+        source: str,
+        interval_seconds: float,
+        faults: FaultPoints | None = None,
     ) -> None:
         self.pool = pool
         self.clock = clock
         self.source = source
         self.interval_seconds = interval_seconds
+        self.faults = faults or FaultPoints()
+        self.claims = IsolatingClaims(pool, "quote", LOOP, self.expire_due, self._candidates)
 
-    async def run(self) -> None:
-        while True:
-            try:
-                await self.expire_due()
-            except INFRASTRUCTURE_ERRORS as error:
-                log.warning("quote expiry failed, retrying", extra={"error": repr(error)})
-            except Exception:
-                log.exception("quote expiry failed, retrying")
-            await asyncio.sleep(self.interval_seconds)
+    def work_loop(self) -> WorkLoop:
+        return WorkLoop(
+            LOOP, self.step, service="quote", poll_seconds=self.interval_seconds, pool=self.pool
+        )
 
-    async def expire_due(self) -> int:
+    async def step(self) -> int:
+        """One claim, its failing quotes parked (shared/messaging/parking.py)."""
+        return await self.claims.step()
+
+    async def _due(self, connection: Any, only: str | None) -> list[Any]:
+        return list(await connection.fetch(DUE, self.clock.today(), BATCH, only))
+
+    async def _candidates(self) -> list[str]:
         async with self.pool.acquire() as connection, connection.transaction():
-            rows = await connection.fetch(
-                """UPDATE quotes AS q SET status = 'expired'
-                   FROM quotes AS o LEFT JOIN test_clocks AS c ON c.csn = o.csn
-                   WHERE q.quote_number = o.quote_number AND o.status = 'sent'
-                     AND o.expires_on < COALESCE(c.today, $1)
-                   RETURNING q.quote_number, q.csn""",
-                self.clock.today(),
+            rows = await self._due(connection, None)
+        return [row["quote_number"] for row in rows]
+
+    async def expire_due(self, only: str | None = None) -> int:
+        """Expire up to BATCH quotes past their expiry date (or `only` that one)."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            rows = await self._due(connection, only)
+            if not rows:
+                return 0
+            await connection.execute(
+                "UPDATE quotes SET status = 'expired' WHERE quote_number = ANY($1::text[])",
+                [row["quote_number"] for row in rows],
             )
             outbox = Outbox()
             for row in rows:
@@ -56,4 +88,5 @@ class QuoteExpiry:
                 )
                 outbox.add(QUOTE_EVENTS, event)
             await outbox.flush(connection)
-            return len(rows)
+        self.faults.hit(QUOTE_EXPIRY_AFTER_COMMIT)
+        return len(rows)

@@ -74,18 +74,17 @@ def create_runtime(settings: RenewalSettings, clock: Clock) -> ServiceRuntime:
     runtime.produces(renewal_events.TOPIC, renewal_events.REGISTRY)
     runtime.produces(billing_commands.TOPIC, billing_commands.REGISTRY)
 
-    async def due_dates() -> None:
-        engine = DueDateEngine(
-            runtime.pools.get(),
+    runtime.work(
+        lambda pool: DueDateEngine(
+            pool,
             clock,
             settings.policy,
             source=settings.source,
             batch_size=settings.engine_batch_size,
             interval_seconds=settings.engine_interval_seconds,
-        )
-        await engine.run()
-
-    runtime.loop("due_date_engine", due_dates)
+            faults=runtime.faults,
+        ).work_loop()
+    )
     return runtime
 
 
@@ -101,17 +100,15 @@ def create_bulk_worker_app(
     runtime = ServiceRuntime("bulk_worker", settings.messaging, settings.database)
     runtime.migrations_of = SERVICE
 
-    async def work() -> None:
-        worker = BulkWorker(
-            runtime.pools.get(),
+    runtime.work(
+        lambda pool: BulkWorker(
+            pool,
             clock or SystemClock(),
             settings.policy,
             source=settings.source,
             per_claim=settings.bulk_batches_per_claim,
             poll_seconds=settings.bulk_poll_seconds,
             faults=runtime.faults,
-        )
-        await worker.run()
-
-    runtime.loop("bulk_worker", work)
+        ).work_loop()
+    )
     return runtime.build_app()

@@ -5,14 +5,14 @@ every reason given); the eligible ones are grouped by CSN, currency and purchase
 and each group becomes one order asked of billing (one transaction, one charge, one
 confirmation — MAN-3). A batch is claimed with `FOR UPDATE SKIP LOCKED` and everything it
 produces commits at once, so a worker killed at any point leaves the batch pending and the next
-worker (or the same one restarted) does it whole, never twice.
+worker (or the same one restarted) does it whole, never twice. It runs as a `WorkLoop` woken by
+`NOTIFY renewal_batches`; a claim that fails is worked batch by batch, and a batch that fails
+alone is set aside (status `failed`, for an operator) while the others go through.
 Run it as its own process: `python -m services.bulk_worker`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import uuid
@@ -42,15 +42,15 @@ from shared.eligibility import (
     Promotion,
     decide_manual_renewal,
 )
-from shared.messaging.consumer import INFRASTRUCTURE_ERRORS
 from shared.messaging.faults import BULK_BEFORE_COMMIT, FaultPoints
+from shared.messaging.loops import WorkLoop
 from shared.messaging.outbox import Outbox
+from shared.messaging.parking import IsolatingClaims, park_item
 from shared.test_clocks import CsnClock
 
 log = logging.getLogger(__name__)
 
-# Errors after which the whole claim is simply tried again a little later.
-RETRY_LATER: tuple[type[BaseException], ...] = (*INFRASTRUCTURE_ERRORS, asyncpg.PostgresError)
+LOOP = "bulk_worker"
 ORDER_NAMESPACE = uuid.UUID("6f1c8a52-3d0e-4a77-9b1e-2c4b5d6e7f80")
 
 
@@ -79,60 +79,42 @@ class BulkWorker:
         self.source = source
         self.per_claim = per_claim
         self.poll_seconds = poll_seconds
-        self._wake = asyncio.Event()
+        self.claims = IsolatingClaims(
+            pool, "bulk_worker", LOOP, self._work, self._pending, set_aside=self._set_aside
+        )
 
-    async def run(self) -> None:
-        listener = await self.pool.acquire()
-        try:
-            await listener.add_listener("renewal_batches", self._on_notify)
-            while True:
-                try:
-                    worked = await self.work_pending()
-                except RETRY_LATER as error:
-                    log.warning("bulk worker failed, retrying", extra={"error": repr(error)})
-                    worked = 0
-                    await asyncio.sleep(self.poll_seconds)
-                if worked:
-                    continue
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-        finally:
-            with contextlib.suppress(Exception):
-                await listener.remove_listener("renewal_batches", self._on_notify)
-            await self.pool.release(listener)
-
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()
+    def work_loop(self) -> WorkLoop:
+        return WorkLoop(
+            LOOP,
+            self.work_pending,
+            service="bulk_worker",
+            poll_seconds=self.poll_seconds,
+            pool=self.pool,
+            channel="renewal_batches",
+        )
 
     async def work_pending(self) -> int:
         """Claim and work up to `per_claim` pending batches in one transaction; if that fails
-        for a reason other than the database, work them one at a time so that one bad batch
+        for a reason other than a transient one, work them one at a time so that one bad batch
         is set aside (status `failed`, for an operator) and the others go through."""
-        try:
-            return await self._work()
-        except INFRASTRUCTURE_ERRORS:
-            raise
-        except Exception:
-            log.exception("a claim of batches failed; working them one at a time")
-        pending = await self.pool.fetch(
+        return await self.claims.step()
+
+    async def _pending(self) -> list[str]:
+        rows = await self.pool.fetch(
             "SELECT request_id FROM renewal_batches WHERE status = 'pending'"
             " ORDER BY received_at LIMIT $1",
             self.per_claim,
         )
-        for row in pending:
-            try:
-                await self._work(only=row["request_id"])
-            except INFRASTRUCTURE_ERRORS:
-                raise
-            except Exception:
-                log.exception("batch set aside as failed", extra={"request_id": row["request_id"]})
-                await self.pool.execute(
-                    "UPDATE renewal_batches SET status = 'failed', worked_at = now()"
-                    " WHERE request_id = $1 AND status = 'pending'",
-                    row["request_id"],
-                )
-        return len(pending)
+        return [row["request_id"] for row in rows]
+
+    async def _set_aside(self, request_id: str, reason: str) -> None:
+        async with self.pool.acquire() as connection, connection.transaction():
+            await connection.execute(
+                "UPDATE renewal_batches SET status = 'failed', worked_at = now()"
+                " WHERE request_id = $1 AND status = 'pending'",
+                request_id,
+            )
+            await park_item(connection, loop=LOOP, item=request_id, reason=reason)
 
     async def _work(self, only: str | None = None) -> int:
         async with self.pool.acquire() as connection, connection.transaction():

@@ -10,11 +10,12 @@ never do it twice), the subscriptions whose renewal date has come on their CSN's
 - not renewed by its renewal date → `subscription.lapsed` (LIFE-2), once;
 - still not renewed the day after grace ends (WIN-2) → `subscription.expired` (LIFE-3), once.
 After downtime it simply catches up: every step is recorded against the renewal date it was for.
+It runs as a `WorkLoop`; a subscription whose decision raises (a price that breaks rounding) is
+worked alone and parked (`parked_items`, loop `due_date_engine`), and the others go on.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from datetime import date, timedelta
@@ -42,16 +43,19 @@ from shared.eligibility import (
     renews_automatically,
     round_money,
 )
-from shared.messaging.consumer import INFRASTRUCTURE_ERRORS
+from shared.messaging.faults import ENGINE_AFTER_COMMIT, ENGINE_BEFORE_COMMIT, FaultPoints
+from shared.messaging.loops import WorkLoop
 from shared.messaging.metrics import DUE_DATE_ENGINE
 from shared.messaging.outbox import Outbox
+from shared.messaging.parking import IsolatingClaims, not_parked
 
 log = logging.getLogger(__name__)
 
 AUTO_ORDER_NAMESPACE = uuid.UUID("0b7e3f51-9c2d-4e8a-a6f4-5d1c2b3a4e90")
+LOOP = "due_date_engine"
 
-DUE = """
-SELECT s.snapshot::text AS snapshot, s.renewal_date, s.term, s.seats, s.auto_renew,
+DUE = f"""
+SELECT s.subscription_id, s.snapshot::text AS snapshot, s.renewal_date, s.term, s.seats, s.auto_renew,
        s.lapse_announced_for, s.expiry_announced_for, s.next_term, s.next_seats,
        COALESCE(c.today, $1) AS today, last.attempt AS last_attempt, last.status AS last_status,
        -- AUTO-5: an open quote covers this renewal; it is the quote's to renew, not the engine's
@@ -70,6 +74,8 @@ WHERE s.renewal_date <= COALESCE(c.today, $1)
       <= COALESCE(c.today, $1)
   -- a charge in flight: billing's answer decides, and the claim stays free for the others
   AND last.status IS DISTINCT FROM 'requested'
+  AND {not_parked(LOOP, "s.subscription_id")}
+  AND ($3::text IS NULL OR s.subscription_id = $3)  -- one subscription alone (isolating)
 ORDER BY s.renewal_date
 LIMIT $2
 FOR UPDATE OF s SKIP LOCKED
@@ -99,6 +105,7 @@ class DueDateEngine:
         source: str,
         batch_size: int,
         interval_seconds: float,
+        faults: FaultPoints | None = None,
     ) -> None:
         self.pool = pool
         self.clock = clock
@@ -106,31 +113,37 @@ class DueDateEngine:
         self.source = source
         self.batch_size = batch_size
         self.interval_seconds = interval_seconds
+        self.faults = faults or FaultPoints()
+        self.claims = IsolatingClaims(pool, "renewal", LOOP, self.run_once, self._candidates)
 
-    async def run(self) -> None:
-        while True:
-            try:
-                worked = await self.run_once()
-            except INFRASTRUCTURE_ERRORS as error:
-                log.warning("due-date engine failed, retrying", extra={"error": repr(error)})
-                worked = 0
-            except Exception:
-                log.exception("due-date engine failed, retrying")
-                worked = 0
-            if worked < self.batch_size:
-                await asyncio.sleep(self.interval_seconds)
+    def work_loop(self) -> WorkLoop:
+        return WorkLoop(
+            LOOP, self.step, service="renewal", poll_seconds=self.interval_seconds, pool=self.pool
+        )
 
-    async def run_once(self) -> int:
-        """One claim: up to `batch_size` due subscriptions, handled in one transaction."""
+    async def step(self) -> int:
+        """One claim, its failing subscriptions parked (shared/messaging/parking.py)."""
+        return await self.claims.step()
+
+    async def run_once(self, only: str | None = None) -> int:
+        """One claim: up to `batch_size` due subscriptions (or `only` that one), handled in one
+        transaction."""
         async with self.pool.acquire() as connection, connection.transaction():
-            rows = await connection.fetch(DUE, self.clock.today(), self.batch_size)
+            rows = await connection.fetch(DUE, self.clock.today(), self.batch_size, only)
             if not rows:
                 return 0
             step = EngineStep(self, [(from_row(row), row) for row in rows])
             await step.decide(connection)
             await step.save(connection)
+            self.faults.hit(ENGINE_BEFORE_COMMIT)
+        self.faults.hit(ENGINE_AFTER_COMMIT)
         step.count()  # once committed
         return len(rows)
+
+    async def _candidates(self) -> list[str]:
+        async with self.pool.acquire() as connection, connection.transaction():
+            rows = await connection.fetch(DUE, self.clock.today(), self.batch_size, None)
+        return [row["subscription_id"] for row in rows]
 
 
 class EngineStep:

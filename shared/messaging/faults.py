@@ -1,8 +1,21 @@
 """Fault-injection points that tests arm through `RENEWALS_FAULTS` to kill a process on purpose.
 
-`after_db_commit`: SIGKILL the process right after a batch's database commit and before its Kafka
-offset commit — the window where a naive consumer would apply an effect twice on redelivery.
-`bulk_before_commit`: SIGKILL the bulk worker in the middle of working a claim of batches.
+Each point is a crash window: SIGKILL there must lose nothing and duplicate no effect.
+- `after_db_commit`: a consumer, after a batch's database commit, before its Kafka offset
+  commit — the window where a naive consumer would apply an effect twice on redelivery.
+- `bulk_before_commit`: the bulk worker, mid-claim: orders decided and written, not committed.
+- `after_smtp_accept`: the email sender, after the SMTP server accepted an email, before it is
+  marked sent (that one email goes out again: the most SMTP allows).
+- `sender_mid_claim`: the email sender, the first email of a claim of several sent and marked.
+- `billing_before_charge` / `billing_after_charge`: billing's charger, the attempt committed and
+  the provider not called yet / the provider charged and the outcome not recorded yet.
+- `engine_before_commit` / `engine_after_commit`: the due-date engine, a claim's orders, lapses
+  and expiries written, before / right after its commit.
+- `reminders_after_commit`: the reminder scheduler, reminders queued and committed.
+- `automatic_quotes_after_commit`: automatic quotes created and committed.
+- `quote_expiry_after_commit`: quotes expired and committed.
+- `outbox_after_publish_before_delete`: the outbox relay, a claim acknowledged by the broker,
+  its rows not yet deleted (they go out again: consumers deduplicate on the event id).
 """
 
 import logging
@@ -22,6 +35,12 @@ SENDER_MID_CLAIM = "sender_mid_claim"
 # the outcome not recorded yet (services/billing/charges.py reconciles both on restart).
 BILLING_BEFORE_CHARGE = "billing_before_charge"
 BILLING_AFTER_CHARGE = "billing_after_charge"
+ENGINE_BEFORE_COMMIT = "engine_before_commit"
+ENGINE_AFTER_COMMIT = "engine_after_commit"
+REMINDERS_AFTER_COMMIT = "reminders_after_commit"
+AUTOMATIC_QUOTES_AFTER_COMMIT = "automatic_quotes_after_commit"
+QUOTE_EXPIRY_AFTER_COMMIT = "quote_expiry_after_commit"
+OUTBOX_AFTER_PUBLISH_BEFORE_DELETE = "outbox_after_publish_before_delete"
 
 
 class FaultPoints:

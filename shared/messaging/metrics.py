@@ -41,6 +41,17 @@ LOOP_ERRORS = Counter(
     ["service", "loop", "error_type"],
 )
 
+ITEMS_PARKED = Counter(
+    "renewals_items_parked_total",
+    "Items a background loop set aside because handling them raised (parked_items)",
+    ["service", "loop"],
+)
+OUTBOX_PARKED = Counter(
+    "renewals_outbox_parked_total",
+    "Outbox messages the broker refused for their own sake, moved to outbox_parked",
+    ["service", "topic"],
+)
+
 DUE_DATE_ENGINE = Counter(
     "renewals_due_date_engine_total",
     "What the due-date engine did to due subscriptions",

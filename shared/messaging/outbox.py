@@ -2,6 +2,12 @@
 
 Delivery is at least once (a crash between the broker's acknowledgement and the row's deletion
 publishes it again); consumers deduplicate on the CloudEvent id, so the effect is once.
+
+A row the broker refuses for the message's own sake (too large, a topic that stays unknown) is
+moved to `outbox_parked` with the error, counted and logged, and the rest of the claim goes
+out: one such row never stops the outbox (the renewal outbox is shared with the bulk worker).
+`renewals outbox list|retry|drop` acts on parked rows. Any other failure (the broker away) rolls
+the claim back, and the loop backs off and tries again.
 """
 
 from __future__ import annotations
@@ -13,16 +19,40 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from aiokafka.errors import (
+    InvalidTopicError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    UnknownTopicOrPartitionError,
+)
 from faststream.kafka import KafkaBroker
 
 from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, encode
 from shared.contracts.topics import Topic
 from shared.db.locks import advisory_key
 from shared.db.types import DbConnection
+from shared.messaging.faults import OUTBOX_AFTER_PUBLISH_BEFORE_DELETE, FaultPoints
 from shared.messaging.loops import WorkLoop
-from shared.messaging.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
+from shared.messaging.metrics import OUTBOX_BACKLOG, OUTBOX_PARKED, OUTBOX_PUBLISHED
 
 log = logging.getLogger(__name__)
+
+# Refusals that are the message's fault: sending it again can only fail again. An unknown topic
+# counts once the producer has waited its whole metadata timeout for it (allow_auto_create_topics
+# is off: it will not appear by itself).
+REFUSED_FOR_ITS_OWN_SAKE: tuple[type[BaseException], ...] = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    InvalidTopicError,
+    UnknownTopicOrPartitionError,
+)
+ERROR_LENGTH = 2000
+
+
+def refused_for_its_own_sake(error: BaseException) -> bool:
+    return isinstance(error, REFUSED_FOR_ITS_OWN_SAKE)
 
 
 @dataclass
@@ -62,9 +92,11 @@ class OutboxRelay:
         schema: str,
         batch_size: int,
         poll_seconds: float,
+        faults: FaultPoints | None = None,
     ) -> None:
         self.pool = pool
         self.broker = broker
+        self.faults = faults or FaultPoints()
         self.service = service
         self.channel = f"{schema}_outbox"
         self.lock_key = advisory_key(f"outbox:{schema}")
@@ -83,7 +115,7 @@ class OutboxRelay:
         return self.loop.healthy
 
     async def publish_pending(self) -> int:
-        """Publish one claimed batch; returns how many rows went out."""
+        """Publish one claimed batch; returns how many rows it took (published or parked)."""
         async with self.pool.acquire() as connection, connection.transaction():
             if not await connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", self.lock_key):
                 return 0  # another replica's relay is publishing this outbox right now
@@ -94,20 +126,81 @@ class OutboxRelay:
             if not rows:
                 OUTBOX_BACKLOG.labels(self.service).set(0)
                 return 0
-            sends = [
-                await self.broker.publish(
-                    row["value"],
-                    topic=row["topic"],
-                    key=row["key"],
-                    headers=json.loads(row["headers"]),
-                    no_confirm=True,
-                )
-                for row in rows
-            ]
-            # Wait for every acknowledgement before deleting: a failure rolls the claim back.
-            await asyncio.gather(*sends)
+            refused = await self._publish(rows)
+            # Every other row is acknowledged: a crash here publishes them again (at least once).
+            self.faults.hit(OUTBOX_AFTER_PUBLISH_BEFORE_DELETE)
+            if refused:
+                await self._park(connection, rows, refused)
             await connection.execute(
                 "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
             )
-        OUTBOX_PUBLISHED.labels(self.service).inc(len(rows))
+        OUTBOX_PUBLISHED.labels(self.service).inc(len(rows) - len(refused))
         return len(rows)
+
+    async def _publish(self, rows: list[asyncpg.Record]) -> dict[int, BaseException]:
+        """Send the rows in id order, wait for every acknowledgement; returns the rows refused
+        for their own sake (by position). Any other failure raises: the claim rolls back."""
+        refused: dict[int, BaseException] = {}
+        sends: dict[int, Any] = {}
+        failure: BaseException | None = None
+        for position, row in enumerate(rows):
+            try:
+                sends[position] = await self._send(row, confirm=False)
+            except Exception as error:  # refused by the producer itself (too large, no topic)
+                if not refused_for_its_own_sake(error):
+                    failure = error
+                    break
+                refused[position] = error
+        acknowledged = await asyncio.gather(*sends.values(), return_exceptions=True)
+        if failure is not None:
+            raise failure
+        for position, result in zip(sends, acknowledged, strict=True):
+            if not isinstance(result, BaseException):
+                continue
+            if not refused_for_its_own_sake(result):
+                raise result
+            # The broker refused the produce request this row travelled in, perhaps with others:
+            # alone, its own answer says whether it is the culprit.
+            try:
+                await self._send(rows[position], confirm=True)
+            except Exception as error:
+                if not refused_for_its_own_sake(error):
+                    raise
+                refused[position] = error
+        return refused
+
+    async def _send(self, row: asyncpg.Record, *, confirm: bool) -> Any:
+        return await self.broker.publish(
+            row["value"],
+            topic=row["topic"],
+            key=row["key"],
+            headers=json.loads(row["headers"]),
+            no_confirm=not confirm,
+        )
+
+    async def _park(
+        self,
+        connection: DbConnection,
+        rows: list[asyncpg.Record],
+        refused: dict[int, BaseException],
+    ) -> None:
+        await connection.executemany(
+            """INSERT INTO outbox_parked (id, topic, key, value, headers, created_at, error)
+               SELECT id, topic, key, value, headers, created_at, $2 FROM outbox WHERE id = $1""",
+            [
+                (rows[position]["id"], f"{type(error).__name__}: {error}"[:ERROR_LENGTH])
+                for position, error in refused.items()
+            ],
+        )
+        for position, error in refused.items():
+            row = rows[position]
+            OUTBOX_PARKED.labels(self.service, row["topic"]).inc()
+            log.error(
+                "outbox row parked: the broker refused it; the others go on",
+                extra={
+                    "outbox_id": row["id"],
+                    "topic": row["topic"],
+                    "bytes": len(row["value"]),
+                    "error": repr(error),
+                },
+            )

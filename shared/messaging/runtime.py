@@ -2,6 +2,9 @@
 
 Each service's `create_app(settings)` builds a `ServiceRuntime`, registers its consumers and
 loops on it, and returns `runtime.build_app()`: the FastStream app that `python -m` runs.
+At start it serves `/live` at once, then waits for PostgreSQL and Kafka (shared/messaging/
+waiting.py) however long they are down; `/ready` says `database` only while a `SELECT 1`
+through the pool succeeded lately (the metrics loop checks it every few seconds).
 """
 
 from __future__ import annotations
@@ -9,16 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Union
 
+import asyncpg
 from faststream import FastStream
 from faststream.specification import AsyncAPI
 
 from shared.contracts.envelope import EventRegistry
 from shared.contracts.topics import Topic
 from shared.db.migrate import apply_migrations
-from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
 from shared.messaging.broker import create_broker
 from shared.messaging.consumer import BatchHandler, EventConsumer, PoolHolder
@@ -29,10 +33,13 @@ from shared.messaging.loops import WorkLoop
 from shared.messaging.metrics import sample_backlogs
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.settings import MessagingSettings
+from shared.messaging.waiting import kafka_when_up, pool_when_up
 
 log = logging.getLogger(__name__)
 
 Loop = Callable[[], Coroutine[Any, Any, None]]
+# A WorkLoop built once the pool exists (the loops of the services work on its rows).
+LoopFactory = Callable[[asyncpg.Pool], WorkLoop]
 
 
 class ServiceRuntime:
@@ -48,10 +55,12 @@ class ServiceRuntime:
         self.consumers: list[EventConsumer] = []
         self.loops: dict[str, Loop] = {}
         self.work_loops: list[WorkLoop] = []
+        self._loop_factories: list[LoopFactory] = []
         self.relay: OutboxRelay | None = None
         self.health: HealthServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._running = False
+        self._database_answered_at: float | None = None  # time.monotonic() of the last SELECT 1
         # The schema's migrations to apply at start: the bulk worker works renewal's schema.
         self.migrations_of = service
 
@@ -85,19 +94,33 @@ class ServiceRuntime:
         """A background loop (a relay, a scheduler) started once the broker is connected."""
         self.loops[name] = body
 
-    def work(self, loop: WorkLoop) -> None:
-        """A background `WorkLoop` (shared/messaging/loops.py), started with the others; its
-        liveness is part of `/live`."""
-        self.work_loops.append(loop)
+    def work(self, loop: WorkLoop | LoopFactory) -> None:
+        """A background `WorkLoop` (shared/messaging/loops.py), or a function that builds one
+        from the service's pool, started with the others; its liveness is part of `/live`."""
+        if isinstance(loop, WorkLoop):
+            self.work_loops.append(loop)
+        else:
+            self._loop_factories.append(loop)
 
     def readiness(self) -> dict[str, bool]:
         return {
             "started": self._running,
-            "database": self.pools.pool is not None,
+            "database": self.database_answered_lately(),
             "outbox_relay": self.relay is not None and self.relay.healthy,
             "loops": all(not task.done() for task in self._tasks),
             "partitions_assigned": all(consumer.assigned for consumer in self.consumers),
         }
+
+    def database_answered_lately(self) -> bool:
+        answered = self._database_answered_at
+        # Three samples missed (or 10 s): the database is away, whatever the pool object says.
+        limit = max(3 * self.messaging.metrics_sample_seconds, 10.0)
+        return answered is not None and time.monotonic() - answered < limit
+
+    async def check_database(self) -> None:
+        """A real round trip through the pool; readiness remembers when it last succeeded."""
+        await self.pools.get().fetchval("SELECT 1")
+        self._database_answered_at = time.monotonic()
 
     def liveness(self) -> dict[str, bool]:
         """`/live`: every background loop still running and none stuck in a step. Before the
@@ -127,7 +150,14 @@ class ServiceRuntime:
 
     async def _open(self) -> None:
         configure_logging(self.service, self.messaging.log_level)
-        pool = await create_pool(self.database)
+        # Live (not ready) while it waits: a supervisor must not kill a service waiting for
+        # its database.
+        self.health = HealthServer(
+            self.messaging.http_host, self.messaging.http_port, self.readiness, self.liveness
+        )
+        port = await self.health.start()
+        log.info("http listening", extra={"url": f"http://{self.messaging.http_host}:{port}"})
+        pool = await pool_when_up(self.database)
         async with pool.acquire() as connection:
             applied = await apply_migrations(
                 connection, self.database.schema_name, self.migrations_of
@@ -135,6 +165,9 @@ class ServiceRuntime:
         if applied:
             log.info("migrations applied", extra={"migrations": applied})
         self.pools.pool = pool
+        await self.check_database()
+        # FastStream connects the broker after this hook, and exits if that fails: wait here.
+        await kafka_when_up(self.messaging.kafka_bootstrap, self.service)
         self.relay = OutboxRelay(
             pool,
             self.broker,
@@ -142,17 +175,14 @@ class ServiceRuntime:
             schema=self.database.schema_name,
             batch_size=self.messaging.outbox_batch_size,
             poll_seconds=self.messaging.outbox_poll_seconds,
+            faults=self.faults,
         )
-        self.health = HealthServer(
-            self.messaging.http_host, self.messaging.http_port, self.readiness, self.liveness
-        )
-        port = await self.health.start()
-        log.info("http listening", extra={"url": f"http://{self.messaging.http_host}:{port}"})
 
     async def _start_loops(self) -> None:
         assert self.relay is not None
         self.work_loops.insert(0, self.relay.loop)
         self.work_loops.insert(1, self._metrics_loop())
+        self.work_loops += [build(self.pools.get()) for build in self._loop_factories]
         self._tasks = [asyncio.create_task(body(), name=name) for name, body in self.loops.items()]
         self._tasks += [loop.start() for loop in self.work_loops]
         for task in self._tasks:
@@ -161,9 +191,11 @@ class ServiceRuntime:
         log.info("service started", extra={"consumers": [c.topic.name for c in self.consumers]})
 
     def _metrics_loop(self) -> WorkLoop:
-        """Outbox backlog and age, consumer lag: gauges Prometheus alerts on (deploy/monitoring)."""
+        """Outbox backlog and age, consumer lag: gauges Prometheus alerts on (deploy/monitoring);
+        and the database's answer, for readiness."""
 
         async def sample() -> int:
+            await self.check_database()
             consumers = [
                 (c.topic.name, getattr(c.subscriber, "consumer", None)) for c in self.consumers
             ]

@@ -1,5 +1,7 @@
 """The outbox relay: rows written in a transaction reach Kafka in id order and are deleted once
-the broker acknowledged them; a failed publish rolls the claim back and the rows stay.
+the broker acknowledged them; a row the broker refuses for its own sake (too large, a topic that
+stays unknown) is parked and the others go out (issue 15, item 2); any other failed publish
+rolls the claim back and the rows stay.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka.errors import UnknownTopicOrPartitionError
+from aiokafka.errors import KafkaTimeoutError
 from faststream.kafka import KafkaBroker
 
 from shared.contracts.envelope import CONTENT_TYPE, CloudEvent
@@ -22,6 +24,7 @@ from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
 from shared.messaging.broker import create_broker
 from shared.messaging.client import TopicWatcher
+from shared.messaging.metrics import OUTBOX_PARKED
 from shared.messaging.outbox import Outbox, OutboxRelay
 from shared.messaging.settings import MessagingSettings
 from shared.samples import event, price, unique_csn
@@ -131,7 +134,60 @@ async def test_rows_of_a_rolled_back_transaction_are_never_published(
     assert await relay(pool, broker, scratch_database).publish_pending() == 0
 
 
-async def test_a_failed_publish_leaves_the_rows_in_place(
+async def parked_rows(pool: asyncpg.Pool) -> list[asyncpg.Record]:
+    return list(await pool.fetch("SELECT id, topic, value, error FROM outbox_parked ORDER BY id"))
+
+
+async def write_raw(pool: asyncpg.Pool, topic: Topic, key: str, value: bytes) -> None:
+    await pool.execute(
+        "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)",
+        topic.name,
+        key.encode(),
+        value,
+        '{"content-type": "application/cloudevents+json"}',
+    )
+
+
+async def test_an_event_too_large_for_the_broker_is_parked_and_the_others_go_out_in_order(
+    pool: asyncpg.Pool,
+    broker: KafkaBroker,
+    fresh_topic: Topic,
+    scratch_database: DatabaseSettings,
+    kafka_bootstrap: str,
+) -> None:
+    """Issue 15: a `bulk.completed` carrying 12,000 ids, stored whole, refused by the broker."""
+    key = unique_csn()
+    before, after = prices(key, 2)
+    await write(pool, [(fresh_topic, before)])
+    await write_raw(pool, fresh_topic, key, b'{"ids": "' + b"x" * 2_000_000 + b'"}')
+    await write(pool, [(fresh_topic, after)])
+    big_id = (await outbox_ids(pool))[1]
+    outbox_relay = relay(pool, broker, scratch_database, poll_seconds=0.1)
+    parked_before = OUTBOX_PARKED.labels("it-relay", fresh_topic.name)._value.get()
+
+    async with TopicWatcher(kafka_bootstrap, [fresh_topic]) as watcher:
+        task = asyncio.create_task(outbox_relay.loop.run())
+        try:
+            seen = await watcher.wait_for(lambda s: True, count=2, timeout=10)
+
+            async def outbox_empty() -> bool:
+                return await outbox_ids(pool) == []
+
+            await eventually(outbox_empty, timeout=5, what="the claim committed")
+            assert outbox_relay.healthy and outbox_relay.loop.failures == 0
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    assert [s.event["id"] for s in seen] == [before.id, after.id]
+    [parked] = await parked_rows(pool)
+    assert parked["id"] == big_id and len(parked["value"]) > 2_000_000
+    assert parked["error"].startswith("MessageSizeTooLargeError")
+    assert OUTBOX_PARKED.labels("it-relay", fresh_topic.name)._value.get() == parked_before + 1
+
+
+async def test_an_event_for_a_topic_that_stays_unknown_is_parked(
     pool: asyncpg.Pool,
     fresh_topic: Topic,
     scratch_database: DatabaseSettings,
@@ -156,22 +212,36 @@ async def test_a_failed_publish_leaves_the_rows_in_place(
     )
     await impatient.start()
     try:
-        outbox_relay = relay(pool, impatient, scratch_database)
         async with TopicWatcher(kafka_bootstrap, [fresh_topic]) as watcher:
-            with pytest.raises(UnknownTopicOrPartitionError):
-                await outbox_relay.publish_pending()
-
-            assert await outbox_ids(pool) == rows  # the claim was rolled back: nothing deleted
-
-            # The operator removes the row that can't go out; the relay goes on, and what had
-            # gone out before the failure goes out again (at least once: consumers dedupe).
-            await pool.execute("DELETE FROM outbox WHERE id = $1", rows[1])
-            assert await drain(outbox_relay) == [2]
-            await watcher.wait_for(lambda s: s.event["id"] == after.id, timeout=10)
+            assert await drain(relay(pool, impatient, scratch_database)) == [3]
+            seen = await watcher.wait_for(lambda s: True, count=2, timeout=10)
+        assert [s.event["id"] for s in seen] == [before.id, after.id]
         assert await outbox_ids(pool) == []
-        assert {s.event["id"] for s in watcher.seen} == {before.id, after.id}
+        [parked] = await parked_rows(pool)
+        assert parked["id"] == rows[1]
+        assert parked["error"].startswith("UnknownTopicOrPartitionError")
     finally:
         await impatient.stop()
+
+
+class UnreachableBroker:
+    """A broker that is away: every publish times out, as aiokafka's does."""
+
+    async def publish(self, *args: Any, **kwargs: Any) -> Any:
+        raise KafkaTimeoutError()
+
+
+async def test_a_broker_away_parks_nothing_and_leaves_the_rows_in_place(
+    pool: asyncpg.Pool, fresh_topic: Topic, scratch_database: DatabaseSettings
+) -> None:
+    await write(pool, [(fresh_topic, e) for e in prices(unique_csn(), 3)])
+    rows = await outbox_ids(pool)
+
+    with pytest.raises(KafkaTimeoutError):
+        await relay(pool, UnreachableBroker(), scratch_database).publish_pending()
+
+    assert await outbox_ids(pool) == rows  # the claim was rolled back: the loop backs off
+    assert await parked_rows(pool) == []
 
 
 async def test_the_relay_wakes_on_notify_without_waiting_for_its_poll(
