@@ -65,16 +65,11 @@ def create_app(
         faults=runtime.faults,
     )
     # Woken by the trigger on `orders` (migrations/003_charges.sql) when orders are placed.
-    charging = charger.work_loop(
-        channel=f"{settings.database.schema_name}_charges",
-        poll_seconds=settings.charge_poll_seconds,
+    runtime.work(
+        lambda pool: charger.work_loop(
+            pool,
+            channel=f"{settings.database.schema_name}_charges",
+            poll_seconds=settings.charge_poll_seconds,
+        )
     )
-    runtime.work(charging)
-    app = runtime.build_app()
-
-    async def listen_on_the_pool() -> None:
-        # Runs after the runtime's own start-up hook opened the pool, before the loops start.
-        charging.pool = runtime.pools.get()
-
-    app.on_startup(listen_on_the_pool)
-    return app
+    return runtime.build_app()

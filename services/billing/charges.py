@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+import asyncpg
+
 from services.billing.provider import ChargeRequest, ChargeResult, PaymentProvider
 from shared.clock import Clock
 from shared.contracts.billing_events import TOPIC as BILLING_EVENTS
@@ -124,13 +126,14 @@ class Charger:
         self.unrecorded: list[tuple[Attempt, ChargeResult]] = []
         self.unrecorded_tries = 0
 
-    def work_loop(self, *, channel: str, poll_seconds: float) -> WorkLoop:
-        """The charger's loop; its `pool` (for LISTEN) is set once the service's pool is open."""
+    def work_loop(self, pool: asyncpg.Pool, *, channel: str, poll_seconds: float) -> WorkLoop:
+        """The charger's loop, woken by `channel` on `pool`."""
         return WorkLoop(
             LOOP,
             self.step,
             service="billing",
             poll_seconds=poll_seconds,
+            pool=pool,
             channel=channel,
         )
 

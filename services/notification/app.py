@@ -90,16 +90,9 @@ def create_app(
     )
     runtime.consume(quote_events.TOPIC, quote_events.REGISTRY, quote_handlers)
     runtime.produces(notification_events.TOPIC, notification_events.REGISTRY)
-    app = runtime.build_app()
-
-    async def register_senders() -> None:
-        """The email senders' WorkLoops, once the pool they claim from is open: start-up hooks
-        run in order, after the runtime's own (which opens it), before the loops start."""
-        sender = EmailSender(
-            runtime.pools.get(), clock, settings, EmailRenderer(), faults=runtime.faults
-        )
-        for loop in sender.loops():
-            runtime.work(loop)
-
-    app.on_startup(register_senders)
-    return app
+    runtime.work(
+        lambda pool: EmailSender(
+            pool, clock, settings, EmailRenderer(), faults=runtime.faults
+        ).loops()
+    )
+    return runtime.build_app()

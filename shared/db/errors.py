@@ -26,12 +26,15 @@ CONCURRENCY_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.DeadlockDetectedError,  # 40P01: chosen as the deadlock's victim
     asyncpg.ReadOnlySQLTransactionError,  # 25006: still on a primary that became a standby
     asyncpg.QueryCanceledError,  # 57014: statement_timeout, or cancelled under load
+    asyncpg.LockNotAvailableError,  # 55P03: lock_timeout, or NOWAIT on a row another holds
 )
 """The database is there, but this attempt lost to another one, a failover or a timeout."""
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = CONNECTION_ERRORS + CONCURRENCY_ERRORS
 
-TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "25006", "57014", "57P01", "57P02", "57P03"})
+TRANSIENT_SQLSTATES = frozenset(
+    {"40001", "40P01", "25006", "57014", "55P03", "57P01", "57P02", "57P03"}
+)
 """The same, by SQLSTATE: asyncpg raises a generic `PostgresError` for a code it does not map."""
 
 

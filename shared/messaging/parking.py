@@ -17,29 +17,13 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from shared.db.errors import is_transient
 from shared.db.types import DbConnection
-from shared.messaging.consumer import INFRASTRUCTURE_ERRORS
 from shared.messaging.metrics import ITEMS_PARKED
 
 log = logging.getLogger(__name__)
 
-# TODO(issue 15, item 3): use `is_transient` of shared/db/errors.py once it lands; this is the
-# minimal local equivalent.
-TRANSIENT_DATABASE_ERRORS: tuple[type[BaseException], ...] = (
-    *INFRASTRUCTURE_ERRORS,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.LockNotAvailableError,
-    asyncpg.ReadOnlySQLTransactionError,  # a primary just demoted by a failover
-    asyncpg.QueryCanceledError,  # statement timeout
-)
-
 REASON_LENGTH = 2000
-
-
-def is_transient(error: BaseException) -> bool:
-    """Whether trying the same work again later may succeed (it is not the item's fault)."""
-    return isinstance(error, TRANSIENT_DATABASE_ERRORS)
 
 
 def reason_of(error: BaseException) -> str:

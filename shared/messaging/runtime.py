@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 Loop = Callable[[], Coroutine[Any, Any, None]]
 # A WorkLoop built once the pool exists (the loops of the services work on its rows).
-LoopFactory = Callable[[asyncpg.Pool], WorkLoop]
+# Builds a service's loop(s) from its pool, which only exists once the service has started.
+LoopFactory = Callable[[asyncpg.Pool], WorkLoop | list[WorkLoop]]
 
 
 class ServiceRuntime:
@@ -182,7 +183,9 @@ class ServiceRuntime:
         assert self.relay is not None
         self.work_loops.insert(0, self.relay.loop)
         self.work_loops.insert(1, self._metrics_loop())
-        self.work_loops += [build(self.pools.get()) for build in self._loop_factories]
+        for build in self._loop_factories:
+            built = build(self.pools.get())
+            self.work_loops += built if isinstance(built, list) else [built]
         self._tasks = [asyncio.create_task(body(), name=name) for name, body in self.loops.items()]
         self._tasks += [loop.start() for loop in self.work_loops]
         for task in self._tasks:
