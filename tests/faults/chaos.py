@@ -77,9 +77,8 @@ class Fleet:
             except (RuntimeError, TimeoutError):
                 async with self._locks[name]:
                     if service.process is not None and service.process.poll() is not None:
-                        self._noticed_death(name, time.monotonic()).back = await self._bring_up(
-                            name
-                        )
+                        fault = self._noticed_death(name, time.monotonic())
+                        fault.back = await self._bring_up(name)
                     else:
                         raise
 

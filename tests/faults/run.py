@@ -216,7 +216,12 @@ async def setup(client: UpstreamClient, plan: workload.Plan, db: Any) -> None:
             progress(f"setup: every service stored the {wanted:,} subscriptions")
             return
         if time.monotonic() > deadline:
-            raise TimeoutError(f"setup: subscriptions stored {stored} of {wanted}; price {priced}")
+            raise TimeoutError(
+                f"setup: subscriptions stored {stored} of {wanted} (price stored: {bool(priced)})"
+                " before any fault was scheduled: a partition of subscription.events or"
+                " catalog.events is stalled (a poison message of an earlier run?); see"
+                f" {STATE / 'logs'}/"
+            )
         await asyncio.sleep(1.0)
 
 
