@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV ?= uv
 INFRA := deploy/local/infra.sh
 
-.PHONY: help install infra-up infra-down infra-status run stop test test-unit lint typecheck docs docs-check bench clean \
+.PHONY: help install infra-up infra-down infra-status run stop test test-unit lint typecheck docs docs-check bench faults clean \
 	docker-setup images up down logs
 
 help:  ## list the targets
@@ -68,6 +68,9 @@ docs-check: install  ## fail when docs/asyncapi.json is not what the apps genera
 
 bench: infra-up  ## end-to-end renewals per second, latency, memory, and the raw ceilings
 	@$(UV) run python -m bench.run
+
+faults: infra-up  ## the fault suite: 10,000 renewals while services, broker and database are killed
+	@$(UV) run python -m tests.faults.run $(FAULTS_ARGS)
 
 clean: infra-down
 	@if [[ -L .local/pg ]]; then rm -rf "$$(readlink -f .local/pg)"; fi  # data kept outside the clone (infra.sh)

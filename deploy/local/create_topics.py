@@ -53,11 +53,16 @@ async def partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict
     return {t["topic"]: len(t["partitions"]) for t in described if t["error_code"] == 0}
 
 
-async def create_missing(admin: AIOKafkaAdminClient, missing: dict[str, int]) -> None:
+async def create_missing(
+    admin: AIOKafkaAdminClient, missing: dict[str, int], replication: int = 1
+) -> None:
     if not missing:
         return
     response = await admin.create_topics(
-        [NewTopic(name, partitions, replication_factor=1) for name, partitions in missing.items()]
+        [
+            NewTopic(name, partitions, replication_factor=replication)
+            for name, partitions in missing.items()
+        ]
     )
     failures = [
         f"{name}: error {code} {rest[0] if rest else ''}".strip()
@@ -96,14 +101,14 @@ async def wait_for_group_coordinator(admin: AIOKafkaAdminClient, deadline: float
             await asyncio.sleep(0.1)
 
 
-async def run(bootstrap: str, timeout: float) -> int:
+async def run(bootstrap: str, timeout: float, replication: int = 1) -> int:
     deadline = time.monotonic() + timeout
     admin = await connected_admin(bootstrap, deadline)
     try:
         wanted = wanted_partitions()
         existing = await partition_counts(admin, list(wanted))
         missing = {name: n for name, n in wanted.items() if name not in existing}
-        await create_missing(admin, missing)
+        await create_missing(admin, missing, replication)
         await wait_for_leaders(admin, list(wanted), deadline)
         await wait_for_group_coordinator(admin, deadline)
         mismatched = [
@@ -128,9 +133,15 @@ def main() -> int:
     parser.add_argument(
         "--timeout", type=float, default=60.0, help="seconds to wait for the broker, in all"
     )
+    parser.add_argument(
+        "--replication-factor",
+        type=int,
+        default=1,
+        help="replicas of each topic created (3 for the fault suite's three-broker cluster)",
+    )
     args = parser.parse_args()
     try:
-        return asyncio.run(run(args.bootstrap, args.timeout))
+        return asyncio.run(run(args.bootstrap, args.timeout, args.replication_factor))
     except (TimeoutError, RuntimeError, KafkaError) as error:
         print(f"create_topics: {error}", file=sys.stderr)
         return 1

@@ -6,6 +6,14 @@
 #   deploy/local/infra.sh down    stop what `up` started (by the pids in .local/run/)
 #   deploy/local/infra.sh status  what runs, where it listens, whether it answers
 #
+# For the fault suite (tests/faults/, `make faults`):
+#   deploy/local/infra.sh restart-kafka                   SIGKILL the broker, start it, wait for leaders
+#   deploy/local/infra.sh restart-postgres [--immediate]  stop PostgreSQL (immediate: no checkpoint,
+#                                                         crash recovery at start), start it again
+#   deploy/local/infra.sh cluster up|down|status          a 3-broker KRaft cluster of its own
+#                                                         (replication 3, min.insync.replicas 2)
+#   deploy/local/infra.sh cluster kill|start <1-3>        SIGKILL / start one of its brokers
+#
 # Ports: RENEWALS_KAFKA_PORT (19092), RENEWALS_KAFKA_CONTROLLER_PORT (19093),
 #        RENEWALS_PG_PORT (15432), RENEWALS_SMTP_PORT (12525), RENEWALS_PROMETHEUS_PORT (19090).
 set -euo pipefail
@@ -539,6 +547,203 @@ lock() {
   fi
 }
 
+# ---------------------------------------------------------------------------------------------
+# Restarts, for the fault suite: the same broker and database, down and up again.
+
+cmd_restart_kafka() {
+  local pid
+  require_uv
+  lock
+  pid=$(kafka_pid) || die "kafka: not running (make infra-up first)"
+  say "kafka: SIGKILL pid $pid"
+  kill -KILL "$pid" 2>/dev/null || true
+  wait_for 20 "" gone "$pid" || die "kafka: pid $pid does not die"
+  forget kafka
+  kafka_start
+  kafka_wait
+  kafka_topics >/dev/null
+  say "kafka: back on 127.0.0.1:$KAFKA_PORT"
+}
+
+cmd_restart_postgres() {
+  local mode=fast pid
+  [[ ${1:-} == --immediate ]] && mode=immediate
+  lock
+  pid=$(pg_pid) || die "postgres: not running (make infra-up first)"
+  say "postgres: stopping pid $pid (-m $mode)"
+  as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -m "$mode" -w -t 60 -s stop ||
+    stop_group postgres "$pid" 20
+  forget postgres
+  pg_up
+  say "postgres: back on 127.0.0.1:$PG_PORT"
+}
+
+# ---------------------------------------------------------------------------------------------
+# A three-broker KRaft cluster (each node broker and controller) on ports of its own, beside the
+# single broker: brokers on RENEWALS_FAULTS_CLUSTER_PORT (KAFKA_PORT + 2) and the next two,
+# controllers on the three after. State under .local/kafka-cluster/.
+
+CLUSTER_PORT="${RENEWALS_FAULTS_CLUSTER_PORT:-$((KAFKA_PORT + 2))}"
+CLUSTER_DIR="$LOCAL/kafka-cluster"
+CLUSTER_NODES=(1 2 3)
+
+cluster_broker_port() { echo $((CLUSTER_PORT + $1 - 1)); }
+cluster_controller_port() { echo $((CLUSTER_PORT + $1 + 2)); }
+cluster_props() { echo "$CLUSTER_DIR/node$1/server.properties"; }
+cluster_pid() { running_pid "cluster-$1" "$(cluster_props "$1")"; }
+cluster_bootstrap() {
+  local node list=()
+  for node in "${CLUSTER_NODES[@]}"; do list+=("127.0.0.1:$(cluster_broker_port "$node")"); done
+  (
+    IFS=,
+    echo "${list[*]}"
+  )
+}
+
+cluster_config() {
+  local node=$1 voters=() n
+  for n in "${CLUSTER_NODES[@]}"; do voters+=("$n@127.0.0.1:$(cluster_controller_port "$n")"); done
+  mkdir -p "$CLUSTER_DIR/node$node/data" "$CLUSTER_DIR/node$node/logs"
+  cat >"$(cluster_props "$node")" <<EOF
+# Written by deploy/local/infra.sh cluster up: node $node of 3.
+process.roles=broker,controller
+node.id=$node
+controller.quorum.voters=$(
+    IFS=,
+    echo "${voters[*]}"
+  )
+listeners=PLAINTEXT://127.0.0.1:$(cluster_broker_port "$node"),CONTROLLER://127.0.0.1:$(cluster_controller_port "$node")
+advertised.listeners=PLAINTEXT://127.0.0.1:$(cluster_broker_port "$node")
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$CLUSTER_DIR/node$node/data
+offsets.topic.replication.factor=3
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+share.coordinator.state.topic.replication.factor=3
+share.coordinator.state.topic.min.isr=2
+default.replication.factor=3
+min.insync.replicas=2
+unclean.leader.election.enable=false
+auto.create.topics.enable=false
+num.partitions=6
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=2
+log.retention.hours=24
+EOF
+}
+
+cluster_java() {
+  CLUSTER_JAVA=(java -Xmx384m -Djava.awt.headless=true
+    -Dkafka.logs.dir="$CLUSTER_DIR/node$1/logs"
+    -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties"
+    -cp "$KAFKA_LIBS/*")
+}
+
+cluster_start_node() {
+  local node=$1 port
+  port=$(cluster_broker_port "$node")
+  if cluster_pid "$node" >/dev/null 2>&1; then return 0; fi
+  if port_open "$port"; then
+    die "cluster: 127.0.0.1:$port is taken (set RENEWALS_FAULTS_CLUSTER_PORT)"
+  fi
+  cluster_java "$node"
+  setsid nohup "${CLUSTER_JAVA[@]}" kafka.Kafka "$(cluster_props "$node")" \
+    >>"$CLUSTER_DIR/node$node/logs/kafka.out" 2>&1 </dev/null 9>&- &
+  record "cluster-$node" $! "$port $(cluster_controller_port "$node")"
+  say "cluster: broker $node starting on 127.0.0.1:$port"
+}
+
+cluster_up() {
+  local node cluster_id pid
+  require_uv
+  mkdir -p "$KAFKA_DATA" "$KAFKA_LOGS" "$CLUSTER_DIR"
+  command -v java >/dev/null || die "java not found: run deploy/local/bootstrap.sh first"
+  kafka_libs
+  if [[ ! -f $CLUSTER_DIR/cluster.id ]]; then
+    python3 -c 'import base64, os
+while (i := base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")).startswith("-"): pass
+print(i)' >"$CLUSTER_DIR/cluster.id"
+  fi
+  cluster_id=$(<"$CLUSTER_DIR/cluster.id")
+  for node in "${CLUSTER_NODES[@]}"; do
+    cluster_config "$node"
+    if [[ ! -f $CLUSTER_DIR/node$node/data/meta.properties ]]; then
+      cluster_java "$node"
+      "${CLUSTER_JAVA[@]}" kafka.tools.StorageTool format -t "$cluster_id" \
+        -c "$(cluster_props "$node")" >"$CLUSTER_DIR/node$node/logs/format.log" 2>&1 || {
+        show_log_tail "$CLUSTER_DIR/node$node/logs/format.log"
+        die "cluster: storage format of node $node failed"
+      }
+    fi
+    cluster_start_node "$node"
+  done
+  for node in "${CLUSTER_NODES[@]}"; do
+    pid=$(cluster_pid "$node") || die "cluster: broker $node exited at start (see $CLUSTER_DIR/node$node/logs/)"
+    wait_for "$KAFKA_START_TIMEOUT" "$pid" port_open "$(cluster_broker_port "$node")" || {
+      show_log_tail "$CLUSTER_DIR/node$node/logs/server.log"
+      die "cluster: broker $node does not answer"
+    }
+  done
+  "${UV_CMD[@]}" run --frozen python "$HERE/create_topics.py" --bootstrap "$(cluster_bootstrap)" \
+    --replication-factor 3 --timeout "$KAFKA_START_TIMEOUT" ||
+    die "cluster: topic creation failed"
+  say "cluster: ready at $(cluster_bootstrap)"
+}
+
+cluster_kill() {
+  local pid
+  pid=$(cluster_pid "$1") || die "cluster: broker $1 is not running"
+  say "cluster: SIGKILL broker $1 (pid $pid)"
+  kill -KILL "$pid" 2>/dev/null || true
+  wait_for 20 "" gone "$pid" || die "cluster: pid $pid does not die"
+  forget "cluster-$1"
+}
+
+cluster_down() {
+  local node pid
+  for node in "${CLUSTER_NODES[@]}"; do
+    if pid=$(cluster_pid "$node" 2>/dev/null); then
+      say "cluster: stopping broker $node (pid $pid)"
+      stop_group "cluster-$node" "$pid" 20
+      forget "cluster-$node"
+    fi
+  done
+}
+
+cluster_status() {
+  local node pid state
+  for node in "${CLUSTER_NODES[@]}"; do
+    pid=$(cluster_pid "$node" 2>/dev/null) || pid=-
+    state=$(state "$pid" port_open "$(cluster_broker_port "$node")")
+    printf '  broker %s  %-5s %-7s 127.0.0.1:%s\n' "$node" "$state" "$pid" "$(cluster_broker_port "$node")"
+  done
+}
+
+cmd_cluster() {
+  mkdir -p "$RUN"
+  case "${1:-}" in
+  up) cluster_up ;;
+  down) cluster_down ;;
+  status) cluster_status ;;
+  bootstrap) cluster_bootstrap ;;
+  kill | start)
+    [[ ${2:-} =~ ^[1-3]$ ]] || die "usage: $0 cluster $1 <1-3>"
+    if [[ $1 == kill ]]; then
+      cluster_kill "$2"
+    else
+      cluster_start_node "$2"
+      wait_for "$KAFKA_START_TIMEOUT" "" port_open "$(cluster_broker_port "$2")" ||
+        die "cluster: broker $2 does not answer"
+    fi
+    ;;
+  *) die "usage: $0 cluster up|down|status|bootstrap|kill N|start N" ;;
+  esac
+}
+
+
 cmd_up() {
   local started=${EPOCHREALTIME/,/.}
   require_uv
@@ -572,8 +777,11 @@ case "${1:-}" in
 up) cmd_up ;;
 down) cmd_down ;;
 status) cmd_status ;;
+restart-kafka) cmd_restart_kafka ;;
+restart-postgres) cmd_restart_postgres "${2:-}" ;;
+cluster) cmd_cluster "${2:-}" "${3:-}" ;;
 *)
-  echo "usage: $0 up|down|status" >&2
+  echo "usage: $0 up|down|status|restart-kafka|restart-postgres [--immediate]|cluster ..." >&2
   exit 2
   ;;
 esac

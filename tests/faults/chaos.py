@@ -1,0 +1,239 @@
+"""The faults: service processes killed at their fault points and at random moments, the broker
+and PostgreSQL restarted, one broker of a three-broker cluster killed; each recorded with when
+it happened and when its target was back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from services.launcher import REPO_ROOT, SERVICES, ServiceProcess
+from tests.faults.points import FAULT_POINTS, points_of
+from tests.support.smtp import free_port
+
+INFRA = REPO_ROOT / "deploy" / "local" / "infra.sh"
+POINT_REACHED = "fault point reached"
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Fault:
+    kind: (
+        str  # fault point | random kill | broker restart | postgres restart | ... | unexpected exit
+    )
+    target: str  # a service, "kafka", "postgres" or "broker N"
+    detail: str
+    at: float  # monotonic: injected, or the death noticed
+    back: float | None = None  # monotonic: the target ready again
+
+
+@dataclass
+class Fleet:
+    """The five service processes, each restarted whenever it dies, with the fault points it has
+    not reached yet armed."""
+
+    env: dict[str, str]
+    log_dir: Path
+    progress: Progress
+    started: float
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+    pending: dict[str, list[str]] = field(default_factory=dict)
+    reached: dict[tuple[str, str], float] = field(default_factory=dict)
+    faults: list[Fault] = field(default_factory=list)
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _log_offsets: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for spec in SERVICES:
+            self.services[spec.name] = ServiceProcess(
+                spec, env=self.env, log_dir=self.log_dir, http_port=free_port()
+            )
+            self.pending[spec.name] = points_of(spec.name)
+            self._locks[spec.name] = asyncio.Lock()
+
+    def _start(self, name: str, armed: bool) -> None:
+        service = self.services[name]
+        self._log_offsets[name] = (
+            service.log_path.stat().st_size if service.log_path.exists() else 0
+        )
+        faults = self.pending[name] if armed else []
+        service.start({"RENEWALS_FAULTS": json.dumps(faults)})
+
+    async def start_all(self, armed: bool) -> None:
+        if not armed:
+            self.pending = {name: [] for name in self.services}
+        for name in self.services:
+            self._start(name, armed)
+        for name, service in self.services.items():
+            try:
+                await asyncio.to_thread(service.wait_ready, 90)
+            except (RuntimeError, TimeoutError):
+                async with self._locks[name]:
+                    if service.process is not None and service.process.poll() is not None:
+                        fault = self._noticed_death(name, time.monotonic())
+                        fault.back = await self._bring_up(name)
+                    else:
+                        raise
+
+    def _fired_point(self, name: str) -> str | None:
+        """The fault point named by the last 'fault point reached' line of this process's log."""
+        service = self.services[name]
+        try:
+            with service.log_path.open("rb") as log:
+                log.seek(self._log_offsets.get(name, 0))
+                lines = log.read().decode(errors="replace").splitlines()
+        except OSError:
+            return None
+        for line in reversed(lines):
+            if POINT_REACHED in line:
+                try:
+                    return str(json.loads(line).get("fault"))
+                except ValueError:
+                    return None
+        return None
+
+    def _noticed_death(self, name: str, now: float) -> Fault:
+        service = self.services[name]
+        assert service.process is not None
+        code = service.process.poll()
+        point = self._fired_point(name) if code == -9 else None
+        if point is not None:
+            self.reached[(name, point)] = now
+            if point in self.pending[name]:
+                self.pending[name].remove(point)
+            fault = Fault("fault point", name, point, now)
+        else:
+            fault = Fault("unexpected exit", name, f"exit code {code}", now)
+        self.faults.append(fault)
+        self.progress(f"fault: {name} died ({fault.kind}: {fault.detail}); restarting it")
+        return fault
+
+    async def _bring_up(self, name: str) -> float:
+        """Start the service until it is ready; a start that dies (at a fault point, or because
+        the database is down) is recorded and tried again."""
+        service = self.services[name]
+        for attempt in range(60):
+            self._start(name, armed=True)
+            try:
+                await asyncio.to_thread(service.wait_ready, 60)
+                return time.monotonic()
+            except (RuntimeError, TimeoutError) as error:
+                if service.process is not None and service.process.poll() is not None:
+                    self._noticed_death(name, time.monotonic())
+                else:
+                    self.progress(f"fault: {name} not ready ({error}); killing and retrying")
+                    await asyncio.to_thread(service.kill)
+                await asyncio.sleep(min(5.0, 1.0 + attempt))  # e.g. the broker is still away
+        raise RuntimeError(f"{name} could not be started again; see {service.log_path}")
+
+    async def watch(self) -> None:
+        """Restart any service that dies by itself (a fault point, a crash)."""
+        while True:
+            for name, service in self.services.items():
+                lock = self._locks[name]
+                if lock.locked() or service.process is None or service.process.poll() is None:
+                    continue
+                async with lock:
+                    fault = self._noticed_death(name, time.monotonic())
+                    fault.back = await self._bring_up(name)
+            await asyncio.sleep(0.2)
+
+    async def kill(self, name: str) -> None:
+        """SIGKILL at a random moment, then start it again."""
+        async with self._locks[name]:
+            fault = Fault("random kill", name, "SIGKILL", time.monotonic())
+            self.faults.append(fault)
+            self.progress(f"fault: SIGKILL {name} at a random moment")
+            await asyncio.to_thread(self.services[name].kill)
+            fault.back = await self._bring_up(name)
+
+    async def stop_all(self) -> None:
+        for name, service in self.services.items():
+            async with self._locks[name]:
+                await asyncio.to_thread(service.stop)
+
+    def dead(self) -> list[str]:
+        return [
+            name
+            for name, s in self.services.items()
+            if s.process is None or s.process.poll() is not None
+        ]
+
+
+async def infra(*args: str, progress: Progress) -> None:
+    """deploy/local/infra.sh with the suite's environment (its ports)."""
+    process = await asyncio.create_subprocess_exec(
+        str(INFRA),
+        *args,
+        cwd=REPO_ROOT,
+        env=os.environ.copy(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"infra.sh {' '.join(args)} failed:\n{output.decode(errors='replace')}")
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    at_fraction: float  # of the load phase
+    kind: str  # random kill | broker restart | postgres restart | cluster broker kill
+    target: str
+
+
+def schedule(
+    rng: random.Random, *, random_kills: int, broker_restarts: int, pg_restarts: int, brokers: int
+) -> list[Scheduled]:
+    """Random kills at random moments; infrastructure restarts spread evenly over the load."""
+    planned = [
+        Scheduled(rng.uniform(0.05, 0.9), "random kill", rng.choice([s.name for s in SERVICES]))
+        for _ in range(random_kills)
+    ]
+    broker_kind = "cluster broker kill" if brokers == 3 else "broker restart"
+    for n in range(broker_restarts):
+        target = f"broker {n % 3 + 1}" if brokers == 3 else "kafka"
+        planned.append(Scheduled((n + 1) / (broker_restarts + 1) * 0.8, broker_kind, target))
+    for n in range(pg_restarts):
+        planned.append(
+            Scheduled((n + 0.5) / (pg_restarts + 0.5) * 0.8 + 0.05, "postgres restart", "postgres")
+        )
+    return sorted(planned, key=lambda s: s.at_fraction)
+
+
+async def inject(
+    planned: Scheduled, fleet: Fleet, progress: Progress, broker_down_seconds: float
+) -> None:
+    if planned.kind == "random kill":
+        await fleet.kill(planned.target)
+        return
+    fault = Fault(planned.kind, planned.target, "", time.monotonic())
+    fleet.faults.append(fault)
+    if planned.kind == "broker restart":
+        fault.detail = "SIGKILL, then start"
+        progress("fault: restarting the Kafka broker (SIGKILL)")
+        await infra("restart-kafka", progress=progress)
+    elif planned.kind == "postgres restart":
+        fault.detail = "immediate shutdown, then start"
+        progress("fault: restarting PostgreSQL (immediate shutdown)")
+        await infra("restart-postgres", "--immediate", progress=progress)
+    elif planned.kind == "cluster broker kill":
+        node = planned.target.split()[-1]
+        fault.detail = f"SIGKILL, down {broker_down_seconds:.0f} s, then start"
+        progress(f"fault: SIGKILL {planned.target} of 3 (min.insync.replicas 2)")
+        await infra("cluster", "kill", node, progress=progress)
+        await asyncio.sleep(broker_down_seconds)
+        await infra("cluster", "start", node, progress=progress)
+    fault.back = time.monotonic()
+    progress(f"fault: {planned.kind} done in {fault.back - fault.at:.1f} s")
+
+
+def not_reached(fleet: Fleet) -> list[tuple[str, str]]:
+    return [(p.service, p.point) for p in FAULT_POINTS if (p.service, p.point) not in fleet.reached]
