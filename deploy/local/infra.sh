@@ -460,6 +460,8 @@ prometheus_up() {
   mkdir -p "$PROMETHEUS_DIR/data"
   if pid=$(prometheus_pid); then
     same_ports prometheus "$PROMETHEUS_PORT" RENEWALS_PROMETHEUS_PORT
+    # The configuration or the alert rules may have changed since it started: reload them.
+    kill -HUP "$pid" 2>/dev/null || true
   else
     if port_open "$PROMETHEUS_PORT"; then
       die "prometheus: 127.0.0.1:$PROMETHEUS_PORT is taken by a process this script did not start (set RENEWALS_PROMETHEUS_PORT)"

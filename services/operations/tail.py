@@ -3,7 +3,6 @@ filtered by CSN, type or request id."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import AsyncIterator
@@ -12,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from services.operations.kafka import Record, offsets_at, partitions_of, read_range, reader
+from shared.contracts.envelope import json_object
 
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -48,11 +48,7 @@ class EventFilter:
 
 def decode(value: bytes | None) -> dict[str, Any]:
     """The CloudEvent as a dict; `{}` for what is not a JSON object (dead letters can be)."""
-    try:
-        event = json.loads(value or b"null")
-    except ValueError:
-        return {}
-    return event if isinstance(event, dict) else {}
+    return json_object(value) or {}
 
 
 def shown(record: Record) -> dict[str, Any]:

@@ -51,6 +51,17 @@ class InvalidEventError(ValueError):
     """The message can't be handled as it is: the reason goes to the dead-letter headers."""
 
 
+def json_object(raw: bytes | None) -> dict[str, Any] | None:
+    """The JSON object in `raw`, or None for anything else: no value, not JSON, JSON Python
+    refuses (nested past the recursion limit, an integer too long to convert), not an object.
+    For tools that show whatever a topic holds, dead letters included, and must not crash."""
+    try:
+        document = json.loads(raw or b"null")
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError included
+        return None
+    return document if isinstance(document, dict) else None
+
+
 class EventRegistry:
     """The event types one topic carries, keyed by their CloudEvents `type`."""
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, encode
+from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, encode, json_object
 from shared.contracts.topics import Topic
 
 
@@ -35,10 +35,9 @@ class Seen:
 
     @property
     def type(self) -> str | None:
-        try:
-            return self.event.get("type")
-        except (ValueError, AttributeError):
-            return None
+        """The CloudEvent type; None for what is not a JSON object (a dead letter can be)."""
+        event = json_object(self.value)
+        return event.get("type") if event is not None else None
 
     @property
     def data(self) -> dict[str, Any]:

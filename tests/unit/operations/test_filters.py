@@ -9,7 +9,7 @@ import pytest
 
 from services.operations.dlq import DeadLetter, DeadLetterFilter, parse_ref
 from services.operations.kafka import Record
-from services.operations.tail import EventFilter, parse_since
+from services.operations.tail import EventFilter, decode, parse_since
 
 
 def record(value: bytes | None, key: str | None = "CSN-1", **headers: str) -> Record:
@@ -72,3 +72,15 @@ def test_a_dead_letter_reads_its_headers() -> None:
     assert DeadLetterFilter(topic="t", error_type="InvalidEventError").matches(letter)
     assert not DeadLetterFilter(group="other.t").matches(letter)
     assert "raw_value" not in letter.as_dict()
+
+
+@pytest.mark.parametrize(
+    "poison",
+    [b"[" * 100_000 + b"]" * 100_000, b'{"n": ' + b"9" * 5000 + b"}", b"\xff\xfe", None, b"[1]"],
+    ids=["deep nesting", "huge integer", "not utf-8", "no value", "not an object"],
+)
+def test_the_tools_read_a_poison_message_as_no_event_instead_of_crashing(
+    poison: bytes | None,
+) -> None:
+    # Dead-letter topics hold exactly such messages; `dlq list`, `tail` and the console read them.
+    assert decode(poison) == {}
