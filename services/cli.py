@@ -427,7 +427,9 @@ def dlq_replay(
     as_json: JsonOption = False,
 ) -> None:
     """Republish dead letters to their original topic with their original key and bytes, once:
-    one already replayed is left out (the replay carries `x-replayed-from`)."""
+    one already replayed is left out (the replay carries `x-replayed-from`). A truncated one
+    (`x-dlq-truncated`) is refused when named and skipped by --all: fetch its original from the
+    topic, partition and offset it names."""
     if not refs and not replay_all:
         _fail("name the dead letters to replay, or --all (with filters)", 2)
     where = DeadLetterFilter(topic, csn, event_type, error_type, group)
@@ -439,6 +441,9 @@ def dlq_replay(
         missing = wanted - {letter.ref for letter in letters}
         if missing:
             _fail(f"no such dead letter (or filtered out): {', '.join(sorted(missing))}")
+        truncated = [letter for letter in letters if letter.truncated]
+        if truncated:  # named: refused, and nothing published
+            _fail("\n".join(letter.truncated_note() for letter in truncated))
     report = asyncio.run(replay(letters, dry_run=dry_run))
     if as_json:
         _print_json(report.as_dict())
@@ -449,7 +454,9 @@ def dlq_replay(
         console.print(f"{verb} {letter.ref} → {letter.original_topic}{landed} (key {letter.key})")
     for letter in report.already_replayed:
         console.print(f"[dim]already replayed {letter.ref} as {letter.replayed_as}: left out")
-    if not report.replayed and not report.already_replayed:
+    for letter in report.truncated:
+        console.print(f"[yellow]skipped: {letter.truncated_note()}")
+    if not report.replayed and not report.already_replayed and not report.truncated:
         console.print("nothing to replay")
 
 

@@ -6,7 +6,9 @@ the tool appends a replay marker to the same `<topic>.dlq` (header `x-dlq-replay
 where the replay landed). Listing a DLQ reads it whole anyway (one partition, few records), so
 the markers cost nothing to find, and a dead letter with a marker is never published again. The
 replay itself carries `x-replayed-from: <ref>`, so that a replay that fails again says where it
-came from. The one gap — the tool dying between the replay's acknowledgement and the marker's,
+came from. A dead letter marked truncated (`x-dlq-truncated`: the broker could not take the
+whole original, shared/messaging/dlq.py) is never replayed: its body is only the start of the
+original, which is still on its topic at the partition and offset the letter names. The one gap — the tool dying between the replay's acknowledgement and the marker's,
 or two operators replaying the same letter at the same instant — publishes it twice, and the
 consumers' inbox (deduplicating on the CloudEvent id) still gives one effect.
 """
@@ -32,7 +34,12 @@ from services.operations.kafka import (
 )
 from services.operations.tail import decode
 from shared.contracts.topics import ALL_TOPICS
-from shared.messaging.dlq import ERROR_HEADER, ERROR_TYPE_HEADER
+from shared.messaging.dlq import (
+    ERROR_HEADER,
+    ERROR_TYPE_HEADER,
+    ORIGINAL_SIZE_HEADER,
+    TRUNCATED_HEADER,
+)
 
 REPLAYED_FROM_HEADER = "x-replayed-from"
 REPLAY_OF_HEADER = "x-dlq-replay-of"  # on a replay marker in the DLQ: the dead letter replayed
@@ -62,6 +69,8 @@ class DeadLetter:
     raw_key: bytes | None = field(repr=False, default=None)  # replayed as they came, byte for byte
     raw_value: bytes | None = field(repr=False, default=None)
     replayed_as: str | None = None  # the replay's <topic>:<partition>:<offset>, once replayed
+    truncated: bool = False  # its body only the start of the original's (x-dlq-truncated)
+    original_size: int | None = None  # the original body's bytes, when truncated
 
     @classmethod
     def of(cls, record: Record) -> DeadLetter:
@@ -88,12 +97,36 @@ class DeadLetter:
             headers=headers,
             raw_key=record.key,
             raw_value=record.value,
+            truncated=headers.get(TRUNCATED_HEADER) == "true",
+            original_size=_int(headers.get(ORIGINAL_SIZE_HEADER)),
+        )
+
+    @property
+    def original_position(self) -> str:
+        """Where the original record is: what to fetch a truncated letter's whole body from."""
+        return (
+            f"{self.original_topic} partition {_or_unknown(self.original_partition)}"
+            f" offset {_or_unknown(self.original_offset)}"
+        )
+
+    def truncated_note(self) -> str:
+        """Why this letter is not replayed, and where the whole original is."""
+        kept = len(self.raw_value or b"")
+        of = f" of {self.original_size:,}" if self.original_size is not None else ""
+        return (
+            f"{self.ref} is truncated ({TRUNCATED_HEADER}: its body is the first {kept:,}{of}"
+            f" bytes of the original), so it is not replayed; the whole original is on"
+            f" {self.original_position}"
         )
 
     def as_dict(self) -> dict[str, Any]:
         document = asdict(self)
         del document["raw_key"], document["raw_value"]
         return document
+
+
+def _or_unknown(number: int | None) -> str:
+    return "?" if number is None else str(number)
 
 
 def _int(text: str | None) -> int | None:
@@ -184,6 +217,7 @@ def parse_ref(ref: str) -> tuple[str, int, int]:
 class ReplayReport:
     replayed: list[DeadLetter] = field(default_factory=list)
     already_replayed: list[DeadLetter] = field(default_factory=list)
+    truncated: list[DeadLetter] = field(default_factory=list)  # left out: see `truncated_note`
     dry_run: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -196,6 +230,16 @@ class ReplayReport:
             "already_replayed": [
                 {"ref": d.ref, "replayed_as": d.replayed_as} for d in self.already_replayed
             ],
+            "truncated": [
+                {
+                    "ref": d.ref,
+                    "original_topic": d.original_topic,
+                    "original_partition": d.original_partition,
+                    "original_offset": d.original_offset,
+                    "original_size": d.original_size,
+                }
+                for d in self.truncated
+            ],
         }
 
 
@@ -203,11 +247,18 @@ async def replay(
     letters: Sequence[DeadLetter], *, dry_run: bool = False, bootstrap: str | None = None
 ) -> ReplayReport:
     """Publish each letter not yet replayed to its original topic, original key and value,
-    with `x-replayed-from`; `letters` must come from `dead_letters` (their `replayed_as` fresh)."""
+    with `x-replayed-from`; `letters` must come from `dead_letters` (their `replayed_as` fresh).
+    A truncated letter is never published (it would be the start of a message, dead-lettered
+    again): it is reported in `truncated`."""
     report = ReplayReport(dry_run=dry_run)
     todo: list[DeadLetter] = []
     for letter in letters:
-        (report.already_replayed if letter.replayed_as else todo).append(letter)
+        if letter.truncated:
+            report.truncated.append(letter)
+        elif letter.replayed_as:
+            report.already_replayed.append(letter)
+        else:
+            todo.append(letter)
     if dry_run or not todo:
         report.replayed = todo
         return report

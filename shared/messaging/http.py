@@ -1,64 +1,171 @@
-"""A tiny HTTP endpoint per service: `/ready`, `/live` and Prometheus `/metrics`."""
+"""HTTP served by uvicorn inside the running event loop; each service's `/ready`, `/live` and
+Prometheus `/metrics` on it (the operator console serves its own app the same way)."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Callable
+import contextlib
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-log = logging.getLogger(__name__)
+Checks = Callable[[], dict[str, bool]]
+
+
+class _SignalsLeftAlone(uvicorn.Server):
+    """A uvicorn server that leaves SIGINT and SIGTERM to the process's owner: a service's
+    FastStream app stops its parts in order, and this server last."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class InLoopServer:
+    """uvicorn serving an ASGI app as a task of the running event loop, on a socket bound before
+    it starts, so that port 0 gives a free port the caller learns from `start()`.
+
+    Defaults every server here shares: the process's own logging (no uvicorn log configuration,
+    no access log), no `Server` header, no lifespan events. `options` are more `uvicorn.Config`
+    settings (TLS, say). With `handle_signals`, uvicorn's own SIGINT/SIGTERM handlers stop it
+    (a process that is only this server); without, only `stop()` does."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        host: str,
+        port: int,
+        *,
+        handle_signals: bool = False,
+        **options: Any,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.config = uvicorn.Config(
+            app,
+            **{
+                "log_config": None,
+                "access_log": False,
+                "server_header": False,
+                "lifespan": "off",
+                "timeout_graceful_shutdown": 2,
+                **options,
+            },
+        )
+        self._server_class = uvicorn.Server if handle_signals else _SignalsLeftAlone
+        self._server: uvicorn.Server | None = None
+        self._serving: asyncio.Task[None] | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._serving is not None
+
+    async def start(self) -> int:
+        """Bound and answering when it returns; the port (a free one when given 0)."""
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        listening = socket.create_server((self.host, self.port), family=family)
+        self.port = listening.getsockname()[1]
+        self._server = self._server_class(self.config)
+        self._serving = asyncio.create_task(
+            self._server.serve(sockets=[listening]), name=f"http:{self.port}"
+        )
+        while not self._server.started:
+            if self._serving.done():
+                listening.close()
+                self._serving.result()  # startup failed (a bad certificate, say): say why
+                raise RuntimeError(f"the HTTP server on port {self.port} stopped before it started")
+            await asyncio.sleep(0.01)
+        return self.port
+
+    async def stop(self) -> None:
+        """Stop accepting, let the requests in flight finish (up to the graceful timeout)."""
+        if self._server is not None and self._serving is not None:
+            self._server.should_exit = True
+            await self._serving
+
+    async def wait(self) -> None:
+        """Until the server stops (by `stop()`, or by a signal with `handle_signals`)."""
+        assert self._serving is not None, "start() first"
+        await self._serving
+
+
+def health_app(ready: Checks, live: Checks) -> ASGIApp:
+    """`/ready` and `/live`: 200 or 503, one `name ok|down` line per check; `/metrics`: the
+    process's Prometheus registry. GET and HEAD only; anything else is Starlette's 404 or 405."""
+
+    def checks_response(checks: dict[str, bool]) -> Response:
+        body = "".join(f"{name} {'ok' if ok else 'down'}\n" for name, ok in checks.items())
+        return PlainTextResponse(body, status_code=200 if all(checks.values()) else 503)
+
+    async def readiness(_: Request) -> Response:
+        return checks_response(ready())
+
+    async def liveness(_: Request) -> Response:
+        return checks_response(live())
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app = Starlette(
+        routes=[
+            Route("/ready", readiness, methods=["GET"]),  # Starlette adds HEAD to GET
+            Route("/live", liveness, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ]
+    )
+    return _ClosingEachConnection(app)
+
+
+class _ClosingEachConnection:
+    """`Connection: close` on every answer, as the endpoint always did: probes ask once every few
+    seconds, and simple probes (`renewals health`, the tests) read a response to its end."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def closing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (b"connection", b"close")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, closing)
 
 
 class HealthServer:
+    """A service's `/ready`, `/live` and `/metrics`, served from `start()` to `stop()`."""
+
     def __init__(
         self,
         host: str,
         port: int,
-        ready: Callable[[], dict[str, bool]],
-        live: Callable[[], dict[str, bool]] | None = None,
+        ready: Checks,
+        live: Checks | None = None,
     ) -> None:
-        self.host = host
-        self.port = port
-        self.ready = ready
-        self.live = live or (lambda: {"process": True})
-        self._server: asyncio.Server | None = None
+        self._server = InLoopServer(
+            health_app(ready, live or (lambda: {"process": True})),
+            host,
+            port,
+            # Warnings (a request it could not parse) only: the runtime logs "http listening",
+            # and uvicorn's start and stop lines would bring colour codes into the JSON logs.
+            log_level="warning",
+        )
+
+    @property
+    def port(self) -> int:
+        return self._server.port
 
     async def start(self) -> int:
-        self._server = await asyncio.start_server(self._serve, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self.port
+        return await self._server.start()
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request_line = await asyncio.wait_for(reader.readline(), 5)
-            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                pass
-            path = request_line.split()[1].decode() if len(request_line.split()) > 1 else "/"
-            status, content_type, body = self._respond(path)
-            writer.write(
-                f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                + body
-            )
-            await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    def _respond(self, path: str) -> tuple[str, str, bytes]:
-        if path == "/metrics":
-            return "200 OK", CONTENT_TYPE_LATEST, generate_latest()
-        if path in ("/live", "/ready"):
-            checks = self.live() if path == "/live" else self.ready()
-            body = "".join(f"{name} {'ok' if ok else 'down'}\n" for name, ok in checks.items())
-            status = "200 OK" if all(checks.values()) else "503 Service Unavailable"
-            return status, "text/plain", body.encode()
-        return "404 Not Found", "text/plain", b"not found\n"
+        await self._server.stop()

@@ -73,8 +73,11 @@ async def test_ready_says_database_only_while_the_database_answers(
     assert status == 200 and checks["database"] is True
 
     # The pool object stays; its connections no longer work (as with the database away), and
-    # the last answer is made old rather than waiting for it to age.
+    # the last answer is made old rather than waiting for it to age — once a check has failed:
+    # a `SELECT 1` answered just before the terminate would otherwise record its answer after.
     runtime.pools.get().terminate()
+    [metrics] = [loop for loop in runtime.work_loops if loop.name == "metrics"]
+    await eventually(lambda: metrics.failures > 0, timeout=5, what="a database check to fail")
     runtime._database_answered_at = None
 
     async def not_ready() -> bool:

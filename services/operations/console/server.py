@@ -1,11 +1,11 @@
-"""Serving the console: uvicorn on one socket, the bind and token rules, the names it answers to.
+"""Serving the console: uvicorn in the running loop (shared/messaging/http.py), the bind and
+token rules, the names it answers to.
 
 No login on the loopback interface; anywhere else it needs a token, read from a file or the
 environment (a command line is readable by every user of the machine, in `ps`)."""
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import os
 import socket
@@ -13,11 +13,10 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-import uvicorn
-
 from services.operations.console.app import ConsoleSettings, create_app
 from services.operations.prometheus_targets import prometheus_url
 from shared.clock import Clock, SystemClock
+from shared.messaging.http import InLoopServer
 
 TOKEN_ENV = "RENEWALS_CONSOLE_TOKEN"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
@@ -100,20 +99,16 @@ class ConsoleServer:
             chart_minutes=chart_minutes,
             clock=clock or SystemClock(),
         )
-        self.config = uvicorn.Config(
+        self.server = InLoopServer(
             create_app(self.settings),
+            host,
+            port,
+            handle_signals=True,  # `renewals console` is this server alone: Ctrl-C stops it
             ssl_certfile=tls_cert,
             ssl_keyfile=tls_key,
-            log_config=None,  # the process's own logging, not uvicorn's
-            access_log=False,
             # Served directly: an X-Forwarded-Proto from any client must not make it "https".
             proxy_headers=False,
-            server_header=False,
-            lifespan="off",
-            timeout_graceful_shutdown=2,
         )
-        self._server: uvicorn.Server | None = None
-        self._serving: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -122,29 +117,17 @@ class ConsoleServer:
 
     async def start(self) -> int:
         """Bound and answering when it returns; the port (a free one when given 0)."""
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        listening = socket.create_server((self.host, self.port), family=family)
-        self.port = listening.getsockname()[1]
-        self._server = uvicorn.Server(self.config)
-        self._serving = asyncio.create_task(self._server.serve(sockets=[listening]))
-        while not self._server.started:
-            if self._serving.done():
-                self._serving.result()  # startup failed (a bad certificate): say why
-                raise RuntimeError("the console stopped before it started")
-            await asyncio.sleep(0.01)
+        self.port = await self.server.start()
         return self.port
 
     async def stop(self) -> None:
-        if self._server is not None and self._serving is not None:
-            self._server.should_exit = True
-            await self._serving
+        await self.server.stop()
 
     async def serve_forever(self) -> None:
         """Until SIGINT or SIGTERM (uvicorn's handlers), then a graceful shutdown."""
-        if self._serving is None:
+        if not self.server.started:
             await self.start()
-        assert self._serving is not None
-        await self._serving
+        await self.server.wait()
 
 
 def token_from_environment() -> str | None:

@@ -68,13 +68,18 @@ class NoteService:
         return f"{self.name}.{self.topic.name}"
 
     @asynccontextmanager
-    async def running(self, model: type[EventData] = NoteV2) -> AsyncIterator[None]:
+    async def running(
+        self, model: type[EventData] = NoteV2, **settings: Any
+    ) -> AsyncIterator[None]:
         messaging = MessagingSettings(
-            kafka_bootstrap=self.bootstrap,
-            handler_max_attempts=2,
-            outbox_poll_seconds=0.2,
-            metrics_sample_seconds=0.1,
-            http_port=0,
+            **{
+                "kafka_bootstrap": self.bootstrap,
+                "handler_max_attempts": 2,
+                "outbox_poll_seconds": 0.2,
+                "metrics_sample_seconds": 0.1,
+                "http_port": 0,
+                **settings,
+            }
         )
         runtime = ServiceRuntime(self.name, messaging, self.database)
         runtime.migrations_of = "quote"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.messaging.client import UpstreamClient
 from shared.samples import unique_csn
@@ -98,3 +98,67 @@ async def test_replay_needs_a_choice_and_says_what_is_unknown(kafka_bootstrap: s
     assert nothing.exit_code == 2 and "--all" in nothing.output
     unknown = await cli("dlq", "replay", "subscription.events.dlq:0:999999999")
     assert unknown.exit_code == 1 and "no such dead letter" in unknown.output
+
+
+async def test_a_truncated_dead_letter_is_refused_by_name_and_skipped_by_all_with_its_origin(
+    note_service: NoteService, kafka_bootstrap: str
+) -> None:
+    """A dead letter cut to fit the broker (`x-dlq-truncated`) holds only the start of the
+    original: replaying it would publish a broken message. The tool says where the whole
+    original is instead, and publishes nothing of it."""
+    topic, csn = note_service.topic, unique_csn()
+    small = note(csn, "small", priority=1)  # refused by NoteV1, dead-lettered whole
+    big = json.dumps({"not": "an event", "padding": "x" * 40_000}).encode()
+    async with (
+        UpstreamClient(kafka_bootstrap) as upstream,
+        note_service.running(NoteV1, max_message_bytes=16 * 1024),
+    ):
+        await upstream.send_many(topic, [small])
+        await upstream.send_raw(topic, big, key=csn.encode())
+        await eventually(note_service.committed_to_the_end, what="the batch consumed")
+
+    letters = await dead_letters_of(topic.name)
+    (cut,) = [d for d in letters if d["truncated"]]
+    (whole,) = [d for d in letters if not d["truncated"]]
+    assert whole["event_id"] == small.id and cut["original_size"] == len(big)
+    origin = f"{topic.name} partition {cut['original_partition']} offset {cut['original_offset']}"
+    before = await end_offsets(kafka_bootstrap, topic.name)
+
+    refused = await cli("dlq", "replay", cut["ref"], whole["ref"])
+    said = " ".join(refused.output.split())  # as one line, whatever the terminal's width
+    assert refused.exit_code == 1, refused.output
+    assert f"{cut['ref']} is truncated" in said and origin in said and whole["ref"] not in said
+    assert await end_offsets(kafka_bootstrap, topic.name) == before  # nothing published at all
+
+    dry = await cli("dlq", "replay", "--all", "--topic", topic.name, "--dry-run")
+    said = " ".join(dry.output.split())
+    assert dry.exit_code == 0, dry.output
+    assert f"would replay {whole['ref']}" in said
+    assert f"skipped: {cut['ref']} is truncated" in said and origin in said
+
+    replayed = await cli("dlq", "replay", "--all", "--topic", topic.name, "--json")
+    report = json.loads(replayed.output)
+    assert [r["ref"] for r in report["replayed"]] == [whole["ref"]]
+    assert report["truncated"] == [
+        {
+            "ref": cut["ref"],
+            "original_topic": topic.name,
+            "original_partition": cut["original_partition"],
+            "original_offset": cut["original_offset"],
+            "original_size": len(big),
+        }
+    ]
+    after = await end_offsets(kafka_bootstrap, topic.name)
+    assert sum(after.values()) == sum(before.values()) + 1  # the whole letter only
+
+    # What the note names is where the whole original is.
+    reader = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
+    await reader.start()
+    try:
+        tp = TopicPartition(topic.name, cut["original_partition"])
+        reader.assign([tp])
+        reader.seek(tp, cut["original_offset"])
+        record = (await reader.getmany(tp, timeout_ms=5000, max_records=1))[tp][0]
+    finally:
+        await reader.stop()
+    assert record.value == big
