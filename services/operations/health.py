@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import urllib.error
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
@@ -45,25 +47,22 @@ def default_services() -> dict[str, str]:
 
 
 async def http_ready(address: str) -> tuple[bool, str]:
-    host, _, port = address.rpartition(":")
+    """A service's `/ready`, read with the standard library's HTTP client (a 503 is an answer:
+    its body names the checks that are down)."""
+    return await asyncio.to_thread(_get_ready, address)
+
+
+def _get_ready(address: str) -> tuple[bool, str]:
     try:
-        reader_, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, int(port)), TIMEOUT_SECONDS
-        )
-    except (OSError, TimeoutError) as error:
+        with urllib.request.urlopen(f"http://{address}/ready", timeout=TIMEOUT_SECONDS) as answer:
+            answer.read()
+        return True, f"{address}: ready"
+    except urllib.error.HTTPError as error:
+        body = error.read().decode(errors="replace")
+        failing = [line for line in body.splitlines() if line.endswith(" down")]
+        return False, f"{address}: " + (", ".join(failing) or f"HTTP {error.code}")
+    except (OSError, TimeoutError) as error:  # URLError is an OSError
         return False, f"{address}: no answer ({error.__class__.__name__})"
-    try:
-        writer.write(f"GET /ready HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-        await writer.drain()
-        response = await asyncio.wait_for(reader_.read(), TIMEOUT_SECONDS)
-    except (OSError, TimeoutError) as error:
-        return False, f"{address}: {error.__class__.__name__}"
-    finally:
-        writer.close()
-    head, _, body = response.decode(errors="replace").partition("\r\n\r\n")
-    ok = head.split()[1:2] == ["200"]
-    failing = [line for line in body.splitlines() if line.endswith(" down")]
-    return ok, f"{address}: " + ("ready" if ok else ", ".join(failing) or head.splitlines()[0])
 
 
 async def broker(bootstrap: str | None = None) -> tuple[bool, str]:

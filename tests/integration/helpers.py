@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream import FastStream
 
+from services.operations.health import http_ready as service_ready
 from shared.contracts.topics import DLQ_PARTITIONS, Topic
 from shared.db.pool import connect
 from shared.db.settings import DatabaseSettings
@@ -90,18 +91,9 @@ async def committed_offsets(
 
 
 async def http_ready(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether the service's `/ready` answers 200, as the launcher and an orchestrator ask it."""
-    try:
-        reader, writer = await asyncio.open_connection(host, port)
-    except OSError:
-        return False
-    try:
-        writer.write(b"GET /ready HTTP/1.1\r\nHost: test\r\n\r\n")
-        await writer.drain()
-        status_line = await asyncio.wait_for(reader.readline(), 2)
-        return status_line.split()[1:2] == [b"200"]
-    finally:
-        writer.close()
+    """Whether the service's `/ready` answers 200, as `renewals health` and an orchestrator ask."""
+    ready, _ = await service_ready(f"{host}:{port}")
+    return ready
 
 
 async def caught_up(
