@@ -83,7 +83,9 @@ async def test_a_bulk_renewal_is_one_trace_from_its_command_to_its_email(
     caused_by("order.placed", only("order.requested"))
     caused_by("payment.succeeded", only("order.placed"))  # the charger, from the order's row
     caused_by("subscription.renewed", only("payment.succeeded"))
-    assert only("email.sent")["parent_id"] in {s["span_id"] for s in by_type["subscription.renewed"]}
+    assert only("email.sent")["parent_id"] in {
+        s["span_id"] for s in by_type["subscription.renewed"]
+    }
     assert len({step["span_id"] for step in steps}) == len(steps)
 
     # In time order, with the service that made each step and the time since the start.
