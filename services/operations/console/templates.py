@@ -120,12 +120,12 @@ _TRACE = """{% extends "base" %}{% block title %}trace of {{ query }}{% endblock
 {% for t in found.trace_ids %}<code>{{ t }}</code>{{ ', ' if not loop.last }}{% else %}none (the events carry no traceparent){% endfor %}.
 Indented under the event that caused it.</p>
 <table id="trace"><tr><th>since start</th><th>since previous</th><th>event</th><th>service</th>
-<th>topic</th><th>ids</th><th>published</th></tr>
+<th>topic</th><th>ids</th><th>published (UTC)</th></tr>
 {% for s in found.steps %}<tr><td class="num">{{ '%.3f'|format(s.since_start) }} s</td>
 <td class="num">{{ '%.3f'|format(s.since_previous) }} s</td>
 <td class="step" style="padding-left:{{ 8 + 16 * s.depth }}px">{{ s.type }}</td><td>{{ s.service }}</td>
 <td>{{ s.topic }}</td><td>{% for name, value in s.keys.items() %}{{ name }}=<code>{{ value|join(', ') if value is not string else value }}</code>{{ ' ' if not loop.last }}{% endfor %}</td>
-<td>{{ s.published_at.isoformat()[:23] }}</td></tr>{% endfor %}</table>
+<td class="num">{{ s.published_at.strftime('%H:%M:%S.%f')[:12] }}</td></tr>{% endfor %}</table>
 {% endif %}
 <p class="dim">The same from the command line: <code>renewals trace {{ query }} --since {{ since }}</code>.</p>
 {% endblock %}"""
