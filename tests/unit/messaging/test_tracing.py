@@ -11,7 +11,9 @@ import pytest
 from shared import samples
 from shared.contracts import renewal_commands
 from shared.contracts.envelope import encode, new_event, span_of
+from shared.contracts.renewal_commands import RequestRenewal, SetAutoRenew
 from shared.messaging import tracing
+from shared.messaging.consumer import Delivery, UnitOfWork, dispatch_by_type, handles_batch
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 SPAN = "00f067aa0ba902b7"
@@ -118,3 +120,33 @@ def test_the_traceparent_is_bounded_and_a_malformed_one_is_not_a_dead_letter():
     document["traceparent"] = "0" * 1000
     with pytest.raises(ValueError, match="traceparent"):
         registry.parse(json.dumps(document).encode())
+
+
+async def test_the_consumer_sets_each_delivery_s_trace_and_none_for_a_batch_group():
+    """Propagation is central: a per-event handler's events are children of its delivery; a
+    batch handler of several deliveries gets no trace of the group's (it names each cause)."""
+    made: dict[str, list[tracing.Span | None]] = {"one": [], "group": []}
+
+    async def one(unit, delivery):
+        made["one"].append(span_of(_event()))
+
+    async def group(unit, deliveries):
+        made["group"].append(tracing.current())
+
+    handle = dispatch_by_type({RequestRenewal: handles_batch(group), SetAutoRenew: one})
+    commands = [_event(), _event()]
+    auto = new_event(
+        SetAutoRenew(**{**_fields_of(samples.renewal_request("CSN-1", ["S-1"])), "enabled": False}),
+        subject="CSN-1",
+        source="/t",
+        time=datetime.now(UTC),
+    )
+    deliveries = [Delivery(e, None) for e in [*commands, auto]]
+    await handle(UnitOfWork(connection=None), deliveries)  # type: ignore[arg-type]
+    [child] = made["one"]
+    assert child.trace_id == span_of(auto).trace_id and child.parent_id == span_of(auto).span_id
+    assert made["group"] == [None]
+
+
+def _fields_of(command):
+    return {name: getattr(command, name) for name in type(command).model_fields}
