@@ -10,6 +10,7 @@ module only wires the commands.
     renewals subscription show ID      what every service knows of a subscription
     renewals customer show CSN         what every service knows of a customer
     renewals history SUBSCRIPTION_ID   a subscription's renewal state and its audit trail
+    renewals trace ID                  one renewal's path across the services, step by step
     renewals batches [--all]           bulk renewal batches with their progress
     renewals migrate [SERVICE...]      apply the services' database migrations
 
@@ -36,6 +37,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 from services.operations import lookup, parked
+from services.operations import trace as tracing
 from services.operations.console import (
     TOKEN_ENV,
     ConsoleServer,
@@ -64,7 +66,7 @@ from shared.db.settings import DatabaseSettings
 
 app = typer.Typer(
     help="The operator's command line: topics, tail, dlq, outbox, parked, health, lookups,"
-    " batches, history, migrate; --json on every command that shows something.",
+    " trace, batches, history, migrate; --json on every command that shows something.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -694,6 +696,62 @@ def _print_rows(title: str, rows: list[dict[str, Any]], columns: list[str] | Non
     for row in rows:
         table.add_row(*(str(_jsonable(row[c]) if row[c] is not None else "") for c in columns))
     console.print(fitting(table, console))
+
+
+@app.command(name="trace")
+def trace_command(
+    ident: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID", help="A request id, order id, subscription id or quote number."
+        ),
+    ],
+    since: Annotated[str, typer.Option(help="How far back to look: 30m, 2h, 1d.")] = "24h",
+    as_json: JsonOption = False,
+) -> None:
+    """The whole path of a renewal: every event of the traces that mention ID, in time order,
+    with the service that made it, its topic, its ids and the time between steps."""
+    try:
+        window = parse_since(since)
+    except ValueError as error:
+        _fail(str(error), 2)
+    found = asyncio.run(tracing.trace(ident, since=window))
+    if as_json:
+        _print_json(found.as_json())
+        return
+    if not found.steps:
+        _fail(f"no event of the last {since} mentions {ident}")
+    console.print(trace_table(found))
+
+
+def trace_table(found: tracing.Trace) -> Any:
+    traces = ", ".join(found.trace_ids) or "none (the events carry no traceparent)"
+    table = Table(
+        "+start",
+        "+prev",
+        "event",
+        "service",
+        "topic",
+        "ids",
+        title=f"trace of {found.id} ({len(found.steps)} events; trace ids: {traces})",
+        title_justify="left",
+    )
+    for step in found.steps:
+        table.add_row(
+            f"{step.since_start:.3f}s",
+            f"{step.since_previous:.3f}s",
+            "  " * step.depth + step.type,  # indented under what caused it
+            step.service,
+            step.topic,
+            " ".join(f"{name}={_short_ids(value)}" for name, value in step.keys.items()),
+        )
+    return fitting(table, console)
+
+
+def _short_ids(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value[:3])) + (f",+{len(value) - 3}" if len(value) > 3 else "")
+    return str(value)
 
 
 @app.command(name="console")

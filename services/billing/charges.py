@@ -32,6 +32,7 @@ from shared.contracts.billing_events import TOPIC as BILLING_EVENTS
 from shared.contracts.billing_events import PaymentAwaitingManual, PaymentFailed, PaymentSucceeded
 from shared.contracts.envelope import EventData, new_event
 from shared.contracts.subscription_events import PaymentMethod
+from shared.messaging import tracing
 from shared.messaging.consumer import PoolHolder
 from shared.messaging.faults import BILLING_AFTER_CHARGE, BILLING_BEFORE_CHARGE, FaultPoints
 from shared.messaging.loops import WorkLoop
@@ -57,7 +58,7 @@ FROM (SELECT order_id FROM orders
       FOR UPDATE SKIP LOCKED) AS due
 WHERE o.order_id = due.order_id
 RETURNING o.order_id, o.csn, o.currency, o.total, o.payment_method::text AS payment_method,
-          o.next_retry_on, o.charge_attempts
+          o.next_retry_on, o.charge_attempts, o.traceparent
 """
 
 # Only an attempt still `charging` under its own number is recorded: one outcome per order.
@@ -90,6 +91,7 @@ class Attempt:
     method: PaymentMethod
     next_retry_on: date | None
     number: int
+    traceparent: str | None = None  # of the order's `order.placed`: the payment continues it
 
     @property
     def unfinished_before(self) -> bool:
@@ -184,6 +186,7 @@ class Charger:
                 method=PaymentMethod.model_validate(json.loads(row["payment_method"])),
                 next_retry_on=row["next_retry_on"],
                 number=row["charge_attempts"],
+                traceparent=row["traceparent"],
             )
             for row in rows
         ]
@@ -226,7 +229,13 @@ class Charger:
                 event = _event(attempt, result, pay_by)
                 outbox.add(
                     BILLING_EVENTS,
-                    new_event(event, subject=attempt.csn, source=self.source, time=now),
+                    new_event(
+                        event,
+                        subject=attempt.csn,
+                        source=self.source,
+                        time=now,
+                        cause=tracing.parse(attempt.traceparent),
+                    ),
                 )
             await outbox.flush(connection)
         for _, result in recorded:  # once per order: its outcome is recorded once

@@ -42,7 +42,8 @@ WITH claim AS MATERIALIZED (
 UPDATE emails AS e SET lease_until = $2, lease_token = $4
 FROM claim WHERE e.notification_key = claim.notification_key
 RETURNING e.notification_key, e.kind, e.csn, e.recipients, e.locale, e.context::text AS context,
-          e.subscription_ids, e.order_id, e.quote_number, e.attempts, e.next_attempt_at"""
+          e.subscription_ids, e.order_id, e.quote_number, e.attempts, e.next_attempt_at,
+          e.traceparent"""
 
 # The rest of a claim, renewed; an email another transaction has locked right now is left for
 # the next renewal (or `RENEW_ONE` when its turn comes) rather than waited for.

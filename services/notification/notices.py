@@ -33,6 +33,7 @@ from shared.contracts.renewal_events import (
     SubscriptionLapsed,
 )
 from shared.db.types import DbConnection
+from shared.messaging import tracing
 from shared.messaging.consumer import Delivery, EventHandler, UnitOfWork
 
 
@@ -53,8 +54,8 @@ async def queue(connection: DbConnection, emails: list[Email], now: Any) -> None
     await connection.executemany(
         """INSERT INTO emails (notification_key, kind, csn, recipients, locale, context,
                                subscription_ids, order_id, quote_number, next_attempt_at,
-                               created_at)
-           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $10, $9, $9)
+                               created_at, traceparent)
+           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $10, $9, $9, $11)
            ON CONFLICT (notification_key) DO NOTHING""",
         [
             (
@@ -70,6 +71,8 @@ async def queue(connection: DbConnection, emails: list[Email], now: Any) -> None
                 e.order_id,
                 now,
                 e.quote_number,
+                # The event being handled; a reminder (a decision of its own) starts a trace.
+                (tracing.current() or tracing.start()).traceparent,
             )
             for e in emails
         ],

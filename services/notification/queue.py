@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.clock import Clock
+from shared.contracts.envelope import trace_of
 from shared.contracts.renewal_events import REGISTRY as RENEWAL_EVENTS_REGISTRY
 from shared.contracts.renewal_events import SubscriptionRenewed
 from shared.messaging.consumer import (
@@ -62,6 +63,7 @@ def renewal_events_handler(
                     "context": {"order_id": renewed.order_id, "items": [item]},
                     "subscription_ids": [renewed.subscription_id],
                     "order_id": renewed.order_id,
+                    "traceparent": trace_of(delivery.event).traceparent,
                 }
             elif renewed.subscription_id not in email["subscription_ids"]:
                 email["context"]["items"].append(item)
@@ -73,13 +75,15 @@ def renewal_events_handler(
         await _add_order_totals(unit, emails, now)
         await unit.connection.execute(
             """INSERT INTO emails (notification_key, kind, csn, recipients, locale, context,
-                                   subscription_ids, order_id, next_attempt_at, created_at)
+                                   subscription_ids, order_id, next_attempt_at, created_at,
+                                   traceparent)
                SELECT u.notification_key, 'order_confirmation', u.csn, u.recipients, u.locale,
-                      u.context, u.subscription_ids, u.order_id, u.next_attempt_at, $2
+                      u.context, u.subscription_ids, u.order_id, u.next_attempt_at, $2,
+                      u.traceparent
                FROM jsonb_to_recordset($1::jsonb) AS u(
                    notification_key text, csn text, recipients text[], locale text,
                    context jsonb, subscription_ids text[], order_id text,
-                   next_attempt_at timestamptz)
+                   next_attempt_at timestamptz, traceparent text)
                ON CONFLICT (notification_key) DO UPDATE SET
                    context = jsonb_set(emails.context, '{items}',
                        (emails.context -> 'items') || COALESCE(

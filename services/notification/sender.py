@@ -34,6 +34,7 @@ from shared.clock import Clock
 from shared.contracts.envelope import new_event
 from shared.contracts.notification_events import TOPIC as NOTIFICATION_EVENTS
 from shared.contracts.notification_events import EmailFailed, EmailSent
+from shared.messaging import tracing
 from shared.messaging.faults import AFTER_SMTP_ACCEPT, SENDER_MID_CLAIM, FaultPoints
 from shared.messaging.loops import WorkLoop
 from shared.messaging.metrics import EMAILS
@@ -305,7 +306,13 @@ class EmailSender:
         event = EmailSent(**self._event_fields(email, rendered))
         outbox.add(
             NOTIFICATION_EVENTS,
-            new_event(event, subject=email["csn"], source=self.settings.source, time=now),
+            new_event(
+                event,
+                subject=email["csn"],
+                source=self.settings.source,
+                time=now,
+                cause=tracing.parse(email.get("traceparent")),
+            ),
         )
         return Mark(
             claim.token,
@@ -341,7 +348,13 @@ class EmailSender:
         failed = EmailFailed(**self._event_fields(email, rendered), reason=reason)
         outbox.add(
             NOTIFICATION_EVENTS,
-            new_event(failed, subject=email["csn"], source=self.settings.source, time=now),
+            new_event(
+                failed,
+                subject=email["csn"],
+                source=self.settings.source,
+                time=now,
+                cause=tracing.parse(email.get("traceparent")),
+            ),
         )
         return Mark(
             claim.token, key, email["kind"], "failed", now, error=reason, outbox_rows=outbox.rows

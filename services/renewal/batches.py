@@ -12,6 +12,7 @@ from shared.contracts.envelope import new_event
 from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
 from shared.contracts.renewal_events import BulkCompleted, BulkOutcome
 from shared.db.types import DbConnection
+from shared.messaging import tracing
 from shared.messaging.outbox import Outbox
 
 
@@ -28,10 +29,11 @@ async def finish_batches(
            WHERE b.request_id = ANY($1::text[]) AND b.status <> 'completed'
              AND NOT EXISTS (SELECT 1 FROM renewal_batch_items AS i
                              WHERE i.request_id = b.request_id AND i.status IN ('pending', 'ordered'))
-           RETURNING b.request_id, b.csn, b.total_items""",
+           RETURNING b.request_id, b.csn, b.total_items, b.traceparent""",
         request_ids,
     )
     bulk = {row["request_id"]: row["csn"] for row in finished if row["total_items"] > 1}
+    traces = {row["request_id"]: tracing.parse(row["traceparent"]) for row in finished}
     if not bulk:
         return
     items = await connection.fetch(
@@ -59,5 +61,8 @@ async def finish_batches(
             outcomes=results,
         )
         outbox.add(
-            RENEWAL_EVENTS, new_event(completed, subject=csn, source=source, time=clock.now())
+            RENEWAL_EVENTS,
+            new_event(
+                completed, subject=csn, source=source, time=clock.now(), cause=traces[request_id]
+            ),
         )

@@ -42,6 +42,7 @@ from shared.eligibility import (
     Promotion,
     decide_manual_renewal,
 )
+from shared.messaging import tracing
 from shared.messaging.faults import BULK_BEFORE_COMMIT, FaultPoints
 from shared.messaging.loops import WorkLoop
 from shared.messaging.outbox import Outbox
@@ -119,7 +120,7 @@ class BulkWorker:
     async def _work(self, only: str | None = None) -> int:
         async with self.pool.acquire() as connection, connection.transaction():
             batches = await connection.fetch(
-                "SELECT request_id, csn, actor::text AS actor FROM renewal_batches"
+                "SELECT request_id, csn, actor::text AS actor, traceparent FROM renewal_batches"
                 " WHERE status = 'pending' AND ($2::text IS NULL OR request_id = $2)"
                 " ORDER BY received_at LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self.per_claim,
@@ -135,7 +136,8 @@ class BulkWorker:
             catalog = await self._catalog(connection, subscriptions.values())
             work = BatchWork(self, today, *catalog)
             for batch in batches:
-                work.decide(batch, requested[batch["request_id"]], subscriptions)
+                with tracing.caused_by(batch["traceparent"]):  # the command's trace goes on
+                    work.decide(batch, requested[batch["request_id"]], subscriptions)
             await work.save(connection, request_ids)
             await finish_batches(
                 connection, request_ids, work.outbox, clock=self.clock, source=self.source

@@ -31,11 +31,12 @@ from shared.contracts.billing_events import (
     PaymentFailed,
     PaymentSucceeded,
 )
-from shared.contracts.envelope import EventData, new_event
+from shared.contracts.envelope import EventData, new_event, trace_of
 from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
 from shared.contracts.renewal_events import RenewalRejected, SeatsUpdated, SubscriptionRenewed
 from shared.db.types import DbConnection
 from shared.eligibility import add_term
+from shared.messaging import tracing
 from shared.messaging.consumer import (
     BatchHandler,
     Delivery,
@@ -73,10 +74,11 @@ class Settlement:
         changed: dict[str, Subscription] = {}
         for order in orders:
             delivery = answers[order["order_id"]]
-            if order["status"] == "paid":
-                self._paid(order, delivery, held, changed)
-            else:
-                self._failed(order)
+            with tracing.within(trace_of(delivery.event)):  # what it causes continues its trace
+                if order["status"] == "paid":
+                    self._paid(order, delivery, held, changed)
+                else:
+                    self._failed(order)
         await self.save(changed)
 
     async def _claim(self, answers: dict[str, Delivery]) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ answered with a `bulk.completed` too large for the broker.
 from __future__ import annotations
 
 from shared.clock import Clock
-from shared.contracts.envelope import new_event
+from shared.contracts.envelope import new_event, trace_of
 from shared.contracts.renewal_commands import RequestRenewal
 from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
 from shared.contracts.renewal_events import BulkAccepted, RenewalRejected
@@ -27,16 +27,21 @@ def record_renewal_request(clock: Clock, source: str, policy: Policy) -> BatchEv
         for delivery in deliveries:
             requests.setdefault(delivery.data.request_id, delivery)  # the first one counts
         commands: list[RequestRenewal] = [delivery.data for delivery in requests.values()]
+        # Kept on the batch: the bulk worker's orders continue each command's trace.
+        spans = {request_id: trace_of(d.event) for request_id, d in requests.items()}
         refusals = {
             command.request_id: reasons
             for command in commands
             if (reasons := request_size_reasons(command.subscription_ids, policy))
         }
         rows = await unit.connection.fetch(
-            """INSERT INTO renewal_batches (request_id, csn, actor, event_id, total_items, status)
-               SELECT u.request_id, u.csn, u.actor::jsonb, u.event_id, u.total_items, u.status
-               FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[])
-                   AS u(request_id, csn, actor, event_id, total_items, status)
+            """INSERT INTO renewal_batches (request_id, csn, actor, event_id, total_items, status,
+                                            traceparent)
+               SELECT u.request_id, u.csn, u.actor::jsonb, u.event_id, u.total_items, u.status,
+                      u.traceparent
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[],
+                           $7::text[])
+                   AS u(request_id, csn, actor, event_id, total_items, status, traceparent)
                ON CONFLICT (request_id) DO NOTHING RETURNING request_id""",
             [command.request_id for command in commands],
             [command.actor.csn for command in commands],
@@ -45,6 +50,7 @@ def record_renewal_request(clock: Clock, source: str, policy: Policy) -> BatchEv
             [len(command.subscription_ids) for command in commands],
             # A refused request is done as soon as it is recorded: nothing for the worker.
             ["completed" if command.request_id in refusals else "pending" for command in commands],
+            [spans[command.request_id].traceparent for command in commands],
         )
         recorded = {row["request_id"] for row in rows}
         # A request id recorded before: one effect, one answer (the first time).
@@ -80,7 +86,13 @@ def record_renewal_request(clock: Clock, source: str, policy: Policy) -> BatchEv
                 continue
             unit.outbox.add(
                 RENEWAL_EVENTS,
-                new_event(answer, subject=delivery.event.subject, source=source, time=now),
+                new_event(
+                    answer,
+                    subject=delivery.event.subject,
+                    source=source,
+                    time=now,
+                    cause=spans[command.request_id],
+                ),
             )
 
     return handles_batch(handle)

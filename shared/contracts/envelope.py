@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared.messaging import tracing
+
 CONTENT_TYPE = "application/cloudevents+json"
 
 
@@ -44,6 +46,10 @@ class CloudEvent(BaseModel, Generic[DataT]):
     time: datetime
     subject: str = Field(min_length=1, max_length=128)
     datacontenttype: str | None = Field(default=None, max_length=128)
+    # The CloudEvents distributed-tracing extension (W3C trace context): optional, so that
+    # events made before it stay valid; a malformed one is ignored, never a dead letter.
+    traceparent: str | None = Field(default=None, max_length=tracing.TRACEPARENT_LENGTH)
+    tracestate: str | None = Field(default=None, max_length=tracing.TRACESTATE_MAX_LENGTH)
     data: DataT
 
 
@@ -111,8 +117,19 @@ def _one_line(error: ValidationError) -> str:
 
 
 def new_event(
-    data: EventData, *, subject: str, source: str, time: datetime, event_id: str | None = None
+    data: EventData,
+    *,
+    subject: str,
+    source: str,
+    time: datetime,
+    event_id: str | None = None,
+    cause: CloudEvent[Any] | tracing.Span | None = None,
 ) -> CloudEvent[Any]:
+    """A new event in a span of its own: a child of `cause` (an event, or a span) when given,
+    else of the work at hand (`tracing.current()`: the delivery being handled, the decision
+    being made), else the root of a new trace."""
+    parent = span_of(cause) if isinstance(cause, CloudEvent) else cause
+    span = tracing.next_span(parent)
     return CloudEvent[type(data)](  # type: ignore[misc,operator]
         id=event_id or str(uuid.uuid4()),
         source=source,
@@ -120,8 +137,21 @@ def new_event(
         time=time,
         subject=subject,
         datacontenttype="application/json",
+        traceparent=span.traceparent,
+        tracestate=span.tracestate,
         data=data,
     )
+
+
+def span_of(event: CloudEvent[Any]) -> tracing.Span | None:
+    """The span an event names, if it carries a valid `traceparent`."""
+    return tracing.parse(event.traceparent, event.tracestate)
+
+
+def trace_of(event: CloudEvent[Any]) -> tracing.Span:
+    """The span that work caused by `event` continues: the event's own; for one that came
+    without, the trace the consumer started for it, else (in a batch) a new one."""
+    return span_of(event) or tracing.current() or tracing.start()
 
 
 def encode(event: CloudEvent[Any]) -> bytes:

@@ -24,8 +24,8 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -44,6 +44,7 @@ from shared.contracts.envelope import (
 from shared.contracts.topics import Topic
 from shared.db.errors import CONNECTION_ERRORS, is_transient
 from shared.db.types import DbConnection
+from shared.messaging import tracing
 from shared.messaging.dlq import DeadLetter, publish_dead_letters
 from shared.messaging.faults import AFTER_DB_COMMIT, FaultPoints
 from shared.messaging.logs import log_context
@@ -153,25 +154,40 @@ def dispatch_by_type(handlers: Mapping[type, EventHandler | BatchEventHandler]) 
                 continue
             # The first delivery names the group in the logs; the count says it is not alone.
             # A failed group is retried message by message, where each log line is exact.
+            # No trace is the group's: a handler passes each event's own cause (`new_event`'s
+            # `cause=`, or `tracing.caused_by`); an event made without one starts a trace.
             first = group[0]
-            with log_context(
-                event_id=first.event.id,
-                csn=first.event.subject,
-                request_id=getattr(first.data, "request_id", None),
-                handler=handler.name,
-                batch=len(group),
+            with (
+                tracing.within(None),
+                log_context(
+                    event_id=first.event.id,
+                    csn=first.event.subject,
+                    request_id=getattr(first.data, "request_id", None),
+                    trace_id=None,
+                    handler=handler.name,
+                    batch=len(group),
+                ),
             ):
                 await handler(unit, group)
 
     return handle
 
 
-def _delivery_context(delivery: Delivery) -> AbstractContextManager[None]:
-    return log_context(
-        event_id=delivery.event.id,
-        csn=delivery.event.subject,
-        request_id=getattr(delivery.data, "request_id", None),
-    )
+@contextmanager
+def _delivery_context(delivery: Delivery) -> Iterator[None]:
+    """The delivery's log fields and trace: what its handler makes continues the trace of the
+    event (one that came without a valid traceparent starts a new one here)."""
+    event = delivery.event
+    with (
+        tracing.caused_by(event.traceparent, event.tracestate) as span,
+        log_context(
+            event_id=event.id,
+            csn=event.subject,
+            request_id=getattr(delivery.data, "request_id", None),
+            trace_id=span.trace_id,
+        ),
+    ):
+        yield
 
 
 class PermanentError(Exception):

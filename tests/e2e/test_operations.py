@@ -287,6 +287,44 @@ async def test_the_console_shows_charts_topics_dead_letters_and_a_customer_in_a_
     await expect(page.locator("#heading")).to_have_text(f"Subscription {known['subscription_id']}")
 
 
+async def test_the_console_shows_a_renewal_s_trace_in_a_browser(
+    stack, upstream, watcher, admin_db, browser
+):
+    """Issue 18 items 2-3: the trace view, linked from what the search found."""
+    known = await renewed_customer(upstream, watcher, admin_db)
+    server = ConsoleServer("127.0.0.1", 0, prometheus=f"http://127.0.0.1:{free_port()}")
+    await server.start()
+    try:
+        page = await browser.new_page(viewport={"width": 1400, "height": 800})
+        await page.goto(server.url + "/")
+        await page.get_by_label("search").fill(known["subscription_id"])
+        await page.get_by_role("button", name="search").click()
+        await page.locator("#trace-link").click()
+        await expect(page.locator("#heading")).to_have_text(f"Trace of {known['subscription_id']}")
+        path = page.locator("#trace")
+        for kind in (
+            "renewal.requested",
+            "order.requested",
+            "order.placed",
+            "subscription.renewed",
+        ):
+            await expect(path).to_contain_text(kind)
+        await expect(path.locator("tr", has_text="payment.succeeded")).to_contain_text("billing")
+        await expect(path.locator("tr", has_text="email.sent")).to_contain_text("notification")
+        screenshot = os.environ.get("RENEWALS_CONSOLE_SCREENSHOT")
+        if screenshot:
+            await page.screenshot(path=Path(screenshot).with_name("console-trace.png"))
+        # From the customer's orders too, and an id nothing mentions says so.
+        await page.goto(server.url + f"/customer/{known['csn']}")
+        await page.locator("#orders").get_by_role("link", name=known["order_id"]).click()
+        await expect(page.locator("#heading")).to_have_text(f"Trace of {known['order_id']}")
+        await expect(page.locator("#trace")).to_contain_text("email.sent")
+        await page.goto(server.url + f"/trace?id=NOTHING-{known['csn']}")
+        await expect(page.locator("#no-trace")).to_contain_text(f"NOTHING-{known['csn']}")
+    finally:
+        await server.stop()
+
+
 async def test_without_prometheus_the_console_says_so_in_place_of_the_charts(
     kafka_bootstrap, browser
 ) -> None:

@@ -24,10 +24,12 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.operations import lookup
+from services.operations import trace as tracing
 from services.operations.console import prometheus
 from services.operations.console.charts import figure
 from services.operations.console.templates import environment
 from services.operations.dlq import DeadLetter, dead_letters
+from services.operations.tail import parse_since
 from services.operations.topics import topic_stats
 from shared.clock import Clock, SystemClock
 
@@ -69,6 +71,7 @@ def create_app(settings: ConsoleSettings) -> Starlette:
             Route("/", overview),
             Route("/dlq", letters),
             Route("/search", search),
+            Route("/trace", trace_page),
             Route("/customer/{csn:path}", customer),
             Route("/subscription/{subscription_id:path}", subscription),
         ],
@@ -265,6 +268,21 @@ async def subscription(request: Request) -> Response:
     subscription_id = request.path_params["subscription_id"]
     found = await lookup.subscription(subscription_id)
     return _known(f"Subscription {subscription_id}", subscription_id, found)
+
+
+@page
+async def trace_page(request: Request) -> Response:
+    """`renewals trace` in the browser: the path of a request, order, subscription or quote."""
+    wanted = request.query_params.get("id", "").strip()
+    if not wanted:
+        return RedirectResponse("/", 303)
+    since = request.query_params.get("since", "24h")
+    try:
+        window = parse_since(since)
+    except ValueError as error:
+        return PlainTextResponse(f"{error}\n", 400)
+    found = await tracing.trace(wanted, since=window)
+    return _html("trace", query=wanted, since=since, found=found)
 
 
 def _known(heading: str, query: str, found: dict[str, Any] | None) -> Response:

@@ -25,6 +25,7 @@ _BASE = """<!doctype html>
  .figure{display:flex;align-items:center;gap:8px}
  .chart-note{font-size:11px;color:#6b7385;white-space:nowrap}
  code{font-size:12px}
+ td.step{font-family:ui-monospace,monospace;font-size:12px;white-space:nowrap}
 </style></head><body>
 <header><b>renewals</b><a href="/">overview</a><a href="/dlq">dead letters</a>
 <form action="/search"><input name="q" placeholder="CSN or subscription id" value="{{ query or '' }}"
@@ -80,7 +81,7 @@ _LETTERS = """<h2>{{ letters_title }}</h2>
 <th>failed at</th><th>replayed as</th></tr>
 {% for d in letters %}<tr><td><code>{{ d.ref }}</code></td><td>{{ d.consumer_group }}</td>
 <td>{% if d.csn %}<a href="/customer/{{ d.csn|urlencode }}">{{ d.csn }}</a>{% endif %}</td>
-<td>{{ d.event_type or '' }}</td><td class="err">{{ d.error_type }}: {{ d.error|truncate(300) }}</td>
+<td>{{ d.event_type or '' }}{% if d.event_id %} <a class="trace-link" href="/trace?id={{ d.event_id|urlencode }}">trace</a>{% endif %}</td><td class="err">{{ d.error_type }}: {{ d.error|truncate(300) }}</td>
 <td>{{ d.failed_at[:19] }}</td><td>{{ d.replayed_as or '' }}</td></tr>
 {% else %}<tr><td colspan="7" class="ok">none</td></tr>{% endfor %}</table>"""
 
@@ -91,11 +92,13 @@ _DLQ = """{% extends "base" %}{% block title %}dead letters{% endblock %}{% bloc
 
 _KNOWN = """{% extends "base" %}{% block title %}{{ heading }}{% endblock %}{% block main %}
 <h2 id="heading">{{ heading }}</h2>
+<p><a id="trace-link" href="/trace?id={{ query|urlencode }}">Trace of {{ query }}</a>: every event
+that mentions it, across the services.</p>
 {% if not found %}<p class="dim">Nothing is known of {{ query }}.</p>{% else %}
-{% set r = found.renewal %}
+{% set r = found.renewal %}{% set traced = ["order_id", "request_id"] %}
 {% macro rows(title, id, items, columns) %}<h2>{{ title }}</h2><table id="{{ id }}"><tr>
 {% for c in columns %}<th>{{ c }}</th>{% endfor %}</tr>
-{% for item in items %}<tr>{% for c in columns %}<td>{{ item[c] if item[c] is not none else '' }}</td>{% endfor %}</tr>
+{% for item in items %}<tr>{% for c in columns %}<td>{% if item[c] is none %}{% elif c in traced %}<a href="/trace?id={{ item[c]|urlencode }}">{{ item[c] }}</a>{% else %}{{ item[c] }}{% endif %}</td>{% endfor %}</tr>
 {% else %}<tr><td colspan="{{ columns|length }}" class="dim">none</td></tr>{% endfor %}</table>{% endmacro %}
 {{ rows("Subscriptions (renewal)", "subscriptions", r.subscriptions,
    ["subscription_id", "csn", "state", "renewal_date", "term", "seats", "auto_renew"]) }}
@@ -110,6 +113,24 @@ _KNOWN = """{% extends "base" %}{% block title %}{{ heading }}{% endblock %}{% b
 {% endif %}{% endblock %}"""
 
 
+_TRACE = """{% extends "base" %}{% block title %}trace of {{ query }}{% endblock %}{% block main %}
+<h2 id="heading">Trace of {{ query }}</h2>
+{% if not found.steps %}<p id="no-trace" class="dim">No event of the last {{ since }} mentions {{ query }}.</p>
+{% else %}<p class="dim">{{ found.steps|length }} events over the last {{ since }}; trace id{{ 's' if found.trace_ids|length != 1 }}:
+{% for t in found.trace_ids %}<code>{{ t }}</code>{{ ', ' if not loop.last }}{% else %}none (the events carry no traceparent){% endfor %}.
+Indented under the event that caused it.</p>
+<table id="trace"><tr><th>since start</th><th>since previous</th><th>event</th><th>service</th>
+<th>topic</th><th>ids</th><th>published (UTC)</th></tr>
+{% for s in found.steps %}<tr><td class="num">{{ '%.3f'|format(s.since_start) }} s</td>
+<td class="num">{{ '%.3f'|format(s.since_previous) }} s</td>
+<td class="step" style="padding-left:{{ 8 + 16 * s.depth }}px">{{ s.type }}</td><td>{{ s.service }}</td>
+<td>{{ s.topic }}</td><td>{% for name, value in s.keys.items() %}{{ name }}=<code>{{ value|join(', ') if value is not string else value }}</code>{{ ' ' if not loop.last }}{% endfor %}</td>
+<td class="num">{{ s.published_at.strftime('%H:%M:%S.%f')[:12] }}</td></tr>{% endfor %}</table>
+{% endif %}
+<p class="dim">The same from the command line: <code>renewals trace {{ query }} --since {{ since }}</code>.</p>
+{% endblock %}"""
+
+
 def environment() -> Environment:
     return Environment(
         loader=DictLoader(
@@ -119,6 +140,7 @@ def environment() -> Environment:
                 "letters": _LETTERS,
                 "dlq": _DLQ,
                 "known": _KNOWN,
+                "trace": _TRACE,
             }
         ),
         autoescape=select_autoescape(default=True, default_for_string=True),
