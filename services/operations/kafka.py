@@ -83,7 +83,8 @@ class Record:
 
     @classmethod
     def of(cls, record: Any) -> Record:
-        headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
+        # A header may have no value at all (Kafka allows it; poison messages do it): shown empty.
+        headers = {k: (v or b"").decode(errors="replace") for k, v in record.headers or ()}
         return cls(
             record.topic,
             record.partition,

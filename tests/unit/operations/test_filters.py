@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 
@@ -84,3 +85,16 @@ def test_the_tools_read_a_poison_message_as_no_event_instead_of_crashing(
 ) -> None:
     # Dead-letter topics hold exactly such messages; `dlq list`, `tail` and the console read them.
     assert decode(poison) == {}
+
+
+def test_a_header_without_a_value_is_read_as_empty_not_a_crash() -> None:
+    raw = SimpleNamespace(
+        topic="renewal.commands.dlq",
+        partition=0,
+        offset=7,
+        timestamp=0,
+        key=None,
+        value=b"{}",
+        headers=[("x-dlq-error", b"bad"), ("ce-type", None)],
+    )
+    assert Record.of(raw).headers == {"x-dlq-error": "bad", "ce-type": ""}
