@@ -78,6 +78,13 @@ from shared.eligibility.schedules import (
     renews_automatically,
 )
 from shared.eligibility.self_service import self_service_available, self_service_reasons
+from shared.eligibility.terms import (
+    PaidRenewal,
+    RefundReason,
+    Reservation,
+    reservation_reasons,
+    settle_paid_renewal,
+)
 
 __all__ = [
     "Action",
@@ -88,6 +95,7 @@ __all__ = [
     "Group",
     "InvalidRequestError",
     "Money",
+    "PaidRenewal",
     "PaymentMethod",
     "Person",
     "Policy",
@@ -100,8 +108,10 @@ __all__ = [
     "QuoteChanges",
     "QuoteRequest",
     "Reason",
+    "RefundReason",
     "RenewalMethod",
     "RenewalOption",
+    "Reservation",
     "Subscription",
     "SubscriptionOutcome",
     "SubscriptionState",
@@ -141,9 +151,11 @@ __all__ = [
     "renewal_unit_price",
     "renewed_term",
     "renews_automatically",
+    "reservation_reasons",
     "round_money",
     "self_service_available",
     "self_service_reasons",
+    "settle_paid_renewal",
     "state_of",
     "subscription_from_dict",
     "term_start",

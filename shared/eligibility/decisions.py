@@ -7,7 +7,7 @@ impossible request is a refused `Decision` listing every reason that applies.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, timedelta
 
@@ -61,6 +61,7 @@ from shared.eligibility.pricing import (
 from shared.eligibility.reasons import Reason
 from shared.eligibility.roles import is_buyer
 from shared.eligibility.self_service import self_service_reasons
+from shared.eligibility.terms import Reservation, reservation_reasons
 
 # ----------------------------------------------------------------------------------------------
 # Manual renewal (MAN-1..4)
@@ -75,15 +76,18 @@ def decide_manual_renewal(
     promotions: Iterable[Promotion],
     today: date,
     policy: Policy,
+    reservations: Mapping[str, Reservation] | None = None,
 ) -> Decision:
     """Renew now, paid online, one subscription or up to the bulk limit (MAN-1).
 
     Per subscription: ROLE-1, LIFE-1, WIN-1, WIN-2/LIFE-3, ALREADY_RENEWED, SELF-1/SELF-2 (a
-    self-service action), NO_PRICE. The new term starts on the current renewal date (LIFE-4,
-    MAN-4). Allowed subscriptions are grouped into transactions (MAN-2). The request is allowed
-    when it has no reason of its own and at least one subscription is allowed; the others are
-    refused one by one.
+    self-service action), NO_PRICE, and RENEWAL_IN_PROGRESS while another order for it is open
+    (`reservations`, by subscription id). The new term starts on the current renewal date
+    (LIFE-4, MAN-4). Allowed subscriptions are grouped into transactions (MAN-2). The request is
+    allowed when it has no reason of its own and at least one subscription is allowed; the
+    others are refused one by one.
     """
+    reservations = reservations or {}
     prices, promotions = tuple(prices), tuple(promotions)
     ids = _unique(requested_ids)
     outcomes: list[SubscriptionOutcome] = []
@@ -109,6 +113,7 @@ def decide_manual_renewal(
             *renewal_timing_reasons(subscription, today, RenewalMethod.MANUAL_ONLINE, policy),
             *self_service_reasons(subscription, policy),
             *_price_reasons(line, needed=not _is_trial(subscription)),
+            *reservation_reasons(subscription, reservations.get(subscription_id)),
         ]
         line = _chargeable(line)
         outcome = _outcome(
