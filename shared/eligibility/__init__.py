@@ -82,6 +82,7 @@ from shared.eligibility.terms import (
     PaidRenewal,
     RefundReason,
     Reservation,
+    quote_order_reasons,
     reservation_reasons,
     settle_paid_renewal,
 )
@@ -146,6 +147,7 @@ __all__ = [
     "policy_from_dict",
     "price_from_dict",
     "promotion_from_dict",
+    "quote_order_reasons",
     "reminder_dates",
     "renewal_options",
     "renewal_unit_price",

@@ -58,7 +58,7 @@ from shared.eligibility.pricing import (
     prorated_days_left,
     unit_price,
 )
-from shared.eligibility.reasons import Reason
+from shared.eligibility.reasons import Reason, in_contract_order
 from shared.eligibility.roles import is_buyer
 from shared.eligibility.self_service import self_service_reasons
 from shared.eligibility.terms import Reservation, reservation_reasons
@@ -371,15 +371,21 @@ def _not_self_service_reasons(
 
 def decide_cancel_quote(actor: Actor, quote: Quote, *, channel: Channel, today: date) -> Decision:
     """QUO-5: a quote can't be cancelled self-service; its partner (the agent of record named on
-    the quote) or the vendor's sales team may cancel it, while it has not expired."""
+    the quote) or the vendor's sales team may cancel it, while it has not expired and has not
+    been accepted (QUOTE_ALREADY_ACCEPTED: its order is placed; cancelling would leave the money
+    taken and nothing renewed)."""
     reasons: list[Reason] = []
+    if quote.accepted:
+        reasons.append(Reason.QUOTE_ALREADY_ACCEPTED)
     if channel == "self_service":
         reasons.append(Reason.QUOTE_CANCELLATION_NOT_SELF_SERVICE)
     elif channel == "partner" and (quote.partner_csn is None or actor.csn != quote.partner_csn):
         reasons.append(Reason.NOT_AUTHORIZED)
     if today > quote.expires_on:
         reasons.append(Reason.QUOTE_EXPIRED)
-    return Decision(action=Action.CANCEL_QUOTE, allowed=not reasons, reasons=tuple(reasons))
+    return Decision(
+        action=Action.CANCEL_QUOTE, allowed=not reasons, reasons=in_contract_order(reasons)
+    )
 
 
 # ----------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ refused (RENEWAL_IN_PROGRESS), and once it settled the same term is no longer fo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -16,7 +17,7 @@ from enum import StrEnum
 from shared.eligibility.dates import grace_ends, renewed_term
 from shared.eligibility.model import Subscription, Term
 from shared.eligibility.policy import Policy
-from shared.eligibility.reasons import Reason
+from shared.eligibility.reasons import Reason, in_contract_order
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,3 +88,30 @@ def settle_paid_renewal(
         return PaidRenewal(refund=RefundReason.EXPIRED)
     starts_on, renewal_date = renewed_term(subscription, term)
     return PaidRenewal(starts_on=starts_on, renewal_date=renewal_date)
+
+
+def quote_order_reasons(
+    subscriptions: Mapping[str, Subscription | None],
+    reservations: Mapping[str, Reservation],
+    term_starts: Mapping[str, date],
+    *,
+    kind: str,
+    today: date,
+    policy: Policy,
+) -> list[Reason]:
+    """QUO-3, QUO-8 and issue 14: an accepted quote's order is placed only when every term it
+    buys is still for sale — no other order holds the subscription (RENEWAL_IN_PROGRESS), the
+    term it was priced for was not bought meanwhile (ALREADY_RENEWED: e.g. renewed manually
+    after the quote was sent), and, for a renewal, the subscription has not expired (LIFE-3)."""
+    reasons: list[Reason] = []
+    for subscription_id, subscription in subscriptions.items():
+        if subscription is None:
+            reasons.append(Reason.UNKNOWN_SUBSCRIPTION)
+            continue
+        start = term_starts.get(subscription_id) if kind == "renewal" else None
+        reasons += reservation_reasons(
+            subscription, reservations.get(subscription_id), term_start=start
+        )
+        if kind == "renewal" and today > grace_ends(subscription, policy):
+            reasons.append(Reason.EXPIRED)
+    return list(in_contract_order(reasons))
