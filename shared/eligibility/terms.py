@@ -80,12 +80,12 @@ def settle_paid_renewal(
     past grace stays expired, and the money goes back. Because grace never outlasts the missed
     term (LIFE-5), a renewal that is allowed always ends after today.
     """
+    if today > grace_ends(subscription, policy):
+        return PaidRenewal(refund=RefundReason.EXPIRED)
     if reserved_start is None:
         return PaidRenewal(refund=RefundReason.RESERVATION_RELEASED)
     if subscription.renewal_date != reserved_start:
         return PaidRenewal(refund=RefundReason.ALREADY_RENEWED)
-    if today > grace_ends(subscription, policy):
-        return PaidRenewal(refund=RefundReason.EXPIRED)
     starts_on, renewal_date = renewed_term(subscription, term)
     return PaidRenewal(starts_on=starts_on, renewal_date=renewal_date)
 
