@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from faststream import FastStream
 
+from services.renewal.abandoned import AbandonedOrders
 from services.renewal.auto_renew import set_auto_renew_handler
 from services.renewal.bulk_worker import BulkWorker
 from services.renewal.changes import ChangeHandlers
@@ -97,6 +98,14 @@ def create_runtime(settings: RenewalSettings, clock: Clock) -> ServiceRuntime:
             batch_size=settings.engine_batch_size,
             interval_seconds=settings.engine_interval_seconds,
             faults=runtime.faults,
+        ).work_loop()
+    )
+    runtime.work(
+        lambda pool: AbandonedOrders(
+            pool,
+            clock,
+            batch_size=settings.engine_batch_size,
+            poll_seconds=settings.engine_interval_seconds,
         ).work_loop()
     )
     return runtime

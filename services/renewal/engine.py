@@ -16,6 +16,7 @@ worked alone and parked (`parked_items`, loop `due_date_engine`), and the others
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from datetime import date, timedelta
@@ -41,6 +42,7 @@ from shared.eligibility import (
     expires_on,
     find_price,
     grace_ends,
+    quote_holds_automatic_renewal,
     renewal_unit_price,
     renews_automatically,
     reservation_reasons,
@@ -62,9 +64,11 @@ SELECT s.subscription_id, s.snapshot::text AS snapshot, s.renewal_date, s.term, 
        s.lapse_announced_for, s.expiry_announced_for, s.next_term, s.next_seats,
        COALESCE(c.today, $1) AS today, last.attempt AS last_attempt, last.status AS last_status,
        r.order_id AS reserved_by, r.term_start AS reserved_from,
-       -- AUTO-5: an open quote covers this renewal; it is the quote's to renew, not the engine's
-       EXISTS (SELECT 1 FROM quotes AS q WHERE q.status = 'sent' AND q.lines @> jsonb_build_array(
-                   jsonb_build_object('subscription_id', s.subscription_id))) AS quoted
+       -- AUTO-5: the open quotes' lines for this subscription (eligibility decides if they hold
+       -- the automatic renewal back: only one that changes what the renewal buys does)
+       (SELECT jsonb_agg(jsonb_build_array(l ->> 'term', (l ->> 'seats')::int))::text
+        FROM quotes AS q CROSS JOIN jsonb_array_elements(q.lines) AS l
+        WHERE q.status = 'sent' AND l ->> 'subscription_id' = s.subscription_id) AS quoted
 FROM subscriptions AS s
 LEFT JOIN test_clocks AS c ON c.csn = s.csn
 LEFT JOIN term_reservations AS r ON r.subscription_id = s.subscription_id
@@ -195,7 +199,9 @@ class EngineStep:
         if in_progress:
             checks.append(today + timedelta(days=1))
         automatic = (
-            renews_automatically(domain, policy) and not row["quoted"] and not in_progress
+            renews_automatically(domain, policy)
+            and not quote_holds_automatic_renewal(domain, json.loads(row["quoted"] or "[]"))
+            and not in_progress
         )  # AUTO-1, AUTO-5
         if today <= grace_ends(domain, policy) and automatic:
             due_on = (

@@ -331,3 +331,45 @@ async def test_auto_1_a_card_fixed_upstream_inside_grace_renews_at_once_from_the
     assert renewed.data["request_id"] is None  # automatic
     await _settle()
     assert await charges_for(admin_db, csn) == 1
+
+
+async def test_man_1_an_order_not_paid_by_its_pay_by_is_released_and_its_late_money_refunded(
+    stack, upstream, watcher, admin_db
+):
+    """Abandoned: past `pay_by` the reservation goes, a new order can be placed; the first
+    order's money arriving after all goes back (RESERVATION_RELEASED); one renewal."""
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn)
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=START, product_code=product, payment_type="bank_transfer"
+    )
+    await given_subscriptions(upstream, admin_db, snapshot)
+    await _clock(upstream, csn, START - timedelta(days=19))
+    first = samples.renewal_request(csn, [snapshot.subscription_id])
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(first, csn))
+    [abandoned] = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"))
+    await _clock(upstream, csn, date.fromisoformat(abandoned.data["pay_by"]) + timedelta(days=1))
+    await until(
+        lambda: admin_db.fetchval(
+            "SELECT count(*) = 0 FROM renewal.term_reservations WHERE subscription_id = $1",
+            snapshot.subscription_id,
+        ),
+        what="the abandoned order's reservation to be released",
+    )
+    second = samples.renewal_request(csn, [snapshot.subscription_id])
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(second, csn))
+    waiting = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"), count=2)
+    assert waiting[1].data["order_id"] != abandoned.data["order_id"]
+
+    await _paid_by_hand(upstream, csn, abandoned)
+    [refunded] = await watcher.wait_for(about_subject(csn, "payment.refunded"))
+    assert (refunded.data["order_id"], refunded.data["reason"]) == (
+        abandoned.data["order_id"],
+        "RESERVATION_RELEASED",
+    )
+    await _paid_by_hand(upstream, csn, waiting[1])
+    [renewed] = await watcher.wait_for(answering(second.request_id, "subscription.renewed"))
+    assert renewed.data["renewal_date"] == add_term(START, "annual").isoformat()
+    await _settle()
+    assert len(watcher.matching(about_subject(csn, "subscription.renewed"))) == 1
+    assert await _refunds(admin_db, abandoned.data["order_id"]) == 1

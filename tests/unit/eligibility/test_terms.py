@@ -7,12 +7,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.eligibility import (
+    Quote,
     Reason,
     RefundReason,
     Reservation,
     add_term,
+    decide_cancel_quote,
     decide_manual_renewal,
     grace_ends,
+    quote_holds_automatic_renewal,
+    quote_order_reasons,
     reservation_reasons,
     settle_paid_renewal,
 )
@@ -131,3 +135,35 @@ def test_29_february_renewed_annually_ends_on_28_february_then_back_on_29():
     assert add_term(date(2027, 2, 28), "annual") == date(2028, 2, 28)
     assert add_term(leap, "three_year") == date(2031, 2, 28)
     assert add_term(date(2028, 1, 29), "monthly") == leap
+
+
+def test_quo_8_a_quote_order_is_refused_when_its_term_was_bought_or_is_being_bought():
+    sub = renewing_in(10)
+    start = {"S-1": sub.renewal_date}
+    kwargs = {"kind": "renewal", "today": TODAY, "policy": policy()}
+    assert quote_order_reasons({"S-1": sub}, {}, start, **kwargs) == []
+    assert quote_order_reasons({"S-1": sub}, {"S-1": _reservation(sub)}, start, **kwargs) == [
+        Reason.RENEWAL_IN_PROGRESS
+    ]
+    renewed = subscription(renewal_date=add_term(sub.renewal_date, "annual"))
+    assert quote_order_reasons({"S-1": renewed}, {}, start, **kwargs) == [Reason.ALREADY_RENEWED]
+    expired = renewing_in(-60)
+    assert quote_order_reasons({"S-1": expired}, {}, {"S-1": expired.renewal_date}, **kwargs) == [
+        Reason.EXPIRED
+    ]
+    assert quote_order_reasons({"S-2": None}, {}, {}, **kwargs) == [Reason.UNKNOWN_SUBSCRIPTION]
+
+
+def test_quo_5_an_accepted_quote_can_not_be_cancelled():
+    quote = Quote(quote_number="Q-1", csn="CSN-100", expires_on=TODAY, accepted=True)
+    decision = decide_cancel_quote(ACTOR, quote, channel="sales", today=TODAY)
+    assert not decision.allowed
+    assert decision.reasons == (Reason.QUOTE_ALREADY_ACCEPTED,)
+
+
+def test_auto_5_only_an_open_quote_that_changes_the_renewal_holds_the_automatic_renewal():
+    sub = renewing_in(10, auto_renew=True, seats=3)
+    assert not quote_holds_automatic_renewal(sub, [])
+    assert not quote_holds_automatic_renewal(sub, [("annual", 3)])  # QUO-7: changes nothing
+    assert quote_holds_automatic_renewal(sub, [("three_year", 3)])
+    assert quote_holds_automatic_renewal(sub, [("annual", 2)])
