@@ -14,6 +14,7 @@ from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.common import Actor
 from shared.contracts.payment_events import PaymentReceived
 from shared.contracts.quote_commands import AcceptQuote, CancelQuote, RequestQuote
+from shared.contracts.renewal_commands import SetAutoRenew
 from shared.eligibility import add_term
 from tests.scenarios.steps import (
     SETTLE_SECONDS,
@@ -373,3 +374,29 @@ async def test_man_1_an_order_not_paid_by_its_pay_by_is_released_and_its_late_mo
     await _settle()
     assert len(watcher.matching(about_subject(csn, "subscription.renewed"))) == 1
     assert await _refunds(admin_db, abandoned.data["order_id"]) == 1
+
+
+async def test_auto_1_auto_renew_switched_on_inside_grace_renews_at_once_from_the_old_date(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn)
+    snapshot = samples.subscription(f"S-{csn}", csn, renewal_date=START, product_code=product)
+    await given_subscriptions(upstream, admin_db, snapshot)
+    await _clock(upstream, csn, START)
+    await watcher.wait_for(about_subject(csn, "subscription.lapsed"))
+    await _clock(upstream, csn, START + timedelta(days=5))
+
+    switch = SetAutoRenew(
+        request_id=f"auto-on-{csn}",
+        actor=_actor(csn),
+        subscription_ids=[snapshot.subscription_id],
+        enabled=True,
+    )
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(switch, csn))
+    await watcher.wait_for(answering(switch.request_id, "auto_renew.changed"))
+    [renewed] = await watcher.wait_for(about_subject(csn, "subscription.renewed"))
+    assert renewed.data["previous_renewal_date"] == START.isoformat()
+    assert renewed.data["renewal_date"] == add_term(START, "annual").isoformat()
+    await _settle()
+    assert await charges_for(admin_db, csn) == 1
