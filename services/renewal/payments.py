@@ -48,7 +48,7 @@ from shared.contracts.envelope import EventData, new_event
 from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
 from shared.contracts.renewal_events import RenewalRejected, SeatsUpdated, SubscriptionRenewed
 from shared.db.types import DbConnection
-from shared.eligibility import Policy, settle_paid_renewal
+from shared.eligibility import PaidRenewal, Policy, renewed_term, settle_paid_renewal
 from shared.messaging.consumer import (
     BatchHandler,
     Delivery,
@@ -151,12 +151,17 @@ class Settlement:
         refunded: dict[str, str] = {}
         for sid, subscription in list(current.items()):
             term, seats = subscription.renewal_term, subscription.renewal_seats
-            reserved = self.reserved.get((order["order_id"], sid))
-            if order["detail"].get("kind", "renewal") != "renewal":
-                reserved = subscription.renewal_date  # QUO-3 kinds: not this issue's to change
-            paid = settle_paid_renewal(  # LIFE-3, LIFE-4, LIFE-5
-                to_domain(subscription), reserved, today, self.policy
-            )
+            if order["detail"].get("kind", "renewal") == "renewal":
+                paid = settle_paid_renewal(  # LIFE-3, LIFE-4, LIFE-5
+                    to_domain(subscription),
+                    self.reserved.get((order["order_id"], sid)),
+                    today,
+                    self.policy,
+                )
+            else:  # QUO-3's other kinds (alignment, new) are still renewed as before: not this
+                # change's to decide; their money is never sent back here
+                starts_on, renewal_date = renewed_term(to_domain(subscription))
+                paid = PaidRenewal(starts_on=starts_on, renewal_date=renewal_date)
             if paid.refund is not None:
                 refunded[sid] = paid.refund
                 del current[sid]
