@@ -40,7 +40,12 @@ from shared.contracts.quote_events import (
     QuoteSent,
 )
 from shared.contracts.quote_orders import TOPIC as QUOTE_ORDERS
-from shared.contracts.quote_orders import QuoteOrderRefused, QuoteOrderRequested, TermStart
+from shared.contracts.quote_orders import (
+    QuoteOrderRefused,
+    QuoteOrderReleased,
+    QuoteOrderRequested,
+    TermStart,
+)
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.eligibility import Decision, Policy, Price, Promotion, QuoteChanges, QuoteRequest
 from shared.messaging.consumer import Delivery, EventHandler, UnitOfWork
@@ -64,7 +69,7 @@ class QuoteHandlers:
         return {PaymentSucceeded: self.paid, PaymentFailed: self.payment_failed}
 
     def order_answers(self) -> dict[type, EventHandler]:
-        return {QuoteOrderRefused: self.order_refused}
+        return {QuoteOrderRefused: self.order_refused, QuoteOrderReleased: self.order_released}
 
     async def _today(self, unit: UnitOfWork, csn: str) -> date:
         return (await self.csn_clock.today_for(unit.connection, [csn]))[csn]
@@ -343,6 +348,16 @@ class QuoteHandlers:
                 ),
                 row["csn"],
             )
+
+    async def order_released(self, unit: UnitOfWork, delivery: Delivery) -> None:
+        """Not paid by its `pay_by`: the quote is open again (cancellable, and it expires)."""
+        released: QuoteOrderReleased = delivery.data
+        await unit.connection.execute(
+            "UPDATE quotes SET status = 'sent', order_id = NULL"
+            " WHERE quote_number = $1 AND order_id = $2 AND status = 'accepted'",
+            released.quote_number,
+            released.order_id,
+        )
 
     async def payment_failed(self, unit: UnitOfWork, delivery: Delivery) -> None:
         failure: PaymentFailed = delivery.data

@@ -1,6 +1,7 @@
 """Orders abandoned: a manual payment not received by its `pay_by` (on the CSN's clock) releases
-the terms its order reserved, so that the customer can order again (issue 14). Money that still
-arrives for it later goes back (services/renewal/payments.py: RESERVATION_RELEASED).
+the terms its order reserved, so that the customer can order again (issue 14); a quote's order
+reopens its quote (`quote_order.released`). Money that still arrives for it later goes back
+(services/renewal/payments.py: RESERVATION_RELEASED).
 
 It runs as a `WorkLoop`, in batches claimed with `FOR UPDATE SKIP LOCKED` (replicas share it).
 """
@@ -13,7 +14,10 @@ import asyncpg
 
 from services.renewal.subscriptions import record_history
 from shared.clock import Clock
+from shared.contracts.envelope import new_event
+from shared.contracts.quote_orders import ANSWERS_TOPIC, QuoteOrderReleased
 from shared.messaging.loops import WorkLoop
+from shared.messaging.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +36,26 @@ RETURNING r.subscription_id, r.order_id, r.pay_by
 """
 
 
+# The quote orders among them: the quote service reopens their quotes.
+QUOTE_ORDERS = """
+SELECT order_id, csn, detail ->> 'quote_number' AS quote_number FROM orders
+WHERE order_id = ANY($1::text[]) AND purpose = 'quote' AND status = 'requested'
+"""
+
+
 class AbandonedOrders:
     def __init__(
-        self, pool: asyncpg.Pool, clock: Clock, *, batch_size: int, poll_seconds: float
+        self,
+        pool: asyncpg.Pool,
+        clock: Clock,
+        *,
+        source: str,
+        batch_size: int,
+        poll_seconds: float,
     ) -> None:
         self.pool = pool
         self.clock = clock
+        self.source = source
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
 
@@ -65,6 +83,17 @@ class AbandonedOrders:
                     for row in rows
                 ],
             )
+            quotes = await connection.fetch(QUOTE_ORDERS, list({row["order_id"] for row in rows}))
+            outbox = Outbox()
+            for quote in quotes:
+                released = QuoteOrderReleased(
+                    quote_number=quote["quote_number"], order_id=quote["order_id"]
+                )
+                outbox.add(
+                    ANSWERS_TOPIC,
+                    new_event(released, subject=quote["csn"], source=self.source, time=now),
+                )
+            await outbox.flush(connection)
         if rows:
             log.info("abandoned orders released", extra={"subscriptions": len(rows)})
         return len(rows)

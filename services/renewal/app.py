@@ -104,6 +104,7 @@ def create_runtime(settings: RenewalSettings, clock: Clock) -> ServiceRuntime:
         lambda pool: AbandonedOrders(
             pool,
             clock,
+            source=settings.source,
             batch_size=settings.engine_batch_size,
             poll_seconds=settings.engine_interval_seconds,
         ).work_loop()

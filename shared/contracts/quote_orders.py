@@ -1,5 +1,6 @@
 """`quote.orders` and `quote.order_answers` (internal): an accepted quote's order goes through
-renewal, which reserves the terms it buys before billing charges anything (issue 14)."""
+renewal, which reserves the terms it buys before billing charges anything (issue 14), and tells
+the quote service when it refused the order or let it go unpaid."""
 
 from __future__ import annotations
 
@@ -65,5 +66,14 @@ class QuoteOrderRefused(EventData):
     reasons: list[ReasonCode] = Field(min_length=1, max_length=MAX_REASONS)
 
 
+class QuoteOrderReleased(EventData):
+    """The quote's order was not paid by its `pay_by`: renewal let its terms go (money that
+    still arrives goes back), and the quote is open again until it expires."""
+
+    event_type: ClassVar[str] = "quote_order.released"
+    quote_number: QuoteNumber
+    order_id: OrderId
+
+
 REGISTRY = EventRegistry(TOPIC.name, QuoteOrderRequested)
-ANSWERS_REGISTRY = EventRegistry(ANSWERS_TOPIC.name, QuoteOrderRefused)
+ANSWERS_REGISTRY = EventRegistry(ANSWERS_TOPIC.name, QuoteOrderRefused, QuoteOrderReleased)

@@ -400,3 +400,42 @@ async def test_auto_1_auto_renew_switched_on_inside_grace_renews_at_once_from_th
     assert renewed.data["renewal_date"] == add_term(START, "annual").isoformat()
     await _settle()
     assert await charges_for(admin_db, csn) == 1
+
+
+async def test_quo_5_a_quote_order_not_paid_by_its_pay_by_reopens_the_quote_and_late_money_goes_back(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn)
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=START, product_code=product, payment_type="bank_transfer"
+    )
+    await given_subscriptions(upstream, admin_db, snapshot)
+    await _clock(upstream, csn, START - timedelta(days=19))
+    number = await _quote(upstream, watcher, csn, snapshot.subscription_id)
+    accept = AcceptQuote(request_id=f"accept-{csn}", actor=_actor(csn), quote_number=number)
+    await upstream.send(topics.QUOTE_COMMANDS, samples.event(accept, csn))
+    [awaiting] = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"))
+    await _clock(upstream, csn, date.fromisoformat(awaiting.data["pay_by"]) + timedelta(days=1))
+    await until(
+        lambda: admin_db.fetchval(
+            "SELECT status = 'sent' FROM quote.quotes WHERE quote_number = $1", number
+        ),
+        what="the abandoned quote order to reopen its quote",
+    )
+    cancel = CancelQuote(
+        request_id=f"cancel-{csn}",
+        actor=Actor(user_id="rep-1", csn=csn),
+        channel="sales",
+        quote_number=number,
+    )
+    await upstream.send(topics.QUOTE_COMMANDS, samples.event(cancel, csn))
+    await watcher.wait_for(answering(cancel.request_id, "quote.cancelled"))
+
+    await _paid_by_hand(upstream, csn, awaiting)
+    [refunded] = await watcher.wait_for(about_subject(csn, "payment.refunded"))
+    assert refunded.data["reason"] == "RESERVATION_RELEASED"
+    await _settle()
+    assert watcher.matching(about_subject(csn, "subscription.renewed")) == []
+    assert watcher.matching(about_subject(csn, "quote.paid")) == []
+    assert await _refunds(admin_db, awaiting.data["order_id"]) == 1

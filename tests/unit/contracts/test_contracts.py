@@ -281,7 +281,8 @@ SAMPLES: dict[str, list[EventData]] = {
             quote_number="Q-2026-000001",
             order_id="O-2",
             reasons=["RENEWAL_IN_PROGRESS"],
-        )
+        ),
+        quote_orders.QuoteOrderReleased(quote_number="Q-2026-000001", order_id="O-2"),
     ],
 }
 
