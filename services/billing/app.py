@@ -8,6 +8,7 @@ from services.billing.charges import Charger
 from services.billing.manual_payments import payment_received_handler
 from services.billing.orders import place_order_handler
 from services.billing.provider import PaymentProvider
+from services.billing.refunds import Refunder, refund_requested_handler
 from services.billing.settings import BillingSettings
 from services.billing.simulator import SimulatedPaymentProvider
 from shared.clock import Clock, SystemClock
@@ -31,7 +32,10 @@ def create_app(
         billing_commands.TOPIC,
         billing_commands.REGISTRY,
         dispatch_by_type(
-            {billing_commands.PlaceOrder: place_order_handler(clock, settings.source)}
+            {
+                billing_commands.PlaceOrder: place_order_handler(clock, settings.source),
+                billing_commands.RefundPayment: refund_requested_handler(clock),
+            }
         ),
     )
     runtime.consume(
@@ -53,9 +57,10 @@ def create_app(
         ),
     )
     runtime.produces(billing_events.TOPIC, billing_events.REGISTRY)
+    provider = provider or SimulatedPaymentProvider(runtime.pools, clock)
     charger = Charger(
         runtime.pools,
-        provider or SimulatedPaymentProvider(runtime.pools, clock),
+        provider,
         clock,
         source=settings.source,
         manual_payment_days=settings.manual_payment_days,
@@ -69,6 +74,21 @@ def create_app(
         lambda pool: charger.work_loop(
             pool,
             channel=f"{settings.database.schema_name}_charges",
+            poll_seconds=settings.charge_poll_seconds,
+        )
+    )
+    # Woken by the trigger on `refunds` (migrations/004_refunds.sql) when a refund is asked.
+    runtime.work(
+        lambda pool: Refunder(
+            pool,
+            provider,
+            clock,
+            source=settings.source,
+            batch_size=settings.charge_batch_size,
+            lease_seconds=settings.charge_lease_seconds,
+            timeout_seconds=settings.charge_timeout_seconds,
+        ).work_loop(
+            channel=f"{settings.database.schema_name}_refunds",
             poll_seconds=settings.charge_poll_seconds,
         )
     )

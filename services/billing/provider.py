@@ -1,10 +1,11 @@
 """The payment-provider port: what billing needs of a real provider (services/billing/simulator.py
 is the default adapter).
 
-Two calls, as a real provider has them: `charge` with an idempotency key (billing passes the
-order id: the same key charged again is the same charge, never a second one) and `lookup`, the
+Three calls, as a real provider has them: `charge` with an idempotency key (billing passes the
+order id: the same key charged again is the same charge, never a second one), `lookup`, the
 provider's own record of a charge made with a key, which is how an attempt a crash left
-unfinished is reconciled. The `_many` forms take a claim's worth at once; a real adapter would
+unfinished is reconciled, and `refund` of a charge, idempotent by its key too (asked again after
+a crash, it is the same refund). The `_many` forms take a claim's worth at once; a real adapter would
 make its API calls concurrently, the simulator writes one statement.
 """
 
@@ -35,6 +36,18 @@ class ChargeResult:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class RefundRequest:
+    idempotency_key: str
+    amount: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    refund_reference: str
+
+
 class PaymentProvider(Protocol):
     async def charge(
         self, *, idempotency_key: str, amount: Decimal, currency: str, method: PaymentMethod
@@ -48,3 +61,9 @@ class PaymentProvider(Protocol):
 
     async def lookup_many(self, keys: Sequence[str]) -> dict[str, ChargeResult]:
         """`lookup` for each key; the keys charged with no charge are absent."""
+
+    async def refund(self, *, idempotency_key: str, amount: Decimal, currency: str) -> RefundResult:
+        """Give back `amount` of the charge made with that key; the same key twice: one refund."""
+
+    async def refund_many(self, requests: Sequence[RefundRequest]) -> list[RefundResult]:
+        """`refund` for each request, the results in the requests' order."""

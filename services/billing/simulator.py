@@ -17,7 +17,13 @@ from typing import cast
 
 import asyncpg
 
-from services.billing.provider import ChargeRequest, ChargeResult, Outcome
+from services.billing.provider import (
+    ChargeRequest,
+    ChargeResult,
+    Outcome,
+    RefundRequest,
+    RefundResult,
+)
 from shared.clock import Clock
 from shared.contracts.subscription_events import PaymentMethod
 from shared.messaging.consumer import PoolHolder
@@ -74,6 +80,23 @@ WHERE idempotency_key = ANY($1::text[])
 """
 
 
+# Each key is refunded once: asked again, the refund made then is the answer.
+REFUND = """
+WITH asked AS (
+    SELECT * FROM unnest($1::text[], $2::numeric[], $3::text[]) AS a(idempotency_key, amount, currency)),
+given AS (
+    INSERT INTO simulated_provider_refunds (idempotency_key, amount, currency, refund_reference, at)
+    SELECT idempotency_key, amount, currency,
+           'SIMR-' || upper(substr(md5(idempotency_key), 1, 16)), $4 FROM asked
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING idempotency_key, refund_reference)
+SELECT * FROM given
+UNION ALL
+SELECT r.idempotency_key, r.refund_reference
+FROM simulated_provider_refunds AS r JOIN asked USING (idempotency_key)
+"""
+
+
 class SimulatedPaymentProvider:
     def __init__(self, pools: PoolHolder, clock: Clock) -> None:
         self.pools = pools
@@ -120,6 +143,28 @@ class SimulatedPaymentProvider:
             return {}
         async with self.pools.get().acquire() as connection:
             return _results(await connection.fetch(LOOKUP, list(keys)))
+
+    async def refund(self, *, idempotency_key: str, amount: Decimal, currency: str) -> RefundResult:
+        [result] = await self.refund_many([RefundRequest(idempotency_key, amount, currency)])
+        return result
+
+    async def refund_many(self, requests: Sequence[RefundRequest]) -> list[RefundResult]:
+        if not requests:
+            return []
+        unique = list({r.idempotency_key: r for r in requests}.values())
+        async with self.pools.get().acquire() as connection:
+            rows = await connection.fetch(
+                REFUND,
+                [r.idempotency_key for r in unique],
+                [r.amount for r in unique],
+                [r.currency for r in unique],
+                self.clock.now(),
+            )
+        made = {row["idempotency_key"]: RefundResult(row["refund_reference"]) for row in rows}
+        missing = [r.idempotency_key for r in requests if r.idempotency_key not in made]
+        if missing:
+            raise ConcurrentChargeError(f"refunded concurrently, ask again: {missing[:5]}")
+        return [made[r.idempotency_key] for r in requests]
 
 
 class ConcurrentChargeError(Exception):

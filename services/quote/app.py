@@ -13,12 +13,12 @@ from services.quote.settings import QuoteSettings
 from shared.catalog.store import catalog_handler
 from shared.clock import Clock, SystemClock
 from shared.contracts import (
-    billing_commands,
     billing_events,
     catalog_events,
     clock_commands,
     quote_commands,
     quote_events,
+    quote_orders,
     renewal_events,
     subscription_events,
 )
@@ -56,6 +56,11 @@ def create_app(settings: QuoteSettings | None = None, clock: Clock | None = None
         dispatch_some(billing_events.REGISTRY, quotes.billing()),
     )
     runtime.consume(
+        quote_orders.ANSWERS_TOPIC,
+        quote_orders.ANSWERS_REGISTRY,
+        dispatch_by_type(quotes.order_answers()),
+    )
+    runtime.consume(
         clock_commands.TOPIC,
         clock_commands.REGISTRY,
         dispatch_by_type(
@@ -83,5 +88,5 @@ def create_app(settings: QuoteSettings | None = None, clock: Clock | None = None
         ).work_loop()
     )
     runtime.produces(quote_events.TOPIC, quote_events.REGISTRY)
-    runtime.produces(billing_commands.TOPIC, billing_commands.REGISTRY)
+    runtime.produces(quote_orders.TOPIC, quote_orders.REGISTRY)
     return runtime.build_app()

@@ -4,9 +4,12 @@ A request is decided by the eligibility package; a bulk selection is grouped by 
 purchase method and becomes one quote per group (QUO-2), each with a number unique for ever
 (`Q-<year>-<sequence>`), lines, the promotions that applied by themselves (QUO-6), a total, an
 expiry date from the policy and its recipients (the buyer and up to the policy's limit more).
-Accepting a quote (the buyer, before it expires) asks billing for one order for its total;
-billing's `payment.succeeded` makes it paid (`quote.paid`), and the renewal service renews its
-subscriptions with the quote's terms and seats. Only partners and sales cancel quotes (QUO-5).
+Accepting a quote (the buyer, before it expires) asks renewal for one order for its total
+(`quote.orders`): renewal owns every subscription's terms, reserves the ones the quote buys and
+asks billing, or refuses (`quote.order_answers`, answered `quote.rejected`: RENEWAL_IN_PROGRESS,
+ALREADY_RENEWED, EXPIRED). Billing's `payment.succeeded` makes it paid (`quote.paid`), and
+renewal renews its subscriptions with the quote's terms and seats. Only partners and sales
+cancel quotes, and never once accepted (QUO-5, QUOTE_ALREADY_ACCEPTED).
 A refusal is `quote.rejected` with every reason. An unknown quote number is refused
 `NOT_AUTHORIZED` (the contract has no reason of its own for it, and saying nothing more does not
 tell a caller which numbers exist); a cancelled one is refused `QUOTE_EXPIRED`.
@@ -25,8 +28,6 @@ from services.quote.directory import subscriptions
 from shared import eligibility
 from shared.catalog.store import load_prices, load_promotions
 from shared.clock import Clock
-from shared.contracts.billing_commands import TOPIC as BILLING_COMMANDS
-from shared.contracts.billing_commands import PlaceOrder
 from shared.contracts.billing_events import OrderLine, PaymentFailed, PaymentSucceeded
 from shared.contracts.envelope import EventData, new_event
 from shared.contracts.quote_commands import AcceptQuote, CancelQuote, RequestQuote
@@ -37,6 +38,13 @@ from shared.contracts.quote_events import (
     QuotePaid,
     QuoteRejected,
     QuoteSent,
+)
+from shared.contracts.quote_orders import TOPIC as QUOTE_ORDERS
+from shared.contracts.quote_orders import (
+    QuoteOrderRefused,
+    QuoteOrderReleased,
+    QuoteOrderRequested,
+    TermStart,
 )
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.eligibility import Decision, Policy, Price, Promotion, QuoteChanges, QuoteRequest
@@ -59,6 +67,9 @@ class QuoteHandlers:
 
     def billing(self) -> dict[type, EventHandler]:
         return {PaymentSucceeded: self.paid, PaymentFailed: self.payment_failed}
+
+    def order_answers(self) -> dict[type, EventHandler]:
+        return {QuoteOrderRefused: self.order_refused, QuoteOrderReleased: self.order_released}
 
     async def _today(self, unit: UnitOfWork, csn: str) -> date:
         return (await self.csn_clock.today_for(unit.connection, [csn]))[csn]
@@ -181,8 +192,9 @@ class QuoteHandlers:
         await unit.connection.execute(
             """INSERT INTO quotes (quote_number, request_id, csn, partner_csn, channel, kind,
                                    subscription_ids, recipients, currency, total, lines,
-                                   expires_on, created_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13)""",
+                                   expires_on, created_at, term_starts)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13,
+                       $14::jsonb)""",
             quote_number,
             request_id,
             first.csn,
@@ -196,6 +208,8 @@ class QuoteHandlers:
             json.dumps(lines),
             decision.preview.expires_on,
             self.clock.now(),
+            # The term each line buys starts at today's renewal date (LIFE-4): fixed now.
+            json.dumps({sid: held[sid][1].renewal_date.isoformat() for sid in group}),
         )
         self._announce(
             unit,
@@ -246,9 +260,19 @@ class QuoteHandlers:
             uuid.uuid5(QUOTE_ORDER_NAMESPACE, f"{command.quote_number}|{command.request_id}")
         )
         lines = json.loads(quote["lines"])
-        order = PlaceOrder(
+        starts = json.loads(quote["term_starts"] or "{}")
+        order = QuoteOrderRequested(
             request_id=command.request_id,
             quote_number=command.quote_number,
+            kind=quote["kind"],
+            term_starts=[
+                TermStart(
+                    subscription_id=sid,
+                    term_start=starts.get(sid) or held[sid][1].renewal_date.isoformat(),
+                )
+                for sid in quote["subscription_ids"]
+                if sid in held
+            ],
             order_id=order_id,
             csn=quote["csn"],
             currency=quote["currency"],
@@ -273,15 +297,17 @@ class QuoteHandlers:
             command.quote_number,
             order_id,
         )
+        # Renewal reserves the terms before billing charges anything (issue 14).
         unit.outbox.add(
-            BILLING_COMMANDS,
+            QUOTE_ORDERS,
             new_event(order, subject=quote["csn"], source=self.source, time=self.clock.now()),
         )
 
     async def _quote(self, unit: UnitOfWork, quote_number: str) -> Any:
         return await unit.connection.fetchrow(
             "SELECT quote_number, csn, partner_csn, subscription_ids, currency, total,"
-            " lines::text AS lines, expires_on, status, order_id FROM quotes"
+            " lines::text AS lines, expires_on, status, order_id, kind,"
+            " term_starts::text AS term_starts FROM quotes"
             " WHERE quote_number = $1 FOR UPDATE",
             quote_number,
         )
@@ -301,6 +327,37 @@ class QuoteHandlers:
                 QuotePaid(quote_number=row["quote_number"], order_id=payment.order_id),
                 row["csn"],
             )
+
+    async def order_refused(self, unit: UnitOfWork, delivery: Delivery) -> None:
+        """Renewal placed no order (the term is being bought or was bought, or expired): the
+        buyer is told why, and the quote is open again until it expires."""
+        refused: QuoteOrderRefused = delivery.data
+        row = await unit.connection.fetchrow(
+            "UPDATE quotes SET status = 'sent', order_id = NULL"
+            " WHERE quote_number = $1 AND order_id = $2 AND status = 'accepted' RETURNING csn",
+            refused.quote_number,
+            refused.order_id,
+        )
+        if row is not None:
+            self._announce(
+                unit,
+                QuoteRejected(
+                    request_id=refused.request_id,
+                    reasons=list(refused.reasons),
+                    quote_number=refused.quote_number,
+                ),
+                row["csn"],
+            )
+
+    async def order_released(self, unit: UnitOfWork, delivery: Delivery) -> None:
+        """Not paid by its `pay_by`: the quote is open again (cancellable, and it expires)."""
+        released: QuoteOrderReleased = delivery.data
+        await unit.connection.execute(
+            "UPDATE quotes SET status = 'sent', order_id = NULL"
+            " WHERE quote_number = $1 AND order_id = $2 AND status = 'accepted'",
+            released.quote_number,
+            released.order_id,
+        )
 
     async def payment_failed(self, unit: UnitOfWork, delivery: Delivery) -> None:
         failure: PaymentFailed = delivery.data
@@ -330,12 +387,13 @@ class QuoteHandlers:
                 csn=quote["csn"],
                 expires_on=quote["expires_on"],
                 partner_csn=quote["partner_csn"],
+                accepted=quote["status"] in ("accepted", "paid"),
             ),
             channel=command.channel,
             today=today,
         )
         reasons = list(decision.reasons)
-        if quote["status"] not in ("sent", "accepted"):
+        if quote["status"] not in ("sent", "accepted", "paid"):
             reasons.append(eligibility.Reason.QUOTE_EXPIRED)
         if reasons:
             self._reject(

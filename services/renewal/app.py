@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from faststream import FastStream
 
+from services.renewal.abandoned import AbandonedOrders
 from services.renewal.auto_renew import set_auto_renew_handler
 from services.renewal.bulk_worker import BulkWorker
 from services.renewal.changes import ChangeHandlers
 from services.renewal.engine import DueDateEngine
 from services.renewal.payments import billing_events_handler
+from services.renewal.quote_orders import quote_order_handler
 from services.renewal.quotes import quote_events_handler
 from services.renewal.requests import record_renewal_request
 from services.renewal.settings import RenewalSettings
@@ -21,6 +23,7 @@ from shared.contracts import (
     catalog_events,
     clock_commands,
     quote_events,
+    quote_orders,
     renewal_commands,
     renewal_events,
     subscription_events,
@@ -66,12 +69,24 @@ def create_runtime(settings: RenewalSettings, clock: Clock) -> ServiceRuntime:
     runtime.consume(
         billing_events.TOPIC,
         billing_events.REGISTRY,
-        billing_events_handler(clock, settings.source),
+        billing_events_handler(clock, settings.source, settings.policy),
     )
     runtime.consume(
         quote_events.TOPIC, quote_events.REGISTRY, quote_events_handler(clock, settings.source)
     )
+    runtime.consume(
+        quote_orders.TOPIC,
+        quote_orders.REGISTRY,
+        dispatch_by_type(
+            {
+                quote_orders.QuoteOrderRequested: quote_order_handler(
+                    clock, settings.policy, settings.source
+                )
+            }
+        ),
+    )
     runtime.produces(renewal_events.TOPIC, renewal_events.REGISTRY)
+    runtime.produces(quote_orders.ANSWERS_TOPIC, quote_orders.ANSWERS_REGISTRY)
     runtime.produces(billing_commands.TOPIC, billing_commands.REGISTRY)
 
     runtime.work(
@@ -83,6 +98,15 @@ def create_runtime(settings: RenewalSettings, clock: Clock) -> ServiceRuntime:
             batch_size=settings.engine_batch_size,
             interval_seconds=settings.engine_interval_seconds,
             faults=runtime.faults,
+        ).work_loop()
+    )
+    runtime.work(
+        lambda pool: AbandonedOrders(
+            pool,
+            clock,
+            source=settings.source,
+            batch_size=settings.engine_batch_size,
+            poll_seconds=settings.engine_interval_seconds,
         ).work_loop()
     )
     return runtime

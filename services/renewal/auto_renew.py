@@ -62,8 +62,9 @@ def set_auto_renew_handler(clock: Clock, policy: Policy, source: str) -> EventHa
         switched = [o.subscription_id for o in decision.subscriptions if o.allowed]
         if switched:
             await connection.execute(
-                "UPDATE subscriptions SET auto_renew = $2, updated_at = now()"
-                " WHERE subscription_id = ANY($1::text[])",
+                # AUTO-1: switched on inside grace, the due-date engine looks again at once.
+                "UPDATE subscriptions SET auto_renew = $2, next_check_for = NULL,"
+                " updated_at = now() WHERE subscription_id = ANY($1::text[])",
                 switched,
                 command.enabled,
             )

@@ -22,6 +22,7 @@ from typing import Any
 import asyncpg
 
 from services.renewal.batches import finish_batches
+from services.renewal.reservations import open_reservations, reserve
 from services.renewal.subscriptions import Subscription, load_subscriptions, to_domain
 from shared.catalog.store import load_prices, load_promotions
 from shared.clock import Clock
@@ -40,6 +41,7 @@ from shared.eligibility import (
     Price,
     PriceLine,
     Promotion,
+    Reservation,
     decide_manual_renewal,
 )
 from shared.messaging import tracing
@@ -134,7 +136,10 @@ class BulkWorker:
             subscriptions = await load_subscriptions(connection, all_ids, for_update=True)
             today = await CsnClock(self.clock).today_for(connection, [b["csn"] for b in batches])
             catalog = await self._catalog(connection, subscriptions.values())
-            work = BatchWork(self, today, *catalog)
+            # Issue 14: a subscription an open order holds is not bought again (subscriptions
+            # are locked above, so no other order can take them meanwhile).
+            held = await open_reservations(connection, subscriptions)
+            work = BatchWork(self, today, *catalog, held)
             for batch in batches:
                 with tracing.caused_by(batch["traceparent"]):  # the command's trace goes on
                     work.decide(batch, requested[batch["request_id"]], subscriptions)
@@ -175,12 +180,21 @@ class BatchWork:
     """What one claim decides: orders to ask for, refusals to announce, item states to save."""
 
     def __init__(
-        self, worker: BulkWorker, today: Any, prices: list[Price], promotions: list[Promotion]
+        self,
+        worker: BulkWorker,
+        today: Any,
+        prices: list[Price],
+        promotions: list[Promotion],
+        reservations: dict[str, Reservation],
     ) -> None:
         self.worker = worker
         self.today = today
         self.prices = prices
         self.promotions = promotions
+        # Open before this claim, and made by it: two requests of one claim (a double click)
+        # see each other's orders.
+        self.reservations = reservations
+        self.reserved: list[Reservation] = []
         self.outbox = Outbox()
         self.item_states: list[dict[str, Any]] = []
         self.orders: list[tuple[str, str, str, list[str]]] = []
@@ -199,6 +213,7 @@ class BatchWork:
             promotions=self.promotions,
             today=self.today[csn],
             policy=self.worker.policy,
+            reservations=self.reservations,
         )
         if decision.reasons:
             # The whole request is refused and nothing is done (MAN-1, e.g. over the bulk limit).
@@ -242,6 +257,12 @@ class BatchWork:
             self.outbox.add(BILLING_COMMANDS, self._event(command, group.csn))
             self.orders.append((order_id, request_id, group.csn, list(group.subscription_ids)))
             order_of.update(dict.fromkeys(group.subscription_ids, order_id))
+            for sid in group.subscription_ids:  # what this order buys, before any charge
+                reservation = Reservation(
+                    subscription_id=sid, order_id=order_id, term_start=held[sid].renewal_date
+                )
+                self.reservations[sid] = reservation
+                self.reserved.append(reservation)
         return order_of
 
     @staticmethod
@@ -302,6 +323,7 @@ class BatchWork:
                 records=self.orders,
                 columns=["order_id", "request_id", "csn", "subscription_ids"],
             )
+        await reserve(connection, self.reserved, self.worker.clock.now())
         await connection.execute(
             "UPDATE renewal_batches SET worked_at = now(), status = 'ordered'"
             " WHERE request_id = ANY($1::text[])",

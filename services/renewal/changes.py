@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from services.renewal.reservations import open_reservations, reserve
 from services.renewal.subscriptions import (
     Subscription,
     load_subscriptions,
@@ -41,9 +42,11 @@ from shared.eligibility import (
     Price,
     PriceLine,
     Promotion,
+    Reservation,
     decide_add_seats,
     decide_align_dates,
     decide_change_terms,
+    reservation_reasons,
 )
 from shared.messaging.consumer import Delivery, EventHandler, UnitOfWork
 from shared.messaging.requests_seen import first_time
@@ -163,7 +166,7 @@ class ChangeHandlers:
         decision = context.decide(
             decide_add_seats, command.subscription_id, seats=command.seats, policy=self.policy
         )
-        if self._refused(context, decision):
+        if self._refused(context, decision) or await self._in_progress(context):
             return
         assert decision.preview is not None
         [line] = decision.preview.lines
@@ -185,7 +188,7 @@ class ChangeHandlers:
             target_date=command.target_date,
             policy=self.policy,
         )
-        if self._refused(context, decision):
+        if self._refused(context, decision) or await self._in_progress(context):
             return
         assert decision.preview is not None
         lines = [(line, context.held[line.subscription_id]) for line in decision.preview.lines]
@@ -230,6 +233,26 @@ class ChangeHandlers:
             )
         return True
 
+    async def _in_progress(self, context: ChangeContext) -> bool:
+        """Issue 14: seats and dates change what a term costs and when it starts, so they wait
+        while another order holds one of the subscriptions (RENEWAL_IN_PROGRESS)."""
+        held = await open_reservations(context.unit.connection, context.held)
+        refusals = {
+            sid: reasons
+            for sid, subscription in context.held.items()
+            if (reasons := reservation_reasons(to_domain(subscription), held.get(sid)))
+        }
+        for subscription_id, reasons in refusals.items():
+            self._announce(
+                context,
+                RenewalRejected(
+                    request_id=context.delivery.data.request_id,
+                    subscription_id=subscription_id,
+                    reasons=list(reasons),
+                ),
+            )
+        return bool(refusals)
+
     async def _order(
         self,
         context: ChangeContext,
@@ -273,6 +296,18 @@ class ChangeHandlers:
             json.dumps(
                 {**detail, "lines": [_line_json(line) for line, _ in lines], "total": str(total)}
             ),
+        )
+        await reserve(  # what the order changes, held until billing answers
+            context.unit.connection,
+            [
+                Reservation(
+                    subscription_id=line.subscription_id,
+                    order_id=order_id,
+                    term_start=subscription.renewal_date,
+                )
+                for line, subscription in lines
+            ],
+            self.clock.now(),
         )
         context.unit.outbox.add(BILLING_COMMANDS, self._event(order, first.csn))
 

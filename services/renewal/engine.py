@@ -16,6 +16,7 @@ worked alone and parked (`parked_items`, loop `due_date_engine`), and the others
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from datetime import date, timedelta
@@ -23,6 +24,7 @@ from typing import Any
 
 import asyncpg
 
+from services.renewal.reservations import release_subscriptions, reserve
 from services.renewal.subscriptions import Subscription, from_row, record_history, to_domain
 from shared.catalog.store import load_prices
 from shared.clock import Clock
@@ -36,11 +38,14 @@ from shared.db.types import DbConnection
 from shared.eligibility import (
     Policy,
     Price,
+    Reservation,
     expires_on,
     find_price,
     grace_ends,
+    quote_holds_automatic_renewal,
     renewal_unit_price,
     renews_automatically,
+    reservation_reasons,
     round_money,
 )
 from shared.messaging.faults import ENGINE_AFTER_COMMIT, ENGINE_BEFORE_COMMIT, FaultPoints
@@ -58,11 +63,15 @@ DUE = f"""
 SELECT s.subscription_id, s.snapshot::text AS snapshot, s.renewal_date, s.term, s.seats, s.auto_renew,
        s.lapse_announced_for, s.expiry_announced_for, s.next_term, s.next_seats,
        COALESCE(c.today, $1) AS today, last.attempt AS last_attempt, last.status AS last_status,
-       -- AUTO-5: an open quote covers this renewal; it is the quote's to renew, not the engine's
-       EXISTS (SELECT 1 FROM quotes AS q WHERE q.status = 'sent' AND q.lines @> jsonb_build_array(
-                   jsonb_build_object('subscription_id', s.subscription_id))) AS quoted
+       r.order_id AS reserved_by, r.term_start AS reserved_from,
+       -- AUTO-5: the open quotes' lines for this subscription (eligibility decides if they hold
+       -- the automatic renewal back: only one that changes what the renewal buys does)
+       (SELECT jsonb_agg(jsonb_build_array(l ->> 'term', (l ->> 'seats')::int))::text
+        FROM quotes AS q CROSS JOIN jsonb_array_elements(q.lines) AS l
+        WHERE q.status = 'sent' AND l ->> 'subscription_id' = s.subscription_id) AS quoted
 FROM subscriptions AS s
 LEFT JOIN test_clocks AS c ON c.csn = s.csn
+LEFT JOIN term_reservations AS r ON r.subscription_id = s.subscription_id
 LEFT JOIN LATERAL (
     SELECT a.attempt, o.status FROM auto_renewals AS a JOIN orders AS o USING (order_id)
     WHERE a.subscription_id = s.subscription_id AND a.renewal_date = s.renewal_date
@@ -158,6 +167,8 @@ class EngineStep:
         self.orders: list[tuple[str, None, str, list[str]]] = []
         self.checks: list[tuple[str, date | None, date | None, date, date]] = []
         self.history: list[tuple[Any, ...]] = []
+        self.reserved: list[Reservation] = []
+        self.expired: list[str] = []
 
     async def decide(self, connection: DbConnection) -> None:
         products = {s.snapshot.product_code for s, _ in self.due}
@@ -173,7 +184,25 @@ class EngineStep:
         renewal_date = subscription.renewal_date
         last_attempt = row["last_attempt"] or 0
         checks = [expires_on(domain, policy)]
-        automatic = renews_automatically(domain, policy) and not row["quoted"]  # AUTO-1, AUTO-5
+        held = (
+            Reservation(
+                subscription_id=subscription.subscription_id,
+                order_id=row["reserved_by"],
+                term_start=row["reserved_from"],
+            )
+            if row["reserved_by"] is not None
+            else None
+        )
+        # Issue 14: an order another path placed (manual, quote) holds the term: leave it to
+        # that order, and look again tomorrow in case it fails.
+        in_progress = bool(reservation_reasons(domain, held))
+        if in_progress:
+            checks.append(today + timedelta(days=1))
+        automatic = (
+            renews_automatically(domain, policy)
+            and not quote_holds_automatic_renewal(domain, json.loads(row["quoted"] or "[]"))
+            and not in_progress
+        )  # AUTO-1, AUTO-5
         if today <= grace_ends(domain, policy) and automatic:
             due_on = (
                 renewal_date if last_attempt == 0 else retry_on(renewal_date, last_attempt, policy)
@@ -198,6 +227,7 @@ class EngineStep:
             )
         if today >= expires_on(domain, policy):  # LIFE-3: the day after grace ends
             expiry_for = renewal_date
+            self.expired.append(subscription.subscription_id)  # LIFE-5: nothing revives it
             self._announce(
                 SubscriptionExpired(
                     subscription_id=subscription.subscription_id,
@@ -255,6 +285,13 @@ class EngineStep:
             (subscription.subscription_id, renewal_date, attempt, order_id, self.now)
         )
         self.orders.append((order_id, None, snapshot.csn, [subscription.subscription_id]))
+        self.reserved.append(
+            Reservation(
+                subscription_id=subscription.subscription_id,
+                order_id=order_id,
+                term_start=renewal_date,
+            )
+        )
         self.history.append(
             (
                 subscription.subscription_id,
@@ -308,6 +345,10 @@ class EngineStep:
                 records=self.orders,
                 columns=["order_id", "request_id", "csn", "subscription_ids"],
             )
+            await reserve(connection, self.reserved, self.now)
+        # An order still open for an expired subscription can no longer take effect: its money,
+        # should it arrive, goes back (services/renewal/payments.py).
+        await release_subscriptions(connection, self.expired)
         if self.checks:
             await connection.execute(
                 """UPDATE subscriptions AS s SET lapse_announced_for = u.lapse_for,

@@ -1,9 +1,13 @@
 """`billing.events` → renewal: what a paid order does, and what a failed one answers.
 
-A paid order, by its purpose:
-- `renewal`: each subscription renews from its current renewal date, early or in grace
-  (LIFE-4, MAN-4), by one term of what the next renewal buys (TERM-1, SEAT-2), and
-  `subscription.renewed` is announced;
+Billing's answer releases the order's term reservations (services/renewal/reservations.py). A
+paid order, by its purpose:
+- `renewal` (and `quote`, with the quote's term and seats): each subscription renews from its
+  current renewal date, early or in grace (LIFE-4, MAN-4), by one term of what the next renewal
+  buys (TERM-1, SEAT-2), and `subscription.renewed` is announced — when the term can still take
+  effect (`eligibility.settle_paid_renewal`): money for an expired subscription (LIFE-3,
+  LIFE-5) or for a reservation released meanwhile goes back (billing is asked to refund it,
+  `payment.refunded`), and the subscription stays as it is;
 - `seats`: the seats are added now (SEAT-1) and `seats.updated` answers the command;
 - `alignment`: the renewal dates move to the target (ALIGN-1), answered by `renewal_dates.updated`.
 A failed one answers its command with `renewal.rejected` (an automatic renewal's failure is the
@@ -24,10 +28,19 @@ from typing import Any
 
 from services.renewal.batches import finish_batches
 from services.renewal.changes import dates_updated
-from services.renewal.subscriptions import Subscription, load_subscriptions, record_history
+from services.renewal.reservations import note_pay_by, take_reservations
+from services.renewal.subscriptions import (
+    Subscription,
+    load_subscriptions,
+    record_history,
+    to_domain,
+)
 from shared.clock import Clock
+from shared.contracts.billing_commands import TOPIC as BILLING_COMMANDS
+from shared.contracts.billing_commands import RefundPayment
 from shared.contracts.billing_events import REGISTRY as BILLING_EVENTS_REGISTRY
 from shared.contracts.billing_events import (
+    PaymentAwaitingManual,
     PaymentFailed,
     PaymentSucceeded,
 )
@@ -35,7 +48,7 @@ from shared.contracts.envelope import EventData, new_event, trace_of
 from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
 from shared.contracts.renewal_events import RenewalRejected, SeatsUpdated, SubscriptionRenewed
 from shared.db.types import DbConnection
-from shared.eligibility import add_term
+from shared.eligibility import PaidRenewal, Policy, renewed_term, settle_paid_renewal
 from shared.messaging import tracing
 from shared.messaging.consumer import (
     BatchHandler,
@@ -45,6 +58,7 @@ from shared.messaging.consumer import (
     handles_batch,
 )
 from shared.messaging.metrics import RENEWALS_RENEWED
+from shared.test_clocks import CsnClock
 
 PAYMENT_METHOD_INVALID = "PAYMENT_METHOD_INVALID"
 
@@ -56,11 +70,14 @@ class Settlement:
     unit: UnitOfWork
     clock: Clock
     source: str
+    policy: Policy
 
     def __post_init__(self) -> None:
         self.now = self.clock.now()
         self.history: list[tuple[Any, ...]] = []
         self.settled_items: list[dict[str, Any]] = []
+        self.reserved: dict[tuple[str, str], date] = {}
+        self.today: dict[str, date] = {}
 
     async def apply(self, deliveries: list[Delivery]) -> None:
         answers: dict[str, Delivery] = {}
@@ -71,6 +88,9 @@ class Settlement:
             return
         ids = {sid for order in orders for sid in order["subscription_ids"]}
         held = await load_subscriptions(self.unit.connection, ids, for_update=True)
+        connection = self.unit.connection
+        self.reserved = await take_reservations(connection, [o["order_id"] for o in orders])
+        self.today = await CsnClock(self.clock).today_for(connection, {o["csn"] for o in orders})
         changed: dict[str, Subscription] = {}
         for order in orders:
             delivery = answers[order["order_id"]]
@@ -110,6 +130,16 @@ class Settlement:
         elif order["purpose"] == "alignment":
             self._align(order, delivery, current, changed)
         else:
+            if order["purpose"] == "quote":  # QUO-8: the quote's term and seats are bought
+                current = {
+                    line["subscription_id"]: replace(
+                        current[line["subscription_id"]],
+                        next_term=line["term"],
+                        next_seats=line["seats"],
+                    )
+                    for line in order["detail"]["lines"]
+                    if line["subscription_id"] in current
+                }
             self.renew(order, delivery, current, changed)
 
     def renew(
@@ -119,9 +149,29 @@ class Settlement:
         current: dict[str, Subscription],
         changed: dict[str, Subscription],
     ) -> None:
-        for sid, subscription in current.items():
+        today = self.today[order["csn"]]
+        refunded: dict[str, str] = {}
+        for sid, subscription in list(current.items()):
             term, seats = subscription.renewal_term, subscription.renewal_seats
-            renewed_to = add_term(subscription.renewal_date, term)  # LIFE-4
+            if order["detail"].get("kind", "renewal") == "renewal":
+                paid = settle_paid_renewal(  # LIFE-3, LIFE-4, LIFE-5
+                    to_domain(subscription),
+                    self.reserved.get((order["order_id"], sid)),
+                    today,
+                    self.policy,
+                )
+            else:  # QUO-3's other kinds (alignment, new) are still renewed as before: not this
+                # change's to decide; their money is never sent back here
+                starts_on, renewal_date = renewed_term(to_domain(subscription))
+                paid = PaidRenewal(starts_on=starts_on, renewal_date=renewal_date)
+            if paid.refund is not None:
+                refunded[sid] = paid.refund
+                del current[sid]
+                detail = {"order_id": order["order_id"], "reason": paid.refund}
+                self._record(sid, "payment_refunded", detail, order, delivery)
+                continue
+            assert paid.renewal_date is not None
+            renewed_to = paid.renewal_date
             changed[sid] = replace(
                 subscription,
                 renewal_date=renewed_to,
@@ -155,9 +205,50 @@ class Settlement:
             )
         trigger = "automatic" if order["request_id"] is None else "command"
         RENEWALS_RENEWED.labels("renewal", trigger).inc(len(current))
-        if order["request_id"] is not None:
+        if refunded:
+            self._refund(order, refunded)
+        if order["request_id"] is not None and order["purpose"] == "renewal":
+            for sid in current:
+                self.settled_items.append(
+                    {
+                        "order_id": order["order_id"],
+                        "subscription_id": sid,
+                        "status": "renewed",
+                        "reasons": [],
+                    }
+                )
+
+    def _refund(self, order: dict[str, Any], refunded: dict[str, str]) -> None:
+        """The money of subscriptions that could not renew goes back, once (LIFE-3, LIFE-5),
+        and a manual request is answered for them."""
+        everything = set(refunded) == set(order["subscription_ids"])
+        reason = next(iter(refunded.values()))
+        command = RefundPayment(
+            order_id=order["order_id"],
+            csn=order["csn"],
+            subscription_ids=[] if everything else sorted(refunded),
+            reason=reason,
+        )
+        self.unit.outbox.add(
+            BILLING_COMMANDS,
+            new_event(command, subject=order["csn"], source=self.source, time=self.now),
+        )
+        if order["request_id"] is None or order["purpose"] != "renewal":
+            return
+        for sid, why in refunded.items():
+            self._announce(
+                RenewalRejected(
+                    request_id=order["request_id"], subscription_id=sid, reasons=[_reason(why)]
+                ),
+                order["csn"],
+            )
             self.settled_items.append(
-                {"order_id": order["order_id"], "status": "renewed", "reasons": []}
+                {
+                    "order_id": order["order_id"],
+                    "subscription_id": sid,
+                    "status": "rejected",
+                    "reasons": [_reason(why)],
+                }
             )
 
     def _add_seats(
@@ -210,6 +301,8 @@ class Settlement:
     def _failed(self, order: dict[str, Any]) -> None:
         if order["request_id"] is None:
             return  # an automatic renewal: the due-date engine retries it or lets it lapse
+        if order["purpose"] == "quote":
+            return  # the quote service answers it: the quote can be accepted again
         for sid in order["subscription_ids"]:
             self._announce(
                 RenewalRejected(
@@ -270,8 +363,9 @@ class Settlement:
                 """WITH settled AS (
                        UPDATE renewal_batch_items AS i SET status = u.status, reasons = u.reasons
                        FROM jsonb_to_recordset($1::jsonb)
-                           AS u(order_id text, status text, reasons text[])
+                           AS u(order_id text, subscription_id text, status text, reasons text[])
                        WHERE i.order_id = u.order_id
+                         AND (u.subscription_id IS NULL OR i.subscription_id = u.subscription_id)
                        RETURNING i.request_id)
                    SELECT DISTINCT request_id FROM settled""",
                 json.dumps(self.settled_items),
@@ -285,12 +379,26 @@ class Settlement:
             )
 
 
-def billing_events_handler(clock: Clock, source: str) -> BatchHandler:
+def _reason(refund_reason: str) -> str:
+    """The refusal a manual request gets for money that went back (CONTRACT.md's reasons)."""
+    return "ALREADY_RENEWED" if refund_reason == "ALREADY_RENEWED" else "EXPIRED"
+
+
+def billing_events_handler(clock: Clock, source: str, policy: Policy) -> BatchHandler:
     async def settle(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
-        await Settlement(unit, clock, source).apply(deliveries)
+        await Settlement(unit, clock, source, policy).apply(deliveries)
+
+    async def awaiting(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
+        # A manual payment's last day: after it the order is abandoned, its reservation released.
+        await note_pay_by(unit.connection, {d.data.order_id: d.data.pay_by for d in deliveries})
 
     # Billing's other events concern renewal only through their payment outcome.
     outcomes = handles_batch(settle)
     return dispatch_some(
-        BILLING_EVENTS_REGISTRY, {PaymentSucceeded: outcomes, PaymentFailed: outcomes}
+        BILLING_EVENTS_REGISTRY,
+        {
+            PaymentFailed: outcomes,
+            PaymentSucceeded: outcomes,
+            PaymentAwaitingManual: handles_batch(awaiting),
+        },
     )

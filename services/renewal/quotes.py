@@ -1,5 +1,7 @@
-"""`quote.events` → renewal: a paid quote renews each of its subscriptions with the quote's term
-and seats, from the current renewal date (LIFE-4), once — whatever how often `quote.paid` comes.
+"""`quote.events` → renewal: the quotes renewal must know of while they are open (AUTO-5).
+
+A paid quote's subscriptions are renewed by its order (placed through renewal, which reserved
+their terms first: services/renewal/quote_orders.py), when billing says it is paid.
 
 AUTO-5: while a renewal quote that changes a subscription (its term or seats) is open, that
 subscription's auto-renew is off (`auto_renew.changed`, reason AUTO-5, and the buyer is told),
@@ -10,9 +12,7 @@ automatically a subscription an open quote covers (services/renewal/engine.py).
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
-from services.renewal.payments import Settlement
 from services.renewal.subscriptions import load_subscriptions, record_history
 from shared.clock import Clock
 from shared.contracts.envelope import new_event
@@ -97,43 +97,19 @@ def quote_events_handler(clock: Clock, source: str) -> BatchHandler:
         if row is not None and row["auto_renew_suspended"]:
             await _switch(unit, delivery, list(row["auto_renew_suspended"]), enabled=True)
 
-    async def renew(unit: UnitOfWork, delivery: Delivery) -> None:
+    async def paid(unit: UnitOfWork, delivery: Delivery) -> None:
+        """The quote's order renewed its subscriptions when billing said it was paid
+        (services/renewal/payments.py, purpose `quote`); here AUTO-5 gives auto-renew back."""
         paid: QuotePaid = delivery.data
         row = await unit.connection.fetchrow(
             "UPDATE quotes SET status = 'paid' WHERE quote_number = $1 AND status = 'sent'"
-            " RETURNING csn, lines::text AS lines, auto_renew_suspended",
+            " RETURNING auto_renew_suspended",
             paid.quote_number,
         )
-        if row is None:
-            return  # renewed already, or a quote renewal never heard of (it can't renew it)
-        lines = json.loads(row["lines"])
-        held = await load_subscriptions(
-            unit.connection, [line["subscription_id"] for line in lines], for_update=True
-        )
-        # The quote's term and seats are what this renewal buys (QUO-8, TERM-1, SEAT-2).
-        current = {
-            line["subscription_id"]: replace(
-                held[line["subscription_id"]], next_term=line["term"], next_seats=line["seats"]
-            )
-            for line in lines
-            if line["subscription_id"] in held
-        }
-        order = {
-            "order_id": paid.order_id,
-            "request_id": None,
-            "csn": row["csn"],
-            "subscription_ids": list(current),
-            "purpose": "renewal",
-            "detail": {"quote_number": paid.quote_number},
-        }
-        settlement = Settlement(unit, clock, source)
-        changed: dict = {}
-        settlement.renew(order, delivery, current, changed)
-        await settlement.save(changed)
-        if row["auto_renew_suspended"]:  # AUTO-5: the quote is paid, auto-renew comes back
+        if row is not None and row["auto_renew_suspended"]:
             await _switch(unit, delivery, list(row["auto_renew_suspended"]), enabled=True)
 
     return dispatch_some(
         QUOTE_EVENTS_REGISTRY,
-        {QuoteSent: remember, QuotePaid: renew, QuoteExpired: close, QuoteCancelled: close},
+        {QuoteSent: remember, QuotePaid: paid, QuoteExpired: close, QuoteCancelled: close},
     )

@@ -69,7 +69,8 @@ async def save_snapshot(unit: UnitOfWork, delivery: Delivery) -> None:
     """Store a `subscription.upserted`; an older revision than the one held is ignored.
 
     Once the product holds a subscription it owns its renewal outcome: a newer snapshot updates
-    the upstream fields but never moves the renewal date the product has set.
+    the upstream fields but never moves the renewal date the product has set. The engine looks
+    at it again at once (AUTO-1: a payment method that became valid renews a lapsed one).
     """
     data: SubscriptionUpserted = delivery.data
     await unit.connection.execute(
@@ -78,7 +79,9 @@ async def save_snapshot(unit: UnitOfWork, delivery: Delivery) -> None:
            VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8)
            ON CONFLICT (subscription_id) DO UPDATE SET
                revision = EXCLUDED.revision, csn = EXCLUDED.csn, snapshot = EXCLUDED.snapshot,
-               updated_at = now()
+               -- AUTO-1: a card fixed upstream inside grace renews at once: the due-date engine
+               -- looks at the subscription again now, not on its next planned day.
+               next_check_for = NULL, updated_at = now()
            WHERE subscriptions.revision < EXCLUDED.revision""",
         data.subscription_id,
         data.revision,

@@ -9,6 +9,7 @@ from shared.contracts import (
     payment_events,
     quote_commands,
     quote_events,
+    quote_orders,
     renewal_commands,
     renewal_events,
     subscription_events,
@@ -29,7 +30,9 @@ REGISTRIES: dict[str, EventRegistry] = {
         billing_events,
         notification_events,
         billing_commands,
+        quote_orders,
     )
 }
+REGISTRIES[quote_orders.ANSWERS_REGISTRY.topic] = quote_orders.ANSWERS_REGISTRY
 
 __all__ = ["REGISTRIES"]

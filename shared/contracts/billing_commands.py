@@ -13,10 +13,12 @@ from shared.contracts.common import (
     Amount,
     Csn,
     CurrencyCode,
+    Note,
     OrderId,
     PurchaseMethod,
     QuoteNumber,
     RequestId,
+    SubscriptionId,
 )
 from shared.contracts.envelope import EventData, EventRegistry
 from shared.contracts.subscription_events import PaymentMethod
@@ -43,4 +45,15 @@ class PlaceOrder(EventData):
     next_retry_on: date | None = None
 
 
-REGISTRY = EventRegistry(TOPIC.name, PlaceOrder)
+class RefundPayment(EventData):
+    """Renewal asks billing to give back the money of a paid order that bought nothing: the
+    lines of `subscription_ids` (every line when empty). Asked twice: one refund per order."""
+
+    event_type: ClassVar[str] = "payment.refund_requested"
+    order_id: OrderId
+    csn: Csn
+    subscription_ids: list[SubscriptionId] = Field(default_factory=list, max_length=MAX_IDS)
+    reason: Note = Field(min_length=1)
+
+
+REGISTRY = EventRegistry(TOPIC.name, PlaceOrder, RefundPayment)

@@ -93,6 +93,20 @@ class PaymentRejected(EventData):
     reasons: list[ReasonCode] = Field(min_length=1, max_length=MAX_REASONS)
 
 
+class PaymentRefunded(EventData):
+    """Money that arrived for an order that can no longer take effect (a manual payment after
+    expiry, LIFE-3/LIFE-5; an order whose reservation was released) went back through the
+    payment provider, once per order. `reason`: EXPIRED, RESERVATION_RELEASED or
+    ALREADY_RENEWED."""
+
+    event_type: ClassVar[str] = "payment.refunded"
+    order_id: OrderId
+    amount: Amount
+    currency: CurrencyCode
+    reason: Note = Field(min_length=1)
+    refund_reference: PaymentReference | None = None
+
+
 REGISTRY = EventRegistry(
     TOPIC.name,
     OrderPlaced,
@@ -100,4 +114,5 @@ REGISTRY = EventRegistry(
     PaymentFailed,
     PaymentAwaitingManual,
     PaymentRejected,
+    PaymentRefunded,
 )

@@ -32,6 +32,10 @@ NOTIFICATION_EVENTS = Topic("notification.events")
 
 # Internal: renewal (and later quote) ask billing for an order. Not part of the public contract.
 BILLING_COMMANDS = Topic("billing.commands", public=False)
+# Internal: quote asks renewal to reserve the terms an accepted quote buys and to place its order
+# (`quote.orders`); renewal answers a refusal (`quote.order_answers`). Renewal owns every term.
+QUOTE_ORDERS = Topic("quote.orders", public=False)
+QUOTE_ORDER_ANSWERS = Topic("quote.order_answers", public=False)
 
 ALL_TOPICS: tuple[Topic, ...] = (
     SUBSCRIPTION_EVENTS,
@@ -45,6 +49,8 @@ ALL_TOPICS: tuple[Topic, ...] = (
     BILLING_EVENTS,
     NOTIFICATION_EVENTS,
     BILLING_COMMANDS,
+    QUOTE_ORDERS,
+    QUOTE_ORDER_ANSWERS,
 )
 
 DLQ_PARTITIONS = 1

@@ -79,8 +79,15 @@ def grace_days(subscription: Subscription, policy: Policy) -> int:
 
 
 def grace_ends(subscription: Subscription, policy: Policy) -> date:
-    """LIFE-3: the last day of grace; the subscription is expired from the day after."""
-    return subscription.renewal_date + timedelta(days=grace_days(subscription, policy))
+    """LIFE-3: the last day of grace; the subscription is expired from the day after.
+
+    LIFE-5: where grace is longer than the term (monthly), it ends the day before the missed
+    term would end, so that a renewal in grace (which starts at the old date, LIFE-4) always
+    ends after today: nobody pays for a term already over.
+    """
+    by_policy = subscription.renewal_date + timedelta(days=grace_days(subscription, policy))
+    missed_term_ends = add_term(subscription.renewal_date, subscription.renewal_term)
+    return min(by_policy, missed_term_ends - timedelta(days=1))
 
 
 def expires_on(subscription: Subscription, policy: Policy) -> date:

@@ -7,7 +7,7 @@ impossible request is a refused `Decision` listing every reason that applies.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, timedelta
 
@@ -58,9 +58,10 @@ from shared.eligibility.pricing import (
     prorated_days_left,
     unit_price,
 )
-from shared.eligibility.reasons import Reason
+from shared.eligibility.reasons import Reason, in_contract_order
 from shared.eligibility.roles import is_buyer
 from shared.eligibility.self_service import self_service_reasons
+from shared.eligibility.terms import Reservation, reservation_reasons
 
 # ----------------------------------------------------------------------------------------------
 # Manual renewal (MAN-1..4)
@@ -75,15 +76,18 @@ def decide_manual_renewal(
     promotions: Iterable[Promotion],
     today: date,
     policy: Policy,
+    reservations: Mapping[str, Reservation] | None = None,
 ) -> Decision:
     """Renew now, paid online, one subscription or up to the bulk limit (MAN-1).
 
     Per subscription: ROLE-1, LIFE-1, WIN-1, WIN-2/LIFE-3, ALREADY_RENEWED, SELF-1/SELF-2 (a
-    self-service action), NO_PRICE. The new term starts on the current renewal date (LIFE-4,
-    MAN-4). Allowed subscriptions are grouped into transactions (MAN-2). The request is allowed
-    when it has no reason of its own and at least one subscription is allowed; the others are
-    refused one by one.
+    self-service action), NO_PRICE, and RENEWAL_IN_PROGRESS while another order for it is open
+    (`reservations`, by subscription id). The new term starts on the current renewal date
+    (LIFE-4, MAN-4). Allowed subscriptions are grouped into transactions (MAN-2). The request is
+    allowed when it has no reason of its own and at least one subscription is allowed; the
+    others are refused one by one.
     """
+    reservations = reservations or {}
     prices, promotions = tuple(prices), tuple(promotions)
     ids = _unique(requested_ids)
     outcomes: list[SubscriptionOutcome] = []
@@ -109,6 +113,7 @@ def decide_manual_renewal(
             *renewal_timing_reasons(subscription, today, RenewalMethod.MANUAL_ONLINE, policy),
             *self_service_reasons(subscription, policy),
             *_price_reasons(line, needed=not _is_trial(subscription)),
+            *reservation_reasons(subscription, reservations.get(subscription_id)),
         ]
         line = _chargeable(line)
         outcome = _outcome(
@@ -366,15 +371,21 @@ def _not_self_service_reasons(
 
 def decide_cancel_quote(actor: Actor, quote: Quote, *, channel: Channel, today: date) -> Decision:
     """QUO-5: a quote can't be cancelled self-service; its partner (the agent of record named on
-    the quote) or the vendor's sales team may cancel it, while it has not expired."""
+    the quote) or the vendor's sales team may cancel it, while it has not expired and has not
+    been accepted (QUOTE_ALREADY_ACCEPTED: its order is placed; cancelling would leave the money
+    taken and nothing renewed)."""
     reasons: list[Reason] = []
+    if quote.accepted:
+        reasons.append(Reason.QUOTE_ALREADY_ACCEPTED)
     if channel == "self_service":
         reasons.append(Reason.QUOTE_CANCELLATION_NOT_SELF_SERVICE)
     elif channel == "partner" and (quote.partner_csn is None or actor.csn != quote.partner_csn):
         reasons.append(Reason.NOT_AUTHORIZED)
     if today > quote.expires_on:
         reasons.append(Reason.QUOTE_EXPIRED)
-    return Decision(action=Action.CANCEL_QUOTE, allowed=not reasons, reasons=tuple(reasons))
+    return Decision(
+        action=Action.CANCEL_QUOTE, allowed=not reasons, reasons=in_contract_order(reasons)
+    )
 
 
 # ----------------------------------------------------------------------------------------------

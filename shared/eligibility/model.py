@@ -190,3 +190,5 @@ class Quote:
     csn: str
     expires_on: date
     partner_csn: str | None = None
+    accepted: bool = False
+    """The buyer accepted it (its order is placed or paid): it can no longer be cancelled."""

@@ -3,6 +3,7 @@ automatic quotes, and the buyer's renewal reminders with the options they list."
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, timedelta
 from enum import StrEnum
 
@@ -27,6 +28,16 @@ def renews_automatically(subscription: Subscription, policy: Policy) -> bool:
         and subscription.auto_renew
         and not automatic_payment_reasons(subscription, policy)
     )
+
+
+def quote_holds_automatic_renewal(
+    subscription: Subscription, quoted: Iterable[tuple[str, int]]
+) -> bool:
+    """AUTO-5: an open renewal quote holds the automatic renewal back only when it changes what
+    the renewal buys (its term or seats, `quoted` as (term, seats) per open quote line); an
+    automatic quote (QUO-7) or one that changes nothing never stops an automatic renewal."""
+    buys = (subscription.renewal_term, subscription.renewal_seats)
+    return any((term, seats) != buys for term, seats in quoted)
 
 
 def automatic_quote_date(subscription: Subscription, policy: Policy) -> date | None:

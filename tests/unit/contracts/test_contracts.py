@@ -17,6 +17,7 @@ from shared.contracts import (
     payment_events,
     quote_commands,
     quote_events,
+    quote_orders,
     renewal_commands,
     renewal_events,
     subscription_events,
@@ -221,6 +222,9 @@ SAMPLES: dict[str, list[EventData]] = {
         billing_events.PaymentRejected(
             payment_reference="P-1", order_id="O-9", reasons=["UNKNOWN_ORDER"]
         ),
+        billing_events.PaymentRefunded(
+            order_id="O-1", amount=D("420.00"), currency="USD", reason="EXPIRED"
+        ),
     ],
     "notification.events": [
         notification_events.EmailSent(
@@ -253,7 +257,32 @@ SAMPLES: dict[str, list[EventData]] = {
             payment_method=PAYMENT_METHOD,
             lines=[ORDER_LINE],
             total=D("5895.00"),
+        ),
+        billing_commands.RefundPayment(order_id="O-1", csn="5100000001", reason="EXPIRED"),
+    ],
+    "quote.orders": [
+        quote_orders.QuoteOrderRequested(
+            request_id="r-1",
+            quote_number="Q-2026-000001",
+            kind="renewal",
+            order_id="O-2",
+            csn="5100000001",
+            currency="EUR",
+            purchase_method="direct_online",
+            payment_method=PAYMENT_METHOD,
+            lines=[ORDER_LINE],
+            total=D("5895.00"),
+            term_starts=[quote_orders.TermStart(subscription_id="sub-1", term_start=TODAY)],
         )
+    ],
+    "quote.order_answers": [
+        quote_orders.QuoteOrderRefused(
+            request_id="r-1",
+            quote_number="Q-2026-000001",
+            order_id="O-2",
+            reasons=["RENEWAL_IN_PROGRESS"],
+        ),
+        quote_orders.QuoteOrderReleased(quote_number="Q-2026-000001", order_id="O-2"),
     ],
 }
 

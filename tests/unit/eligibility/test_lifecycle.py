@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from shared.eligibility import QuoteChanges, SubscriptionState, add_term
+from shared.eligibility import QuoteChanges, Reason, SubscriptionState, add_term
 
 from .builders import (
     TODAY,
@@ -96,7 +96,7 @@ def test_life_3_an_expired_subscription_is_bought_again_at_the_new_purchase_pric
     [
         *[("annual", days) for days in (90, 60, 1, 0, -1, -45)],
         *[("three_year", days) for days in (90, 1, 0, -45)],
-        *[("monthly", days) for days in (28, 1, 0, -45)],
+        *[("monthly", days) for days in (28, 1, 0, -25)],
     ],
 )
 def test_life_4_a_renewal_early_or_in_grace_starts_at_the_current_renewal_date(
@@ -109,6 +109,14 @@ def test_life_4_a_renewal_early_or_in_grace_starts_at_the_current_renewal_date(
     assert line.starts_on == sub.renewal_date
     assert line.ends_on == add_term(sub.renewal_date, term)
     assert decision.outcome("S-1").next_renewal_date == add_term(sub.renewal_date, term)
+
+
+def test_life_5_a_monthly_renewal_45_days_late_would_end_in_the_past_and_is_refused_expired():
+    """LIFE-5: monthly grace ends the day before the missed month would end."""
+    sub = renewing_in(-45, term="monthly")
+    decision = renew(sub)
+    assert not decision.allowed
+    assert decision.outcome("S-1").reasons == (Reason.EXPIRED,)
 
 
 def test_life_4_a_renewal_quote_starts_at_the_renewal_date_too():

@@ -1,0 +1,99 @@
+"""Orders abandoned: a manual payment not received by its `pay_by` (on the CSN's clock) releases
+the terms its order reserved, so that the customer can order again (issue 14); a quote's order
+reopens its quote (`quote_order.released`). Money that still arrives for it later goes back
+(services/renewal/payments.py: RESERVATION_RELEASED).
+
+It runs as a `WorkLoop`, in batches claimed with `FOR UPDATE SKIP LOCKED` (replicas share it).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import asyncpg
+
+from services.renewal.subscriptions import record_history
+from shared.clock import Clock
+from shared.contracts.envelope import new_event
+from shared.contracts.quote_orders import ANSWERS_TOPIC, QuoteOrderReleased
+from shared.messaging.loops import WorkLoop
+from shared.messaging.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+LOOP = "abandoned_orders"
+
+RELEASE = """
+WITH due AS (
+    SELECT r.subscription_id FROM term_reservations AS r
+    JOIN subscriptions AS s USING (subscription_id)
+    LEFT JOIN test_clocks AS c ON c.csn = s.csn
+    WHERE r.pay_by < COALESCE(c.today, $1)
+    LIMIT $2
+    FOR UPDATE OF r SKIP LOCKED)
+DELETE FROM term_reservations AS r USING due WHERE r.subscription_id = due.subscription_id
+RETURNING r.subscription_id, r.order_id, r.pay_by
+"""
+
+
+# The quote orders among them: the quote service reopens their quotes.
+QUOTE_ORDERS = """
+SELECT order_id, csn, detail ->> 'quote_number' AS quote_number FROM orders
+WHERE order_id = ANY($1::text[]) AND purpose = 'quote' AND status = 'requested'
+"""
+
+
+class AbandonedOrders:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        clock: Clock,
+        *,
+        source: str,
+        batch_size: int,
+        poll_seconds: float,
+    ) -> None:
+        self.pool = pool
+        self.clock = clock
+        self.source = source
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+
+    def work_loop(self) -> WorkLoop:
+        return WorkLoop(
+            LOOP, self.step, service="renewal", poll_seconds=self.poll_seconds, pool=self.pool
+        )
+
+    async def step(self) -> int:
+        now = self.clock.now()
+        async with self.pool.acquire() as connection, connection.transaction():
+            rows = await connection.fetch(RELEASE, self.clock.today(), self.batch_size)
+            await record_history(
+                connection,
+                [
+                    (
+                        row["subscription_id"],
+                        now,
+                        "order_abandoned",
+                        {"order_id": row["order_id"], "pay_by": row["pay_by"]},
+                        None,
+                        None,
+                        None,
+                    )
+                    for row in rows
+                ],
+            )
+            quotes = await connection.fetch(QUOTE_ORDERS, list({row["order_id"] for row in rows}))
+            outbox = Outbox()
+            for quote in quotes:
+                released = QuoteOrderReleased(
+                    quote_number=quote["quote_number"], order_id=quote["order_id"]
+                )
+                outbox.add(
+                    ANSWERS_TOPIC,
+                    new_event(released, subject=quote["csn"], source=self.source, time=now),
+                )
+            await outbox.flush(connection)
+        if rows:
+            log.info("abandoned orders released", extra={"subscriptions": len(rows)})
+        return len(rows)

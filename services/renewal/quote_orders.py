@@ -1,0 +1,101 @@
+"""`quote.orders` → renewal: an accepted quote's order, placed only once its terms are reserved.
+
+Renewal owns every subscription's terms (issue 14): the quote service does not ask billing
+itself. Each subscription of the quote is locked and checked (`eligibility.quote_order_reasons`:
+RENEWAL_IN_PROGRESS, ALREADY_RENEWED, EXPIRED); when one fails nothing is placed and the quote
+service hears why (`quote_order.refused`, answered to the buyer as `quote.rejected`); otherwise
+the terms are reserved, the order recorded (purpose `quote`, settled by services/renewal/
+payments.py) and `order.requested` goes to billing, all in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+
+from services.renewal.reservations import open_reservations, reserve
+from services.renewal.subscriptions import load_subscriptions, to_domain
+from shared.clock import Clock
+from shared.contracts.billing_commands import TOPIC as BILLING_COMMANDS
+from shared.contracts.billing_commands import PlaceOrder
+from shared.contracts.envelope import new_event
+from shared.contracts.quote_orders import ANSWERS_TOPIC, QuoteOrderRefused, QuoteOrderRequested
+from shared.eligibility import Policy, Reservation, quote_order_reasons
+from shared.messaging.consumer import Delivery, EventHandler, UnitOfWork
+from shared.test_clocks import CsnClock
+
+
+def quote_order_handler(clock: Clock, policy: Policy, source: str) -> EventHandler:
+    csn_clock = CsnClock(clock)
+
+    async def reserve_quote_order(unit: UnitOfWork, delivery: Delivery) -> None:
+        command: QuoteOrderRequested = delivery.data
+        connection = unit.connection
+        if await connection.fetchval(
+            "SELECT true FROM orders WHERE order_id = $1", command.order_id
+        ):
+            return  # asked again: placed the first time
+        ids = [line.subscription_id for line in command.lines]
+        held = await load_subscriptions(connection, ids, for_update=True)
+        reservations = await open_reservations(connection, ids)
+        today = (await csn_clock.today_for(connection, [command.csn]))[command.csn]
+        reasons = quote_order_reasons(
+            {sid: to_domain(held[sid]) if sid in held else None for sid in ids},
+            reservations,
+            {t.subscription_id: t.term_start for t in command.term_starts},
+            kind=command.kind,
+            today=today,
+            policy=policy,
+        )
+        now = clock.now()
+        if reasons:
+            refused = QuoteOrderRefused(
+                request_id=command.request_id,
+                quote_number=command.quote_number,
+                order_id=command.order_id,
+                reasons=list(reasons),
+            )
+            unit.outbox.add(
+                ANSWERS_TOPIC,
+                new_event(refused, subject=command.csn, source=source, time=now),
+            )
+            return
+        lines = [
+            {"subscription_id": line.subscription_id, "term": line.term, "seats": line.seats}
+            for line in command.lines
+        ]
+        detail = {"quote_number": command.quote_number, "kind": command.kind, "lines": lines}
+        await connection.execute(
+            "INSERT INTO orders (order_id, request_id, csn, subscription_ids, purpose, detail)"
+            " VALUES ($1, $2, $3, $4, 'quote', $5::jsonb)",
+            command.order_id,
+            command.request_id,
+            command.csn,
+            ids,
+            json.dumps(detail),
+        )
+        await reserve(
+            connection,
+            [
+                Reservation(
+                    subscription_id=sid, order_id=command.order_id, term_start=s.renewal_date
+                )
+                for sid, s in held.items()
+            ],
+            now,
+        )
+        order = PlaceOrder(
+            request_id=command.request_id,
+            quote_number=command.quote_number,
+            order_id=command.order_id,
+            csn=command.csn,
+            currency=command.currency,
+            purchase_method=command.purchase_method,
+            payment_method=command.payment_method,
+            lines=command.lines,
+            total=command.total,
+        )
+        unit.outbox.add(
+            BILLING_COMMANDS, new_event(order, subject=command.csn, source=source, time=now)
+        )
+
+    return reserve_quote_order

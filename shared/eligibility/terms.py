@@ -1,0 +1,117 @@
+"""Who owns a subscription's next term: reserving it before any charge, and what a payment does.
+
+Every order that buys time (manual, automatic, by quote, seats, alignment) first reserves the
+subscription, with the term start it buys; while that reservation is open any other order is
+refused (RENEWAL_IN_PROGRESS), and once it settled the same term is no longer for sale
+(ALREADY_RENEWED). When the money arrives, the term is renewed only if it can still take effect
+(LIFE-3, LIFE-5); otherwise the money goes back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+from shared.eligibility.dates import grace_ends, renewed_term
+from shared.eligibility.model import Subscription, Term
+from shared.eligibility.policy import Policy
+from shared.eligibility.reasons import Reason, in_contract_order
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reservation:
+    """An open order that bought (or is buying) the term starting on `term_start`."""
+
+    subscription_id: str
+    order_id: str
+    term_start: date
+
+
+def reservation_reasons(
+    subscription: Subscription,
+    open_reservation: Reservation | None,
+    *,
+    term_start: date | None = None,
+) -> list[Reason]:
+    """RENEWAL_IN_PROGRESS while another order for the subscription is open; ALREADY_RENEWED
+    when the term the order would buy (`term_start`, e.g. the renewal date a quote was priced
+    for) was bought already: the renewal date has moved past it (LIFE-4)."""
+    if open_reservation is not None:
+        return [Reason.RENEWAL_IN_PROGRESS]
+    if term_start is not None and subscription.renewal_date > term_start:
+        return [Reason.ALREADY_RENEWED]
+    return []
+
+
+class RefundReason(StrEnum):
+    """Why the money of a paid order goes back (`payment.refunded` `reason`)."""
+
+    EXPIRED = "EXPIRED"
+    """LIFE-3/LIFE-5: the subscription expired before the money arrived."""
+    RESERVATION_RELEASED = "RESERVATION_RELEASED"
+    """The order was abandoned (not paid by its `pay_by`, its quote expired): it bought nothing."""
+    ALREADY_RENEWED = "ALREADY_RENEWED"
+    """The term the order bought was bought by another order."""
+
+
+@dataclass(frozen=True)
+class PaidRenewal:
+    """What a paid renewal order does to one subscription: renew (`starts_on`, `renewal_date`)
+    or give the money back (`refund`)."""
+
+    starts_on: date | None = None
+    renewal_date: date | None = None
+    refund: RefundReason | None = None
+
+
+def settle_paid_renewal(
+    subscription: Subscription,
+    reserved_start: date | None,
+    today: date,
+    policy: Policy,
+    term: Term | None = None,
+) -> PaidRenewal:
+    """The money of a renewal order arrived (LIFE-3, LIFE-4, LIFE-5).
+
+    `reserved_start` is the term start its reservation holds (None: released). The term starts
+    at the current renewal date and lasts `term` (or what the next renewal buys); a subscription
+    past grace stays expired, and the money goes back. Because grace never outlasts the missed
+    term (LIFE-5), a renewal that is allowed always ends after today.
+    """
+    if today > grace_ends(subscription, policy):
+        return PaidRenewal(refund=RefundReason.EXPIRED)
+    if reserved_start is None:
+        return PaidRenewal(refund=RefundReason.RESERVATION_RELEASED)
+    if subscription.renewal_date != reserved_start:
+        return PaidRenewal(refund=RefundReason.ALREADY_RENEWED)
+    starts_on, renewal_date = renewed_term(subscription, term)
+    return PaidRenewal(starts_on=starts_on, renewal_date=renewal_date)
+
+
+def quote_order_reasons(
+    subscriptions: Mapping[str, Subscription | None],
+    reservations: Mapping[str, Reservation],
+    term_starts: Mapping[str, date],
+    *,
+    kind: str,
+    today: date,
+    policy: Policy,
+) -> list[Reason]:
+    """QUO-3, QUO-8 and issue 14: an accepted quote's order is placed only when every term it
+    buys is still for sale — no other order holds the subscription (RENEWAL_IN_PROGRESS), the
+    term it was priced for was not bought meanwhile (ALREADY_RENEWED: e.g. renewed manually
+    after the quote was sent), and, for a renewal, the subscription has not expired (LIFE-3)."""
+    reasons: list[Reason] = []
+    for subscription_id, subscription in subscriptions.items():
+        if subscription is None:
+            reasons.append(Reason.UNKNOWN_SUBSCRIPTION)
+            continue
+        start = term_starts.get(subscription_id) if kind == "renewal" else None
+        reasons += reservation_reasons(
+            subscription, reservations.get(subscription_id), term_start=start
+        )
+        if kind == "renewal" and today > grace_ends(subscription, policy):
+            reasons.append(Reason.EXPIRED)
+    return list(in_contract_order(reasons))

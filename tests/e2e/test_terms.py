@@ -1,0 +1,441 @@
+"""Issue 14: one owner of a subscription's terms — races between the ways of buying a term, on
+the real broker and database, each paused where it hurts (a bank transfer keeps the order open,
+billing stopped between order and charge). Never a charge without its effect, never one term
+bought twice."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+from shared import samples
+from shared.contracts import topics
+from shared.contracts.clock_commands import SetTestClock
+from shared.contracts.common import Actor
+from shared.contracts.payment_events import PaymentReceived
+from shared.contracts.quote_commands import AcceptQuote, CancelQuote, RequestQuote
+from shared.contracts.renewal_commands import SetAutoRenew
+from shared.eligibility import add_term
+from tests.scenarios.steps import (
+    SETTLE_SECONDS,
+    about_subject,
+    answering,
+    charges_for,
+    given_subscriptions,
+    orders_for,
+    publish_price,
+    until,
+)
+
+START = date.today() + timedelta(days=20)
+
+
+async def _priced(upstream, admin_db, csn: str, *terms: str) -> str:
+    product = f"P-{csn}"
+    for term in terms or ("annual",):
+        await publish_price(upstream, product, term=term)
+    for service in ("renewal", "quote"):
+        await until(
+            lambda service=service: admin_db.fetchval(
+                f"SELECT count(*) = $2 FROM {service}.prices WHERE product_code = $1",
+                product,
+                len(terms or ("annual",)),
+            ),
+            what=f"{service} to store the prices of {product}",
+        )
+    return product
+
+
+async def _clock(upstream, csn: str, today: date) -> None:
+    await upstream.send(
+        topics.CLOCK_COMMANDS, samples.event(SetTestClock(csn=csn, today=today), csn)
+    )
+
+
+async def _settle() -> None:
+    import asyncio
+
+    await asyncio.sleep(SETTLE_SECONDS)
+
+
+def _actor(csn: str) -> Actor:
+    return Actor(user_id=f"{csn}-buyer", csn=csn)
+
+
+async def _paid_by_hand(upstream, csn: str, awaiting) -> PaymentReceived:
+    received = PaymentReceived(
+        payment_reference=awaiting.data["payment_reference"],
+        order_id=awaiting.data["order_id"],
+        amount=Decimal(awaiting.data["amount"]),
+        currency=awaiting.data["currency"],
+    )
+    await upstream.send(topics.PAYMENT_EVENTS, samples.event(received, csn))
+    return received
+
+
+async def _refunds(admin_db, order_id: str) -> int:
+    return await admin_db.fetchval(
+        "SELECT count(*) FROM billing.simulated_provider_refunds WHERE idempotency_key = $1",
+        order_id,
+    )
+
+
+async def _quote(upstream, watcher, csn: str, subscription_id: str):
+    command = RequestQuote(
+        request_id=f"quote-{csn}",
+        actor=_actor(csn),
+        channel="self_service",
+        kind="renewal",
+        subscription_ids=[subscription_id],
+        recipients=[],
+    )
+    await upstream.send(topics.QUOTE_COMMANDS, samples.event(command, csn))
+    [sent] = await watcher.wait_for(answering(command.request_id, "quote.sent"))
+    return sent.data["quote_number"]
+
+
+async def test_man_1_two_requests_for_one_bank_transfer_subscription_make_one_order(
+    stack, upstream, watcher, admin_db
+):
+    """A double click: the second request is refused RENEWAL_IN_PROGRESS while the first
+    order awaits its bank transfer; one order, and once paid one renewal."""
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn)
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=START, product_code=product, payment_type="bank_transfer"
+    )
+    await given_subscriptions(upstream, admin_db, snapshot)
+    first = samples.renewal_request(csn, [snapshot.subscription_id])
+    second = samples.renewal_request(csn, [snapshot.subscription_id])
+    await upstream.send_many(
+        topics.RENEWAL_COMMANDS, [samples.event(first, csn), samples.event(second, csn)]
+    )
+    [awaiting] = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"))
+    [refused] = await watcher.wait_for(
+        lambda s: s.type == "renewal.rejected" and s.event.get("subject") == csn
+    )
+    assert refused.data["reasons"] == ["RENEWAL_IN_PROGRESS"]
+    assert refused.data["request_id"] in (first.request_id, second.request_id)
+    assert await orders_for(admin_db, csn) == 1
+
+    await _paid_by_hand(upstream, csn, awaiting)
+    [renewed] = await watcher.wait_for(about_subject(csn, "subscription.renewed"))
+    assert renewed.data["renewal_date"] == add_term(START, "annual").isoformat()
+    third = samples.renewal_request(csn, [snapshot.subscription_id])  # the same term, settled
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(third, csn))
+    [again] = await watcher.wait_for(answering(third.request_id, "renewal.rejected"))
+    assert "ALREADY_RENEWED" in again.data["reasons"]
+    assert await charges_for(admin_db, csn) == 1
+
+
+async def test_auto_1_the_engine_and_a_manual_request_on_the_renewal_date_charge_once(
+    stack, upstream, watcher, admin_db
+):
+    """Billing is stopped between the manual order and its charge; the renewal date comes
+    meanwhile: the engine leaves the term to the open order (it only announces the lapse)."""
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn)
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=START, product_code=product, auto_renew=True
+    )
+    await given_subscriptions(upstream, admin_db, snapshot)
+    await _clock(upstream, csn, START - timedelta(days=1))
+    await stack.kill("billing")
+    try:
+        request = samples.renewal_request(csn, [snapshot.subscription_id])
+        await upstream.send(topics.RENEWAL_COMMANDS, samples.event(request, csn))
+        await until(
+            lambda: admin_db.fetchval(
+                "SELECT count(*) = 1 FROM renewal.term_reservations WHERE subscription_id = $1",
+                snapshot.subscription_id,
+            ),
+            what="the manual order to reserve the term",
+        )
+        await _clock(upstream, csn, START)
+        await watcher.wait_for(about_subject(csn, "subscription.lapsed"))  # the engine looked
+    finally:
+        await stack.start("billing")
+    [renewed] = await watcher.wait_for(about_subject(csn, "subscription.renewed"))
+    assert renewed.data["request_id"] == request.request_id
+    assert renewed.data["renewal_date"] == add_term(START, "annual").isoformat()
+    await _settle()
+    assert await orders_for(admin_db, csn) == 1
+    assert await charges_for(admin_db, csn) == 1
+    assert len(watcher.matching(about_subject(csn, "subscription.renewed"))) == 1
+
+
+async def test_quo_8_a_quote_accepted_after_a_manual_renewal_of_the_same_term_charges_nothing(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn)
+    snapshot = samples.subscription(f"S-{csn}", csn, renewal_date=START, product_code=product)
+    await given_subscriptions(upstream, admin_db, snapshot)
+    number = await _quote(upstream, watcher, csn, snapshot.subscription_id)
+
+    request = samples.renewal_request(csn, [snapshot.subscription_id])
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(request, csn))
+    await watcher.wait_for(answering(request.request_id, "subscription.renewed"))
+    accept = AcceptQuote(request_id=f"accept-{csn}", actor=_actor(csn), quote_number=number)
+    await upstream.send(topics.QUOTE_COMMANDS, samples.event(accept, csn))
+    [refused] = await watcher.wait_for(answering(accept.request_id, "quote.rejected"))
+    assert refused.data["reasons"] == ["ALREADY_RENEWED"]
+    assert refused.data["quote_number"] == number
+    assert await charges_for(admin_db, csn) == 1
+    assert await orders_for(admin_db, csn) == 1
+
+
+async def test_quo_5_a_quote_cancelled_after_acceptance_is_refused_and_renews_once(
+    stack, upstream, watcher, admin_db
+):
+    """The quote is paid by bank transfer, so it stays accepted and unpaid while sales tries
+    to cancel it: QUOTE_ALREADY_ACCEPTED; the payment then renews it once."""
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn)
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=START, product_code=product, payment_type="bank_transfer"
+    )
+    await given_subscriptions(upstream, admin_db, snapshot)
+    number = await _quote(upstream, watcher, csn, snapshot.subscription_id)
+    accept = AcceptQuote(request_id=f"accept-{csn}", actor=_actor(csn), quote_number=number)
+    await upstream.send(topics.QUOTE_COMMANDS, samples.event(accept, csn))
+    [awaiting] = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"))
+
+    cancel = CancelQuote(
+        request_id=f"cancel-{csn}",
+        actor=Actor(user_id="rep-1", csn=csn),
+        channel="sales",
+        quote_number=number,
+    )
+    await upstream.send(topics.QUOTE_COMMANDS, samples.event(cancel, csn))
+    [refused] = await watcher.wait_for(answering(cancel.request_id, "quote.rejected"))
+    assert refused.data["reasons"] == ["QUOTE_ALREADY_ACCEPTED"]
+
+    await _paid_by_hand(upstream, csn, awaiting)
+    await watcher.wait_for(about_subject(csn, "quote.paid"))
+    [renewed] = await watcher.wait_for(about_subject(csn, "subscription.renewed"))
+    assert renewed.data["renewal_date"] == add_term(START, "annual").isoformat()
+    await _settle()
+    assert watcher.matching(answering(cancel.request_id, "quote.cancelled")) == []
+    assert len(watcher.matching(about_subject(csn, "subscription.renewed"))) == 1
+    assert await charges_for(admin_db, csn) == 1
+
+
+async def test_life_3_life_5_a_bank_transfer_after_expiry_is_refunded_once_and_stays_expired(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn)
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=START, product_code=product, payment_type="bank_transfer"
+    )
+    await given_subscriptions(upstream, admin_db, snapshot)
+    await _clock(upstream, csn, START - timedelta(days=1))
+    request = samples.renewal_request(csn, [snapshot.subscription_id])
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(request, csn))
+    [awaiting] = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"))
+    await _clock(upstream, csn, START)
+    [lapsed] = await watcher.wait_for(about_subject(csn, "subscription.lapsed"))
+    grace_ends = date.fromisoformat(lapsed.data["grace_ends"])
+    await _clock(upstream, csn, grace_ends + timedelta(days=1))
+    await watcher.wait_for(about_subject(csn, "subscription.expired"))
+
+    late = await _paid_by_hand(upstream, csn, awaiting)
+    [refunded] = await watcher.wait_for(about_subject(csn, "payment.refunded"))
+    assert refunded.data["order_id"] == late.order_id
+    assert (Decimal(refunded.data["amount"]), refunded.data["currency"]) == (
+        late.amount,
+        late.currency,
+    )
+    assert refunded.data["reason"] == "EXPIRED"
+    [answer] = await watcher.wait_for(answering(request.request_id, "renewal.rejected"))
+    assert answer.data["reasons"] == ["EXPIRED"]
+    await _paid_by_hand(upstream, csn, awaiting)  # the bank sends it again
+    await watcher.wait_for(about_subject(csn, "payment.rejected"))
+    await _settle()
+    assert await _refunds(admin_db, late.order_id) == 1
+    assert len(watcher.matching(about_subject(csn, "payment.refunded"))) == 1
+    assert watcher.matching(about_subject(csn, "subscription.renewed")) == []
+    assert (
+        await admin_db.fetchval(
+            "SELECT renewal_date FROM renewal.subscriptions WHERE subscription_id = $1",
+            snapshot.subscription_id,
+        )
+        == START
+    )
+
+
+async def test_life_5_a_monthly_subscription_renewed_in_grace_ends_after_today(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn, "monthly")
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=START, product_code=product, term="monthly"
+    )
+    await given_subscriptions(upstream, admin_db, snapshot)
+    today = START + timedelta(days=25)
+    await _clock(upstream, csn, today)
+    request = samples.renewal_request(csn, [snapshot.subscription_id])
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(request, csn))
+    [renewed] = await watcher.wait_for(answering(request.request_id, "subscription.renewed"))
+    renewal_date = date.fromisoformat(renewed.data["renewal_date"])
+    assert renewed.data["previous_renewal_date"] == START.isoformat()  # LIFE-4
+    assert renewal_date == add_term(START, "monthly") and renewal_date > today  # LIFE-5
+
+
+async def test_life_5_a_monthly_subscription_40_days_late_is_expired_not_renewed_in_the_past(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn, "monthly")
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=START, product_code=product, term="monthly"
+    )
+    await given_subscriptions(upstream, admin_db, snapshot)
+    await _clock(upstream, csn, START + timedelta(days=40))
+    request = samples.renewal_request(csn, [snapshot.subscription_id])
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(request, csn))
+    [refused] = await watcher.wait_for(answering(request.request_id, "renewal.rejected"))
+    assert refused.data["reasons"] == ["EXPIRED"]
+    assert await charges_for(admin_db, csn) == 0
+
+
+async def test_auto_1_a_card_fixed_upstream_inside_grace_renews_at_once_from_the_old_date(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn)
+    invalid = samples.subscription(
+        f"S-{csn}",
+        csn,
+        renewal_date=START,
+        product_code=product,
+        auto_renew=True,
+        payment_valid=False,
+    )
+    await given_subscriptions(upstream, admin_db, invalid)
+    await _clock(upstream, csn, START)
+    await watcher.wait_for(about_subject(csn, "subscription.lapsed"))
+    await _clock(upstream, csn, START + timedelta(days=3))
+
+    fixed = invalid.model_copy(
+        update={
+            "revision": 2,
+            "payment_method": invalid.payment_method.model_copy(update={"valid": True}),
+        }
+    )
+    await upstream.send(topics.SUBSCRIPTION_EVENTS, samples.event(fixed, csn))
+    [renewed] = await watcher.wait_for(about_subject(csn, "subscription.renewed"))
+    assert renewed.data["previous_renewal_date"] == START.isoformat()
+    assert renewed.data["renewal_date"] == add_term(START, "annual").isoformat()
+    assert renewed.data["request_id"] is None  # automatic
+    await _settle()
+    assert await charges_for(admin_db, csn) == 1
+
+
+async def test_man_1_an_order_not_paid_by_its_pay_by_is_released_and_its_late_money_refunded(
+    stack, upstream, watcher, admin_db
+):
+    """Abandoned: past `pay_by` the reservation goes, a new order can be placed; the first
+    order's money arriving after all goes back (RESERVATION_RELEASED); one renewal."""
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn)
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=START, product_code=product, payment_type="bank_transfer"
+    )
+    await given_subscriptions(upstream, admin_db, snapshot)
+    await _clock(upstream, csn, START - timedelta(days=19))
+    first = samples.renewal_request(csn, [snapshot.subscription_id])
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(first, csn))
+    [abandoned] = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"))
+    await _clock(upstream, csn, date.fromisoformat(abandoned.data["pay_by"]) + timedelta(days=1))
+    await until(
+        lambda: admin_db.fetchval(
+            "SELECT count(*) = 0 FROM renewal.term_reservations WHERE subscription_id = $1",
+            snapshot.subscription_id,
+        ),
+        what="the abandoned order's reservation to be released",
+    )
+    second = samples.renewal_request(csn, [snapshot.subscription_id])
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(second, csn))
+    waiting = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"), count=2)
+    assert waiting[1].data["order_id"] != abandoned.data["order_id"]
+
+    await _paid_by_hand(upstream, csn, abandoned)
+    [refunded] = await watcher.wait_for(about_subject(csn, "payment.refunded"))
+    assert (refunded.data["order_id"], refunded.data["reason"]) == (
+        abandoned.data["order_id"],
+        "RESERVATION_RELEASED",
+    )
+    await _paid_by_hand(upstream, csn, waiting[1])
+    [renewed] = await watcher.wait_for(answering(second.request_id, "subscription.renewed"))
+    assert renewed.data["renewal_date"] == add_term(START, "annual").isoformat()
+    await _settle()
+    assert len(watcher.matching(about_subject(csn, "subscription.renewed"))) == 1
+    assert await _refunds(admin_db, abandoned.data["order_id"]) == 1
+
+
+async def test_auto_1_auto_renew_switched_on_inside_grace_renews_at_once_from_the_old_date(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn)
+    snapshot = samples.subscription(f"S-{csn}", csn, renewal_date=START, product_code=product)
+    await given_subscriptions(upstream, admin_db, snapshot)
+    await _clock(upstream, csn, START)
+    await watcher.wait_for(about_subject(csn, "subscription.lapsed"))
+    await _clock(upstream, csn, START + timedelta(days=5))
+
+    switch = SetAutoRenew(
+        request_id=f"auto-on-{csn}",
+        actor=_actor(csn),
+        subscription_ids=[snapshot.subscription_id],
+        enabled=True,
+    )
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(switch, csn))
+    await watcher.wait_for(answering(switch.request_id, "auto_renew.changed"))
+    [renewed] = await watcher.wait_for(about_subject(csn, "subscription.renewed"))
+    assert renewed.data["previous_renewal_date"] == START.isoformat()
+    assert renewed.data["renewal_date"] == add_term(START, "annual").isoformat()
+    await _settle()
+    assert await charges_for(admin_db, csn) == 1
+
+
+async def test_quo_5_a_quote_order_not_paid_by_its_pay_by_reopens_the_quote_and_late_money_goes_back(
+    stack, upstream, watcher, admin_db
+):
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn)
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=START, product_code=product, payment_type="bank_transfer"
+    )
+    await given_subscriptions(upstream, admin_db, snapshot)
+    await _clock(upstream, csn, START - timedelta(days=19))
+    number = await _quote(upstream, watcher, csn, snapshot.subscription_id)
+    accept = AcceptQuote(request_id=f"accept-{csn}", actor=_actor(csn), quote_number=number)
+    await upstream.send(topics.QUOTE_COMMANDS, samples.event(accept, csn))
+    [awaiting] = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"))
+    await _clock(upstream, csn, date.fromisoformat(awaiting.data["pay_by"]) + timedelta(days=1))
+    await until(
+        lambda: admin_db.fetchval(
+            "SELECT status = 'sent' FROM quote.quotes WHERE quote_number = $1", number
+        ),
+        what="the abandoned quote order to reopen its quote",
+    )
+    cancel = CancelQuote(
+        request_id=f"cancel-{csn}",
+        actor=Actor(user_id="rep-1", csn=csn),
+        channel="sales",
+        quote_number=number,
+    )
+    await upstream.send(topics.QUOTE_COMMANDS, samples.event(cancel, csn))
+    await watcher.wait_for(answering(cancel.request_id, "quote.cancelled"))
+
+    await _paid_by_hand(upstream, csn, awaiting)
+    [refunded] = await watcher.wait_for(about_subject(csn, "payment.refunded"))
+    assert refunded.data["reason"] == "RESERVATION_RELEASED"
+    await _settle()
+    assert watcher.matching(about_subject(csn, "subscription.renewed")) == []
+    assert watcher.matching(about_subject(csn, "quote.paid")) == []
+    assert await _refunds(admin_db, awaiting.data["order_id"]) == 1

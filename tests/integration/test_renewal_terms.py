@@ -1,0 +1,135 @@
+"""Term reservations on a real database, the handlers called directly (issue 14): two requests
+for one subscription worked in one claim make one order; money for an expired subscription is
+sent back, once, and renews nothing (LIFE-3, LIFE-5)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import asyncpg
+import pytest
+
+from services.renewal.bulk_worker import BulkWorker
+from services.renewal.payments import billing_events_handler
+from services.renewal.requests import record_renewal_request
+from services.renewal.subscriptions import save_snapshot
+from shared.clock import FixedClock
+from shared.contracts.billing_events import PaymentSucceeded
+from shared.contracts.envelope import new_event
+from shared.db.migrate import migrate
+from shared.db.pool import create_pool
+from shared.db.settings import DatabaseSettings
+from shared.eligibility import Policy
+from shared.messaging.consumer import Delivery, UnitOfWork
+from shared.samples import renewal_request, subscription, unique_csn
+from tests.integration.helpers import connection_to, scratch_schema
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+TODAY = NOW.date()
+CLOCK = FixedClock(NOW)
+POLICY = Policy()
+
+
+@pytest.fixture
+async def renewal_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
+    async with scratch_schema(admin_db, "renewal") as settings:
+        await migrate("renewal", settings)
+        yield settings
+
+
+def _delivery(data, csn: str) -> Delivery:
+    return Delivery(new_event(data, subject=csn, source="/t", time=NOW), record=None)
+
+
+async def _run(settings: DatabaseSettings, handle, deliveries) -> list[dict]:
+    """The handler in one transaction, as the consumer runs it; the events it wrote."""
+    async with connection_to(settings) as connection, connection.transaction():
+        unit = UnitOfWork(connection)
+        await handle(unit, deliveries)
+        await unit.outbox.flush(connection)
+    return await _outbox(settings)
+
+
+async def _outbox(settings: DatabaseSettings) -> list[dict]:
+    async with connection_to(settings) as connection:
+        rows = await connection.fetch("SELECT value FROM outbox ORDER BY id")
+        await connection.execute("DELETE FROM outbox")
+    return [json.loads(row["value"]) for row in rows]
+
+
+async def _given(settings: DatabaseSettings, csn: str, renewal_date: date, **fields) -> str:
+    snapshot = subscription(f"S-{csn}", csn, renewal_date=renewal_date, **fields)
+    async with connection_to(settings) as connection, connection.transaction():
+        await save_snapshot(UnitOfWork(connection), _delivery(snapshot, csn))
+        await connection.execute(
+            "INSERT INTO prices VALUES ('ACDLT', 'annual', 'USD', 466, 420) ON CONFLICT DO NOTHING"
+        )
+    return snapshot.subscription_id
+
+
+async def test_man_1_two_requests_in_one_claim_make_one_order_and_one_renewal_in_progress(
+    renewal_db: DatabaseSettings,
+) -> None:
+    csn = unique_csn()
+    sid = await _given(renewal_db, csn, TODAY + timedelta(days=20), payment_type="bank_transfer")
+    first, second = renewal_request(csn, [sid]), renewal_request(csn, [sid])
+    intake = record_renewal_request(CLOCK, "/renewal", POLICY)
+    await _run(renewal_db, intake, [_delivery(first, csn), _delivery(second, csn)])
+
+    pool = await create_pool(renewal_db)
+    try:
+        worker = BulkWorker(pool, CLOCK, POLICY, source="/renewal", per_claim=10, poll_seconds=1)
+        assert await worker.work_pending() == 2  # both batches in one claim
+    finally:
+        await pool.close()
+    events = await _outbox(renewal_db)
+    orders = [e for e in events if e["type"] == "order.requested"]
+    refusals = [e["data"] for e in events if e["type"] == "renewal.rejected"]
+    assert len(orders) == 1 and orders[0]["data"]["request_id"] == first.request_id
+    assert refusals == [
+        {
+            "request_id": second.request_id,
+            "subscription_id": sid,
+            "reasons": ["RENEWAL_IN_PROGRESS"],
+        }
+    ]
+    async with connection_to(renewal_db) as connection:
+        held = await connection.fetch("SELECT order_id, term_start FROM term_reservations")
+    assert [(r["order_id"], r["term_start"]) for r in held] == [
+        (orders[0]["data"]["order_id"], TODAY + timedelta(days=20))
+    ]
+
+
+async def test_life_3_life_5_money_for_an_expired_subscription_goes_back_once(
+    renewal_db: DatabaseSettings,
+) -> None:
+    csn = unique_csn()
+    renewal_date = TODAY - timedelta(days=60)  # past grace: expired
+    sid = await _given(renewal_db, csn, renewal_date, payment_type="bank_transfer")
+    async with connection_to(renewal_db) as connection:
+        await connection.execute(
+            "INSERT INTO orders (order_id, request_id, csn, subscription_ids)"
+            " VALUES ('O-late', NULL, $1, $2)",
+            csn,
+            [sid],
+        )
+    paid = PaymentSucceeded(
+        order_id="O-late", amount=Decimal("420.00"), currency="USD", payment_reference="P-1"
+    )
+    settle = billing_events_handler(CLOCK, "/renewal", POLICY)
+
+    events = await _run(renewal_db, settle, [_delivery(paid, csn), _delivery(paid, csn)])
+    assert [(e["type"], e["data"]["order_id"], e["data"]["reason"]) for e in events] == [
+        ("payment.refund_requested", "O-late", "EXPIRED")
+    ]
+    assert await _run(renewal_db, settle, [_delivery(paid, csn)]) == []  # seen again: nothing
+    async with connection_to(renewal_db) as connection:
+        assert (
+            await connection.fetchval(
+                "SELECT renewal_date FROM subscriptions WHERE subscription_id = $1", sid
+            )
+            == renewal_date
+        )
