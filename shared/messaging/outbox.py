@@ -35,6 +35,7 @@ from shared.db.types import DbConnection
 from shared.messaging.faults import OUTBOX_AFTER_PUBLISH_BEFORE_DELETE, FaultPoints
 from shared.messaging.loops import WorkLoop
 from shared.messaging.metrics import OUTBOX_BACKLOG, OUTBOX_PARKED, OUTBOX_PUBLISHED
+from shared.messaging.otlp import PublishedSpans
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +94,12 @@ class OutboxRelay:
         batch_size: int,
         poll_seconds: float,
         faults: FaultPoints | None = None,
+        spans: PublishedSpans | None = None,
     ) -> None:
         self.pool = pool
         self.broker = broker
         self.faults = faults or FaultPoints()
+        self.spans = spans  # OpenTelemetry export of what was published, when configured
         self.service = service
         self.channel = f"{schema}_outbox"
         self.lock_key = advisory_key(f"outbox:{schema}")
@@ -135,6 +138,10 @@ class OutboxRelay:
                 "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
             )
         OUTBOX_PUBLISHED.labels(self.service).inc(len(rows) - len(refused))
+        if self.spans is not None:
+            self.spans.published(
+                (row["topic"], row["value"]) for i, row in enumerate(rows) if i not in refused
+            )
         return len(rows)
 
     async def _publish(self, rows: list[asyncpg.Record]) -> dict[int, BaseException]:

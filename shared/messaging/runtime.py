@@ -31,6 +31,7 @@ from shared.messaging.http import HealthServer
 from shared.messaging.logs import configure_logging
 from shared.messaging.loops import WorkLoop
 from shared.messaging.metrics import sample_backlogs
+from shared.messaging.otlp import PublishedSpans
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.settings import MessagingSettings
 from shared.messaging.waiting import kafka_when_up, pool_when_up
@@ -177,7 +178,15 @@ class ServiceRuntime:
             batch_size=self.messaging.outbox_batch_size,
             poll_seconds=self.messaging.outbox_poll_seconds,
             faults=self.faults,
+            spans=self._published_spans(),
         )
+
+    def _published_spans(self) -> PublishedSpans | None:
+        endpoint = self.messaging.otlp_endpoint
+        if not endpoint:
+            return None
+        log.info("exporting spans over OTLP", extra={"endpoint": endpoint})
+        return PublishedSpans.to_endpoint(self.service, endpoint)
 
     async def _start_loops(self) -> None:
         assert self.relay is not None
@@ -227,6 +236,8 @@ class ServiceRuntime:
                 await task
 
     async def _close(self) -> None:
+        if self.relay is not None and self.relay.spans is not None:
+            self.relay.spans.shutdown()  # exports what is still buffered
         if self.health is not None:
             await self.health.stop()
         if self.pools.pool is not None:

@@ -10,21 +10,33 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import pytest
 from aiokafka.errors import KafkaTimeoutError
 from faststream.kafka import KafkaBroker
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
-from shared.contracts.envelope import CONTENT_TYPE, CloudEvent
+from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, new_event
 from shared.contracts.topics import Topic
 from shared.db.migrate import migrate
 from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
+from shared.messaging import tracing
 from shared.messaging.broker import create_broker
 from shared.messaging.client import TopicWatcher
+from shared.messaging.http import InLoopServer
 from shared.messaging.metrics import OUTBOX_PARKED
+from shared.messaging.otlp import PublishedSpans
 from shared.messaging.outbox import Outbox, OutboxRelay
 from shared.messaging.settings import MessagingSettings
 from shared.samples import event, price, unique_csn
@@ -306,3 +318,58 @@ async def test_two_relays_of_one_schema_keep_the_order_of_a_key(
 
     # CONTRACT.md: keyed by the CSN "so that everything about one customer stays in order".
     assert [s.event["id"] for s in seen] == [e.id for e in events]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class OtlpCollector:
+    """A minimal OTLP/HTTP trace receiver: what a Jaeger or an OpenTelemetry Collector gets."""
+
+    def __init__(self) -> None:
+        self.spans: list[Any] = []
+        self.server = InLoopServer(
+            Starlette(routes=[Route("/v1/traces", self.receive, methods=["POST"])]),
+            "127.0.0.1",
+            0,
+        )
+
+    async def receive(self, request: Request) -> Response:
+        export = ExportTraceServiceRequest.FromString(await request.body())
+        for resource in export.resource_spans:
+            for scope in resource.scope_spans:
+                self.spans += scope.spans
+        return Response(ExportTraceServiceResponse().SerializeToString())
+
+
+async def test_each_published_event_is_exported_as_a_span_of_its_trace_over_otlp(
+    pool: asyncpg.Pool,
+    broker: KafkaBroker,
+    fresh_topic: Topic,
+    scratch_database: DatabaseSettings,
+) -> None:
+    collector = OtlpCollector()
+    port = await collector.server.start()
+    try:
+        spans = PublishedSpans.to_endpoint("it", f"http://127.0.0.1:{port}")
+        outbox_relay = relay(pool, broker, scratch_database)
+        outbox_relay.spans = spans
+        command = event(price("P001"), subject=unique_csn(), source="/it/otlp")
+        caused = new_event(
+            price("P002"), subject=command.subject, source="/it/otlp", time=now(), cause=command
+        )
+        await write(pool, [(fresh_topic, command), (fresh_topic, caused)])
+        await drain(outbox_relay)
+        assert await asyncio.to_thread(spans.flush)
+        await eventually(lambda: len(collector.spans) == 2, timeout=10, what="two spans")
+    finally:
+        await collector.server.stop()
+
+    by_id = {span.span_id.hex(): span for span in collector.spans}
+    first, second = (tracing.parse(e.traceparent, e.tracestate) for e in (command, caused))
+    assert first is not None and second is not None
+    assert set(by_id) == {first.span_id, second.span_id}
+    assert {span.trace_id.hex() for span in collector.spans} == {first.trace_id}
+    assert by_id[second.span_id].parent_span_id.hex() == first.span_id
+    assert by_id[first.span_id].name == command.type
