@@ -21,6 +21,7 @@ from shared import eligibility
 from shared.catalog.store import load_prices, load_promotions
 from shared.clock import Clock
 from shared.eligibility import Policy, Price, Promotion, QuoteRequest
+from shared.messaging import tracing
 from shared.messaging.consumer import UnitOfWork
 from shared.messaging.faults import AUTOMATIC_QUOTES_AFTER_COMMIT, FaultPoints
 from shared.messaging.loops import WorkLoop
@@ -99,7 +100,8 @@ class AutomaticQuotes:
             promotions = [Promotion(**vars(p)) for p in await load_promotions(connection, products)]
             claimed: list[tuple[str, Any, str | None]] = []
             for row in rows:
-                quote_number = await self._quote(unit, row, held, prices, promotions)
+                with tracing.decision():  # one trace per automatic quote, and all it causes
+                    quote_number = await self._quote(unit, row, held, prices, promotions)
                 claimed.append((row["subscription_id"], row["renewal_date"], quote_number))
             await connection.executemany(
                 "INSERT INTO automatic_quotes (subscription_id, renewal_date, quote_number, created_at)"

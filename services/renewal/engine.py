@@ -48,6 +48,7 @@ from shared.eligibility import (
     reservation_reasons,
     round_money,
 )
+from shared.messaging import tracing
 from shared.messaging.faults import ENGINE_AFTER_COMMIT, ENGINE_BEFORE_COMMIT, FaultPoints
 from shared.messaging.loops import WorkLoop
 from shared.messaging.metrics import DUE_DATE_ENGINE
@@ -174,7 +175,9 @@ class EngineStep:
         products = {s.snapshot.product_code for s, _ in self.due}
         prices = [Price(**vars(p)) for p in await load_prices(connection, products)]
         for subscription, row in self.due:
-            self._decide_one(subscription, row["today"], row, prices)
+            # One trace per decision: its order, lapse or expiry and what they cause share it.
+            with tracing.decision():
+                self._decide_one(subscription, row["today"], row, prices)
 
     def _decide_one(
         self, subscription: Subscription, today: date, row: Any, prices: list[Price]
