@@ -31,6 +31,16 @@ class Hot:
     where: str  # module:CONSTANT the SQL is read from (None: inline below)
     params: Callable[[date, datetime], tuple[Any, ...]]
     sql: str | None = None
+    setup: str | None = None  # run first in the same (rolled back) transaction; $1 = today
+
+
+# "On a busy day": test clocks 100 days ahead for the first 250 scale CSNs (1,000 subscriptions,
+# about 300 of them due, more with a reminder or quote day passed): the claims then have rows
+# to work on, and their per-candidate costs (the subqueries) show in the plan.
+DUE_CLOCKS = (
+    "INSERT INTO test_clocks (csn, today) SELECT 'SCALE-' || lpad(n::text, 8, '0'),"
+    " $1::date + 100 FROM generate_series(0, 249) AS n ON CONFLICT (csn) DO NOTHING"
+)
 
 
 MODES = ("auto", "force_generic_plan")
@@ -43,7 +53,7 @@ SAVE_ORDER = """WITH saved AS (
            WHERE notification_key = 'order_confirmation:' || $1
              AND status = 'pending' AND attempts = 0 AND context ->> 'total' IS NULL"""
 
-HOT: tuple[Hot, ...] = (
+CLAIMS: tuple[Hot, ...] = (
     Hot(
         "renewal",
         "due-date engine: claim due subscriptions",
@@ -61,6 +71,13 @@ HOT: tuple[Hot, ...] = (
         "automatic quotes: claim due subscriptions",
         "services.quote.automatic:DUE",
         lambda today, now: (today, 30, None),
+    ),
+)
+HOT: tuple[Hot, ...] = (
+    *CLAIMS,
+    *(
+        Hot(c.service, c.name + ", on a busy day", c.where, c.params, c.sql, DUE_CLOCKS)
+        for c in CLAIMS
     ),
     Hot(
         "notification",
@@ -91,7 +108,7 @@ class Explained:
     name: str
     mode: str  # plan_cache_mode: auto (a custom plan for these values) | force_generic_plan
     milliseconds: float | None
-    scans: list[str]  # "Seq Scan on x (rows …)" lines: what a hot path must not do at scale
+    scans: list[str]  # nodes that read ≥ 1,000 rows in all, the most first: what must not grow
     buffers: str
     plan: str
     error: str | None = None
@@ -122,6 +139,8 @@ async def explain_all(today: date | None = None) -> list[Explained]:
                 await transaction.start()
                 try:
                     await connection.execute(f"SET LOCAL plan_cache_mode = {mode}")
+                    if hot.setup:
+                        await connection.execute(hot.setup, today)
                     rows = await connection.fetch(
                         f"EXPLAIN (ANALYZE, BUFFERS) {sql}", *hot.params(today, now)
                     )
@@ -137,11 +156,14 @@ async def explain_all(today: date | None = None) -> list[Explained]:
 
 def _read(hot: Hot, mode: str, plan: str) -> Explained:
     executed = re.search(r"Execution Time: ([\d.]+) ms", plan)
+    lines = plan.splitlines()
+    # Every node that reads a table (sequential or index scan), with the rows it read in all.
     scans = [
-        re.sub(r"\s+", " ", line.strip().lstrip("->").strip())
-        for line in plan.splitlines()
-        if "Seq Scan" in line
+        _scan(line, lines[i + 1 : i + 5])
+        for i, line in enumerate(lines)
+        if " Scan " in line and " on " in line and "never executed" not in line
     ]
+    scans = [text for text, read in sorted(scans, key=lambda scan: -scan[1]) if read >= 1000]
     top_buffers = next((line.strip() for line in plan.splitlines() if "Buffers:" in line), "")
     return Explained(
         hot.service,
@@ -152,6 +174,26 @@ def _read(hot: Hot, mode: str, plan: str) -> Explained:
         top_buffers.removeprefix("Buffers: "),
         plan,
     )
+
+
+def _scan(line: str, details: list[str]) -> tuple[str, int]:
+    """`Seq Scan on quotes q (… rows=0 loops=300)` + `Rows Removed by Filter: 10705` →
+    (`quotes (Seq Scan): 10,705 rows × 300 loops`, 3,211,500): the rows a node read in all."""
+    table = re.search(r"(\w+(?: Only)? Scan)(?: Backward)?(?: using \S+)? on (\S+)", line)
+    actual = re.search(r"actual time=[\d.]+\.\.[\d.]+ rows=(\d+) loops=(\d+)", line)
+    name = f"{table.group(2)} ({table.group(1)})" if table else "?"
+    if not actual:
+        return name, 0
+    removed = 0
+    for detail in details:
+        if "->" in detail:
+            break
+        found = re.search(r"Rows Removed by (?:Filter|Index Recheck): (\d+)", detail)
+        if found:
+            removed += int(found.group(1))
+    read, loops = int(actual.group(1)) + removed, int(actual.group(2))
+    text = f"{name}: {read:,} rows" + (f" × {loops:,} loops" if loops > 1 else "")
+    return text, read * loops
 
 
 def write_plans(explained: list[Explained], path: Path) -> None:
