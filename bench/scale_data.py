@@ -22,6 +22,7 @@ The rows are tagged by their `SCALE-` CSN; they go with the bench's database at 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -274,22 +275,30 @@ async def load(count: int, today: date, progress: Progress) -> dict[str, Any]:
     args = (today, datetime.now(UTC), json.dumps(template), count)
     started = time.monotonic()
     tables: dict[str, int] = {}
-    connections = {s: await service_connect(s) for s in {s for s, _ in STATEMENTS}}
-    try:
-        for service, connection in connections.items():
+
+    async def fill(service: str) -> None:
+        """One service's tables, in order, on its own connection: the four run side by side."""
+        connection = await service_connect(service)
+        try:
             await apply_migrations(connection, service, service)  # the tables as the product's
-        for service, sql in STATEMENTS:
-            table = sql.split("INSERT INTO ", 1)[1].split(" ", 1)[0]
-            step = time.monotonic()
-            status = await connections[service].execute(TYPED + sql, *args)
-            rows = int(status.rsplit(" ", 1)[1])
-            tables[f"{service}.{table}"] = tables.get(f"{service}.{table}", 0) + rows
-            progress(f"scale: {service}.{table} +{rows:,} rows in {time.monotonic() - step:.1f} s")
-        for service, connection in connections.items():
+            # Nothing here needs to survive a crash: no WAL flush per statement.
+            await connection.execute("SET synchronous_commit = off")
+            for owner, sql in STATEMENTS:
+                if owner != service:
+                    continue
+                table = sql.split("INSERT INTO ", 1)[1].split(" ", 1)[0]
+                step = time.monotonic()
+                status = await connection.execute(TYPED + sql, *args)
+                rows = int(status.rsplit(" ", 1)[1])
+                tables[f"{service}.{table}"] = tables.get(f"{service}.{table}", 0) + rows
+                progress(
+                    f"scale: {service}.{table} +{rows:,} rows in {time.monotonic() - step:.1f} s"
+                )
             step = time.monotonic()
             await connection.execute("ANALYZE")
             progress(f"scale: ANALYZE {service} in {time.monotonic() - step:.1f} s")
-    finally:
-        for connection in connections.values():
+        finally:
             await connection.close()
-    return {"rows": tables, "seconds": round(time.monotonic() - started, 1)}
+
+    await asyncio.gather(*(fill(service) for service in dict.fromkeys(s for s, _ in STATEMENTS)))
+    return {"rows": dict(sorted(tables.items())), "seconds": round(time.monotonic() - started, 1)}
