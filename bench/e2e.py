@@ -252,6 +252,8 @@ async def _read_range(
                         kind = next(
                             (v.decode() for k, v in r.headers or () if k == "ce-type"), None
                         )
+                        if kind == "email.sent" and r.value and CONFIRMATION not in r.value:
+                            kind = "email.sent (not a confirmation)"
                         found.append((r.topic, r.key, kind, r.timestamp))
                 if records and records[-1].offset >= wanted[tp][1] - 1:
                     remaining.discard(tp)

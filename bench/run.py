@@ -138,10 +138,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--keep-database", action="store_true", help="keep the bench's database at the end"
     )
     args = parser.parse_args(argv)
+    if args.database == DatabaseSettings().database:
+        parser.error(f"--database {args.database} is the dev database: the bench drops its own")
     if args.engine_only:
         if args.no_engine:
             parser.error("--engine-only and --no-engine exclude each other")
         args.no_ceilings = args.no_e2e = args.no_busy = args.no_bulk = True
+        args.no_scale = args.no_scale or args.scale is None  # at scale only when asked
     args.engine_subscriptions = args.engine_subscriptions or (1000 if args.quick else 10_000)
     args.engine_timeout = args.engine_timeout or max(120.0, args.engine_subscriptions / 20)
     args.subscriptions = args.subscriptions or (200 if args.quick else 2000)
