@@ -509,14 +509,14 @@ def render_scale(
             scale_auto and scale_auto.engine_busy_rate,
         ),
     ):
-        ratio = full / empty if empty and full else None
+        ratio = full / empty if empty and full is not None else None
         rows.append(
             [
                 name,
                 empty,
                 full,
-                f"{ratio:.0%}" if ratio else "-",
-                ("yes" if ratio >= 0.9 else "NO") if ratio else "-",
+                f"{ratio:.0%}" if ratio is not None else "-",
+                ("yes" if ratio >= 0.9 else "NO") if ratio is not None else "-",
             ]
         )
         out.setdefault("ratios", {})[name] = _round(ratio, 3)
