@@ -320,7 +320,7 @@ async def run(
     plan = {csn: [f"{csn}-SUB-{i + 1}" for i in range(per_request)] for csn in csns}
     buyers = {samples.buyer_of(csn).email for csn in csns}
     stage_topics = sorted({topic for topic, *_ in STAGES})
-    with SmtpSink(buyers, LOG_DIR) as smtp:
+    with SmtpSink(buyers, LOG_DIR.parent) as smtp:  # the stack clears LOG_DIR
         env = {"RENEWALS_NOTIFICATION_SMTP_PORT": str(smtp.port), **extra_env}
         progress(f"smtp: the sink (pid {smtp.pid}) on 127.0.0.1:{smtp.port}")
         with service_stack(env, progress) as services:

@@ -222,7 +222,7 @@ async def run(
     due_on = date.today() + timedelta(days=DUE_IN_DAYS)
     buyers = {samples.buyer_of(csn).email for csn in plan}
     step_topics = sorted({topic for topic, *_ in STEPS})
-    with SmtpSink(buyers, LOG_DIR) as smtp:
+    with SmtpSink(buyers, LOG_DIR.parent) as smtp:  # the stack clears LOG_DIR
         env = {"RENEWALS_NOTIFICATION_SMTP_PORT": str(smtp.port), **extra_env}
         progress(f"engine: the SMTP sink (pid {smtp.pid}) on 127.0.0.1:{smtp.port}")
         with e2e.service_stack(env, progress, LOG_DIR) as services:

@@ -979,6 +979,12 @@ def main(argv: list[str] | None = None) -> int:
         parts.append(f"{args.kafka_messages:,} Kafka messages")
     if not args.no_engine:
         parts.append(f"{args.engine_subscriptions:,} automatic renewals by the due-date engine")
+    if args.busy_subscriptions:
+        parts.append(f"{args.busy_subscriptions:,} on busy dates")
+    if args.bulk_requests:
+        parts.append(f"{args.bulk_requests} bulk-{BULK_SIZE} requests at half load")
+    if args.scale:
+        parts.append(f"then again among {args.scale:,} subscriptions")
     progress(f"bench: {', '.join(parts) or 'nothing to do'}{' (quick)' if args.quick else ''}")
     try:
         results = asyncio.run(measure(args, bootstrap))
