@@ -56,7 +56,7 @@ def render_mail(checks: dict[str, MailCheck]) -> dict[str, Any]:
             check.without_total,
             check.duplicates,
             ", ".join(f"{k} {n:,}" for k, n in sorted(check.by_kind.items())),
-            "good" if check.good else "BAD",
+            ("good" if check.messages else "no email") if check.good else "BAD",
         ]
         for phase, check in checks.items()
     ]
