@@ -97,6 +97,7 @@ class SinkProtocol(asyncio.Protocol):
     def __init__(self, tally: Tally) -> None:
         self.tally = tally
         self.buffer = b""
+        self.searched = 0  # how much of the buffer is known not to hold the end of DATA
         self.in_data = False
         self.recipients: list[str] = []
         self.transport: asyncio.Transport | None = None
@@ -115,10 +116,13 @@ class SinkProtocol(asyncio.Protocol):
                 if self.buffer.startswith(b".\r\n"):
                     message, self.buffer = b"", self.buffer[3:]
                 else:
-                    end = self.buffer.find(END_OF_DATA)
+                    # Only what arrived since the last look (and 4 bytes before) is searched.
+                    end = self.buffer.find(END_OF_DATA, max(0, self.searched - 4))
                     if end < 0:
+                        self.searched = len(self.buffer)
                         break
                     message, self.buffer = self.buffer[:end], self.buffer[end + 5 :]
+                self.searched = 0
                 self.tally.add(self.recipients, message)
                 self.in_data = False
                 self.recipients = []

@@ -49,3 +49,33 @@ def test_the_sink_counts_duplicates_and_confirmations_without_total() -> None:
     assert checked.without_total == 1
     assert checked.by_kind == {"order_confirmation": 3, "renewal_reminder": 1, "(no key)": 1}
     assert not checked.good
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.written = b""
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_message_split_anywhere_across_packets_is_one_message() -> None:
+
+    from bench.smtp_sink import SinkProtocol, Tally
+
+    dialogue = (
+        b"EHLO x\r\nMAIL FROM:<r@example.com>\r\nRCPT TO:<buyer@x.example.com>\r\nDATA\r\n"
+        + _confirmation("order_confirmation:9", True)
+        + b".\r\nQUIT\r\n"
+    )
+    for size in (1, 2, 3, 7, 64):
+        tally = Tally({"buyer@x.example.com"})
+        protocol = SinkProtocol(tally)
+        protocol.transport = _Transport()  # type: ignore[assignment]
+        for first in range(0, len(dialogue), size):
+            protocol.data_received(dialogue[first : first + size])
+        assert tally.messages == 1, size
+        assert tally.records[0][1:] == ("order_confirmation:9", True, True)
