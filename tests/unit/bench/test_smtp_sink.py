@@ -63,7 +63,6 @@ class _Transport:
 
 
 def test_a_message_split_anywhere_across_packets_is_one_message() -> None:
-
     from bench.smtp_sink import SinkProtocol, Tally
 
     dialogue = (
