@@ -21,7 +21,8 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench import procstat
-from bench.smtp import SmtpServer, free_port
+from bench import smtp as mail
+from bench.smtp import SmtpSink, free_port
 from services.launcher import REPO_ROOT, SERVICES, ServiceProcess, running_services
 from shared import samples
 from shared.contracts import topics
@@ -32,6 +33,11 @@ Progress = Callable[[str], None]
 LOG_DIR = REPO_ROOT / ".local" / "bench" / "logs"
 PUBLISH_CHUNK = 500
 IDLE_SECONDS = 2.0
+# Renewal dates for which nothing else is due today: reminders go 90, 30 and 7 days before
+# (the one 90 days before is already past when the subscription arrives), automatic quotes 30.
+QUIET_DAYS = (45,)
+# Dates that also make reminders and automatic quotes due, as real subscriptions' do.
+BUSY_DAYS = (30, 7)
 
 # The flow's visible steps, in order: (topic, CloudEvent type, what the step did, by whom).
 STAGES = (
@@ -45,7 +51,9 @@ OTHERS = "anything else on the machine"
 KAFKA = "kafka broker"
 POSTGRES = "postgresql: the services' backends"
 POSTGRES_SHARED = "postgresql: WAL writer, checkpointer... (shared)"
-BENCH = "bench (this process, SMTP included)"
+BENCH = "bench (this process)"
+SMTP_SINK = "smtp sink (bench/smtp_sink.py)"
+CONFIRMATION = b'"kind":"order_confirmation"'
 FAILURES = {"renewal.rejected", "payment.failed", "payment.rejected", "email.failed"}
 
 
@@ -68,6 +76,8 @@ class TimedWatcher(TopicWatcher):
             for records in batches.values():
                 for r in records:
                     kind = next((v.decode() for k, v in r.headers or () if k == "ce-type"), None)
+                    if kind == "email.sent" and r.value and CONFIRMATION not in r.value:
+                        kind = "email.sent (not a confirmation)"  # a reminder, a quote...
                     self.arrivals.append((now, r.key, kind))
 
 
@@ -114,6 +124,8 @@ class E2EResult:
     failures: dict[str, int]
     setup_seconds: float
     idle_cpu: dict[str, float]  # share of one core per process while the stack waited
+    mail: mail.MailCheck | None = None
+    per_request: int = 1
 
     @property
     def rate(self) -> float:
@@ -240,6 +252,8 @@ async def _read_range(
                         kind = next(
                             (v.decode() for k, v in r.headers or () if k == "ce-type"), None
                         )
+                        if kind == "email.sent" and r.value and CONFIRMATION not in r.value:
+                            kind = "email.sent (not a confirmation)"
                         found.append((r.topic, r.key, kind, r.timestamp))
                 if records and records[-1].offset >= wanted[tp][1] - 1:
                     remaining.discard(tp)
@@ -294,29 +308,39 @@ async def run(
     progress: Progress,
     timeout: float,
     extra_env: dict[str, str],
+    per_request: int = 1,
+    pace_per_s: float | None = None,
+    renewal_in_days: tuple[int, ...] = QUIET_DAYS,
 ) -> E2EResult:
+    """`count` renewal requests of `per_request` subscriptions each (one CSN per request),
+    published at once or `pace_per_s` a second; renewal dates `renewal_in_days` from today,
+    in turn (QUIET_DAYS: no reminder or automatic quote is due for them)."""
     setup_started = time.monotonic()
     csns = [samples.unique_csn("BENCH") for _ in range(count)]
+    plan = {csn: [f"{csn}-SUB-{i + 1}" for i in range(per_request)] for csn in csns}
     buyers = {samples.buyer_of(csn).email for csn in csns}
     stage_topics = sorted({topic for topic, *_ in STAGES})
-    with SmtpServer(buyers) as smtp:
+    with SmtpSink(buyers, LOG_DIR.parent) as smtp:  # the stack clears LOG_DIR
         env = {"RENEWALS_NOTIFICATION_SMTP_PORT": str(smtp.port), **extra_env}
-        progress(f"smtp: counting server on 127.0.0.1:{smtp.port}")
+        progress(f"smtp: the sink (pid {smtp.pid}) on 127.0.0.1:{smtp.port}")
         with service_stack(env, progress) as services:
             pids = {name: s.process.pid for name, s in services.items() if s.process}
+            sink = smtp.pid
             async with UpstreamClient(bootstrap) as client:
-                await _setup(client, csns, progress)
-                idle = await _idle_cpu(pids, progress)
+                await _setup(client, plan, renewal_in_days, progress)
+                idle = await _idle_cpu(pids, sink, progress)
                 commands = [
-                    samples.event(samples.renewal_request(csn, [f"{csn}-SUB-1"]), subject=csn)
-                    for csn in csns
+                    samples.event(samples.renewal_request(csn, ids), subject=csn)
+                    for csn, ids in plan.items()
                 ]
                 offsets_before = await _end_offsets(bootstrap, stage_topics)
                 metrics_before = {n: procstat.scrape(s.port) for n, s in services.items()}
-                cpu_before = _cpu_snapshot(pids)
+                cpu_before = _cpu_snapshot(pids, sink)
                 setup_seconds = time.monotonic() - setup_started
-                timed = await _timed(bootstrap, client, commands, smtp, services, timeout, progress)
-                cpu = _cpu_delta(cpu_before, _cpu_snapshot(pids))
+                timed = await _timed(
+                    bootstrap, client, commands, smtp, services, timeout, progress, pace_per_s
+                )
+                cpu = _cpu_delta(cpu_before, _cpu_snapshot(pids, sink))
                 metrics_after = {n: procstat.scrape(s.port) for n, s in services.items()}
                 costs = [
                     ServiceCost(
@@ -333,6 +357,7 @@ async def run(
                     for name, pid in pids.items()
                 ]
                 offsets_after = await _end_offsets(bootstrap, stage_topics)
+            checked = mail.check(smtp.received())
     progress("analysis: reading the flow's intermediate events back from Kafka")
     records = await _read_range(bootstrap, offsets_before, offsets_after)
     stages, failures = _stages(records, timed.published_wall, timed.started_wall)
@@ -352,35 +377,47 @@ async def run(
         failures=failures,
         setup_seconds=setup_seconds,
         idle_cpu=idle,
+        mail=checked,
+        per_request=per_request,
     )
 
 
-async def _setup(client: UpstreamClient, csns: list[str], progress: Progress) -> None:
+async def _setup(
+    client: UpstreamClient,
+    plan: dict[str, list[str]],
+    renewal_in_days: tuple[int, ...],
+    progress: Progress,
+) -> None:
     """Not timed: the price and the subscriptions, until renewal has stored them all."""
     await client.send(topics.CATALOG_EVENTS, samples.event(samples.price(), subject="ACDLT"))
-    renewal_date = date.today() + timedelta(days=30)
+    dates = [date.today() + timedelta(days=days) for days in renewal_in_days]
     upserts = [
         samples.event(
-            samples.subscription(f"{csn}-SUB-1", csn, renewal_date=renewal_date), subject=csn
+            samples.subscription(sid, csn, renewal_date=dates[n % len(dates)]), subject=csn
         )
-        for csn in csns
+        for n, (csn, ids) in enumerate(plan.items())
+        for sid in ids
     ]
     for first in range(0, len(upserts), 1000):
         await client.send_many(topics.SUBSCRIPTION_EVENTS, upserts[first : first + 1000])
-    progress(f"setup: published 1 price and {len(csns):,} subscription.upserted")
+    progress(
+        f"setup: published 1 price and {len(upserts):,} subscription.upserted (renewal dates"
+        f" {', '.join(f'+{d}' for d in renewal_in_days)} days)"
+    )
     admin = await admin_connect()
     try:
-        await _wait_stored(admin, csns, progress)
+        await _wait_stored(admin, list(plan), progress, expected=len(upserts))
         await _wait_quiet(admin, progress)
     finally:
         await admin.close()
 
 
-async def _idle_cpu(pids: dict[str, int], progress: Progress) -> dict[str, float]:
+async def _idle_cpu(pids: dict[str, int], sink: int, progress: Progress) -> dict[str, float]:
     """What each process burns while the stack has nothing to do (share of one core)."""
-    before = _cpu_snapshot(pids)
+    before = _cpu_snapshot(pids, sink)
     await asyncio.sleep(IDLE_SECONDS)
-    idle = {k: v / IDLE_SECONDS for k, v in _cpu_delta(before, _cpu_snapshot(pids)).items()}
+    after = _cpu_snapshot(pids, sink)
+    idle = {k: v / IDLE_SECONDS for k, v in _cpu_delta(before, after).items()}
     progress(
         f"setup: the idle stack uses {sum(idle[n] for n in pids):.0%} of a core (services),"
         f" Kafka {idle.get(KAFKA, 0):.0%}, PostgreSQL {idle.get(POSTGRES, 0):.0%};"
@@ -405,19 +442,27 @@ async def _timed(
     bootstrap: str,
     client: UpstreamClient,
     commands: list[Any],
-    smtp: SmtpServer,
+    smtp: SmtpSink,
     services: dict[str, ServiceProcess],
     timeout: float,
     progress: Progress,
+    pace_per_s: float | None = None,
 ) -> Timed:
-    """Publish every command as fast as possible; wait for every email.sent and SMTP message."""
+    """Publish the commands (as fast as possible, or `pace_per_s` a second); wait for every
+    confirmation's email.sent and SMTP message."""
     published: dict[str, float] = {}
     published_wall: dict[str, float] = {}
+    chunk_size = 1 if pace_per_s else PUBLISH_CHUNK
     async with TimedWatcher(bootstrap, [topics.NOTIFICATION_EVENTS]) as watcher:
-        progress(f"timed: publishing {len(commands):,} renewal.requested")
+        progress(
+            f"timed: publishing {len(commands):,} renewal.requested"
+            + (f", {pace_per_s:.2f} a second" if pace_per_s else "")
+        )
         started, started_wall = time.monotonic(), time.time()
-        for first in range(0, len(commands), PUBLISH_CHUNK):
-            chunk = commands[first : first + PUBLISH_CHUNK]
+        for first in range(0, len(commands), chunk_size):
+            if pace_per_s:
+                await asyncio.sleep(max(0.0, started + first / pace_per_s - time.monotonic()))
+            chunk = commands[first : first + chunk_size]
             now, wall = time.monotonic(), time.time()
             for event in chunk:
                 published[event.subject] = now
@@ -431,15 +476,16 @@ async def _timed(
         sent, complete = await _wait_done(
             watcher, smtp, services, published, started, timeout, progress
         )
-    smtp_arrivals = list(smtp.handler.arrivals)
-    ended = max([*sent.values(), *smtp_arrivals]) if complete else time.monotonic()
+    stats = smtp.stats()
+    last_email = [stats["last_confirmation"]] if stats["last_confirmation"] else []
+    ended = max([*sent.values(), *last_email]) if complete else time.monotonic()
     return Timed(
         published=published,
         published_wall=published_wall,
         started_wall=started_wall,
         publish_seconds=publish_seconds,
         sent=sent,
-        smtp_received=len(smtp_arrivals),
+        smtp_received=int(stats["watched_confirmations"]),
         complete=complete,
         seconds=ended - started,
     )
@@ -453,8 +499,10 @@ class CpuSnapshot:
     machine: float  # the whole machine's busy CPU seconds
 
 
-def _cpu_snapshot(pids: dict[str, int]) -> CpuSnapshot:
+def _cpu_snapshot(pids: dict[str, int], sink: int | None = None) -> CpuSnapshot:
     processes = {name: procstat.cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
+    if sink:
+        processes[SMTP_SINK] = procstat.cpu_seconds(sink) or 0.0
     kafka = procstat.infra_pid("kafka")
     if kafka:
         processes[KAFKA] = procstat.cpu_seconds(kafka) or 0.0
@@ -525,7 +573,7 @@ async def _wait_quiet(admin: asyncpg.Connection, progress: Progress) -> None:
 
 async def _wait_done(
     watcher: TimedWatcher,
-    smtp: SmtpServer,
+    smtp: SmtpSink,
     services: dict[str, ServiceProcess],
     published: dict[str, float],
     started: float,
@@ -545,7 +593,7 @@ async def _wait_done(
                 if csn in published and csn not in sent:
                     sent[csn] = arrived
         scanned = len(arrivals)
-        received = smtp.handler.count
+        received = smtp.confirmations
         now = time.monotonic()
         if len(sent) >= count and received >= count:
             progress(

@@ -21,7 +21,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from bench import e2e, procstat
-from bench.smtp import SmtpServer
+from bench import smtp as mail
+from bench.smtp import SmtpSink
 from services.launcher import ServiceProcess
 from shared import samples
 from shared.contracts import topics
@@ -122,6 +123,8 @@ class EngineResult:
     infra_cpu: dict[str, float]
     handlers: dict[str, dict[str, dict[str, float]]]
     subscriptions_in_table: int
+    mail: mail.MailCheck
+    cpu_with_email: dict[str, float]
     clock_samples: list[tuple[float, float]] = field(default_factory=list)
 
     @property
@@ -219,9 +222,9 @@ async def run(
     due_on = date.today() + timedelta(days=DUE_IN_DAYS)
     buyers = {samples.buyer_of(csn).email for csn in plan}
     step_topics = sorted({topic for topic, *_ in STEPS})
-    with SmtpServer(buyers) as smtp:
+    with SmtpSink(buyers, LOG_DIR.parent) as smtp:  # the stack clears LOG_DIR
         env = {"RENEWALS_NOTIFICATION_SMTP_PORT": str(smtp.port), **extra_env}
-        progress(f"engine: counting SMTP server on 127.0.0.1:{smtp.port}")
+        progress(f"engine: the SMTP sink (pid {smtp.pid}) on 127.0.0.1:{smtp.port}")
         with e2e.service_stack(env, progress, LOG_DIR) as services:
             pids = {name: s.process.pid for name, s in services.items() if s.process}
             async with UpstreamClient(bootstrap) as client:
@@ -240,7 +243,7 @@ async def run(
                 metrics_before = {
                     n: await _scrape(s.port, progress, n) for n, s in services.items()
                 }
-                cpu_before = e2e._cpu_snapshot(pids)
+                cpu_before = e2e._cpu_snapshot(pids, smtp.pid)
                 async with RenewedWatcher(bootstrap, [topics.RENEWAL_EVENTS]) as watcher:
                     progress(
                         f"engine timed: publishing test_clock.set today={due_on} for"
@@ -252,7 +255,13 @@ async def run(
                         watcher, smtp, services, plan, subscription_ids, started, timeout, progress
                     )
                 # CPU until the last renewal (the emails that follow are not part of the rate).
-                cpu = e2e._cpu_delta(cpu_before, waited.cpu_at_done or e2e._cpu_snapshot(pids))
+                cpu = e2e._cpu_delta(
+                    cpu_before, waited.cpu_at_done or e2e._cpu_snapshot(pids, smtp.pid)
+                )
+                # And until the last email: what a renewal costs, its confirmation included.
+                cpu_with_email = e2e._cpu_delta(
+                    cpu_before, waited.cpu_at_emails or e2e._cpu_snapshot(pids, smtp.pid)
+                )
                 metrics_after = {n: await _scrape(s.port, progress, n) for n, s in services.items()}
                 offsets_after = await e2e._end_offsets(bootstrap, step_topics)
             admin = await e2e.admin_connect()
@@ -300,6 +309,8 @@ async def run(
             for name in services
         },
         subscriptions_in_table=in_table,
+        mail=waited.mail,
+        cpu_with_email=cpu_with_email,
         clock_samples=waited.samples,
     )
 
@@ -341,11 +352,13 @@ class Waited:
     seconds: float
     samples: list[tuple[float, float]]  # (seconds after the clocks, engine metric value)
     cpu_at_done: e2e.CpuSnapshot | None
+    cpu_at_emails: e2e.CpuSnapshot | None
+    mail: mail.MailCheck
 
 
 async def _wait_renewed(
     watcher: RenewedWatcher,
-    smtp: SmtpServer,
+    smtp: SmtpSink,
     services: dict[str, ServiceProcess],
     plan: dict[str, list[str]],
     subscription_ids: set[str],
@@ -365,6 +378,7 @@ async def _wait_renewed(
     done_at: float | None = None
     complete = False
     cpu_at_done: e2e.CpuSnapshot | None = None
+    cpu_at_emails: e2e.CpuSnapshot | None = None
     pids = {name: s.process.pid for name, s in services.items() if s.process}
     while True:
         arrivals = watcher.arrivals
@@ -388,13 +402,15 @@ async def _wait_renewed(
         if done_at is None and len(renewed) >= count:
             done_at = max(renewed.values())
             complete = True
-            cpu_at_done = e2e._cpu_snapshot(pids)
+            cpu_at_done = e2e._cpu_snapshot(pids, smtp.pid)
             progress(
                 f"engine timed: {len(renewed):,}/{count:,} subscription.renewed after"
-                f" {done_at - started:.1f} s; {smtp.handler.count:,}/{count:,} emails so far"
+                f" {done_at - started:.1f} s; {smtp.count:,}/{count:,} emails so far"
             )
         if done_at is not None:
-            emails_done = smtp.handler.count >= count
+            emails_done = smtp.count >= count
+            if emails_done and cpu_at_emails is None:
+                cpu_at_emails = e2e._cpu_snapshot(pids, smtp.pid)
             if (emails_done or now - done_at > EMAIL_GRACE_SECONDS) and (
                 now - done_at >= SETTLE_SECONDS
             ):
@@ -417,16 +433,17 @@ async def _wait_renewed(
             ordered = f"{samples_[-1][1]:,.0f}" if samples_ else "?"
             progress(
                 f"engine timed: {len(renewed):,}/{count:,} subscription.renewed,"
-                f" {smtp.handler.count:,} emails after {now - started:.1f} s"
+                f" {smtp.count:,} emails after {now - started:.1f} s"
                 f" (renewal's engine counter: {ordered} automatic orders)"
             )
             last_report = now
         await asyncio.sleep(0.02)
-    arrivals_smtp = sorted(smtp.handler.arrivals)
+    received = smtp.received()
+    arrivals_smtp = sorted(r.arrived for r in received if r.watched)
     emails_seconds = arrivals_smtp[count - 1] - started if len(arrivals_smtp) >= count else None
     if complete:
         progress(
-            f"engine timed: {smtp.handler.count:,}/{count:,} emails"
+            f"engine timed: {len(arrivals_smtp):,}/{count:,} emails"
             + (f", the last after {emails_seconds:.1f} s" if emails_seconds else "")
         )
     end = done_at if done_at is not None else time.monotonic()
@@ -434,12 +451,14 @@ async def _wait_renewed(
         renewed=renewed,
         renewed_events=events,
         strangers=strangers,
-        emails=smtp.handler.count,
+        emails=len(arrivals_smtp),
+        mail=mail.check(received),
         emails_seconds=emails_seconds,
         complete=complete,
         seconds=end - started,
         samples=samples_,
         cpu_at_done=cpu_at_done,
+        cpu_at_emails=cpu_at_emails,
     )
 
 
