@@ -139,6 +139,7 @@ IMAGES: tuple[Image, ...] = (
         {
             "kafka-entrypoint.sh": "deploy/docker/kafka/entrypoint.sh",
             "server.properties": "deploy/local/kafka/server.properties",
+            "security.properties": "deploy/local/kafka/security.properties",
             "log4j2.properties": "deploy/docker/kafka/log4j2.properties",
         },
         generated=(KafkaJars(),),

@@ -367,7 +367,7 @@ pg_init() {
   mkdir -p "$PG_DATA"
   chmod 700 "$PG_DATA"
   pwfile="$(mktemp)"
-  secret PG_PASSWORD_POSTGRES >"$pwfile"
+  secret PG_PASSWORD_POSTGRES >"$pwfile" || exit 1
   if ((EUID == 0)); then chown postgres:postgres "$PG_DATA" "$pwfile"; fi
   as_postgres "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --pwfile="$pwfile" \
     --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 \
@@ -452,12 +452,19 @@ pg_up() {
 # As the superuser, on the socket (trust): the only use of it. The roles' passwords come from
 # the secrets file as psql variables.
 pg_bootstrap() {
+  local role key
+  local -A PASSWORDS
+  for role in postgres renewal billing quote notification; do
+    key=PG_PASSWORD_${role^^}
+    [[ $role == postgres ]] || key+=_SVC
+    PASSWORDS[$role]=$(secret "$key") || exit 1
+  done
   PGOPTIONS='-c client_min_messages=warning' "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 \
-    -v postgres_password="$(secret PG_PASSWORD_POSTGRES)" \
-    -v renewal_password="$(secret PG_PASSWORD_RENEWAL_SVC)" \
-    -v billing_password="$(secret PG_PASSWORD_BILLING_SVC)" \
-    -v quote_password="$(secret PG_PASSWORD_QUOTE_SVC)" \
-    -v notification_password="$(secret PG_PASSWORD_NOTIFICATION_SVC)" \
+    -v postgres_password="${PASSWORDS[postgres]}" \
+    -v renewal_password="${PASSWORDS[renewal]}" \
+    -v billing_password="${PASSWORDS[billing]}" \
+    -v quote_password="${PASSWORDS[quote]}" \
+    -v notification_password="${PASSWORDS[notification]}" \
     -h "$PG_SOCKET_DIR" -p "$PG_PORT" -U postgres -d postgres -f "$HERE/db_bootstrap.sql" ||
     die "postgres: deploy/local/db_bootstrap.sql failed"
 }

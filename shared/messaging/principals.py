@@ -247,6 +247,18 @@ def upstream_writer_of(topic: str) -> str | None:
     return None
 
 
+def _writes_cell(p: Principal) -> str:
+    dlqs = [t for t in p.writes if t.endswith(".dlq")]
+    cell = [f"`{t}`" for t in p.writes if t not in dlqs]
+    if dlqs and {t.removesuffix(".dlq") for t in dlqs} == set(p.reads):
+        cell.append("the `.dlq` of each topic it reads")
+    elif dlqs and set(dlqs) == {t.dlq for t in ALL_TOPICS}:
+        cell.append("every `.dlq` (replay markers)")
+    else:
+        cell += [f"`{t}`" for t in dlqs]
+    return ", ".join(cell) or "—"
+
+
 def table() -> str:
     """The ACLs as a Markdown table (the README's "Security" section)."""
     lines = [
@@ -255,13 +267,13 @@ def table() -> str:
     ]
     for p in PRINCIPALS:
         if p.kind is Kind.SUPER:
-            lines.append(f"| `{p.name}` | {p.who} | super user | super user | super user | |")
+            lines.append(f"| `{p.name}` | {p.who} | super user: no ACL applies | | | |")
             continue
         extra = ", ".join(
             f"{g.operation} {g.resource} `{g.name}{'*' if g.prefixed else ''}`" for g in p.extra
         )
         lines.append(
-            f"| `{p.name}` | {p.who} | {', '.join(f'`{t}`' for t in p.writes) or '—'} "
+            f"| `{p.name}` | {p.who} | {_writes_cell(p)} "
             f"| {', '.join(f'`{t}`' for t in p.reads) or '—'} "
             f"| {', '.join(f'`{g}*`' for g in p.group_prefixes) or '—'} | {extra} |"
         )

@@ -17,6 +17,7 @@ from shared.messaging.principals import (
     SERVICE_PRODUCES,
     Kind,
     principal,
+    table,
     upstream_writer_of,
     writers_of,
 )
@@ -77,3 +78,10 @@ def test_every_topic_someone_reads_has_a_writer_and_upstream_topics_have_an_owne
 
 def test_only_the_broker_and_the_bootstrap_are_super_users() -> None:
     assert [p.name for p in PRINCIPALS if p.kind is Kind.SUPER] == ["broker", "admin"]
+
+
+def test_the_readme_shows_the_acl_table_as_it_is() -> None:
+    """The README's Security section is a copy of `table()`: regenerate it with
+    `uv run python -m shared.messaging.principals` when the table changes."""
+    readme = (ASYNCAPI.parents[1] / "README.md").read_text()
+    assert table() in readme
