@@ -167,6 +167,7 @@ IMAGES: tuple[Image, ...] = (
             "shared": "shared",
             "services": "services",
             "deploy/local/create_topics.py": "deploy/local/create_topics.py",
+            "deploy/local/kafka_security.py": "deploy/local/kafka_security.py",
         },
         build_args={"UV_VERSION": UV_VERSION},
         generated=(LocalCertificateAuthorities(),),

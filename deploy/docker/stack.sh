@@ -43,6 +43,14 @@ load_settings() {
   RENEWALS_SECRETS_FILE="$(realpath -m "${RENEWALS_SECRETS_FILE:-$ROOT/.local/secrets.env}")"
   RENEWALS_STACK_SECRETS_DIR="${RENEWALS_STACK_SECRETS_DIR:-$ROOT/.local/docker/secrets-$PROJECT}"
   export RENEWALS_SECRETS_FILE RENEWALS_STACK_SECRETS_DIR
+  # Compose reads every env file even to stop or list: empty ones until `up` fills them.
+  (
+    umask 077
+    mkdir -p "$RENEWALS_STACK_SECRETS_DIR"
+    for service in renewal bulk_worker billing notification quote; do
+      touch "$RENEWALS_STACK_SECRETS_DIR/$service.env"
+    done
+  )
 }
 
 # secret <KEY>: one value of the secrets file.
@@ -63,7 +71,6 @@ prepare_secrets() {
     --env RENEWALS_SECRETS_FILE="/secrets/$(basename "$RENEWALS_SECRETS_FILE")" \
     "$RENEWALS_IMAGE_SERVICES" python -m shared.local_secrets ensure >/dev/null ||
     die "could not write the secrets file $RENEWALS_SECRETS_FILE"
-  (umask 077 && mkdir -p "$RENEWALS_STACK_SECRETS_DIR")
   for service in renewal bulk_worker billing notification quote; do
     principal=$service role=${service}_svc
     [[ $service == bulk_worker ]] && principal=renewal role=renewal_svc
@@ -178,6 +185,9 @@ cmd_down() {
   load_settings
   export_no_images
   "${COMPOSE[@]}" down --remove-orphans "$@"
+  # Forgetting the data forgets the services' env files too (the secrets file stays: `make run`
+  # and the next `make up` use it).
+  if [[ " $* " == *" --volumes "* ]]; then rm -rf "$RENEWALS_STACK_SECRETS_DIR"; fi
 }
 
 cmd_logs() {

@@ -7,8 +7,15 @@
 SELECT 'CREATE DATABASE renewals' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'renewals')
 \gexec
 
--- Passwords are psql variables (infra.sh and the container's entrypoint pass them from the
--- secrets file, shared/local_secrets.py): nothing here or in the repository knows them.
+-- Passwords come from the environment (infra.sh and the container's entrypoint set it from the
+-- secrets file, shared/local_secrets.py; never argv, which other users can read): nothing here
+-- or in the repository knows them. A missing one leaves its variable unset, and stops the script.
+\getenv postgres_password PG_PASSWORD_POSTGRES
+\getenv renewal_password PG_PASSWORD_RENEWAL_SVC
+\getenv billing_password PG_PASSWORD_BILLING_SVC
+\getenv quote_password PG_PASSWORD_QUOTE_SVC
+\getenv notification_password PG_PASSWORD_NOTIFICATION_SVC
+
 -- The superuser's, also on a data folder made before it was set by initdb.
 ALTER ROLE postgres PASSWORD :'postgres_password';
 

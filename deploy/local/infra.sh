@@ -53,10 +53,10 @@ SMTP_MAIL="$SMTP_DIR/mail"
 SMTP_LOG="$SMTP_DIR/smtp.log"
 
 PROMETHEUS_DIR="$LOCAL/prometheus"
+PROMETHEUS_LOG="$PROMETHEUS_DIR/prometheus.log"
 
 # Generated passwords (shared/local_secrets.py), mode 0600, never committed.
 SECRETS="${RENEWALS_SECRETS_FILE:-$LOCAL/secrets.env}"
-PROMETHEUS_LOG="$PROMETHEUS_DIR/prometheus.log"
 
 cd "$ROOT"
 
@@ -449,25 +449,20 @@ pg_up() {
   }
 }
 
-# As the superuser, on the socket (trust): the only use of it. The roles' passwords come from
-# the secrets file as psql variables.
-pg_bootstrap() {
-  local role key
-  local -A PASSWORDS
-  for role in postgres renewal billing quote notification; do
-    key=PG_PASSWORD_${role^^}
-    [[ $role == postgres ]] || key+=_SVC
-    PASSWORDS[$role]=$(secret "$key") || exit 1
+# As the superuser, on the socket (trust): the only use of it. The roles' passwords reach psql
+# in its environment (db_bootstrap.sql reads them with \getenv), never on its command line.
+pg_bootstrap() (
+  # A subshell: the exported passwords reach psql and nothing started later.
+  local key value
+  for key in PG_PASSWORD_POSTGRES PG_PASSWORD_RENEWAL_SVC PG_PASSWORD_BILLING_SVC \
+    PG_PASSWORD_QUOTE_SVC PG_PASSWORD_NOTIFICATION_SVC; do
+    value=$(secret "$key") || exit 1
+    export "$key=$value"
   done
   PGOPTIONS='-c client_min_messages=warning' "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 \
-    -v postgres_password="${PASSWORDS[postgres]}" \
-    -v renewal_password="${PASSWORDS[renewal]}" \
-    -v billing_password="${PASSWORDS[billing]}" \
-    -v quote_password="${PASSWORDS[quote]}" \
-    -v notification_password="${PASSWORDS[notification]}" \
     -h "$PG_SOCKET_DIR" -p "$PG_PORT" -U postgres -d postgres -f "$HERE/db_bootstrap.sql" ||
     die "postgres: deploy/local/db_bootstrap.sql failed"
-}
+)
 
 pg_down() {
   local pid

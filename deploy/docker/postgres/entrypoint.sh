@@ -22,11 +22,11 @@ BIN=/usr/lib/postgresql/15/bin
 SOCKETS=/run/postgresql
 as_postgres() { runuser -u postgres -- "$@"; }
 
-declare -A PASSWORDS
-for role in postgres renewal billing quote notification; do
-  key=PG_PASSWORD_${role^^}
-  [[ $role == postgres ]] || key+=_SVC
-  PASSWORDS[$role]=$(secret "$key") # an assignment: a missing one stops the script here
+# Each into the environment, where db_bootstrap.sql reads it (\getenv): never on a command line.
+for key in PG_PASSWORD_POSTGRES PG_PASSWORD_RENEWAL_SVC PG_PASSWORD_BILLING_SVC \
+  PG_PASSWORD_QUOTE_SVC PG_PASSWORD_NOTIFICATION_SVC; do
+  value=$(secret "$key") # an assignment: a missing one stops the script here
+  export "$key=$value"
 done
 
 rm -f /run/renewals-pg-ready
@@ -35,7 +35,7 @@ chown postgres:postgres "$PGDATA" "$SOCKETS"
 chmod 700 "$PGDATA"
 
 if [[ ! -f $PGDATA/PG_VERSION ]]; then
-  (umask 077 && echo "${PASSWORDS[postgres]}" >/tmp/pwfile) && chown postgres /tmp/pwfile
+  (umask 077 && echo "$PG_PASSWORD_POSTGRES" >/tmp/pwfile) && chown postgres /tmp/pwfile
   as_postgres "$BIN/initdb" -D "$PGDATA" -U postgres --pwfile=/tmp/pwfile \
     --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
   rm -f /tmp/pwfile
@@ -47,14 +47,13 @@ HBA
 fi
 
 as_postgres "$BIN/pg_ctl" -D "$PGDATA" -w -o "-c listen_addresses='' -k $SOCKETS" start >/dev/null
+# runuser keeps the environment (the passwords) for psql.
 as_postgres psql -q -h "$SOCKETS" -U postgres -d postgres \
-  -v postgres_password="${PASSWORDS[postgres]}" \
-  -v renewal_password="${PASSWORDS[renewal]}" \
-  -v billing_password="${PASSWORDS[billing]}" \
-  -v quote_password="${PASSWORDS[quote]}" \
-  -v notification_password="${PASSWORDS[notification]}" \
   -f /usr/local/share/renewals/db_bootstrap.sql
 as_postgres "$BIN/pg_ctl" -D "$PGDATA" -w -m fast stop >/dev/null
+
+unset PG_PASSWORD_POSTGRES PG_PASSWORD_RENEWAL_SVC PG_PASSWORD_BILLING_SVC \
+  PG_PASSWORD_QUOTE_SVC PG_PASSWORD_NOTIFICATION_SVC # the server needs none of them
 
 touch /run/renewals-pg-ready
 echo "postgres: listening on 127.0.0.1:$RENEWALS_PG_PORT"
