@@ -68,6 +68,7 @@ die() {
 
 # True when something accepts TCP connections on 127.0.0.1:<port>.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_closed() { ! port_open "$1"; }
 
 # Print the pid recorded in .local/run/<name>.pid when that process is alive and its command
 # line contains <pattern> (so a recycled pid is not taken for ours); remove a stale pid file.
@@ -626,6 +627,8 @@ cmd_restart_kafka() {
   say "kafka: SIGKILL pid $pid"
   kill -KILL "$pid" 2>/dev/null || true
   wait_for 20 "" gone "$pid" || die "kafka: pid $pid does not die"
+  # A JVM's main thread shows as a zombie while its other threads still hold the sockets.
+  wait_for 20 "" port_closed "$KAFKA_PORT" || die "kafka: 127.0.0.1:$KAFKA_PORT still open after pid $pid died"
   forget kafka
   kafka_start
   kafka_wait
@@ -781,6 +784,7 @@ cluster_kill() {
   say "cluster: SIGKILL broker $1 (pid $pid)"
   kill -KILL "$pid" 2>/dev/null || true
   wait_for 20 "" gone "$pid" || die "cluster: pid $pid does not die"
+  wait_for 20 "" port_closed "$(cluster_broker_port "$1")" || die "cluster: broker $1's port stays open"
   forget "cluster-$1"
 }
 

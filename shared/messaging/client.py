@@ -59,7 +59,7 @@ class UpstreamClient:
         self._producers: dict[str | None, AIOKafkaProducer] = {}
 
     async def __aenter__(self) -> UpstreamClient:
-        await self._producer_for(None)  # connects now: a refused principal fails here
+        await self.producer_for(None)  # connects now: a refused principal fails here
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -72,7 +72,8 @@ class UpstreamClient:
         """The producer of the default principal."""
         return self._producers[self.principal]
 
-    async def _producer_for(self, topic: str | None) -> AIOKafkaProducer:
+    async def producer_for(self, topic: str | None) -> AIOKafkaProducer:
+        """The producer of whoever writes `topic` (the default principal's for None)."""
         name = self.principal or (upstream_writer_of(topic) if topic else None)
         producer = self._producers.get(name)
         if producer is None:
@@ -92,7 +93,7 @@ class UpstreamClient:
     async def send_many(self, topic: Topic | str, events: Iterable[CloudEvent[Any]]) -> None:
         name = topic.name if isinstance(topic, Topic) else topic
         headers = [("content-type", CONTENT_TYPE.encode())]
-        producer = await self._producer_for(name)
+        producer = await self.producer_for(name)
         sends = [
             await producer.send(name, encode(e), key=e.subject.encode(), headers=headers)
             for e in events
@@ -101,7 +102,7 @@ class UpstreamClient:
 
     async def send_raw(self, topic: Topic | str, value: bytes, key: bytes | None = None) -> None:
         name = topic.name if isinstance(topic, Topic) else topic
-        await (await self._producer_for(name)).send_and_wait(name, value, key=key)
+        await (await self.producer_for(name)).send_and_wait(name, value, key=key)
 
 
 class TopicWatcher:
