@@ -24,8 +24,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared import samples
 from shared.contracts.envelope import CONTENT_TYPE, encode
+from shared.messaging.credentials import client_options
 
 Progress = Callable[[str], None]
+
+BENCH_PRINCIPAL = "test"
 
 
 @dataclass(frozen=True)
@@ -64,16 +67,18 @@ async def kafka_roundtrip(
 ) -> KafkaCeiling:
     topic = f"bench.roundtrip.{uuid.uuid4().hex[:8]}"
     payloads = _payloads(messages)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    # The test principal: the one that may make `bench.` topics (shared/messaging/principals.py).
+    access = client_options(bootstrap, principal=BENCH_PRINCIPAL)
+    admin = AIOKafkaAdminClient(**access)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, partitions, 1)])
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+            **access, enable_auto_commit=False, auto_offset_reset="earliest"
         )
         # The same producer settings as the services' broker (shared/messaging/broker.py).
         producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
+            **access,
             enable_idempotence=True,
             acks="all",
             linger_ms=5,

@@ -24,10 +24,11 @@ from bench import procstat
 from bench import smtp as mail
 from bench.smtp import SmtpSink, free_port
 from services.launcher import REPO_ROOT, SERVICES, ServiceProcess, running_services
-from shared import samples
+from shared import local_secrets, samples
 from shared.contracts import topics
 from shared.db.settings import DatabaseSettings
 from shared.messaging.client import TopicWatcher, UpstreamClient
+from shared.messaging.credentials import client_options
 
 Progress = Callable[[str], None]
 LOG_DIR = REPO_ROOT / ".local" / "bench" / "logs"
@@ -140,7 +141,7 @@ def admin_settings() -> dict[str, Any]:
         "port": database.port,
         "database": database.database,
         "user": "postgres",
-        "password": "postgres",
+        "password": local_secrets.database_password("postgres") or "",  # the secrets file's
     }
 
 
@@ -212,7 +213,7 @@ async def _backlog(connection: asyncpg.Connection) -> dict[str, int]:
 
 
 async def _end_offsets(bootstrap: str, names: list[str]) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()
@@ -235,7 +236,7 @@ async def _read_range(
     }
     if not wanted:
         return []
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     found: list[tuple[str, bytes | None, str | None, int]] = []
     try:

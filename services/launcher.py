@@ -19,6 +19,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared import local_secrets
+from shared.messaging.principals import SERVICE_PRINCIPAL
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STATE = REPO_ROOT / ".local"
 
@@ -38,6 +41,23 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("notification", "services.notification", 18084),
     ServiceSpec("quote", "services.quote", 18085),
 )
+
+
+# The database role of each service process (the bulk worker works renewal's schema).
+DATABASE_ROLE = {"bulk_worker": "renewal_svc"}
+
+
+def credentials_env(service: str) -> dict[str, str]:
+    """The service's own Kafka principal and database role, with their passwords from the
+    secrets file (`make infra-up` writes it): each process is given its own and no other."""
+    principal = SERVICE_PRINCIPAL[service]
+    role = DATABASE_ROLE.get(service, f"{service}_svc")
+    return {
+        "RENEWALS_KAFKA_USERNAME": principal,
+        "RENEWALS_KAFKA_PASSWORD": local_secrets.kafka_password(principal) or "",
+        "RENEWALS_PG_USER": role,
+        "RENEWALS_PG_PASSWORD": local_secrets.database_password(role) or "",
+    }
 
 
 @dataclass
@@ -60,7 +80,13 @@ class ServiceProcess:
 
     def start(self, extra_env: dict[str, str] | None = None) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.env, **(extra_env or {}), "RENEWALS_HTTP_PORT": str(self.port)}
+        env = {
+            **os.environ,
+            **credentials_env(self.spec.name),
+            **self.env,
+            **(extra_env or {}),
+            "RENEWALS_HTTP_PORT": str(self.port),
+        }
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", self.spec.module],

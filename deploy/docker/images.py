@@ -139,6 +139,7 @@ IMAGES: tuple[Image, ...] = (
         {
             "kafka-entrypoint.sh": "deploy/docker/kafka/entrypoint.sh",
             "server.properties": "deploy/local/kafka/server.properties",
+            "security.properties": "deploy/local/kafka/security.properties",
             "log4j2.properties": "deploy/docker/kafka/log4j2.properties",
         },
         generated=(KafkaJars(),),
@@ -166,6 +167,7 @@ IMAGES: tuple[Image, ...] = (
             "shared": "shared",
             "services": "services",
             "deploy/local/create_topics.py": "deploy/local/create_topics.py",
+            "deploy/local/kafka_security.py": "deploy/local/kafka_security.py",
         },
         build_args={"UV_VERSION": UV_VERSION},
         generated=(LocalCertificateAuthorities(),),

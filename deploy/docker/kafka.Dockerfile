@@ -7,8 +7,9 @@ RUN mkdir -p /usr/share/man/man1 \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless \
  && rm -rf /var/lib/apt/lists/*
 COPY libs/ /opt/kafka/libs/
-COPY server.properties log4j2.properties /opt/kafka/config/
+COPY server.properties security.properties log4j2.properties /opt/kafka/config/
 COPY kafka-entrypoint.sh /usr/local/bin/kafka-entrypoint
-ENV RENEWALS_KAFKA_PORT=9092 RENEWALS_KAFKA_CONTROLLER_PORT=9093 KAFKA_HEAP=512m
+ENV RENEWALS_KAFKA_PORT=9092 RENEWALS_KAFKA_CONTROLLER_PORT=9093 KAFKA_HEAP=512m \
+    RENEWALS_SECRETS_FILE=/run/secrets/renewals.env
 HEALTHCHECK --interval=1s --timeout=3s --retries=90 CMD bash -c 'exec 3<>/dev/tcp/127.0.0.1/$RENEWALS_KAFKA_PORT'
 ENTRYPOINT ["/usr/local/bin/kafka-entrypoint"]

@@ -10,6 +10,6 @@ RUN mkdir -p /etc/postgresql-common/createcluster.d \
  && rm -rf /var/lib/apt/lists/*
 COPY db_bootstrap.sql /usr/local/share/renewals/db_bootstrap.sql
 COPY postgres-entrypoint.sh /usr/local/bin/postgres-entrypoint
-ENV PGDATA=/var/lib/renewals-pg RENEWALS_PG_PORT=5432
+ENV PGDATA=/var/lib/renewals-pg RENEWALS_PG_PORT=5432 RENEWALS_SECRETS_FILE=/run/secrets/renewals.env
 HEALTHCHECK --interval=1s --timeout=3s --retries=60 CMD test -f /run/renewals-pg-ready && pg_isready -q -h 127.0.0.1 -p "$RENEWALS_PG_PORT"
 ENTRYPOINT ["/usr/local/bin/postgres-entrypoint"]

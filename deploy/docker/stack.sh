@@ -38,6 +38,51 @@ load_settings() {
   set +a
   export RENEWALS_MAIL_DIR="${RENEWALS_MAIL_DIR:-$ROOT/.local/docker/mail}"
   mkdir -p "$RENEWALS_MAIL_DIR"
+  # The secrets file (shared/local_secrets.py), the same as `make infra-up`'s unless told, and
+  # the services' own env files made from it (docker-compose.yml).
+  RENEWALS_SECRETS_FILE="$(realpath -m "${RENEWALS_SECRETS_FILE:-$ROOT/.local/secrets.env}")"
+  RENEWALS_STACK_SECRETS_DIR="${RENEWALS_STACK_SECRETS_DIR:-$ROOT/.local/docker/secrets-$PROJECT}"
+  export RENEWALS_SECRETS_FILE RENEWALS_STACK_SECRETS_DIR
+  # Compose reads every env file even to stop or list: empty ones until `up` fills them.
+  (
+    umask 077
+    mkdir -p "$RENEWALS_STACK_SECRETS_DIR"
+    for service in renewal bulk_worker billing notification quote; do
+      touch "$RENEWALS_STACK_SECRETS_DIR/$service.env"
+    done
+  )
+}
+
+# secret <KEY>: one value of the secrets file.
+secret() {
+  local value
+  value=$(sed -n "s/^$1=//p" "$RENEWALS_SECRETS_FILE" | tail -n 1)
+  [[ -n $value ]] || die "$1 missing from $RENEWALS_SECRETS_FILE"
+  echo "$value"
+}
+
+# The secrets file, made (or completed) on first start by the services image, which knows the
+# principals; then one env file per service process with its own principal and role only.
+prepare_secrets() {
+  local dir service principal role kafka_password pg_password
+  dir=$(dirname "$RENEWALS_SECRETS_FILE")
+  mkdir -p "$dir"
+  docker run --rm --network none -v "$dir:/secrets" \
+    --env RENEWALS_SECRETS_FILE="/secrets/$(basename "$RENEWALS_SECRETS_FILE")" \
+    "$RENEWALS_IMAGE_SERVICES" python -m shared.local_secrets ensure >/dev/null ||
+    die "could not write the secrets file $RENEWALS_SECRETS_FILE"
+  for service in renewal bulk_worker billing notification quote; do
+    principal=$service role=${service}_svc
+    [[ $service == bulk_worker ]] && principal=renewal role=renewal_svc
+    kafka_password=$(secret "KAFKA_PASSWORD_${principal^^}")
+    pg_password=$(secret "PG_PASSWORD_${role^^}")
+    (
+      umask 077
+      printf '%s\n' "RENEWALS_KAFKA_USERNAME=$principal" "RENEWALS_KAFKA_PASSWORD=$kafka_password" \
+        "RENEWALS_PG_USER=$role" "RENEWALS_PG_PASSWORD=$pg_password" \
+        >"$RENEWALS_STACK_SECRETS_DIR/$service.env"
+    )
+  done
 }
 
 # The tags of the images built from the current sources, built first when missing.
@@ -94,6 +139,7 @@ cmd_up() {
   "$HERE/engine.sh" up
   load_settings
   export_built_images
+  prepare_secrets
   say "starting the containers"
   "${COMPOSE[@]}" up --detach --remove-orphans 2>&1 | sed 's/^/  /'
   wait_healthy
@@ -121,7 +167,11 @@ in_services_image() {
   health+=",billing=127.0.0.1:$RENEWALS_BILLING_HTTP_PORT"
   health+=",notification=127.0.0.1:$RENEWALS_NOTIFICATION_HTTP_PORT"
   health+=",quote=127.0.0.1:$RENEWALS_QUOTE_HTTP_PORT"
+  # The operator's tools (the operator principal) and the demo (each upstream system's) read
+  # the secrets file, as they do from the clone.
   docker run --rm "${tty[@]}" --network host --env-file "$ENV_FILE" \
+    --volume "$RENEWALS_SECRETS_FILE:/run/secrets/renewals.env:ro" \
+    --env RENEWALS_SECRETS_FILE=/run/secrets/renewals.env \
     --env RENEWALS_HEALTH_SERVICES="$health" \
     --env RENEWALS_DEMO_MAIL_DIR="${RENEWALS_MAIL_DIR#"$ROOT/"}" \
     "$image" "$@"
@@ -135,6 +185,9 @@ cmd_down() {
   load_settings
   export_no_images
   "${COMPOSE[@]}" down --remove-orphans "$@"
+  # Forgetting the data forgets the services' env files too (the secrets file stays: `make run`
+  # and the next `make up` use it).
+  if [[ " $* " == *" --volumes "* ]]; then rm -rf "$RENEWALS_STACK_SECRETS_DIR"; fi
 }
 
 cmd_logs() {

@@ -20,6 +20,7 @@ from aiokafka.errors import KafkaError
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from shared.contracts.topics import ALL_TOPICS, DLQ_PARTITIONS
+from shared.messaging.credentials import client_options
 
 TOPIC_ALREADY_EXISTS = 36
 READINESS_GROUP = "deploy-local-readiness"
@@ -36,7 +37,10 @@ def wanted_partitions() -> dict[str, int]:
 async def connected_admin(bootstrap: str, deadline: float) -> AIOKafkaAdminClient:
     last_error: Exception | None = None
     while time.monotonic() < deadline:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+        # As the bootstrap's super user (shared/messaging/principals.py).
+        admin = AIOKafkaAdminClient(
+            **client_options(bootstrap, principal="admin"), request_timeout_ms=10_000
+        )
         try:
             await admin.start()
             await admin.list_topics()

@@ -55,6 +55,9 @@ SMTP_LOG="$SMTP_DIR/smtp.log"
 PROMETHEUS_DIR="$LOCAL/prometheus"
 PROMETHEUS_LOG="$PROMETHEUS_DIR/prometheus.log"
 
+# Generated passwords (shared/local_secrets.py), mode 0600, never committed.
+SECRETS="${RENEWALS_SECRETS_FILE:-$LOCAL/secrets.env}"
+
 cd "$ROOT"
 
 say() { printf 'infra: %s\n' "$*"; }
@@ -65,6 +68,7 @@ die() {
 
 # True when something accepts TCP connections on 127.0.0.1:<port>.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_closed() { ! port_open "$1"; }
 
 # Print the pid recorded in .local/run/<name>.pid when that process is alive and its command
 # line contains <pattern> (so a recycled pid is not taken for ours); remove a stale pid file.
@@ -159,6 +163,22 @@ require_uv() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Secrets: one password per Kafka principal and database role, made on the first `up`.
+
+secrets_ensure() {
+  RENEWALS_SECRETS_FILE="$SECRETS" "${UV_CMD[@]}" run --frozen python -m shared.local_secrets ensure >/dev/null ||
+    die "could not write the secrets file $SECRETS"
+}
+
+# secret <KEY>: one value of the secrets file.
+secret() {
+  local value
+  value=$(sed -n "s/^$1=//p" "$SECRETS" | tail -n 1)
+  [[ -n $value ]] || die "$1 missing from $SECRETS (delete the file to make a new one, with new storage)"
+  echo "$value"
+}
+
+# ---------------------------------------------------------------------------------------------
 # Kafka
 
 kafka_pid() { running_pid kafka "$KAFKA_PROPS"; }
@@ -183,12 +203,32 @@ kafka_libs() {
   mv "$staging" "$KAFKA_LIBS"
 }
 
-kafka_config() {
+# kafka_properties <template...>: the templates with their placeholders filled, on stdout.
+kafka_properties() {
   sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" \
     -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
     -e "s|@DATA_DIR@|$KAFKA_DATA|g" \
-    "$HERE/kafka/server.properties" >"$KAFKA_PROPS.tmp"
+    -e "s|@BROKER_PASSWORD@|$(secret KAFKA_PASSWORD_BROKER)|g" \
+    "$@"
+}
+
+kafka_config() {
+  (
+    umask 077 # the file holds the broker's password
+    kafka_properties "$HERE/kafka/server.properties" "$HERE/kafka/security.properties" >"$KAFKA_PROPS.tmp"
+  )
   mv "$KAFKA_PROPS.tmp" "$KAFKA_PROPS"
+}
+
+# The super users' SCRAM credentials go in at format time (KIP-900): the broker authenticates to
+# itself, and the bootstrap as admin, before any ACL or other user exists.
+kafka_scram_args() {
+  local line
+  SCRAM_ARGS=()
+  while IFS= read -r line; do SCRAM_ARGS+=(--add-scram "$line"); done < <(
+    RENEWALS_SECRETS_FILE="$SECRETS" "${UV_CMD[@]}" run --frozen python "$HERE/kafka_security.py" scram-args
+  )
+  ((${#SCRAM_ARGS[@]} > 0)) || die "kafka: no SCRAM credentials for the storage format"
 }
 
 KAFKA_JAVA=(java -Xmx512m -Djava.awt.headless=true
@@ -196,9 +236,21 @@ KAFKA_JAVA=(java -Xmx512m -Djava.awt.headless=true
   -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties"
   -cp "$KAFKA_LIBS/*")
 
+# Which super users' credentials a storage was formatted with (a hash, not the passwords).
+scram_stamp() { printf '%s\n' "${SCRAM_ARGS[@]}" | sha256sum | cut -d' ' -f1; }
+
 kafka_format() {
-  [[ -f $KAFKA_DATA/meta.properties ]] && return 0
   local cluster_id
+  kafka_scram_args
+  if [[ -f $KAFKA_DATA/meta.properties ]]; then
+    [[ $(cat "$KAFKA_DATA/.sasl-format" 2>/dev/null) == "$(scram_stamp)" ]] && return 0
+    # Formatted without these super users (before the broker had users, or with another
+    # secrets file): nobody could log in to it. Its data is local development data; the topics
+    # are made again.
+    say "kafka: the storage was formatted without the super users of ${SECRETS#"$ROOT/"}; formatting it again (its messages are dropped)"
+    rm -rf "$KAFKA_DATA"
+    mkdir -p "$KAFKA_DATA"
+  fi
   # What `kafka.tools.StorageTool random-uuid` prints, without starting a JVM for it: 16 random
   # bytes in URL-safe base64, never starting with "-".
   cluster_id="$(python3 -c 'import base64, os
@@ -206,10 +258,11 @@ while (i := base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")).start
 print(i)')"
   say "kafka: formatting storage (cluster id $cluster_id)"
   "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_PROPS" \
-    >"$KAFKA_LOGS/format.log" 2>&1 || {
+    "${SCRAM_ARGS[@]}" >"$KAFKA_LOGS/format.log" 2>&1 || {
     show_log_tail "$KAFKA_LOGS/format.log"
     die "kafka: storage format failed"
   }
+  scram_stamp >"$KAFKA_DATA/.sasl-format"
 }
 
 # Start the broker when it is not running; kafka_wait waits for it (other things start meanwhile).
@@ -251,8 +304,14 @@ kafka_wait() {
   fi
 }
 
+# The users and ACLs of shared/messaging/principals.py, then the topics, both as admin.
 kafka_topics() {
-  "${UV_CMD[@]}" run --frozen python "$HERE/create_topics.py" \
+  RENEWALS_SECRETS_FILE="$SECRETS" "${UV_CMD[@]}" run --frozen python "$HERE/kafka_security.py" sync \
+    --bootstrap "127.0.0.1:$KAFKA_PORT" --timeout "$KAFKA_START_TIMEOUT" || {
+    show_log_tail "$KAFKA_LOGS/server.log"
+    die "kafka: the broker refused the admin principal, or creating users and ACLs failed (logs above)"
+  }
+  RENEWALS_SECRETS_FILE="$SECRETS" "${UV_CMD[@]}" run --frozen python "$HERE/create_topics.py" \
     --bootstrap "127.0.0.1:$KAFKA_PORT" --timeout "$KAFKA_START_TIMEOUT" || {
     show_log_tail "$KAFKA_LOGS/server.log"
     die "kafka: the broker does not serve requests, or topic creation failed (logs above)"
@@ -309,7 +368,7 @@ pg_init() {
   mkdir -p "$PG_DATA"
   chmod 700 "$PG_DATA"
   pwfile="$(mktemp)"
-  echo postgres >"$pwfile"
+  secret PG_PASSWORD_POSTGRES >"$pwfile" || exit 1
   if ((EUID == 0)); then chown postgres:postgres "$PG_DATA" "$pwfile"; fi
   as_postgres "$PG_BIN/initdb" -D "$PG_DATA" -U postgres --pwfile="$pwfile" \
     --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 \
@@ -391,11 +450,20 @@ pg_up() {
   }
 }
 
-pg_bootstrap() {
+# As the superuser, on the socket (trust): the only use of it. The roles' passwords reach psql
+# in its environment (db_bootstrap.sql reads them with \getenv), never on its command line.
+pg_bootstrap() (
+  # A subshell: the exported passwords reach psql and nothing started later.
+  local key value
+  for key in PG_PASSWORD_POSTGRES PG_PASSWORD_RENEWAL_SVC PG_PASSWORD_BILLING_SVC \
+    PG_PASSWORD_QUOTE_SVC PG_PASSWORD_NOTIFICATION_SVC; do
+    value=$(secret "$key") || exit 1
+    export "$key=$value"
+  done
   PGOPTIONS='-c client_min_messages=warning' "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 \
     -h "$PG_SOCKET_DIR" -p "$PG_PORT" -U postgres -d postgres -f "$HERE/db_bootstrap.sql" ||
     die "postgres: deploy/local/db_bootstrap.sql failed"
-}
+)
 
 pg_down() {
   local pid
@@ -556,10 +624,13 @@ cmd_restart_kafka() {
   local pid
   require_uv
   lock
+  secrets_ensure
   pid=$(kafka_pid) || die "kafka: not running (make infra-up first)"
   say "kafka: SIGKILL pid $pid"
   kill -KILL "$pid" 2>/dev/null || true
   wait_for 20 "" gone "$pid" || die "kafka: pid $pid does not die"
+  # A JVM's main thread shows as a zombie while its other threads still hold the sockets.
+  wait_for 20 "" port_closed "$KAFKA_PORT" || die "kafka: 127.0.0.1:$KAFKA_PORT still open after pid $pid died"
   forget kafka
   kafka_start
   kafka_wait
@@ -614,11 +685,11 @@ controller.quorum.voters=$(
     IFS=,
     echo "${voters[*]}"
   )
-listeners=PLAINTEXT://127.0.0.1:$(cluster_broker_port "$node"),CONTROLLER://127.0.0.1:$(cluster_controller_port "$node")
-advertised.listeners=PLAINTEXT://127.0.0.1:$(cluster_broker_port "$node")
+listeners=CLIENT://127.0.0.1:$(cluster_broker_port "$node"),CONTROLLER://127.0.0.1:$(cluster_controller_port "$node")
+advertised.listeners=CLIENT://127.0.0.1:$(cluster_broker_port "$node")
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=CLIENT
+listener.security.protocol.map=CONTROLLER:SASL_PLAINTEXT,CLIENT:SASL_PLAINTEXT
 log.dirs=$CLUSTER_DIR/node$node/data
 offsets.topic.replication.factor=3
 transaction.state.log.replication.factor=3
@@ -635,6 +706,8 @@ num.network.threads=2
 num.io.threads=2
 log.retention.hours=24
 EOF
+  kafka_properties "$HERE/kafka/security.properties" >>"$(cluster_props "$node")"
+  chmod 600 "$(cluster_props "$node")"
 }
 
 cluster_java() {
@@ -661,6 +734,8 @@ cluster_start_node() {
 cluster_up() {
   local node cluster_id pid
   require_uv
+  secrets_ensure
+  kafka_scram_args
   mkdir -p "$KAFKA_DATA" "$KAFKA_LOGS" "$CLUSTER_DIR"
   command -v java >/dev/null || die "java not found: run deploy/local/bootstrap.sh first"
   kafka_libs
@@ -672,13 +747,20 @@ print(i)' >"$CLUSTER_DIR/cluster.id"
   cluster_id=$(<"$CLUSTER_DIR/cluster.id")
   for node in "${CLUSTER_NODES[@]}"; do
     cluster_config "$node"
+    if [[ -f $CLUSTER_DIR/node$node/data/meta.properties &&
+      $(cat "$CLUSTER_DIR/node$node/data/.sasl-format" 2>/dev/null) != "$(scram_stamp)" ]]; then
+      say "cluster: node $node was formatted without the super users of ${SECRETS#"$ROOT/"}; formatting it again"
+      rm -rf "$CLUSTER_DIR/node$node/data"
+      mkdir -p "$CLUSTER_DIR/node$node/data"
+    fi
     if [[ ! -f $CLUSTER_DIR/node$node/data/meta.properties ]]; then
       cluster_java "$node"
       "${CLUSTER_JAVA[@]}" kafka.tools.StorageTool format -t "$cluster_id" \
-        -c "$(cluster_props "$node")" >"$CLUSTER_DIR/node$node/logs/format.log" 2>&1 || {
+        -c "$(cluster_props "$node")" "${SCRAM_ARGS[@]}" >"$CLUSTER_DIR/node$node/logs/format.log" 2>&1 || {
         show_log_tail "$CLUSTER_DIR/node$node/logs/format.log"
         die "cluster: storage format of node $node failed"
       }
+      scram_stamp >"$CLUSTER_DIR/node$node/data/.sasl-format"
     fi
     cluster_start_node "$node"
   done
@@ -689,7 +771,10 @@ print(i)' >"$CLUSTER_DIR/cluster.id"
       die "cluster: broker $node does not answer"
     }
   done
-  "${UV_CMD[@]}" run --frozen python "$HERE/create_topics.py" --bootstrap "$(cluster_bootstrap)" \
+  RENEWALS_SECRETS_FILE="$SECRETS" "${UV_CMD[@]}" run --frozen python "$HERE/kafka_security.py" sync \
+    --bootstrap "$(cluster_bootstrap)" --timeout "$KAFKA_START_TIMEOUT" ||
+    die "cluster: creating users and ACLs failed"
+  RENEWALS_SECRETS_FILE="$SECRETS" "${UV_CMD[@]}" run --frozen python "$HERE/create_topics.py" --bootstrap "$(cluster_bootstrap)" \
     --replication-factor 3 --timeout "$KAFKA_START_TIMEOUT" ||
     die "cluster: topic creation failed"
   say "cluster: ready at $(cluster_bootstrap)"
@@ -701,6 +786,7 @@ cluster_kill() {
   say "cluster: SIGKILL broker $1 (pid $pid)"
   kill -KILL "$pid" 2>/dev/null || true
   wait_for 20 "" gone "$pid" || die "cluster: pid $pid does not die"
+  wait_for 20 "" port_closed "$(cluster_broker_port "$1")" || die "cluster: broker $1's port stays open"
   forget "cluster-$1"
 }
 
@@ -750,6 +836,7 @@ cmd_up() {
   local started=${EPOCHREALTIME/,/.}
   require_uv
   lock
+  secrets_ensure
   kafka_start
   pg_up
   pg_bootstrap
@@ -759,7 +846,8 @@ cmd_up() {
   kafka_topics
   say "ready in $(awk -v a="$started" -v b="${EPOCHREALTIME/,/.}" 'BEGIN { printf "%.1f", b - a }')s"
   table no
-  echo "  service roles: renewal_svc, billing_svc, quote_svc, notification_svc (password = name), superuser postgres/postgres"
+  echo "  Kafka: SASL/SCRAM-SHA-512, one principal each (shared/messaging/principals.py); PostgreSQL: one role per service"
+  echo "  passwords: ${SECRETS#"$ROOT/"} (generated, mode 0600; the README's Security section says who gets which)"
 }
 
 cmd_down() {

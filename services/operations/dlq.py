@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaProducer
 from services.operations.kafka import (
     Record,
     UnknownTopicError,
-    bootstrap_servers,
+    operator_options,
     partitions_of,
     read_range,
     reader,
@@ -262,9 +262,7 @@ async def replay(
     if dry_run or not todo:
         report.replayed = todo
         return report
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers(bootstrap), enable_idempotence=True, acks="all"
-    )
+    producer = AIOKafkaProducer(**operator_options(bootstrap), enable_idempotence=True, acks="all")
     await producer.start()
     try:
         sends = []

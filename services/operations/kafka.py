@@ -11,6 +11,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from shared.messaging.credentials import OPERATOR, client_options
 from shared.messaging.settings import MessagingSettings
 
 
@@ -18,11 +19,19 @@ def bootstrap_servers(bootstrap: str | None = None) -> str:
     return bootstrap or MessagingSettings().kafka_bootstrap
 
 
+def operator_options(bootstrap: str | None = None) -> dict[str, Any]:
+    """The operator principal's connection (RENEWALS_KAFKA_USERNAME may name another)."""
+    settings = MessagingSettings()
+    return client_options(
+        bootstrap_servers(bootstrap), principal=settings.kafka_username or OPERATOR
+    )
+
+
 @asynccontextmanager
 async def reader(bootstrap: str | None = None) -> AsyncIterator[AIOKafkaConsumer]:
     """A consumer of no group: it reads wherever it is told and never moves anyone's offsets."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers(bootstrap),
+        **operator_options(bootstrap),
         enable_auto_commit=False,
         request_timeout_ms=10_000,
     )
@@ -35,9 +44,7 @@ async def reader(bootstrap: str | None = None) -> AsyncIterator[AIOKafkaConsumer
 
 @asynccontextmanager
 async def admin(bootstrap: str | None = None) -> AsyncIterator[AIOKafkaAdminClient]:
-    client = AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap_servers(bootstrap), request_timeout_ms=10_000
-    )
+    client = AIOKafkaAdminClient(**operator_options(bootstrap), request_timeout_ms=10_000)
     await client.start()
     try:
         yield client

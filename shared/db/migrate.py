@@ -1,4 +1,4 @@
-"""Numbered SQL migrations for one service schema, applied once each under an advisory lock.
+"""Numbered SQL migrations for one service schema, applied once each under a lock of the schema.
 
 The shared messaging tables (`shared/db/migrations`) come first, then the service's own
 (`services/<service>/migrations`). Run at service start-up and by `python -m shared.db.migrate`.
@@ -12,7 +12,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.db.locks import advisory_key
+import asyncpg
+
 from shared.db.pool import connect
 from shared.db.settings import DatabaseSettings
 from shared.db.types import DbConnection
@@ -47,34 +48,43 @@ def migrations_for(service: str) -> list[Migration]:
     return found
 
 
-def _lock_key(schema: str) -> int:
-    return advisory_key(f"migrate:{schema}")
+async def _create_ledger(connection: DbConnection, schema: str) -> None:
+    """`schema_migrations`, once: replicas creating it at the same moment collide in the
+    catalog (a unique violation on pg_type) even with IF NOT EXISTS; the loser tries again."""
+    for attempt in range(5):
+        try:
+            await connection.execute(
+                f"""CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations (
+                        name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"""
+            )
+            return
+        except (asyncpg.UniqueViolationError, asyncpg.DuplicateTableError):
+            if attempt == 4:
+                raise
 
 
 async def apply_migrations(connection: DbConnection, schema: str, service: str) -> list[str]:
-    """Apply what is missing; returns the names applied. Safe to run from several replicas at once."""
-    await connection.execute("SELECT pg_advisory_lock($1)", _lock_key(schema))
-    try:
-        await connection.execute(
-            f"""CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations (
-                    name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"""
-        )
+    """Apply what is missing, in one transaction; returns the names applied. Safe to run from
+    several replicas at once: they queue on a lock of the schema's own `schema_migrations`
+    table, which no other service's role can reach (an advisory lock, database-wide, anyone
+    could take and so stop a service from starting)."""
+    await _create_ledger(connection, schema)
+    async with connection.transaction():
+        await connection.execute(f'LOCK TABLE "{schema}".schema_migrations IN EXCLUSIVE MODE')
         rows = await connection.fetch(f'SELECT name FROM "{schema}".schema_migrations')
         done = {row["name"] for row in rows}
         applied = []
         for migration in migrations_for(service):
             if migration.name in done:
                 continue
-            async with connection.transaction():
-                await connection.execute(migration.sql)
-                await connection.execute(
-                    f'INSERT INTO "{schema}".schema_migrations (name) VALUES ($1)', migration.name
-                )
-            log.info("migration applied", extra={"migration": migration.name, "schema": schema})
+            await connection.execute(migration.sql)
+            await connection.execute(
+                f'INSERT INTO "{schema}".schema_migrations (name) VALUES ($1)', migration.name
+            )
             applied.append(migration.name)
-        return applied
-    finally:
-        await connection.execute("SELECT pg_advisory_unlock($1)", _lock_key(schema))
+    for name in applied:
+        log.info("migration applied", extra={"migration": name, "schema": schema})
+    return applied
 
 
 async def migrate(service: str, settings: DatabaseSettings | None = None) -> list[str]:

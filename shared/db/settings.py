@@ -1,6 +1,9 @@
 """Where a service's database is, and which role and schema it uses."""
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared import local_secrets
 
 
 class DatabaseSettings(BaseSettings):
@@ -12,19 +15,23 @@ class DatabaseSettings(BaseSettings):
     port: int = 15432
     database: str = "renewals"
     user: str = ""
-    password: str = ""
+    password: str = Field(default="", repr=False)
     schema_name: str = ""
     pool_min_size: int = 1
     pool_max_size: int = 8
 
     @classmethod
     def for_service(cls, service: str) -> "DatabaseSettings":
-        """Dev defaults: role `<service>_svc` (password alike) owning schema `<service>`."""
+        """Role `<service>_svc` owning schema `<service>`. Its password: RENEWALS_PG_PASSWORD
+        (what the launcher and the container stack give each service, its own only), else the
+        secrets file's for that role (the operator tools and tests, run from the clone)."""
         settings = cls()
+        role = settings.user or f"{service}_svc"
+        password = settings.password if settings.password and settings.user in ("", role) else ""
         return settings.model_copy(
             update={
-                "user": settings.user or f"{service}_svc",
-                "password": settings.password or f"{service}_svc",
+                "user": role,
+                "password": password or local_secrets.database_password(role) or "",
                 "schema_name": settings.schema_name or service,
             }
         )

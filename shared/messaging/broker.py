@@ -1,9 +1,11 @@
-"""The Kafka broker every service uses: idempotent producer, acks from all replicas."""
+"""The Kafka broker every service uses: its own principal, idempotent producer, acks from all
+replicas."""
 
 import logging
 
 from faststream.kafka import KafkaBroker
 
+from shared.messaging.credentials import broker_security, credentials
 from shared.messaging.settings import MessagingSettings
 
 
@@ -11,6 +13,8 @@ def create_broker(settings: MessagingSettings, *, client_id: str) -> KafkaBroker
     return KafkaBroker(
         settings.kafka_bootstrap,
         client_id=client_id,
+        # The service's own principal (shared/messaging/principals.py), SASL/SCRAM-SHA-512.
+        security=broker_security(credentials(settings, service=client_id)),
         enable_idempotence=True,  # retries never duplicate or reorder within a partition
         acks="all",
         linger_ms=5,  # lets the relay's bursts travel as a few produce requests

@@ -16,6 +16,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, encode, json_object
 from shared.contracts.topics import Topic
+from shared.messaging.credentials import client_options
+from shared.messaging.principals import upstream_writer_of
 
 
 @dataclass(frozen=True)
@@ -45,19 +47,44 @@ class Seen:
 
 
 class UpstreamClient:
-    """An idempotent producer that sends CloudEvents keyed by their subject (the CSN)."""
+    """Idempotent producers that send CloudEvents keyed by their subject (the CSN), each as a
+    principal: `principal` when given, else the upstream system that writes the topic (the
+    portal for `renewal.commands`, the payment provider for `payment.events`: see
+    shared/messaging/principals.py), else RENEWALS_KAFKA_USERNAME's or the operator's."""
 
-    def __init__(self, bootstrap: str) -> None:
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, enable_idempotence=True, acks="all", linger_ms=5
-        )
+    def __init__(self, bootstrap: str, *, principal: str | None = None) -> None:
+        self.bootstrap = bootstrap
+        self.principal = principal
+        self._producers: dict[str | None, AIOKafkaProducer] = {}
 
     async def __aenter__(self) -> UpstreamClient:
-        await self.producer.start()
+        await self.producer_for(None)  # connects now: a refused principal fails here
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        await self.producer.stop()
+        for producer in self._producers.values():
+            await producer.stop()
+        self._producers.clear()
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        """The producer of the default principal."""
+        return self._producers[self.principal]
+
+    async def producer_for(self, topic: str | None) -> AIOKafkaProducer:
+        """The producer of whoever writes `topic` (the default principal's for None)."""
+        name = self.principal or (upstream_writer_of(topic) if topic else None)
+        producer = self._producers.get(name)
+        if producer is None:
+            producer = AIOKafkaProducer(
+                **client_options(self.bootstrap, principal=name),
+                enable_idempotence=True,
+                acks="all",
+                linger_ms=5,
+            )
+            await producer.start()
+            self._producers[name] = producer
+        return producer
 
     async def send(self, topic: Topic | str, event: CloudEvent[Any]) -> None:
         await self.send_many(topic, [event])
@@ -65,29 +92,35 @@ class UpstreamClient:
     async def send_many(self, topic: Topic | str, events: Iterable[CloudEvent[Any]]) -> None:
         name = topic.name if isinstance(topic, Topic) else topic
         headers = [("content-type", CONTENT_TYPE.encode())]
+        producer = await self.producer_for(name)
         sends = [
-            await self.producer.send(name, encode(e), key=e.subject.encode(), headers=headers)
+            await producer.send(name, encode(e), key=e.subject.encode(), headers=headers)
             for e in events
         ]
         await asyncio.gather(*sends)
 
     async def send_raw(self, topic: Topic | str, value: bytes, key: bytes | None = None) -> None:
         name = topic.name if isinstance(topic, Topic) else topic
-        await self.producer.send_and_wait(name, value, key=key)
+        await (await self.producer_for(name)).send_and_wait(name, value, key=key)
 
 
 class TopicWatcher:
     """Reads topics from their current end (as of `start`), collecting everything that arrives."""
 
-    def __init__(self, bootstrap: str, topics: Iterable[Topic | str]) -> None:
+    def __init__(
+        self, bootstrap: str, topics: Iterable[Topic | str], *, principal: str | None = None
+    ) -> None:
         self.bootstrap = bootstrap
+        self.principal = principal
         self.topics = [t.name if isinstance(t, Topic) else t for t in topics]
         self.seen: list[Seen] = []
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> TopicWatcher:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            **client_options(self.bootstrap, principal=self.principal), enable_auto_commit=False
+        )
         await consumer.start()
         partitions = [
             TopicPartition(topic, p)

@@ -30,7 +30,6 @@ from faststream.kafka import KafkaBroker
 
 from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, encode
 from shared.contracts.topics import Topic
-from shared.db.locks import advisory_key
 from shared.db.types import DbConnection
 from shared.messaging.faults import OUTBOX_AFTER_PUBLISH_BEFORE_DELETE, FaultPoints
 from shared.messaging.loops import WorkLoop
@@ -79,8 +78,10 @@ class Outbox:
 class OutboxRelay:
     """Publishes a schema's outbox in id order, in batches, through the idempotent producer.
 
-    One relay of a schema publishes at a time (a transaction-scoped advisory lock): replicas
-    take over from each other, never interleave, so the events of one key keep their order.
+    One relay of a schema publishes at a time (the lock on its `outbox_lock` row, held by the
+    claim's transaction): replicas take over from each other, never interleave, so the events
+    of one key keep their order. The row is in the schema, so no other service's role can
+    take it (an advisory lock, database-wide, could be).
     The relay wakes on `NOTIFY <schema>_outbox` and polls as a fallback.
     """
 
@@ -102,7 +103,6 @@ class OutboxRelay:
         self.spans = spans  # OpenTelemetry export of what was published, when configured
         self.service = service
         self.channel = f"{schema}_outbox"
-        self.lock_key = advisory_key(f"outbox:{schema}")
         self.batch_size = batch_size
         self.loop = WorkLoop(
             "outbox_relay",
@@ -120,7 +120,7 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """Publish one claimed batch; returns how many rows it took (published or parked)."""
         async with self.pool.acquire() as connection, connection.transaction():
-            if not await connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", self.lock_key):
+            if not await connection.fetchval("SELECT true FROM outbox_lock FOR UPDATE SKIP LOCKED"):
                 return 0  # another replica's relay is publishing this outbox right now
             rows = await connection.fetch(
                 "SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT $1",

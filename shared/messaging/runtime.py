@@ -26,6 +26,7 @@ from shared.db.migrate import apply_migrations
 from shared.db.settings import DatabaseSettings
 from shared.messaging.broker import create_broker
 from shared.messaging.consumer import BatchHandler, EventConsumer, PoolHolder
+from shared.messaging.credentials import client_options
 from shared.messaging.faults import FaultPoints
 from shared.messaging.http import HealthServer
 from shared.messaging.logs import configure_logging
@@ -169,7 +170,11 @@ class ServiceRuntime:
         self.pools.pool = pool
         await self.check_database()
         # FastStream connects the broker after this hook, and exits if that fails: wait here.
-        await kafka_when_up(self.messaging.kafka_bootstrap, self.service)
+        await kafka_when_up(
+            self.messaging.kafka_bootstrap,
+            self.service,
+            client_options(service=self.service, settings=self.messaging),
+        )
         self.relay = OutboxRelay(
             pool,
             self.broker,

@@ -1,6 +1,7 @@
 """Settings every service shares: the broker, batching, retries, the HTTP port, fault points."""
 
 import os
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +16,13 @@ class MessagingSettings(BaseSettings):
     kafka_bootstrap: str = Field(
         default_factory=lambda: f"127.0.0.1:{os.environ.get('RENEWALS_KAFKA_PORT', '19092')}"
     )
+    # Who this process is on the broker (SASL/SCRAM-SHA-512, shared/messaging/credentials.py):
+    # the launcher and the container stack give each service its own principal and password.
+    # Without a password, the one of the secrets file (shared/local_secrets.py) for that principal.
+    kafka_username: str = ""
+    kafka_password: str = Field(default="", repr=False)
+    # SASL_PLAINTEXT on loopback; SASL_SSL where the broker is elsewhere.
+    kafka_security_protocol: Literal["SASL_PLAINTEXT", "SASL_SSL"] = "SASL_PLAINTEXT"
     # Batches are what make exactly-once cheap: one transaction and one offset commit per batch.
     consumer_max_records: int = 500
     consumer_batch_timeout_ms: int = 20

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaClient
@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaError
 
 from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
+from shared.messaging.credentials import client_options
 from shared.messaging.parking import is_transient
 
 log = logging.getLogger(__name__)
@@ -55,12 +56,18 @@ async def pool_when_up(settings: DatabaseSettings) -> asyncpg.Pool:
     )
 
 
-async def kafka_when_up(bootstrap: str | list[str], client_id: str) -> None:
+async def kafka_when_up(
+    bootstrap: str | list[str], client_id: str, options: dict[str, Any] | None = None
+) -> None:
     """Return once a Kafka broker of `bootstrap` answers a metadata request: the broker's own
     start (FastStream's `broker.start()`, after the startup hooks) then connects at once."""
 
     async def probe() -> None:
-        client = AIOKafkaClient(bootstrap_servers=bootstrap, client_id=f"{client_id}-probe")
+        # The service's own credentials: a broker that refuses them is not "down", and says so.
+        client = AIOKafkaClient(
+            **{**(options or client_options()), "bootstrap_servers": bootstrap},
+            client_id=f"{client_id}-probe",
+        )
         try:
             await client.bootstrap()
         finally:

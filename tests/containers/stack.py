@@ -26,11 +26,15 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 import docker  # after the Ryuk switch above, which testcontainers reads from the environment
 from testcontainers.core.container import DockerContainer
 
+from services.launcher import credentials_env
+from shared import local_secrets
 from tests.scenarios.stack import TEST_STACK_SETTINGS
 from tests.support.smtp import free_ports
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PID_LABEL = "renewals.test-pid"
+# Where the infrastructure containers read the secrets file (their images' default).
+SECRETS_IN_CONTAINER = "/run/secrets/renewals.env"
 SERVICE_MODULES = {
     "renewal": "services.renewal",
     "bulk_worker": "services.bulk_worker",
@@ -156,6 +160,10 @@ class ContainerStack:
         self.maildir = maildir
         self.mailbox = MaildirMailbox(maildir)
         self.containers: dict[str, DockerContainer] = {}
+        # The clone's secrets file (made now if `make infra-up` has not): the test process's
+        # clients read it, the infrastructure containers mount it, each service container gets
+        # its own principal's and role's passwords only (as `make up` gives them).
+        self.secrets = local_secrets.ensure()
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -171,10 +179,13 @@ class ContainerStack:
         self.containers[name] = container
         return container
 
+    def _with_secrets(self, container: DockerContainer) -> DockerContainer:
+        return container.with_volume_mapping(str(self.secrets), SECRETS_IN_CONTAINER, "ro")
+
     def start_all(self) -> None:
         started = time.monotonic()
-        self._container("postgres", "RENEWALS_IMAGE_POSTGRES").start()
-        self._container("kafka", "RENEWALS_IMAGE_KAFKA").start()
+        self._with_secrets(self._container("postgres", "RENEWALS_IMAGE_POSTGRES")).start()
+        self._with_secrets(self._container("kafka", "RENEWALS_IMAGE_KAFKA")).start()
         self._container("smtp", "RENEWALS_IMAGE_SMTP").with_volume_mapping(
             str(self.maildir), "/var/mail/renewals", "rw"
         ).start()
@@ -187,6 +198,7 @@ class ContainerStack:
                 name,
                 "RENEWALS_IMAGE_SERVICES",
                 **TEST_STACK_SETTINGS,
+                **credentials_env(name),
                 RENEWALS_HTTP_PORT=str(self.ports.http[name]),
             ).with_command(["python", "-m", module]).start()
         for name in SERVICE_MODULES:
@@ -198,8 +210,19 @@ class ContainerStack:
         )
 
     def _create_topics(self) -> None:
-        job = self._container("topics", "RENEWALS_IMAGE_SERVICES").with_command(
-            ["python", "deploy/local/create_topics.py", "--bootstrap", self.kafka_bootstrap]
+        # As the admin principal: the users and ACLs first, then the topics.
+        bootstrap = self.kafka_bootstrap
+        job = self._with_secrets(
+            self._container(
+                "topics", "RENEWALS_IMAGE_SERVICES", RENEWALS_SECRETS_FILE=SECRETS_IN_CONTAINER
+            )
+        ).with_command(
+            [
+                "sh",
+                "-c",
+                f"python deploy/local/kafka_security.py sync --bootstrap {bootstrap}"
+                f" && exec python deploy/local/create_topics.py --bootstrap {bootstrap}",
+            ]
         )
         job.start()
         if job.wait() != 0:

@@ -32,6 +32,7 @@ from services.operations.kafka import partitions_of
 from services.operations.prometheus_targets import active_targets
 from shared import samples
 from shared.contracts import topics
+from shared.messaging.credentials import client_options
 from tests.scenarios.steps import (
     RENEWAL_DATE,
     about_subject,
@@ -153,9 +154,9 @@ async def charted(prometheus_url: str, topic: str) -> list[tuple[float, float]]:
 async def stale_group(bootstrap: str) -> str:
     """A consumer group that read one message of renewal.commands, committed and left: nothing
     consumes for it any more (a service renamed or removed)."""
-    group = f"console-test-gone-{uuid.uuid4().hex[:8]}"
+    group = f"it-console-gone-{uuid.uuid4().hex[:8]}"  # a test group (principals.py)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+        **client_options(bootstrap), group_id=group, enable_auto_commit=False
     )
     await consumer.start()
     try:

@@ -24,6 +24,7 @@ from shared.contracts.topics import DLQ_PARTITIONS, Topic
 from shared.db.pool import connect
 from shared.db.settings import DatabaseSettings
 from shared.messaging.client import TopicWatcher
+from shared.messaging.credentials import client_options
 
 
 async def eventually(
@@ -65,7 +66,7 @@ async def connection_to(settings: DatabaseSettings) -> AsyncIterator[asyncpg.Con
 
 
 async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = consumer.partitions_for_topic(topic)
@@ -113,7 +114,7 @@ async def caught_up(
 
 @asynccontextmanager
 async def kafka_admin_client(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap), request_timeout_ms=10_000)
     await admin.start()
     try:
         yield admin

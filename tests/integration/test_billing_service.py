@@ -5,7 +5,8 @@ the provider's own ledger (`simulated_provider_charges`) is what counts as money
 
 The service runs on topics and a schema of its own: as a replica on `billing.commands` it would
 share the consumer group of any billing process running beside the tests (`make run`, the
-end-to-end stack) and handle their orders with this test's clock, and they ours.
+end-to-end stack) and handle their orders with this test's clock, and they ours. Its payment and
+clock topics too: the test principal it runs as may not join billing's own groups (issue 16).
 """
 
 from __future__ import annotations
@@ -29,11 +30,17 @@ from services.billing.provider import ChargeRequest, ChargeResult
 from services.billing.settings import BillingSettings
 from services.billing.simulator import SimulatedPaymentProvider
 from shared.clock import FixedClock
-from shared.contracts import billing_commands
+from shared.contracts import billing_commands, clock_commands, payment_events
 from shared.contracts.billing_commands import PlaceOrder
 from shared.contracts.billing_events import OrderLine
 from shared.contracts.subscription_events import PaymentMethod
-from shared.contracts.topics import BILLING_COMMANDS, BILLING_EVENTS, Topic
+from shared.contracts.topics import (
+    BILLING_COMMANDS,
+    BILLING_EVENTS,
+    CLOCK_COMMANDS,
+    PAYMENT_EVENTS,
+    Topic,
+)
 from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
 from shared.messaging.client import Seen, TopicWatcher, UpstreamClient
@@ -107,11 +114,13 @@ async def billing(kafka_bootstrap: str) -> AsyncIterator[Billing]:
     run = uuid.uuid4().hex[:12]
     commands = Topic(f"it.{run}.{BILLING_COMMANDS.name}", public=False)
     events = Topic(f"it.{run}.{BILLING_EVENTS.name}", public=False)
+    payments = Topic(f"it.{run}.{PAYMENT_EVENTS.name}", public=False)
+    clocks = Topic(f"it.{run}.{CLOCK_COMMANDS.name}", partitions=1, public=False)
     admin_db = await admin_connection()
     try:
         async with (
             kafka_admin_client(kafka_bootstrap) as admin,
-            topic_pairs(admin, commands, events),
+            topic_pairs(admin, commands, events, payments, clocks),
             scratch_schema(admin_db, "billing") as database,
         ):
             port = free_port()
@@ -128,6 +137,8 @@ async def billing(kafka_bootstrap: str) -> AsyncIterator[Billing]:
             provider = SpyProvider(SimulatedPaymentProvider(provider_pools, FixedClock(NOW)))
             with pytest.MonkeyPatch.context() as patch:
                 patch.setattr(billing_commands, "TOPIC", commands)
+                patch.setattr(payment_events, "TOPIC", payments)
+                patch.setattr(clock_commands, "TOPIC", clocks)
                 patch.setattr(orders, "BILLING_EVENTS", events)
                 patch.setattr(charges, "BILLING_EVENTS", events)
                 app = create_app(settings, clock=FixedClock(NOW), provider=provider)

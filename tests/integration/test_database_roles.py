@@ -79,3 +79,23 @@ async def test_no_role_reads_the_schema_of_the_others(service: str) -> None:
                 continue
             with pytest.raises(asyncpg.InsufficientPrivilegeError):
                 await connection.fetch(f"SELECT 1 FROM {table} LIMIT 1")
+
+
+@pytest.mark.parametrize(
+    ("user", "password"),
+    [(f"{s}_svc", f"{s}_svc") for s in SERVICES] + [("postgres", "postgres")],
+)
+async def test_no_role_has_the_password_it_used_to(user: str, password: str) -> None:
+    """Issue 16, item 6: the passwords are generated (.local/secrets.env), not the role's name."""
+    settings = DatabaseSettings.for_service("renewal").model_copy(
+        update={"user": user, "password": password}
+    )
+    with pytest.raises(asyncpg.InvalidPasswordError):
+        async with connection_to(settings):
+            pass
+
+
+async def test_each_role_logs_in_with_its_generated_password() -> None:
+    for service in SERVICES:
+        async with connection_to(DatabaseSettings.for_service(service)) as connection:
+            assert await connection.fetchval("SELECT current_user") == f"{service}_svc"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections import Counter
 
 import asyncpg
@@ -47,7 +48,7 @@ async def test_replicas_starting_together_on_an_empty_schema_apply_each_migratio
 
     results = await asyncio.gather(*(migrate("quote", scratch_database) for _ in range(4)))
 
-    # The advisory lock serialises them: the first applies everything, the others nothing.
+    # The lock on schema_migrations serialises them: the first applies everything, the others nothing.
     assert sorted(results, key=len, reverse=True) == [expected, [], [], []]
     async with connection_to(scratch_database) as connection:
         assert await applied_names(connection, scratch_database.schema_name) == sorted(expected)
@@ -80,3 +81,22 @@ async def test_a_failing_migration_is_rolled_back_and_not_recorded(
         applied = await migrate("quote", scratch_database)
 
         assert applied == [m.name for m in migrations_for("quote")]
+
+
+async def test_another_service_s_role_cannot_hold_up_the_migrations(
+    scratch_database: DatabaseSettings,
+) -> None:
+    """Issue 16, item 6: the runner's lock is its own `schema_migrations` table, which no other
+    role can reach; the former advisory key, held by billing's role, stops nothing."""
+    schema = scratch_database.schema_name
+    await migrate("quote", scratch_database)
+    key = hashlib.sha256(f"migrate:{schema}".encode()).digest()[:8]
+    async with connection_to(DatabaseSettings.for_service("billing")) as intruder:
+        await intruder.execute(
+            "SELECT pg_advisory_lock($1)", int.from_bytes(key, "big", signed=True)
+        )
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            async with intruder.transaction():
+                await intruder.execute(f'LOCK TABLE "{schema}".schema_migrations')
+
+        assert await asyncio.wait_for(migrate("quote", scratch_database), 10) == []

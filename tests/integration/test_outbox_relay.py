@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -34,13 +35,14 @@ from shared.db.settings import DatabaseSettings
 from shared.messaging import tracing
 from shared.messaging.broker import create_broker
 from shared.messaging.client import TopicWatcher
+from shared.messaging.credentials import broker_security, credentials
 from shared.messaging.http import InLoopServer
 from shared.messaging.metrics import OUTBOX_PARKED
 from shared.messaging.otlp import PublishedSpans
 from shared.messaging.outbox import Outbox, OutboxRelay
 from shared.messaging.settings import MessagingSettings
 from shared.samples import event, price, unique_csn
-from tests.integration.helpers import eventually
+from tests.integration.helpers import connection_to, eventually
 
 
 @pytest.fixture
@@ -221,6 +223,7 @@ async def test_an_event_for_a_topic_that_stays_unknown_is_parked(
         acks="all",
         allow_auto_create_topics=False,
         request_timeout_ms=2000,
+        security=broker_security(credentials()),
     )
     await impatient.start()
     try:
@@ -373,3 +376,37 @@ async def test_each_published_event_is_exported_as_a_span_of_its_trace_over_otlp
     assert {span.trace_id.hex() for span in collector.spans} == {first.trace_id}
     assert by_id[second.span_id].parent_span_id.hex() == first.span_id
     assert by_id[first.span_id].name == command.type
+
+
+async def test_a_replica_holding_the_lock_row_makes_the_others_wait(
+    pool: asyncpg.Pool, broker: KafkaBroker, fresh_topic: Topic, scratch_database: DatabaseSettings
+) -> None:
+    """One relay of a schema at a time: the lock is the schema's `outbox_lock` row."""
+    await write(pool, [(fresh_topic, e) for e in prices(unique_csn(), 3)])
+    async with pool.acquire() as other_replica, other_replica.transaction():
+        await other_replica.execute("SELECT FROM outbox_lock FOR UPDATE")
+        assert await relay(pool, broker, scratch_database).publish_pending() == 0
+    assert await relay(pool, broker, scratch_database).publish_pending() == 3
+
+
+def old_advisory_key(schema: str) -> int:
+    """The key the relay used to lock (a database-wide advisory lock) before issue 16."""
+    digest = hashlib.sha256(f"outbox:{schema}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def test_another_service_s_role_can_neither_take_nor_block_the_relay_lock(
+    pool: asyncpg.Pool, broker: KafkaBroker, fresh_topic: Topic, scratch_database: DatabaseSettings
+) -> None:
+    """Issue 16, item 6: billing's role holding the relay's former advisory key silenced the
+    quote schema's relay; the lock row it cannot even reach."""
+    schema = scratch_database.schema_name
+    await write(pool, [(fresh_topic, e) for e in prices(unique_csn(), 2)])
+    async with connection_to(DatabaseSettings.for_service("billing")) as intruder:
+        await intruder.execute("SELECT pg_advisory_lock($1)", old_advisory_key(schema))
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            async with intruder.transaction():
+                await intruder.execute(f'SELECT FROM "{schema}".outbox_lock FOR UPDATE')
+
+        assert await relay(pool, broker, scratch_database).publish_pending() == 2
+    assert await outbox_ids(pool) == []

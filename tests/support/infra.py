@@ -5,16 +5,28 @@ Tests that need Kafka or PostgreSQL never skip: CI must run every one of them.
 
 from __future__ import annotations
 
+import os
 import socket
 
 import asyncpg
 import pytest
 
+from shared import local_secrets
 from shared.db.settings import DatabaseSettings
 from shared.messaging.settings import MessagingSettings
 
+# Every broker client of the tests is the test principal unless it asks for another (a test
+# playing the payment provider, a service run in-process: shared/messaging/credentials.py).
+os.environ.setdefault("RENEWALS_KAFKA_USERNAME", "test")
+TEST_PRINCIPAL = os.environ["RENEWALS_KAFKA_USERNAME"]
+
 KAFKA_BOOTSTRAP = MessagingSettings().kafka_bootstrap
-ADMIN_DSN_PARTS = {"user": "postgres", "password": "postgres"}
+
+
+def admin_dsn_parts() -> dict[str, str]:
+    """The superuser, from the secrets file: the tests that look into several schemas (or make
+    scratch schemas for a service role) use it, as the bootstrap does; no service does."""
+    return {"user": "postgres", "password": local_secrets.database_password("postgres") or ""}
 
 
 def _answers(host_port: str) -> bool:
@@ -52,5 +64,5 @@ async def admin_connection(host: str | None = None, port: int | None = None) -> 
         host=host or database.host,
         port=port or database.port,
         database=database.database,
-        **ADMIN_DSN_PARTS,
+        **admin_dsn_parts(),
     )

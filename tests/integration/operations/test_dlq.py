@@ -9,6 +9,7 @@ import json
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from shared.messaging.client import UpstreamClient
+from shared.messaging.credentials import client_options
 from shared.samples import unique_csn
 from tests.integration.helpers import end_offsets, eventually
 from tests.integration.operations.conftest import NoteService, NoteV1, cli, note
@@ -78,7 +79,7 @@ async def test_a_malformed_message_is_listed_replayed_after_the_fix_and_handled_
 
     # The replay is the original message, byte for byte, under its original key.
     replay_topic, partition, offset = listed["replayed_as"].rsplit(":", 2)
-    reader = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
+    reader = AIOKafkaConsumer(**client_options(kafka_bootstrap), enable_auto_commit=False)
     await reader.start()
     try:
         from aiokafka import TopicPartition
