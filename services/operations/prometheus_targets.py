@@ -2,8 +2,8 @@
 
     python -m services.operations.prometheus_targets [--wait SECONDS]
 
-Waits until Prometheus has scraped each target once (its first scrape comes within one scrape
-interval), then prints one line per target; exits 1 when a target is down.
+Waits until Prometheus has scraped every target up (a scrape comes every interval, 15 s), at
+most `--wait` seconds, then prints one line per target; exits 1 when a target is still down.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def active_targets(base: str) -> list[dict[str, Any]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for scrapes")
+    parser.add_argument("--wait", type=float, default=45.0, help="seconds to wait for scrapes")
     args = parser.parse_args()
     base = prometheus_url()
     deadline = time.monotonic() + args.wait
@@ -40,8 +40,9 @@ def main() -> int:
         except (urllib.error.URLError, OSError) as error:
             print(f"Prometheus does not answer at {base}: {error}", file=sys.stderr)
             return 1
-        scraped = all(t["health"] != "unknown" for t in targets)
-        if (targets and scraped) or time.monotonic() > deadline:
+        # A target scraped before its service listened is down until its next scrape: wait
+        # for every target to be up (or the deadline), not only for a first scrape.
+        if (targets and all(t["health"] == "up" for t in targets)) or time.monotonic() > deadline:
             break
         time.sleep(1)
     up = [t for t in targets if t["health"] == "up"]
