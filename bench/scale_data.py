@@ -32,7 +32,7 @@ from typing import Any
 import asyncpg
 
 from bench import e2e
-from shared import samples
+from shared import local_secrets, samples
 from shared.db.migrate import apply_migrations
 
 Progress = Callable[[str], None]
@@ -50,6 +50,10 @@ CSN = f"'SCALE-' || lpad((g / {PER_CSN})::text, 8, '0')"
 SUB = f"{CSN} || '-SUB-' || (g % {PER_CSN} + 1)"
 RENEWAL_DATE = "($1::date + 1 + (g % 364))"  # $1 = today
 PREVIOUS_DATE = f"({RENEWAL_DATE} - 365)"
+# The W3C traceparent a command's work kept (issue 18): one trace per subscription's history.
+TRACEPARENT = (
+    "'00-' || md5('scale-trace-' || g) || '-' || left(md5('scale-span-' || g), 16) || '-01'"
+)
 AUTO = "(g % 2 = 0)"
 SEATS = "(1 + g % 3)"
 AMOUNT = f"(420.00 * {SEATS})"
@@ -110,10 +114,11 @@ STATEMENTS: list[tuple[str, str]] = [
     (
         "renewal",
         f"""INSERT INTO renewal_batches (request_id, csn, actor, event_id, total_items, status,
-            received_at, worked_at)
+            received_at, worked_at, traceparent)
         SELECT 'req-scale-' || g, {CSN},
             jsonb_build_object('csn', {CSN}, 'user_id', {CSN} || '-buyer'),
-            md5('scale-request-' || g)::uuid::text, 1, 'completed', {LAST_YEAR}, {LAST_YEAR}
+            md5('scale-request-' || g)::uuid::text, 1, 'completed', {LAST_YEAR}, {LAST_YEAR},
+            {TRACEPARENT}
         {ROWS} WHERE NOT {AUTO}""",
     ),
     (
@@ -152,10 +157,11 @@ STATEMENTS: list[tuple[str, str]] = [
         "billing",
         f"""INSERT INTO orders (order_id, request_id, quote_number, csn, currency,
             purchase_method, payment_method, lines, total, status, created_at, next_retry_on,
-            charge_status, charge_attempts, charge_attempt_at)
+            charge_status, charge_attempts, charge_attempt_at, traceparent)
         SELECT {ORDER_ID}, CASE WHEN {AUTO} THEN NULL ELSE 'req-scale-' || g END, NULL, {CSN},
             'USD', 'direct_online', '{{"type": "card", "valid": true, "recurring": true}}',
-            {LINES}, {AMOUNT}, 'succeeded', {LAST_YEAR}, NULL, 'recorded', 1, {LAST_YEAR}
+            {LINES}, {AMOUNT}, 'succeeded', {LAST_YEAR}, NULL, 'recorded', 1, {LAST_YEAR},
+            {TRACEPARENT}
         {ROWS}""",
     ),
     (
@@ -198,7 +204,7 @@ STATEMENTS: list[tuple[str, str]] = [
         "notification",
         f"""INSERT INTO emails (notification_key, kind, csn, recipients, locale, context,
             subscription_ids, order_id, quote_number, status, attempts, next_attempt_at,
-            lease_until, subject, last_error, created_at, sent_at, lease_token)
+            lease_until, subject, last_error, created_at, sent_at, lease_token, traceparent)
         SELECT 'order_confirmation:' || {ORDER_ID}, 'order_confirmation', {CSN}, ARRAY[{BUYER}],
             'en-US', jsonb_build_object('items', jsonb_build_array(jsonb_build_object(
                 'term', 'annual', 'seats', {SEATS}, 'product_name', 'AutoCAD LT',
@@ -206,14 +212,14 @@ STATEMENTS: list[tuple[str, str]] = [
                 'total', {AMOUNT}::text, 'currency', 'USD', 'order_id', {ORDER_ID}),
             ARRAY[{SUB}], {ORDER_ID}, NULL, 'sent', 1, {LAST_YEAR}, NULL::timestamptz,
             'Your renewal is confirmed: AutoCAD LT (order ' || {ORDER_ID} || ')', NULL,
-            {LAST_YEAR}, {LAST_YEAR}, md5('scale-lease-' || g)::uuid {ROWS}
+            {LAST_YEAR}, {LAST_YEAR}, md5('scale-lease-' || g)::uuid, {TRACEPARENT} {ROWS}
         UNION ALL
         SELECT 'quote:' || {QUOTE_NEW}, 'quote', {CSN}, ARRAY[{BUYER}], 'en-US',
             jsonb_build_object('quote_number', {QUOTE_NEW}, 'total', {AMOUNT}::text,
                 'currency', 'USD'),
             ARRAY[{SUB}], NULL, {QUOTE_NEW}, 'sent', 1, $2::timestamptz, NULL,
             'Your renewal quote ' || {QUOTE_NEW}, NULL, $2::timestamptz, $2::timestamptz,
-            md5('scale-qlease-' || g)::uuid {ROWS} WHERE {OPEN_QUOTE}""",
+            md5('scale-qlease-' || g)::uuid, {TRACEPARENT} {ROWS} WHERE {OPEN_QUOTE}""",
     ),
     (
         "notification",
@@ -233,13 +239,15 @@ STATEMENTS: list[tuple[str, str]] = [
         "quote",
         f"""INSERT INTO quotes (quote_number, request_id, csn, partner_csn, channel, kind,
             subscription_ids, recipients, currency, total, lines, expires_on, status, order_id,
-            created_at)
+            created_at, term_starts)
         SELECT {QUOTE_OLD}, NULL, {CSN}, NULL, 'sales', 'renewal', ARRAY[{SUB}], ARRAY[{BUYER}],
             'USD', {AMOUNT}, {QUOTE_LINES}, {PREVIOUS_DATE}, 'paid', {ORDER_ID},
-            {LAST_YEAR} - interval '30 days' {ROWS} WHERE NOT {AUTO}
+            {LAST_YEAR} - interval '30 days', jsonb_build_object({SUB}, {PREVIOUS_DATE})
+        {ROWS} WHERE NOT {AUTO}
         UNION ALL
         SELECT {QUOTE_NEW}, NULL, {CSN}, NULL, 'sales', 'renewal', ARRAY[{SUB}], ARRAY[{BUYER}],
-            'USD', {AMOUNT}, {QUOTE_LINES}, {RENEWAL_DATE}, 'sent', NULL, $2::timestamptz
+            'USD', {AMOUNT}, {QUOTE_LINES}, {RENEWAL_DATE}, 'sent', NULL, $2::timestamptz,
+            jsonb_build_object({SUB}, {RENEWAL_DATE})
         {ROWS} WHERE {OPEN_QUOTE}""",
     ),
     (
@@ -266,7 +274,8 @@ async def service_connect(service: str) -> asyncpg.Connection:
     """The service's own role (search_path = its schema, set on the role by infra.sh)."""
     settings = e2e.admin_settings()
     role = f"{service}_svc"
-    return await asyncpg.connect(**{**settings, "user": role, "password": role})
+    password = local_secrets.database_password(role) or ""
+    return await asyncpg.connect(**{**settings, "user": role, "password": password})
 
 
 async def load(count: int, today: date, progress: Progress) -> dict[str, Any]:

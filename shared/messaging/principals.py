@@ -73,6 +73,7 @@ SERVICE_CONSUMES: dict[str, tuple[Topic, ...]] = {
         topics.RENEWAL_COMMANDS,
         topics.BILLING_EVENTS,
         topics.QUOTE_EVENTS,
+        topics.QUOTE_ORDERS,  # a quote accepted: renewal reserves its terms, then orders
         topics.CLOCK_COMMANDS,
     ),
     "billing": (topics.BILLING_COMMANDS, topics.PAYMENT_EVENTS, topics.CLOCK_COMMANDS),
@@ -82,6 +83,7 @@ SERVICE_CONSUMES: dict[str, tuple[Topic, ...]] = {
         topics.QUOTE_COMMANDS,
         topics.RENEWAL_EVENTS,
         topics.BILLING_EVENTS,
+        topics.QUOTE_ORDER_ANSWERS,
         topics.CLOCK_COMMANDS,
     ),
     "notification": (
@@ -94,9 +96,9 @@ SERVICE_CONSUMES: dict[str, tuple[Topic, ...]] = {
     ),
 }
 SERVICE_PRODUCES: dict[str, tuple[Topic, ...]] = {
-    "renewal": (topics.RENEWAL_EVENTS, topics.BILLING_COMMANDS),
+    "renewal": (topics.RENEWAL_EVENTS, topics.BILLING_COMMANDS, topics.QUOTE_ORDER_ANSWERS),
     "billing": (topics.BILLING_EVENTS,),
-    "quote": (topics.QUOTE_EVENTS, topics.BILLING_COMMANDS),
+    "quote": (topics.QUOTE_EVENTS, topics.QUOTE_ORDERS),
     "notification": (topics.NOTIFICATION_EVENTS,),
 }
 # The bulk worker works renewal's schema and outbox: it is the renewal principal.

@@ -61,7 +61,10 @@ def test_who_may_send_what() -> None:
     """CONTRACT.md: nobody outside the product writes billing's topics, only the payment
     provider writes payment.events, only the test principal writes clock.commands."""
     assert writers_of(topics.BILLING_EVENTS.name) == ["billing"]
-    assert sorted(writers_of(topics.BILLING_COMMANDS.name)) == ["quote", "renewal"]
+    # Quote orders go through renewal, which reserves the terms first (issue 14).
+    assert writers_of(topics.BILLING_COMMANDS.name) == ["renewal"]
+    assert writers_of(topics.QUOTE_ORDERS.name) == ["quote"]
+    assert writers_of(topics.QUOTE_ORDER_ANSWERS.name) == ["renewal"]
     assert writers_of(topics.PAYMENT_EVENTS.name) == ["payments"]
     assert writers_of(topics.CLOCK_COMMANDS.name) == ["test"]
     assert writers_of(topics.RENEWAL_EVENTS.name) == ["renewal"]
