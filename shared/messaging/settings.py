@@ -38,5 +38,8 @@ class MessagingSettings(BaseSettings):
     http_port: int = 0
     # Fault-injection points armed for tests, e.g. "after_db_commit" (see faults.py).
     faults: set[str] = Field(default_factory=set)
+    # Seconds after start before an armed point fires (the fault suite's schedule), e.g.
+    # {"after_db_commit": 30}; a point not named fires at once.
+    faults_after: dict[str, float] = Field(default_factory=dict)
     test_clocks_enabled: bool = False
     log_level: str = "INFO"
