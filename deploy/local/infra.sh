@@ -65,6 +65,11 @@ die() {
 
 # True when something accepts TCP connections on 127.0.0.1:<port>.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# True when none of the ports answers any more.
+ports_closed() {
+  local port
+  for port in "$@"; do ! port_open "$port" || return 1; done
+}
 
 # Print the pid recorded in .local/run/<name>.pid when that process is alive and its command
 # line contains <pattern> (so a recycled pid is not taken for ours); remove a stale pid file.
@@ -558,6 +563,10 @@ cmd_restart_kafka() {
   say "kafka: SIGKILL pid $pid"
   kill -KILL "$pid" 2>/dev/null || true
   wait_for 20 "" gone "$pid" || die "kafka: pid $pid does not die"
+  # A killed JVM's listening sockets outlive its pid for a moment (threads still exiting):
+  # start again only once both ports are free, or kafka_start takes them for a stranger's.
+  wait_for 30 "" ports_closed "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" ||
+    die "kafka: pid $pid is gone but 127.0.0.1:$KAFKA_PORT or :$KAFKA_CONTROLLER_PORT still answers after 30s"
   forget kafka
   kafka_start
   kafka_wait
@@ -699,6 +708,8 @@ cluster_kill() {
   say "cluster: SIGKILL broker $1 (pid $pid)"
   kill -KILL "$pid" 2>/dev/null || true
   wait_for 20 "" gone "$pid" || die "cluster: pid $pid does not die"
+  wait_for 30 "" ports_closed "$(cluster_broker_port "$1")" "$(cluster_controller_port "$1")" ||
+    die "cluster: broker $1 (pid $pid) is gone but its ports still answer after 30s"
   forget "cluster-$1"
 }
 

@@ -35,8 +35,12 @@ class Fault:
 
 @dataclass
 class Fleet:
-    """The five service processes, each restarted whenever it dies, with the fault points it has
-    not reached yet armed."""
+    """The five service processes, each watched by a supervisor of its own that restarts it
+    whenever it dies (so that two deaths at once cost one start, not two in a row).
+
+    Fault points are spread over the run: each has a slot (a time from which it may fire); a
+    (re)started process arms the points it has not reached yet, each from its slot on
+    (RENEWALS_FAULTS_AFTER), not at its first batch."""
 
     env: dict[str, str]
     log_dir: Path
@@ -44,10 +48,14 @@ class Fleet:
     started: float
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     pending: dict[str, list[str]] = field(default_factory=dict)
+    slots: dict[tuple[str, str], float] = field(default_factory=dict)  # monotonic
     reached: dict[tuple[str, str], float] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # a fault not injected, a start given up
+    recover_seconds: float = 180.0
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _log_offsets: dict[str, int] = field(default_factory=dict)
+    _supervisors: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -58,19 +66,30 @@ class Fleet:
             self.pending[spec.name] = points_of(spec.name)
             self._locks[spec.name] = asyncio.Lock()
 
-    def _start(self, name: str, armed: bool) -> None:
+    def plan_points(self, rng: random.Random, first: float, last: float) -> None:
+        """One slot per fault point between the monotonic times `first` and `last`, in a random
+        order across the services (never all of them down at once)."""
+        points = [(name, point) for name, points in self.pending.items() for point in points]
+        rng.shuffle(points)
+        span = max(0.0, last - first)
+        for n, key in enumerate(points):
+            self.slots[key] = first + span * (n + 0.5) / max(1, len(points))
+
+    def _start(self, name: str) -> None:
         service = self.services[name]
         self._log_offsets[name] = (
             service.log_path.stat().st_size if service.log_path.exists() else 0
         )
-        faults = self.pending[name] if armed else []
-        service.start({"RENEWALS_FAULTS": json.dumps(faults)})
+        armed = [p for p in self.pending[name] if (name, p) in self.slots]
+        now = time.monotonic()
+        after = {p: round(max(0.0, self.slots[(name, p)] - now), 1) for p in armed}
+        service.start(
+            {"RENEWALS_FAULTS": json.dumps(armed), "RENEWALS_FAULTS_AFTER": json.dumps(after)}
+        )
 
-    async def start_all(self, armed: bool) -> None:
-        if not armed:
-            self.pending = {name: [] for name in self.services}
+    async def start_all(self) -> None:
         for name in self.services:
-            self._start(name, armed)
+            self._start(name)
         for name, service in self.services.items():
             try:
                 await asyncio.to_thread(service.wait_ready, 90)
@@ -81,6 +100,10 @@ class Fleet:
                         fault.back = await self._bring_up(name)
                     else:
                         raise
+        self._supervisors = [
+            asyncio.create_task(self._supervise(name), name=f"supervise {name}")
+            for name in self.services
+        ]
 
     def _fired_point(self, name: str) -> str | None:
         """The fault point named by the last 'fault point reached' line of this process's log."""
@@ -115,35 +138,46 @@ class Fleet:
         self.progress(f"fault: {name} died ({fault.kind}: {fault.detail}); restarting it")
         return fault
 
-    async def _bring_up(self, name: str) -> float:
-        """Start the service until it is ready; a start that dies (at a fault point, or because
-        the database is down) is recorded and tried again."""
+    async def _bring_up(self, name: str) -> float | None:
+        """Start the service until it is ready; a start that dies (at a fault point, say) is
+        recorded and tried again. A live process is never killed for being slow: it waits for
+        the broker or the database by itself. None: not ready in `recover_seconds` (recorded)."""
         service = self.services[name]
-        for attempt in range(60):
-            self._start(name, armed=True)
-            try:
-                await asyncio.to_thread(service.wait_ready, 60)
-                return time.monotonic()
-            except (RuntimeError, TimeoutError) as error:
-                if service.process is not None and service.process.poll() is not None:
-                    self._noticed_death(name, time.monotonic())
-                else:
-                    self.progress(f"fault: {name} not ready ({error}); killing and retrying")
-                    await asyncio.to_thread(service.kill)
-                await asyncio.sleep(min(5.0, 1.0 + attempt))  # e.g. the broker is still away
-        raise RuntimeError(f"{name} could not be started again; see {service.log_path}")
-
-    async def watch(self) -> None:
-        """Restart any service that dies by itself (a fault point, a crash)."""
+        deadline = time.monotonic() + self.recover_seconds
+        attempt = 0
+        died_starting: list[Fault] = []  # back when this service is
         while True:
-            for name, service in self.services.items():
-                lock = self._locks[name]
-                if lock.locked() or service.process is None or service.process.poll() is None:
-                    continue
-                async with lock:
-                    fault = self._noticed_death(name, time.monotonic())
-                    fault.back = await self._bring_up(name)
+            self._start(name)
+            try:
+                await asyncio.to_thread(service.wait_ready, max(1.0, deadline - time.monotonic()))
+                for fault in died_starting:
+                    fault.back = time.monotonic()
+                return time.monotonic()
+            except RuntimeError:  # it died while starting
+                died_starting.append(self._noticed_death(name, time.monotonic()))
+            except TimeoutError as error:
+                self.errors.append(
+                    f"{name} did not recover: not ready {self.recover_seconds:.0f} s after its"
+                    f" death ({error})"
+                )
+                self.progress(f"fault: GAVE UP on {name}: {error}")
+                await asyncio.to_thread(service.kill)
+                return None
+            attempt += 1
+            await asyncio.sleep(min(5.0, 0.5 * attempt))
+
+    async def _supervise(self, name: str) -> None:
+        """Restart this service whenever it dies by itself (a fault point, a crash)."""
+        service, lock = self.services[name], self._locks[name]
+        while True:
             await asyncio.sleep(0.2)
+            if lock.locked() or service.process is None or service.process.poll() is None:
+                continue
+            async with lock:
+                fault = self._noticed_death(name, time.monotonic())
+                fault.back = await self._bring_up(name)
+                if fault.back is None:
+                    return
 
     async def kill(self, name: str) -> None:
         """SIGKILL at a random moment, then start it again."""
@@ -155,9 +189,11 @@ class Fleet:
             fault.back = await self._bring_up(name)
 
     async def stop_all(self) -> None:
-        for name, service in self.services.items():
-            async with self._locks[name]:
-                await asyncio.to_thread(service.stop)
+        for task in self._supervisors:
+            task.cancel()
+        await asyncio.gather(*self._supervisors, return_exceptions=True)
+        for service in self.services.values():
+            await asyncio.to_thread(service.stop)
 
     def dead(self) -> list[str]:
         return [
@@ -211,28 +247,49 @@ def schedule(
 async def inject(
     planned: Scheduled, fleet: Fleet, progress: Progress, broker_down_seconds: float
 ) -> None:
+    """One fault; one that cannot be injected is recorded in `fleet.errors` (with the reason)
+    and whatever it stopped is started again, never left down."""
     if planned.kind == "random kill":
         await fleet.kill(planned.target)
         return
     fault = Fault(planned.kind, planned.target, "", time.monotonic())
     fleet.faults.append(fault)
-    if planned.kind == "broker restart":
-        fault.detail = "SIGKILL, then start"
-        progress("fault: restarting the Kafka broker (SIGKILL)")
-        await infra("restart-kafka", progress=progress)
-    elif planned.kind == "postgres restart":
-        fault.detail = "immediate shutdown, then start"
-        progress("fault: restarting PostgreSQL (immediate shutdown)")
-        await infra("restart-postgres", "--immediate", progress=progress)
-    elif planned.kind == "cluster broker kill":
-        node = planned.target.split()[-1]
-        fault.detail = f"SIGKILL, down {broker_down_seconds:.0f} s, then start"
-        progress(f"fault: SIGKILL {planned.target} of 3 (min.insync.replicas 2)")
-        await infra("cluster", "kill", node, progress=progress)
-        await asyncio.sleep(broker_down_seconds)
-        await infra("cluster", "start", node, progress=progress)
+    try:
+        if planned.kind == "broker restart":
+            fault.detail = "SIGKILL, then start"
+            progress("fault: restarting the Kafka broker (SIGKILL)")
+            await infra("restart-kafka", progress=progress)
+        elif planned.kind == "postgres restart":
+            fault.detail = "immediate shutdown, then start"
+            progress("fault: restarting PostgreSQL (immediate shutdown)")
+            await infra("restart-postgres", "--immediate", progress=progress)
+        elif planned.kind == "cluster broker kill":
+            node = planned.target.split()[-1]
+            fault.detail = f"SIGKILL, down {broker_down_seconds:.0f} s, then start"
+            progress(f"fault: SIGKILL {planned.target} of 3 (min.insync.replicas 2)")
+            await infra("cluster", "kill", node, progress=progress)
+            await asyncio.sleep(broker_down_seconds)
+            await infra("cluster", "start", node, progress=progress)
+    except RuntimeError as error:
+        fault.detail = f"NOT INJECTED: {str(error).splitlines()[-1]}"
+        fleet.errors.append(f"{planned.kind} of {planned.target} failed: {error}")
+        progress(f"fault: {planned.kind} FAILED ({error}); putting the infrastructure back")
+        await restore_infrastructure(progress, cluster=planned.kind == "cluster broker kill")
     fault.back = time.monotonic()
     progress(f"fault: {planned.kind} done in {fault.back - fault.at:.1f} s")
+
+
+async def restore_infrastructure(progress: Progress, *, cluster: bool = False) -> str | None:
+    """`infra.sh up` (and the cluster's) again, so that nothing is left stopped; the error when
+    even that fails."""
+    try:
+        await infra("up", progress=progress)
+        if cluster:
+            await infra("cluster", "up", progress=progress)
+    except RuntimeError as error:
+        progress(f"infra: could not start the infrastructure again: {error}")
+        return str(error)
+    return None
 
 
 def not_reached(fleet: Fleet) -> list[tuple[str, str]]:

@@ -97,6 +97,6 @@ def read_mailbox(maildir: Path, marker: str, since: float) -> list[Mail]:
         recipients = str(headers.get("X-RcptTo", ""))
         if marker not in recipients.lower():
             continue
-        key = headers.get("X-Notification-Key")
-        found.append(Mail(str(key) if key else None, recipients, path.name))
+        key = str(headers.get("X-Notification-Key") or "").strip()  # a folded header unfolded
+        found.append(Mail(key or None, recipients, path.name))
     return found

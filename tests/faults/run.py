@@ -304,7 +304,11 @@ async def run_faults(
         wait = started + fault.at_fraction * load_seconds - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        await chaos.inject(fault, fleet, progress, args.broker_down_seconds)
+        try:
+            await chaos.inject(fault, fleet, progress, args.broker_down_seconds)
+        except Exception as error:  # a failed check with its reason, never a traceback
+            fleet.errors.append(f"{fault.kind} of {fault.target} could not be injected: {error!r}")
+            progress(f"fault: {fault.kind} of {fault.target} could not be injected: {error!r}")
 
 
 async def wait_done(
@@ -326,8 +330,6 @@ async def wait_done(
                 f" poison sent {len(load.poison_sent):,}"
             )
             last_report = now
-        if faults_task.done() and faults_task.exception() is not None:
-            raise RuntimeError("a fault could not be injected") from faults_task.exception()
         if load.finished and faults_task.done():
             if tracker.done():
                 return True
@@ -375,11 +377,14 @@ async def run(args: argparse.Namespace) -> tuple[figures.Figures, dict[str, Any]
     summary: dict[str, Any] = {"prefix": prefix, "seed": args.seed, "brokers": args.brokers}
     mail_since = time.time() - 5
     db = await admin_connect()
-    watch: asyncio.Task[None] | None = None
+    load_seconds = len(plan.subscriptions) / args.rate
+    if not args.no_fault_points:
+        # The points' kills spread over the load phase, which starts once the subscriptions
+        # are stored (estimated here: a point that fires during the setup counts too).
+        load_start = time.monotonic() + setup_seconds_estimate(len(plan.subscriptions))
+        fleet.plan_points(rng, load_start + 0.05 * load_seconds, load_start + 0.8 * load_seconds)
     try:
-        # Armed from the start: a point reached while the subscriptions are stored counts too.
-        await fleet.start_all(armed=not args.no_fault_points)
-        watch = asyncio.create_task(fleet.watch())
+        await fleet.start_all()
         progress(
             f"services: {len(fleet.services)} processes ready, fault points"
             f" {'off' if args.no_fault_points else 'armed'} (logs in {fleet.log_dir})"
@@ -388,7 +393,6 @@ async def run(args: argparse.Namespace) -> tuple[figures.Figures, dict[str, Any]
         async with UpstreamClient(bootstrap) as client, recorder:
             await setup(client, plan, db)
             tracker, load, stop = Tracker(plan), Load(), asyncio.Event()
-            load_seconds = len(plan.subscriptions) / args.rate
             progress(
                 f"load: {len(plan.subscriptions):,} renewals ({len(plan.actions):,} actions, each"
                 f" delivered twice) over ~{load_seconds:.0f} s, {len(poison):,} poison messages"
@@ -399,9 +403,8 @@ async def run(args: argparse.Namespace) -> tuple[figures.Figures, dict[str, Any]
             faults_task = asyncio.create_task(run_faults(args, fleet, load_seconds, rng))
             try:
                 complete = await wait_done(tracker, load, faults_task, args)
-                for task in (publisher, faults_task):
-                    if task.done() and task.exception():
-                        raise task.exception()  # type: ignore[misc]
+                if publisher.done() and publisher.exception():
+                    raise publisher.exception()  # type: ignore[misc]
             finally:
                 stop.set()
                 for task in (publisher, faults_task, reactor):
@@ -423,17 +426,37 @@ async def run(args: argparse.Namespace) -> tuple[figures.Figures, dict[str, Any]
         figures.email_figures(plan, records, mails, orders, fleet, result)
         figures.dead_letter_figures(plan, records, load.poison_sent, result)
         figures.fault_figures(fleet, records, CLOCK_STARTED, result)
+        result.failures.extend(fleet.errors)
         if not complete:
             result.failures.insert(0, "the run did not complete: outputs stopped coming")
         return result, summary
     finally:
-        if watch is not None:
-            watch.cancel()
-            await asyncio.gather(watch, return_exceptions=True)
         await db.close()
         await fleet.stop_all()
         if args.brokers == 3:
             await chaos.infra("cluster", "down", progress=progress)
+        await leave_infrastructure_up(bootstrap if args.brokers == 1 else None)
+
+
+def setup_seconds_estimate(subscriptions: int) -> float:
+    """How long the services take to start and store the subscriptions, on this machine."""
+    return 15.0 + subscriptions / 200
+
+
+async def leave_infrastructure_up(bootstrap: str | None) -> None:
+    """The developer's broker and database answer where they did before the run: a restart
+    that failed half-way is undone with `infra.sh up` (same ports, from the environment)."""
+    database = DatabaseSettings()
+    checks = [(database.host, database.port)]
+    if bootstrap:
+        host, _, port = bootstrap.split(",")[0].rpartition(":")
+        checks.append((host, int(port)))
+    if all(_answers(p, h) for h, p in checks):
+        return
+    progress("infra: the broker or PostgreSQL does not answer after the run; starting it again")
+    error = await chaos.restore_infrastructure(progress)
+    if error:
+        print(f"faults: could not start the infrastructure again: {error}", file=sys.stderr)
 
 
 async def cluster_bootstrap() -> str:
@@ -458,7 +481,10 @@ def render(result: figures.Figures, summary: dict[str, Any]) -> None:
         f" refusal was expected: {renewals.get('renewed_though_refusal_expected', 0)}"
     )
     charges = result.charges
-    print("\nCharges per (subscription, term) (billing.payments, succeeded)")
+    print(
+        "\nCharges per subscription (each renews for one term): orders the provider charged"
+        " (its ledger) or billing recorded as paid"
+    )
     print(
         table(
             ["charges", "subscriptions"],
@@ -468,7 +494,7 @@ def render(result: figures.Figures, summary: dict[str, Any]) -> None:
     print(
         f"  charged twice: {charges.get('charged_twice', 0)}; renewed without a charge:"
         f" {charges.get('renewed_without_charge', 0)}; provider ledger:"
-        f" {json.dumps(charges.get('provider_ledger')) if charges.get('provider_ledger') else 'none (no billing.*provider* table with order_id)'}"
+        f" {json.dumps(charges.get('provider_ledger'))}"
     )
     emails = result.emails
     print("\nEmails per notification key (dev SMTP server's mail folder, and email.sent)")

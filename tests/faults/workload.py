@@ -28,7 +28,10 @@ from shared.messaging.client import UpstreamClient
 # QUO-7): only the emails the workload asks for go out.
 RENEWAL_DATE = date.today() + timedelta(days=45)
 # Shares of the renewals by kind; the rest of `single` after refusals.
-SHARES = {"single": 0.3, "bulk": 0.3, "auto": 0.2, "quote": 0.1, "bank": 0.1}
+SHARES = {"single": 0.25, "reminded": 0.05, "bulk": 0.3, "auto": 0.2, "quote": 0.1, "bank": 0.1}
+# `reminded` CSNs move their clock into the 30-day window first (a reminder, NOTE-1, and an
+# automatic quote, QUO-7, become due while the load runs), then renew like `single`.
+REMINDED_TODAY = RENEWAL_DATE - timedelta(days=25)
 # One manual single renewal in this many has an invalid card: refused PAYMENT_METHOD_INVALID.
 REFUSED_EVERY = 25
 PRICE = Decimal("420.00")
@@ -103,6 +106,18 @@ def plan(renewals: int, prefix: str, rng: random.Random) -> Plan:
         result.actions.append(
             Action("single", topics.RENEWAL_COMMANDS.name, twice(request, csn), ids)
         )
+    left = counts["reminded"]
+    while left > 0:
+        size = min(left, rng.randint(1, 3))
+        csn = new_csn()
+        ids = add(csn, "reminded", size)
+        clock = SetTestClock(csn=csn, today=REMINDED_TODAY)
+        result.actions.append(Action("reminded", topics.CLOCK_COMMANDS.name, twice(clock, csn), []))
+        request = samples.renewal_request(csn, ids)
+        result.actions.append(
+            Action("reminded", topics.RENEWAL_COMMANDS.name, twice(request, csn), ids)
+        )
+        left -= size
     left = counts["bulk"]
     while left > 0:
         size = min(left, rng.randint(2, 100)) if left > 1 else 1
