@@ -9,7 +9,7 @@ from shared.messaging.settings import MessagingSettings
 
 def create_broker(settings: MessagingSettings, *, client_id: str) -> KafkaBroker:
     return KafkaBroker(
-        settings.kafka_bootstrap,
+        settings.kafka_servers,
         client_id=client_id,
         enable_idempotence=True,  # retries never duplicate or reorder within a partition
         acks="all",

@@ -15,6 +15,13 @@ class MessagingSettings(BaseSettings):
     kafka_bootstrap: str = Field(
         default_factory=lambda: f"127.0.0.1:{os.environ.get('RENEWALS_KAFKA_PORT', '19092')}"
     )
+
+    @property
+    def kafka_servers(self) -> list[str]:
+        """The bootstrap list, one `host:port` an item: FastStream takes a string as ONE server,
+        so "a:9092,b:9092" (a cluster) would never connect."""
+        return [server.strip() for server in self.kafka_bootstrap.split(",") if server.strip()]
+
     # Batches are what make exactly-once cheap: one transaction and one offset commit per batch.
     consumer_max_records: int = 500
     consumer_batch_timeout_ms: int = 20
