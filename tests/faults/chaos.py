@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,11 @@ from tests.faults.points import FAULT_POINTS, points_of
 from tests.support.smtp import free_port
 
 INFRA = REPO_ROOT / "deploy" / "local" / "infra.sh"
+# The share of the load during which each service is killed once at random: the processes that
+# stored the subscriptions run unarmed, and their first restart arms their fault points, whose
+# slots come after this (a point armed at the first start would fire during the setup).
+ARMING_KILLS_UNTIL = 0.25
+POINTS_FROM, POINTS_UNTIL = 0.35, 0.85
 POINT_REACHED = "fault point reached"
 Progress = Callable[[str], None]
 
@@ -31,6 +37,7 @@ class Fault:
     detail: str
     at: float  # monotonic: injected, or the death noticed
     back: float | None = None  # monotonic: the target ready again
+    wall: float = field(default_factory=time.time)  # `at` on the wall clock (mail timestamps)
 
 
 @dataclass
@@ -38,9 +45,9 @@ class Fleet:
     """The five service processes, each watched by a supervisor of its own that restarts it
     whenever it dies (so that two deaths at once cost one start, not two in a row).
 
-    Fault points are spread over the run: each has a slot (a time from which it may fire); a
-    (re)started process arms the points it has not reached yet, each from its slot on
-    (RENEWALS_FAULTS_AFTER), not at its first batch."""
+    Fault points are spread over the load: each has a slot (a time from which it may fire); a
+    process started after they are planned arms the points it has not reached yet, each from
+    its slot on (RENEWALS_FAULTS_AFTER), not at its first batch."""
 
     env: dict[str, str]
     log_dir: Path
@@ -203,8 +210,8 @@ class Fleet:
         ]
 
 
-async def infra(*args: str, progress: Progress) -> None:
-    """deploy/local/infra.sh with the suite's environment (its ports)."""
+async def infra(*args: str, progress: Progress) -> str:
+    """deploy/local/infra.sh with the suite's environment (its ports); its output."""
     process = await asyncio.create_subprocess_exec(
         str(INFRA),
         *args,
@@ -214,8 +221,11 @@ async def infra(*args: str, progress: Progress) -> None:
         stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await process.communicate()
+    text = output.decode(errors="replace")
     if process.returncode != 0:
-        raise RuntimeError(f"infra.sh {' '.join(args)} failed:\n{output.decode(errors='replace')}")
+        errors = [line for line in text.splitlines() if "error:" in line] or text.splitlines()
+        raise RuntimeError(f"infra.sh {' '.join(args)}: {errors[-1] if errors else '?'}")
+    return text
 
 
 @dataclass(frozen=True)
@@ -228,10 +238,18 @@ class Scheduled:
 def schedule(
     rng: random.Random, *, random_kills: int, broker_restarts: int, pg_restarts: int, brokers: int
 ) -> list[Scheduled]:
-    """Random kills at random moments; infrastructure restarts spread evenly over the load."""
+    """Random kills at random moments, the first of each service early in the load (its
+    restart arms its fault points: `Fleet.plan_points`); infrastructure restarts spread evenly
+    over the load."""
+    names = [s.name for s in SERVICES]
+    rng.shuffle(names)
     planned = [
-        Scheduled(rng.uniform(0.05, 0.9), "random kill", rng.choice([s.name for s in SERVICES]))
-        for _ in range(random_kills)
+        Scheduled(ARMING_KILLS_UNTIL * (n + rng.random()) / len(names), "random kill", name)
+        for n, name in enumerate(names[:random_kills])
+    ]
+    planned += [
+        Scheduled(rng.uniform(0.05, 0.9), "random kill", rng.choice(names))
+        for _ in range(random_kills - len(planned))
     ]
     broker_kind = "cluster broker kill" if brokers == 3 else "broker restart"
     for n in range(broker_restarts):
@@ -262,7 +280,10 @@ async def inject(
         elif planned.kind == "postgres restart":
             fault.detail = "immediate shutdown, then start"
             progress("fault: restarting PostgreSQL (immediate shutdown)")
-            await infra("restart-postgres", "--immediate", progress=progress)
+            output = await infra("restart-postgres", "--immediate", progress=progress)
+            stopped = re.search(r"\(-m immediate\) at ([0-9.]+)", output)
+            if stopped:  # the crash itself, a moment after the injection began
+                fault.wall = float(stopped.group(1))
         elif planned.kind == "cluster broker kill":
             node = planned.target.split()[-1]
             fault.detail = f"SIGKILL, down {broker_down_seconds:.0f} s, then start"
@@ -271,7 +292,7 @@ async def inject(
             await asyncio.sleep(broker_down_seconds)
             await infra("cluster", "start", node, progress=progress)
     except RuntimeError as error:
-        fault.detail = f"NOT INJECTED: {str(error).splitlines()[-1]}"
+        fault.detail = f"NOT INJECTED: {error}"
         fleet.errors.append(f"{planned.kind} of {planned.target} failed: {error}")
         progress(f"fault: {planned.kind} FAILED ({error}); putting the infrastructure back")
         await restore_infrastructure(progress, cluster=planned.kind == "cluster broker kill")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from functools import cached_property
@@ -78,6 +79,12 @@ class Mail:
     notification_key: str | None
     recipients: str
     path: str
+
+    @property
+    def received(self) -> float:
+        """Epoch seconds, from the dev SMTP server's file name (20261130T051152.362120Z-….eml)."""
+        stamp = self.path.split("-", 1)[0]
+        return datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC).timestamp()
 
 
 def read_mailbox(maildir: Path, marker: str, since: float) -> list[Mail]:

@@ -166,15 +166,23 @@ async def send_retrying(
     client: UpstreamClient, topic: str, events: list[CloudEvent[Any]], progress: Progress
 ) -> None:
     """Publish, retrying while the broker is away (a restart): a resent event keeps its id."""
-    for attempt in range(60):
+    await send_actions_retrying(client, [Action("", topic, events, [])], progress)
+
+
+async def send_actions_retrying(
+    client: UpstreamClient, actions: list[Action], progress: Progress
+) -> None:
+    """Every event of the actions at once (one round trip, not one per action), again while
+    the broker is away (a restart: several minutes on a loaded machine)."""
+    for attempt in range(300):
         try:
-            await client.send_many(topic, events)
+            await asyncio.gather(*(client.send_many(a.topic, a.events) for a in actions))
             return
         except KafkaError as error:
-            if attempt % 5 == 0:
-                progress(f"workload: publishing to {topic} failed ({error!r}), retrying")
+            if attempt % 10 == 0:
+                progress(f"workload: publishing failed ({error!r}), retrying")
             await asyncio.sleep(1.0)
-    raise RuntimeError(f"could not publish to {topic} for a minute")
+    raise RuntimeError("could not publish for five minutes")
 
 
 def follow_up(record_type: str | None, event: dict[str, Any], csns: set[str]) -> Action | None:
