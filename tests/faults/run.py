@@ -251,7 +251,12 @@ async def publish(
         elapsed = time.monotonic() - started
         due = min(total, int(rate * elapsed) + 1)
         sending: list[workload.Action] = []
-        while actions and load.published + sum(len(a.subscription_ids) for a in sending) < due:
+        # An action of no subscription (a reminded CSN's clock) goes with the next, or at once
+        # when it is among the last.
+        while actions and (
+            load.published + sum(len(a.subscription_ids) for a in sending) < due
+            or not actions[0].subscription_ids
+        ):
             sending.append(actions.pop(0))
         if sending:
             await workload.send_actions_retrying(client, sending, progress)
