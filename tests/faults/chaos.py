@@ -70,6 +70,7 @@ class Fleet:
             self.services[spec.name] = ServiceProcess(
                 spec, env=self.env, log_dir=self.log_dir, http_port=free_port()
             )
+            STARTED.append(self.services[spec.name])
             self.pending[spec.name] = points_of(spec.name)
             self._locks[spec.name] = asyncio.Lock()
 
@@ -208,6 +209,20 @@ class Fleet:
             for name, s in self.services.items()
             if s.process is None or s.process.poll() is not None
         ]
+
+
+# Every service process of this run, for `stop_leftovers`.
+STARTED: list[ServiceProcess] = []
+
+
+def stop_leftovers() -> list[str]:
+    """SIGKILL any service process still running (an interrupted run's cleanup may not finish)."""
+    left = []
+    for service in STARTED:
+        if service.process is not None and service.process.poll() is None:
+            left.append(service.spec.name)
+            service.kill()
+    return left
 
 
 async def infra(*args: str, progress: Progress) -> str:

@@ -583,7 +583,8 @@ def render(result: figures.Figures, summary: dict[str, Any]) -> None:
 
 
 def _interrupted(*_: object) -> None:
-    raise KeyboardInterrupt
+    # As Ctrl-C: asyncio.run cancels the run, whose `finally` stops the services and the cluster.
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -609,6 +610,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # the run itself broke: say why, as a failed check
         print(f"\nFAILED:\n  - the run stopped: {error!r}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(
+            "\nfaults: interrupted; services stopped, broker and database left up", file=sys.stderr
+        )
+        return 130
+    finally:
+        chaos.stop_leftovers()  # whatever the run's own cleanup did not get to
     render(result, summary)
     if args.json:
         print(json.dumps({**summary, **asdict(result)}, separators=(",", ":"), default=str))
