@@ -36,6 +36,9 @@ KAFKA_DATA="$KAFKA_DIR/data"
 KAFKA_LOGS="$KAFKA_DIR/logs"
 KAFKA_PROPS="$KAFKA_DIR/server.properties"
 KAFKA_START_TIMEOUT=60
+# A broker restarted after SIGKILL recovers its logs first; on a loaded machine that took more
+# than a minute (the fault suite's restarts).
+KAFKA_RESTART_TIMEOUT=${RENEWALS_KAFKA_RESTART_TIMEOUT:-240}
 
 PG_BIN=/usr/lib/postgresql/15/bin
 # .local/pg may be a link to a folder outside the clone (see pg_up): the postgres user is given
@@ -68,7 +71,11 @@ die() {
 
 # True when something accepts TCP connections on 127.0.0.1:<port>.
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-port_closed() { ! port_open "$1"; }
+# True when none of the ports answers any more.
+ports_closed() {
+  local port
+  for port in "$@"; do ! port_open "$port" || return 1; done
+}
 
 # Print the pid recorded in .local/run/<name>.pid when that process is alive and its command
 # line contains <pattern> (so a recycled pid is not taken for ours); remove a stale pid file.
@@ -629,10 +636,13 @@ cmd_restart_kafka() {
   say "kafka: SIGKILL pid $pid"
   kill -KILL "$pid" 2>/dev/null || true
   wait_for 20 "" gone "$pid" || die "kafka: pid $pid does not die"
-  # A JVM's main thread shows as a zombie while its other threads still hold the sockets.
-  wait_for 20 "" port_closed "$KAFKA_PORT" || die "kafka: 127.0.0.1:$KAFKA_PORT still open after pid $pid died"
+  # A killed JVM's listening sockets outlive its pid for a moment (threads still exiting):
+  # start again only once both ports are free, or kafka_start takes them for a stranger's.
+  wait_for 30 "" ports_closed "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" ||
+    die "kafka: pid $pid is gone but 127.0.0.1:$KAFKA_PORT or :$KAFKA_CONTROLLER_PORT still answers after 30s"
   forget kafka
   kafka_start
+  KAFKA_START_TIMEOUT=$KAFKA_RESTART_TIMEOUT
   kafka_wait
   kafka_topics >/dev/null
   say "kafka: back on 127.0.0.1:$KAFKA_PORT"
@@ -643,7 +653,8 @@ cmd_restart_postgres() {
   [[ ${1:-} == --immediate ]] && mode=immediate
   lock
   pid=$(pg_pid) || die "postgres: not running (make infra-up first)"
-  say "postgres: stopping pid $pid (-m $mode)"
+  # The moment of the stop (epoch seconds): the fault suite bounds the marks it loses by it.
+  say "postgres: stopping pid $pid (-m $mode) at ${EPOCHREALTIME/,/.}"
   as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -m "$mode" -w -t 60 -s stop ||
     stop_group postgres "$pid" 20
   forget postgres
@@ -786,7 +797,8 @@ cluster_kill() {
   say "cluster: SIGKILL broker $1 (pid $pid)"
   kill -KILL "$pid" 2>/dev/null || true
   wait_for 20 "" gone "$pid" || die "cluster: pid $pid does not die"
-  wait_for 20 "" port_closed "$(cluster_broker_port "$1")" || die "cluster: broker $1's port stays open"
+  wait_for 30 "" ports_closed "$(cluster_broker_port "$1")" "$(cluster_controller_port "$1")" ||
+    die "cluster: broker $1 (pid $pid) is gone but its ports still answer after 30s"
   forget "cluster-$1"
 }
 
@@ -823,7 +835,7 @@ cmd_cluster() {
       cluster_kill "$2"
     else
       cluster_start_node "$2"
-      wait_for "$KAFKA_START_TIMEOUT" "" port_open "$(cluster_broker_port "$2")" ||
+      wait_for "$KAFKA_RESTART_TIMEOUT" "" port_open "$(cluster_broker_port "$2")" ||
         die "cluster: broker $2 does not answer"
     fi
     ;;

@@ -11,7 +11,7 @@ from shared.messaging.settings import MessagingSettings
 
 def create_broker(settings: MessagingSettings, *, client_id: str) -> KafkaBroker:
     return KafkaBroker(
-        settings.kafka_bootstrap,
+        settings.kafka_servers,
         client_id=client_id,
         # The service's own principal (shared/messaging/principals.py), SASL/SCRAM-SHA-512.
         security=broker_security(credentials(settings, service=client_id)),

@@ -16,11 +16,14 @@ Each point is a crash window: SIGKILL there must lose nothing and duplicate no e
 - `quote_expiry_after_commit`: quotes expired and committed.
 - `outbox_after_publish_before_delete`: the outbox relay, a claim acknowledged by the broker,
   its rows not yet deleted (they go out again: consumers deduplicate on the event id).
+
+`RENEWALS_FAULTS_AFTER` (JSON, point → seconds) keeps a point quiet for that long after start.
 """
 
 import logging
 import os
 import signal
+import time
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +47,18 @@ OUTBOX_AFTER_PUBLISH_BEFORE_DELETE = "outbox_after_publish_before_delete"
 
 
 class FaultPoints:
-    def __init__(self, armed: set[str] | frozenset[str] = frozenset()) -> None:
+    """The armed points; a point given seconds in `after` does nothing when reached sooner after
+    start (the fault suite spreads its kills over a run instead of dying at the first batch)."""
+
+    def __init__(
+        self, armed: set[str] | frozenset[str] = frozenset(), after: dict[str, float] | None = None
+    ) -> None:
         self.armed = frozenset(armed)
+        started = time.monotonic()
+        self.active_from = {point: started + seconds for point, seconds in (after or {}).items()}
 
     def hit(self, point: str) -> None:
-        if point in self.armed:
+        if point in self.armed and time.monotonic() >= self.active_from.get(point, 0.0):
             log.warning("fault point reached: killing the process", extra={"fault": point})
             for handler in logging.getLogger().handlers:
                 handler.flush()

@@ -54,7 +54,7 @@ class ServiceRuntime:
         self.database = database
         self.broker = create_broker(messaging, client_id=service)
         self.pools = PoolHolder()
-        self.faults = FaultPoints(messaging.faults)
+        self.faults = FaultPoints(messaging.faults, messaging.faults_after)
         self.consumers: list[EventConsumer] = []
         self.loops: dict[str, Loop] = {}
         self.work_loops: list[WorkLoop] = []

@@ -23,6 +23,13 @@ class MessagingSettings(BaseSettings):
     kafka_password: str = Field(default="", repr=False)
     # SASL_PLAINTEXT on loopback; SASL_SSL where the broker is elsewhere.
     kafka_security_protocol: Literal["SASL_PLAINTEXT", "SASL_SSL"] = "SASL_PLAINTEXT"
+
+    @property
+    def kafka_servers(self) -> list[str]:
+        """The bootstrap list, one `host:port` an item: FastStream takes a string as ONE server,
+        so "a:9092,b:9092" (a cluster) would never connect."""
+        return [server.strip() for server in self.kafka_bootstrap.split(",") if server.strip()]
+
     # Batches are what make exactly-once cheap: one transaction and one offset commit per batch.
     consumer_max_records: int = 500
     consumer_batch_timeout_ms: int = 20
@@ -46,6 +53,9 @@ class MessagingSettings(BaseSettings):
     http_port: int = 0
     # Fault-injection points armed for tests, e.g. "after_db_commit" (see faults.py).
     faults: set[str] = Field(default_factory=set)
+    # Seconds after start before an armed point fires (the fault suite's schedule), e.g.
+    # {"after_db_commit": 30}; a point not named fires at once.
+    faults_after: dict[str, float] = Field(default_factory=dict)
     test_clocks_enabled: bool = False
     log_level: str = "INFO"
     # An OTLP/HTTP collector (e.g. http://127.0.0.1:4318): each published event is exported as

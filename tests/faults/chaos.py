@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,11 @@ from tests.faults.points import FAULT_POINTS, points_of
 from tests.support.smtp import free_port
 
 INFRA = REPO_ROOT / "deploy" / "local" / "infra.sh"
+# The share of the load during which each service is killed once at random: the processes that
+# stored the subscriptions run unarmed, and their first restart arms their fault points, whose
+# slots come after this (a point armed at the first start would fire during the setup).
+ARMING_KILLS_UNTIL = 0.25
+POINTS_FROM, POINTS_UNTIL = 0.35, 0.85
 POINT_REACHED = "fault point reached"
 Progress = Callable[[str], None]
 
@@ -31,12 +37,17 @@ class Fault:
     detail: str
     at: float  # monotonic: injected, or the death noticed
     back: float | None = None  # monotonic: the target ready again
+    wall: float = field(default_factory=time.time)  # `at` on the wall clock (mail timestamps)
 
 
 @dataclass
 class Fleet:
-    """The five service processes, each restarted whenever it dies, with the fault points it has
-    not reached yet armed."""
+    """The five service processes, each watched by a supervisor of its own that restarts it
+    whenever it dies (so that two deaths at once cost one start, not two in a row).
+
+    Fault points are spread over the load: each has a slot (a time from which it may fire); a
+    process started after they are planned arms the points it has not reached yet, each from
+    its slot on (RENEWALS_FAULTS_AFTER), not at its first batch."""
 
     env: dict[str, str]
     log_dir: Path
@@ -44,10 +55,14 @@ class Fleet:
     started: float
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     pending: dict[str, list[str]] = field(default_factory=dict)
+    slots: dict[tuple[str, str], float] = field(default_factory=dict)  # monotonic
     reached: dict[tuple[str, str], float] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # a fault not injected, a start given up
+    recover_seconds: float = 180.0
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     _log_offsets: dict[str, int] = field(default_factory=dict)
+    _supervisors: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -55,22 +70,34 @@ class Fleet:
             self.services[spec.name] = ServiceProcess(
                 spec, env=self.env, log_dir=self.log_dir, http_port=free_port()
             )
+            STARTED.append(self.services[spec.name])
             self.pending[spec.name] = points_of(spec.name)
             self._locks[spec.name] = asyncio.Lock()
 
-    def _start(self, name: str, armed: bool) -> None:
+    def plan_points(self, rng: random.Random, first: float, last: float) -> None:
+        """One slot per fault point between the monotonic times `first` and `last`, in a random
+        order across the services (never all of them down at once)."""
+        points = [(name, point) for name, points in self.pending.items() for point in points]
+        rng.shuffle(points)
+        span = max(0.0, last - first)
+        for n, key in enumerate(points):
+            self.slots[key] = first + span * (n + 0.5) / max(1, len(points))
+
+    def _start(self, name: str) -> None:
         service = self.services[name]
         self._log_offsets[name] = (
             service.log_path.stat().st_size if service.log_path.exists() else 0
         )
-        faults = self.pending[name] if armed else []
-        service.start({"RENEWALS_FAULTS": json.dumps(faults)})
+        armed = [p for p in self.pending[name] if (name, p) in self.slots]
+        now = time.monotonic()
+        after = {p: round(max(0.0, self.slots[(name, p)] - now), 1) for p in armed}
+        service.start(
+            {"RENEWALS_FAULTS": json.dumps(armed), "RENEWALS_FAULTS_AFTER": json.dumps(after)}
+        )
 
-    async def start_all(self, armed: bool) -> None:
-        if not armed:
-            self.pending = {name: [] for name in self.services}
+    async def start_all(self) -> None:
         for name in self.services:
-            self._start(name, armed)
+            self._start(name)
         for name, service in self.services.items():
             try:
                 await asyncio.to_thread(service.wait_ready, 90)
@@ -81,6 +108,10 @@ class Fleet:
                         fault.back = await self._bring_up(name)
                     else:
                         raise
+        self._supervisors = [
+            asyncio.create_task(self._supervise(name), name=f"supervise {name}")
+            for name in self.services
+        ]
 
     def _fired_point(self, name: str) -> str | None:
         """The fault point named by the last 'fault point reached' line of this process's log."""
@@ -115,35 +146,46 @@ class Fleet:
         self.progress(f"fault: {name} died ({fault.kind}: {fault.detail}); restarting it")
         return fault
 
-    async def _bring_up(self, name: str) -> float:
-        """Start the service until it is ready; a start that dies (at a fault point, or because
-        the database is down) is recorded and tried again."""
+    async def _bring_up(self, name: str) -> float | None:
+        """Start the service until it is ready; a start that dies (at a fault point, say) is
+        recorded and tried again. A live process is never killed for being slow: it waits for
+        the broker or the database by itself. None: not ready in `recover_seconds` (recorded)."""
         service = self.services[name]
-        for attempt in range(60):
-            self._start(name, armed=True)
-            try:
-                await asyncio.to_thread(service.wait_ready, 60)
-                return time.monotonic()
-            except (RuntimeError, TimeoutError) as error:
-                if service.process is not None and service.process.poll() is not None:
-                    self._noticed_death(name, time.monotonic())
-                else:
-                    self.progress(f"fault: {name} not ready ({error}); killing and retrying")
-                    await asyncio.to_thread(service.kill)
-                await asyncio.sleep(min(5.0, 1.0 + attempt))  # e.g. the broker is still away
-        raise RuntimeError(f"{name} could not be started again; see {service.log_path}")
-
-    async def watch(self) -> None:
-        """Restart any service that dies by itself (a fault point, a crash)."""
+        deadline = time.monotonic() + self.recover_seconds
+        attempt = 0
+        died_starting: list[Fault] = []  # back when this service is
         while True:
-            for name, service in self.services.items():
-                lock = self._locks[name]
-                if lock.locked() or service.process is None or service.process.poll() is None:
-                    continue
-                async with lock:
-                    fault = self._noticed_death(name, time.monotonic())
-                    fault.back = await self._bring_up(name)
+            self._start(name)
+            try:
+                await asyncio.to_thread(service.wait_ready, max(1.0, deadline - time.monotonic()))
+                for fault in died_starting:
+                    fault.back = time.monotonic()
+                return time.monotonic()
+            except RuntimeError:  # it died while starting
+                died_starting.append(self._noticed_death(name, time.monotonic()))
+            except TimeoutError as error:
+                self.errors.append(
+                    f"{name} did not recover: not ready {self.recover_seconds:.0f} s after its"
+                    f" death ({error})"
+                )
+                self.progress(f"fault: GAVE UP on {name}: {error}")
+                await asyncio.to_thread(service.kill)
+                return None
+            attempt += 1
+            await asyncio.sleep(min(5.0, 0.5 * attempt))
+
+    async def _supervise(self, name: str) -> None:
+        """Restart this service whenever it dies by itself (a fault point, a crash)."""
+        service, lock = self.services[name], self._locks[name]
+        while True:
             await asyncio.sleep(0.2)
+            if lock.locked() or service.process is None or service.process.poll() is None:
+                continue
+            async with lock:
+                fault = self._noticed_death(name, time.monotonic())
+                fault.back = await self._bring_up(name)
+                if fault.back is None:
+                    return
 
     async def kill(self, name: str) -> None:
         """SIGKILL at a random moment, then start it again."""
@@ -155,9 +197,11 @@ class Fleet:
             fault.back = await self._bring_up(name)
 
     async def stop_all(self) -> None:
-        for name, service in self.services.items():
-            async with self._locks[name]:
-                await asyncio.to_thread(service.stop)
+        for task in self._supervisors:
+            task.cancel()
+        await asyncio.gather(*self._supervisors, return_exceptions=True)
+        for service in self.services.values():
+            await asyncio.to_thread(service.stop)
 
     def dead(self) -> list[str]:
         return [
@@ -167,8 +211,22 @@ class Fleet:
         ]
 
 
-async def infra(*args: str, progress: Progress) -> None:
-    """deploy/local/infra.sh with the suite's environment (its ports)."""
+# Every service process of this run, for `stop_leftovers`.
+STARTED: list[ServiceProcess] = []
+
+
+def stop_leftovers() -> list[str]:
+    """SIGKILL any service process still running (an interrupted run's cleanup may not finish)."""
+    left = []
+    for service in STARTED:
+        if service.process is not None and service.process.poll() is None:
+            left.append(service.spec.name)
+            service.kill()
+    return left
+
+
+async def infra(*args: str, progress: Progress) -> str:
+    """deploy/local/infra.sh with the suite's environment (its ports); its output."""
     process = await asyncio.create_subprocess_exec(
         str(INFRA),
         *args,
@@ -178,8 +236,11 @@ async def infra(*args: str, progress: Progress) -> None:
         stderr=asyncio.subprocess.STDOUT,
     )
     output, _ = await process.communicate()
+    text = output.decode(errors="replace")
     if process.returncode != 0:
-        raise RuntimeError(f"infra.sh {' '.join(args)} failed:\n{output.decode(errors='replace')}")
+        errors = [line for line in text.splitlines() if "error:" in line] or text.splitlines()
+        raise RuntimeError(f"infra.sh {' '.join(args)}: {errors[-1] if errors else '?'}")
+    return text
 
 
 @dataclass(frozen=True)
@@ -192,10 +253,18 @@ class Scheduled:
 def schedule(
     rng: random.Random, *, random_kills: int, broker_restarts: int, pg_restarts: int, brokers: int
 ) -> list[Scheduled]:
-    """Random kills at random moments; infrastructure restarts spread evenly over the load."""
+    """Random kills at random moments, the first of each service early in the load (its
+    restart arms its fault points: `Fleet.plan_points`); infrastructure restarts spread evenly
+    over the load."""
+    names = [s.name for s in SERVICES]
+    rng.shuffle(names)
     planned = [
-        Scheduled(rng.uniform(0.05, 0.9), "random kill", rng.choice([s.name for s in SERVICES]))
-        for _ in range(random_kills)
+        Scheduled(ARMING_KILLS_UNTIL * (n + rng.random()) / len(names), "random kill", name)
+        for n, name in enumerate(names[:random_kills])
+    ]
+    planned += [
+        Scheduled(rng.uniform(0.05, 0.9), "random kill", rng.choice(names))
+        for _ in range(random_kills - len(planned))
     ]
     broker_kind = "cluster broker kill" if brokers == 3 else "broker restart"
     for n in range(broker_restarts):
@@ -211,28 +280,52 @@ def schedule(
 async def inject(
     planned: Scheduled, fleet: Fleet, progress: Progress, broker_down_seconds: float
 ) -> None:
+    """One fault; one that cannot be injected is recorded in `fleet.errors` (with the reason)
+    and whatever it stopped is started again, never left down."""
     if planned.kind == "random kill":
         await fleet.kill(planned.target)
         return
     fault = Fault(planned.kind, planned.target, "", time.monotonic())
     fleet.faults.append(fault)
-    if planned.kind == "broker restart":
-        fault.detail = "SIGKILL, then start"
-        progress("fault: restarting the Kafka broker (SIGKILL)")
-        await infra("restart-kafka", progress=progress)
-    elif planned.kind == "postgres restart":
-        fault.detail = "immediate shutdown, then start"
-        progress("fault: restarting PostgreSQL (immediate shutdown)")
-        await infra("restart-postgres", "--immediate", progress=progress)
-    elif planned.kind == "cluster broker kill":
-        node = planned.target.split()[-1]
-        fault.detail = f"SIGKILL, down {broker_down_seconds:.0f} s, then start"
-        progress(f"fault: SIGKILL {planned.target} of 3 (min.insync.replicas 2)")
-        await infra("cluster", "kill", node, progress=progress)
-        await asyncio.sleep(broker_down_seconds)
-        await infra("cluster", "start", node, progress=progress)
+    try:
+        if planned.kind == "broker restart":
+            fault.detail = "SIGKILL, then start"
+            progress("fault: restarting the Kafka broker (SIGKILL)")
+            await infra("restart-kafka", progress=progress)
+        elif planned.kind == "postgres restart":
+            fault.detail = "immediate shutdown, then start"
+            progress("fault: restarting PostgreSQL (immediate shutdown)")
+            output = await infra("restart-postgres", "--immediate", progress=progress)
+            stopped = re.search(r"\(-m immediate\) at ([0-9.]+)", output)
+            if stopped:  # the crash itself, a moment after the injection began
+                fault.wall = float(stopped.group(1))
+        elif planned.kind == "cluster broker kill":
+            node = planned.target.split()[-1]
+            fault.detail = f"SIGKILL, down {broker_down_seconds:.0f} s, then start"
+            progress(f"fault: SIGKILL {planned.target} of 3 (min.insync.replicas 2)")
+            await infra("cluster", "kill", node, progress=progress)
+            await asyncio.sleep(broker_down_seconds)
+            await infra("cluster", "start", node, progress=progress)
+    except RuntimeError as error:
+        fault.detail = f"NOT INJECTED: {error}"
+        fleet.errors.append(f"{planned.kind} of {planned.target} failed: {error}")
+        progress(f"fault: {planned.kind} FAILED ({error}); putting the infrastructure back")
+        await restore_infrastructure(progress, cluster=planned.kind == "cluster broker kill")
     fault.back = time.monotonic()
     progress(f"fault: {planned.kind} done in {fault.back - fault.at:.1f} s")
+
+
+async def restore_infrastructure(progress: Progress, *, cluster: bool = False) -> str | None:
+    """`infra.sh up` (and the cluster's) again, so that nothing is left stopped; the error when
+    even that fails."""
+    try:
+        await infra("up", progress=progress)
+        if cluster:
+            await infra("cluster", "up", progress=progress)
+    except RuntimeError as error:
+        progress(f"infra: could not start the infrastructure again: {error}")
+        return str(error)
+    return None
 
 
 def not_reached(fleet: Fleet) -> list[tuple[str, str]]:

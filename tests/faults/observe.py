@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from functools import cached_property
@@ -79,6 +80,12 @@ class Mail:
     recipients: str
     path: str
 
+    @property
+    def received(self) -> float:
+        """Epoch seconds, from the dev SMTP server's file name (20261130T051152.362120Z-….eml)."""
+        stamp = self.path.split("-", 1)[0]
+        return datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC).timestamp()
+
 
 def read_mailbox(maildir: Path, marker: str, since: float) -> list[Mail]:
     """The .eml files the dev SMTP server stored since `since` (epoch seconds) for recipients
@@ -97,6 +104,6 @@ def read_mailbox(maildir: Path, marker: str, since: float) -> list[Mail]:
         recipients = str(headers.get("X-RcptTo", ""))
         if marker not in recipients.lower():
             continue
-        key = headers.get("X-Notification-Key")
-        found.append(Mail(str(key) if key else None, recipients, path.name))
+        key = str(headers.get("X-Notification-Key") or "").strip()  # a folded header unfolded
+        found.append(Mail(key or None, recipients, path.name))
     return found

@@ -20,10 +20,10 @@ class FaultPoint:
 
 FAULT_POINTS: tuple[FaultPoint, ...] = (
     FaultPoint("renewal", "after_db_commit", "a consumed batch committed, offsets not yet"),
+    FaultPoint("renewal", "engine_before_commit", "the due-date engine wrote, not committed"),
     FaultPoint("renewal", "engine_after_commit", "the due-date engine committed its orders"),
     FaultPoint("renewal", "outbox_after_publish_before_delete", "relay: published, not deleted"),
     FaultPoint("bulk_worker", "bulk_before_commit", "orders written, transaction not committed"),
-    FaultPoint("bulk_worker", "after_db_commit", "a consumed batch committed, offsets not yet"),
     FaultPoint(
         "bulk_worker", "outbox_after_publish_before_delete", "relay: published, not deleted"
     ),
@@ -34,10 +34,12 @@ FAULT_POINTS: tuple[FaultPoint, ...] = (
     FaultPoint("notification", "after_db_commit", "a consumed batch committed, offsets not yet"),
     FaultPoint("notification", "after_smtp_accept", "SMTP accepted, not yet marked sent"),
     FaultPoint("notification", "sender_mid_claim", "part of a claim sent, the rest not"),
+    FaultPoint("notification", "reminders_after_commit", "reminders queued and committed"),
     FaultPoint(
         "notification", "outbox_after_publish_before_delete", "relay: published, not deleted"
     ),
     FaultPoint("quote", "after_db_commit", "a consumed batch committed, offsets not yet"),
+    FaultPoint("quote", "automatic_quotes_after_commit", "automatic quotes committed"),
     FaultPoint("quote", "outbox_after_publish_before_delete", "relay: published, not deleted"),
 )
 

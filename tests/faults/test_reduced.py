@@ -15,14 +15,14 @@ from tests.faults import run
 from tests.support.infra import require_infrastructure
 
 
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(600)
 async def test_reduced_fault_run_loses_nothing_and_charges_nothing_twice() -> None:
     require_infrastructure()
     args = run.parse_args(["--reduced"])
     refusal = run.preflight(run.MessagingSettings().kafka_bootstrap)
     if refusal:
         pytest.fail(f"the fault suite cannot run: {refusal}", pytrace=False)
-    result, summary = await asyncio.wait_for(run.run(args), timeout=400)
+    result, summary = await asyncio.wait_for(run.run(args), timeout=570)
     run.render(result, summary)
     assert not result.failures, "\n".join(result.failures)
     assert summary["complete"]

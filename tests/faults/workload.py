@@ -28,7 +28,10 @@ from shared.messaging.client import UpstreamClient
 # QUO-7): only the emails the workload asks for go out.
 RENEWAL_DATE = date.today() + timedelta(days=45)
 # Shares of the renewals by kind; the rest of `single` after refusals.
-SHARES = {"single": 0.3, "bulk": 0.3, "auto": 0.2, "quote": 0.1, "bank": 0.1}
+SHARES = {"single": 0.25, "reminded": 0.05, "bulk": 0.3, "auto": 0.2, "quote": 0.1, "bank": 0.1}
+# `reminded` CSNs move their clock into the 30-day window first (a reminder, NOTE-1, and an
+# automatic quote, QUO-7, become due while the load runs), then renew like `single`.
+REMINDED_TODAY = RENEWAL_DATE - timedelta(days=25)
 # One manual single renewal in this many has an invalid card: refused PAYMENT_METHOD_INVALID.
 REFUSED_EVERY = 25
 PRICE = Decimal("420.00")
@@ -103,6 +106,18 @@ def plan(renewals: int, prefix: str, rng: random.Random) -> Plan:
         result.actions.append(
             Action("single", topics.RENEWAL_COMMANDS.name, twice(request, csn), ids)
         )
+    left = counts["reminded"]
+    while left > 0:
+        size = min(left, rng.randint(1, 3))
+        csn = new_csn()
+        ids = add(csn, "reminded", size)
+        clock = SetTestClock(csn=csn, today=REMINDED_TODAY)
+        result.actions.append(Action("reminded", topics.CLOCK_COMMANDS.name, twice(clock, csn), []))
+        request = samples.renewal_request(csn, ids)
+        result.actions.append(
+            Action("reminded", topics.RENEWAL_COMMANDS.name, twice(request, csn), ids)
+        )
+        left -= size
     left = counts["bulk"]
     while left > 0:
         size = min(left, rng.randint(2, 100)) if left > 1 else 1
@@ -151,15 +166,23 @@ async def send_retrying(
     client: UpstreamClient, topic: str, events: list[CloudEvent[Any]], progress: Progress
 ) -> None:
     """Publish, retrying while the broker is away (a restart): a resent event keeps its id."""
-    for attempt in range(60):
+    await send_actions_retrying(client, [Action("", topic, events, [])], progress)
+
+
+async def send_actions_retrying(
+    client: UpstreamClient, actions: list[Action], progress: Progress
+) -> None:
+    """Every event of the actions at once (one round trip, not one per action), again while
+    the broker is away (a restart: several minutes on a loaded machine)."""
+    for attempt in range(300):
         try:
-            await client.send_many(topic, events)
+            await asyncio.gather(*(client.send_many(a.topic, a.events) for a in actions))
             return
         except KafkaError as error:
-            if attempt % 5 == 0:
-                progress(f"workload: publishing to {topic} failed ({error!r}), retrying")
+            if attempt % 10 == 0:
+                progress(f"workload: publishing failed ({error!r}), retrying")
             await asyncio.sleep(1.0)
-    raise RuntimeError(f"could not publish to {topic} for a minute")
+    raise RuntimeError("could not publish for five minutes")
 
 
 def follow_up(record_type: str | None, event: dict[str, Any], csns: set[str]) -> Action | None:

@@ -36,3 +36,33 @@ def test_a_fault_point_is_documented_and_hit(constant: str) -> None:
         if path.name != "faults.py"
     ]
     assert any(f"hit({constant})" in text for text in code), f"nobody hits {constant}"
+
+
+def test_an_armed_point_fires_only_after_its_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fault suite arms a point to fire later in its run (RENEWALS_FAULTS_AFTER)."""
+    kills: list[int] = []
+    monkeypatch.setattr(faults.os, "kill", lambda pid, signal: kills.append(signal))
+    now = [1000.0]
+    monkeypatch.setattr(faults.time, "monotonic", lambda: now[0])
+    points = faults.FaultPoints(
+        {faults.AFTER_DB_COMMIT, faults.SENDER_MID_CLAIM}, after={faults.AFTER_DB_COMMIT: 30}
+    )
+    points.hit(faults.AFTER_DB_COMMIT)
+    assert kills == []
+    points.hit(faults.SENDER_MID_CLAIM)  # armed with no delay: at once
+    assert len(kills) == 1
+    now[0] += 30
+    points.hit(faults.OUTBOX_AFTER_PUBLISH_BEFORE_DELETE)  # not armed
+    assert len(kills) == 1
+    points.hit(faults.AFTER_DB_COMMIT)
+    assert kills == [faults.signal.SIGKILL] * 2
+
+
+def test_the_delays_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.messaging.settings import MessagingSettings
+
+    monkeypatch.setenv("RENEWALS_FAULTS", '["after_db_commit"]')
+    monkeypatch.setenv("RENEWALS_FAULTS_AFTER", '{"after_db_commit": 12.5}')
+    settings = MessagingSettings()
+    assert settings.faults == {"after_db_commit"}
+    assert settings.faults_after == {"after_db_commit": 12.5}
