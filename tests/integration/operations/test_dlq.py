@@ -153,7 +153,7 @@ async def test_a_truncated_dead_letter_is_refused_by_name_and_skipped_by_all_wit
     assert sum(after.values()) == sum(before.values()) + 1  # the whole letter only
 
     # What the note names is where the whole original is.
-    reader = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
+    reader = AIOKafkaConsumer(**client_options(kafka_bootstrap), enable_auto_commit=False)
     await reader.start()
     try:
         tp = TopicPartition(topic.name, cut["original_partition"])
