@@ -35,7 +35,12 @@ from shared.contracts.envelope import new_event
 from shared.contracts.notification_events import TOPIC as NOTIFICATION_EVENTS
 from shared.contracts.notification_events import EmailFailed, EmailSent
 from shared.messaging import tracing
-from shared.messaging.faults import AFTER_SMTP_ACCEPT, SENDER_MID_CLAIM, FaultPoints
+from shared.messaging.faults import (
+    AFTER_SMTP_ACCEPT,
+    SENDER_AFTER_LEASE,
+    SENDER_MID_CLAIM,
+    FaultPoints,
+)
 from shared.messaging.loops import WorkLoop
 from shared.messaging.metrics import EMAILS
 from shared.messaging.outbox import Outbox
@@ -222,6 +227,10 @@ class EmailSender:
         a crash duplicates at most the one email between SMTP's acceptance and its mark."""
         await self._record_unmarked()
         claim = await self.leases.claim(self.settings.claim_size)
+        if claim.emails:
+            # Leased, nothing sent: a crash here leaves the claim to the next sender once its
+            # lease runs out (each email then sent once).
+            self.faults.hit(SENDER_AFTER_LEASE)
         if len(claim.emails) == self.settings.claim_size:
             for loop in self._loops:  # a full claim: more may be waiting for the other senders
                 loop.wake()

@@ -45,7 +45,7 @@ from shared.eligibility import (
     decide_manual_renewal,
 )
 from shared.messaging import tracing
-from shared.messaging.faults import BULK_BEFORE_COMMIT, FaultPoints
+from shared.messaging.faults import BULK_AFTER_COMMIT, BULK_BEFORE_COMMIT, FaultPoints
 from shared.messaging.loops import WorkLoop
 from shared.messaging.outbox import Outbox
 from shared.messaging.parking import IsolatingClaims, park_item
@@ -149,10 +149,10 @@ class BulkWorker:
             )
             await work.outbox.flush(connection)
             self.faults.hit(BULK_BEFORE_COMMIT)
-            log.info(
-                "bulk batches worked", extra={"batches": len(batches), "orders": len(work.orders)}
-            )
-            return len(batches)
+        # Committed: orders asked for, answers in the outbox; the relay publishes them.
+        self.faults.hit(BULK_AFTER_COMMIT)
+        log.info("bulk batches worked", extra={"batches": len(batches), "orders": len(work.orders)})
+        return len(batches)
 
     @staticmethod
     async def _requested(connection: DbConnection, request_ids: list[str]) -> dict[str, list[str]]:

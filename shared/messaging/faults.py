@@ -4,9 +4,11 @@ Each point is a crash window: SIGKILL there must lose nothing and duplicate no e
 - `after_db_commit`: a consumer, after a batch's database commit, before its Kafka offset
   commit — the window where a naive consumer would apply an effect twice on redelivery.
 - `bulk_before_commit`: the bulk worker, mid-claim: orders decided and written, not committed.
+- `bulk_after_commit`: the bulk worker, a claim committed, its orders not yet published.
 - `after_smtp_accept`: the email sender, after the SMTP server accepted an email, before it is
   marked sent (that one email goes out again: the most SMTP allows).
 - `sender_mid_claim`: the email sender, the first email of a claim of several sent and marked.
+- `sender_after_lease`: the email sender, a claim leased and committed, nothing of it sent.
 - `billing_before_charge` / `billing_after_charge`: billing's charger, the attempt committed and
   the provider not called yet / the provider charged and the outcome not recorded yet.
 - `engine_before_commit` / `engine_after_commit`: the due-date engine, a claim's orders, lapses
@@ -30,10 +32,14 @@ log = logging.getLogger(__name__)
 AFTER_DB_COMMIT = "after_db_commit"
 # The bulk worker, mid-batch: orders decided and written, the transaction not yet committed.
 BULK_BEFORE_COMMIT = "bulk_before_commit"
+# The bulk worker, a claim of batches committed (orders asked for), before the relay sends them.
+BULK_AFTER_COMMIT = "bulk_after_commit"
 # The email sender, after the SMTP server accepted an email, before it is marked sent.
 AFTER_SMTP_ACCEPT = "after_smtp_accept"
 # The email sender, mid-claim: the first email of several sent and marked, the others not yet.
 SENDER_MID_CLAIM = "sender_mid_claim"
+# The email sender, a claim leased (committed), nothing of it sent yet.
+SENDER_AFTER_LEASE = "sender_after_lease"
 # Billing's charger: the attempt committed, the provider not called yet / the provider charged,
 # the outcome not recorded yet (services/billing/charges.py reconciles both on restart).
 BILLING_BEFORE_CHARGE = "billing_before_charge"

@@ -24,6 +24,7 @@ FAULT_POINTS: tuple[FaultPoint, ...] = (
     FaultPoint("renewal", "engine_after_commit", "the due-date engine committed its orders"),
     FaultPoint("renewal", "outbox_after_publish_before_delete", "relay: published, not deleted"),
     FaultPoint("bulk_worker", "bulk_before_commit", "orders written, transaction not committed"),
+    FaultPoint("bulk_worker", "bulk_after_commit", "a claim committed, its orders not published"),
     FaultPoint(
         "bulk_worker", "outbox_after_publish_before_delete", "relay: published, not deleted"
     ),
@@ -34,6 +35,7 @@ FAULT_POINTS: tuple[FaultPoint, ...] = (
     FaultPoint("notification", "after_db_commit", "a consumed batch committed, offsets not yet"),
     FaultPoint("notification", "after_smtp_accept", "SMTP accepted, not yet marked sent"),
     FaultPoint("notification", "sender_mid_claim", "part of a claim sent, the rest not"),
+    FaultPoint("notification", "sender_after_lease", "a claim leased, nothing of it sent"),
     FaultPoint("notification", "reminders_after_commit", "reminders queued and committed"),
     FaultPoint(
         "notification", "outbox_after_publish_before_delete", "relay: published, not deleted"
