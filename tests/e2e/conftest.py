@@ -49,13 +49,16 @@ class Stack:
         return service
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def smtp_server() -> Iterator[SmtpServer]:
     with SmtpServer() as server:
         yield server
 
 
-@pytest.fixture(scope="session")
+# Package-scoped, not session-scoped: the stack stops once the end-to-end tests are done, so
+# that the fault suite (tests/faults), which runs the product's processes in the same consumer
+# groups and schemas, never shares its traffic with a stack left running.
+@pytest.fixture(scope="package")
 def stack(kafka_bootstrap: str, smtp_server: SmtpServer) -> Iterator[Stack]:
     already = running_services()
     if already:
