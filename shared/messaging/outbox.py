@@ -24,6 +24,7 @@ from aiokafka.errors import (
     MessageSizeTooLargeError,
     RecordListTooLargeError,
     RecordTooLargeError,
+    TopicAuthorizationFailedError,
     UnknownTopicOrPartitionError,
 )
 from faststream.kafka import KafkaBroker
@@ -47,6 +48,9 @@ REFUSED_FOR_ITS_OWN_SAKE: tuple[type[BaseException], ...] = (
     RecordListTooLargeError,
     InvalidTopicError,
     UnknownTopicOrPartitionError,
+    # A topic this service's principal may not write (the broker's ACLs): no retry will change
+    # that, and the rest of the outbox must not wait behind it.
+    TopicAuthorizationFailedError,
 )
 ERROR_LENGTH = 2000
 

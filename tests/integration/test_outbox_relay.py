@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from shared.contracts import topics
 from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, new_event
 from shared.contracts.topics import Topic
 from shared.db.migrate import migrate
@@ -237,6 +238,30 @@ async def test_an_event_for_a_topic_that_stays_unknown_is_parked(
         assert parked["error"].startswith("UnknownTopicOrPartitionError")
     finally:
         await impatient.stop()
+
+
+async def test_an_event_for_a_topic_the_service_may_not_write_is_parked(
+    pool: asyncpg.Pool,
+    broker: KafkaBroker,
+    fresh_topic: Topic,
+    scratch_database: DatabaseSettings,
+    kafka_bootstrap: str,
+) -> None:
+    """The broker's ACLs refuse the principal this topic (the test principal may not write
+    billing.events): parked with the error; the rest of the outbox goes out, in order."""
+    key = unique_csn()
+    before, forbidden, after = prices(key, 3)
+    await write(pool, [(fresh_topic, before), (topics.BILLING_EVENTS, forbidden)])
+    await write(pool, [(fresh_topic, after)])
+    rows = await outbox_ids(pool)
+    async with TopicWatcher(kafka_bootstrap, [fresh_topic]) as watcher:
+        assert await drain(relay(pool, broker, scratch_database)) == [3]
+        seen = await watcher.wait_for(lambda s: True, count=2, timeout=10)
+    assert [s.event["id"] for s in seen] == [before.id, after.id]
+    assert await outbox_ids(pool) == []
+    [parked] = await parked_rows(pool)
+    assert parked["id"] == rows[1]
+    assert parked["error"].startswith("TopicAuthorizationFailedError")
 
 
 class UnreachableBroker:
