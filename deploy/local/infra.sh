@@ -487,10 +487,33 @@ pg_down() {
 # ---------------------------------------------------------------------------------------------
 # Dev SMTP server
 
+# answers_or_die <name> <pid> <port> <log>: wait until a server this script started answers on
+# its port; else show its log, forget it if it died, and stop.
+answers_or_die() {
+  local status=0
+  wait_for 30 "$2" port_open "$3" || status=$?
+  if ((status != 0)); then
+    show_log_tail "$4"
+    ((status == 2)) && forget "$1"
+    die "$1: no answer on 127.0.0.1:$3 (log above)"
+  fi
+}
+
+# stop_recorded <name> <pid or empty>: stop a server this script started, by its process group.
+stop_recorded() {
+  if [[ -z $2 ]]; then
+    say "$1: not running"
+    return 0
+  fi
+  say "$1: stopping pid $2"
+  stop_group "$1" "$2" 10
+  forget "$1"
+}
+
 smtp_pid() { running_pid smtp "devsmtp.py"; }
 
 smtp_up() {
-  local pid status=0
+  local pid
   mkdir -p "$SMTP_MAIL"
   if pid=$(smtp_pid); then
     same_ports smtp "$SMTP_PORT" RENEWALS_SMTP_PORT
@@ -505,24 +528,10 @@ smtp_up() {
     pid=$!
     record smtp "$pid" "$SMTP_PORT"
   fi
-  wait_for 30 "$pid" port_open "$SMTP_PORT" || status=$?
-  if ((status != 0)); then
-    show_log_tail "$SMTP_LOG"
-    ((status == 2)) && forget smtp
-    die "smtp: no answer on 127.0.0.1:$SMTP_PORT (log above)"
-  fi
+  answers_or_die smtp "$pid" "$SMTP_PORT" "$SMTP_LOG"
 }
 
-smtp_down() {
-  local pid
-  pid=$(smtp_pid) || {
-    say "smtp: not running"
-    return 0
-  }
-  say "smtp: stopping pid $pid"
-  stop_group smtp "$pid" 10
-  forget smtp
-}
+smtp_down() { stop_recorded smtp "$(smtp_pid)"; }
 
 # ---------------------------------------------------------------------------------------------
 # Prometheus (Debian's package): scrapes the services `make run` starts, evaluates the alerts
@@ -530,7 +539,7 @@ smtp_down() {
 prometheus_pid() { running_pid prometheus "deploy/monitoring/prometheus.yml"; }
 
 prometheus_up() {
-  local pid status=0
+  local pid
   command -v prometheus >/dev/null || die "prometheus is not installed: run deploy/local/bootstrap.sh first"
   mkdir -p "$PROMETHEUS_DIR/data"
   if pid=$(prometheus_pid); then
@@ -549,24 +558,10 @@ prometheus_up() {
     pid=$!
     record prometheus "$pid" "$PROMETHEUS_PORT"
   fi
-  wait_for 30 "$pid" port_open "$PROMETHEUS_PORT" || status=$?
-  if ((status != 0)); then
-    show_log_tail "$PROMETHEUS_LOG"
-    ((status == 2)) && forget prometheus
-    die "prometheus: no answer on 127.0.0.1:$PROMETHEUS_PORT (log above)"
-  fi
+  answers_or_die prometheus "$pid" "$PROMETHEUS_PORT" "$PROMETHEUS_LOG"
 }
 
-prometheus_down() {
-  local pid
-  pid=$(prometheus_pid) || {
-    say "prometheus: not running"
-    return 0
-  }
-  say "prometheus: stopping pid $pid"
-  stop_group prometheus "$pid" 10
-  forget prometheus
-}
+prometheus_down() { stop_recorded prometheus "$(prometheus_pid)"; }
 
 # ---------------------------------------------------------------------------------------------
 
