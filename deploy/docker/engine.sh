@@ -37,12 +37,37 @@ install_missing() {
   hash -r
 }
 
+# dockerd refuses to start while /var/run/docker.pid names a live process — any process: a pid
+# left by an engine that was killed (a session's end) is often reused by then (seen in CI:
+# "pid file found, ensure docker is not running"). An engine that no longer answers is stopped,
+# and a pid file naming anything but a dockerd is removed.
+SYSTEM_PID_FILES=(/var/run/docker.pid /var/run/docker/containerd/containerd.pid)
+
+is_process() { # PID NAME: whether PID is a live NAME process
+  [[ $1 =~ ^[0-9]+$ ]] && tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline" | grep -q "$2"
+}
+
+clear_stale_engine() {
+  local file pid name
+  for file in "${SYSTEM_PID_FILES[@]}"; do
+    [[ -f $file ]] || continue
+    pid=$(<"$file")
+    name=$(basename "$file" .pid)
+    if is_process "$pid" "$name"; then
+      say "a $name (pid $pid) that does not answer: stopping it"
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+    rm -f "$file"
+  done
+}
+
 our_pid() {
   local pid
   [[ -f $PID_FILE ]] || return 1
   pid=$(<"$PID_FILE")
-  [[ $pid =~ ^[0-9]+$ ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q dockerd &&
-    echo "$pid"
+  is_process "$pid" dockerd && echo "$pid"
 }
 
 cmd_up() {
@@ -51,6 +76,7 @@ cmd_up() {
     return 0
   fi
   install_missing
+  clear_stale_engine
   mkdir -p "$STATE"
   say "starting dockerd (no bridge, no iptables; log $LOG_FILE)"
   # setsid: the engine outlives the make target that started it, like the local infrastructure.
