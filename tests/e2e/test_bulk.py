@@ -67,7 +67,7 @@ async def test_the_bulk_worker_killed_mid_batch_resumes_without_a_second_order(
         answering(command.request_id, "bulk.completed"), timeout=60
     )
     assert completed.data["succeeded"] == 100
-    await asyncio.sleep(1.0)
+    await stack.settled(admin_db)
     assert await orders_for(admin_db, csn) == 3
     assert await charges_for(admin_db, csn) == 3
 
@@ -108,7 +108,7 @@ async def test_auto_1_two_engine_replicas_renew_each_of_many_due_subscriptions_e
             topics.CLOCK_COMMANDS, samples.event(SetTestClock(csn=csn, today=RENEWAL_DATE), csn)
         )
         await watcher.wait_for(about_subject(csn, "subscription.renewed"), count=count, timeout=150)
-        await asyncio.sleep(1.5)
+        await stack.settled(admin_db)
         renewed = [
             s.data["subscription_id"]
             for s in watcher.matching(about_subject(csn, "subscription.renewed"))

@@ -23,8 +23,6 @@ from tests.scenarios.steps import (
     publish_price,
 )
 
-SETTLE = 1.5
-
 
 async def _renewal(stack, upstream, watcher, admin_db, csn: str, **subscription):
     product = f"P-{csn}"
@@ -42,7 +40,6 @@ async def _renewal(stack, upstream, watcher, admin_db, csn: str, **subscription)
         **subscription,
     )
     await given_subscriptions(upstream, admin_db, snapshot)
-    await asyncio.sleep(0.5)  # notification's directory follows subscription.events too
     command = samples.renewal_request(csn, [snapshot.subscription_id])
     await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
     await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
@@ -70,7 +67,7 @@ async def test_an_smtp_server_that_refuses_twice_then_accepts_gets_one_email(
     stack.smtp.mailbox.refuse_next = 2  # 451 twice: temporary, retried with backoff
     await _renewal(stack, upstream, watcher, admin_db, csn)
     [sent] = await watcher.wait_for(confirmation_to(csn))
-    await asyncio.sleep(SETTLE)
+    await stack.settled(admin_db)
     assert len(stack.smtp.mailbox.with_key(sent.data["notification_id"])) == 1
     assert len(watcher.matching(confirmation_to(csn))) == 1
     assert stack.smtp.mailbox.refuse_next == 0
@@ -169,9 +166,8 @@ async def test_note_1_reminders_90_30_and_7_days_before_on_a_test_clock(
     # Auto-renewing: it gets reminders, and no automatic quote (QUO-7) that would stop them.
     snapshot = samples.subscription(f"S-{csn}", csn, renewal_date=renewal_date, auto_renew=True)
     await given_subscriptions(upstream, admin_db, snapshot)
-    await asyncio.sleep(0.5)
     await _clock(upstream, csn, renewal_date - timedelta(days=91))
-    await asyncio.sleep(SETTLE)
+    await stack.settled(admin_db)
     assert _reminders(watcher, csn) == []  # 91 days before: not yet
     for days, expected in ((90, [90]), (30, [30, 90]), (7, [7, 30, 90])):
         await _clock(upstream, csn, renewal_date - timedelta(days=days))
@@ -179,7 +175,7 @@ async def test_note_1_reminders_90_30_and_7_days_before_on_a_test_clock(
         await watcher.wait_for(lambda _, n=wanted: len(_reminders(watcher, csn)) >= n, timeout=20)
         assert _reminders(watcher, csn) == expected
     await _clock(upstream, csn, renewal_date - timedelta(days=1))
-    await asyncio.sleep(SETTLE)
+    await stack.settled(admin_db)
     assert _reminders(watcher, csn) == [7, 30, 90]  # once each
     [reminder] = [
         m
@@ -208,12 +204,12 @@ async def test_note_1_a_late_subscription_gets_only_the_reminders_ahead_and_a_pa
         partner_csn="PARTNER-1",
     )
     await given_subscriptions(upstream, admin_db, late, partner)
-    await asyncio.sleep(SETTLE)
+    await stack.settled(admin_db)
     assert _reminders(watcher, late_csn) == []  # the 90- and 30-day reminders are past
     for csn in (late_csn, partner_csn):
         await _clock(upstream, csn, renewal_date - timedelta(days=7))
     await watcher.wait_for(lambda s: _reminders(watcher, late_csn) == [7], timeout=20)
-    await asyncio.sleep(SETTLE)
+    await stack.settled(admin_db)
     assert _reminders(watcher, partner_csn) == []  # the partner reminds (policy)
 
 
@@ -221,7 +217,6 @@ async def test_lapse_and_auto_renew_notices_reach_the_buyer(stack, upstream, wat
     csn = samples.unique_csn()
     snapshot = samples.subscription(f"S-{csn}", csn, renewal_date=RENEWAL_DATE, locale="fr-FR")
     await given_subscriptions(upstream, admin_db, snapshot)
-    await asyncio.sleep(0.5)
     switch = SetAutoRenew(
         request_id=f"ar-{csn}",
         actor=Actor(user_id=f"{csn}-buyer", csn=csn),

@@ -14,7 +14,6 @@ from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.payment_events import PaymentReceived
 from tests.scenarios.steps import (
     RENEWAL_DATE,
-    SETTLE_SECONDS,
     about_subject,
     answering,
     charges_for,
@@ -60,7 +59,7 @@ async def test_auto_4_a_bank_transfer_order_waits_and_renews_once_the_payment_ar
     csn = samples.unique_csn()
     command, awaiting = await _bank_transfer_order(upstream, watcher, admin_db, csn)
     assert awaiting["amount"] == "420.00" and date.fromisoformat(awaiting["pay_by"]) > date.today()
-    await asyncio.sleep(1.0)
+    await stack.settled(admin_db)
     assert watcher.matching(answering(command.request_id, "subscription.renewed")) == []
 
     wrong = _received(awaiting, amount=Decimal("400.00"), currency="EUR")
@@ -83,7 +82,7 @@ async def test_auto_4_a_bank_transfer_order_waits_and_renews_once_the_payment_ar
     [renewed] = await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
     assert renewed.data["order_id"] == awaiting["order_id"]
     await upstream.send(topics.PAYMENT_EVENTS, samples.event(paid, csn))  # paid twice
-    await asyncio.sleep(1.5)
+    await stack.settled(admin_db)
     assert await charges_for(admin_db, csn) == 1
     assert len(watcher.matching(answering(command.request_id, "subscription.renewed"))) == 1
 
@@ -117,7 +116,7 @@ async def test_auto_1_a_declined_card_is_retried_then_the_subscription_lapses_an
         expected = (RENEWAL_DATE + timedelta(days=next_try)).isoformat() if next_try else None
         assert failures[-1].data["next_retry_on"] == expected
     await on(RENEWAL_DATE + timedelta(days=20))
-    await asyncio.sleep(1.5)
+    await stack.settled(admin_db)
     assert len(watcher.matching(about_subject(csn, "payment.failed"))) == 4  # no fifth try
     grace_ends = date.fromisoformat(lapsed.data["grace_ends"])
     await on(grace_ends + timedelta(days=1))
@@ -164,7 +163,7 @@ async def test_issue_15_billing_killed_after_the_provider_charged_charges_once_a
     # On restart the attempt is reconciled with the provider's record of the order id.
     [renewed] = await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
     assert renewed.data["order_id"] == order["order_id"]
-    await asyncio.sleep(SETTLE_SECONDS)
+    await stack.settled(admin_db)
     assert await _money_taken(admin_db, csn) == 1
     assert await charges_for(admin_db, csn) == 1
     status = await admin_db.fetchval(
