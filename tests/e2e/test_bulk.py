@@ -11,6 +11,7 @@ import urllib.request
 from shared import samples
 from shared.contracts import topics
 from shared.contracts.clock_commands import SetTestClock
+from tests.scenarios.settled import loop_steps
 from tests.scenarios.steps import (
     RENEWAL_DATE,
     about_subject,
@@ -21,6 +22,7 @@ from tests.scenarios.steps import (
     given_subscriptions,
     orders_for,
     publish_price,
+    until,
 )
 
 
@@ -103,6 +105,12 @@ async def test_auto_1_two_engine_replicas_renew_each_of_many_due_subscriptions_e
     try:
         await asyncio.to_thread(second.wait_ready)
         ports = (stack.services["renewal"].port, second.port)
+
+        async def both_engines_stepped() -> bool:  # ready is not yet looking for due dates
+            steps = [await asyncio.to_thread(loop_steps, [p]) for p in ports]
+            return all(s.get("due_date_engine", 0) > 0 for s in steps)
+
+        await until(both_engines_stepped, what="both replicas' engines to step once")
         before = [_engine_orders(p) for p in ports]
         await upstream.send(
             topics.CLOCK_COMMANDS, samples.event(SetTestClock(csn=csn, today=RENEWAL_DATE), csn)
