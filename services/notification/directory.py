@@ -13,6 +13,7 @@ from shared.contracts.billing_events import OrderPlaced
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.types import DbConnection
 from shared.messaging.consumer import BatchEventHandler, Delivery, UnitOfWork, handles_batch
+from shared.test_clocks import save_time_zones
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ def save_snapshots(today_of: Any) -> BatchEventHandler:
             if held is None or held.revision < data.revision:
                 latest[data.subscription_id] = data
         csns = {s.csn for s in latest.values()}
+        await save_time_zones(unit.connection, latest.values())  # before today: it reads them
         today = await today_of(unit.connection, csns)
         await unit.connection.execute(
             """INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date,

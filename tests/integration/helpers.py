@@ -21,7 +21,8 @@ from faststream import FastStream
 
 from services.operations.health import http_ready as service_ready
 from shared.contracts.topics import DLQ_PARTITIONS, Topic
-from shared.db.pool import connect
+from shared.db.migrate import migrate
+from shared.db.pool import connect, create_pool
 from shared.db.settings import DatabaseSettings
 from shared.messaging.client import TopicWatcher
 from shared.messaging.credentials import client_options
@@ -160,3 +161,15 @@ async def scratch_schema(
         yield settings
     finally:
         await admin_db.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@asynccontextmanager
+async def migrated(admin_db: asyncpg.Connection, service: str) -> AsyncIterator[asyncpg.Pool]:
+    """A migrated throwaway schema of the service, and a pool on it."""
+    async with scratch_schema(admin_db, service) as settings:
+        await migrate(service, settings)
+        pool = await create_pool(settings)
+        try:
+            yield pool
+        finally:
+            await pool.close()

@@ -385,3 +385,18 @@ def test_business_limits_are_not_schema_errors() -> None:
         ("quote.commands", SAMPLES["quote.commands"][0]),  # 101 subscriptions, seats=0
     ]:
         assert REGISTRIES[topic].parse(raw(sample)).data == sample
+
+
+def test_a_snapshot_names_its_csns_time_zone_or_none() -> None:
+    """CONTRACT.md: an optional IANA `timezone` (absent: UTC); a published snapshot carrying one
+    is a subscription like any other, never a dead letter."""
+    from shared.contracts.subscription_events import SubscriptionUpserted
+    from shared.samples import subscription
+
+    fields = subscription("S-1", "C-1", renewal_date=date(2027, 1, 1)).model_dump(mode="json")
+    assert SubscriptionUpserted.model_validate(fields).timezone is None
+    zoned = SubscriptionUpserted.model_validate({**fields, "timezone": "America/Los_Angeles"})
+    assert zoned.timezone == "America/Los_Angeles"
+    for wrong in ("Mars/Olympus_Mons", "", "x" * 65, "PST8PDT "):
+        with pytest.raises(ValueError, match="timezone"):
+            SubscriptionUpserted.model_validate({**fields, "timezone": wrong})
