@@ -10,6 +10,7 @@ with a clear error rather than silently ignored.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
 from zoneinfo import ZoneInfo
 
@@ -18,6 +19,24 @@ from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.types import DbConnection
 from shared.messaging.consumer import Delivery, EventHandler, PermanentError, UnitOfWork
+
+
+@dataclass(frozen=True)
+class CsnTodaySql:
+    """The CSN's today inside a set-based query: `joins` to add after the table whose `csn`
+    column is named, then `today` wherever the date is compared; the query's parameter `now`
+    carries the clock's now (`clock.now()`). The same answer as CsnClock.today_for, per row."""
+
+    joins: str
+    today: str
+
+
+def csn_today_sql(csn: str, now: str) -> CsnTodaySql:
+    return CsnTodaySql(
+        joins=f"LEFT JOIN test_clocks AS c ON c.csn = {csn}"
+        f" LEFT JOIN csn_time_zones AS z ON z.csn = {csn}",
+        today=f"COALESCE(c.today, ({now}::timestamptz AT TIME ZONE COALESCE(z.time_zone, 'UTC'))::date)",
+    )
 
 
 class CsnClock:

@@ -19,14 +19,16 @@ from shared.messaging.faults import QUOTE_EXPIRY_AFTER_COMMIT, FaultPoints
 from shared.messaging.loops import WorkLoop
 from shared.messaging.outbox import Outbox
 from shared.messaging.parking import IsolatingClaims, not_parked
+from shared.test_clocks import csn_today_sql
 
 log = logging.getLogger(__name__)
 
 LOOP = "quote_expiry"
 BATCH = 500
+TODAY = csn_today_sql("q.csn", "$1")
 DUE = f"""
-SELECT q.quote_number, q.csn FROM quotes AS q LEFT JOIN test_clocks AS c ON c.csn = q.csn
-WHERE q.status = 'sent' AND q.expires_on < COALESCE(c.today, $1)
+SELECT q.quote_number, q.csn FROM quotes AS q {TODAY.joins}
+WHERE q.status = 'sent' AND q.expires_on < {TODAY.today}
   AND {not_parked(LOOP, "q.quote_number")}
   AND ($3::text IS NULL OR q.quote_number = $3)  -- one quote alone (isolating)
 ORDER BY q.expires_on
@@ -61,7 +63,7 @@ class QuoteExpiry:
         return await self.claims.step()
 
     async def _due(self, connection: Any, only: str | None) -> list[Any]:
-        return list(await connection.fetch(DUE, self.clock.today(), BATCH, only))
+        return list(await connection.fetch(DUE, self.clock.now(), BATCH, only))
 
     async def _candidates(self) -> list[str]:
         async with self.pool.acquire() as connection, connection.transaction():

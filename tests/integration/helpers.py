@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import date
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -173,3 +174,14 @@ async def migrated(admin_db: asyncpg.Connection, service: str) -> AsyncIterator[
             yield pool
         finally:
             await pool.close()
+
+
+async def insert_quote(pool: asyncpg.Pool, quote_number: str, csn: str, expires_on: date) -> None:
+    await pool.execute(
+        """INSERT INTO quotes (quote_number, csn, channel, kind, subscription_ids, recipients,
+                               currency, total, lines, expires_on, created_at)
+           VALUES ($1, $2, 'sales', 'renewal', '{}', '{}', 'USD', 1, '[]', $3, now())""",
+        quote_number,
+        csn,
+        expires_on,
+    )

@@ -12,6 +12,7 @@ import pytest
 
 from services.notification.directory import save_snapshots
 from services.quote.directory import save_snapshot as save_quote_snapshot
+from services.quote.expiry import QuoteExpiry
 from services.renewal.subscriptions import save_snapshot as save_renewal_snapshot
 from shared.clock import FixedClock
 from shared.contracts.envelope import new_event
@@ -19,7 +20,7 @@ from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.messaging.consumer import Delivery, UnitOfWork
 from shared.samples import subscription, unique_csn
 from shared.test_clocks import CsnClock
-from tests.integration.helpers import migrated
+from tests.integration.helpers import insert_quote, migrated
 
 # 10:30 UTC on 30 November: already 1 December at UTC+14, still 29 November at UTC-11.
 NOW = datetime(2026, 11, 30, 10, 30, tzinfo=UTC)
@@ -99,3 +100,35 @@ async def test_a_test_clock_wins_and_a_snapshot_without_a_zone_puts_the_csn_back
     async with pool.acquire() as connection:
         today = await CsnClock(FixedClock(NOW)).today_for(connection, [walked, moved])
     assert today == {walked: date(2027, 6, 1), moved: date(2026, 11, 30)}
+
+
+async def test_quo_8_a_quote_expires_when_its_csns_day_is_past_not_utcs(
+    admin_db: asyncpg.Connection,
+) -> None:
+    """A quote valid through 30 November: on 30 November at 10:30 UTC it has expired for a
+    customer at UTC+14 (already 1 December there) and not for one at UTC-11 or on UTC."""
+    async with migrated(admin_db, "quote") as pool:
+        east, west, utc = unique_csn(), unique_csn(), unique_csn()
+        await _save(
+            pool,
+            "quote",
+            [
+                subscription(
+                    f"S-{east}", east, renewal_date=date(2027, 1, 1), timezone="Pacific/Kiritimati"
+                ),
+                subscription(
+                    f"S-{west}", west, renewal_date=date(2027, 1, 1), timezone="Pacific/Pago_Pago"
+                ),
+            ],
+        )
+        for csn in (east, west, utc):
+            await insert_quote(pool, f"Q-{csn}", csn, date(2026, 11, 30))
+
+        assert await QuoteExpiry(pool, FixedClock(NOW), "/it", 1).step() == 1
+
+        statuses = await pool.fetch("SELECT csn, status FROM quotes")
+        assert {row["csn"]: row["status"] for row in statuses} == {
+            east: "expired",
+            west: "sent",
+            utc: "sent",
+        }

@@ -7,7 +7,7 @@ A transient database error parks nothing: the step raises, and its WorkLoop back
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -30,7 +30,7 @@ from shared.messaging.consumer import Delivery, UnitOfWork
 from shared.messaging.metrics import ITEMS_PARKED
 from shared.samples import price, subscription, unique_csn
 from shared.test_clocks import CsnClock
-from tests.integration.helpers import migrated
+from tests.integration.helpers import insert_quote, migrated
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
@@ -183,17 +183,6 @@ async def test_automatic_quotes_park_a_subscription_whose_price_breaks_rounding(
     reasons = await parked(quote_pool, "automatic_quotes")
     assert list(reasons) == [bad.subscription_id]
     assert await automatic.step() == 0
-
-
-async def insert_quote(pool: asyncpg.Pool, quote_number: str, csn: str, expires_on: date) -> None:
-    await pool.execute(
-        """INSERT INTO quotes (quote_number, csn, channel, kind, subscription_ids, recipients,
-                               currency, total, lines, expires_on, created_at)
-           VALUES ($1, $2, 'sales', 'renewal', '{}', '{}', 'USD', 1, '[]', $3, now())""",
-        quote_number,
-        csn,
-        expires_on,
-    )
 
 
 async def test_quote_expiry_parks_a_quote_it_cannot_announce_and_expires_the_others(
