@@ -8,10 +8,15 @@ import asyncio
 from datetime import date, timedelta
 from decimal import Decimal
 
+import pytest
+from aiokafka.errors import TopicAuthorizationFailedError
+
 from shared import samples
 from shared.contracts import topics
 from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.payment_events import PaymentReceived
+from shared.messaging.client import UpstreamClient
+from tests.integration.helpers import end_offsets
 from tests.scenarios.steps import (
     RENEWAL_DATE,
     about_subject,
@@ -85,6 +90,36 @@ async def test_auto_4_a_bank_transfer_order_waits_and_renews_once_the_payment_ar
     await stack.settled(admin_db)
     assert await charges_for(admin_db, csn) == 1
     assert len(watcher.matching(answering(command.request_id, "subscription.renewed"))) == 1
+
+
+async def test_issue_16_a_forged_payment_for_someone_s_bank_transfer_order_is_refused(
+    stack, upstream, watcher, admin_db, kafka_bootstrap
+):
+    """Everything a stranger can learn of a bank-transfer order (its id, reference, amount and
+    currency, all in the customer's email) is not enough to settle it: any principal but the
+    payment provider is refused by the broker on `payment.events`, nothing reaches the log, the
+    order still awaits its money; the provider's own message then renews it (issue 16 item 4)."""
+    csn = samples.unique_csn()
+    command, awaiting = await _bank_transfer_order(upstream, watcher, admin_db, csn)
+    forged = samples.event(_received(awaiting), csn)
+    log_before = await end_offsets(kafka_bootstrap, topics.PAYMENT_EVENTS.name)
+
+    for intruder in ("portal", "partner", "sales", "subscriptions"):
+        async with UpstreamClient(kafka_bootstrap, principal=intruder) as client:
+            with pytest.raises(TopicAuthorizationFailedError):
+                await asyncio.wait_for(client.send(topics.PAYMENT_EVENTS, forged), 20)
+
+    assert await end_offsets(kafka_bootstrap, topics.PAYMENT_EVENTS.name) == log_before
+    status = await admin_db.fetchval(
+        "SELECT status FROM billing.orders WHERE order_id = $1", awaiting["order_id"]
+    )
+    assert status == "awaiting_manual"
+    assert await charges_for(admin_db, csn) == 0
+
+    await upstream.send(topics.PAYMENT_EVENTS, forged)  # the same message, from the provider
+    [renewed] = await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
+    assert renewed.data["order_id"] == awaiting["order_id"]
+    assert await charges_for(admin_db, csn) == 1
 
 
 async def test_auto_1_a_declined_card_is_retried_then_the_subscription_lapses_and_expires(

@@ -216,6 +216,12 @@ SAMPLES: dict[str, list[EventData]] = {
             order_id="O-1", amount=D("5895.00"), currency="EUR", payment_reference="P-1"
         ),
         billing_events.PaymentFailed(order_id="O-1", reason="card_declined", next_retry_on=None),
+        billing_events.PaymentFailed(  # an order billing refused to place (issue 16 item 4)
+            order_id="O-2",
+            reason="order refused: TOTAL_MISMATCH",
+            next_retry_on=None,
+            refusals=["TOTAL_MISMATCH"],
+        ),
         billing_events.PaymentAwaitingManual(
             order_id="O-1", amount=D("5895"), currency="JPY", payment_reference="P-1", pay_by=TODAY
         ),
