@@ -3,7 +3,7 @@ that apply only while the token still holds them (issue 15 item 4, issue 19 item
 
 No statement here can take part in a deadlock: the claim and the renewal of a claim lock with
 `SKIP LOCKED` (they never wait), and the others touch one email each, holding no other lock
-while they wait for its row (`queue.py` and `directory.save_order` may hold several).
+while they wait for its row (`queue.py` may hold several).
 """
 
 from __future__ import annotations
