@@ -312,3 +312,5 @@ async def test_issue_17_3_manual_and_automatic_confirmations_carry_their_total_w
     assert "Total (excluding tax): €840.00" in automatic_email.get_body(("plain",)).get_content()
     [renewed] = watcher.matching(about_subject(automatic_csn, "subscription.renewed"))
     assert renewed.data["request_id"] is None  # automatic
+    assert (renewed.data["order_total"], renewed.data["currency"]) == ("840.00", "EUR")
+    assert renewed.data["renewed_in_order"] == 1
