@@ -23,7 +23,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from prometheus_client import REGISTRY
 
-from services.notification.leases import CLAIM, LEASES_LOST
+from services.notification.leases import CLAIM, LEASES_LOST, Leases, Mark
 from services.notification.queue import renewal_events_handler
 from services.notification.sender import EmailSender
 from services.notification.settings import NotificationSettings
@@ -286,6 +286,63 @@ async def test_issue_15_4_a_database_error_while_marking_is_seen_by_the_loop_and
             assert len(smtp.mailbox.with_key(key)) == 1
             assert await announced(pool, "email.sent") == {key: 1}
             assert sample("renewals_loop_errors_total", **errors) == errors_before + 2
+    finally:
+        await pool.close()
+
+
+async def test_issue_19_1_marks_are_recorded_set_based_each_only_where_its_claim_holds_it(
+    notification_db: DatabaseSettings,
+) -> None:
+    """One statement records a claim's marks (sent, retry, failed) with their events; the mark
+    of an email another claim has leased since is not applied, and is counted."""
+    pool = await create_pool(notification_db)
+    leases = Leases(pool, SystemClock(), lease_seconds=60, service="notification")
+    wanted = keys(4)
+    lost_before = sample(LEASES_LOST, service="notification", stage="after_send")
+    try:
+        for key in wanted:
+            await queue(pool, key, order_context(key), datetime.now(UTC))
+        claim = await leases.claim(4)
+        assert sorted(e["notification_key"] for e in claim.emails) == sorted(wanted)
+        sent, retry, failed, taken = wanted
+        await pool.execute(  # its lease expired and another sender took it
+            "UPDATE emails SET lease_token = $2 WHERE notification_key = $1", taken, uuid.uuid4()
+        )
+        now = datetime.now(UTC)
+
+        def mark(key: str, status: str, event: bool) -> Mark:
+            rows = [("notification.events", key.encode(), b"{}", "{}")] if event else []
+            return Mark(claim.token, key, "order_confirmation", status, now, outbox_rows=rows)
+
+        marks = [
+            mark(sent, "sent", True),
+            mark(retry, "pending", False),
+            mark(failed, "failed", True),
+            mark(taken, "sent", True),
+        ]
+        recorded = await leases.record(marks)
+        assert [m.key for m in recorded] == [sent, retry, failed]
+        rows = await pool.fetch(
+            "SELECT notification_key, status, attempts, lease_until FROM emails"
+            " WHERE notification_key = ANY($1::text[])",
+            wanted,
+        )
+        found = {r["notification_key"]: (r["status"], r["attempts"]) for r in rows}
+        assert found == {
+            sent: ("sent", 1),
+            retry: ("pending", 1),
+            failed: ("failed", 1),
+            taken: ("pending", 0),
+        }
+        assert {r["notification_key"] for r in rows if r["lease_until"] is None} == {
+            sent,
+            retry,
+            failed,
+        }
+        events = await pool.fetch("SELECT convert_from(key, 'UTF8') AS key FROM outbox")
+        assert sorted(e["key"] for e in events) == sorted([sent, failed])
+        after = sample(LEASES_LOST, service="notification", stage="after_send")
+        assert after == lost_before + 1
     finally:
         await pool.close()
 
