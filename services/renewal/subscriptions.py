@@ -127,6 +127,25 @@ async def load_subscriptions(
     return {s.subscription_id: s for s in subscriptions}
 
 
+async def load_for_command(
+    connection: DbConnection, subscription_ids: Iterable[str], csn: str
+) -> dict[str, Subscription]:
+    """The subscriptions a command asks for, locked only when they are of the CSN the command is
+    about (issue 16 item 3): another tenant's rows are read without a lock, only to be refused,
+    so a stranger's command never makes the owner's wait. One query when all are that CSN's."""
+    ids = sorted(set(subscription_ids))
+    rows = await connection.fetch(
+        SELECT_SUBSCRIPTION + " WHERE subscription_id = ANY($1::text[]) AND csn = $2"
+        " ORDER BY subscription_id FOR UPDATE",
+        ids,
+        csn,
+    )
+    found = {s.subscription_id: s for s in map(from_row, rows)}
+    if others := [sid for sid in ids if sid not in found]:
+        found |= await load_subscriptions(connection, others)
+    return found
+
+
 async def record_history(
     connection: DbConnection,
     rows: Sequence[
