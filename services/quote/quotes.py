@@ -108,9 +108,13 @@ class QuoteHandlers:
         """The answer to a command refused for who sent it (issue 16): NOT_AUTHORIZED only."""
 
         def refuse(unit: UnitOfWork, delivery: Delivery) -> None:
-            command = delivery.data
-            about = {"quote_number": getattr(command, "quote_number", None)}
-            self._reject(unit, command, delivery.event.subject, ["NOT_AUTHORIZED"], **about)
+            command = delivery.data  # counted by `identified` already, with why
+            answer = QuoteRejected(
+                request_id=command.request_id,
+                reasons=["NOT_AUTHORIZED"],
+                quote_number=getattr(command, "quote_number", None),
+            )
+            self._announce(unit, answer, delivery.event.subject)
 
         return refuse
 
