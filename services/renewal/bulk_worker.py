@@ -23,7 +23,7 @@ import asyncpg
 
 from services.renewal.batches import finish_batches
 from services.renewal.reservations import open_reservations, reserve
-from services.renewal.subscriptions import Subscription, load_subscriptions, to_domain
+from services.renewal.subscriptions import Subscription, load_asked, to_domain
 from shared.catalog.store import load_prices, load_promotions
 from shared.clock import Clock
 from shared.contracts.billing_commands import TOPIC as BILLING_COMMANDS
@@ -135,8 +135,12 @@ class BulkWorker:
                 return 0
             request_ids = [b["request_id"] for b in batches]
             requested = await self._requested(connection, request_ids)
-            all_ids = [sid for ids in requested.values() for sid in ids]
-            subscriptions = await load_subscriptions(connection, all_ids, for_update=True)
+            # Locked: what each batch asks of its own CSN; another tenant's rows only read, to be
+            # refused (issue 16).
+            subscriptions = await load_asked(
+                connection,
+                [(sid, b["csn"]) for b in batches for sid in requested[b["request_id"]]],
+            )
             today = await CsnClock(self.clock).today_for(connection, [b["csn"] for b in batches])
             catalog = await self._catalog(connection, subscriptions.values())
             # Issue 14: a subscription an open order holds is not bought again (subscriptions

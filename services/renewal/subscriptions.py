@@ -130,18 +130,27 @@ async def load_subscriptions(
 async def load_for_command(
     connection: DbConnection, subscription_ids: Iterable[str], csn: str
 ) -> dict[str, Subscription]:
-    """The subscriptions a command asks for, locked only when they are of the CSN the command is
-    about (issue 16 item 3): another tenant's rows are read without a lock, only to be refused,
-    so a stranger's command never makes the owner's wait. One query when all are that CSN's."""
-    ids = sorted(set(subscription_ids))
+    """The subscriptions a command about `csn` asks for: see `load_asked`."""
+    return await load_asked(connection, [(sid, csn) for sid in subscription_ids])
+
+
+async def load_asked(
+    connection: DbConnection, asked: Iterable[tuple[str, str]]
+) -> dict[str, Subscription]:
+    """The subscriptions commands ask for, as (subscription id, CSN the command is about): each
+    locked only when it is of that CSN (issue 16 item 3). Another tenant's rows are read without
+    a lock, only to be refused, so a stranger's command never makes the owner's wait. One query
+    when every one is of its command's CSN."""
+    pairs = sorted(set(asked))
     rows = await connection.fetch(
-        SELECT_SUBSCRIPTION + " WHERE subscription_id = ANY($1::text[]) AND csn = $2"
+        SELECT_SUBSCRIPTION + " WHERE (subscription_id, csn) IN"
+        " (SELECT * FROM unnest($1::text[], $2::text[]))"
         " ORDER BY subscription_id FOR UPDATE",
-        ids,
-        csn,
+        [sid for sid, _ in pairs],
+        [csn for _, csn in pairs],
     )
     found = {s.subscription_id: s for s in map(from_row, rows)}
-    if others := [sid for sid in ids if sid not in found]:
+    if others := sorted({sid for sid, _ in pairs} - found.keys()):
         found |= await load_subscriptions(connection, others)
     return found
 
