@@ -99,7 +99,7 @@ def decide_manual_renewal(
     renewable: list[Subscription] = []
     for subscription_id, subscription in _resolve(subscriptions, ids):
         if subscription is None:
-            outcomes.append(_unknown(subscription_id))
+            outcomes.append(_unknown(subscription_id, sender))
             continue
         if not _authorized(actor, subscription, sender):
             outcomes.append(_not_authorized(subscription_id))
@@ -175,7 +175,7 @@ def decide_auto_renew(
     outcomes: list[SubscriptionOutcome] = []
     for subscription_id, subscription in _resolve(subscriptions, ids):
         if subscription is None:
-            outcomes.append(_unknown(subscription_id))
+            outcomes.append(_unknown(subscription_id, sender))
             continue
         if not _authorized(actor, subscription, sender):
             outcomes.append(_not_authorized(subscription_id))
@@ -259,7 +259,7 @@ def decide_quote(
     quoted: list[Subscription] = []
     for subscription_id, subscription in resolved:
         if subscription is None:
-            outcomes.append(_unknown(subscription_id))
+            outcomes.append(_unknown(subscription_id, sender))
             continue
         term = changes.term or subscription.renewal_term
         seats = changes.seats if changes.seats is not None else subscription.renewal_seats
@@ -460,7 +460,7 @@ def decide_change_terms(
         request_reasons.append(Reason.INVALID_QUANTITY)
     subscription = _find(subscriptions, subscription_id)
     if subscription is None:
-        return _single(Action.CHANGE_TERMS, request_reasons, _unknown(subscription_id))
+        return _single(Action.CHANGE_TERMS, request_reasons, _unknown(subscription_id, sender))
     if not _authorized(actor, subscription, sender):
         return _single(Action.CHANGE_TERMS, [], _not_authorized(subscription_id))
     new_term = term or subscription.renewal_term
@@ -518,7 +518,7 @@ def decide_add_seats(
     request_reasons = seat_count_reasons(seats)
     subscription = _find(subscriptions, subscription_id)
     if subscription is None:
-        return _single(Action.ADD_SEATS, request_reasons, _unknown(subscription_id))
+        return _single(Action.ADD_SEATS, request_reasons, _unknown(subscription_id, sender))
     if not _authorized(actor, subscription, sender):
         return _single(Action.ADD_SEATS, [], _not_authorized(subscription_id))
     price = find_price(prices, subscription.product_code, subscription.term, subscription.currency)
@@ -594,7 +594,7 @@ def decide_align_dates(
     aligned: list[Subscription] = []
     for subscription_id, subscription in resolved:
         if subscription is None:
-            outcomes.append(_unknown(subscription_id))
+            outcomes.append(_unknown(subscription_id, sender))
             continue
         line = _alignment_line(
             subscription,
@@ -712,7 +712,13 @@ def _self_service_reasons(
     return self_service_reasons(subscription, policy) if applies_self_service(sender) else ()
 
 
-def _unknown(subscription_id: str) -> SubscriptionOutcome:
+def _unknown(subscription_id: str, sender: Sender | None) -> SubscriptionOutcome:
+    """A subscription the product does not hold: UNKNOWN_SUBSCRIPTION to whoever may act for
+    every customer (sales; the rules run on their own, without a proven sender); to a
+    self-service user or a partner the same NOT_AUTHORIZED as another tenant's subscription,
+    so that no answer tells which ids exist (issue 16 item 3, OWASP API1)."""
+    if sender is not None and sender.channel != "sales":
+        return _not_authorized(subscription_id)
     return SubscriptionOutcome(
         subscription_id=subscription_id, reasons=(Reason.UNKNOWN_SUBSCRIPTION,)
     )

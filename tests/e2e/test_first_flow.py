@@ -52,7 +52,9 @@ async def test_unknown_subscription_and_missing_price_are_refused_with_reasons(
     reasons = {r.data["subscription_id"]: r.data["reasons"] for r in rejections}
     assert reasons == {
         unpriced.subscription_id: ["NO_PRICE"],
-        f"MISSING-{csn}": ["UNKNOWN_SUBSCRIPTION"],
+        # Issue 16 item 3: to a self-service user, an id that does not exist answers as
+        # another customer's does — no answer tells which ids exist.
+        f"MISSING-{csn}": ["NOT_AUTHORIZED"],
     }
     [completed] = await watcher.wait_for(answering(command.request_id, "bulk.completed"))
     assert completed.data["succeeded"] == 0 and completed.data["rejected"] == 2

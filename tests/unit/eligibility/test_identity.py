@@ -153,3 +153,23 @@ def test_the_buyer_accepts_a_quote_before_it_expires():
         ACTOR, EXPIRED, buyer=buyer, channel="self_service", today=TODAY, sender=PORTAL
     )
     assert codes(late.all_reasons) == ["QUOTE_EXPIRED"]
+
+
+@pytest.mark.parametrize(
+    ("sender", "actor", "answer"),
+    [
+        (PORTAL, ACTOR, ["NOT_AUTHORIZED"]),
+        (PARTNER_7, PARTNER_USER, ["NOT_AUTHORIZED"]),
+        (SALES, ACTOR, ["UNKNOWN_SUBSCRIPTION"]),
+        (None, ACTOR, ["UNKNOWN_SUBSCRIPTION"]),  # the rules alone: an operator's explain
+    ],
+    ids=["portal", "partner", "sales", "rules_alone"],
+)
+def test_an_id_that_does_not_exist_answers_a_tenant_as_another_tenants_would(sender, actor, answer):
+    """Issue 16 item 3: were a missing subscription UNKNOWN_SUBSCRIPTION to a self-service user
+    and someone else's NOT_AUTHORIZED, the answers would tell which ids exist."""
+    theirs = renewing_in(30, csn="CSN-999", purchase_method="partner", partner_csn="P-8")
+    missing = renew(ids=["S-NOWHERE"], actor=actor, sender=sender)
+    assert codes(missing.all_reasons) == answer
+    if sender in (PORTAL, PARTNER_7):
+        assert codes(renew(theirs, actor=actor, sender=sender).all_reasons) == answer
