@@ -75,6 +75,12 @@ CLAIMS: tuple[Hot, ...] = (
         "services.quote.automatic:DUE",
         lambda today, now: (today, 30, None, 200),
     ),
+    Hot(
+        "quote",
+        "quote expiry: claim quotes past their expiry date",
+        "services.quote.expiry:DUE",
+        lambda today, now: (today, 500, None),
+    ),
 )
 HOT: tuple[Hot, ...] = (
     *CLAIMS,

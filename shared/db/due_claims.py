@@ -1,10 +1,10 @@
 """A time-driven loop's claim on each CSN's clock, as index probes bounded by what is due.
 
 `COALESCE(test_clock.today, $1)` in a claim's WHERE hides the bound from the planner: it reads
-every subscription (issue 19 item 2). A claim built here asks twice instead, each half on an
-index whose key is the loop's "due from" date:
-- the subscriptions of CSNs without a test clock, due by the system's today (`$1`), read in key
-  order so that the LIMIT stops the scan;
+every subscription (or quote; issue 19 item 2). A claim built here asks twice instead, each half
+on an index whose key is the loop's "due from" date:
+- the rows of CSNs without a test clock, due by the system's today (`$1`), read in key order so
+  that the LIMIT stops the scan;
 - those of CSNs with a test clock, due by that clock's today, one `(csn, key)` probe per clock
   (a test object: production has none, the bench and the test suites a few hundred).
 Each half locks what it takes (`FOR UPDATE OF s SKIP LOCKED`: replicas share the work), and the
@@ -16,25 +16,37 @@ from __future__ import annotations
 from collections.abc import Callable
 
 # (rows, today) → `SELECT … FROM {rows} … WHERE …`: the claim's conditions, due by `today` (a
-# date expression), its subscriptions `s`; no ORDER BY, LIMIT or locking clause (added here).
+# date expression); no ORDER BY, LIMIT or locking clause (added here).
 DueRows = Callable[[str, str], str]
 
 
-def claim_on_each_clock(due: DueRows, *, key: str, limit: str, then: str) -> str:
+def claim_on_each_clock(
+    due: DueRows,
+    *,
+    key: str,
+    limit: str,
+    then: str,
+    table: str = "subscriptions",
+    alias: str = "s",
+) -> str:
     """The claim's SQL: `due` for CSNs without a test clock (`$1` their today, read in `key`
-    order), then for those with one (the clock's today), `limit` rows in all; `then` reads the
-    claimed rows (`FROM claimed`)."""
+    order), then for those with one (the clock's today), `limit` rows in all of `table` (its
+    `csn` column), named `alias`; `then` reads the claimed rows (`FROM claimed`)."""
     return f"""
 WITH unclocked AS (
-    {due("subscriptions AS s", "$1::date")}
-      AND NOT EXISTS (SELECT 1 FROM test_clocks AS clock WHERE clock.csn = s.csn)
+    {due(f"{table} AS {alias}", "$1::date")}
+      AND NOT EXISTS (SELECT 1 FROM test_clocks AS clock WHERE clock.csn = {alias}.csn)
     ORDER BY {key}
     LIMIT {limit}
-    FOR UPDATE OF s SKIP LOCKED
+    FOR UPDATE OF {alias} SKIP LOCKED
 ), clocked AS (
-    {due("test_clocks AS c JOIN subscriptions AS s ON s.csn = c.csn", "c.today")}
+    SELECT due.* FROM test_clocks AS c CROSS JOIN LATERAL (
+        {due(f"{table} AS {alias}", "c.today")}
+          AND {alias}.csn = c.csn
+        OFFSET 0  -- kept apart: one probe per clock, however many clocks the planner guesses
+        FOR UPDATE OF {alias} SKIP LOCKED  -- as the LIMIT below pulls them, no more
+    ) AS due
     LIMIT {limit} - (SELECT count(*) FROM unclocked)
-    FOR UPDATE OF s SKIP LOCKED
 ), claimed AS (
     SELECT * FROM unclocked UNION ALL SELECT * FROM clocked
 )

@@ -2,9 +2,9 @@
 
 50,000 subscriptions and their history (bench/scale_data.py: the product's own rows, as the
 scale phase loads them), then `EXPLAIN (ANALYZE, FORMAT JSON)` of each claim — the due-date
-engine (AUTO-1, AUTO-5, LIFE-2, LIFE-3), the reminders (NOTE-1), the automatic quotes (QUO-7) —
-with the plan PostgreSQL picks for the values and with the generic plan a prepared statement may
-switch to: no sequential scan of a table that grows with the business, and the rows read from
+engine (AUTO-1, AUTO-5, LIFE-2, LIFE-3), the reminders (NOTE-1), the automatic quotes (QUO-7),
+quote expiry (QUO-8) — with the plan PostgreSQL picks for the values and with the generic plan
+a prepared statement may switch to: no sequential scan of a table that grows with the business, and the rows read from
 those tables bounded by the claim's size, on a quiet day, on a day with work due on the system's
 clock, and on a busy day on test clocks. The assertions are on the plans, never on time.
 """
@@ -26,6 +26,8 @@ from services.notification.reminders import BATCH as REMINDERS_BATCH
 from services.notification.reminders import DUE as REMINDERS_DUE
 from services.quote.automatic import BATCH as QUOTES_BATCH
 from services.quote.automatic import DUE as QUOTES_DUE
+from services.quote.expiry import BATCH as EXPIRY_BATCH
+from services.quote.expiry import DUE as EXPIRY_DUE
 from services.renewal.engine import DUE as ENGINE_DUE
 
 SUBSCRIPTIONS = 50_000
@@ -73,6 +75,9 @@ CLAIMS = (
         "date, int, text, int",
         QUOTES_BATCH,
         (30, None, QUOTES_BATCH),
+    ),
+    Claim(
+        "quote", "quote expiry", EXPIRY_DUE, "date, int, text", EXPIRY_BATCH, (EXPIRY_BATCH, None)
     ),
 )
 # (name, the claim's today, setup run first in the same rolled-back transaction)

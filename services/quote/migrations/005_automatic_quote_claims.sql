@@ -19,3 +19,7 @@ CREATE INDEX subscriptions_csn_automatic_quote_due ON subscriptions (csn, renewa
 -- "A quote already open for it": the open quotes naming a subscription, one probe.
 CREATE INDEX quotes_open_subscriptions ON quotes USING gin (subscription_ids)
     WHERE status IN ('sent', 'accepted');
+
+-- Quote expiry's claim (QUO-8) on a test clock: the CSN's sent quotes in expiry order (those on
+-- the system's clock use quotes_open).
+CREATE INDEX quotes_sent_csn_expiry ON quotes (csn, expires_on) WHERE status = 'sent';
