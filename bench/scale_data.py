@@ -201,8 +201,10 @@ STATEMENTS: list[tuple[str, str]] = [
     ),
     (
         "notification",
+        # the schedule the next days were worked out with (the scheduler of an earlier phase
+        # may have recorded it already)
         f"""INSERT INTO reminder_schedule (days, current)
-        SELECT ARRAY{REMINDER_DAYS}, true""",
+        SELECT ARRAY{REMINDER_DAYS}, true ON CONFLICT (current) DO UPDATE SET days = EXCLUDED.days""",
     ),
     (
         "notification",
