@@ -22,3 +22,7 @@ CREATE TABLE reminder_schedule (
     days    integer[] NOT NULL,
     current boolean PRIMARY KEY DEFAULT true CHECK (current)  -- one row
 );
+
+-- "None while an open quote covers the renewal": one probe of open_quotes per claimed
+-- subscription, without GIN's pending list (a probe reads it whole).
+ALTER INDEX open_quotes_subscriptions SET (fastupdate = off);
