@@ -10,12 +10,12 @@ bench does not change the server's configuration: without it the EXPLAINs are th
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -46,15 +46,6 @@ STATEMENT_TIMEOUT = "180s"
 
 
 MODES = ("auto", "force_generic_plan")
-SAVE_ORDER = """WITH saved AS (
-               INSERT INTO orders (order_id, csn, subscription_ids, total, currency)
-               VALUES ($1, $2, $3, $4, $5) ON CONFLICT (order_id) DO NOTHING)
-           UPDATE emails
-           SET context = context || jsonb_build_object('total', $6::text, 'currency', $5::text),
-               next_attempt_at = created_at
-           WHERE notification_key = 'order_confirmation:' || $1
-             AND status = 'pending' AND attempts = 0 AND context ->> 'total' IS NULL"""
-
 CLAIMS: tuple[Hot, ...] = (
     Hot(
         "renewal",
@@ -79,7 +70,7 @@ CLAIMS: tuple[Hot, ...] = (
         "quote",
         "quote expiry: claim quotes past their expiry date",
         "services.quote.expiry:DUE",
-        lambda today, now: (today, 500, None),
+        lambda today, now: (now, 500, None),
     ),
 )
 HOT: tuple[Hot, ...] = (
@@ -96,19 +87,29 @@ HOT: tuple[Hot, ...] = (
     ),
     Hot(
         "notification",
-        "order.placed: save the order, release its confirmation",
-        "services/notification/directory.py save_order (copied: inline in the handler)",
-        lambda today, now: (
-            str(uuid.uuid4()),
-            "SCALE-00000000",
-            ["SCALE-00000000-SUB-1"],
-            Decimal("420.00"),
-            "USD",
-            "420.00",
-        ),
-        sql=SAVE_ORDER,
+        "subscription.renewed: queue a batch's order confirmations",
+        "services.notification.queue:QUEUE_CONFIRMATIONS",
+        lambda today, now: (_confirmation(), now),
     ),
 )
+
+
+def _confirmation() -> str:
+    """One new confirmation of a one-line order, as the queue's upsert takes it."""
+    order_id = str(uuid.uuid4())
+    item = {"subscription_id": "SCALE-00000000-SUB-1", "product_name": "P", "term": "annual"}
+    email = {
+        "notification_key": f"order_confirmation:{order_id}",
+        "csn": "SCALE-00000000",
+        "recipients": ["buyer@scale.example.com"],
+        "locale": "en-US",
+        "context": {"order_id": order_id, "items": [item], "total": "420.00", "currency": "USD"},
+        "subscription_ids": ["SCALE-00000000-SUB-1"],
+        "order_id": order_id,
+        "renewed_in_order": 1,
+        "traceparent": None,
+    }
+    return json.dumps([email])
 
 
 @dataclass

@@ -11,6 +11,7 @@ module only wires the commands.
     renewals customer show CSN         what every service knows of a customer
     renewals history SUBSCRIPTION_ID   a subscription's renewal state and its audit trail
     renewals trace ID                  one renewal's path across the services, step by step
+    renewals explain SUBSCRIPTION_ID   why can't this customer do that? (--action), live
     renewals batches [--all]           bulk renewal batches with their progress
     renewals migrate [SERVICE...]      apply the services' database migrations
 
@@ -36,6 +37,7 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
+from services.operations import explain as live_explain
 from services.operations import lookup, parked
 from services.operations import trace as tracing
 from services.operations.console import (
@@ -60,9 +62,13 @@ from services.operations.tables import fitting
 from services.operations.tail import EventFilter, parse_since, shown
 from services.operations.tail import tail as tail_events
 from services.operations.topics import GroupLag, TopicStats, topic_stats
+from shared.clock import SystemClock
 from shared.db.migrate import MIGRATION_SETS, migrate
 from shared.db.pool import connect
 from shared.db.settings import DatabaseSettings
+from shared.eligibility.cli import OUTPUT_FORMATS, OutputFormat, print_decision
+from shared.eligibility.explain import explain as explain_decision
+from shared.eligibility.parsing import InvalidRequestError, parse_explain_request
 
 app = typer.Typer(
     help="The operator's command line: topics, tail, dlq, outbox, parked, health, lookups,"
@@ -752,6 +758,87 @@ def _short_ids(value: Any) -> str:
     if isinstance(value, list):
         return ",".join(map(str, value[:3])) + (f",+{len(value) - 3}" if len(value) > 3 else "")
     return str(value)
+
+
+@app.command(name="explain")
+def explain_command(
+    subscription_id: str,
+    action: Annotated[
+        str,
+        typer.Option(
+            help=f"What the customer wants to do: {', '.join(live_explain.LIVE_ACTIONS)}."
+        ),
+    ] = "manual_renewal",
+    user: Annotated[
+        str | None, typer.Option(help="Who asks (a user id); default: the subscription's buyer.")
+    ] = None,
+    csn: Annotated[
+        str | None,
+        typer.Option(help="The CSN the user acts for (a partner's); default: the subscription's."),
+    ] = None,
+    term: Annotated[str | None, typer.Option(help="change_terms: the next renewal's term.")] = None,
+    seats: Annotated[
+        int | None,
+        typer.Option(help="change_terms: the next renewal's seats; add_seats: how many."),
+    ] = None,
+    target_date: Annotated[
+        str | None, typer.Option(help="align_dates (or an alignment quote): YYYY-MM-DD.")
+    ] = None,
+    channel: Annotated[
+        str, typer.Option(help="quote: self_service, partner or sales.")
+    ] = "self_service",
+    kind: Annotated[str, typer.Option(help="quote: renewal, new or alignment.")] = "renewal",
+    output_format: Annotated[
+        str, typer.Option("--format", help="json, or table (as `eligibility explain` prints).")
+    ] = "json",
+    show_request: Annotated[
+        bool,
+        typer.Option(
+            "--request",
+            help="Print the request built from the live state instead: `eligibility explain`"
+            " reads it and answers the same.",
+        ),
+    ] = False,
+) -> None:
+    """Why can't this customer do that? The rules' decision on the subscription as the renewal
+    service holds it now (dates, terms, catalog, open orders, the CSN's today), printed as
+    `eligibility explain` prints it."""
+    if action not in live_explain.LIVE_ACTIONS:
+        _fail(f"--action must be one of {', '.join(live_explain.LIVE_ACTIONS)}", 2)
+    if output_format not in OUTPUT_FORMATS:
+        _fail(f"--format must be one of {', '.join(OUTPUT_FORMATS)}", 2)
+    try:
+        day = date.fromisoformat(target_date) if target_date is not None else None
+    except ValueError:
+        _fail(f"--target-date must be a date such as 2026-04-15, not {target_date!r}", 2)
+    asked = live_explain.Asked(
+        action=action,  # checked against LIVE_ACTIONS above
+        user_id=user,
+        csn=csn,
+        term=term,
+        seats=seats,
+        target_date=day,
+        channel=channel,
+        kind=kind,
+    )
+
+    async def load() -> dict[str, Any]:
+        async with lookup.database_of("renewal") as db:
+            return await live_explain.live_request(db, subscription_id, asked, SystemClock())
+
+    try:
+        request = asyncio.run(load())
+    except live_explain.UnknownSubscriptionError as error:
+        _fail(str(error))
+    if show_request:
+        _print_json(request)
+        return
+    try:
+        parsed = parse_explain_request(request)
+    except InvalidRequestError as error:
+        _fail(f"invalid request: {error}", 2)
+    format_: OutputFormat = "table" if output_format == "table" else "json"
+    print_decision(explain_decision(parsed), format_)
 
 
 @app.command(name="console")

@@ -1,6 +1,7 @@
-"""Test clocks: a CSN may have a today of its own (`test_clock.set` on `clock.commands`), and
-every time-driven rule of a service (renewal, notification) reads the CSN's today from here;
-each keeps the clocks in a `test_clocks` table of its own schema.
+"""A CSN's today: the date in its time zone (CONTRACT.md `timezone`, absent: UTC), or the date of
+its test clock (`test_clock.set` on `clock.commands`). Every time-driven rule of a service reads
+the CSN's today from here; each service keeps the clocks in a `test_clocks` table of its own
+schema, and the services that follow `subscription.events` the zones in `csn_time_zones`.
 
 Off by default (`RENEWALS_TEST_CLOCKS_ENABLED`); when off, `test_clock.set` is dead-lettered
 with a clear error rather than silently ignored.
@@ -9,28 +10,86 @@ with a clear error rather than silently ignored.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
+from zoneinfo import ZoneInfo
 
 from shared.clock import Clock
 from shared.contracts.clock_commands import SetTestClock
+from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.types import DbConnection
 from shared.messaging.consumer import Delivery, EventHandler, PermanentError, UnitOfWork
 
 
-class CsnClock:
-    """Today for each CSN: its test clock where one is set, else the system clock's date."""
+@dataclass(frozen=True)
+class CsnTodaySql:
+    """The CSN's today inside a set-based query: `joins` to add after the table whose `csn`
+    column is named, then `today` wherever the date is compared; the query's parameter `now`
+    carries the clock's now (`clock.now()`). The same answer as CsnClock.today_for, per row."""
 
-    def __init__(self, clock: Clock) -> None:
+    joins: str
+    today: str
+
+
+def csn_today_sql(csn: str, now: str) -> CsnTodaySql:
+    return CsnTodaySql(
+        joins=f"LEFT JOIN test_clocks AS c ON c.csn = {csn}"
+        f" LEFT JOIN csn_time_zones AS z ON z.csn = {csn}",
+        today=f"COALESCE(c.today, ({now}::timestamptz AT TIME ZONE COALESCE(z.time_zone, 'UTC'))::date)",
+    )
+
+
+class CsnClock:
+    """Today for each CSN: its test clock where one is set, else the date now in its time zone
+    (`time_zones=False` where the service keeps none, billing: UTC)."""
+
+    def __init__(self, clock: Clock, *, time_zones: bool = True) -> None:
         self.clock = clock
+        self.time_zones = time_zones
 
     async def today_for(self, connection: DbConnection, csns: Iterable[str]) -> dict[str, date]:
         wanted = sorted(set(csns))
-        system_today = self.clock.today()
-        rows = await connection.fetch(
-            "SELECT csn, today FROM test_clocks WHERE csn = ANY($1::text[])", wanted
+        zones = (
+            "LEFT JOIN csn_time_zones AS z ON z.csn = w.csn"
+            if self.time_zones
+            else "LEFT JOIN (SELECT NULL::text AS csn, NULL::text AS time_zone) AS z ON false"
         )
-        clocks = {row["csn"]: row["today"] for row in rows}
-        return {csn: clocks.get(csn, system_today) for csn in wanted}
+        rows = await connection.fetch(
+            "SELECT w.csn, c.today, z.time_zone FROM unnest($1::text[]) AS w(csn)"
+            f" LEFT JOIN test_clocks AS c ON c.csn = w.csn {zones}",
+            wanted,
+        )
+        now = self.clock.now()
+        return {
+            row["csn"]: row["today"]
+            or (
+                now.astimezone(ZoneInfo(row["time_zone"])).date()
+                if row["time_zone"]
+                else now.date()
+            )
+            for row in rows
+        }
+
+
+async def save_time_zones(
+    connection: DbConnection, snapshots: Iterable[SubscriptionUpserted]
+) -> None:
+    """Each CSN's time zone as the last of its snapshots given says (none: UTC, no row)."""
+    latest = {snapshot.csn: snapshot.timezone for snapshot in snapshots}
+    await connection.execute(
+        """WITH given AS (
+               SELECT * FROM unnest($1::text[], $2::text[]) AS g(csn, time_zone)
+           ), utc AS (
+               DELETE FROM csn_time_zones AS z USING given AS g
+               WHERE z.csn = g.csn AND g.time_zone IS NULL
+           )
+           INSERT INTO csn_time_zones (csn, time_zone)
+           SELECT csn, time_zone FROM given WHERE time_zone IS NOT NULL
+           ON CONFLICT (csn) DO UPDATE SET time_zone = EXCLUDED.time_zone
+           WHERE csn_time_zones.time_zone IS DISTINCT FROM EXCLUDED.time_zone""",
+        list(latest),
+        list(latest.values()),
+    )
 
 
 def set_test_clock_handler(enabled: bool) -> EventHandler:

@@ -13,6 +13,7 @@ from shared.contracts.billing_events import OrderPlaced
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.types import DbConnection
 from shared.messaging.consumer import BatchEventHandler, Delivery, UnitOfWork, handles_batch
+from shared.test_clocks import save_time_zones
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ def save_snapshots(today_of: Any) -> BatchEventHandler:
             if held is None or held.revision < data.revision:
                 latest[data.subscription_id] = data
         csns = {s.csn for s in latest.values()}
+        await save_time_zones(unit.connection, latest.values())  # before today: it reads them
         today = await today_of(unit.connection, csns)
         await unit.connection.execute(
             """INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date,
@@ -75,25 +77,20 @@ def save_snapshots(today_of: Any) -> BatchEventHandler:
 
 
 async def save_order(unit: UnitOfWork, delivery: Delivery) -> None:
-    """Keep the order; and when its confirmation was queued before this event arrived (the
-    renewal and billing topics race), give it the total and let it go out now (queue.py holds
-    such a confirmation back for a while)."""
+    """Keep the order, for the emails about its payment (`payment.failed`,
+    `payment.awaiting_manual`: services/notification/notices.py). The order confirmation does not
+    need it: `subscription.renewed` carries the order's total (queue.py). One statement per
+    event, not per batch: the batch handlers run after the per-event notices, which read this
+    row when an order and its payment's outcome come in one batch."""
     order: OrderPlaced = delivery.data
     await unit.connection.execute(
-        """WITH saved AS (
-               INSERT INTO orders (order_id, csn, subscription_ids, total, currency)
-               VALUES ($1, $2, $3, $4, $5) ON CONFLICT (order_id) DO NOTHING)
-           UPDATE emails
-           SET context = context || jsonb_build_object('total', $6::text, 'currency', $5::text),
-               next_attempt_at = created_at
-           WHERE notification_key = 'order_confirmation:' || $1
-             AND status = 'pending' AND attempts = 0 AND context ->> 'total' IS NULL""",
+        "INSERT INTO orders (order_id, csn, subscription_ids, total, currency)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (order_id) DO NOTHING",
         order.order_id,
         order.csn,
         [line.subscription_id for line in order.lines],
         order.total,
         order.currency,
-        str(order.total),  # as the queue writes it into the email's context
     )
 
 

@@ -2,8 +2,8 @@
 that apply only while the token still holds them (issue 15 item 4, issue 19 item 1).
 
 No statement here can take part in a deadlock: the claim and the renewal of a claim lock with
-`SKIP LOCKED` (they never wait), and the others touch one email each, holding no other lock
-while they wait for its row (`queue.py` and `directory.save_order` may hold several).
+`SKIP LOCKED` (they never wait), `RENEW_ONE` touches one email, and the marks lock their emails
+in key order, as the queue's upsert (`queue.py`) does, holding no other lock while they wait.
 """
 
 from __future__ import annotations
@@ -61,24 +61,41 @@ UPDATE emails SET lease_until = $3
 WHERE notification_key = $1 AND lease_token = $2 AND status = 'pending'
 RETURNING notification_key"""
 
-# One round trip: the email's new state and its event in the outbox, in one transaction, only
-# while the lease is still ours. Its commit does not wait for the WAL flush (synchronous_commit
-# off, for this transaction only): a crash of this process cannot lose it once the statement
-# returned, only a crash of PostgreSQL itself can — the last ~0.6 s (3 × wal_writer_delay) of
-# such marks, whose emails are then sent once more (README, "Exactly once").
+# One round trip for any number of marks: the emails' new states and their events in the
+# outbox, in one transaction, each only while its claim's token still holds the email. The rows
+# are locked in key order (`held`), as the queue's upsert locks them: the two cannot deadlock.
+# Its commit does not wait for the WAL flush (synchronous_commit off, for this transaction
+# only): a crash of this process cannot lose it once the statement returned, only a crash of
+# PostgreSQL itself can — the last ~0.6 s (3 × wal_writer_delay) of such marks, whose emails are
+# then sent once more (README, "Exactly once").
 MARK = """
-WITH marked AS (
-    UPDATE emails SET status = $3, attempts = attempts + 1, next_attempt_at = $4,
-                      sent_at = $5, subject = COALESCE($6, subject), last_error = $7,
-                      lease_until = NULL
-    WHERE notification_key = $1 AND lease_token = $2 AND status = 'pending'
-    RETURNING notification_key),
+WITH given AS (
+    SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::timestamptz[],
+                         $5::timestamptz[], $6::text[], $7::text[])
+        AS g(notification_key, lease_token, status, next_attempt_at, sent_at, subject,
+             last_error)),
+held AS MATERIALIZED (
+    SELECT e.notification_key, e.lease_token
+    FROM emails AS e JOIN given AS g USING (notification_key, lease_token)
+    WHERE e.status = 'pending'
+    ORDER BY e.notification_key FOR UPDATE OF e),
+marked AS (
+    UPDATE emails AS e SET status = g.status, attempts = e.attempts + 1,
+                           next_attempt_at = g.next_attempt_at, sent_at = g.sent_at,
+                           subject = COALESCE(g.subject, e.subject), last_error = g.last_error,
+                           lease_until = NULL
+    FROM held JOIN given AS g USING (notification_key, lease_token)
+    WHERE e.notification_key = held.notification_key
+    RETURNING e.notification_key, e.lease_token),
 announced AS (
     INSERT INTO outbox (topic, key, value, headers)
     SELECT u.topic, u.key, u.value, u.headers::jsonb
-    FROM marked, unnest($8::text[], $9::bytea[], $10::bytea[], $11::text[])
-        AS u(topic, key, value, headers))
-SELECT count(*) AS marked, set_config('synchronous_commit', 'off', true) FROM marked"""
+    FROM unnest($8::text[], $9::uuid[], $10::text[], $11::bytea[], $12::bytea[], $13::text[])
+        AS u(notification_key, lease_token, topic, key, value, headers)
+    JOIN marked USING (notification_key, lease_token))
+SELECT array_agg(notification_key || ' ' || lease_token) AS marked,
+       set_config('synchronous_commit', 'off', true)
+FROM marked"""
 
 
 @dataclass
@@ -141,34 +158,45 @@ class Leases:
         claim.until[key] = until
         return True
 
-    async def record(self, mark: Mark) -> bool:
-        """Apply `mark` if this sender still holds the email; False (logged and counted) when
-        another sender has leased it since."""
-        columns = list(zip(*mark.outbox_rows, strict=True)) or [(), (), (), ()]
-        topics, keys, values, headers = (list(column) for column in columns)
+    async def record(self, marks: list[Mark]) -> list[Mark]:
+        """Apply `marks` where their claim still holds the email, in one statement; returns
+        those applied. The others (another sender has leased their email since) are logged
+        and counted."""
+        if not marks:
+            return []
+        events = [(mark.key, mark.token, *row) for mark in marks for row in mark.outbox_rows]
+        event_columns = [list(c) for c in zip(*events, strict=True)] or [[]] * 6
         row = await self.pool.fetchrow(
             MARK,
-            mark.key,
-            mark.token,
-            mark.status,
-            mark.next_attempt_at,
-            mark.sent_at,
-            mark.subject,
-            mark.error,
-            topics,
-            keys,
-            values,
-            headers,
+            [mark.key for mark in marks],
+            [mark.token for mark in marks],
+            [mark.status for mark in marks],
+            [mark.next_attempt_at for mark in marks],
+            [mark.sent_at for mark in marks],
+            [mark.subject for mark in marks],
+            [mark.error for mark in marks],
+            *event_columns,
         )
-        if row is not None and row["marked"]:
-            return True
-        now = await self.pool.fetchrow(
-            "SELECT status, lease_token FROM emails WHERE notification_key = $1", mark.key
-        )
-        if now is not None and now["status"] == mark.status and now["lease_token"] == mark.token:
-            return True  # recorded by an earlier try whose answer was lost with its connection
-        self._lost(mark.key, "after_send" if mark.status == "sent" else "after_refusal")
-        return False
+        marked = set(row["marked"] or ()) if row is not None else set()
+        missed = [mark for mark in marks if f"{mark.key} {mark.token}" not in marked]
+        if missed:
+            # Recorded by an earlier try whose answer was lost with its connection?
+            rows = await self.pool.fetch(
+                "SELECT notification_key, status, lease_token FROM emails"
+                " WHERE notification_key = ANY($1::text[])",
+                [mark.key for mark in missed],
+            )
+            now = {r["notification_key"]: r for r in rows}
+            for mark in missed:
+                found = now.get(mark.key)
+                if found is not None and (found["status"], found["lease_token"]) == (
+                    mark.status,
+                    mark.token,
+                ):
+                    marked.add(f"{mark.key} {mark.token}")
+                else:
+                    self._lost(mark.key, "after_send" if mark.status == "sent" else "after_refusal")
+        return [mark for mark in marks if f"{mark.key} {mark.token}" in marked]
 
     def _lost(self, key: str, stage: str) -> None:
         LEASES_LOST_TOTAL.labels(self.service, stage).inc()

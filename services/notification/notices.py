@@ -163,6 +163,8 @@ def notice_handlers(clock: Clock, settings: NotificationSettings) -> dict[type, 
 
     async def payment_failed(unit: UnitOfWork, delivery: Delivery) -> None:
         event: PaymentFailed = delivery.data
+        if event.refusals:
+            return  # an order billing refused to place: never placed, nothing charged, no email
         await _about_order(
             unit,
             event.order_id,

@@ -1,15 +1,17 @@
 """`renewal.events` → emails queued under their notification key (MAN-3, ROLE-3).
 
 An order confirmation is one email per order (MAN-3), to the buyer (ROLE-3), whatever number
-of subscriptions the order renewed: each `subscription.renewed` of the order adds its line while
-the email is still waiting to be sent.
+of subscriptions the order renewed, made from the order's `subscription.renewed` events alone
+(issue 17 item 3): each adds its line and carries the order's total and how many subscriptions
+the order renewed. The email is due once it has all its lines — at once for a one-line order,
+else when the last of its events is queued (they may come in more than one consumer batch): a
+sender never sends part of an order, and no other topic is waited for.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime, timedelta
 from typing import Any
 
 from shared.clock import Clock
@@ -55,81 +57,40 @@ def renewal_events_handler(
             }
             email = emails.get(key)
             if email is None:
+                total = renewed.order_total
                 emails[key] = {
                     "notification_key": key,
                     "csn": delivery.event.subject,
                     "recipients": [renewed.buyer.email],
                     "locale": renewed.buyer.locale,
-                    "context": {"order_id": renewed.order_id, "items": [item]},
+                    "context": {
+                        "order_id": renewed.order_id,
+                        "items": [item],
+                        "total": None if total is None else format(total, "f"),
+                        "currency": renewed.currency,
+                    },
                     "subscription_ids": [renewed.subscription_id],
                     "order_id": renewed.order_id,
+                    # An event from before `renewed_in_order` existed: its line alone is due.
+                    "renewed_in_order": renewed.renewed_in_order or 1,
                     "traceparent": trace_of(delivery.event).traceparent,
                 }
             elif renewed.subscription_id not in email["subscription_ids"]:
                 email["context"]["items"].append(item)
                 email["subscription_ids"].append(renewed.subscription_id)
         await _follow_renewal_dates(unit, deliveries)
-        if not emails:
-            return
-        now = clock.now()
-        await _add_order_totals(unit, emails, now)
-        await unit.connection.execute(
-            """INSERT INTO emails (notification_key, kind, csn, recipients, locale, context,
-                                   subscription_ids, order_id, next_attempt_at, created_at,
-                                   traceparent)
-               SELECT u.notification_key, 'order_confirmation', u.csn, u.recipients, u.locale,
-                      u.context, u.subscription_ids, u.order_id, u.next_attempt_at, $2,
-                      u.traceparent
-               FROM jsonb_to_recordset($1::jsonb) AS u(
-                   notification_key text, csn text, recipients text[], locale text,
-                   context jsonb, subscription_ids text[], order_id text,
-                   next_attempt_at timestamptz, traceparent text)
-               ON CONFLICT (notification_key) DO UPDATE SET
-                   context = jsonb_set(emails.context, '{items}',
-                       (emails.context -> 'items') || COALESCE(
-                           (SELECT jsonb_agg(line ORDER BY n)
-                            FROM jsonb_array_elements(EXCLUDED.context -> 'items')
-                                 WITH ORDINALITY AS l(line, n)
-                            WHERE NOT (line ->> 'subscription_id') = ANY(emails.subscription_ids)),
-                           '[]'::jsonb)),
-                   subscription_ids = emails.subscription_ids || ARRAY(
-                       SELECT sid FROM unnest(EXCLUDED.subscription_ids) WITH ORDINALITY AS s(sid, n)
-                       WHERE NOT sid = ANY(emails.subscription_ids) ORDER BY n)
-               WHERE emails.status = 'pending'
-                 AND NOT EXCLUDED.subscription_ids <@ emails.subscription_ids""",
+        if emails:
             # In key order: the rows are locked in that order, as every other batch locks them.
-            json.dumps([emails[key] for key in sorted(emails)]),
-            now,
-        )
+            await unit.connection.execute(
+                QUEUE_CONFIRMATIONS,
+                json.dumps([emails[key] for key in sorted(emails)]),
+                clock.now(),
+            )
 
     return dispatch_some(
         RENEWAL_EVENTS_REGISTRY,
         {**(notices or {}), SubscriptionRenewed: handles_batch(queue_order_confirmations)},
     )
-
-
-# A confirmation queued before billing's `order.placed` reached this service waits this long
-# for the order's total (directory.save_order fills it in and releases the email at once);
-# after that it goes out without the total rather than not at all.
-WAIT_FOR_THE_ORDER_TOTAL = timedelta(seconds=10)
-
-
-async def _add_order_totals(
-    unit: UnitOfWork, emails: dict[str, dict[str, Any]], now: datetime
-) -> None:
-    """The order's total, from billing's `order.placed`, when it has arrived (it usually has:
-    billing placed the order before it was paid and renewed); else the email waits for it."""
-    rows = await unit.connection.fetch(
-        "SELECT order_id, total, currency FROM orders WHERE order_id = ANY($1::text[])",
-        [email["order_id"] for email in emails.values()],
-    )
-    totals = {row["order_id"]: row for row in rows}
-    for email in emails.values():
-        row = totals.get(email["order_id"])
-        email["context"]["total"] = str(row["total"]) if row else None
-        email["context"]["currency"] = row["currency"] if row else None
-        due = now if row else now + WAIT_FOR_THE_ORDER_TOTAL
-        email["next_attempt_at"] = due.isoformat()
 
 
 async def _follow_renewal_dates(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
@@ -145,3 +106,39 @@ async def _follow_renewal_dates(unit: UnitOfWork, deliveries: list[Delivery]) ->
         [r.renewal_date for r in latest.values()],
         [r.previous_renewal_date for r in latest.values()],
     )
+
+
+# One upsert for a batch of confirmations ($1: one JSON object per notification key, $2: now).
+# A new email is due now when it has a line for each subscription its order renewed
+# (`renewed_in_order`, kept in its context for the upserts of later batches), else at
+# 'infinity' (never claimed) until the upsert that brings its last line makes it due. An email
+# still pending gets the lines it does not have yet; one that has them all (due, leased or sent)
+# is not written again.
+QUEUE_CONFIRMATIONS = """
+INSERT INTO emails AS e (notification_key, kind, csn, recipients, locale, context,
+                         subscription_ids, order_id, next_attempt_at, created_at, traceparent)
+SELECT u.notification_key, 'order_confirmation', u.csn, u.recipients, u.locale,
+       u.context || jsonb_build_object('renewed_in_order', u.renewed_in_order),
+       u.subscription_ids, u.order_id,
+       CASE WHEN cardinality(u.subscription_ids) >= u.renewed_in_order THEN $2::timestamptz
+            ELSE 'infinity'::timestamptz END,
+       $2, u.traceparent
+FROM jsonb_to_recordset($1::jsonb) AS u(
+    notification_key text, csn text, recipients text[], locale text, context jsonb,
+    subscription_ids text[], order_id text, renewed_in_order int, traceparent text)
+ON CONFLICT (notification_key) DO UPDATE SET
+    context = jsonb_set(e.context, '{items}', (e.context -> 'items') || COALESCE(
+        (SELECT jsonb_agg(line ORDER BY n)
+         FROM jsonb_array_elements(EXCLUDED.context -> 'items') WITH ORDINALITY AS l(line, n)
+         WHERE NOT (line ->> 'subscription_id') = ANY(e.subscription_ids)),
+        '[]'::jsonb)),
+    subscription_ids = e.subscription_ids || ARRAY(
+        SELECT sid FROM unnest(EXCLUDED.subscription_ids) WITH ORDINALITY AS s(sid, n)
+        WHERE NOT sid = ANY(e.subscription_ids) ORDER BY n),
+    next_attempt_at = CASE
+        WHEN cardinality(e.subscription_ids || ARRAY(
+                 SELECT sid FROM unnest(EXCLUDED.subscription_ids) AS s(sid)
+                 WHERE NOT sid = ANY(e.subscription_ids)))
+             >= COALESCE((e.context ->> 'renewed_in_order')::int, 1)
+        THEN LEAST(e.next_attempt_at, $2) ELSE e.next_attempt_at END
+WHERE e.status = 'pending' AND NOT EXCLUDED.subscription_ids <@ e.subscription_ids"""

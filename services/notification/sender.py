@@ -223,9 +223,13 @@ class EmailSender:
             smtp.close()
 
     async def send_due(self, smtp: SmtpConnection) -> int:
-        """One claim: each email checked to be still held, sent, and marked at once — so that
-        a crash duplicates at most the one email between SMTP's acceptance and its mark."""
-        await self._record_unmarked()
+        """One claim: each email checked to be still held, sent, and marked before the next
+        is sent — so that a crash duplicates at most the one email between SMTP's acceptance
+        and its mark. The marks that no crash bound depends on (failures, retries) wait for
+        the next one and go in its statement."""
+        waiting = self.unmarked  # kept by an earlier step: marked first, not sent again
+        self.unmarked = []
+        await self._record(waiting)
         claim = await self.leases.claim(self.settings.claim_size)
         if claim.emails:
             # Leased, nothing sent: a crash here leaves the claim to the next sender once its
@@ -235,6 +239,7 @@ class EmailSender:
             for loop in self._loops:  # a full claim: more may be waiting for the other senders
                 loop.wake()
         accepted = 0
+        marks: list[Mark] = []
         for email in claim.emails:
             key = email["notification_key"]
             try:
@@ -245,7 +250,7 @@ class EmailSender:
                 # A template or its data is broken: no retry will help, and the others must go.
                 log.exception("email cannot be rendered", extra={"key": key})
                 unrendered = RenderedEmail(subject=f"({email['kind']} not rendered)", text="")
-                await self._record(
+                marks.append(
                     self._failed(claim, email, unrendered, f"cannot render: {error!r}", False)
                 )
                 continue
@@ -255,36 +260,38 @@ class EmailSender:
                 await asyncio.to_thread(smtp.send, self._message(email, rendered))
             except (TemporarySmtpError, PermanentSmtpError) as failure:
                 temporary = isinstance(failure, TemporarySmtpError)
-                await self._record(self._failed(claim, email, rendered, str(failure), temporary))
+                marks.append(self._failed(claim, email, rendered, str(failure), temporary))
                 continue
             self.faults.hit(AFTER_SMTP_ACCEPT)
-            if await self._record(self._sent(claim, email, rendered)):
-                EMAILS.labels(SERVICE, email["kind"], "sent").inc()
+            marks.append(self._sent(claim, email, rendered))
+            marks, waiting = [], marks
+            await self._record(waiting)
             accepted += 1
             if accepted == 1 and len(claim.emails) > 1:
                 self.faults.hit(SENDER_MID_CLAIM)
+        await self._record(marks)
         return len(claim.emails)
 
-    async def _record(self, mark: Mark) -> bool:
-        """Record `mark`; on a database error keep it for the next step and raise (the loop
-        logs, counts and backs off)."""
+    async def _record(self, marks: list[Mark]) -> None:
+        """Record `marks` in one statement; on a database error keep them for the next step
+        and raise (the loop logs, counts and backs off)."""
+        if not marks:
+            return
         try:
-            return await self.leases.record(mark)
+            recorded = await self.leases.record(marks)
         except Exception:
-            mark.failures += 1
-            if mark.failures < self.settings.max_attempts:
-                self.unmarked.append(mark)
-            else:
-                log.error(
-                    "giving up recording an email's outcome: sent again once its lease expires",
-                    extra={"key": mark.key, "status": mark.status},
-                )
+            for mark in marks:
+                mark.failures += 1
+                if mark.failures < self.settings.max_attempts:
+                    self.unmarked.append(mark)
+                else:
+                    log.error(
+                        "giving up recording an email's outcome: sent again once its lease expires",
+                        extra={"key": mark.key, "status": mark.status},
+                    )
             raise
-
-    async def _record_unmarked(self) -> None:
-        while self.unmarked:
-            mark = self.unmarked.pop(0)
-            if await self._record(mark) and mark.status == "sent":
+        for mark in recorded:
+            if mark.status == "sent":
                 EMAILS.labels(SERVICE, mark.kind, "sent").inc()
 
     def _message(self, email: asyncpg.Record, rendered: RenderedEmail) -> OutgoingEmail:

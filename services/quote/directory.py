@@ -11,10 +11,12 @@ from shared.contracts.renewal_events import SubscriptionRenewed
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.types import DbConnection
 from shared.messaging.consumer import Delivery, UnitOfWork
+from shared.test_clocks import save_time_zones
 
 
 async def save_snapshot(unit: UnitOfWork, delivery: Delivery) -> None:
     data: SubscriptionUpserted = delivery.data
+    await save_time_zones(unit.connection, [data])
     await unit.connection.execute(
         """INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date,
                                       term, seats)

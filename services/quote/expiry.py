@@ -35,8 +35,9 @@ def _due(rows: str, today: str) -> str:
       AND ($3::text IS NULL OR q.quote_number = $3)  -- one quote alone (isolating)"""
 
 
-# $1 today, $2 how many, $3 one quote alone (or NULL). The open quotes past their expiry date
-# only (issue 19 item 2), in expiry order, on each CSN's clock (shared/db/due_claims.py).
+# $1 the clock's now, $2 how many, $3 one quote alone (or NULL). The open quotes past their
+# expiry date only (issue 19 item 2), in expiry order, on each CSN's today: its test clock, else
+# the date in its time zone (#14 item 4; shared/db/due_claims.py).
 DUE = claim_on_each_clock(
     _due,
     key="q.expires_on",
@@ -44,6 +45,7 @@ DUE = claim_on_each_clock(
     then="SELECT quote_number, csn FROM claimed ORDER BY expires_on",
     table="quotes",
     alias="q",
+    zoned_bound="q.expires_on <",
 )
 
 
@@ -73,7 +75,7 @@ class QuoteExpiry:
         return await self.claims.step()
 
     async def _due(self, connection: Any, only: str | None) -> list[Any]:
-        return list(await connection.fetch(DUE, self.clock.today(), BATCH, only))
+        return list(await connection.fetch(DUE, self.clock.now(), BATCH, only))
 
     async def _candidates(self) -> list[str]:
         async with self.pool.acquire() as connection, connection.transaction():

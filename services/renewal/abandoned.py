@@ -18,17 +18,19 @@ from shared.contracts.envelope import new_event
 from shared.contracts.quote_orders import ANSWERS_TOPIC, QuoteOrderReleased
 from shared.messaging.loops import WorkLoop
 from shared.messaging.outbox import Outbox
+from shared.test_clocks import csn_today_sql
 
 log = logging.getLogger(__name__)
 
 LOOP = "abandoned_orders"
 
-RELEASE = """
+TODAY = csn_today_sql("s.csn", "$1")
+RELEASE = f"""
 WITH due AS (
     SELECT r.subscription_id FROM term_reservations AS r
     JOIN subscriptions AS s USING (subscription_id)
-    LEFT JOIN test_clocks AS c ON c.csn = s.csn
-    WHERE r.pay_by < COALESCE(c.today, $1)
+    {TODAY.joins}
+    WHERE r.pay_by < {TODAY.today}
     LIMIT $2
     FOR UPDATE OF r SKIP LOCKED)
 DELETE FROM term_reservations AS r USING due WHERE r.subscription_id = due.subscription_id
@@ -67,7 +69,7 @@ class AbandonedOrders:
     async def step(self) -> int:
         now = self.clock.now()
         async with self.pool.acquire() as connection, connection.transaction():
-            rows = await connection.fetch(RELEASE, self.clock.today(), self.batch_size)
+            rows = await connection.fetch(RELEASE, now, self.batch_size)
             await record_history(
                 connection,
                 [

@@ -151,6 +151,7 @@ class Settlement:
     ) -> None:
         today = self.today[order["csn"]]
         refunded: dict[str, str] = {}
+        renewed: list[SubscriptionRenewed] = []
         for sid, subscription in list(current.items()):
             term, seats = subscription.renewal_term, subscription.renewal_seats
             if order["detail"].get("kind", "renewal") == "renewal":
@@ -188,7 +189,7 @@ class Settlement:
                 "seats": seats,
             }
             self._record(sid, "renewed", detail, order, delivery)
-            self._announce(
+            renewed.append(
                 SubscriptionRenewed(
                     subscription_id=sid,
                     order_id=order["order_id"],
@@ -200,9 +201,19 @@ class Settlement:
                     csn=subscription.csn,
                     product_name=subscription.snapshot.product_name,
                     buyer=subscription.snapshot.buyer,
-                ),
-                subscription.csn,
+                )
             )
+        # Each event also carries what the order's one confirmation shows (MAN-3): the amount
+        # billing was paid and how many subscriptions the order renewed, so that notification
+        # makes the email from this stream alone (issue 17 item 3).
+        payment: PaymentSucceeded = delivery.data
+        order_fields = {
+            "order_total": payment.amount,
+            "currency": payment.currency,
+            "renewed_in_order": len(renewed),
+        }
+        for event in renewed:
+            self._announce(event.model_copy(update=order_fields), order["csn"])
         trigger = "automatic" if order["request_id"] is None else "command"
         RENEWALS_RENEWED.labels("renewal", trigger).inc(len(current))
         if refunded:

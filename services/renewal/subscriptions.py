@@ -15,6 +15,7 @@ from shared.contracts.common import Term
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.types import DbConnection
 from shared.messaging.consumer import Delivery, UnitOfWork
+from shared.test_clocks import save_time_zones
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ async def save_snapshot(unit: UnitOfWork, delivery: Delivery) -> None:
     at it again at once (AUTO-1: a payment method that became valid renews a lapsed one).
     """
     data: SubscriptionUpserted = delivery.data
+    await save_time_zones(unit.connection, [data])
     await unit.connection.execute(
         """INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date, term,
                                       seats, auto_renew)

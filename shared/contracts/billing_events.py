@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -66,11 +66,35 @@ class PaymentSucceeded(EventData):
     payment_reference: PaymentReference
 
 
+OrderRefusal = Literal[
+    "NO_LINES",
+    "INVALID_QUANTITY",
+    "INVALID_PRICE",
+    "TOTAL_MISMATCH",
+    "AMOUNT_PRECISION",
+    "UNKNOWN_CURRENCY",
+]
+"""Why billing refused to place an order (issue 16 item 4, no client-set money): no lines; a
+line's seats not positive; a line's unit price not positive; a total that is not the sum of its
+lines; an amount finer than its currency's minor unit (JPY has none, USD two); a currency that
+is not ISO 4217's."""
+
+
 class PaymentFailed(EventData):
+    """A charge that failed; or, with `refusals`, an order billing refused to place: nothing
+    was charged, no `order.placed` was announced, and none will be retried."""
+
     event_type: ClassVar[str] = "payment.failed"
     order_id: OrderId
     reason: Note = Field(min_length=1)
     next_retry_on: date | None = Field(description="Null when no retry is left.")
+    refusals: list[OrderRefusal] = Field(
+        default_factory=list,
+        max_length=MAX_REASONS,
+        description="Empty for a charge that failed; for an order billing refused to place,"
+        " every reason: NO_LINES, INVALID_QUANTITY, INVALID_PRICE, TOTAL_MISMATCH,"
+        " AMOUNT_PRECISION, UNKNOWN_CURRENCY.",
+    )
 
 
 class PaymentAwaitingManual(EventData):

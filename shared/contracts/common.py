@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from functools import cache
 from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
 
-from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
 from shared.contracts.envelope import Contract
 
@@ -165,6 +167,25 @@ Email = Annotated[
     ),
 ]
 Locale = Annotated[str, Field(min_length=2, max_length=16, examples=["en", "fr-FR"])]
+
+
+@cache
+def _known_zones() -> frozenset[str]:
+    return frozenset(available_timezones())  # the tz database: the system's, else `tzdata`'s
+
+
+def _known_zone(value: str) -> str:
+    if value not in _known_zones():
+        raise ValueError(f"{value!r} is not an IANA time zone name (e.g. America/Los_Angeles)")
+    return value
+
+
+TimeZoneName = Annotated[
+    str,
+    Field(min_length=1, max_length=64, examples=["America/Los_Angeles", "Europe/Paris"]),
+    AfterValidator(_known_zone),
+]
+"""Where a customer's day starts and ends: its "today" is the date there (absent: UTC)."""
 
 Term = Literal["monthly", "annual", "three_year"]
 Plan = Literal["standard", "premium"]

@@ -85,6 +85,19 @@ class SubscriptionRenewed(EventData):
     csn: Csn | None = None
     product_name: Text | None = None
     buyer: Person | None = None
+    # The order as its confirmation shows it (MAN-3, issue 17 item 3): one email per order, made
+    # from these events alone. Optional: events announced before they existed still parse.
+    order_total: Amount | None = Field(
+        default=None, description="What the order was charged, tax excluded (PRICE-3)."
+    )
+    currency: CurrencyCode | None = Field(default=None, description="The order's currency.")
+    renewed_in_order: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_IDS,
+        description="How many subscriptions this order renewed, each announced by its own"
+        " `subscription.renewed`: the confirmation lists them all.",
+    )
 
 
 class SubscriptionLapsed(EventData):

@@ -20,6 +20,7 @@ from shared.contracts.common import (
     SubscriptionId,
     Term,
     Text,
+    TimeZoneName,
 )
 from shared.contracts.envelope import Contract, EventData, EventRegistry
 from shared.contracts.topics import SUBSCRIPTION_EVENTS
@@ -67,6 +68,11 @@ class SubscriptionUpserted(EventData):
     managed_org: bool
     buyer: Person
     primary_admin: Person
+    timezone: TimeZoneName | None = Field(
+        default=None,
+        description="The CSN's IANA time zone: its today, and every date rule for it, is the"
+        " date there. Absent or null: UTC.",
+    )
 
 
 REGISTRY = EventRegistry(TOPIC.name, SubscriptionUpserted)

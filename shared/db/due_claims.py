@@ -20,6 +20,10 @@ from collections.abc import Callable
 DueRows = Callable[[str, str], str]
 
 
+# The latest today anywhere (UTC+14): a bound on every CSN's today, whatever its time zone.
+LATEST_TODAY = "($1::timestamptz AT TIME ZONE 'Etc/GMT-14')::date"
+
+
 def claim_on_each_clock(
     due: DueRows,
     *,
@@ -28,14 +32,26 @@ def claim_on_each_clock(
     then: str,
     table: str = "subscriptions",
     alias: str = "s",
+    zoned_bound: str | None = None,
 ) -> str:
     """The claim's SQL: `due` for CSNs without a test clock (`$1` their today, read in `key`
     order), then for those with one (the clock's today), `limit` rows in all of `table` (its
-    `csn` column), named `alias`; `then` reads the claimed rows (`FROM claimed`)."""
+    `csn` column), named `alias`; `then` reads the claimed rows (`FROM claimed`).
+
+    With `zoned_bound` (`key`'s comparison with a date, e.g. "q.expires_on <"), `$1` is the
+    clock's now and a CSN without a test clock is due by the date in its time zone
+    (csn_time_zones, else UTC: shared/test_clocks.py csn_today_sql), its rows read up to the
+    latest today anywhere — a day's more at most."""
+    if zoned_bound is None:
+        rows, today, bound = f"{table} AS {alias}", "$1::date", ""
+    else:
+        rows = f"{table} AS {alias} LEFT JOIN csn_time_zones AS z ON z.csn = {alias}.csn"
+        today = "($1::timestamptz AT TIME ZONE COALESCE(z.time_zone, 'UTC'))::date"
+        bound = f"\n      AND {zoned_bound} {LATEST_TODAY}"
     return f"""
 WITH unclocked AS (
-    {due(f"{table} AS {alias}", "$1::date")}
-      AND NOT EXISTS (SELECT 1 FROM test_clocks AS clock WHERE clock.csn = {alias}.csn)
+    {due(rows, today)}
+      AND NOT EXISTS (SELECT 1 FROM test_clocks AS clock WHERE clock.csn = {alias}.csn){bound}
     ORDER BY {key}
     LIMIT {limit}
     FOR UPDATE OF {alias} SKIP LOCKED

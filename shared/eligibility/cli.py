@@ -11,13 +11,17 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 from shared.eligibility.explain import explain
+from shared.eligibility.outcomes import Decision
 from shared.eligibility.parsing import InvalidRequestError, parse_explain_request
 from shared.eligibility.rendering import decision_to_dict
 
 TABLE_WIDTH = 160
 EXIT_BAD_INPUT = 2
+OutputFormat = Literal["json", "table"]
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("json", "table")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     explain_command.add_argument(
         "file", nargs="?", default="-", metavar="FILE", help="the request; - or none for stdin"
     )
-    explain_command.add_argument("--format", choices=("json", "table"), default="json")
+    explain_command.add_argument("--format", choices=OUTPUT_FORMATS, default="json")
     args = parser.parse_args(argv)
 
     try:
@@ -45,8 +49,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, UnicodeDecodeError) as error:
         return _bad_input(f"can't read {args.file}: {error}")
 
-    decision = explain(request)
-    if args.format == "table":
+    print_decision(explain(request), args.format)
+    return 0
+
+
+def print_decision(decision: Decision, output_format: OutputFormat) -> None:
+    """The decision on stdout, as JSON or as tables: `eligibility explain`'s output, which
+    `renewals explain` (the same question on the live state) prints too."""
+    if output_format == "table":
         # rich is imported only for tables: it is a third of the start-up time of the command.
         from rich.console import Console
 
@@ -56,7 +66,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_tables(decision, console)
     else:
         print(json.dumps(decision_to_dict(decision), indent=2))
-    return 0
 
 
 def _read(file: str) -> str:

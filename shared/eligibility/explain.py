@@ -31,6 +31,7 @@ def explain(request: ExplainRequest) -> Decision:
                 promotions=promotions,
                 today=today,
                 policy=policy,
+                reservations={r.subscription_id: r for r in request.reservations},
             )
         case "auto_renew_on" | "auto_renew_off":
             return decide_auto_renew(

@@ -27,6 +27,7 @@ from shared.eligibility.model import (
     Term,
 )
 from shared.eligibility.policy import Policy
+from shared.eligibility.terms import Reservation
 
 T = TypeVar("T")
 
@@ -46,21 +47,22 @@ class InvalidRequestError(ValueError):
     """The input can't be read as a request; the message is one line, naming the field."""
 
 
-def subscription_from_dict(data: Mapping[str, Any]) -> Subscription:
+def subscription_from_dict(data: Mapping[str, Any], prefix: str = "") -> Subscription:
     """Fields of `subscription.upserted`; unknown fields (e.g. `revision`) are ignored.
     Optional, with defaults: product_name, plan, partner_csn, flags, managed_org, primary_admin
     (the buyer), next_term, next_seats; a person's email and locale."""
-    return _validate(_SUBSCRIPTION, data)
+    return _validate(_SUBSCRIPTION, data, prefix)
 
 
-def price_from_dict(data: Mapping[str, Any]) -> Price:
-    """Fields of `price.published`; money as decimal strings."""
-    return _validate(_PRICE, data)
+def price_from_dict(data: Mapping[str, Any], prefix: str = "") -> Price:
+    """Fields of `price.published`; money as decimal strings; unknown fields are ignored."""
+    return _validate(_PRICE, data, prefix)
 
 
-def promotion_from_dict(data: Mapping[str, Any]) -> Promotion:
-    """Fields of `promotion.published`; `percent_off` as a decimal string."""
-    return _validate(_PROMOTION, data)
+def promotion_from_dict(data: Mapping[str, Any], prefix: str = "") -> Promotion:
+    """Fields of `promotion.published`; `percent_off` as a decimal string; unknown fields are
+    ignored."""
+    return _validate(_PROMOTION, data, prefix)
 
 
 def actor_from_dict(data: Mapping[str, Any]) -> Actor:
@@ -93,13 +95,19 @@ class _TermsSpec(_Strict):
 
 
 class _RawRequest(_Strict):
+    """The request itself is strict (a misspelt field is an error, not a default), but what it
+    carries of other systems' events is read as they publish them (issue 14 item 5): a
+    `subscription.upserted` pasted with its `revision` and any field added since, or the whole
+    CloudEvent, is taken, unknown fields ignored."""
+
     action: ExplainAction
     today: date
     actor: Actor
-    subscriptions: list[Subscription] = Field(default_factory=list)
+    subscriptions: list[dict[str, Any]] = Field(default_factory=list)
     subscription_ids: list[str] | None = None
-    prices: list[Price] = Field(default_factory=list)
-    promotions: list[Promotion] = Field(default_factory=list)
+    prices: list[dict[str, Any]] = Field(default_factory=list)
+    promotions: list[dict[str, Any]] = Field(default_factory=list)
+    reservations: list[Reservation] = Field(default_factory=list)
     quote: dict[str, Any] | None = None
     terms: _TermsSpec | None = None
     seats: int | None = None
@@ -135,6 +143,8 @@ class ExplainRequest:
     prices: tuple[Price, ...]
     promotions: tuple[Promotion, ...]
     policy: Policy
+    reservations: tuple[Reservation, ...] = ()
+    """Open orders holding a term (RENEWAL_IN_PROGRESS), as renewal's database has them."""
     quote: QuoteSpec | None = None
     cancel: CancelSpec | None = None
     term: Term | None = None
@@ -147,10 +157,21 @@ _SINGLE_SUBSCRIPTION_ACTIONS = ("change_terms", "add_seats")
 
 def parse_explain_request(data: Any) -> ExplainRequest:
     raw = _validate(TypeAdapter(_RawRequest), data)
+    subscriptions = tuple(
+        subscription_from_dict(_payload(item), f"subscriptions[{i}]")
+        for i, item in enumerate(raw.subscriptions)
+    )
+    prices = tuple(
+        price_from_dict(_payload(item), f"prices[{i}]") for i, item in enumerate(raw.prices)
+    )
+    promotions = tuple(
+        promotion_from_dict(_payload(item), f"promotions[{i}]")
+        for i, item in enumerate(raw.promotions)
+    )
     ids = tuple(
         raw.subscription_ids
         if raw.subscription_ids is not None
-        else [s.subscription_id for s in raw.subscriptions]
+        else [s.subscription_id for s in subscriptions]
     )
     if raw.action in _SINGLE_SUBSCRIPTION_ACTIONS and len(ids) != 1:
         raise InvalidRequestError(
@@ -190,11 +211,12 @@ def parse_explain_request(data: Any) -> ExplainRequest:
         action=raw.action,
         today=raw.today,
         actor=raw.actor,
-        subscriptions=tuple(raw.subscriptions),
+        subscriptions=subscriptions,
         subscription_ids=ids,
-        prices=tuple(raw.prices),
-        promotions=tuple(raw.promotions),
+        prices=prices,
+        promotions=promotions,
         policy=policy_from_dict(raw.policy),
+        reservations=tuple(raw.reservations),
         quote=quote,
         cancel=cancel,
         term=term,
@@ -209,6 +231,14 @@ def policy_from_dict(overrides: Mapping[str, Any]) -> Policy:
         return Policy(**overrides)
     except ValidationError as error:
         raise InvalidRequestError(_one_line(error, "policy")) from None
+
+
+def _payload(item: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An event's payload: the item itself, or the `data` of a whole CloudEvent pasted in."""
+    data = item.get("data")
+    if "specversion" in item and isinstance(data, Mapping):
+        return data
+    return item
 
 
 def _required(value: T | None, name: str) -> T:

@@ -9,9 +9,11 @@ import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import asyncpg
 import pytest
 
 from services.launcher import SERVICES, ServiceProcess, running_services
+from tests.scenarios.settled import settled
 from tests.scenarios.stack import TEST_STACK_SETTINGS
 from tests.support.smtp import Mailbox, SmtpServer, free_port
 
@@ -23,6 +25,7 @@ class Stack:
     services: dict[str, ServiceProcess]
     smtp: SmtpServer
     env: dict[str, str]
+    bootstrap: str
 
     @property
     def mailbox(self) -> Mailbox:
@@ -34,6 +37,12 @@ class Stack:
     async def start(self, service: str) -> None:
         self.services[service].start()
         await asyncio.to_thread(self.services[service].wait_ready)
+
+    async def settled(self, admin_db: asyncpg.Connection) -> None:
+        """Everything the product was given is done, time-driven loops included: what a test
+        waits for before it asserts that something happened once, or not at all."""
+        ports = [service.port for service in self.services.values()]
+        await settled(self.bootstrap, admin_db, metrics_ports=ports)
 
     def replica(self, name: str) -> ServiceProcess:
         """Another process of the same service (same consumer groups), with its own port."""
@@ -76,7 +85,7 @@ def stack(kafka_bootstrap: str, smtp_server: SmtpServer) -> Iterator[Stack]:
             service.start()
         for service in services.values():
             service.wait_ready()
-        yield Stack(services, smtp_server, env)
+        yield Stack(services, smtp_server, env, kafka_bootstrap)
     finally:
         for service in services.values():
             service.stop()

@@ -11,6 +11,7 @@ import urllib.request
 from shared import samples
 from shared.contracts import topics
 from shared.contracts.clock_commands import SetTestClock
+from tests.scenarios.settled import loop_steps
 from tests.scenarios.steps import (
     RENEWAL_DATE,
     about_subject,
@@ -21,6 +22,7 @@ from tests.scenarios.steps import (
     given_subscriptions,
     orders_for,
     publish_price,
+    until,
 )
 
 
@@ -67,7 +69,7 @@ async def test_the_bulk_worker_killed_mid_batch_resumes_without_a_second_order(
         answering(command.request_id, "bulk.completed"), timeout=60
     )
     assert completed.data["succeeded"] == 100
-    await asyncio.sleep(1.0)
+    await stack.settled(admin_db)
     assert await orders_for(admin_db, csn) == 3
     assert await charges_for(admin_db, csn) == 3
 
@@ -103,12 +105,18 @@ async def test_auto_1_two_engine_replicas_renew_each_of_many_due_subscriptions_e
     try:
         await asyncio.to_thread(second.wait_ready)
         ports = (stack.services["renewal"].port, second.port)
+
+        async def both_engines_stepped() -> bool:  # ready is not yet looking for due dates
+            steps = [await asyncio.to_thread(loop_steps, [p]) for p in ports]
+            return all(s.get("due_date_engine", 0) > 0 for s in steps)
+
+        await until(both_engines_stepped, what="both replicas' engines to step once")
         before = [_engine_orders(p) for p in ports]
         await upstream.send(
             topics.CLOCK_COMMANDS, samples.event(SetTestClock(csn=csn, today=RENEWAL_DATE), csn)
         )
         await watcher.wait_for(about_subject(csn, "subscription.renewed"), count=count, timeout=150)
-        await asyncio.sleep(1.5)
+        await stack.settled(admin_db)
         renewed = [
             s.data["subscription_id"]
             for s in watcher.matching(about_subject(csn, "subscription.renewed"))

@@ -1,12 +1,16 @@
 """Customer emails end to end, with the real SMTP server: language and formats, SMTP retries,
 a sender killed after SMTP accepted or mid-claim (issue 15 item 4), renewal reminders on test
-clocks (NOTE-1), notices."""
+clocks (NOTE-1), notices; confirmations that need nothing of billing's (issue 17 item 3)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
+from collections.abc import AsyncIterator
 from datetime import date, timedelta
+
+import asyncpg
 
 from shared import samples
 from shared.contracts import topics
@@ -21,9 +25,9 @@ from tests.scenarios.steps import (
     given_price_known,
     given_subscriptions,
     publish_price,
+    until,
 )
-
-SETTLE = 1.5
+from tests.support.infra import admin_connection
 
 
 async def _renewal(stack, upstream, watcher, admin_db, csn: str, **subscription):
@@ -42,7 +46,6 @@ async def _renewal(stack, upstream, watcher, admin_db, csn: str, **subscription)
         **subscription,
     )
     await given_subscriptions(upstream, admin_db, snapshot)
-    await asyncio.sleep(0.5)  # notification's directory follows subscription.events too
     command = samples.renewal_request(csn, [snapshot.subscription_id])
     await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
     await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
@@ -70,7 +73,7 @@ async def test_an_smtp_server_that_refuses_twice_then_accepts_gets_one_email(
     stack.smtp.mailbox.refuse_next = 2  # 451 twice: temporary, retried with backoff
     await _renewal(stack, upstream, watcher, admin_db, csn)
     [sent] = await watcher.wait_for(confirmation_to(csn))
-    await asyncio.sleep(SETTLE)
+    await stack.settled(admin_db)
     assert len(stack.smtp.mailbox.with_key(sent.data["notification_id"])) == 1
     assert len(watcher.matching(confirmation_to(csn))) == 1
     assert stack.smtp.mailbox.refuse_next == 0
@@ -169,9 +172,8 @@ async def test_note_1_reminders_90_30_and_7_days_before_on_a_test_clock(
     # Auto-renewing: it gets reminders, and no automatic quote (QUO-7) that would stop them.
     snapshot = samples.subscription(f"S-{csn}", csn, renewal_date=renewal_date, auto_renew=True)
     await given_subscriptions(upstream, admin_db, snapshot)
-    await asyncio.sleep(0.5)
     await _clock(upstream, csn, renewal_date - timedelta(days=91))
-    await asyncio.sleep(SETTLE)
+    await stack.settled(admin_db)
     assert _reminders(watcher, csn) == []  # 91 days before: not yet
     for days, expected in ((90, [90]), (30, [30, 90]), (7, [7, 30, 90])):
         await _clock(upstream, csn, renewal_date - timedelta(days=days))
@@ -179,7 +181,7 @@ async def test_note_1_reminders_90_30_and_7_days_before_on_a_test_clock(
         await watcher.wait_for(lambda _, n=wanted: len(_reminders(watcher, csn)) >= n, timeout=20)
         assert _reminders(watcher, csn) == expected
     await _clock(upstream, csn, renewal_date - timedelta(days=1))
-    await asyncio.sleep(SETTLE)
+    await stack.settled(admin_db)
     assert _reminders(watcher, csn) == [7, 30, 90]  # once each
     [reminder] = [
         m
@@ -208,12 +210,12 @@ async def test_note_1_a_late_subscription_gets_only_the_reminders_ahead_and_a_pa
         partner_csn="PARTNER-1",
     )
     await given_subscriptions(upstream, admin_db, late, partner)
-    await asyncio.sleep(SETTLE)
+    await stack.settled(admin_db)
     assert _reminders(watcher, late_csn) == []  # the 90- and 30-day reminders are past
     for csn in (late_csn, partner_csn):
         await _clock(upstream, csn, renewal_date - timedelta(days=7))
     await watcher.wait_for(lambda s: _reminders(watcher, late_csn) == [7], timeout=20)
-    await asyncio.sleep(SETTLE)
+    await stack.settled(admin_db)
     assert _reminders(watcher, partner_csn) == []  # the partner reminds (policy)
 
 
@@ -221,7 +223,6 @@ async def test_lapse_and_auto_renew_notices_reach_the_buyer(stack, upstream, wat
     csn = samples.unique_csn()
     snapshot = samples.subscription(f"S-{csn}", csn, renewal_date=RENEWAL_DATE, locale="fr-FR")
     await given_subscriptions(upstream, admin_db, snapshot)
-    await asyncio.sleep(0.5)
     switch = SetAutoRenew(
         request_id=f"ar-{csn}",
         actor=Actor(user_id=f"{csn}-buyer", csn=csn),
@@ -242,3 +243,69 @@ async def test_lapse_and_auto_renew_notices_reach_the_buyer(stack, upstream, wat
     subjects = {s.data["kind"]: s.data["subject"] for s in sent}
     assert subjects["lapsed"] == "Votre abonnement AutoCAD LT a expiré"
     assert "désactivé" in subjects["auto_renew_changed"]
+
+
+@contextlib.asynccontextmanager
+async def _billing_events_held(postgres_address) -> AsyncIterator[asyncpg.Connection]:
+    """Notification cannot take in any of billing's events meanwhile: its `orders` table is
+    held in SHARE mode, so each `order.placed` it handles waits (its consumer is stuck there)."""
+    connection = await admin_connection(*postgres_address)
+    try:
+        async with connection.transaction():
+            await connection.execute("LOCK TABLE notification.orders IN SHARE MODE")
+            yield connection
+    finally:
+        await connection.close()
+
+
+async def _order_placed_waits(admin_db) -> bool:
+    return bool(
+        await admin_db.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted"
+            " AND relation = 'notification.orders'::regclass"
+        )
+    )
+
+
+async def test_issue_17_3_manual_and_automatic_confirmations_carry_their_total_without_billing(
+    stack, upstream, watcher, admin_db, postgres_address
+):
+    """Issue 17 item 3, issue 19 item 1: an order confirmation is made from
+    `subscription.renewed` alone. With notification's handling of billing's events stuck (a
+    positive signal: its `order.placed` waits on a lock), a manual renewal and an automatic
+    one (the due-date engine, on a test clock) are both confirmed at once, each with its
+    order's total."""
+    manual_csn, automatic_csn = samples.unique_csn(), samples.unique_csn()
+    product = f"P-{automatic_csn}"
+    await publish_price(upstream, product, currency="EUR", renewal_price="420.00")
+    await given_price_known(admin_db, product)
+    due = date.today() + timedelta(days=20)
+    automatic = samples.subscription(
+        f"S-{automatic_csn}",
+        automatic_csn,
+        renewal_date=due,
+        product_code=product,
+        currency="EUR",
+        seats=2,
+        auto_renew=True,
+    )
+    await given_subscriptions(upstream, admin_db, automatic)
+    await _clock(upstream, automatic_csn, due - timedelta(days=1))
+    async with _billing_events_held(postgres_address):
+        await _renewal(stack, upstream, watcher, admin_db, manual_csn, seats=3)
+        await _clock(upstream, automatic_csn, due)  # the renewal date: the engine renews it
+        await until(lambda: _order_placed_waits(admin_db), what="an order.placed stuck")
+        confirmations = [
+            (await watcher.wait_for(confirmation_to(csn), timeout=20))[0]
+            for csn in (manual_csn, automatic_csn)
+        ]
+        assert await _order_placed_waits(admin_db)  # billing's events still not taken in
+    [manual, automatic_email] = [
+        stack.mailbox.with_key(sent.data["notification_id"])[0] for sent in confirmations
+    ]
+    assert "Total (excluding tax): €1,260.00" in manual.get_body(("plain",)).get_content()
+    assert "Total (excluding tax): €840.00" in automatic_email.get_body(("plain",)).get_content()
+    [renewed] = watcher.matching(about_subject(automatic_csn, "subscription.renewed"))
+    assert renewed.data["request_id"] is None  # automatic
+    assert (renewed.data["order_total"], renewed.data["currency"]) == ("840.00", "EUR")
+    assert renewed.data["renewed_in_order"] == 1

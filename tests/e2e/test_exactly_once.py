@@ -9,7 +9,6 @@ import urllib.request
 from shared import samples
 from shared.contracts import topics
 from tests.scenarios.steps import (
-    SETTLE_SECONDS,
     about_subject,
     answering,
     charges_for,
@@ -31,7 +30,7 @@ async def test_the_same_command_twice_has_one_effect_and_one_answer(
 
     [renewed] = await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
     await watcher.wait_for(confirmation_to(csn))
-    await asyncio.sleep(SETTLE_SECONDS)
+    await stack.settled(admin_db)
     assert len(watcher.matching(answering(command.request_id, "subscription.renewed"))) == 1
     assert len(watcher.matching(confirmation_to(csn))) == 1
     assert await charges_for(admin_db, csn) == 1
@@ -59,7 +58,7 @@ async def test_billing_killed_after_its_db_commit_charges_once_and_emails_once(
 
     [renewed] = await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
     await watcher.wait_for(confirmation_to(csn))
-    await asyncio.sleep(SETTLE_SECONDS)
+    await stack.settled(admin_db)
     assert await charges_for(admin_db, csn) == 1
     assert len(watcher.matching(about_subject(csn, "payment.succeeded"))) == 1
     assert len(stack.smtp.mailbox.with_key(f"order_confirmation:{renewed.data['order_id']}")) == 1
@@ -80,7 +79,7 @@ async def test_notification_killed_after_its_db_commit_sends_one_email(
     await stack.restart("notification")
 
     [sent] = await watcher.wait_for(confirmation_to(csn))
-    await asyncio.sleep(SETTLE_SECONDS)
+    await stack.settled(admin_db)
     assert len(watcher.matching(confirmation_to(csn))) == 1
     assert len(stack.smtp.mailbox.with_key(sent.data["notification_id"])) == 1
 
@@ -115,7 +114,7 @@ async def test_two_renewal_replicas_share_the_partitions_and_handle_nothing_twic
         renewed = await watcher.wait_for(
             lambda s: s.type == "subscription.renewed" and s.event["subject"] in set(csns), count=24
         )
-        await asyncio.sleep(SETTLE_SECONDS)
+        await stack.settled(admin_db)
         renewed = watcher.matching(
             lambda s: s.type == "subscription.renewed" and s.event["subject"] in set(csns)
         )
@@ -133,3 +132,22 @@ async def test_two_renewal_replicas_share_the_partitions_and_handle_nothing_twic
         )
     finally:
         second.stop()
+
+
+async def test_settled_returns_only_once_the_last_effect_is_done(
+    stack, upstream, watcher, admin_db
+):
+    """The tests' "nothing more will happen" signal (tests/scenarios/settled.py) waits for the
+    whole chain — request, order, charge, renewal, email — without being told what to expect:
+    nothing is awaited before it, and everything is there right after it."""
+    csn = samples.unique_csn()
+    [snapshot] = await given_one_subscription_each(upstream, admin_db, [csn])
+    stack.smtp.mailbox.refuse_next = 1  # one retry on the way, after a backoff
+    command = samples.renewal_request(csn, [snapshot.subscription_id])
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+
+    await stack.settled(admin_db)
+    assert await charges_for(admin_db, csn) == 1
+    # The watcher reads the topics on its own: what is on them may reach it a little later.
+    [renewed] = await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
+    assert len(stack.smtp.mailbox.with_key(f"order_confirmation:{renewed.data['order_id']}")) == 1

@@ -4,8 +4,6 @@ subscription and price in → renewal requested by the buyer → order, charge �
 
 from __future__ import annotations
 
-import asyncio
-
 from shared import samples
 from shared.contracts import topics
 from tests.scenarios.steps import (
@@ -79,5 +77,5 @@ async def test_payment_method_marked_invalid_fails_the_payment_and_refuses_the_r
     assert rejected.data["reasons"] == ["PAYMENT_METHOD_INVALID"]
     [failed] = await watcher.wait_for(about_subject(csn, "payment.failed"))
     assert "not valid" in failed.data["reason"]
-    await asyncio.sleep(0.5)
+    await stack.settled(admin_db)
     assert watcher.matching(about_subject(csn, "subscription.renewed")) == []

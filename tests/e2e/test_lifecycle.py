@@ -91,7 +91,7 @@ async def test_auto_1_a_year_of_an_auto_renewing_subscription_walked_on_a_test_c
 
     await _set_clock(upstream, csn, START + timedelta(days=200))  # the rest of the year: nothing
     await _set_clock(upstream, csn, next_date - timedelta(days=1))
-    await _settle(watcher)
+    await stack.settled(admin_db)
     assert len(watcher.matching(about_subject(csn, "subscription.renewed"))) == 1
     assert await charges_for(admin_db, csn) == 1
     assert watcher.matching(about_subject(csn, "subscription.lapsed")) == []
@@ -124,7 +124,7 @@ async def test_life_2_life_3_a_failing_card_lapses_then_expires_and_renewal_is_r
     assert grace_ends > START
 
     await _set_clock(upstream, csn, grace_ends)  # the last day of grace: not yet expired
-    await _settle(watcher)
+    await stack.settled(admin_db)
     assert watcher.matching(about_subject(csn, "subscription.expired")) == []
     await _set_clock(upstream, csn, grace_ends + timedelta(days=1))
     [expired] = await watcher.wait_for(about_subject(csn, "subscription.expired"))
@@ -148,12 +148,5 @@ async def test_a_test_clock_moves_only_that_customers_time(stack, upstream, watc
     await given_subscriptions(upstream, admin_db, *subscriptions)
     await _set_clock(upstream, walked, START + timedelta(days=1))
     await watcher.wait_for(about_subject(walked, "subscription.lapsed"))
-    await _settle(watcher)
+    await stack.settled(admin_db)
     assert watcher.matching(about_subject(other, "subscription.lapsed")) == []
-
-
-async def _settle(watcher) -> None:
-    """Long enough for the engine (every 0.3 s here) to have acted twice, were it to act."""
-    import asyncio
-
-    await asyncio.sleep(2.0)

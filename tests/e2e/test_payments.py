@@ -8,13 +8,17 @@ import asyncio
 from datetime import date, timedelta
 from decimal import Decimal
 
+import pytest
+from aiokafka.errors import TopicAuthorizationFailedError
+
 from shared import samples
 from shared.contracts import topics
 from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.payment_events import PaymentReceived
+from shared.messaging.client import UpstreamClient
+from tests.integration.helpers import end_offsets
 from tests.scenarios.steps import (
     RENEWAL_DATE,
-    SETTLE_SECONDS,
     about_subject,
     answering,
     charges_for,
@@ -60,7 +64,7 @@ async def test_auto_4_a_bank_transfer_order_waits_and_renews_once_the_payment_ar
     csn = samples.unique_csn()
     command, awaiting = await _bank_transfer_order(upstream, watcher, admin_db, csn)
     assert awaiting["amount"] == "420.00" and date.fromisoformat(awaiting["pay_by"]) > date.today()
-    await asyncio.sleep(1.0)
+    await stack.settled(admin_db)
     assert watcher.matching(answering(command.request_id, "subscription.renewed")) == []
 
     wrong = _received(awaiting, amount=Decimal("400.00"), currency="EUR")
@@ -83,9 +87,39 @@ async def test_auto_4_a_bank_transfer_order_waits_and_renews_once_the_payment_ar
     [renewed] = await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
     assert renewed.data["order_id"] == awaiting["order_id"]
     await upstream.send(topics.PAYMENT_EVENTS, samples.event(paid, csn))  # paid twice
-    await asyncio.sleep(1.5)
+    await stack.settled(admin_db)
     assert await charges_for(admin_db, csn) == 1
     assert len(watcher.matching(answering(command.request_id, "subscription.renewed"))) == 1
+
+
+async def test_issue_16_a_forged_payment_for_someone_s_bank_transfer_order_is_refused(
+    stack, upstream, watcher, admin_db, kafka_bootstrap
+):
+    """Everything a stranger can learn of a bank-transfer order (its id, reference, amount and
+    currency, all in the customer's email) is not enough to settle it: any principal but the
+    payment provider is refused by the broker on `payment.events`, nothing reaches the log, the
+    order still awaits its money; the provider's own message then renews it (issue 16 item 4)."""
+    csn = samples.unique_csn()
+    command, awaiting = await _bank_transfer_order(upstream, watcher, admin_db, csn)
+    forged = samples.event(_received(awaiting), csn)
+    log_before = await end_offsets(kafka_bootstrap, topics.PAYMENT_EVENTS.name)
+
+    for intruder in ("portal", "partner", "sales", "subscriptions"):
+        async with UpstreamClient(kafka_bootstrap, principal=intruder) as client:
+            with pytest.raises(TopicAuthorizationFailedError):
+                await asyncio.wait_for(client.send(topics.PAYMENT_EVENTS, forged), 20)
+
+    assert await end_offsets(kafka_bootstrap, topics.PAYMENT_EVENTS.name) == log_before
+    status = await admin_db.fetchval(
+        "SELECT status FROM billing.orders WHERE order_id = $1", awaiting["order_id"]
+    )
+    assert status == "awaiting_manual"
+    assert await charges_for(admin_db, csn) == 0
+
+    await upstream.send(topics.PAYMENT_EVENTS, forged)  # the same message, from the provider
+    [renewed] = await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
+    assert renewed.data["order_id"] == awaiting["order_id"]
+    assert await charges_for(admin_db, csn) == 1
 
 
 async def test_auto_1_a_declined_card_is_retried_then_the_subscription_lapses_and_expires(
@@ -117,7 +151,7 @@ async def test_auto_1_a_declined_card_is_retried_then_the_subscription_lapses_an
         expected = (RENEWAL_DATE + timedelta(days=next_try)).isoformat() if next_try else None
         assert failures[-1].data["next_retry_on"] == expected
     await on(RENEWAL_DATE + timedelta(days=20))
-    await asyncio.sleep(1.5)
+    await stack.settled(admin_db)
     assert len(watcher.matching(about_subject(csn, "payment.failed"))) == 4  # no fifth try
     grace_ends = date.fromisoformat(lapsed.data["grace_ends"])
     await on(grace_ends + timedelta(days=1))
@@ -164,7 +198,7 @@ async def test_issue_15_billing_killed_after_the_provider_charged_charges_once_a
     # On restart the attempt is reconciled with the provider's record of the order id.
     [renewed] = await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
     assert renewed.data["order_id"] == order["order_id"]
-    await asyncio.sleep(SETTLE_SECONDS)
+    await stack.settled(admin_db)
     assert await _money_taken(admin_db, csn) == 1
     assert await charges_for(admin_db, csn) == 1
     status = await admin_db.fetchval(

@@ -30,7 +30,6 @@ def _actor(csn: str) -> Actor:
 
 async def _quoted(upstream, watcher, admin_db, csn: str, *snapshots, **request):
     await given_subscriptions(upstream, admin_db, *snapshots)
-    await asyncio.sleep(0.5)  # the quote and notification services follow subscription.events too
     command = RequestQuote(
         request_id=f"quote-{csn}-{len(watcher.seen)}",
         actor=_actor(csn),
@@ -133,7 +132,7 @@ async def test_quo_8_a_quote_accepted_and_paid_renews_with_its_term_and_seats_on
     assert (renewed.data["term"], renewed.data["seats"]) == ("three_year", 2)
     assert renewed.data["renewal_date"] == add_term(RENEWAL_DATE, "three_year").isoformat()
     assert renewed.data["order_id"] == paid.data["order_id"]
-    await asyncio.sleep(1.5)
+    await stack.settled(admin_db)
     assert await charges_for(admin_db, csn) == 1
     assert len(watcher.matching(about_subject(csn, "subscription.renewed"))) == 1
 
@@ -210,7 +209,7 @@ async def test_quo_7_an_automatic_quote_30_days_before_once_with_two_replicas(
         await asyncio.to_thread(second.wait_ready)
         clock = SetTestClock(csn=csn, today=renewal_date - timedelta(days=31))
         await upstream.send(topics.CLOCK_COMMANDS, samples.event(clock, csn))
-        await asyncio.sleep(3)
+        await stack.settled(admin_db)
         assert watcher.matching(about_subject(csn, "quote.sent")) == []  # 31 days before: not yet
         clock = SetTestClock(csn=csn, today=renewal_date - timedelta(days=30))
         await upstream.send(topics.CLOCK_COMMANDS, samples.event(clock, csn))
@@ -221,7 +220,7 @@ async def test_quo_7_an_automatic_quote_30_days_before_once_with_two_replicas(
                 s.type == "email.sent" and s.data["kind"] == "quote" and s.event["subject"] == csn
             )
         )
-        await asyncio.sleep(3)
+        await stack.settled(admin_db)
         assert len(watcher.matching(about_subject(csn, "quote.sent"))) == 1
     finally:
         second.stop()
@@ -245,7 +244,7 @@ async def test_auto_5_a_changing_quote_switches_auto_renew_off_and_the_subscript
 
     clock = SetTestClock(csn=csn, today=renewal_date)  # the renewal date: no automatic renewal
     await upstream.send(topics.CLOCK_COMMANDS, samples.event(clock, csn))
-    await asyncio.sleep(2)
+    await stack.settled(admin_db)
     assert watcher.matching(about_subject(csn, "subscription.renewed")) == []
 
     accept = AcceptQuote(
@@ -256,7 +255,7 @@ async def test_auto_5_a_changing_quote_switches_auto_renew_off_and_the_subscript
     assert renewed.data["term"] == "three_year"
     changes = await watcher.wait_for(about_subject(csn, "auto_renew.changed"), count=2)
     assert changes[-1].data["enabled"] is True  # back on once the quote is paid
-    await asyncio.sleep(2)
+    await stack.settled(admin_db)
     assert len(watcher.matching(about_subject(csn, "subscription.renewed"))) == 1
     assert await charges_for(admin_db, csn) == 1
 
@@ -277,7 +276,7 @@ async def test_note_1_quo_7_an_open_quote_means_no_reminder_and_no_automatic_quo
     )
     clock = SetTestClock(csn=csn, today=renewal_date - timedelta(days=30))
     await upstream.send(topics.CLOCK_COMMANDS, samples.event(clock, csn))
-    await asyncio.sleep(3)
+    await stack.settled(admin_db)
     kinds = [s.data["kind"] for s in watcher.matching(about_subject(csn, "email.sent"))]
     assert "renewal_reminder" not in kinds
     assert len(watcher.matching(about_subject(csn, "quote.sent"))) == 1

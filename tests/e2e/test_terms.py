@@ -17,7 +17,6 @@ from shared.contracts.quote_commands import AcceptQuote, CancelQuote, RequestQuo
 from shared.contracts.renewal_commands import SetAutoRenew
 from shared.eligibility import add_term
 from tests.scenarios.steps import (
-    SETTLE_SECONDS,
     about_subject,
     answering,
     charges_for,
@@ -50,12 +49,6 @@ async def _clock(upstream, csn: str, today: date) -> None:
     await upstream.send(
         topics.CLOCK_COMMANDS, samples.event(SetTestClock(csn=csn, today=today), csn)
     )
-
-
-async def _settle() -> None:
-    import asyncio
-
-    await asyncio.sleep(SETTLE_SECONDS)
 
 
 def _actor(csn: str) -> Actor:
@@ -158,7 +151,7 @@ async def test_auto_1_the_engine_and_a_manual_request_on_the_renewal_date_charge
     [renewed] = await watcher.wait_for(about_subject(csn, "subscription.renewed"))
     assert renewed.data["request_id"] == request.request_id
     assert renewed.data["renewal_date"] == add_term(START, "annual").isoformat()
-    await _settle()
+    await stack.settled(admin_db)
     assert await orders_for(admin_db, csn) == 1
     assert await charges_for(admin_db, csn) == 1
     assert len(watcher.matching(about_subject(csn, "subscription.renewed"))) == 1
@@ -215,7 +208,7 @@ async def test_quo_5_a_quote_cancelled_after_acceptance_is_refused_and_renews_on
     await watcher.wait_for(about_subject(csn, "quote.paid"))
     [renewed] = await watcher.wait_for(about_subject(csn, "subscription.renewed"))
     assert renewed.data["renewal_date"] == add_term(START, "annual").isoformat()
-    await _settle()
+    await stack.settled(admin_db)
     assert watcher.matching(answering(cancel.request_id, "quote.cancelled")) == []
     assert len(watcher.matching(about_subject(csn, "subscription.renewed"))) == 1
     assert await charges_for(admin_db, csn) == 1
@@ -252,7 +245,7 @@ async def test_life_3_life_5_a_bank_transfer_after_expiry_is_refunded_once_and_s
     assert answer.data["reasons"] == ["EXPIRED"]
     await _paid_by_hand(upstream, csn, awaiting)  # the bank sends it again
     await watcher.wait_for(about_subject(csn, "payment.rejected"))
-    await _settle()
+    await stack.settled(admin_db)
     assert await _refunds(admin_db, late.order_id) == 1
     assert len(watcher.matching(about_subject(csn, "payment.refunded"))) == 1
     assert watcher.matching(about_subject(csn, "subscription.renewed")) == []
@@ -330,7 +323,7 @@ async def test_auto_1_a_card_fixed_upstream_inside_grace_renews_at_once_from_the
     assert renewed.data["previous_renewal_date"] == START.isoformat()
     assert renewed.data["renewal_date"] == add_term(START, "annual").isoformat()
     assert renewed.data["request_id"] is None  # automatic
-    await _settle()
+    await stack.settled(admin_db)
     assert await charges_for(admin_db, csn) == 1
 
 
@@ -371,7 +364,7 @@ async def test_man_1_an_order_not_paid_by_its_pay_by_is_released_and_its_late_mo
     await _paid_by_hand(upstream, csn, waiting[1])
     [renewed] = await watcher.wait_for(answering(second.request_id, "subscription.renewed"))
     assert renewed.data["renewal_date"] == add_term(START, "annual").isoformat()
-    await _settle()
+    await stack.settled(admin_db)
     assert len(watcher.matching(about_subject(csn, "subscription.renewed"))) == 1
     assert await _refunds(admin_db, abandoned.data["order_id"]) == 1
 
@@ -398,7 +391,7 @@ async def test_auto_1_auto_renew_switched_on_inside_grace_renews_at_once_from_th
     [renewed] = await watcher.wait_for(about_subject(csn, "subscription.renewed"))
     assert renewed.data["previous_renewal_date"] == START.isoformat()
     assert renewed.data["renewal_date"] == add_term(START, "annual").isoformat()
-    await _settle()
+    await stack.settled(admin_db)
     assert await charges_for(admin_db, csn) == 1
 
 
@@ -435,7 +428,7 @@ async def test_quo_5_a_quote_order_not_paid_by_its_pay_by_reopens_the_quote_and_
     await _paid_by_hand(upstream, csn, awaiting)
     [refunded] = await watcher.wait_for(about_subject(csn, "payment.refunded"))
     assert refunded.data["reason"] == "RESERVATION_RELEASED"
-    await _settle()
+    await stack.settled(admin_db)
     assert watcher.matching(about_subject(csn, "subscription.renewed")) == []
     assert watcher.matching(about_subject(csn, "quote.paid")) == []
     assert await _refunds(admin_db, awaiting.data["order_id"]) == 1

@@ -36,6 +36,7 @@ from shared.messaging.settings import MessagingSettings
 from tests.faults import chaos, figures, workload
 from tests.faults.observe import Record, Recorder, read_mailbox
 from tests.faults.poison import Poison, poison_batch
+from tests.scenarios.settled import settled
 from tests.scenarios.stack import TEST_STACK_SETTINGS
 
 STATE = REPO_ROOT / ".local" / "faults"
@@ -434,7 +435,10 @@ async def run(args: argparse.Namespace) -> tuple[figures.Figures, dict[str, Any]
             await db.close()
             db = await admin_connect()  # the first one may have died with a PostgreSQL restart
             backlog = await quiet(db)
-            await asyncio.sleep(3.0)  # a duplicate effect shows up within this, were there one
+            try:  # every group read to its end, nothing left to do: a duplicate would show now
+                await settled(bootstrap, db, timeout=60)
+            except TimeoutError as error:
+                summary["not_settled"] = str(error)
             summary["backlog_at_end"] = backlog
             records = list(recorder.records)
         result = figures.Figures()
@@ -577,6 +581,8 @@ def render(result: figures.Figures, summary: dict[str, Any]) -> None:
         f" load and drain {summary.get('load_seconds')} s; backlog at the end"
         f" {json.dumps(summary.get('backlog_at_end'))}"
     )
+    if "not_settled" in summary:
+        print(f"Not settled when counted: {summary['not_settled']}")
     if result.failures:
         print("\nFAILED:")
         for failure in result.failures:

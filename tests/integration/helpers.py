@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import date
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -21,7 +22,8 @@ from faststream import FastStream
 
 from services.operations.health import http_ready as service_ready
 from shared.contracts.topics import DLQ_PARTITIONS, Topic
-from shared.db.pool import connect
+from shared.db.migrate import migrate
+from shared.db.pool import connect, create_pool
 from shared.db.settings import DatabaseSettings
 from shared.messaging.client import TopicWatcher
 from shared.messaging.credentials import client_options
@@ -160,3 +162,26 @@ async def scratch_schema(
         yield settings
     finally:
         await admin_db.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@asynccontextmanager
+async def migrated(admin_db: asyncpg.Connection, service: str) -> AsyncIterator[asyncpg.Pool]:
+    """A migrated throwaway schema of the service, and a pool on it."""
+    async with scratch_schema(admin_db, service) as settings:
+        await migrate(service, settings)
+        pool = await create_pool(settings)
+        try:
+            yield pool
+        finally:
+            await pool.close()
+
+
+async def insert_quote(pool: asyncpg.Pool, quote_number: str, csn: str, expires_on: date) -> None:
+    await pool.execute(
+        """INSERT INTO quotes (quote_number, csn, channel, kind, subscription_ids, recipients,
+                               currency, total, lines, expires_on, created_at)
+           VALUES ($1, $2, 'sales', 'renewal', '{}', '{}', 'USD', 1, '[]', $3, now())""",
+        quote_number,
+        csn,
+        expires_on,
+    )

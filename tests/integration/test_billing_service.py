@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 import pytest
@@ -167,8 +168,12 @@ async def watcher(billing: Billing, kafka_bootstrap: str) -> AsyncIterator[Topic
         yield watching
 
 
-def place_order(method: str = "card", *, valid: bool = True) -> PlaceOrder:
+def place_order(
+    method: str = "card", *, valid: bool = True, seats: int = 2, unit_price: str = "420.00"
+) -> PlaceOrder:
+    """An order whose money holds together: its total is the sum of its one line."""
     csn = unique_csn()
+    amount = Decimal(unit_price) * seats
     subscription_id = f"sub-{uuid.uuid4().hex[:10]}"
     return PlaceOrder(
         request_id=f"req-{uuid.uuid4()}",
@@ -183,12 +188,12 @@ def place_order(method: str = "card", *, valid: bool = True) -> PlaceOrder:
                 product_code="ACDLT",
                 product_name="AutoCAD LT",
                 term="annual",
-                seats=2,
-                unit_price=Decimal("420.00"),
-                amount=Decimal("840.00"),
+                seats=seats,
+                unit_price=Decimal(unit_price),
+                amount=amount,
             )
         ],
-        total=Decimal("840.00"),
+        total=amount,
     )
 
 
@@ -355,6 +360,79 @@ async def test_a_malformed_command_is_dead_lettered_and_orders_go_on(
     assert letter.event["id"] == broken["id"]
 
 
+def refused_count(reason: str) -> float:
+    labels = {"service": "billing", "reason": reason}
+    return REGISTRY.get_sample_value("renewals_billing_orders_refused_total", labels) or 0.0
+
+
+def with_money(command: PlaceOrder, *, total: str | None = None, **line: Any) -> PlaceOrder:
+    """The order with another total, or its line changed, and nothing else recomputed."""
+    [first] = command.lines
+    return command.model_copy(
+        update={
+            "total": Decimal(total) if total is not None else command.total,
+            "lines": [first.model_copy(update=line)],
+        }
+    )
+
+
+async def test_issue_16_an_order_whose_money_does_not_add_up_is_refused_and_never_charged(
+    billing: Billing,
+    upstream: UpstreamClient,
+    watcher: TopicWatcher,
+    admin_db: asyncpg.Connection,
+) -> None:
+    """No client-set money (OWASP API3): billing recomputes the total from the lines. A total
+    the lines don't make, a line with no seats or no price, or an amount finer than the
+    currency's minor unit is refused: no `order.placed`, no charge asked of the provider, one
+    `payment.failed` naming every reason (no retry) however many times it is asked, and a
+    counter per reason. A sound order of the same batch is placed and charged."""
+    cases = {
+        "TOTAL_MISMATCH": with_money(place_order(), total="1.00"),
+        "INVALID_QUANTITY": with_money(place_order(), total="0", seats=0, amount=Decimal(0)),
+        "INVALID_PRICE": with_money(
+            place_order(), total="0", unit_price=Decimal(0), amount=Decimal(0)
+        ),
+        "AMOUNT_PRECISION": with_money(
+            place_order(),
+            total="840.005",
+            unit_price=Decimal("420.0025"),
+            amount=Decimal("840.005"),
+        ),
+    }
+    sound = place_order()
+    before = {reason: refused_count(reason) for reason in cases}
+    asked = [event(c, subject=c.csn) for c in cases.values()]
+    again = [event(c, subject=c.csn) for c in cases.values()]  # a retried request: new event ids
+
+    await upstream.send_many(billing.commands, [*asked, event(sound, subject=sound.csn), *again])
+
+    assert [s.type for s in await settled(billing, admin_db, watcher, sound, [])] == [
+        "order.placed",
+        "payment.succeeded",
+    ]
+    for (reason, command), first, second in zip(cases.items(), asked, again, strict=True):
+        seen = await settled(billing, admin_db, watcher, command, [first.id, second.id])
+        assert [s.type for s in seen] == ["payment.failed"], reason
+        failed = seen[0].data
+        assert failed["refusals"] == [reason]
+        assert failed["reason"] == f"order refused: {reason}"
+        assert failed["next_retry_on"] is None
+        assert seen[0].key == command.csn.encode()
+        order = await order_row(billing, admin_db, command.order_id)
+        assert (order["status"], order["charge_status"], order["refusals"]) == (
+            "refused",
+            "recorded",
+            [reason],
+        )
+        assert order["charge_attempts"] == 0
+        assert await payment_rows(billing, admin_db, command.order_id) == []
+        assert await ledger_rows(billing, admin_db, command.order_id) == []
+        assert billing.provider.charged[command.order_id] == 0
+        assert refused_count(reason) == before[reason] + 1
+    assert watcher.matching(lambda s: s.topic == billing.commands.dlq) == []
+
+
 async def ledger_rows(
     billing: Billing, admin_db: asyncpg.Connection, order_id: str
 ) -> list[asyncpg.Record]:
@@ -372,8 +450,8 @@ async def test_a_declined_charge_repeats_when_renewal_tries_again(
     admin_db: asyncpg.Connection,
 ) -> None:
     """AUTO-1: `next_retry_on` of the order comes back in its `payment.failed`."""
-    command = place_order().model_copy(
-        update={"total": Decimal("840.13"), "next_retry_on": date(2026, 3, 3)}
+    command = place_order(seats=1, unit_price="840.13").model_copy(
+        update={"next_retry_on": date(2026, 3, 3)}
     )
     asked = event(command, subject=command.csn)
 

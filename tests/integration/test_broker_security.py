@@ -27,7 +27,7 @@ from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.payment_events import PaymentReceived
 from shared.messaging.client import TopicWatcher, UpstreamClient
 from shared.messaging.credentials import client_options
-from shared.messaging.principals import writers_of
+from shared.messaging.principals import PRINCIPALS, Kind, writers_of
 
 TIMEOUT = 20.0
 
@@ -97,6 +97,36 @@ async def test_a_principal_writing_a_topic_it_may_not_is_refused(
         with pytest.raises(TopicAuthorizationFailedError):
             await asyncio.wait_for(client.send_and_wait(topic, b"forged", key=b"k"), TIMEOUT)
     assert principal not in writers_of(topic)
+
+
+# Who places an order and who settles a payment (issue 16 item 4; CONTRACT.md "Who may send
+# what"): renewal asks billing to charge (quote orders go through renewal's reservation),
+# billing announces what the money did, the payment provider says what arrived.
+MONEY_WRITERS = {
+    topics.BILLING_COMMANDS.name: "renewal",
+    topics.BILLING_EVENTS.name: "billing",
+    topics.PAYMENT_EVENTS.name: "payments",
+}
+NOT_SUPER = [p.name for p in PRINCIPALS if p.kind is not Kind.SUPER]
+
+
+@pytest.mark.parametrize("principal", NOT_SUPER)
+async def test_issue_16_nothing_outside_the_product_places_an_order_or_settles_a_payment(
+    kafka_bootstrap: str, principal: str
+) -> None:
+    """Every principal but each money topic's one writer is refused by the broker on it: the
+    portal, partner, sales and subscription systems (and the catalog, the operator, the tests,
+    the other services) can't ask for a charge with a total of their own (`billing.commands`),
+    announce one as paid (`billing.events`) or say money arrived (`payment.events`)."""
+    forbidden = [topic for topic, owner in MONEY_WRITERS.items() if owner != principal]
+    async with producer(
+        kafka_bootstrap, **client_options(kafka_bootstrap, principal=principal)
+    ) as client:
+        for topic in forbidden:
+            with pytest.raises(TopicAuthorizationFailedError):
+                await asyncio.wait_for(client.send_and_wait(topic, b"forged", key=b"k"), TIMEOUT)
+    for topic, owner in MONEY_WRITERS.items():
+        assert writers_of(topic) == [owner]
 
 
 async def consume_once(bootstrap: str, principal: str, topic: str, group: str) -> None:

@@ -257,6 +257,26 @@ async def test_bad_messages_go_to_the_dlq_unchanged_and_the_partition_moves_on(
         "data.list_price": json.dumps(
             {**valid, "data": {**valid["data"], "list_price": 466.0}}
         ).encode(),
+        # Prices positive and bounded at the catalog's door (issue 16 item 4).
+        "data.renewal_price: Input should be greater than 0": json.dumps(
+            {**valid, "data": {**valid["data"], "renewal_price": "0.00"}}
+        ).encode(),
+        "data.list_price: Input should be less than or equal to": json.dumps(
+            {**valid, "data": {**valid["data"], "list_price": "99999999.00"}}
+        ).encode(),
+        "data.percent_off: Input should be greater than or equal to 0": json.dumps(
+            {
+                **valid,
+                "type": "promotion.published",
+                "data": {
+                    "promotion_code": "FREE-MONEY",
+                    "product_codes": [valid["data"]["product_code"]],
+                    "percent_off": "-20",
+                    "starts_on": "2026-01-01",
+                    "ends_on": "2026-12-31",
+                },
+            }
+        ).encode(),
     }
     good = product()
     async with TopicWatcher(harness.bootstrap, [harness.topic.dlq]) as dlq:
@@ -284,7 +304,7 @@ async def test_bad_messages_go_to_the_dlq_unchanged_and_the_partition_moves_on(
         assert letter.headers["x-dlq-consumer-group"] == harness.group_id
         assert letter.headers["x-origin"] == "it-test"  # the original headers ride along
     offsets = sorted(int(letter.headers["x-dlq-original-offset"]) for letter in letters)
-    assert offsets == [0, 1, 2, 3, 4]
+    assert offsets == list(range(len(bad)))
 
 
 async def test_an_event_that_always_fails_is_dead_lettered_after_the_last_attempt(

@@ -16,7 +16,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -56,6 +56,7 @@ class Claim:
     types: str  # of its parameters, for PREPARE
     limit: int
     params: tuple[Any, ...]  # after today
+    now: bool = False  # its first parameter is the clock's now (noon that day), not today
 
 
 CLAIMS = (
@@ -76,8 +77,15 @@ CLAIMS = (
         QUOTES_BATCH,
         (30, None, QUOTES_BATCH),
     ),
+    # on each CSN's today in its time zone: $1 is the clock's now
     Claim(
-        "quote", "quote expiry", EXPIRY_DUE, "date, int, text", EXPIRY_BATCH, (EXPIRY_BATCH, None)
+        "quote",
+        "quote expiry",
+        EXPIRY_DUE,
+        "timestamptz, int, text",
+        EXPIRY_BATCH,
+        (EXPIRY_BATCH, None),
+        now=True,
     ),
 )
 # (name, the claim's today, setup run first in the same rolled-back transaction)
@@ -133,7 +141,8 @@ async def explain(claim: Claim, today: date, setup: str | None, mode: str) -> di
             if setup:
                 await connection.execute(setup, TODAY)
             await connection.execute(f"PREPARE claim ({claim.types}) AS {claim.sql}")
-            values = ", ".join(literal(value) for value in (today, *claim.params))
+            first = datetime.combine(today, time(12), UTC) if claim.now else today
+            values = ", ".join(literal(value) for value in (first, *claim.params))
             found = await connection.fetchval(
                 f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim ({values})"
             )

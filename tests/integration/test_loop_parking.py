@@ -7,8 +7,7 @@ A transient database error parks nothing: the step raises, and its WorkLoop back
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -26,30 +25,16 @@ from services.renewal.subscriptions import save_snapshot as save_renewal_snapsho
 from shared.catalog.store import save_price
 from shared.clock import FixedClock
 from shared.contracts.envelope import new_event
-from shared.db.migrate import migrate
-from shared.db.pool import create_pool
 from shared.eligibility import Policy
 from shared.messaging.consumer import Delivery, UnitOfWork
 from shared.messaging.metrics import ITEMS_PARKED
 from shared.samples import price, subscription, unique_csn
 from shared.test_clocks import CsnClock
-from tests.integration.helpers import scratch_schema
+from tests.integration.helpers import insert_quote, migrated
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
 POISON = "1E+27"  # passes validation, breaks rounding to cents
-
-
-@asynccontextmanager
-async def migrated(admin_db: asyncpg.Connection, service: str) -> AsyncIterator[asyncpg.Pool]:
-    """A migrated throwaway schema of the service, and a pool on it."""
-    async with scratch_schema(admin_db, service) as settings:
-        await migrate(service, settings)
-        pool = await create_pool(settings)
-        try:
-            yield pool
-        finally:
-            await pool.close()
 
 
 @pytest.fixture
@@ -198,17 +183,6 @@ async def test_automatic_quotes_park_a_subscription_whose_price_breaks_rounding(
     reasons = await parked(quote_pool, "automatic_quotes")
     assert list(reasons) == [bad.subscription_id]
     assert await automatic.step() == 0
-
-
-async def insert_quote(pool: asyncpg.Pool, quote_number: str, csn: str, expires_on: date) -> None:
-    await pool.execute(
-        """INSERT INTO quotes (quote_number, csn, channel, kind, subscription_ids, recipients,
-                               currency, total, lines, expires_on, created_at)
-           VALUES ($1, $2, 'sales', 'renewal', '{}', '{}', 'USD', 1, '[]', $3, now())""",
-        quote_number,
-        csn,
-        expires_on,
-    )
 
 
 async def test_quote_expiry_parks_a_quote_it_cannot_announce_and_expires_the_others(

@@ -23,14 +23,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from prometheus_client import REGISTRY
 
-from services.notification.directory import save_order
-from services.notification.leases import CLAIM, LEASES_LOST
+from services.notification.leases import CLAIM, LEASES_LOST, Leases, Mark
 from services.notification.queue import renewal_events_handler
 from services.notification.sender import EmailSender
 from services.notification.settings import NotificationSettings
 from services.notification.templates import EmailRenderer
 from shared.clock import SystemClock
-from shared.contracts.billing_events import OrderLine, OrderPlaced
 from shared.contracts.envelope import new_event
 from shared.contracts.renewal_events import SubscriptionRenewed
 from shared.db.migrate import migrate
@@ -292,6 +290,63 @@ async def test_issue_15_4_a_database_error_while_marking_is_seen_by_the_loop_and
         await pool.close()
 
 
+async def test_issue_19_1_marks_are_recorded_set_based_each_only_where_its_claim_holds_it(
+    notification_db: DatabaseSettings,
+) -> None:
+    """One statement records a claim's marks (sent, retry, failed) with their events; the mark
+    of an email another claim has leased since is not applied, and is counted."""
+    pool = await create_pool(notification_db)
+    leases = Leases(pool, SystemClock(), lease_seconds=60, service="notification")
+    wanted = keys(4)
+    lost_before = sample(LEASES_LOST, service="notification", stage="after_send")
+    try:
+        for key in wanted:
+            await queue(pool, key, order_context(key), datetime.now(UTC))
+        claim = await leases.claim(4)
+        assert sorted(e["notification_key"] for e in claim.emails) == sorted(wanted)
+        sent, retry, failed, taken = wanted
+        await pool.execute(  # its lease expired and another sender took it
+            "UPDATE emails SET lease_token = $2 WHERE notification_key = $1", taken, uuid.uuid4()
+        )
+        now = datetime.now(UTC)
+
+        def mark(key: str, status: str, event: bool) -> Mark:
+            rows = [("notification.events", key.encode(), b"{}", "{}")] if event else []
+            return Mark(claim.token, key, "order_confirmation", status, now, outbox_rows=rows)
+
+        marks = [
+            mark(sent, "sent", True),
+            mark(retry, "pending", False),
+            mark(failed, "failed", True),
+            mark(taken, "sent", True),
+        ]
+        recorded = await leases.record(marks)
+        assert [m.key for m in recorded] == [sent, retry, failed]
+        rows = await pool.fetch(
+            "SELECT notification_key, status, attempts, lease_until FROM emails"
+            " WHERE notification_key = ANY($1::text[])",
+            wanted,
+        )
+        found = {r["notification_key"]: (r["status"], r["attempts"]) for r in rows}
+        assert found == {
+            sent: ("sent", 1),
+            retry: ("pending", 1),
+            failed: ("failed", 1),
+            taken: ("pending", 0),
+        }
+        assert {r["notification_key"] for r in rows if r["lease_until"] is None} == {
+            sent,
+            retry,
+            failed,
+        }
+        events = await pool.fetch("SELECT convert_from(key, 'UTF8') AS key FROM outbox")
+        assert sorted(e["key"] for e in events) == sorted([sent, failed])
+        after = sample(LEASES_LOST, service="notification", stage="after_send")
+        assert after == lost_before + 1
+    finally:
+        await pool.close()
+
+
 async def test_issue_19_1_the_claim_reads_only_claimable_emails_through_its_partial_index(
     notification_db: DatabaseSettings,
 ) -> None:
@@ -353,38 +408,30 @@ async def test_issue_19_1_senders_and_queueing_together_never_deadlock_and_send_
     notification_db: DatabaseSettings, admin_db: asyncpg.Connection
 ) -> None:
     """Two senders (two loops each) while 300 orders are queued: their confirmations upserted
-    from `subscription.renewed` (five lines each, in separate batches, by four consumers that
-    each own a quarter of the orders, as partitions do) and their totals filled in by
-    `order.placed` (two consumers), batches of 25 in one transaction each. No transaction
-    deadlocks (`pg_stat_database.deadlocks` does not grow) and every email goes exactly once.
-
-    The billing batches are in order id order: `save_order` updates one email per event, in the
-    batch's order, and the queue's upsert locks in key order; two such batches in opposite
-    orders can deadlock each other, senders or not — that is the confirmation-total hold's own
-    problem (issue 19 item 1 removes the hold), not the sender's."""
+    from `subscription.renewed` (five lines each, shuffled into separate batches of 25, one
+    transaction each, by four consumers that each own a quarter of the orders, as partitions
+    do), each event with redeliveries of lines already queued. No transaction deadlocks
+    (`pg_stat_database.deadlocks` does not grow), every email goes exactly once, and each goes
+    with its five lines and its total (issue 17 item 3: nothing else is waited for)."""
     orders = sorted(f"dl-{uuid.uuid4().hex[:8]}" for _ in range(300))
     shuffled = random.Random(15)
     renewals = [_renewed(order, line) for line in range(1, 6) for order in orders]
-    placed = [_placed(order) for order in orders]
+    renewals += shuffled.sample(renewals, 300)  # seen twice: upserts that lock, change nothing
     shuffled.shuffle(renewals)
     handle = renewal_events_handler(SystemClock())
-
-    async def save_orders(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
-        for delivery in deliveries:
-            await save_order(unit, delivery)
 
     deadlocks_before = await _deadlocks(admin_db)
     pool = await create_pool(notification_db)
     retried: list[str] = []
 
-    async def consume(deliveries: list[Delivery], apply: Any) -> None:
+    async def consume(deliveries: list[Delivery]) -> None:
         """Batches of 25, one transaction each; a deadlock retries the batch, as the consumer."""
         async with connection_to(notification_db) as connection:
             for start in range(0, len(deliveries), 25):
                 while True:
                     try:
                         async with connection.transaction():
-                            await apply(UnitOfWork(connection), deliveries[start : start + 25])
+                            await handle(UnitOfWork(connection), deliveries[start : start + 25])
                         break
                     except asyncpg.DeadlockDetectedError as error:
                         retried.append(repr(error))
@@ -396,15 +443,16 @@ async def test_issue_19_1_senders_and_queueing_together_never_deadlock_and_send_
             )
             senders = [EmailSender(pool, SystemClock(), settings, EmailRenderer()) for _ in "ab"]
             async with sending(*senders):
-                await asyncio.gather(
-                    *(consume(_owned(renewals, part, 4), handle) for part in range(4)),
-                    consume(placed[::2], save_orders),
-                    consume(placed[1::2], save_orders),
-                )
+                await asyncio.gather(*(consume(_owned(renewals, part, 4)) for part in range(4)))
                 wanted = [f"order_confirmation:{order}" for order in orders]
                 await eventually(lambda: _all_sent(pool, wanted), timeout=30, what="all sent")
             copies = Counter(m["X-Notification-Key"] for m in smtp.mailbox.all())
             assert copies == dict.fromkeys(wanted, 1)
+            texts = {m["X-Notification-Key"]: _plain_text(m) for m in smtp.mailbox.all()}
+            without_total = [k for k, text in texts.items() if "€2,100.00" not in text]
+            assert without_total == []
+            partial = [k for k, text in texts.items() if text.count("next renewal on") != 5]
+            assert partial == []
     finally:
         await pool.close()  # a backend reports its deadlocks to pg_stat_database when it ends
     assert retried == []
@@ -412,6 +460,10 @@ async def test_issue_19_1_senders_and_queueing_together_never_deadlock_and_send_
         lambda: _stats_flushed(admin_db, notification_db.user), timeout=10, what="backends gone"
     )
     assert await _deadlocks(admin_db) == deadlocks_before
+
+
+def _plain_text(message: Any) -> str:
+    return str(message.get_body(preferencelist=("plain",)).get_content())
 
 
 def _owned(deliveries: list[Delivery], part: int, parts: int) -> list[Delivery]:
@@ -429,31 +481,9 @@ def _renewed(order: str, line: int) -> Delivery:
         seats=1,
         product_name="AutoCAD LT",
         buyer=buyer_of(f"CSN-{order}"),
-    )
-    return Delivery(
-        new_event(data, subject=f"CSN-{order}", source="/t", time=datetime.now(UTC)), record=None
-    )
-
-
-def _placed(order: str) -> Delivery:
-    lines = [
-        OrderLine(
-            subscription_id=f"{order}-s{line}",
-            product_code="ACDLT",
-            term="annual",
-            seats=1,
-            unit_price=Decimal("420.00"),
-            amount=Decimal("420.00"),
-        )
-        for line in range(1, 6)
-    ]
-    data = OrderPlaced(
-        order_id=order,
-        csn=f"CSN-{order}",
-        purchase_method="direct_online",
+        order_total=Decimal("2100.00"),
         currency="EUR",
-        total=Decimal("2100.00"),
-        lines=lines,
+        renewed_in_order=5,
     )
     return Delivery(
         new_event(data, subject=f"CSN-{order}", source="/t", time=datetime.now(UTC)), record=None

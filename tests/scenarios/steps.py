@@ -19,7 +19,6 @@ from shared.messaging.client import Seen, UpstreamClient
 # Inside the renewal window (WIN-1 opens 90 days before) whatever day the suite runs, and one
 # day before the 30-day reminder and automatic quote (NOTE-1, QUO-7) would go out at once.
 RENEWAL_DATE = date.today() + timedelta(days=31)
-SETTLE_SECONDS = 1.5  # long enough for a duplicate effect to have shown up, were there one
 
 
 async def publish_price(upstream: UpstreamClient, product_code: str, **price: Any) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
+from services.operations.tail import EventFilter, decode, tail
 from shared.messaging.client import UpstreamClient
 from shared.samples import event, renewal_request, unique_csn
 from tests.integration.operations.conftest import NoteService, cli, lines_of_json, note
@@ -66,16 +68,26 @@ async def test_tail_filters_by_type_and_request_id(
 async def test_tail_follows_what_arrives_after_it_started(
     note_service: NoteService, kafka_bootstrap: str
 ) -> None:
+    """`later` is sent only once the tail yielded `before`: by then the tail had fixed the end of
+    its catch-up read, so `later` can reach it only by following."""
     topic, mine, theirs = note_service.topic, unique_csn(), unique_csn()
     before, later = note(mine, "before"), note(mine, "later")
     async with UpstreamClient(kafka_bootstrap) as upstream:
         await upstream.send_many(topic, [before])
-        # Sent a second after the tail started, `later` reaches it by following; had the tail
-        # been slower to start, its catch-up read would get it instead: no message is lost.
-        following = asyncio.create_task(
-            cli("tail", topic.name, "--csn", mine, "--since", "1m", "--count", "2", "--json")
+        records = tail(
+            topic.name,
+            where=EventFilter(csn=mine),
+            since=timedelta(minutes=1),
+            bootstrap=kafka_bootstrap,
         )
-        await asyncio.sleep(1)
-        await upstream.send_many(topic, [note(theirs, "not mine"), later])
-        result = await asyncio.wait_for(following, 30)
+        try:
+            first = await asyncio.wait_for(anext(records), 30)
+            await upstream.send_many(topic, [note(theirs, "not mine"), later])
+            second = await asyncio.wait_for(anext(records), 30)
+        finally:
+            await records.aclose()
+    assert [decode(r.value)["id"] for r in (first, second)] == [before.id, later.id]
+
+    # The command prints what it follows, too.
+    result = await cli("tail", topic.name, "--csn", mine, "--since", "1m", "--count", "2", "--json")
     assert [s["event"]["id"] for s in lines_of_json(result.output)] == [before.id, later.id]

@@ -216,6 +216,12 @@ SAMPLES: dict[str, list[EventData]] = {
             order_id="O-1", amount=D("5895.00"), currency="EUR", payment_reference="P-1"
         ),
         billing_events.PaymentFailed(order_id="O-1", reason="card_declined", next_retry_on=None),
+        billing_events.PaymentFailed(  # an order billing refused to place (issue 16 item 4)
+            order_id="O-2",
+            reason="order refused: TOTAL_MISMATCH",
+            next_retry_on=None,
+            refusals=["TOTAL_MISMATCH"],
+        ),
         billing_events.PaymentAwaitingManual(
             order_id="O-1", amount=D("5895"), currency="JPY", payment_reference="P-1", pay_by=TODAY
         ),
@@ -385,3 +391,18 @@ def test_business_limits_are_not_schema_errors() -> None:
         ("quote.commands", SAMPLES["quote.commands"][0]),  # 101 subscriptions, seats=0
     ]:
         assert REGISTRIES[topic].parse(raw(sample)).data == sample
+
+
+def test_a_snapshot_names_its_csns_time_zone_or_none() -> None:
+    """CONTRACT.md: an optional IANA `timezone` (absent: UTC); a published snapshot carrying one
+    is a subscription like any other, never a dead letter."""
+    from shared.contracts.subscription_events import SubscriptionUpserted
+    from shared.samples import subscription
+
+    fields = subscription("S-1", "C-1", renewal_date=date(2027, 1, 1)).model_dump(mode="json")
+    assert SubscriptionUpserted.model_validate(fields).timezone is None
+    zoned = SubscriptionUpserted.model_validate({**fields, "timezone": "America/Los_Angeles"})
+    assert zoned.timezone == "America/Los_Angeles"
+    for wrong in ("Mars/Olympus_Mons", "", "x" * 65, "PST8PDT "):
+        with pytest.raises(ValueError, match="timezone"):
+            SubscriptionUpserted.model_validate({**fields, "timezone": wrong})

@@ -108,3 +108,58 @@ def test_every_example_in_both_formats_in_process(capsys):
         for output_format in ("json", "table"):
             assert main(["explain", str(path), "--format", output_format]) == 0
         capsys.readouterr()
+
+
+def _as_published(request: dict) -> dict:
+    """The request with its subscription and price as their events carry them: the subscription
+    system's `revision` and `timezone`, a field added upstream since, and the whole CloudEvent
+    of the price."""
+    subscription = {**request["subscriptions"][0], "revision": 7, "timezone": "Europe/Paris"}
+    subscription["added_upstream_later"] = {"anything": True}
+    price = {
+        "specversion": "1.0",
+        "id": "3f1c",
+        "source": "/catalog",
+        "type": "price.published",
+        "time": "2026-03-01T09:00:00Z",
+        "subject": "ACDLT",
+        "data": {**request["prices"][0], "region": "NA"},
+    }
+    return {**request, "subscriptions": [subscription], "prices": [price]}
+
+
+def test_issue_14_a_subscription_upserted_pasted_as_published_is_explained(capsys, tmp_path):
+    """`eligibility explain` takes what the contract carries (issue 14 item 5): the payload of
+    `subscription.upserted` with `revision` and any extra field, a whole CloudEvent; the answer
+    is the one the bare fields get."""
+    path = EXAMPLES / "manual_renewal_single.json"
+    assert main(["explain", str(path)]) == 0
+    bare = capsys.readouterr().out
+    pasted = tmp_path / "pasted.json"
+    pasted.write_text(json.dumps(_as_published(json.loads(path.read_text()))))
+
+    assert main(["explain", str(pasted)]) == 0
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == (bare, "")
+    assert json.loads(bare)["allowed"] is True
+
+
+def test_a_misspelt_field_of_the_request_itself_is_still_refused(monkeypatch, capsys):
+    request = json.loads((EXAMPLES / "manual_renewal_single.json").read_text())
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({**request, "subscripton_ids": []})))
+    assert main(["explain"]) == 2
+    assert "subscripton_ids: Extra inputs are not permitted" in capsys.readouterr().err
+
+
+def test_issue_14_an_open_reservation_is_explained_as_renewal_in_progress(monkeypatch, capsys):
+    """What renewal's database holds (`renewals explain` passes it on): an open order for the
+    term refuses a second manual renewal."""
+    request = json.loads((EXAMPLES / "manual_renewal_single.json").read_text())
+    request["reservations"] = [
+        {"subscription_id": "S-1", "order_id": "ORD-1", "term_start": "2026-04-15"}
+    ]
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(request)))
+    assert main(["explain"]) == 0
+    decision = json.loads(capsys.readouterr().out)
+    assert decision["allowed"] is False
+    assert decision["subscriptions"][0]["reasons"] == ["RENEWAL_IN_PROGRESS"]

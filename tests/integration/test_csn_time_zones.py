@@ -1,0 +1,134 @@
+"""A CSN's today is the date in its time zone (CONTRACT.md `timezone`, DOMAIN.md "Time and
+channels"), or its test clock's: stored from `subscription.upserted` by every service that follows
+it, read by `CsnClock`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+
+import asyncpg
+import pytest
+
+from services.notification.directory import save_snapshots
+from services.quote.directory import save_snapshot as save_quote_snapshot
+from services.quote.expiry import QuoteExpiry
+from services.renewal.subscriptions import save_snapshot as save_renewal_snapshot
+from shared.clock import FixedClock
+from shared.contracts.envelope import new_event
+from shared.contracts.subscription_events import SubscriptionUpserted
+from shared.messaging.consumer import Delivery, UnitOfWork
+from shared.samples import subscription, unique_csn
+from shared.test_clocks import CsnClock
+from tests.integration.helpers import insert_quote, migrated
+
+# 10:30 UTC on 30 November: already 1 December at UTC+14, still 29 November at UTC-11.
+NOW = datetime(2026, 11, 30, 10, 30, tzinfo=UTC)
+ZONES = {"Pacific/Kiritimati": date(2026, 12, 1), "Pacific/Pago_Pago": date(2026, 11, 29)}
+
+
+def _delivery(snapshot: SubscriptionUpserted) -> Delivery:
+    return Delivery(new_event(snapshot, subject=snapshot.csn, source="/it", time=NOW), record=None)
+
+
+async def _save(pool: asyncpg.Pool, service: str, snapshots: list[SubscriptionUpserted]) -> None:
+    async with pool.acquire() as connection, connection.transaction():
+        unit = UnitOfWork(connection)
+        if service == "notification":
+            await save_snapshots(CsnClock(FixedClock(NOW)).today_for)(
+                unit, [_delivery(s) for s in snapshots]
+            )
+        else:
+            save = save_renewal_snapshot if service == "renewal" else save_quote_snapshot
+            for snapshot in snapshots:
+                await save(unit, _delivery(snapshot))
+
+
+@pytest.fixture(params=["renewal", "quote", "notification"])
+async def service_pool(
+    request: pytest.FixtureRequest, admin_db: asyncpg.Connection
+) -> AsyncIterator[tuple[str, asyncpg.Pool]]:
+    async with migrated(admin_db, request.param) as pool:
+        yield request.param, pool
+
+
+async def test_a_csns_today_is_the_date_in_its_time_zone(
+    service_pool: tuple[str, asyncpg.Pool],
+) -> None:
+    service, pool = service_pool
+    csns = {zone: unique_csn() for zone in ZONES}
+    utc_csn = unique_csn()
+    snapshots = [
+        subscription(f"S-{csn}", csn, renewal_date=date(2027, 1, 1), timezone=zone)
+        for zone, csn in csns.items()
+    ] + [subscription(f"S-{utc_csn}", utc_csn, renewal_date=date(2027, 1, 1))]
+    await _save(pool, service, snapshots)
+
+    async with pool.acquire() as connection:
+        today = await CsnClock(FixedClock(NOW)).today_for(connection, [*csns.values(), utc_csn])
+    assert {zone: today[csn] for zone, csn in csns.items()} == ZONES
+    assert today[utc_csn] == date(2026, 11, 30)  # no zone: UTC
+
+
+async def test_a_test_clock_wins_and_a_snapshot_without_a_zone_puts_the_csn_back_on_utc(
+    service_pool: tuple[str, asyncpg.Pool],
+) -> None:
+    service, pool = service_pool
+    walked, moved = unique_csn(), unique_csn()
+    await _save(
+        pool,
+        service,
+        [
+            subscription(
+                f"S-{walked}", walked, renewal_date=date(2027, 1, 1), timezone="Pacific/Kiritimati"
+            ),
+            subscription(
+                f"S-{moved}", moved, renewal_date=date(2027, 1, 1), timezone="Pacific/Kiritimati"
+            ),
+        ],
+    )
+    async with pool.acquire() as connection:
+        await connection.execute(
+            "INSERT INTO test_clocks (csn, today) VALUES ($1, '2027-06-01')", walked
+        )
+    await _save(
+        pool,
+        service,
+        [subscription(f"S-{moved}", moved, renewal_date=date(2027, 1, 1), revision=2)],
+    )
+
+    async with pool.acquire() as connection:
+        today = await CsnClock(FixedClock(NOW)).today_for(connection, [walked, moved])
+    assert today == {walked: date(2027, 6, 1), moved: date(2026, 11, 30)}
+
+
+async def test_quo_8_a_quote_expires_when_its_csns_day_is_past_not_utcs(
+    admin_db: asyncpg.Connection,
+) -> None:
+    """A quote valid through 30 November: on 30 November at 10:30 UTC it has expired for a
+    customer at UTC+14 (already 1 December there) and not for one at UTC-11 or on UTC."""
+    async with migrated(admin_db, "quote") as pool:
+        east, west, utc = unique_csn(), unique_csn(), unique_csn()
+        await _save(
+            pool,
+            "quote",
+            [
+                subscription(
+                    f"S-{east}", east, renewal_date=date(2027, 1, 1), timezone="Pacific/Kiritimati"
+                ),
+                subscription(
+                    f"S-{west}", west, renewal_date=date(2027, 1, 1), timezone="Pacific/Pago_Pago"
+                ),
+            ],
+        )
+        for csn in (east, west, utc):
+            await insert_quote(pool, f"Q-{csn}", csn, date(2026, 11, 30))
+
+        assert await QuoteExpiry(pool, FixedClock(NOW), "/it", 1).step() == 1
+
+        statuses = await pool.fetch("SELECT csn, status FROM quotes")
+        assert {row["csn"]: row["status"] for row in statuses} == {
+            east: "expired",
+            west: "sent",
+            utc: "sent",
+        }
