@@ -161,16 +161,16 @@ STATEMENTS: list[tuple[str, str]] = [
         UNION ALL
         SELECT md5('scale-paid-' || g)::uuid::text, 'billing.events', {LAST_YEAR} {ROWS}""",
     ),
-    # -- billing (services/billing/migrations 001-003)
+    # -- billing (services/billing/migrations 001-006)
     (
         "billing",
         f"""INSERT INTO orders (order_id, request_id, quote_number, csn, currency,
             purchase_method, payment_method, lines, total, status, created_at, next_retry_on,
-            charge_status, charge_attempts, charge_attempt_at, traceparent)
+            charge_status, charge_attempts, charge_attempt_at, traceparent, refusals)
         SELECT {ORDER_ID}, CASE WHEN {AUTO} THEN NULL ELSE 'req-scale-' || g END, NULL, {CSN},
             'USD', 'direct_online', '{{"type": "card", "valid": true, "recurring": true}}',
             {LINES}, {AMOUNT}, 'succeeded', {LAST_YEAR}, NULL, 'recorded', 1, {LAST_YEAR},
-            {TRACEPARENT}
+            {TRACEPARENT}, '{{}}'::text[]
         {ROWS}""",
     ),
     (
