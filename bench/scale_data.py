@@ -122,19 +122,21 @@ STATEMENTS: list[tuple[str, str]] = [
     ),
     (
         "renewal",
+        # The batch's key is the request id scoped to its signer and CSN (issue 16).
         f"""INSERT INTO renewal_batches (request_id, csn, actor, event_id, total_items, status,
-            received_at, worked_at, traceparent)
-        SELECT 'req-scale-' || g, {CSN},
+            received_at, worked_at, traceparent, client_request_id, signer)
+        SELECT 'portal|' || {CSN} || '|req-scale-' || g, {CSN},
             jsonb_build_object('csn', {CSN}, 'user_id', {CSN} || '-buyer'),
             md5('scale-request-' || g)::uuid::text, 1, 'completed', {LAST_YEAR}, {LAST_YEAR},
-            {TRACEPARENT}
+            {TRACEPARENT}, 'req-scale-' || g, 'portal'
         {ROWS} WHERE NOT {AUTO}""",
     ),
     (
         "renewal",
         f"""INSERT INTO renewal_batch_items (request_id, position, subscription_id, status,
             reasons, order_id)
-        SELECT 'req-scale-' || g, 0, {SUB}, 'renewed', '{{}}'::text[], {ORDER_ID} {ROWS}
+        SELECT 'portal|' || {CSN} || '|req-scale-' || g, 0, {SUB}, 'renewed', '{{}}'::text[],
+            {ORDER_ID} {ROWS}
         WHERE NOT {AUTO}""",
     ),
     (

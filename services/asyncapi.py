@@ -46,6 +46,9 @@ def document() -> dict[str, Any]:
             "Renews software subscriptions: automatic renewal, manual renewal paid online, renewal"
             " by quote, singly or up to 100 at once. Every message is a CloudEvent 1.0 in"
             " structured JSON mode, keyed by the CSN; every topic has a `<topic>.dlq` twin."
+            " Clients authenticate with SASL/SCRAM-SHA-512, each as its own principal; commands"
+            " (`renewal.commands`, `quote.commands`) carry the signature headers"
+            " `x-renewals-signer` and `x-renewals-signature` (see those channels)."
         ),
     )
     result: dict[str, Any] = specification.to_specification().to_jsonable()

@@ -20,7 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared import local_secrets
-from shared.messaging.principals import SERVICE_PRINCIPAL
+from shared.messaging.principals import (
+    COMMAND_TOPICS,
+    SERVICE_CONSUMES,
+    SERVICE_PRINCIPAL,
+    signers_of,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STATE = REPO_ROOT / ".local"
@@ -49,7 +54,8 @@ DATABASE_ROLE = {"bulk_worker": "renewal_svc"}
 
 def credentials_env(service: str) -> dict[str, str]:
     """The service's own Kafka principal and database role, with their passwords from the
-    secrets file (`make infra-up` writes it): each process is given its own and no other."""
+    secrets file (`make infra-up` writes it): each process is given its own and no other; a
+    service that consumes commands also gets the keys that verify their signers (issue 16)."""
     principal = SERVICE_PRINCIPAL[service]
     role = DATABASE_ROLE.get(service, f"{service}_svc")
     return {
@@ -57,6 +63,17 @@ def credentials_env(service: str) -> dict[str, str]:
         "RENEWALS_KAFKA_PASSWORD": local_secrets.kafka_password(principal) or "",
         "RENEWALS_PG_USER": role,
         "RENEWALS_PG_PASSWORD": local_secrets.database_password(role) or "",
+        **signing_keys_env(service),
+    }
+
+
+def signing_keys_env(service: str) -> dict[str, str]:
+    """RENEWALS_SIGNING_KEY_<SIGNER> for each signer of the command topics `service` reads."""
+    consumed = {t.name for t in SERVICE_CONSUMES.get(service, ())}
+    signers = {name for t in COMMAND_TOPICS if t.name in consumed for name in signers_of(t.name)}
+    return {
+        f"RENEWALS_{local_secrets.signing_key_name(name)}": local_secrets.signing_key(name) or ""
+        for name in sorted(signers)
     }
 
 

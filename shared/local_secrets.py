@@ -1,10 +1,14 @@
-"""The local secrets file: a generated password per Kafka principal and per database role.
+"""The local secrets file: a generated password per Kafka principal and per database role, and a
+signing key per upstream system that sends commands.
 
 `deploy/local/infra.sh up` (and `make up`) write it on first start, mode 0600, under `.local/`
-(never committed): `KAFKA_PASSWORD_<PRINCIPAL>=…` and `PG_PASSWORD_<ROLE>=…` lines, readable by
-bash (`source`), Docker (`env_file`) and this module. The launcher passes each service process
-only its own two passwords (RENEWALS_KAFKA_PASSWORD, RENEWALS_PG_PASSWORD); the operator tools
-and the tests, which run from the clone, read the file.
+(never committed): `KAFKA_PASSWORD_<PRINCIPAL>=…`, `PG_PASSWORD_<ROLE>=…` and
+`SIGNING_KEY_<PRINCIPAL>=…` lines (`<PRINCIPAL>` upper-cased, `-` as `_`), readable by bash
+(`source`), Docker (`env_file`) and this module. The launcher passes each service process only
+its own two passwords (RENEWALS_KAFKA_PASSWORD, RENEWALS_PG_PASSWORD), and the services that
+consume commands the keys that verify them (RENEWALS_SIGNING_KEY_<PRINCIPAL>,
+shared/messaging/signing.py); the operator tools and the tests, which run from the clone, read
+the file.
 
     python -m shared.local_secrets ensure [FILE]     create it, or add what is missing (idempotent)
 """
@@ -12,6 +16,7 @@ and the tests, which run from the clone, read the file.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import sys
 from pathlib import Path
@@ -25,8 +30,17 @@ def secrets_path() -> Path:
     return Path(os.environ.get("RENEWALS_SECRETS_FILE") or REPO_ROOT / ".local" / "secrets.env")
 
 
+def env_name(principal: str) -> str:
+    """`partner-P-1001` → `PARTNER_P_1001`: a name bash and Docker's env files take."""
+    return re.sub(r"[^A-Z0-9]", "_", principal.upper())
+
+
 def kafka_key(principal: str) -> str:
-    return f"KAFKA_PASSWORD_{principal.upper()}"
+    return f"KAFKA_PASSWORD_{env_name(principal)}"
+
+
+def signing_key_name(principal: str) -> str:
+    return f"SIGNING_KEY_{env_name(principal)}"
 
 
 def database_key(role: str) -> str:
@@ -55,15 +69,24 @@ def database_password(role: str, path: Path | None = None) -> str | None:
     return read(path).get(database_key(role))
 
 
-def wanted_keys() -> list[str]:
-    from shared.messaging.principals import PRINCIPALS
+def signing_key(principal: str, path: Path | None = None) -> str | None:
+    return read(path).get(signing_key_name(principal))
 
-    return [kafka_key(p.name) for p in PRINCIPALS] + [database_key(r) for r in DATABASE_ROLES]
+
+def wanted_keys() -> list[str]:
+    from shared.messaging.principals import PRINCIPALS, SIGNERS
+
+    return (
+        [kafka_key(p.name) for p in PRINCIPALS]
+        + [database_key(r) for r in DATABASE_ROLES]
+        + [signing_key_name(name) for name in SIGNERS]
+    )
 
 
 def ensure(path: Path | None = None) -> Path:
-    """Create the file with a fresh password for every key, or add the keys it lacks; a
-    password once written is never changed (the broker and database hold it)."""
+    """Create the file with a fresh password (or signing key) for every key, or add the keys it
+    lacks; a value once written is never changed (the broker, the database and the upstream
+    systems hold it)."""
     path = path or secrets_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     held = read(path)

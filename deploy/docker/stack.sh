@@ -81,6 +81,11 @@ prepare_secrets() {
       printf '%s\n' "RENEWALS_KAFKA_USERNAME=$principal" "RENEWALS_KAFKA_PASSWORD=$kafka_password" \
         "RENEWALS_PG_USER=$role" "RENEWALS_PG_PASSWORD=$pg_password" \
         >"$RENEWALS_STACK_SECRETS_DIR/$service.env"
+      # The services that verify signed commands (issue 16) get the signers' keys.
+      if [[ $service == renewal || $service == quote ]]; then
+        grep '^SIGNING_KEY_' "$RENEWALS_SECRETS_FILE" | sed 's/^/RENEWALS_/' \
+          >>"$RENEWALS_STACK_SECRETS_DIR/$service.env"
+      fi
     )
   done
 }

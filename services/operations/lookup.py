@@ -147,7 +147,9 @@ async def customer(csn: str) -> dict[str, Any]:
     async with database_of("renewal") as db:
         renewal["batches"] = _rows(
             await db.fetch(
-                "SELECT request_id, status, total_items, received_at, worked_at"
+                # The client's request id (the batch's key is scoped to its sender: issue 16).
+                "SELECT COALESCE(client_request_id, request_id) AS request_id, signer, status,"
+                " total_items, received_at, worked_at"
                 " FROM renewal_batches WHERE csn = $1 ORDER BY received_at",
                 csn,
             )
@@ -169,7 +171,8 @@ async def batches(*, include_finished: bool = False, limit: int = 50) -> list[di
     async with database_of("renewal") as db:
         return _rows(
             await db.fetch(
-                """SELECT b.request_id, b.csn, b.status, b.total_items, b.received_at,
+                """SELECT COALESCE(b.client_request_id, b.request_id) AS request_id, b.signer,
+                          b.csn, b.status, b.total_items, b.received_at,
                           count(*) FILTER (WHERE i.status IN ('renewed', 'rejected')) AS done,
                           count(*) FILTER (WHERE i.status = 'renewed') AS renewed,
                           count(*) FILTER (WHERE i.status = 'rejected') AS rejected

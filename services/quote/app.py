@@ -23,6 +23,7 @@ from shared.contracts import (
     subscription_events,
 )
 from shared.messaging.consumer import dispatch_by_type, dispatch_some
+from shared.messaging.identity import identified
 from shared.messaging.runtime import ServiceRuntime
 from shared.test_clocks import set_test_clock_handler
 
@@ -47,8 +48,13 @@ def create_app(settings: QuoteSettings | None = None, clock: Clock | None = None
             renewal_events.REGISTRY, {renewal_events.SubscriptionRenewed: follow_renewal}
         ),
     )
+    # Commands come signed by the portal, the sales tool or a partner's tool (issue 16): an
+    # unproven sender, or claims its sender contradicts, are refused before any handler.
     runtime.consume(
-        quote_commands.TOPIC, quote_commands.REGISTRY, dispatch_by_type(quotes.commands())
+        quote_commands.TOPIC,
+        quote_commands.REGISTRY,
+        identified(SERVICE, dispatch_by_type(quotes.commands()), quotes.refuse()),
+        signed=True,
     )
     runtime.consume(
         billing_events.TOPIC,

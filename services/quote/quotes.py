@@ -13,6 +13,10 @@ cancel quotes, and never once accepted (QUO-5, QUOTE_ALREADY_ACCEPTED).
 A refusal is `quote.rejected` with every reason. An unknown quote number is refused
 `NOT_AUTHORIZED` (the contract has no reason of its own for it, and saying nothing more does not
 tell a caller which numbers exist); a cancelled one is refused `QUOTE_EXPIRED`.
+Who sent a command is proven by its signature (issue 16, shared/messaging/identity.py): a quote
+or a subscription that is not the sender's to act on is refused NOT_AUTHORIZED and nothing more,
+a quote of another CSN than the command's is never locked, and request ids are scoped to the
+sender and its CSN.
 """
 
 from __future__ import annotations
@@ -48,7 +52,16 @@ from shared.contracts.quote_orders import (
 )
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.eligibility import Decision, Policy, Price, Promotion, QuoteChanges, QuoteRequest
+from shared.eligibility.checks import authorization_reasons
+from shared.eligibility.decisions import decide_accept_quote
+from shared.eligibility.identity import Sender
 from shared.messaging.consumer import Delivery, EventHandler, UnitOfWork
+from shared.messaging.identity import (
+    Refusal,
+    count_not_authorized,
+    request_key,
+    sender_of,
+)
 from shared.messaging.requests_seen import first_time
 from shared.test_clocks import CsnClock
 
@@ -82,6 +95,7 @@ class QuoteHandlers:
     def _reject(
         self, unit: UnitOfWork, command: Any, csn: str, reasons: Sequence[str], **about: Any
     ) -> None:
+        count_not_authorized("quote", reasons)
         self._announce(
             unit,
             QuoteRejected(request_id=command.request_id, reasons=list(reasons), **about),
@@ -90,13 +104,39 @@ class QuoteHandlers:
 
     # quote.requested -------------------------------------------------------------------------
 
+    def refuse(self) -> Refusal:
+        """The answer to a command refused for who sent it (issue 16): NOT_AUTHORIZED only."""
+
+        def refuse(unit: UnitOfWork, delivery: Delivery) -> None:
+            command = delivery.data  # counted by `identified` already, with why
+            answer = QuoteRejected(
+                request_id=command.request_id,
+                reasons=["NOT_AUTHORIZED"],
+                quote_number=getattr(command, "quote_number", None),
+            )
+            self._announce(unit, answer, delivery.event.subject)
+
+        return refuse
+
     async def request(self, unit: UnitOfWork, delivery: Delivery) -> None:
         command: RequestQuote = delivery.data
         csn = delivery.event.subject
-        if not await first_time(unit.connection, command.request_id, delivery.event.type):
+        if not await first_time(unit.connection, request_key(delivery), delivery.event.type):
             return
         held = await subscriptions(unit.connection, command.subscription_ids)
-        today = await self._today(unit, command.actor.csn)
+        actor = eligibility.Actor(user_id=command.actor.user_id, csn=command.actor.csn)
+        sender = sender_of(delivery)
+        if any(
+            authorization_reasons(
+                actor, domain, agent_of_record_may_act=command.channel == "partner", sender=sender
+            )
+            for _, domain in held.values()
+        ):
+            # One subscription not the sender's: the whole request, before it is grouped or
+            # priced, and nothing more (issue 16 item 3).
+            self._reject(unit, command, csn, ["NOT_AUTHORIZED"])
+            return
+        today = await self._today(unit, csn)
         products = {snapshot.product_code for snapshot, _ in held.values()}
         prices = [Price(**vars(p)) for p in await load_prices(unit.connection, products)]
         promotions = [
@@ -109,7 +149,7 @@ class QuoteHandlers:
             domains = [held[sid][1] for sid in known]
             groups = [list(g.subscription_ids) for g in eligibility.group_subscriptions(domains)]
         for group in groups:
-            decision = self._decide(command, group, held, prices, promotions, today)
+            decision = self._decide(command, group, held, prices, promotions, today, sender)
             if not decision.allowed:
                 self._reject(unit, command, csn, decision.all_reasons, subscription_ids=group)
                 continue
@@ -133,6 +173,7 @@ class QuoteHandlers:
         prices: list[Price],
         promotions: list[Promotion],
         today: date,
+        sender: Sender | None,
     ) -> Decision:
         changes = command.changes.model_dump(exclude_none=True) if command.changes else {}
         request = QuoteRequest(
@@ -150,6 +191,7 @@ class QuoteHandlers:
             promotions=promotions,
             today=today,
             policy=self.policy,
+            sender=sender,
         )
 
     async def send(
@@ -236,24 +278,36 @@ class QuoteHandlers:
     async def accept(self, unit: UnitOfWork, delivery: Delivery) -> None:
         command: AcceptQuote = delivery.data
         csn = delivery.event.subject
-        if not await first_time(unit.connection, command.request_id, delivery.event.type):
+        if not await first_time(unit.connection, request_key(delivery), delivery.event.type):
             return
-        quote = await self._quote(unit, command.quote_number)
+        quote = await self._quote(unit, command.quote_number, csn)
         if quote is None:
             self._reject(unit, command, csn, ["NOT_AUTHORIZED"], quote_number=command.quote_number)
             return
-        if quote["status"] in ("accepted", "paid"):
-            return  # accepting it again has no further effect: one order, one charge
         held = await subscriptions(unit.connection, quote["subscription_ids"])
         buyer = held[quote["subscription_ids"][0]][0].buyer
-        reasons = []
-        if command.actor.csn != quote["csn"] or command.actor.user_id != buyer.user_id:
-            reasons.append("NOT_AUTHORIZED")  # ROLE-1: the buyer accepts and pays
+        sender = sender_of(delivery)
         today = await self._today(unit, quote["csn"])
-        if quote["status"] != "sent" or today > quote["expires_on"]:
-            reasons.append("QUOTE_EXPIRED")
-        if reasons:
-            self._reject(unit, command, quote["csn"], reasons, quote_number=command.quote_number)
+        # ROLE-1: the buyer accepts and pays; anyone else learns nothing of the quote.
+        decision = decide_accept_quote(
+            eligibility.Actor(user_id=command.actor.user_id, csn=command.actor.csn),
+            _domain(quote),
+            buyer=eligibility.Person(user_id=buyer.user_id),
+            channel=sender.channel if sender is not None else "self_service",
+            today=today,
+            sender=sender,
+        )
+        if eligibility.Reason.NOT_AUTHORIZED in decision.reasons:
+            self._reject(
+                unit, command, quote["csn"], decision.reasons, quote_number=command.quote_number
+            )
+            return
+        if quote["status"] in ("accepted", "paid"):
+            return  # accepting it again has no further effect: one order, one charge
+        if quote["status"] != "sent" or not decision.allowed:
+            self._reject(
+                unit, command, quote["csn"], ["QUOTE_EXPIRED"], quote_number=command.quote_number
+            )
             return
         first: SubscriptionUpserted = held[quote["subscription_ids"][0]][0]
         order_id = str(
@@ -303,13 +357,16 @@ class QuoteHandlers:
             new_event(order, subject=quote["csn"], source=self.source, time=self.clock.now()),
         )
 
-    async def _quote(self, unit: UnitOfWork, quote_number: str) -> Any:
+    async def _quote(self, unit: UnitOfWork, quote_number: str, csn: str) -> Any:
+        """The quote, locked, when it is of the CSN the command is about; None otherwise (issue
+        16: another customer's quote is never locked, and is refused as an unknown one is)."""
         return await unit.connection.fetchrow(
             "SELECT quote_number, csn, partner_csn, subscription_ids, currency, total,"
             " lines::text AS lines, expires_on, status, order_id, kind,"
             " term_starts::text AS term_starts FROM quotes"
-            " WHERE quote_number = $1 FOR UPDATE",
+            " WHERE quote_number = $1 AND csn = $2 FOR UPDATE",
             quote_number,
+            csn,
         )
 
     # billing's answers -----------------------------------------------------------------------
@@ -373,27 +430,26 @@ class QuoteHandlers:
     async def cancel(self, unit: UnitOfWork, delivery: Delivery) -> None:
         command: CancelQuote = delivery.data
         csn = delivery.event.subject
-        if not await first_time(unit.connection, command.request_id, delivery.event.type):
+        if not await first_time(unit.connection, request_key(delivery), delivery.event.type):
             return
-        quote = await self._quote(unit, command.quote_number)
+        quote = await self._quote(unit, command.quote_number, csn)
         if quote is None:
             self._reject(unit, command, csn, ["NOT_AUTHORIZED"], quote_number=command.quote_number)
             return
         today = await self._today(unit, quote["csn"])
         decision = eligibility.decide_cancel_quote(
             eligibility.Actor(user_id=command.actor.user_id, csn=command.actor.csn),
-            eligibility.Quote(
-                quote_number=quote["quote_number"],
-                csn=quote["csn"],
-                expires_on=quote["expires_on"],
-                partner_csn=quote["partner_csn"],
-                accepted=quote["status"] in ("accepted", "paid"),
-            ),
+            _domain(quote),
             channel=command.channel,
             today=today,
+            sender=sender_of(delivery),
         )
         reasons = list(decision.reasons)
-        if quote["status"] not in ("sent", "accepted", "paid"):
+        if eligibility.Reason.NOT_AUTHORIZED not in reasons and quote["status"] not in (
+            "sent",
+            "accepted",
+            "paid",
+        ):
             reasons.append(eligibility.Reason.QUOTE_EXPIRED)
         if reasons:
             self._reject(
@@ -412,3 +468,14 @@ class QuoteHandlers:
             QuoteCancelled(request_id=command.request_id, quote_number=command.quote_number),
             quote["csn"],
         )
+
+
+def _domain(quote: Any) -> eligibility.Quote:
+    """The eligibility package's view of a stored quote."""
+    return eligibility.Quote(
+        quote_number=quote["quote_number"],
+        csn=quote["csn"],
+        expires_on=quote["expires_on"],
+        partner_csn=quote["partner_csn"],
+        accepted=quote["status"] in ("accepted", "paid"),
+    )

@@ -12,6 +12,7 @@ from services.renewal.engine import DueDateEngine
 from services.renewal.payments import billing_events_handler
 from services.renewal.quote_orders import quote_order_handler
 from services.renewal.quotes import quote_events_handler
+from services.renewal.refusals import refuse_renewal_command
 from services.renewal.requests import record_renewal_request
 from services.renewal.settings import RenewalSettings
 from services.renewal.subscriptions import save_snapshot
@@ -30,6 +31,7 @@ from shared.contracts import (
 )
 from shared.contracts.renewal_commands import RequestRenewal, SetAutoRenew
 from shared.messaging.consumer import dispatch_by_type
+from shared.messaging.identity import identified
 from shared.messaging.runtime import ServiceRuntime
 from shared.test_clocks import set_test_clock_handler
 
@@ -44,16 +46,23 @@ def create_runtime(settings: RenewalSettings, clock: Clock) -> ServiceRuntime:
         dispatch_by_type({subscription_events.SubscriptionUpserted: save_snapshot}),
     )
     runtime.consume(catalog_events.TOPIC, catalog_events.REGISTRY, catalog_handler())
+    # Commands come signed by the portal, the sales tool or a partner's tool (issue 16): an
+    # unproven sender, or claims its sender contradicts, are refused before any handler.
     runtime.consume(
         renewal_commands.TOPIC,
         renewal_commands.REGISTRY,
-        dispatch_by_type(
-            {
-                RequestRenewal: record_renewal_request(clock, settings.source, settings.policy),
-                SetAutoRenew: set_auto_renew_handler(clock, settings.policy, settings.source),
-                **ChangeHandlers(clock, settings.policy, settings.source).handlers(),
-            }
+        identified(
+            SERVICE,
+            dispatch_by_type(
+                {
+                    RequestRenewal: record_renewal_request(clock, settings.source, settings.policy),
+                    SetAutoRenew: set_auto_renew_handler(clock, settings.policy, settings.source),
+                    **ChangeHandlers(clock, settings.policy, settings.source).handlers(),
+                }
+            ),
+            refuse_renewal_command(clock, settings.source),
         ),
+        signed=True,
     )
     runtime.consume(
         clock_commands.TOPIC,

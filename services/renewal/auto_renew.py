@@ -9,7 +9,7 @@ subscription refused (or one for the whole request), and for more than one subsc
 
 from __future__ import annotations
 
-from services.renewal.subscriptions import load_subscriptions, record_history, to_domain
+from services.renewal.subscriptions import load_for_command, record_history, to_domain
 from shared.clock import Clock
 from shared.contracts.envelope import EventData, new_event
 from shared.contracts.renewal_commands import SetAutoRenew
@@ -22,6 +22,7 @@ from shared.contracts.renewal_events import (
 )
 from shared.eligibility import Actor, Policy, decide_auto_renew
 from shared.messaging.consumer import Delivery, EventHandler, UnitOfWork
+from shared.messaging.identity import count_not_authorized, request_key, sender_of
 from shared.messaging.requests_seen import first_time
 from shared.test_clocks import CsnClock
 
@@ -32,11 +33,11 @@ def set_auto_renew_handler(clock: Clock, policy: Policy, source: str) -> EventHa
     async def set_auto_renew(unit: UnitOfWork, delivery: Delivery) -> None:
         command: SetAutoRenew = delivery.data
         connection = unit.connection
-        if not await first_time(connection, command.request_id, delivery.event.type):
+        if not await first_time(connection, request_key(delivery), delivery.event.type):
             return  # the same request id again: one effect, one answer
         csn = delivery.event.subject
-        held = await load_subscriptions(connection, command.subscription_ids, for_update=True)
-        today = (await csn_clock.today_for(connection, [command.actor.csn]))[command.actor.csn]
+        held = await load_for_command(connection, command.subscription_ids, csn)
+        today = (await csn_clock.today_for(connection, [csn]))[csn]  # the customer's today
         decision = decide_auto_renew(
             Actor(user_id=command.actor.user_id, csn=command.actor.csn),
             [to_domain(s) for s in held.values()],
@@ -44,10 +45,13 @@ def set_auto_renew_handler(clock: Clock, policy: Policy, source: str) -> EventHa
             enabled=command.enabled,
             today=today,
             policy=policy,
+            sender=sender_of(delivery),
         )
         now = clock.now()
 
         def announce(event: EventData) -> None:
+            if isinstance(event, RenewalRejected):
+                count_not_authorized("renewal", event.reasons)
             unit.outbox.add(RENEWAL_EVENTS, new_event(event, subject=csn, source=source, time=now))
 
         if decision.reasons:  # the whole request refused: nothing is switched

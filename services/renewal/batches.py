@@ -29,10 +29,13 @@ async def finish_batches(
            WHERE b.request_id = ANY($1::text[]) AND b.status <> 'completed'
              AND NOT EXISTS (SELECT 1 FROM renewal_batch_items AS i
                              WHERE i.request_id = b.request_id AND i.status IN ('pending', 'ordered'))
-           RETURNING b.request_id, b.csn, b.total_items, b.traceparent""",
+           RETURNING b.request_id, b.csn, b.total_items, b.traceparent,
+                     COALESCE(b.client_request_id, b.request_id) AS client_request_id""",
         request_ids,
     )
     bulk = {row["request_id"]: row["csn"] for row in finished if row["total_items"] > 1}
+    # The batch's key is scoped to its sender (issue 16); the answer names the client's id.
+    client_ids = {row["request_id"]: row["client_request_id"] for row in finished}
     traces = {row["request_id"]: tracing.parse(row["traceparent"]) for row in finished}
     if not bulk:
         return
@@ -55,7 +58,7 @@ async def finish_batches(
         results = outcomes[request_id]
         succeeded = sum(1 for outcome in results if outcome.status == "succeeded")
         completed = BulkCompleted(
-            request_id=request_id,
+            request_id=client_ids[request_id],
             succeeded=succeeded,
             rejected=len(results) - succeeded,
             outcomes=results,

@@ -23,7 +23,7 @@ import asyncpg
 
 from services.renewal.batches import finish_batches
 from services.renewal.reservations import open_reservations, reserve
-from services.renewal.subscriptions import Subscription, load_subscriptions, to_domain
+from services.renewal.subscriptions import Subscription, load_asked, to_domain
 from shared.catalog.store import load_prices, load_promotions
 from shared.clock import Clock
 from shared.contracts.billing_commands import TOPIC as BILLING_COMMANDS
@@ -46,6 +46,7 @@ from shared.eligibility import (
 )
 from shared.messaging import tracing
 from shared.messaging.faults import BULK_AFTER_COMMIT, BULK_BEFORE_COMMIT, FaultPoints
+from shared.messaging.identity import count_not_authorized, sender_named
 from shared.messaging.loops import WorkLoop
 from shared.messaging.outbox import Outbox
 from shared.messaging.parking import IsolatingClaims, park_item
@@ -122,7 +123,9 @@ class BulkWorker:
     async def _work(self, only: str | None = None) -> int:
         async with self.pool.acquire() as connection, connection.transaction():
             batches = await connection.fetch(
-                "SELECT request_id, csn, actor::text AS actor, traceparent FROM renewal_batches"
+                "SELECT request_id, csn, actor::text AS actor, traceparent, signer,"
+                " COALESCE(client_request_id, request_id) AS client_request_id"
+                " FROM renewal_batches"
                 " WHERE status = 'pending' AND ($2::text IS NULL OR request_id = $2)"
                 " ORDER BY received_at LIMIT $1 FOR UPDATE SKIP LOCKED",
                 self.per_claim,
@@ -132,8 +135,12 @@ class BulkWorker:
                 return 0
             request_ids = [b["request_id"] for b in batches]
             requested = await self._requested(connection, request_ids)
-            all_ids = [sid for ids in requested.values() for sid in ids]
-            subscriptions = await load_subscriptions(connection, all_ids, for_update=True)
+            # Locked: what each batch asks of its own CSN; another tenant's rows only read, to be
+            # refused (issue 16).
+            subscriptions = await load_asked(
+                connection,
+                [(sid, b["csn"]) for b in batches for sid in requested[b["request_id"]]],
+            )
             today = await CsnClock(self.clock).today_for(connection, [b["csn"] for b in batches])
             catalog = await self._catalog(connection, subscriptions.values())
             # Issue 14: a subscription an open order holds is not bought again (subscriptions
@@ -202,7 +209,9 @@ class BatchWork:
     def decide(
         self, batch: asyncpg.Record, requested: Sequence[str], held: dict[str, Subscription]
     ) -> None:
-        request_id, csn = batch["request_id"], batch["csn"]
+        # The batch's key is the request id scoped to its sender and CSN (issue 16 item 3); the
+        # answers and the orders carry the client's own request id.
+        key, request_id, csn = batch["request_id"], batch["client_request_id"], batch["csn"]
         actor = Actor(**json.loads(batch["actor"]))
         found = [held[sid] for sid in dict.fromkeys(requested) if sid in held]
         decision = decide_manual_renewal(
@@ -214,24 +223,25 @@ class BatchWork:
             today=self.today[csn],
             policy=self.worker.policy,
             reservations=self.reservations,
+            sender=sender_named(batch["signer"]),
         )
         if decision.reasons:
             # The whole request is refused and nothing is done (MAN-1, e.g. over the bulk limit).
             self._reject(request_id, csn, None, decision.reasons)
             for position in range(len(requested)):
-                self._item(request_id, position, "rejected", decision.reasons, None)
+                self._item(key, position, "rejected", decision.reasons, None)
             return
-        order_of = self._place_orders(request_id, decision, held)
+        order_of = self._place_orders(key, request_id, decision, held)
         for position, subscription_id in enumerate(requested):
             outcome = decision.outcome(subscription_id)
             if outcome.allowed:
-                self._item(request_id, position, "ordered", (), order_of[subscription_id])
+                self._item(key, position, "ordered", (), order_of[subscription_id])
             else:
                 self._reject(request_id, csn, subscription_id, outcome.reasons)
-                self._item(request_id, position, "rejected", outcome.reasons, None)
+                self._item(key, position, "rejected", outcome.reasons, None)
 
     def _place_orders(
-        self, request_id: str, decision: Decision, held: dict[str, Subscription]
+        self, key: str, request_id: str, decision: Decision, held: dict[str, Subscription]
     ) -> dict[str, str]:
         assert decision.preview is not None or not decision.groups
         lines = {
@@ -240,7 +250,7 @@ class BatchWork:
         }
         order_of: dict[str, str] = {}
         for group in decision.groups:  # MAN-2: one order per CSN, currency and purchase method
-            order_id = order_id_for(request_id, group)
+            order_id = order_id_for(key, group)
             order_lines = [self._line(lines[sid], held[sid]) for sid in group.subscription_ids]
             first = held[group.subscription_ids[0]]
             assert group.total is not None  # every allowed subscription has its price
@@ -285,6 +295,7 @@ class BatchWork:
             subscription_id=subscription_id,
             reasons=list(reasons),
         )
+        count_not_authorized("bulk_worker", reasons)
         self.outbox.add(RENEWAL_EVENTS, self._event(rejected, csn))
 
     def _event(self, data: Any, csn: str) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 from services.renewal.reservations import open_reservations, reserve
 from services.renewal.subscriptions import (
     Subscription,
-    load_subscriptions,
+    load_for_command,
     record_history,
     to_domain,
 )
@@ -49,6 +49,7 @@ from shared.eligibility import (
     reservation_reasons,
 )
 from shared.messaging.consumer import Delivery, EventHandler, UnitOfWork
+from shared.messaging.identity import count_not_authorized, request_key, sender_of
 from shared.messaging.requests_seen import first_time
 from shared.test_clocks import CsnClock
 
@@ -80,6 +81,7 @@ class ChangeContext:
             prices=self.prices,
             promotions=self.promotions,
             today=self.today,
+            sender=sender_of(self.delivery),
             **options,
         )
 
@@ -101,11 +103,10 @@ class ChangeHandlers:
     async def _context(
         self, unit: UnitOfWork, delivery: Delivery, subscription_ids: Sequence[str]
     ) -> ChangeContext | None:
-        command = delivery.data
-        if not await first_time(unit.connection, command.request_id, delivery.event.type):
+        if not await first_time(unit.connection, request_key(delivery), delivery.event.type):
             return None  # the same request id again: one effect, one answer
-        held = await load_subscriptions(unit.connection, subscription_ids, for_update=True)
-        csn = command.actor.csn
+        held = await load_for_command(unit.connection, subscription_ids, delivery.event.subject)
+        csn = delivery.event.subject  # the customer's today (a partner's actor is not of it)
         today = (await self.csn_clock.today_for(unit.connection, [csn]))[csn]
         products = {s.snapshot.product_code for s in held.values()}
         prices = [Price(**vars(p)) for p in await load_prices(unit.connection, products)]
@@ -223,6 +224,7 @@ class ChangeHandlers:
         )
         refusals += [(o.subscription_id, o.reasons) for o in decision.subscriptions if o.reasons]
         for subscription_id, reasons in refusals:
+            count_not_authorized("renewal", reasons)
             self._announce(
                 context,
                 RenewalRejected(
@@ -263,7 +265,10 @@ class ChangeHandlers:
     ) -> None:
         command = context.delivery.data
         first = lines[0][1].snapshot
-        order_id = str(uuid.uuid5(CHANGE_ORDER_NAMESPACE, f"{purpose}|{command.request_id}"))
+        # Scoped like the request id (issue 16): another tenant's same request id, another order.
+        order_id = str(
+            uuid.uuid5(CHANGE_ORDER_NAMESPACE, f"{purpose}|{request_key(context.delivery)}")
+        )
         order = PlaceOrder(
             request_id=command.request_id,
             order_id=order_id,

@@ -1,7 +1,9 @@
 """`renewal.commands` → a renewal request is recorded as a batch for the bulk worker.
 
 The request id is the idempotency key: the same command twice (even under a new event id) is
-recorded once and answered once. A bulk request (more than one subscription) is answered at
+recorded once and answered once. It is scoped to the command's proven sender and its actor's
+CSN (issue 16 item 3, `identity.request_key`): another tenant reusing it is recorded and
+answered too. The batch keeps the sender: the bulk worker decides who may renew what with it. A bulk request (more than one subscription) is answered at
 once with `bulk.accepted`; the worker does the rest. A request whose size alone refuses it
 (over the bulk limit, or no subscription: MAN-1) is answered at once with `renewal.rejected`
 and recorded without its ids: a list of thousands would otherwise be stored, worked, and
@@ -18,6 +20,7 @@ from shared.contracts.renewal_events import BulkAccepted, RenewalRejected
 from shared.eligibility import Policy
 from shared.eligibility.checks import request_size_reasons
 from shared.messaging.consumer import BatchEventHandler, Delivery, UnitOfWork, handles_batch
+from shared.messaging.identity import request_key
 
 
 def record_renewal_request(clock: Clock, source: str, policy: Policy) -> BatchEventHandler:
@@ -25,58 +28,62 @@ def record_renewal_request(clock: Clock, source: str, policy: Policy) -> BatchEv
         """The batch's requests in one INSERT and one COPY of their items."""
         requests: dict[str, Delivery] = {}
         for delivery in deliveries:
-            requests.setdefault(delivery.data.request_id, delivery)  # the first one counts
+            requests.setdefault(request_key(delivery), delivery)  # the first one counts
         commands: list[RequestRenewal] = [delivery.data for delivery in requests.values()]
         # Kept on the batch: the bulk worker's orders continue each command's trace.
-        spans = {request_id: trace_of(d.event) for request_id, d in requests.items()}
+        spans = {key: trace_of(d.event) for key, d in requests.items()}
         refusals = {
-            command.request_id: reasons
-            for command in commands
-            if (reasons := request_size_reasons(command.subscription_ids, policy))
+            key: reasons
+            for key, d in requests.items()
+            if (reasons := request_size_reasons(d.data.subscription_ids, policy))
         }
         rows = await unit.connection.fetch(
             """INSERT INTO renewal_batches (request_id, csn, actor, event_id, total_items, status,
-                                            traceparent)
+                                            traceparent, client_request_id, signer)
                SELECT u.request_id, u.csn, u.actor::jsonb, u.event_id, u.total_items, u.status,
-                      u.traceparent
+                      u.traceparent, u.client_request_id, u.signer
                FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[], $6::text[],
-                           $7::text[])
-                   AS u(request_id, csn, actor, event_id, total_items, status, traceparent)
+                           $7::text[], $8::text[], $9::text[])
+                   AS u(request_id, csn, actor, event_id, total_items, status, traceparent,
+                        client_request_id, signer)
                ON CONFLICT (request_id) DO NOTHING RETURNING request_id""",
-            [command.request_id for command in commands],
-            [command.actor.csn for command in commands],
+            list(requests),
+            # The CSN the command is about (its key and subject): its today, its answers' key.
+            [delivery.event.subject for delivery in requests.values()],
             [command.actor.model_dump_json() for command in commands],
             [delivery.event.id for delivery in requests.values()],
             [len(command.subscription_ids) for command in commands],
             # A refused request is done as soon as it is recorded: nothing for the worker.
-            ["completed" if command.request_id in refusals else "pending" for command in commands],
-            [spans[command.request_id].traceparent for command in commands],
+            ["completed" if key in refusals else "pending" for key in requests],
+            [spans[key].traceparent for key in requests],
+            [command.request_id for command in commands],
+            [delivery.signer for delivery in requests.values()],
         )
         recorded = {row["request_id"] for row in rows}
         # A request id recorded before: one effect, one answer (the first time).
-        fresh = [d for request_id, d in requests.items() if request_id in recorded]
+        fresh = {key: d for key, d in requests.items() if key in recorded}
         if not fresh:
             return
-        to_work = [d for d in fresh if d.data.request_id not in refusals]
+        to_work = {key: d for key, d in fresh.items() if key not in refusals}
         if to_work:
             await unit.connection.copy_records_to_table(
                 "renewal_batch_items",
                 records=[
-                    (delivery.data.request_id, position, subscription_id)
-                    for delivery in to_work
+                    (key, position, subscription_id)
+                    for key, delivery in to_work.items()
                     for position, subscription_id in enumerate(delivery.data.subscription_ids)
                 ],
                 columns=["request_id", "position", "subscription_id"],
             )
         now = clock.now()
-        for delivery in fresh:
+        for key, delivery in fresh.items():
             command = delivery.data
             answer: RenewalRejected | BulkAccepted
-            if command.request_id in refusals:
+            if key in refusals:
                 answer = RenewalRejected(
                     request_id=command.request_id,
                     subscription_id=None,
-                    reasons=list(refusals[command.request_id]),
+                    reasons=list(refusals[key]),
                 )
             elif len(command.subscription_ids) > 1:
                 answer = BulkAccepted(
@@ -91,7 +98,7 @@ def record_renewal_request(clock: Clock, source: str, policy: Policy) -> BatchEv
                     subject=delivery.event.subject,
                     source=source,
                     time=now,
-                    cause=spans[command.request_id],
+                    cause=spans[key],
                 ),
             )
 

@@ -129,6 +129,34 @@ async def load_subscriptions(
     return {s.subscription_id: s for s in subscriptions}
 
 
+async def load_for_command(
+    connection: DbConnection, subscription_ids: Iterable[str], csn: str
+) -> dict[str, Subscription]:
+    """The subscriptions a command about `csn` asks for: see `load_asked`."""
+    return await load_asked(connection, [(sid, csn) for sid in subscription_ids])
+
+
+async def load_asked(
+    connection: DbConnection, asked: Iterable[tuple[str, str]]
+) -> dict[str, Subscription]:
+    """The subscriptions commands ask for, as (subscription id, CSN the command is about): each
+    locked only when it is of that CSN (issue 16 item 3). Another tenant's rows are read without
+    a lock, only to be refused, so a stranger's command never makes the owner's wait. One query
+    when every one is of its command's CSN."""
+    pairs = sorted(set(asked))
+    rows = await connection.fetch(
+        SELECT_SUBSCRIPTION + " WHERE (subscription_id, csn) IN"
+        " (SELECT * FROM unnest($1::text[], $2::text[]))"
+        " ORDER BY subscription_id FOR UPDATE",
+        [sid for sid, _ in pairs],
+        [csn for _, csn in pairs],
+    )
+    found = {s.subscription_id: s for s in map(from_row, rows)}
+    if others := sorted({sid for sid, _ in pairs} - found.keys()):
+        found |= await load_subscriptions(connection, others)
+    return found
+
+
 async def record_history(
     connection: DbConnection,
     rows: Sequence[

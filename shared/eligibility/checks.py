@@ -13,6 +13,7 @@ from shared.eligibility.dates import (
     method_grace_ends,
     window_opens,
 )
+from shared.eligibility.identity import Sender, sender_may_act_for
 from shared.eligibility.model import Actor, Subscription
 from shared.eligibility.policy import Policy
 from shared.eligibility.reasons import Reason
@@ -34,9 +35,16 @@ def seat_count_reasons(seats: int | None) -> list[Reason]:
 
 
 def authorization_reasons(
-    actor: Actor, subscription: Subscription, *, agent_of_record_may_act: bool = False
+    actor: Actor,
+    subscription: Subscription,
+    *,
+    agent_of_record_may_act: bool = False,
+    sender: Sender | None = None,
 ) -> list[Reason]:
-    """ROLE-1 (and for a partner's quote, the agent of record: QUO-1)."""
+    """ROLE-1 (and for a partner's quote, the agent of record: QUO-1). With a proven sender
+    (issue 16) its channel decides: see `identity.sender_may_act_for`."""
+    if sender is not None:
+        return [] if sender_may_act_for(sender, actor, subscription) else [Reason.NOT_AUTHORIZED]
     if may_act_for(actor, subscription):
         return []
     if agent_of_record_may_act and is_agent_of_record(actor, subscription):

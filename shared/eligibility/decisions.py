@@ -35,9 +35,11 @@ from shared.eligibility.dates import (
     window_opens,
 )
 from shared.eligibility.grouping import group_subscriptions
+from shared.eligibility.identity import Sender, applies_self_service, may_handle_quote
 from shared.eligibility.model import (
     Actor,
     Channel,
+    Person,
     Price,
     Promotion,
     Quote,
@@ -77,12 +79,14 @@ def decide_manual_renewal(
     today: date,
     policy: Policy,
     reservations: Mapping[str, Reservation] | None = None,
+    sender: Sender | None = None,
 ) -> Decision:
     """Renew now, paid online, one subscription or up to the bulk limit (MAN-1).
 
     Per subscription: ROLE-1, LIFE-1, WIN-1, WIN-2/LIFE-3, ALREADY_RENEWED, SELF-1/SELF-2 (a
     self-service action), NO_PRICE, and RENEWAL_IN_PROGRESS while another order for it is open
-    (`reservations`, by subscription id). The new term starts on the current renewal date
+    (`reservations`, by subscription id). A subscription the actor may not act on gets
+    NOT_AUTHORIZED and nothing more (issue 16: nothing about another tenant's subscription). The new term starts on the current renewal date
     (LIFE-4, MAN-4). Allowed subscriptions are grouped into transactions (MAN-2). The request is
     allowed when it has no reason of its own and at least one subscription is allowed; the
     others are refused one by one.
@@ -97,6 +101,9 @@ def decide_manual_renewal(
         if subscription is None:
             outcomes.append(_unknown(subscription_id))
             continue
+        if not _authorized(actor, subscription, sender):
+            outcomes.append(_not_authorized(subscription_id))
+            continue
         line = _renewal_line(
             subscription,
             term=subscription.renewal_term,
@@ -108,10 +115,9 @@ def decide_manual_renewal(
             policy=policy,
         )
         reasons = [
-            *authorization_reasons(actor, subscription),
             *seat_count_reasons(subscription.renewal_seats),
             *renewal_timing_reasons(subscription, today, RenewalMethod.MANUAL_ONLINE, policy),
-            *self_service_reasons(subscription, policy),
+            *_self_service_reasons(subscription, policy, sender),
             *_price_reasons(line, needed=not _is_trial(subscription)),
             *reservation_reasons(subscription, reservations.get(subscription_id)),
         ]
@@ -153,6 +159,7 @@ def decide_auto_renew(
     enabled: bool,
     today: date,
     policy: Policy,
+    sender: Sender | None = None,
 ) -> Decision:
     """Switch auto-renew on or off, one subscription or up to the bulk limit (AUTO-2).
 
@@ -170,7 +177,10 @@ def decide_auto_renew(
         if subscription is None:
             outcomes.append(_unknown(subscription_id))
             continue
-        reasons = [*authorization_reasons(actor, subscription)]
+        if not _authorized(actor, subscription, sender):
+            outcomes.append(_not_authorized(subscription_id))
+            continue
+        reasons: list[Reason] = []
         if enabled:
             if _is_trial(subscription):
                 reasons.append(Reason.TRIAL_NOT_RENEWABLE)
@@ -179,7 +189,7 @@ def decide_auto_renew(
             reasons += automatic_payment_reasons(subscription, policy)
         elif not _is_trial(subscription) and today > grace_ends(subscription, policy):
             reasons.append(Reason.EXPIRED)
-        reasons += self_service_reasons(subscription, policy)
+        reasons += _self_service_reasons(subscription, policy, sender)
         outcomes.append(
             _outcome(
                 subscription,
@@ -211,6 +221,7 @@ def decide_quote(
     promotions: Iterable[Promotion],
     today: date,
     policy: Policy,
+    sender: Sender | None = None,
 ) -> Decision:
     """A quote: renewal, new purchase or alignment, self-service, partner or sales (QUO-1, QUO-3).
 
@@ -224,12 +235,23 @@ def decide_quote(
     Promotions apply by themselves (QUO-6). A quote is one document: it is allowed only when
     every subscription is. AUTO-5: a renewal quote that changes a subscription with auto-renew
     on is allowed with the advisory AUTO_RENEW_SHOULD_BE_OFF.
+    A proven sender of another channel than the request's, or one subscription the sender may
+    not quote, refuses the whole quote with NOT_AUTHORIZED and nothing more (issue 16).
     """
     prices, promotions = tuple(prices), tuple(promotions)
     changes = request.changes
     ids = _unique(request.subscription_ids)
     resolved = _resolve(subscriptions, ids)
     known = [s for _, s in resolved if s is not None]
+    if sender is not None and sender.channel != request.channel:
+        return _refused(Action.QUOTE)
+    strangers = [
+        s.subscription_id
+        for s in known
+        if not _authorized(actor, s, sender, agent_of_record_may_act=request.channel == "partner")
+    ]
+    if strangers:
+        return _refused(Action.QUOTE, strangers)
     target_date = request.target_date or max((s.renewal_date for s in known), default=today)
 
     outcomes: list[SubscriptionOutcome] = []
@@ -243,9 +265,6 @@ def decide_quote(
         seats = changes.seats if changes.seats is not None else subscription.renewal_seats
         currency = changes.currency or subscription.currency
         reasons = [
-            *authorization_reasons(
-                actor, subscription, agent_of_record_may_act=request.channel == "partner"
-            ),
             # A bad `changes.seats` is the request's reason; a subscription's own seats are its.
             *seat_count_reasons(subscription.renewal_seats if changes.seats is None else None),
         ]
@@ -369,23 +388,46 @@ def _not_self_service_reasons(
     return reasons
 
 
-def decide_cancel_quote(actor: Actor, quote: Quote, *, channel: Channel, today: date) -> Decision:
+def decide_cancel_quote(
+    actor: Actor, quote: Quote, *, channel: Channel, today: date, sender: Sender | None = None
+) -> Decision:
     """QUO-5: a quote can't be cancelled self-service; its partner (the agent of record named on
     the quote) or the vendor's sales team may cancel it, while it has not expired and has not
     been accepted (QUOTE_ALREADY_ACCEPTED: its order is placed; cancelling would leave the money
-    taken and nothing renewed)."""
+    taken and nothing renewed). Anyone else (another customer, another partner, a body channel
+    its proven sender contradicts) gets NOT_AUTHORIZED and nothing more (issue 16)."""
+    if not may_handle_quote(actor, quote, channel=channel, sender=sender):
+        return _refused(Action.CANCEL_QUOTE)
     reasons: list[Reason] = []
     if quote.accepted:
         reasons.append(Reason.QUOTE_ALREADY_ACCEPTED)
     if channel == "self_service":
         reasons.append(Reason.QUOTE_CANCELLATION_NOT_SELF_SERVICE)
-    elif channel == "partner" and (quote.partner_csn is None or actor.csn != quote.partner_csn):
-        reasons.append(Reason.NOT_AUTHORIZED)
     if today > quote.expires_on:
         reasons.append(Reason.QUOTE_EXPIRED)
     return Decision(
         action=Action.CANCEL_QUOTE, allowed=not reasons, reasons=in_contract_order(reasons)
     )
+
+
+def decide_accept_quote(
+    actor: Actor,
+    quote: Quote,
+    *,
+    buyer: Person,
+    channel: Channel,
+    today: date,
+    sender: Sender | None = None,
+) -> Decision:
+    """QUO-8, ROLE-1: the buyer accepts and pays, before the quote expires (QUOTE_EXPIRED).
+    Through a partner, only the quote's agent of record relays it. Anyone else gets
+    NOT_AUTHORIZED and nothing more: not whether it expired, nor whether it was accepted."""
+    if not may_handle_quote(actor, quote, channel=channel, sender=sender) or (
+        actor.csn != quote.csn or actor.user_id != buyer.user_id
+    ):
+        return _refused(Action.ACCEPT_QUOTE)
+    reasons = [Reason.QUOTE_EXPIRED] if today > quote.expires_on else []
+    return Decision(action=Action.ACCEPT_QUOTE, allowed=not reasons, reasons=tuple(reasons))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -403,6 +445,7 @@ def decide_change_terms(
     promotions: Iterable[Promotion],
     today: date,
     policy: Policy,
+    sender: Sender | None = None,
 ) -> Decision:
     """Change the next renewal's term (TERM-1) and/or seats, up or down (SEAT-2).
 
@@ -418,6 +461,8 @@ def decide_change_terms(
     subscription = _find(subscriptions, subscription_id)
     if subscription is None:
         return _single(Action.CHANGE_TERMS, request_reasons, _unknown(subscription_id))
+    if not _authorized(actor, subscription, sender):
+        return _single(Action.CHANGE_TERMS, [], _not_authorized(subscription_id))
     new_term = term or subscription.renewal_term
     new_seats = seats if seats is not None else subscription.renewal_seats
     line = _renewal_line(
@@ -430,12 +475,12 @@ def decide_change_terms(
         today=max(today, subscription.renewal_date),  # charged on the renewal date
         policy=policy,
     )
-    reasons = [*authorization_reasons(actor, subscription)]
+    reasons: list[Reason] = []
     if _is_trial(subscription):
         reasons.append(Reason.TRIAL_NOT_RENEWABLE)
     elif today > grace_ends(subscription, policy):
         reasons.append(Reason.EXPIRED)
-    reasons += self_service_reasons(subscription, policy)
+    reasons += _self_service_reasons(subscription, policy, sender)
     reasons += _price_reasons(line, needed=not _is_trial(subscription))
     line = _chargeable(line)
     outcome = _outcome(
@@ -459,6 +504,7 @@ def decide_add_seats(
     promotions: Iterable[Promotion],
     today: date,
     policy: Policy,
+    sender: Sender | None = None,
 ) -> Decision:
     """Add seats now, charged pro rata for the days left in the term (SEAT-1).
 
@@ -473,6 +519,8 @@ def decide_add_seats(
     subscription = _find(subscriptions, subscription_id)
     if subscription is None:
         return _single(Action.ADD_SEATS, request_reasons, _unknown(subscription_id))
+    if not _authorized(actor, subscription, sender):
+        return _single(Action.ADD_SEATS, [], _not_authorized(subscription_id))
     price = find_price(prices, subscription.product_code, subscription.term, subscription.currency)
     line = None
     if price is not None and not _is_trial(subscription):
@@ -494,13 +542,12 @@ def decide_add_seats(
             term_days=term_days,
         )
     reasons = [
-        *authorization_reasons(actor, subscription),
         *seat_count_reasons(subscription.seats),
         *current_term_reasons(subscription, today),
     ]
     if not _is_trial(subscription) and is_already_renewed(subscription, today):
         reasons.append(Reason.ALREADY_RENEWED)
-    reasons += self_service_reasons(subscription, policy)
+    reasons += _self_service_reasons(subscription, policy, sender)
     reasons += _price_reasons(line, needed=not _is_trial(subscription))
     line = _chargeable(line)
     outcome = _outcome(
@@ -524,6 +571,7 @@ def decide_align_dates(
     promotions: Iterable[Promotion],
     today: date,
     policy: Policy,
+    sender: Sender | None = None,
 ) -> Decision:
     """Align renewal dates on `target_date` (ALIGN-1): same term, same payment method.
 
@@ -532,11 +580,15 @@ def decide_align_dates(
     CSN and one currency (one transaction), TERM_MISMATCH, PAYMENT_METHOD_MISMATCH.
     Subscription: ROLE-1, LIFE-1, EXPIRED once its term has ended, a target out of range
     (INVALID_QUANTITY), SELF-1/SELF-2, NO_PRICE. Allowed only when every subscription is.
+    One subscription the actor may not act on refuses it with NOT_AUTHORIZED and nothing more.
     """
     prices, promotions = tuple(prices), tuple(promotions)
     ids = _unique(requested_ids)
     resolved = _resolve(subscriptions, ids)
     known = [s for _, s in resolved if s is not None]
+    strangers = [s.subscription_id for s in known if not _authorized(actor, s, sender)]
+    if strangers:
+        return _refused(Action.ALIGN_DATES, strangers)
     outcomes: list[SubscriptionOutcome] = []
     lines: dict[str, PriceLine] = {}
     aligned: list[Subscription] = []
@@ -554,11 +606,10 @@ def decide_align_dates(
             policy=policy,
         )
         reasons = [
-            *authorization_reasons(actor, subscription),
             *seat_count_reasons(subscription.renewal_seats),
             *current_term_reasons(subscription, today),
             *alignment_target_reasons(subscription, target_date),
-            *self_service_reasons(subscription, policy),
+            *_self_service_reasons(subscription, policy, sender),
             *_price_reasons(line, needed=not _is_trial(subscription)),
         ]
         line = _chargeable(line)
@@ -625,6 +676,40 @@ def _resolve(
 
 def _find(subscriptions: Iterable[Subscription], subscription_id: str) -> Subscription | None:
     return next((s for s in subscriptions if s.subscription_id == subscription_id), None)
+
+
+def _authorized(
+    actor: Actor,
+    subscription: Subscription,
+    sender: Sender | None,
+    *,
+    agent_of_record_may_act: bool = False,
+) -> bool:
+    return not authorization_reasons(
+        actor, subscription, agent_of_record_may_act=agent_of_record_may_act, sender=sender
+    )
+
+
+def _not_authorized(subscription_id: str) -> SubscriptionOutcome:
+    """Issue 16 (OWASP API1): to whoever may not act on it, a subscription says nothing of
+    itself — no other reason, no state, no dates, no price."""
+    return SubscriptionOutcome(subscription_id=subscription_id, reasons=(Reason.NOT_AUTHORIZED,))
+
+
+def _refused(action: Action, strangers: Sequence[str] = ()) -> Decision:
+    """A whole request refused NOT_AUTHORIZED, and nothing more: on the subscriptions that are
+    not the actor's when there are some (the others, its own, are not looked at), else on the
+    request itself."""
+    if strangers:
+        outcomes = tuple(_not_authorized(subscription_id) for subscription_id in strangers)
+        return Decision(action=action, allowed=False, subscriptions=outcomes)
+    return Decision(action=action, allowed=False, reasons=(Reason.NOT_AUTHORIZED,))
+
+
+def _self_service_reasons(
+    subscription: Subscription, policy: Policy, sender: Sender | None
+) -> tuple[Reason, ...]:
+    return self_service_reasons(subscription, policy) if applies_self_service(sender) else ()
 
 
 def _unknown(subscription_id: str) -> SubscriptionOutcome:

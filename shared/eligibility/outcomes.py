@@ -21,6 +21,7 @@ class Action(StrEnum):
     ADD_SEATS = "add_seats"
     ALIGN_DATES = "align_dates"
     CANCEL_QUOTE = "cancel_quote"
+    ACCEPT_QUOTE = "accept_quote"
     CHANGE_PRIMARY_ADMIN = "change_primary_admin"
 
 

@@ -17,7 +17,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, encode, json_object
 from shared.contracts.topics import Topic
 from shared.messaging.credentials import client_options
-from shared.messaging.principals import upstream_writer_of
+from shared.messaging.principals import (
+    partner_principal,
+    signers_of,
+    upstream_writer_of,
+)
+from shared.messaging.signing import signed_headers, signing_key_of
 
 
 @dataclass(frozen=True)
@@ -50,11 +55,15 @@ class UpstreamClient:
     """Idempotent producers that send CloudEvents keyed by their subject (the CSN), each as a
     principal: `principal` when given, else the upstream system that writes the topic (the
     portal for `renewal.commands`, the payment provider for `payment.events`: see
-    shared/messaging/principals.py), else RENEWALS_KAFKA_USERNAME's or the operator's."""
+    shared/messaging/principals.py), else RENEWALS_KAFKA_USERNAME's or the operator's. A command
+    whose body names a channel goes as the system of that channel (a `sales` quote as the sales
+    tool, a `partner` one as that partner's tool), and a command is signed by whoever sends it
+    (shared/messaging/signing.py) unless `sign=False` (a hostile test)."""
 
-    def __init__(self, bootstrap: str, *, principal: str | None = None) -> None:
+    def __init__(self, bootstrap: str, *, principal: str | None = None, sign: bool = True) -> None:
         self.bootstrap = bootstrap
         self.principal = principal
+        self.sign = sign
         self._producers: dict[str | None, AIOKafkaProducer] = {}
 
     async def __aenter__(self) -> UpstreamClient:
@@ -71,9 +80,41 @@ class UpstreamClient:
         """The producer of the default principal."""
         return self._producers[self.principal]
 
-    async def producer_for(self, topic: str | None) -> AIOKafkaProducer:
+    def principal_for(self, topic: str | None, event: CloudEvent[Any] | None = None) -> str | None:
+        """Who sends `event` to `topic`: the one asked for, else the system of the command's
+        channel, else the topic's upstream writer."""
+        if self.principal or topic is None:
+            return self.principal
+        signers = signers_of(topic)
+        data = event.data if event is not None else None
+        channel = getattr(data, "channel", None)
+        if signers and channel is not None:
+            actor = getattr(data, "actor", None)
+            wanted = {
+                "sales": "sales",
+                "partner": partner_principal(actor.csn) if actor is not None else None,
+            }.get(channel)
+            if wanted in signers:
+                return wanted
+        return upstream_writer_of(topic)
+
+    def headers_for(
+        self, principal: str | None, topic: str, key: bytes | None, value: bytes
+    ) -> list[tuple[str, bytes]]:
+        """The content type, and the signature of a command topic's signer."""
+        headers = [("content-type", CONTENT_TYPE.encode())]
+        if not self.sign or principal is None or principal not in signers_of(topic):
+            return headers
+        secret = signing_key_of(principal)
+        if secret is None:  # the consumer will refuse it, and say why: unsigned
+            return headers
+        return headers + signed_headers(principal, secret, topic, key, value)
+
+    async def producer_for(
+        self, topic: str | None, event: CloudEvent[Any] | None = None
+    ) -> AIOKafkaProducer:
         """The producer of whoever writes `topic` (the default principal's for None)."""
-        name = self.principal or (upstream_writer_of(topic) if topic else None)
+        name = self.principal_for(topic, event)
         producer = self._producers.get(name)
         if producer is None:
             producer = AIOKafkaProducer(
@@ -91,17 +132,27 @@ class UpstreamClient:
 
     async def send_many(self, topic: Topic | str, events: Iterable[CloudEvent[Any]]) -> None:
         name = topic.name if isinstance(topic, Topic) else topic
-        headers = [("content-type", CONTENT_TYPE.encode())]
-        producer = await self.producer_for(name)
-        sends = [
-            await producer.send(name, encode(e), key=e.subject.encode(), headers=headers)
-            for e in events
-        ]
+        sends = []
+        for event in events:
+            producer = await self.producer_for(name, event)
+            key, value = event.subject.encode(), encode(event)
+            headers = self.headers_for(self.principal_for(name, event), name, key, value)
+            sends.append(await producer.send(name, value, key=key, headers=headers))
         await asyncio.gather(*sends)
 
-    async def send_raw(self, topic: Topic | str, value: bytes, key: bytes | None = None) -> None:
+    async def send_raw(
+        self,
+        topic: Topic | str,
+        value: bytes,
+        key: bytes | None = None,
+        *,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        """Bytes as they are, signed like a command unless `headers` are given (a test's own)."""
         name = topic.name if isinstance(topic, Topic) else topic
-        await (await self.producer_for(name)).send_and_wait(name, value, key=key)
+        if headers is None:
+            headers = self.headers_for(self.principal_for(name), name, key, value)
+        await (await self.producer_for(name)).send_and_wait(name, value, key=key, headers=headers)
 
 
 class TopicWatcher:

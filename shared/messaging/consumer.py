@@ -2,7 +2,9 @@
 
 For each consumed batch:
 1. every record is parsed on its own; a record that is not a valid CloudEvent of this topic is
-   a dead letter (one bad record never fails the batch);
+   a dead letter (one bad record never fails the batch); on a command topic its signature is
+   verified and the proven signer (or why there is none) goes with it (shared/messaging/
+   signing.py; the service refuses an unproven command NOT_AUTHORIZED);
 2. in ONE PostgreSQL transaction: the event ids are claimed in the inbox (ids already there are
    duplicates and skipped), the service's handler applies the effects and adds outgoing events
    to the outbox, and the outbox rows are written;
@@ -57,6 +59,7 @@ from shared.messaging.metrics import (
 )
 from shared.messaging.outbox import Outbox
 from shared.messaging.settings import MessagingSettings
+from shared.messaging.signing import SignatureVerifier, Unproven
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +71,26 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = CONNECTION_ERRORS
 
 @dataclass(frozen=True)
 class Delivery:
-    """One valid event and the record it came in."""
+    """One valid event and the record it came in; on a signed topic, who signed it (proven), or
+    why nobody is proven to have."""
 
     event: CloudEvent[Any]
     record: Any  # aiokafka ConsumerRecord
+    signer: str | None = None
+    unproven: Unproven | None = None
 
     @property
     def data(self) -> Any:
         return self.event.data
+
+    @property
+    def inbox_key(self) -> str:
+        """What the inbox deduplicates on: the event id, and on a signed topic the event id
+        within its signer's and its CSN's space (issue 16 item 3): another sender's event with
+        the same id is handled, not taken for a duplicate of this one."""
+        if self.signer is None and self.unproven is None:
+            return self.event.id
+        return f"{self.signer or '-'}|{self.event.subject}|{self.event.id}"
 
 
 @dataclass
@@ -190,6 +205,17 @@ def _delivery_context(delivery: Delivery) -> Iterator[None]:
         yield
 
 
+# What the AsyncAPI document says of a signed topic (shared/messaging/signing.py).
+SIGNED_TOPIC_NOTE = (
+    " Every command is signed by the upstream system that sends it (issue 16): header"
+    " `x-renewals-signer` is its principal (`portal`, `sales`, `partner-<partner CSN>`), header"
+    " `x-renewals-signature` the hex HMAC-SHA256, keyed with its signing key, of the topic, the"
+    " Kafka key and the value, each preceded by its length as 8 bytes big-endian. The channel"
+    " and the partner are the signer's: an unsigned or badly signed command, a `channel` that is"
+    " not the signer's, or an actor acting for what it may not is answered NOT_AUTHORIZED."
+)
+
+
 class PermanentError(Exception):
     """The event is well formed but can never be handled here: dead-letter it without retrying."""
 
@@ -217,8 +243,10 @@ class EventConsumer:
         pools: PoolHolder,
         settings: MessagingSettings,
         faults: FaultPoints,
+        verifier: SignatureVerifier | None = None,
     ) -> None:
         self.service = service
+        self.verifier = verifier
         self.topic = topic
         self.registry = registry
         self.group_id = group_id
@@ -270,7 +298,10 @@ class EventConsumer:
             parser=_tolerant_batch_parser,
             decoder=_raw_values,
             title=f"{self.service}:{self.topic.name}",
-            description=f"{self.service} consumes {self.topic.name} in batches, exactly once.",
+            description=(
+                f"{self.service} consumes {self.topic.name} in batches, exactly once."
+                + (SIGNED_TOPIC_NOTE if self.verifier is not None else "")
+            ),
         )
         self.subscriber(consume)
 
@@ -339,10 +370,16 @@ class EventConsumer:
                 log.exception("unexpected error parsing a record", extra={"topic": record.topic})
                 letters.append(DeadLetter(record, type(error).__name__, str(error) or repr(error)))
                 continue
-            if event.id in seen:
+            delivery = Delivery(event, record)
+            if self.verifier is not None:
+                proof = self.verifier.verify(
+                    record.topic, record.key, record.value, record.headers or ()
+                )
+                delivery = Delivery(event, record, proof.signer, proof.unproven)
+            if delivery.inbox_key in seen:
                 continue  # the same event twice in one batch: the inbox would skip it anyway
-            seen.add(event.id)
-            deliveries.append(Delivery(event, record))
+            seen.add(delivery.inbox_key)
+            deliveries.append(delivery)
         return deliveries, letters
 
     async def _handle(self, deliveries: list[Delivery]) -> tuple[int, int, list[DeadLetter]]:
@@ -404,11 +441,11 @@ class EventConsumer:
         rows = await connection.fetch(
             "INSERT INTO inbox (event_id, topic) SELECT unnest($1::text[]), $2"
             " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-            [d.event.id for d in deliveries],
+            [d.inbox_key for d in deliveries],
             self.topic.name,
         )
         claimed = {row["event_id"] for row in rows}
-        return [d for d in deliveries if d.event.id in claimed]
+        return [d for d in deliveries if d.inbox_key in claimed]
 
     async def _apply(self, connection: DbConnection, fresh: list[Delivery]) -> None:
         if not fresh:

@@ -16,6 +16,14 @@ MESSAGES_DUPLICATE = Counter(
 MESSAGES_FAILED = Counter(
     "renewals_messages_failed_total", "Handling attempts that raised", ["service", "topic"]
 )
+COMMANDS_REFUSED_BY_IDENTITY = Counter(
+    "renewals_commands_refused_by_identity_total",
+    "Commands answered NOT_AUTHORIZED for who sent them (issue 16): unsigned, unknown_signer,"
+    " bad_signature, channel_mismatch (the body's channel is not the signer's), wrong_csn (a"
+    " self-service actor for another CSN, a partner's user of another partner), not_authorized"
+    " (another tenant's subscription or quote, a partner that is not its agent of record)",
+    ["service", "why"],
+)
 MESSAGES_DEAD_LETTERED = Counter(
     "renewals_messages_dead_lettered_total", "Messages sent to <topic>.dlq", ["service", "topic"]
 )

@@ -5,6 +5,9 @@ stack), the README's "Security" table is printed from it (`python -m shared.mess
 the credential helper (credentials.py) maps a service to its principal with it, and a consumer
 can ask `writers_of(topic)` which principals may have written what it reads: a topic written by
 one principal only (`payment.events`, `clock.commands`, `billing.*`) proves its sender.
+`renewal.commands` and `quote.commands` have several writers: each signs what it sends
+(shared/messaging/signing.py), and its `channel` (and a partner's CSN) here is what the product
+believes about who sent a command (issue 16 item 2).
 """
 
 from __future__ import annotations
@@ -44,6 +47,10 @@ class Principal:
     reads: tuple[str, ...] = ()
     group_prefixes: tuple[str, ...] = ()  # consumer groups it may join and commit for
     extra: tuple[Grant, ...] = field(default_factory=tuple)
+    # For a system that signs commands: the channel its commands are (CONTRACT.md: portal
+    # `self_service`, sales tool `sales`, a partner's tool `partner` for `partner_csn` only).
+    channel: str | None = None
+    partner_csn: str | None = None
 
     @property
     def grants(self) -> list[Grant]:
@@ -121,7 +128,13 @@ def _service(name: str, who: str, *, also_groups: tuple[str, ...] = ()) -> Princ
 
 
 def _upstream(
-    name: str, who: str, *, writes: tuple[Topic, ...], reads: tuple[Topic, ...] = ()
+    name: str,
+    who: str,
+    *,
+    writes: tuple[Topic, ...],
+    reads: tuple[Topic, ...] = (),
+    channel: str | None = None,
+    partner_csn: str | None = None,
 ) -> Principal:
     return Principal(
         name,
@@ -131,7 +144,23 @@ def _upstream(
         reads=_names(*reads),
         # Its own consumer groups, e.g. `portal.renewal-answers`, for what it reads.
         group_prefixes=(f"{name}.",) if reads else (),
+        channel=channel,
+        partner_csn=partner_csn,
     )
+
+
+# The partners whose tools may connect, each its own principal tied to its partner CSN (the
+# `partner_csn` of the subscriptions it sold): a partner acts only for those (issue 16 item 2).
+# Onboarding a partner is a line here, then `make infra-up` (or `make up`) creates its user,
+# password and signing key.
+PARTNER_CSNS: tuple[str, ...] = ("P-1001", "P-1002")
+
+
+def partner_principal(partner_csn: str) -> str:
+    return f"partner-{partner_csn}"
+
+
+COMMAND_TOPICS: tuple[Topic, ...] = (topics.RENEWAL_COMMANDS, topics.QUOTE_COMMANDS)
 
 
 # What an operator's `renewals dlq replay` may republish: the topics upstream systems write for
@@ -157,21 +186,28 @@ PRINCIPALS: tuple[Principal, ...] = (
     _service("notification", "the notification service"),
     _upstream(
         "portal",
-        "the account portal",
-        writes=(topics.RENEWAL_COMMANDS, topics.QUOTE_COMMANDS),
+        "the account portal (signs its commands: `self_service`)",
+        writes=COMMAND_TOPICS,
         reads=(topics.RENEWAL_EVENTS, topics.QUOTE_EVENTS),
+        channel="self_service",
     ),
-    _upstream(
-        "partner",
-        "the partner tool(s)",
-        writes=(topics.RENEWAL_COMMANDS, topics.QUOTE_COMMANDS),
-        reads=(topics.RENEWAL_EVENTS, topics.QUOTE_EVENTS),
+    *(
+        _upstream(
+            partner_principal(csn),
+            f"partner {csn}'s tool (signs its commands: `partner` for {csn})",
+            writes=COMMAND_TOPICS,
+            reads=(topics.RENEWAL_EVENTS, topics.QUOTE_EVENTS),
+            channel="partner",
+            partner_csn=csn,
+        )
+        for csn in PARTNER_CSNS
     ),
     _upstream(
         "sales",
-        "the sales tool",
-        writes=(topics.RENEWAL_COMMANDS, topics.QUOTE_COMMANDS),
+        "the sales tool (signs its commands: `sales`)",
+        writes=COMMAND_TOPICS,
         reads=(topics.RENEWAL_EVENTS, topics.QUOTE_EVENTS),
+        channel="sales",
     ),
     _upstream(
         "subscriptions",
@@ -235,6 +271,14 @@ def writers_of(topic: str) -> list[str]:
             for g in p.grants
         )
     ]
+
+
+def signers_of(topic: str) -> list[str]:
+    """The principals that sign what they write to `topic` (the command topics' writers)."""
+    return [name for name in writers_of(topic) if BY_NAME[name].channel is not None]
+
+
+SIGNERS: tuple[str, ...] = tuple(p.name for p in PRINCIPALS if p.channel is not None)
 
 
 def upstream_writer_of(topic: str) -> str | None:

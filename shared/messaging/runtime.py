@@ -34,7 +34,9 @@ from shared.messaging.loops import WorkLoop
 from shared.messaging.metrics import sample_backlogs
 from shared.messaging.otlp import PublishedSpans
 from shared.messaging.outbox import OutboxRelay
+from shared.messaging.principals import signers_of
 from shared.messaging.settings import MessagingSettings
+from shared.messaging.signing import SignatureVerifier
 from shared.messaging.waiting import kafka_when_up, pool_when_up
 
 log = logging.getLogger(__name__)
@@ -67,7 +69,16 @@ class ServiceRuntime:
         # The schema's migrations to apply at start: the bulk worker works renewal's schema.
         self.migrations_of = service
 
-    def consume(self, topic: Topic, registry: EventRegistry, handler: BatchHandler) -> None:
+    def consume(
+        self,
+        topic: Topic,
+        registry: EventRegistry,
+        handler: BatchHandler,
+        *,
+        signed: bool = False,
+    ) -> None:
+        """`signed`: a command topic several upstream systems write; each record's signature is
+        verified (shared/messaging/signing.py) and its handler is told who sent it."""
         consumer = EventConsumer(
             service=self.service,
             topic=topic,
@@ -78,6 +89,7 @@ class ServiceRuntime:
             pools=self.pools,
             settings=self.messaging,
             faults=self.faults,
+            verifier=SignatureVerifier(topic.name, signers_of(topic.name)) if signed else None,
         )
         consumer.register(self.broker)
         self.consumers.append(consumer)

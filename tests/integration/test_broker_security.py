@@ -75,7 +75,7 @@ async def test_an_unknown_user_is_refused(kafka_bootstrap: str) -> None:
         # order.requested with a total of its own).
         ("portal", topics.BILLING_EVENTS.name),
         ("portal", topics.BILLING_COMMANDS.name),
-        ("partner", topics.BILLING_COMMANDS.name),
+        ("partner-P-1001", topics.BILLING_COMMANDS.name),
         ("operator", topics.BILLING_EVENTS.name),
         # Only the payment provider writes payment.events (a forged payment.received).
         ("portal", topics.PAYMENT_EVENTS.name),

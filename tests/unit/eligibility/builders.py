@@ -23,6 +23,7 @@ from shared.eligibility import (
     decide_manual_renewal,
     decide_quote,
 )
+from shared.eligibility.identity import Sender
 
 TODAY = date(2026, 3, 2)
 BUYER = Person(user_id="U-1", email="ana@example.com", locale="en")
@@ -94,6 +95,7 @@ def renew(
     ids: Sequence[str] | None = None,
     actor: Actor = ACTOR,
     today: date = TODAY,
+    sender: Sender | None = None,
     prices: Sequence[Price] = PRICES,
     promotions: Sequence[Promotion] = (),
     **policy_overrides: Any,
@@ -106,6 +108,7 @@ def renew(
         promotions=promotions,
         today=today,
         policy=policy(**policy_overrides),
+        sender=sender,
     )
 
 
@@ -114,6 +117,7 @@ def auto_renew(
     enabled: bool = True,
     actor: Actor = ACTOR,
     today: date = TODAY,
+    sender: Sender | None = None,
     ids: Sequence[str] | None = None,
 ) -> Decision:
     return decide_auto_renew(
@@ -123,6 +127,7 @@ def auto_renew(
         enabled=enabled,
         today=today,
         policy=policy(),
+        sender=sender,
     )
 
 
@@ -134,6 +139,7 @@ def quote(
     changes: QuoteChanges | None = None,
     actor: Actor = ACTOR,
     today: date = TODAY,
+    sender: Sender | None = None,
     promotions: Sequence[Promotion] = (),
     ids: Sequence[str] | None = None,
     target_date: date | None = None,
@@ -154,6 +160,7 @@ def quote(
         promotions=promotions,
         today=today,
         policy=policy(),
+        sender=sender,
     )
 
 
@@ -164,6 +171,7 @@ def change_terms(
     seats: int | None = None,
     actor: Actor = ACTOR,
     today: date = TODAY,
+    sender: Sender | None = None,
 ) -> Decision:
     return decide_change_terms(
         actor,
@@ -175,6 +183,7 @@ def change_terms(
         promotions=(),
         today=today,
         policy=policy(),
+        sender=sender,
     )
 
 
@@ -184,6 +193,7 @@ def add_seats(
     *,
     actor: Actor = ACTOR,
     today: date = TODAY,
+    sender: Sender | None = None,
     promotions: Sequence[Promotion] = (),
 ) -> Decision:
     return decide_add_seats(
@@ -195,6 +205,7 @@ def add_seats(
         promotions=promotions,
         today=today,
         policy=policy(),
+        sender=sender,
     )
 
 
@@ -203,6 +214,7 @@ def align(
     target_date: date,
     actor: Actor = ACTOR,
     today: date = TODAY,
+    sender: Sender | None = None,
     ids: Sequence[str] | None = None,
 ) -> Decision:
     return decide_align_dates(
@@ -214,6 +226,7 @@ def align(
         promotions=(),
         today=today,
         policy=policy(),
+        sender=sender,
     )
 
 

@@ -15,6 +15,7 @@ from shared.eligibility import (
     automatic_quote_due,
     decide_cancel_quote,
 )
+from shared.eligibility.identity import Sender
 
 from .builders import (
     ACTOR,
@@ -95,11 +96,23 @@ def test_quo_2_a_quote_is_grouped_by_csn_currency_and_purchase_method():
     ],
 )
 def test_quo_3_one_customer_csn_one_currency_one_partner(second, reasons):
+    """The sales team (a proven sender, issue 16) may quote any customer's subscriptions."""
     first = renewing_in(30, "S-1", purchase_method="partner", partner_csn="P-7")
     other = renewing_in(30, "S-2", **{"purchase_method": "partner", "partner_csn": "P-7", **second})
-    decision = quote(first, other, channel="partner", actor=PARTNER)
+    decision = quote(first, other, channel="sales", sender=Sender(channel="sales"))
     assert codes(decision.reasons) == reasons
     assert decision.allowed is not reasons
+
+
+def test_quo_1_a_partner_never_quotes_a_subscription_it_is_not_agent_of_record_of():
+    """Issue 16: not MIXED_PARTNER (which would say the other subscription's partner), only
+    NOT_AUTHORIZED, whether the partner is believed from the body or proven by its signature."""
+    first = renewing_in(30, "S-1", purchase_method="partner", partner_csn="P-7")
+    other = renewing_in(30, "S-2", purchase_method="partner", partner_csn="P-8")
+    for sender in (None, Sender(channel="partner", partner_csn="P-7")):
+        decision = quote(first, other, channel="partner", actor=PARTNER, sender=sender)
+        assert codes(decision.all_reasons) == ["NOT_AUTHORIZED"]
+        assert [o.subscription_id for o in decision.subscriptions] == ["S-2"]
 
 
 @pytest.mark.parametrize(

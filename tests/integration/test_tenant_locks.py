@@ -1,0 +1,160 @@
+"""No lock on another tenant's rows (issue 16 item 3, OWASP API1): while the owner's transaction
+holds its subscription, a stranger's commands about it are refused NOT_AUTHORIZED at once — the
+handlers called directly on a real database, under a `lock_timeout` that a lock taken on the
+owner's row would run into (the owner's own command does, which shows the check can fail)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.renewal.auto_renew import set_auto_renew_handler
+from services.renewal.bulk_worker import BulkWorker
+from services.renewal.changes import ChangeHandlers
+from services.renewal.requests import record_renewal_request
+from services.renewal.subscriptions import save_snapshot
+from shared.clock import FixedClock
+from shared.contracts.common import Actor
+from shared.contracts.envelope import new_event
+from shared.contracts.renewal_commands import (
+    AddSeats,
+    AlignRenewalDates,
+    ChangeRenewalTerms,
+    SetAutoRenew,
+)
+from shared.db.migrate import migrate
+from shared.db.pool import create_pool
+from shared.db.settings import DatabaseSettings
+from shared.eligibility import Policy
+from shared.messaging.consumer import Delivery, UnitOfWork
+from shared.samples import renewal_request, subscription, unique_csn
+from tests.integration.helpers import connection_to, scratch_schema
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+CLOCK = FixedClock(NOW)
+POLICY = Policy()
+Handle = Callable[[UnitOfWork, Delivery], Awaitable[None]]
+
+
+@pytest.fixture
+async def renewal_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
+    async with scratch_schema(admin_db, "renewal") as settings:
+        await migrate("renewal", settings)
+        yield settings
+
+
+def delivery(data: Any, csn: str) -> Delivery:
+    event = new_event(data, subject=csn, source="/t", time=NOW)
+    return Delivery(event, record=None, signer="portal")  # as the consumer proved it
+
+
+async def owned(settings: DatabaseSettings) -> tuple[str, str]:
+    csn = unique_csn("OWNER")
+    snapshot = subscription(f"S-{csn}", csn, renewal_date=NOW.date() + timedelta(days=20))
+    async with connection_to(settings) as connection, connection.transaction():
+        event = new_event(snapshot, subject=csn, source="/t", time=NOW)
+        await save_snapshot(UnitOfWork(connection), Delivery(event, None))
+        await connection.execute(
+            "INSERT INTO prices VALUES ('ACDLT', 'annual', 'USD', 466, 420) ON CONFLICT DO NOTHING"
+        )
+    return csn, snapshot.subscription_id
+
+
+async def holding(settings: DatabaseSettings, subscription_id: str) -> asyncpg.Connection:
+    """The owner's transaction, holding its subscription's row."""
+    owner = await asyncpg.connect(
+        host=settings.host,
+        port=settings.port,
+        database=settings.database,
+        user=settings.user,
+        password=settings.password,
+        server_settings={"search_path": settings.schema_name},
+    )
+    await owner.execute("BEGIN")
+    await owner.execute(
+        "SELECT 1 FROM subscriptions WHERE subscription_id = $1 FOR UPDATE", subscription_id
+    )
+    return owner
+
+
+async def handled(settings: DatabaseSettings, handle: Handle, command: Delivery) -> list[dict]:
+    """The handler in one transaction that gives up on any lock it waits a second for."""
+    async with connection_to(settings) as connection, connection.transaction():
+        await connection.execute("SET LOCAL lock_timeout = '1s'")
+        unit = UnitOfWork(connection)
+        await handle(unit, command)
+        return [json.loads(value) for _, _, value, _ in unit.outbox.rows]
+
+
+def commands(actor: Actor, sid: str) -> list[tuple[str, Any]]:
+    changes = ChangeHandlers(CLOCK, POLICY, "/renewal")
+    return [
+        (
+            "auto_renew.set",
+            SetAutoRenew(request_id="a", actor=actor, subscription_ids=[sid], enabled=True),
+        ),
+        ("terms", ChangeRenewalTerms(request_id="t", actor=actor, subscription_id=sid, seats=3)),
+        ("seats", AddSeats(request_id="s", actor=actor, subscription_id=sid, seats=1)),
+        (
+            "align",
+            AlignRenewalDates(
+                request_id="d",
+                actor=actor,
+                subscription_ids=[sid],
+                target_date=NOW.date() + timedelta(days=30),
+            ),
+        ),
+    ], {
+        "auto_renew.set": set_auto_renew_handler(CLOCK, POLICY, "/renewal"),
+        "terms": changes.change_terms,
+        "seats": changes.add_seats,
+        "align": changes.align_dates,
+    }  # type: ignore[return-value]
+
+
+async def test_a_stranger_s_commands_are_refused_without_waiting_for_the_owner_s_lock(
+    renewal_db: DatabaseSettings,
+) -> None:
+    csn, sid = await owned(renewal_db)
+    stranger = unique_csn("STRANGER")
+    owner = await holding(renewal_db, sid)
+    try:
+        listed, handlers = commands(Actor(user_id=f"{stranger}-buyer", csn=stranger), sid)
+        for name, command in listed:
+            events = await handled(renewal_db, handlers[name], delivery(command, stranger))
+            assert [(e["type"], e["data"]["reasons"]) for e in events] == [
+                ("renewal.rejected", ["NOT_AUTHORIZED"])
+            ], name
+
+        # A renewal request is worked by the bulk worker: it too leaves the owner's row alone.
+        intake = record_renewal_request(CLOCK, "/renewal", POLICY)
+        request = renewal_request(stranger, [sid])
+        async with connection_to(renewal_db) as connection, connection.transaction():
+            await intake(UnitOfWork(connection), [delivery(request, stranger)])
+        pool = await create_pool(renewal_db)
+        try:
+            worker = BulkWorker(pool, CLOCK, POLICY, source="/renewal", per_claim=5, poll_seconds=1)
+            assert await asyncio.wait_for(worker.work_pending(), 10) == 1
+        finally:
+            await pool.close()
+        async with connection_to(renewal_db) as connection:
+            answer = await connection.fetchval(
+                "SELECT value FROM outbox WHERE convert_from(value, 'UTF8') LIKE $1",
+                f"%{request.request_id}%",
+            )
+        assert json.loads(answer)["data"]["reasons"] == ["NOT_AUTHORIZED"]
+
+        # The owner's own command does wait for its row: the check above could have failed.
+        listed, handlers = commands(Actor(user_id=f"{csn}-buyer", csn=csn), sid)
+        name, command = listed[0]
+        with pytest.raises(asyncpg.LockNotAvailableError):
+            await handled(renewal_db, handlers[name], delivery(command, csn))
+    finally:
+        await owner.execute("ROLLBACK")
+        await owner.close()
