@@ -58,13 +58,19 @@ CLAIMS: tuple[Hot, ...] = (
         "notification",
         "reminder scheduler: claim due reminders",
         "services.notification.reminders:DUE",
-        lambda today, now: (today, [90, 30, 7], 500, None),
+        lambda today, now: (today, 500, None),
     ),
     Hot(
         "quote",
         "automatic quotes: claim due subscriptions",
         "services.quote.automatic:DUE",
-        lambda today, now: (today, 30, None),
+        lambda today, now: (today, 30, None, 200),
+    ),
+    Hot(
+        "quote",
+        "quote expiry: claim quotes past their expiry date",
+        "services.quote.expiry:DUE",
+        lambda today, now: (now, 500, None),
     ),
 )
 HOT: tuple[Hot, ...] = (
@@ -146,8 +152,12 @@ async def explain_all(today: date | None = None) -> list[Explained]:
                     await connection.execute(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'")
                     if hot.setup:
                         await connection.execute(hot.setup, today)
+                    # PREPARE, as asyncpg does: an EXPLAIN of the statement with parameters
+                    # would plan it for their values whatever plan_cache_mode says.
+                    await connection.execute(f"PREPARE hot AS {sql}")
+                    values = ", ".join(_literal(value) for value in hot.params(today, now))
                     rows = await connection.fetch(
-                        f"EXPLAIN (ANALYZE, BUFFERS) {sql}", *hot.params(today, now)
+                        f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE hot ({values})"
                     )
                 finally:
                     await transaction.rollback()
@@ -157,6 +167,15 @@ async def explain_all(today: date | None = None) -> list[Explained]:
             finally:
                 await connection.close()
     return found
+
+
+def _literal(value: Any) -> str:
+    """A parameter's value as an SQL literal of unknown type (PREPARE inferred the types)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, list):
+        value = "{" + ",".join(f'"{item}"' for item in value) + "}"
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _read(hot: Hot, mode: str, plan: str) -> Explained:

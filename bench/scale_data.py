@@ -15,8 +15,9 @@ What N subscriptions get (g = 0 … N-1, four subscriptions per CSN `SCALE-<g/4>
   (sent), and the inbox rows of the events that carried them;
 - the quotes: last year's automatic quote of each manual subscription (paid), and this year's
   for those renewing within 30 days (sent, open — renewal's and notification's copies too);
-- what the reminder scheduler and the automatic quotes already did today: nothing is due now,
-  so the timed phases measure the same work as on empty tables, only among more rows.
+- what the reminder scheduler and the automatic quotes already did today (their next reminder
+  day, the renewal date quoted for): nothing is due now, so the timed phases measure the same
+  work as on empty tables, only among more rows.
 The rows are tagged by their `SCALE-` CSN; they go with the bench's database at the end.
 """
 
@@ -34,6 +35,7 @@ import asyncpg
 from bench import e2e
 from shared import local_secrets, samples
 from shared.db.migrate import apply_migrations
+from shared.eligibility import Policy
 
 Progress = Callable[[str], None]
 PER_CSN = 4
@@ -85,6 +87,13 @@ SNAPSHOT = (
 QUOTE_DAY_PASSED = "(g % 364 < 30)"
 OPEN_QUOTE = f"(NOT {AUTO} AND {QUOTE_DAY_PASSED})"
 ROWS = "FROM generate_series(0, $4::int - 1) AS g"
+# The reminder scheduler's next day (services/notification/reminders.py) after it looked today:
+# the first reminder day of the product's default schedule after today.
+REMINDER_DAYS = sorted(set(Policy().reminder_days_before))
+NEXT_REMINDER = (
+    f"(SELECT min({RENEWAL_DATE} - d) FROM unnest(ARRAY{REMINDER_DAYS}) AS d"
+    f" WHERE d > 0 AND {RENEWAL_DATE} - d > $1::date)"
+)
 # Types every parameter, also those a statement does not use.
 TYPED = "WITH parameters AS (SELECT $1::date, $2::timestamptz, $3::jsonb, $4::int) "
 
@@ -154,16 +163,16 @@ STATEMENTS: list[tuple[str, str]] = [
         UNION ALL
         SELECT md5('scale-paid-' || g)::uuid::text, 'billing.events', {LAST_YEAR} {ROWS}""",
     ),
-    # -- billing (services/billing/migrations 001-003)
+    # -- billing (services/billing/migrations 001-006)
     (
         "billing",
         f"""INSERT INTO orders (order_id, request_id, quote_number, csn, currency,
             purchase_method, payment_method, lines, total, status, created_at, next_retry_on,
-            charge_status, charge_attempts, charge_attempt_at, traceparent)
+            charge_status, charge_attempts, charge_attempt_at, traceparent, refusals)
         SELECT {ORDER_ID}, CASE WHEN {AUTO} THEN NULL ELSE 'req-scale-' || g END, NULL, {CSN},
             'USD', 'direct_online', '{{"type": "card", "valid": true, "recurring": true}}',
             {LINES}, {AMOUNT}, 'succeeded', {LAST_YEAR}, NULL, 'recorded', 1, {LAST_YEAR},
-            {TRACEPARENT}
+            {TRACEPARENT}, '{{}}'::text[]
         {ROWS}""",
     ),
     (
@@ -184,13 +193,20 @@ STATEMENTS: list[tuple[str, str]] = [
         f"""INSERT INTO inbox (event_id, topic, received_at)
         SELECT md5('scale-ordered-' || g)::uuid::text, 'billing.commands', {LAST_YEAR} {ROWS}""",
     ),
-    # -- notification (services/notification/migrations 001-005)
+    # -- notification (services/notification/migrations 001-007)
     (
         "notification",
         f"""INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date,
-            reminders_after, updated_at, reminded_through)
+            reminders_after, updated_at, reminded_through, next_reminder_on, next_reminder_for)
         SELECT {SUB}, 1, {CSN}, {SNAPSHOT}, {RENEWAL_DATE}, {PREVIOUS_DATE}, {LAST_YEAR},
-            $1::date {ROWS}""",
+            $1::date, {NEXT_REMINDER}, {RENEWAL_DATE} {ROWS}""",
+    ),
+    (
+        "notification",
+        # the schedule the next days were worked out with (the scheduler of an earlier phase
+        # may have recorded it already)
+        f"""INSERT INTO reminder_schedule (days, current)
+        SELECT ARRAY{REMINDER_DAYS}, true ON CONFLICT (current) DO UPDATE SET days = EXCLUDED.days""",
     ),
     (
         "notification",
@@ -230,12 +246,13 @@ STATEMENTS: list[tuple[str, str]] = [
         UNION ALL
         SELECT md5('scale-renewed-' || g)::uuid::text, 'renewal.events', {LAST_YEAR} {ROWS}""",
     ),
-    # -- quote (services/quote/migrations 001-003)
+    # -- quote (services/quote/migrations 001-005)
     (
         "quote",
         f"""INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date,
-            term, seats)
-        SELECT {SUB}, 1, {CSN}, {SNAPSHOT}, {RENEWAL_DATE}, 'annual', {SEATS} {ROWS}""",
+            term, seats, automatic_quote_for)
+        SELECT {SUB}, 1, {CSN}, {SNAPSHOT}, {RENEWAL_DATE}, 'annual', {SEATS},
+            CASE WHEN {QUOTE_DAY_PASSED} THEN {RENEWAL_DATE} END {ROWS}""",
     ),
     (
         "quote",

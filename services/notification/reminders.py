@@ -9,8 +9,11 @@ downtime only the latest reminder due is sent, never a backlog of old ones; a su
 seen late gets only the reminders still ahead; a renewed subscription (its renewal date moved)
 is reminded for its next date only; a partner-owned renewal is left to the partner when the
 policy says so, and none while an open quote covers the renewal.
-It runs as a `WorkLoop`; a subscription whose reminder raises is worked alone and parked
-(`parked_items`, loop `renewal_reminders`), and the others are reminded.
+The claim reads only the subscriptions whose next reminder day came (`next_reminder_on`, worked
+out with the schedule each time the scheduler looks, issue 19 item 2), on each CSN's clock
+(shared/db/due_claims.py). It runs as a `WorkLoop`; a subscription whose reminder raises is
+worked alone and parked (`parked_items`, loop `renewal_reminders`), and the others are
+reminded.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from shared import eligibility
 from shared.catalog.store import load_prices
 from shared.clock import Clock
 from shared.contracts.subscription_events import SubscriptionUpserted
+from shared.db.due_claims import claim_on_each_clock
 from shared.eligibility import Policy, Price, RenewalOption, find_price, renewal_options
 from shared.messaging.faults import REMINDERS_AFTER_COMMIT, FaultPoints
 from shared.messaging.loops import WorkLoop
@@ -36,23 +40,32 @@ from shared.messaging.parking import IsolatingClaims, not_parked
 log = logging.getLogger(__name__)
 
 LOOP = "renewal_reminders"
-DUE = f"""
-SELECT s.subscription_id, s.csn, s.snapshot::text AS snapshot, s.renewal_date,
-       GREATEST(s.reminders_after, s.reminded_through + 1) AS look_from,
-       COALESCE(c.today, $1) AS today
-FROM subscriptions AS s LEFT JOIN test_clocks AS c USING (csn)
-WHERE s.renewal_date > COALESCE(c.today, $1)
-  AND NOT EXISTS (SELECT 1 FROM open_quotes AS q WHERE s.subscription_id = ANY(q.subscription_ids))
-  AND EXISTS (
-      SELECT 1 FROM unnest($2::int[]) AS o(days)
-      WHERE s.renewal_date - o.days <= COALESCE(c.today, $1)
-        AND s.renewal_date - o.days >= GREATEST(s.reminders_after, s.reminded_through + 1))
-  AND {not_parked(LOOP, "s.subscription_id")}
-  AND ($4::text IS NULL OR s.subscription_id = $4)  -- one subscription alone (isolating)
-ORDER BY s.renewal_date
-LIMIT $3
-FOR UPDATE OF s SKIP LOCKED
-"""
+# The next day the scheduler looks at a subscription: the reminder day it worked out when it
+# last looked, for that renewal date; a subscription it has not looked at since its renewal
+# date moved (or ever) at once. The claim's index key (migration 007).
+NEXT_REMINDER = (
+    "CASE WHEN s.next_reminder_for = s.renewal_date THEN s.next_reminder_on"
+    " ELSE '-infinity'::date END"
+)
+
+
+def _due(rows: str, today: str) -> str:
+    return f"""SELECT s.subscription_id, s.csn, s.snapshot::text AS snapshot, s.renewal_date,
+           GREATEST(s.reminders_after, s.reminded_through + 1) AS look_from,
+           {today} AS today
+    FROM {rows}
+    WHERE {NEXT_REMINDER} <= {today}  -- which reminder is due, if any, is worked out below
+      -- none while an open quote covers the renewal
+      AND NOT EXISTS (SELECT 1 FROM open_quotes AS q
+                      WHERE q.subscription_ids @> ARRAY[s.subscription_id])
+      AND {not_parked(LOOP, "s.subscription_id")}
+      AND ($3::text IS NULL OR s.subscription_id = $3)  -- one subscription alone (isolating)"""
+
+
+# $1 today, $2 how many, $3 one subscription alone (or NULL).
+DUE = claim_on_each_clock(
+    _due, key=NEXT_REMINDER, limit="$2", then="SELECT * FROM claimed ORDER BY renewal_date"
+)
 BATCH = 500
 
 
@@ -71,6 +84,7 @@ class ReminderScheduler:
         self.settings = settings
         self.faults = faults or FaultPoints()
         self.offsets = sorted(set(policy.reminder_days_before))  # smallest (latest) first
+        self._schedule_followed = False
         self.claims = IsolatingClaims(pool, "notification", LOOP, self.run_once, self._candidates)
 
     def work_loop(self) -> WorkLoop:
@@ -84,20 +98,59 @@ class ReminderScheduler:
 
     async def step(self) -> int:
         """One claim, its failing subscriptions parked (shared/messaging/parking.py)."""
+        if not self._schedule_followed:
+            await self._follow_schedule()
+            self._schedule_followed = True
         return await self.claims.step()
 
+    async def _follow_schedule(self) -> None:
+        """The next reminder days stored were worked out with the schedule recorded beside
+        them: under another one (the policy changed) every subscription's is worked out again,
+        by the claims that follow."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            await connection.execute(
+                "INSERT INTO reminder_schedule (days) VALUES ($1) ON CONFLICT DO NOTHING",
+                self.offsets,
+            )
+            recorded = await connection.fetchval("SELECT days FROM reminder_schedule FOR UPDATE")
+            if list(recorded) != self.offsets:
+                log.warning(
+                    "the reminder schedule changed: every subscription's next reminder day is"
+                    " worked out again",
+                    extra={"was": list(recorded), "now": self.offsets},
+                )
+                await connection.execute(
+                    "UPDATE subscriptions SET next_reminder_for = NULL"
+                    " WHERE next_reminder_for IS NOT NULL"
+                )
+                await connection.execute("UPDATE reminder_schedule SET days = $1", self.offsets)
+
     async def run_once(self, only: str | None = None) -> int:
-        """Look at up to BATCH subscriptions with a reminder day come (or `only` that one);
-        returns how many."""
+        """Look at up to BATCH subscriptions whose next reminder day came or is to be worked
+        out (or `only` that one): remind those with a reminder day come, and store each one's
+        next day; returns how many."""
         async with self.pool.acquire() as connection, connection.transaction():
             rows = await self._due(connection, only)
-            emails = [email for row in rows if (email := self._reminder(row)) is not None]
+            come = {row["subscription_id"]: self._days_come(row) for row in rows}
+            emails = [
+                email
+                for row in rows
+                if come[row["subscription_id"]]
+                and (email := self._reminder(row, come[row["subscription_id"]][0])) is not None
+            ]
+            # Reminded through today where a reminder day came (its reminder sent or not due to
+            # this buyer), so that older days are never a backlog; the next day for every one.
             await connection.execute(
-                """UPDATE subscriptions AS s SET reminded_through = u.today
-                   FROM unnest($1::text[], $2::date[]) AS u(subscription_id, today)
+                """UPDATE subscriptions AS s
+                   SET reminded_through = COALESCE(u.reminded_through, s.reminded_through),
+                       next_reminder_on = u.next_on, next_reminder_for = u.renewal_date
+                   FROM unnest($1::text[], $2::date[], $3::date[], $4::date[])
+                       AS u(subscription_id, reminded_through, next_on, renewal_date)
                    WHERE s.subscription_id = u.subscription_id""",
                 [row["subscription_id"] for row in rows],
-                [row["today"] for row in rows],
+                [row["today"] if come[row["subscription_id"]] else None for row in rows],
+                [self._next_day(row) for row in rows],
+                [row["renewal_date"] for row in rows],
             )
             if emails:
                 prices = await load_prices(
@@ -111,22 +164,36 @@ class ReminderScheduler:
         return len(rows)
 
     async def _due(self, connection: Any, only: str | None) -> list[Any]:
-        return list(await connection.fetch(DUE, self.clock.today(), self.offsets, BATCH, only))
+        return list(await connection.fetch(DUE, self.clock.today(), BATCH, only))
 
     async def _candidates(self) -> list[str]:
         async with self.pool.acquire() as connection, connection.transaction():
             rows = await self._due(connection, None)
         return [row["subscription_id"] for row in rows]
 
-    def _reminder(self, row: Any) -> Email | None:
+    def _days_come(self, row: Any) -> list[int]:
+        """The reminder days (as days before) come since the scheduler last looked, latest
+        first: none once the renewal date is reached."""
         today: date = row["today"]
         renewal_date: date = row["renewal_date"]
-        due = [
+        if renewal_date <= today:
+            return []
+        return [
             d for d in self.offsets if row["look_from"] <= renewal_date - timedelta(days=d) <= today
         ]
-        if not due:
-            return None
-        offset = due[0]  # the latest reminder due: older ones are past, not a backlog to send
+
+    def _next_day(self, row: Any) -> date | None:
+        """The first reminder day after today and not before `look_from`, or None."""
+        after = max(row["look_from"], row["today"] + timedelta(days=1))
+        renewal_date: date = row["renewal_date"]
+        days = [renewal_date - timedelta(days=d) for d in self.offsets if d > 0]
+        return min((day for day in days if day >= after), default=None)
+
+    def _reminder(self, row: Any, offset: int) -> Email | None:
+        """The reminder of `offset` days before: the latest due (older ones are past, not a
+        backlog to send)."""
+        today: date = row["today"]
+        renewal_date: date = row["renewal_date"]
         snapshot = SubscriptionUpserted.model_validate_json(row["snapshot"])
         if snapshot.purchase_method == "partner" and self.settings.partner_reminds:
             return None

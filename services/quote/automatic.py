@@ -3,9 +3,11 @@ default, not renewing automatically), a renewal quote 30 days before the renewal
 CSN's clock, emailed to the buyer like any quote (`quote.sent` with no request id).
 
 One per subscription and renewal date: the `automatic_quotes` row is claimed in the same
-transaction as the quote, so replicas and restarts never send two. It runs as a `WorkLoop`; a
-subscription whose quote raises is worked alone and parked (`parked_items`, loop
-`automatic_quotes`), and the others are quoted.
+transaction as the quote, so replicas and restarts never send two. The claim reads only the
+subscriptions whose quote day came and that were not looked at for their renewal date
+(`automatic_quote_for`, issue 19 item 2), on each CSN's clock (shared/db/due_claims.py).
+It runs as a `WorkLoop`; a subscription whose quote raises is worked alone and parked
+(`parked_items`, loop `automatic_quotes`), and the others are quoted.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from services.quote.quotes import QuoteHandlers
 from shared import eligibility
 from shared.catalog.store import load_prices, load_promotions
 from shared.clock import Clock
+from shared.db.due_claims import claim_on_each_clock
 from shared.eligibility import Policy, Price, Promotion, QuoteRequest
 from shared.messaging import tracing
 from shared.messaging.consumer import UnitOfWork
@@ -30,22 +33,29 @@ from shared.messaging.parking import IsolatingClaims, not_parked
 log = logging.getLogger(__name__)
 
 LOOP = "automatic_quotes"
-DUE = f"""
-SELECT s.subscription_id, s.renewal_date, COALESCE(c.today, $1) AS today
-FROM subscriptions AS s LEFT JOIN test_clocks AS c USING (csn)
-WHERE s.renewal_date - $2::int <= COALESCE(c.today, $1)
-  AND s.renewal_date > COALESCE(c.today, $1)
-  AND NOT EXISTS (SELECT 1 FROM automatic_quotes AS a
-                  WHERE a.subscription_id = s.subscription_id AND a.renewal_date = s.renewal_date)
-  -- a quote already open for it covers the renewal: no second one
-  AND NOT EXISTS (SELECT 1 FROM quotes AS q WHERE q.status IN ('sent', 'accepted')
-                  AND s.subscription_id = ANY(q.subscription_ids))
-  AND {not_parked(LOOP, "s.subscription_id")}
-  AND ($3::text IS NULL OR s.subscription_id = $3)  -- one subscription alone (isolating)
-ORDER BY s.renewal_date
-LIMIT 200
-FOR UPDATE OF s SKIP LOCKED
-"""
+
+
+def _due(rows: str, today: str) -> str:
+    return f"""SELECT s.subscription_id, s.renewal_date, {today} AS today
+    FROM {rows}
+    -- not looked at yet for this renewal date (migration 005: the claim's index; set with the
+    -- `automatic_quotes` row, whose key refuses a second one for the date all the same)
+    WHERE s.automatic_quote_for IS DISTINCT FROM s.renewal_date
+      AND s.renewal_date <= {today} + $2::int  -- its quote day come
+      AND s.renewal_date > {today}
+      -- a quote already open for it covers the renewal: no second one
+      AND NOT EXISTS (SELECT 1 FROM quotes AS q WHERE q.status IN ('sent', 'accepted')
+                      AND q.subscription_ids @> ARRAY[s.subscription_id])
+      AND {not_parked(LOOP, "s.subscription_id")}
+      AND ($3::text IS NULL OR s.subscription_id = $3)  -- one subscription alone (isolating)"""
+
+
+# $1 today, $2 the quote day's days before the renewal date, $3 one subscription alone (or
+# NULL), $4 how many.
+DUE = claim_on_each_clock(
+    _due, key="s.renewal_date", limit="$4", then="SELECT * FROM claimed ORDER BY renewal_date"
+)
+BATCH = 200
 
 
 class AutomaticQuotes:
@@ -78,7 +88,7 @@ class AutomaticQuotes:
     async def _due(self, connection: Any, only: str | None) -> list[Any]:
         return list(
             await connection.fetch(
-                DUE, self.clock.today(), self.policy.automatic_quote_days_before, only
+                DUE, self.clock.today(), self.policy.automatic_quote_days_before, only, BATCH
             )
         )
 
@@ -88,7 +98,7 @@ class AutomaticQuotes:
         return [row["subscription_id"] for row in rows]
 
     async def send_due(self, only: str | None = None) -> int:
-        """Quote up to 200 subscriptions come to their quote day (or `only` that one)."""
+        """Quote up to BATCH subscriptions come to their quote day (or `only` that one)."""
         async with self.pool.acquire() as connection, connection.transaction():
             rows = await self._due(connection, only)
             if not rows:
@@ -103,10 +113,21 @@ class AutomaticQuotes:
                 with tracing.decision():  # one trace per automatic quote, and all it causes
                     quote_number = await self._quote(unit, row, held, prices, promotions)
                 claimed.append((row["subscription_id"], row["renewal_date"], quote_number))
-            await connection.executemany(
-                "INSERT INTO automatic_quotes (subscription_id, renewal_date, quote_number, created_at)"
-                " VALUES ($1, $2, $3, now())",
-                claimed,
+            # One row per subscription and renewal date (the quote number, or NULL when none
+            # was sent), and the renewal date looked at: out of the claim's index until a
+            # renewal moves it.
+            await connection.execute(
+                """WITH looked AS (
+                       SELECT * FROM unnest($1::text[], $2::date[], $3::text[])
+                           AS u(subscription_id, renewal_date, quote_number)
+                   ), marked AS (
+                       UPDATE subscriptions AS s SET automatic_quote_for = looked.renewal_date
+                       FROM looked WHERE s.subscription_id = looked.subscription_id
+                   )
+                   INSERT INTO automatic_quotes (subscription_id, renewal_date, quote_number,
+                                                 created_at)
+                   SELECT subscription_id, renewal_date, quote_number, now() FROM looked""",
+                *(list(column) for column in zip(*claimed, strict=True)),
             )
             await unit.outbox.flush(connection)
         self.faults.hit(AUTOMATIC_QUOTES_AFTER_COMMIT)

@@ -1,4 +1,5 @@
 """Quotes not paid by their expiry date become `quote.expired`, on each CSN's clock (QUO-8).
+A claim reads the sent quotes past their expiry date only (shared/db/due_claims.py).
 
 It runs as a `WorkLoop`; a quote whose expiry raises is worked alone and parked (`parked_items`,
 loop `quote_expiry`), and the others expire.
@@ -15,26 +16,37 @@ from shared.clock import Clock
 from shared.contracts.envelope import new_event
 from shared.contracts.quote_events import TOPIC as QUOTE_EVENTS
 from shared.contracts.quote_events import QuoteExpired
+from shared.db.due_claims import claim_on_each_clock
 from shared.messaging.faults import QUOTE_EXPIRY_AFTER_COMMIT, FaultPoints
 from shared.messaging.loops import WorkLoop
 from shared.messaging.outbox import Outbox
 from shared.messaging.parking import IsolatingClaims, not_parked
-from shared.test_clocks import csn_today_sql
 
 log = logging.getLogger(__name__)
 
 LOOP = "quote_expiry"
 BATCH = 500
-TODAY = csn_today_sql("q.csn", "$1")
-DUE = f"""
-SELECT q.quote_number, q.csn FROM quotes AS q {TODAY.joins}
-WHERE q.status = 'sent' AND q.expires_on < {TODAY.today}
-  AND {not_parked(LOOP, "q.quote_number")}
-  AND ($3::text IS NULL OR q.quote_number = $3)  -- one quote alone (isolating)
-ORDER BY q.expires_on
-LIMIT $2
-FOR UPDATE OF q SKIP LOCKED
-"""
+
+
+def _due(rows: str, today: str) -> str:
+    return f"""SELECT q.quote_number, q.csn, q.expires_on FROM {rows}
+    WHERE q.status = 'sent' AND q.expires_on < {today}
+      AND {not_parked(LOOP, "q.quote_number")}
+      AND ($3::text IS NULL OR q.quote_number = $3)  -- one quote alone (isolating)"""
+
+
+# $1 the clock's now, $2 how many, $3 one quote alone (or NULL). The open quotes past their
+# expiry date only (issue 19 item 2), in expiry order, on each CSN's today: its test clock, else
+# the date in its time zone (#14 item 4; shared/db/due_claims.py).
+DUE = claim_on_each_clock(
+    _due,
+    key="q.expires_on",
+    limit="$2",
+    then="SELECT quote_number, csn FROM claimed ORDER BY expires_on",
+    table="quotes",
+    alias="q",
+    zoned_bound="q.expires_on <",
+)
 
 
 class QuoteExpiry:

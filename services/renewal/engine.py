@@ -10,6 +10,9 @@ never do it twice), the subscriptions whose renewal date has come on their CSN's
 - not renewed by its renewal date → `subscription.lapsed` (LIFE-2), once;
 - still not renewed the day after grace ends (WIN-2) → `subscription.expired` (LIFE-3), once.
 After downtime it simply catches up: every step is recorded against the renewal date it was for.
+A claim reads only what is due: the subscriptions whose next look (`NEXT_CHECK`) came, on an
+index of it, on each CSN's clock (shared/db/due_claims.py); the open quotes of AUTO-5 only for
+the subscriptions claimed (issue 19 item 2).
 It runs as a `WorkLoop`; a subscription whose decision raises (a price that breaks rounding) is
 worked alone and parked (`parked_items`, loop `due_date_engine`), and the others go on.
 """
@@ -34,6 +37,7 @@ from shared.contracts.billing_events import OrderLine
 from shared.contracts.envelope import EventData, new_event
 from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
 from shared.contracts.renewal_events import SubscriptionExpired, SubscriptionLapsed
+from shared.db.due_claims import claim_on_each_clock
 from shared.db.types import DbConnection
 from shared.eligibility import (
     Policy,
@@ -60,36 +64,55 @@ log = logging.getLogger(__name__)
 AUTO_ORDER_NAMESPACE = uuid.UUID("0b7e3f51-9c2d-4e8a-a6f4-5d1c2b3a4e90")
 LOOP = "due_date_engine"
 
-DUE = f"""
-SELECT s.subscription_id, s.snapshot::text AS snapshot, s.renewal_date, s.term, s.seats, s.auto_renew,
-       s.lapse_announced_for, s.expiry_announced_for, s.next_term, s.next_seats,
-       COALESCE(c.today, $1) AS today, last.attempt AS last_attempt, last.status AS last_status,
-       r.order_id AS reserved_by, r.term_start AS reserved_from,
-       -- AUTO-5: the open quotes' lines for this subscription (eligibility decides if they hold
-       -- the automatic renewal back: only one that changes what the renewal buys does)
-       (SELECT jsonb_agg(jsonb_build_array(l ->> 'term', (l ->> 'seats')::int))::text
-        FROM quotes AS q CROSS JOIN jsonb_array_elements(q.lines) AS l
-        WHERE q.status = 'sent' AND l ->> 'subscription_id' = s.subscription_id) AS quoted
-FROM subscriptions AS s
-LEFT JOIN test_clocks AS c ON c.csn = s.csn
-LEFT JOIN term_reservations AS r ON r.subscription_id = s.subscription_id
-LEFT JOIN LATERAL (
+# When the engine looks at a subscription next: its renewal date, or the day it chose when it
+# last looked for that renewal date (a renewal moves the date, and the pair no longer matches).
+# The claim's index key (migration 009): a claim reads what is due, not the table.
+NEXT_CHECK = (
+    "CASE WHEN s.next_check_for = s.renewal_date THEN s.next_check_on ELSE s.renewal_date END"
+)
+# The latest automatic renewal try for the subscription's renewal date, and its order's status.
+LAST_TRY = """LEFT JOIN LATERAL (
     SELECT a.attempt, o.status FROM auto_renewals AS a JOIN orders AS o USING (order_id)
     WHERE a.subscription_id = s.subscription_id AND a.renewal_date = s.renewal_date
     ORDER BY a.attempt DESC LIMIT 1
-) AS last ON true
-WHERE s.renewal_date <= COALESCE(c.today, $1)
-  AND s.expiry_announced_for IS DISTINCT FROM s.renewal_date
-  AND CASE WHEN s.next_check_for = s.renewal_date THEN s.next_check_on ELSE s.renewal_date END
-      <= COALESCE(c.today, $1)
-  -- a charge in flight: billing's answer decides, and the claim stays free for the others
-  AND last.status IS DISTINCT FROM 'requested'
-  AND {not_parked(LOOP, "s.subscription_id")}
-  AND ($3::text IS NULL OR s.subscription_id = $3)  -- one subscription alone (isolating)
-ORDER BY s.renewal_date
-LIMIT $2
-FOR UPDATE OF s SKIP LOCKED
-"""
+) AS last ON true"""
+
+
+def _due(rows: str, today: str) -> str:
+    return f"""SELECT s.subscription_id, s.snapshot::text AS snapshot, s.renewal_date, s.term,
+           s.seats, s.auto_renew, s.lapse_announced_for, s.expiry_announced_for, s.next_term,
+           s.next_seats, {today} AS today, last.attempt AS last_attempt,
+           last.status AS last_status, r.order_id AS reserved_by, r.term_start AS reserved_from
+    FROM {rows}
+    LEFT JOIN term_reservations AS r ON r.subscription_id = s.subscription_id
+    {LAST_TRY}
+    -- (every next look the engine picks is after the renewal date: that date has come too)
+    WHERE {NEXT_CHECK} <= {today}
+      AND s.expiry_announced_for IS DISTINCT FROM s.renewal_date
+      -- a charge in flight: billing's answer decides, and the claim stays free for the others
+      AND last.status IS DISTINCT FROM 'requested'
+      AND {not_parked(LOOP, "s.subscription_id")}
+      AND ($3::text IS NULL OR s.subscription_id = $3)  -- one subscription alone (isolating)"""
+
+
+# $1 today, $2 how many, $3 one subscription alone (or NULL).
+DUE = claim_on_each_clock(
+    _due,
+    key=NEXT_CHECK,
+    limit="$2",
+    # AUTO-5: the open quotes' lines for each claimed subscription (eligibility decides if they
+    # hold the automatic renewal back: only one that changes what the renewal buys does). The
+    # containment test finds its quotes on the index of sent quotes' lines (migration 009).
+    then="""SELECT claimed.*,
+       (SELECT jsonb_agg(jsonb_build_array(l ->> 'term', (l ->> 'seats')::int))::text
+        FROM quotes AS q CROSS JOIN jsonb_array_elements(q.lines) AS l
+        WHERE q.status = 'sent'
+          AND q.lines @> jsonb_build_array(
+              jsonb_build_object('subscription_id', claimed.subscription_id))
+          AND l ->> 'subscription_id' = claimed.subscription_id) AS quoted
+FROM claimed
+ORDER BY claimed.renewal_date""",
+)
 
 
 def auto_order_id(subscription_id: str, renewal_date: date, attempt: int) -> str:

@@ -86,8 +86,8 @@ async def test_nothing_is_due_today_so_the_timed_phases_do_the_same_work(loaded:
     today = date.today()
     for service, sql, args in (
         ("renewal", ENGINE_DUE, (today, 500, None)),
-        ("notification", REMINDERS_DUE, (today, [90, 30, 7], 500, None)),
-        ("quote", QUOTES_DUE, (today, 30, None)),
+        ("notification", REMINDERS_DUE, (today, 500, None)),
+        ("quote", QUOTES_DUE, (today, 30, None, 200)),
     ):
         connection = await scale_data.service_connect(service)
         try:

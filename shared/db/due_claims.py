@@ -1,0 +1,70 @@
+"""A time-driven loop's claim on each CSN's clock, as index probes bounded by what is due.
+
+`COALESCE(test_clock.today, $1)` in a claim's WHERE hides the bound from the planner: it reads
+every subscription (or quote; issue 19 item 2). A claim built here asks twice instead, each half
+on an index whose key is the loop's "due from" date:
+- the rows of CSNs without a test clock, due by the system's today (`$1`), read in key order so
+  that the LIMIT stops the scan;
+- those of CSNs with a test clock, due by that clock's today, one `(csn, key)` probe per clock
+  (a test object: production has none, the bench and the test suites a few hundred).
+Each half locks what it takes (`FOR UPDATE OF s SKIP LOCKED`: replicas share the work), and the
+two together take at most `limit` rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+# (rows, today) → `SELECT … FROM {rows} … WHERE …`: the claim's conditions, due by `today` (a
+# date expression); no ORDER BY, LIMIT or locking clause (added here).
+DueRows = Callable[[str, str], str]
+
+
+# The latest today anywhere (UTC+14): a bound on every CSN's today, whatever its time zone.
+LATEST_TODAY = "($1::timestamptz AT TIME ZONE 'Etc/GMT-14')::date"
+
+
+def claim_on_each_clock(
+    due: DueRows,
+    *,
+    key: str,
+    limit: str,
+    then: str,
+    table: str = "subscriptions",
+    alias: str = "s",
+    zoned_bound: str | None = None,
+) -> str:
+    """The claim's SQL: `due` for CSNs without a test clock (`$1` their today, read in `key`
+    order), then for those with one (the clock's today), `limit` rows in all of `table` (its
+    `csn` column), named `alias`; `then` reads the claimed rows (`FROM claimed`).
+
+    With `zoned_bound` (`key`'s comparison with a date, e.g. "q.expires_on <"), `$1` is the
+    clock's now and a CSN without a test clock is due by the date in its time zone
+    (csn_time_zones, else UTC: shared/test_clocks.py csn_today_sql), its rows read up to the
+    latest today anywhere — a day's more at most."""
+    if zoned_bound is None:
+        rows, today, bound = f"{table} AS {alias}", "$1::date", ""
+    else:
+        rows = f"{table} AS {alias} LEFT JOIN csn_time_zones AS z ON z.csn = {alias}.csn"
+        today = "($1::timestamptz AT TIME ZONE COALESCE(z.time_zone, 'UTC'))::date"
+        bound = f"\n      AND {zoned_bound} {LATEST_TODAY}"
+    return f"""
+WITH unclocked AS (
+    {due(rows, today)}
+      AND NOT EXISTS (SELECT 1 FROM test_clocks AS clock WHERE clock.csn = {alias}.csn){bound}
+    ORDER BY {key}
+    LIMIT {limit}
+    FOR UPDATE OF {alias} SKIP LOCKED
+), clocked AS (
+    SELECT due.* FROM test_clocks AS c CROSS JOIN LATERAL (
+        {due(f"{table} AS {alias}", "c.today")}
+          AND {alias}.csn = c.csn
+        OFFSET 0  -- kept apart: one probe per clock, however many clocks the planner guesses
+        FOR UPDATE OF {alias} SKIP LOCKED  -- as the LIMIT below pulls them, no more
+    ) AS due
+    LIMIT {limit} - (SELECT count(*) FROM unclocked)
+), claimed AS (
+    SELECT * FROM unclocked UNION ALL SELECT * FROM clocked
+)
+{then}
+"""

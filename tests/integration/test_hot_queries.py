@@ -1,0 +1,178 @@
+"""Issue 19 item 2: the time-driven loops' claims read what is due, not the table.
+
+50,000 subscriptions and their history (bench/scale_data.py: the product's own rows, as the
+scale phase loads them), then `EXPLAIN (ANALYZE, FORMAT JSON)` of each claim — the due-date
+engine (AUTO-1, AUTO-5, LIFE-2, LIFE-3), the reminders (NOTE-1), the automatic quotes (QUO-7),
+quote expiry (QUO-8) — with the plan PostgreSQL picks for the values and with the generic plan
+a prepared statement may switch to: no sequential scan of a table that grows with the business, and the rows read from
+those tables bounded by the claim's size, on a quiet day, on a day with work due on the system's
+clock, and on a busy day on test clocks. The assertions are on the plans, never on time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import pytest
+
+from bench import database, hotspots, scale_data
+from services.notification.reminders import BATCH as REMINDERS_BATCH
+from services.notification.reminders import DUE as REMINDERS_DUE
+from services.quote.automatic import BATCH as QUOTES_BATCH
+from services.quote.automatic import DUE as QUOTES_DUE
+from services.quote.expiry import BATCH as EXPIRY_BATCH
+from services.quote.expiry import DUE as EXPIRY_DUE
+from services.renewal.engine import DUE as ENGINE_DUE
+
+SUBSCRIPTIONS = 50_000
+# The tables that grow with the business (subscriptions and their history), loaded here; and
+# one that holds only the orders in flight (empty here: a sequential scan of it reads nothing,
+# what it reads counts all the same).
+LOADED = {
+    "subscriptions",
+    "quotes",
+    "orders",
+    "emails",
+    "auto_renewals",
+    "automatic_quotes",
+    "open_quotes",
+    "subscription_history",
+}
+GROWING = LOADED | {"term_reservations"}
+TODAY = date.today()
+
+
+@dataclass(frozen=True)
+class Claim:
+    service: str
+    name: str
+    sql: str
+    types: str  # of its parameters, for PREPARE
+    limit: int
+    params: tuple[Any, ...]  # after today
+    now: bool = False  # its first parameter is the clock's now (noon that day), not today
+
+
+CLAIMS = (
+    Claim("renewal", "due-date engine", ENGINE_DUE, "date, int, text", 50, (50, None)),
+    Claim(
+        "notification",
+        "reminders",
+        REMINDERS_DUE,
+        "date, int, text",
+        REMINDERS_BATCH,
+        (REMINDERS_BATCH, None),
+    ),
+    Claim(
+        "quote",
+        "automatic quotes",
+        QUOTES_DUE,
+        "date, int, text, int",
+        QUOTES_BATCH,
+        (30, None, QUOTES_BATCH),
+    ),
+    # on each CSN's today in its time zone: $1 is the clock's now
+    Claim(
+        "quote",
+        "quote expiry",
+        EXPIRY_DUE,
+        "timestamptz, int, text",
+        EXPIRY_BATCH,
+        (EXPIRY_BATCH, None),
+        now=True,
+    ),
+)
+# (name, the claim's today, setup run first in the same rolled-back transaction)
+DAYS = (
+    ("a quiet day", TODAY, None),
+    # about 3/364 of the subscriptions renewing, and their reminder and quote days come
+    ("three days on", TODAY + timedelta(days=3), None),
+    # 25 CSNs' test clocks 100 days ahead: their 100 subscriptions due, lapsed, reminded, quoted
+    ("a busy day on test clocks", TODAY, hotspots.DUE_CLOCKS),
+)
+
+
+@pytest.fixture(scope="module")
+async def loaded() -> AsyncIterator[dict]:
+    name = f"renewals_hot_queries_{uuid.uuid4().hex[:8]}"
+    previous = os.environ.get("RENEWALS_PG_DATABASE")
+    await database.create_fresh(name)
+    try:
+        yield await scale_data.load(SUBSCRIPTIONS, TODAY, lambda _: None)
+    finally:
+        await database.drop(name, previous)
+
+
+def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from nodes(child)
+
+
+def rows_read(node: dict[str, Any]) -> int:
+    """What a scan node read in all: the rows it returned and those it threw away, every loop."""
+    per_loop = (
+        node.get("Actual Rows", 0)
+        + node.get("Rows Removed by Filter", 0)
+        + node.get("Rows Removed by Index Recheck", 0)
+    )
+    return int(per_loop * node.get("Actual Loops", 1))
+
+
+def literal(value: Any) -> str:
+    return "NULL" if value is None else f"'{value}'"
+
+
+async def explain(claim: Claim, today: date, setup: str | None, mode: str) -> dict[str, Any]:
+    """The plan of the claim prepared as the service prepares it (asyncpg prepares every
+    statement), executed once: a custom plan for its values, or the generic one."""
+    connection = await scale_data.service_connect(claim.service)
+    try:
+        transaction = connection.transaction()
+        await transaction.start()
+        try:
+            await connection.execute(f"SET LOCAL plan_cache_mode = {mode}")
+            if setup:
+                await connection.execute(setup, TODAY)
+            await connection.execute(f"PREPARE claim ({claim.types}) AS {claim.sql}")
+            first = datetime.combine(today, time(12), UTC) if claim.now else today
+            values = ", ".join(literal(value) for value in (first, *claim.params))
+            found = await connection.fetchval(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE claim ({values})"
+            )
+        finally:
+            await transaction.rollback()
+    finally:
+        await connection.close()
+    return json.loads(found)[0]["Plan"]
+
+
+@pytest.mark.parametrize("mode", ["auto", "force_generic_plan"])
+@pytest.mark.parametrize("day", DAYS, ids=[day[0] for day in DAYS])
+@pytest.mark.parametrize("claim", CLAIMS, ids=[claim.name for claim in CLAIMS])
+async def test_a_claim_reads_what_is_due_not_the_table(
+    loaded: dict, claim: Claim, day: tuple[str, date, str | None], mode: str
+) -> None:
+    assert loaded["rows"][f"{claim.service}.subscriptions"] == SUBSCRIPTIONS
+    _, today, setup = day
+
+    plan = await explain(claim, today, setup, mode)
+
+    scans = [node for node in nodes(plan) if node.get("Relation Name") in GROWING]
+    assert scans, "the claim reads none of the growing tables?"
+    sequential = [
+        node["Relation Name"]
+        for node in scans
+        if node["Node Type"] == "Seq Scan" and node["Relation Name"] in LOADED
+    ]
+    assert sequential == [], f"{claim.name} scans {sequential} whole"
+    read = {f"{n['Relation Name']} ({n['Node Type']})": rows_read(n) for n in scans}
+    # A claim of `limit` rows, each with a probe or two of its history: a few times the claim's
+    # size at most, whatever the number of subscriptions.
+    assert sum(read.values()) <= 4 * claim.limit, f"{claim.name} read {read}"
