@@ -52,19 +52,19 @@ CLAIMS: tuple[Hot, ...] = (
         # a claim of 50, not of the engine's batch: each candidate may cost a scan of quotes
         "due-date engine: claim 50 due subscriptions",
         "services.renewal.engine:DUE",
-        lambda today, now: (today, 50, None),
+        lambda today, now: (now, 50, None),
     ),
     Hot(
         "notification",
         "reminder scheduler: claim due reminders",
         "services.notification.reminders:DUE",
-        lambda today, now: (today, 500, None),
+        lambda today, now: (now, 500, None),
     ),
     Hot(
         "quote",
         "automatic quotes: claim due subscriptions",
         "services.quote.automatic:DUE",
-        lambda today, now: (today, 30, None, 200),
+        lambda today, now: (now, 30, None, 200),
     ),
     Hot(
         "quote",

@@ -62,9 +62,14 @@ def _due(rows: str, today: str) -> str:
       AND ($3::text IS NULL OR s.subscription_id = $3)  -- one subscription alone (isolating)"""
 
 
-# $1 today, $2 how many, $3 one subscription alone (or NULL).
+# $1 the clock's now (each CSN's today is the date there in its time zone), $2 how many, $3 one
+# subscription alone (or NULL).
 DUE = claim_on_each_clock(
-    _due, key=NEXT_REMINDER, limit="$2", then="SELECT * FROM claimed ORDER BY renewal_date"
+    _due,
+    key=NEXT_REMINDER,
+    limit="$2",
+    then="SELECT * FROM claimed ORDER BY renewal_date",
+    zoned_bound=f"{NEXT_REMINDER} <=",
 )
 BATCH = 500
 
@@ -164,7 +169,7 @@ class ReminderScheduler:
         return len(rows)
 
     async def _due(self, connection: Any, only: str | None) -> list[Any]:
-        return list(await connection.fetch(DUE, self.clock.today(), BATCH, only))
+        return list(await connection.fetch(DUE, self.clock.now(), BATCH, only))
 
     async def _candidates(self) -> list[str]:
         async with self.pool.acquire() as connection, connection.transaction():

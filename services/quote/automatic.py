@@ -50,10 +50,14 @@ def _due(rows: str, today: str) -> str:
       AND ($3::text IS NULL OR s.subscription_id = $3)  -- one subscription alone (isolating)"""
 
 
-# $1 today, $2 the quote day's days before the renewal date, $3 one subscription alone (or
-# NULL), $4 how many.
+# $1 the clock's now (each CSN's today is the date there in its time zone), $2 the quote day's
+# days before the renewal date, $3 one subscription alone (or NULL), $4 how many.
 DUE = claim_on_each_clock(
-    _due, key="s.renewal_date", limit="$4", then="SELECT * FROM claimed ORDER BY renewal_date"
+    _due,
+    key="s.renewal_date",
+    limit="$4",
+    then="SELECT * FROM claimed ORDER BY renewal_date",
+    zoned_bound="s.renewal_date <= $2::int +",
 )
 BATCH = 200
 
@@ -88,7 +92,7 @@ class AutomaticQuotes:
     async def _due(self, connection: Any, only: str | None) -> list[Any]:
         return list(
             await connection.fetch(
-                DUE, self.clock.today(), self.policy.automatic_quote_days_before, only, BATCH
+                DUE, self.clock.now(), self.policy.automatic_quote_days_before, only, BATCH
             )
         )
 

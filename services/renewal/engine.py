@@ -95,11 +95,13 @@ def _due(rows: str, today: str) -> str:
       AND ($3::text IS NULL OR s.subscription_id = $3)  -- one subscription alone (isolating)"""
 
 
-# $1 today, $2 how many, $3 one subscription alone (or NULL).
+# $1 the clock's now (each CSN's today is the date there in its time zone), $2 how many, $3 one
+# subscription alone (or NULL).
 DUE = claim_on_each_clock(
     _due,
     key=NEXT_CHECK,
     limit="$2",
+    zoned_bound=f"{NEXT_CHECK} <=",
     # AUTO-5: the open quotes' lines for each claimed subscription (eligibility decides if they
     # hold the automatic renewal back: only one that changes what the renewal buys does). The
     # containment test finds its quotes on the index of sent quotes' lines (migration 009).
@@ -162,7 +164,7 @@ class DueDateEngine:
         """One claim: up to `batch_size` due subscriptions (or `only` that one), handled in one
         transaction."""
         async with self.pool.acquire() as connection, connection.transaction():
-            rows = await connection.fetch(DUE, self.clock.today(), self.batch_size, only)
+            rows = await connection.fetch(DUE, self.clock.now(), self.batch_size, only)
             if not rows:
                 return 0
             step = EngineStep(self, [(from_row(row), row) for row in rows])
@@ -175,7 +177,7 @@ class DueDateEngine:
 
     async def _candidates(self) -> list[str]:
         async with self.pool.acquire() as connection, connection.transaction():
-            rows = await connection.fetch(DUE, self.clock.today(), self.batch_size, None)
+            rows = await connection.fetch(DUE, self.clock.now(), self.batch_size, None)
         return [row["subscription_id"] for row in rows]
 
 

@@ -11,8 +11,11 @@ import asyncpg
 import pytest
 
 from services.notification.directory import save_snapshots
+from services.notification.reminders import DUE as REMINDERS_DUE
+from services.quote.automatic import DUE as AUTOMATIC_QUOTES_DUE
 from services.quote.directory import save_snapshot as save_quote_snapshot
 from services.quote.expiry import QuoteExpiry
+from services.renewal.engine import DUE as ENGINE_DUE
 from services.renewal.subscriptions import save_snapshot as save_renewal_snapshot
 from shared.clock import FixedClock
 from shared.contracts.envelope import new_event
@@ -131,4 +134,63 @@ async def test_quo_8_a_quote_expires_when_its_csns_day_is_past_not_utcs(
             east: "expired",
             west: "sent",
             utc: "sent",
+        }
+
+
+@pytest.mark.parametrize(
+    ("service", "renewal_date", "claim", "params"),
+    [
+        # AUTO-1: renewed on the renewal date — 1 December has come at UTC+14 only.
+        ("renewal", date(2026, 12, 1), ENGINE_DUE, (100, None)),
+        # QUO-7: the automatic quote 30 days before — 31 December's quote day is 1 December.
+        ("quote", date(2026, 12, 31), AUTOMATIC_QUOTES_DUE, (30, None, 100)),
+    ],
+    ids=["due_date_engine", "automatic_quotes"],
+)
+async def test_a_time_driven_claim_takes_what_is_due_on_each_csns_today(
+    admin_db: asyncpg.Connection,
+    service: str,
+    renewal_date: date,
+    claim: str,
+    params: tuple[object, ...],
+) -> None:
+    async with migrated(admin_db, service) as pool:
+        csns = {zone: unique_csn() for zone in (*ZONES, None)}
+        await _save(
+            pool,
+            service,
+            [
+                subscription(
+                    f"S-{csn}", csn, renewal_date=renewal_date, auto_renew=True, timezone=zone
+                )
+                for zone, csn in csns.items()
+            ],
+        )
+        async with pool.acquire() as connection, connection.transaction():
+            rows = await connection.fetch(claim, NOW, *params)
+        assert [row["subscription_id"] for row in rows] == [f"S-{csns['Pacific/Kiritimati']}"]
+        assert [row["today"] for row in rows] == [date(2026, 12, 1)]
+
+
+async def test_the_reminder_scheduler_looks_at_each_subscription_on_its_csns_today(
+    admin_db: asyncpg.Connection,
+) -> None:
+    """NOTE-1: which reminder is due is worked out from the CSN's today, in its time zone."""
+    async with migrated(admin_db, "notification") as pool:
+        csns = {zone: unique_csn() for zone in (*ZONES, None)}
+        await _save(
+            pool,
+            "notification",
+            [
+                subscription(f"S-{csn}", csn, renewal_date=date(2027, 3, 1), timezone=zone)
+                for zone, csn in csns.items()
+            ],
+        )
+        async with pool.acquire() as connection, connection.transaction():
+            rows = await connection.fetch(REMINDERS_DUE, NOW, 100, None)
+        today = {row["subscription_id"]: row["today"] for row in rows}
+        assert today == {
+            f"S-{csns['Pacific/Kiritimati']}": date(2026, 12, 1),
+            f"S-{csns['Pacific/Pago_Pago']}": date(2026, 11, 29),
+            f"S-{csns[None]}": date(2026, 11, 30),
         }

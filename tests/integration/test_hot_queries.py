@@ -60,24 +60,28 @@ class Claim:
 
 
 CLAIMS = (
-    Claim("renewal", "due-date engine", ENGINE_DUE, "date, int, text", 50, (50, None)),
+    # each on each CSN's today in its time zone: $1 is the clock's now
+    Claim(
+        "renewal", "due-date engine", ENGINE_DUE, "timestamptz, int, text", 50, (50, None), now=True
+    ),
     Claim(
         "notification",
         "reminders",
         REMINDERS_DUE,
-        "date, int, text",
+        "timestamptz, int, text",
         REMINDERS_BATCH,
         (REMINDERS_BATCH, None),
+        now=True,
     ),
     Claim(
         "quote",
         "automatic quotes",
         QUOTES_DUE,
-        "date, int, text, int",
+        "timestamptz, int, text, int",
         QUOTES_BATCH,
         (30, None, QUOTES_BATCH),
+        now=True,
     ),
-    # on each CSN's today in its time zone: $1 is the clock's now
     Claim(
         "quote",
         "quote expiry",

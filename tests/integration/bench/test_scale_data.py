@@ -7,7 +7,7 @@ import os
 import re
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -83,11 +83,11 @@ async def test_the_services_read_the_snapshots_back(loaded: dict) -> None:
 
 
 async def test_nothing_is_due_today_so_the_timed_phases_do_the_same_work(loaded: dict) -> None:
-    today = date.today()
+    now = datetime.now(UTC)  # the claims' $1: the clock's now, each CSN's today in its zone
     for service, sql, args in (
-        ("renewal", ENGINE_DUE, (today, 500, None)),
-        ("notification", REMINDERS_DUE, (today, 500, None)),
-        ("quote", QUOTES_DUE, (today, 30, None, 200)),
+        ("renewal", ENGINE_DUE, (now, 500, None)),
+        ("notification", REMINDERS_DUE, (now, 500, None)),
+        ("quote", QUOTES_DUE, (now, 30, None, 200)),
     ):
         connection = await scale_data.service_connect(service)
         try:
