@@ -16,6 +16,7 @@ from shared.contracts import topics
 from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.payment_events import PaymentReceived
 from shared.messaging.client import UpstreamClient
+from shared.messaging.principals import PRINCIPALS, Kind, writers_of
 from tests.integration.helpers import end_offsets
 from tests.scenarios.steps import (
     RENEWAL_DATE,
@@ -104,7 +105,13 @@ async def test_issue_16_a_forged_payment_for_someone_s_bank_transfer_order_is_re
     forged = samples.event(_received(awaiting), csn)
     log_before = await end_offsets(kafka_bootstrap, topics.PAYMENT_EVENTS.name)
 
-    for intruder in ("portal", "partner", "sales", "subscriptions"):
+    intruders = [
+        p.name
+        for p in PRINCIPALS
+        if p.kind is Kind.UPSTREAM and p.name not in writers_of(topics.PAYMENT_EVENTS.name)
+    ]
+    assert {"portal", "sales", "subscriptions", "partner-P-1001"} <= set(intruders)
+    for intruder in intruders:
         async with UpstreamClient(kafka_bootstrap, principal=intruder) as client:
             with pytest.raises(TopicAuthorizationFailedError):
                 await asyncio.wait_for(client.send(topics.PAYMENT_EVENTS, forged), 20)
