@@ -50,7 +50,8 @@ def migrations_for(service: str) -> list[Migration]:
 
 async def _create_ledger(connection: DbConnection, schema: str) -> None:
     """`schema_migrations`, once: replicas creating it at the same moment collide in the
-    catalog (a unique violation on pg_type) even with IF NOT EXISTS; the loser tries again."""
+    catalog even with IF NOT EXISTS — a unique violation on pg_type, or "type already exists"
+    (DuplicateObjectError: seen in CI) — and the loser tries again."""
     for attempt in range(5):
         try:
             await connection.execute(
@@ -58,7 +59,11 @@ async def _create_ledger(connection: DbConnection, schema: str) -> None:
                         name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"""
             )
             return
-        except (asyncpg.UniqueViolationError, asyncpg.DuplicateTableError):
+        except (
+            asyncpg.UniqueViolationError,
+            asyncpg.DuplicateTableError,
+            asyncpg.DuplicateObjectError,
+        ):
             if attempt == 4:
                 raise
 
