@@ -31,11 +31,17 @@ class CsnTodaySql:
     today: str
 
 
+def zoned_today(now: str, zones: str = "z") -> str:
+    """The date at `now` (a timestamptz expression) in the zone of `zones`, a row of
+    csn_time_zones joined on the CSN (none: UTC)."""
+    return f"({now}::timestamptz AT TIME ZONE COALESCE({zones}.time_zone, 'UTC'))::date"
+
+
 def csn_today_sql(csn: str, now: str) -> CsnTodaySql:
     return CsnTodaySql(
         joins=f"LEFT JOIN test_clocks AS c ON c.csn = {csn}"
         f" LEFT JOIN csn_time_zones AS z ON z.csn = {csn}",
-        today=f"COALESCE(c.today, ({now}::timestamptz AT TIME ZONE COALESCE(z.time_zone, 'UTC'))::date)",
+        today=f"COALESCE(c.today, {zoned_today(now)})",
     )
 
 

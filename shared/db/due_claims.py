@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from shared.test_clocks import zoned_today
+
 # (rows, today) → `SELECT … FROM {rows} … WHERE …`: the claim's conditions, due by `today` (a
 # date expression); no ORDER BY, LIMIT or locking clause (added here).
 DueRows = Callable[[str, str], str]
@@ -32,22 +34,19 @@ def claim_on_each_clock(
     then: str,
     table: str = "subscriptions",
     alias: str = "s",
-    zoned_bound: str | None = None,
+    zoned_bound: str,
 ) -> str:
-    """The claim's SQL: `due` for CSNs without a test clock (`$1` their today, read in `key`
-    order), then for those with one (the clock's today), `limit` rows in all of `table` (its
-    `csn` column), named `alias`; `then` reads the claimed rows (`FROM claimed`).
+    """The claim's SQL: `due` for CSNs without a test clock (read in `key` order), then for
+    those with one (the clock's today), `limit` rows in all of `table` (its `csn` column), named
+    `alias`; `then` reads the claimed rows (`FROM claimed`).
 
-    With `zoned_bound` (`key`'s comparison with a date, e.g. "q.expires_on <"), `$1` is the
-    clock's now and a CSN without a test clock is due by the date in its time zone
-    (csn_time_zones, else UTC: shared/test_clocks.py csn_today_sql), its rows read up to the
-    latest today anywhere — a day's more at most."""
-    if zoned_bound is None:
-        rows, today, bound = f"{table} AS {alias}", "$1::date", ""
-    else:
-        rows = f"{table} AS {alias} LEFT JOIN csn_time_zones AS z ON z.csn = {alias}.csn"
-        today = "($1::timestamptz AT TIME ZONE COALESCE(z.time_zone, 'UTC'))::date"
-        bound = f"\n      AND {zoned_bound} {LATEST_TODAY}"
+    `$1` is the clock's now: a CSN without a test clock is due by the date in its time zone
+    (csn_time_zones, else UTC: shared/test_clocks.py), its rows read up to the latest today
+    anywhere — a day's more at most — by `zoned_bound` (`key`'s comparison with a date, e.g.
+    "q.expires_on <")."""
+    rows = f"{table} AS {alias} LEFT JOIN csn_time_zones AS z ON z.csn = {alias}.csn"
+    today = zoned_today("$1")
+    bound = f"\n      AND {zoned_bound} {LATEST_TODAY}"
     return f"""
 WITH unclocked AS (
     {due(rows, today)}
