@@ -86,9 +86,7 @@ async def topic_stats(
             offsets = {tp: meta.offset for tp, meta in committed.items() if tp.topic == name}
             if not offsets:
                 continue
-            # A partition never committed counts from its oldest message kept: the group will
-            # read all of it.
-            lag = sum(ends[tp] - max(offsets.get(tp, -1), starts[tp]) for tp in partitions[name])
+            lag = unread(partitions[name], offsets, ends, starts)
             done = sum(max(o, 0) for o in offsets.values())
             times = [read_at[(tp, o)] for tp, o in offsets.items() if (tp, o) in read_at]
             lags[name].append(
@@ -107,6 +105,17 @@ async def topic_stats(
         )
         for name in names
     ]
+
+
+def unread(
+    partitions: Sequence[TopicPartition],
+    committed: dict[TopicPartition, int],
+    ends: dict[TopicPartition, int],
+    starts: dict[TopicPartition, int],
+) -> int:
+    """A group's lag on these partitions: what it has still to read. A partition never
+    committed counts from its oldest message kept: the group will read all of it."""
+    return sum(ends[tp] - max(committed.get(tp, -1), starts[tp]) for tp in partitions)
 
 
 async def active_groups(client: Any, groups: Sequence[str]) -> set[str]:

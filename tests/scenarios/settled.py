@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from services.operations.kafka import admin, partitions_of, reader
-from services.operations.topics import active_groups, contract_topics
+from services.operations.topics import active_groups, contract_topics, unread
 from shared.messaging.principals import SERVICE_PRINCIPAL
 
 SERVICE_SCHEMAS = ("renewal", "billing", "quote", "notification")
@@ -79,11 +79,8 @@ async def consumer_lags(bootstrap: str) -> tuple[dict[str, int], list[str]]:
             committed = await client.list_consumer_group_offsets(group)
             read = {tp: meta.offset for tp, meta in committed.items()}
             # Services start from the earliest offset: a partition never committed is all unread.
-            lag = sum(
-                ends[tp] - max(read.get(tp, -1), starts[tp])
-                for tp in partitions
-                if tp.topic == group.split(".", 1)[1]
-            )
+            topic = group.split(".", 1)[1]
+            lag = unread([tp for tp in partitions if tp.topic == topic], read, ends, starts)
             if lag:
                 behind.append(f"{group} lag {lag}")
     end_offsets = {name: sum(ends[tp] for tp in partitions if tp.topic == name) for name in names}
