@@ -237,6 +237,18 @@ class EngineStep:
             )
             if due_on is not None and due_on <= today:
                 if self._order_renewal(subscription, prices, last_attempt + 1):
+                    # A charge in flight: billing's answer decides, so the engine does not read
+                    # it again until then (a failure brings the look back: payments.py); the
+                    # expiry day bounds the wait should no answer ever come.
+                    self.checks.append(
+                        (
+                            subscription.subscription_id,
+                            subscription.lapse_announced_for,
+                            subscription.expiry_announced_for,
+                            expires_on(domain, policy),
+                            renewal_date,
+                        )
+                    )
                     return
             elif due_on is not None:
                 checks.append(due_on)  # look again on the day of the next try

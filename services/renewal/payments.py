@@ -78,6 +78,7 @@ class Settlement:
         self.settled_items: list[dict[str, Any]] = []
         self.reserved: dict[tuple[str, str], date] = {}
         self.today: dict[str, date] = {}
+        self.engine_looks_again: list[str] = []
 
     async def apply(self, deliveries: list[Delivery]) -> None:
         answers: dict[str, Delivery] = {}
@@ -311,7 +312,10 @@ class Settlement:
 
     def _failed(self, order: dict[str, Any]) -> None:
         if order["request_id"] is None:
-            return  # an automatic renewal: the due-date engine retries it or lets it lapse
+            # An automatic renewal: the due-date engine, which put off its next look while the
+            # charge was in flight, looks again now; it retries or lets the subscription lapse.
+            self.engine_looks_again.extend(order["subscription_ids"])
+            return
         if order["purpose"] == "quote":
             return  # the quote service answers it: the quote can be accepted again
         for sid in order["subscription_ids"]:
@@ -367,6 +371,11 @@ class Settlement:
                 [s.seats for s in rows],
                 [s.next_term for s in rows],
                 [s.next_seats for s in rows],
+            )
+        if self.engine_looks_again:
+            await connection.execute(  # the engine's next look back to the renewal date
+                "UPDATE subscriptions SET next_check_for = NULL WHERE subscription_id = ANY($1)",
+                self.engine_looks_again,
             )
         await record_history(connection, self.history)
         if self.settled_items:
