@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -40,17 +40,13 @@ from shared.contracts.renewal_events import SubscriptionExpired, SubscriptionLap
 from shared.db.due_claims import claim_on_each_clock
 from shared.db.types import DbConnection
 from shared.eligibility import (
+    AutomaticOrder,
     Policy,
     Price,
     Reservation,
+    decide_due_date,
     expires_on,
-    find_price,
     grace_ends,
-    quote_holds_automatic_renewal,
-    renewal_unit_price,
-    renews_automatically,
-    reservation_reasons,
-    round_money,
 )
 from shared.messaging import tracing
 from shared.messaging.faults import ENGINE_AFTER_COMMIT, ENGINE_BEFORE_COMMIT, FaultPoints
@@ -120,14 +116,6 @@ ORDER BY claimed.renewal_date""",
 def auto_order_id(subscription_id: str, renewal_date: date, attempt: int) -> str:
     key = f"{subscription_id}|{renewal_date.isoformat()}|{attempt}"
     return str(uuid.uuid5(AUTO_ORDER_NAMESPACE, key))
-
-
-def retry_on(renewal_date: date, attempt: int, policy: Policy) -> date | None:
-    """When the try after `attempt` happens, or None when the schedule has no more."""
-    schedule = policy.payment_retry_days_after
-    return (
-        renewal_date + timedelta(days=schedule[attempt - 1]) if attempt <= len(schedule) else None
-    )
 
 
 class DueDateEngine:
@@ -210,8 +198,6 @@ class EngineStep:
         policy = self.engine.policy
         domain = to_domain(subscription)
         renewal_date = subscription.renewal_date
-        last_attempt = row["last_attempt"] or 0
-        checks = [expires_on(domain, policy)]
         held = (
             Reservation(
                 subscription_id=subscription.subscription_id,
@@ -221,40 +207,26 @@ class EngineStep:
             if row["reserved_by"] is not None
             else None
         )
-        # Issue 14: an order another path placed (manual, quote) holds the term: leave it to
-        # that order, and look again tomorrow in case it fails.
-        in_progress = bool(reservation_reasons(domain, held))
-        if in_progress:
-            checks.append(today + timedelta(days=1))
-        automatic = (
-            renews_automatically(domain, policy)
-            and not quote_holds_automatic_renewal(domain, json.loads(row["quoted"] or "[]"))
-            and not in_progress
-        )  # AUTO-1, AUTO-5
-        if today <= grace_ends(domain, policy) and automatic:
-            due_on = (
-                renewal_date if last_attempt == 0 else retry_on(renewal_date, last_attempt, policy)
+        decision = decide_due_date(
+            domain,
+            today,
+            policy,
+            last_attempt=row["last_attempt"] or 0,
+            reservation=held,
+            quoted=json.loads(row["quoted"] or "[]"),
+            prices=prices,
+            lapse_announced=subscription.lapse_announced_for == renewal_date,
+        )
+        if decision.unpriced:
+            log.warning(
+                "no price for an automatic renewal: it will lapse",
+                extra={"subscription_id": subscription.subscription_id},
             )
-            if due_on is not None and due_on <= today:
-                if self._order_renewal(subscription, prices, last_attempt + 1):
-                    # A charge in flight: billing's answer decides, so the engine does not read
-                    # it again until then (a failure brings the look back: payments.py); the
-                    # expiry day bounds the wait should no answer ever come.
-                    self.checks.append(
-                        (
-                            subscription.subscription_id,
-                            subscription.lapse_announced_for,
-                            subscription.expiry_announced_for,
-                            expires_on(domain, policy),
-                            renewal_date,
-                        )
-                    )
-                    return
-            elif due_on is not None:
-                checks.append(due_on)  # look again on the day of the next try
+        if decision.order is not None:
+            self._order_renewal(subscription, decision.order)
         lapse_for = subscription.lapse_announced_for
         expiry_for = subscription.expiry_announced_for
-        if lapse_for != renewal_date:  # LIFE-2: not renewed by its renewal date
+        if decision.announce_lapse:
             lapse_for = renewal_date
             self._announce(
                 SubscriptionLapsed(
@@ -265,7 +237,7 @@ class EngineStep:
                 subscription,
                 "lapsed",
             )
-        if today >= expires_on(domain, policy):  # LIFE-3: the day after grace ends
+        if decision.announce_expiry:
             expiry_for = renewal_date
             self.expired.append(subscription.subscription_id)  # LIFE-5: nothing revives it
             self._announce(
@@ -278,38 +250,23 @@ class EngineStep:
                 "expired",
             )
         self.checks.append(
-            (subscription.subscription_id, lapse_for, expiry_for, min(checks), renewal_date)
+            (subscription.subscription_id, lapse_for, expiry_for, decision.next_look, renewal_date)
         )
 
-    def _order_renewal(self, subscription: Subscription, prices: list[Price], attempt: int) -> bool:
+    def _order_renewal(self, subscription: Subscription, order: AutomaticOrder) -> None:
         snapshot = subscription.snapshot
-        # TERM-1, SEAT-2: the renewal buys the next term and seats, at that term's renewal price.
-        term, seats = subscription.renewal_term, subscription.renewal_seats
-        price = find_price(prices, snapshot.product_code, term, snapshot.currency)
-        if price is None:
-            log.warning(
-                "no price for an automatic renewal: it will lapse",
-                extra={"subscription_id": subscription.subscription_id},
-            )
-            return False
-        unit = renewal_unit_price(price, self.engine.policy)
-        amount = round_money(unit * seats, snapshot.currency)
-        policy = self.engine.policy
         renewal_date = subscription.renewal_date
-        order_id = auto_order_id(subscription.subscription_id, renewal_date, attempt)
-        next_try = retry_on(renewal_date, attempt, policy)
-        if next_try is not None and next_try > grace_ends(to_domain(subscription), policy):
-            next_try = None
+        order_id = auto_order_id(subscription.subscription_id, renewal_date, order.attempt)
         line = OrderLine(
             subscription_id=subscription.subscription_id,
             product_code=snapshot.product_code,
             product_name=snapshot.product_name,
-            term=term,
-            seats=seats,
-            unit_price=round_money(unit, snapshot.currency),
-            amount=amount,
+            term=order.line.term,
+            seats=order.line.seats,
+            unit_price=order.line.unit_price,
+            amount=order.line.amount,
         )
-        order = PlaceOrder(
+        placed = PlaceOrder(
             request_id=None,
             order_id=order_id,
             csn=snapshot.csn,
@@ -317,12 +274,12 @@ class EngineStep:
             purchase_method=snapshot.purchase_method,
             payment_method=snapshot.payment_method,
             lines=[line],
-            total=amount,
-            next_retry_on=next_try,
+            total=line.amount,
+            next_retry_on=order.next_retry_on,
         )
-        self.outbox.add(BILLING_COMMANDS, self._event(order, snapshot.csn))
+        self.outbox.add(BILLING_COMMANDS, self._event(placed, snapshot.csn))
         self.auto_orders.append(
-            (subscription.subscription_id, renewal_date, attempt, order_id, self.now)
+            (subscription.subscription_id, renewal_date, order.attempt, order_id, self.now)
         )
         self.orders.append((order_id, None, snapshot.csn, [subscription.subscription_id]))
         self.reserved.append(
@@ -340,15 +297,14 @@ class EngineStep:
                 {
                     "order_id": order_id,
                     "renewal_date": renewal_date,
-                    "attempt": attempt,
-                    "total": amount,
+                    "attempt": order.attempt,
+                    "total": line.amount,
                 },
                 None,
                 None,
                 None,
             )
         )
-        return True
 
     def _announce(self, event: EventData, subscription: Subscription, change: str) -> None:
         self.outbox.add(RENEWAL_EVENTS, self._event(event, subscription.csn))

@@ -30,6 +30,13 @@ from shared.eligibility.decisions import (
     decide_primary_admin_change,
     decide_quote,
 )
+from shared.eligibility.due_dates import (
+    AutomaticOrder,
+    DueDecision,
+    automatic_renewal_line,
+    decide_due_date,
+    retry_on,
+)
 from shared.eligibility.explain import explain
 from shared.eligibility.grouping import Group, group_subscriptions
 from shared.eligibility.model import (
@@ -92,7 +99,9 @@ __all__ = [
     "Action",
     "Actor",
     "Advisory",
+    "AutomaticOrder",
     "Decision",
+    "DueDecision",
     "Flags",
     "Group",
     "InvalidRequestError",
@@ -123,6 +132,7 @@ __all__ = [
     "add_term",
     "automatic_quote_date",
     "automatic_quote_due",
+    "automatic_renewal_line",
     "best_promotion",
     "days_in_term",
     "decide_add_seats",
@@ -130,6 +140,7 @@ __all__ = [
     "decide_auto_renew",
     "decide_cancel_quote",
     "decide_change_terms",
+    "decide_due_date",
     "decide_manual_renewal",
     "decide_primary_admin_change",
     "decide_quote",
@@ -156,6 +167,7 @@ __all__ = [
     "renewed_term",
     "renews_automatically",
     "reservation_reasons",
+    "retry_on",
     "round_money",
     "self_service_available",
     "self_service_reasons",

@@ -104,7 +104,7 @@ def decide_manual_renewal(
         if not _authorized(actor, subscription, sender):
             outcomes.append(_not_authorized(subscription_id))
             continue
-        line = _renewal_line(
+        line = renewal_line(
             subscription,
             term=subscription.renewal_term,
             seats=subscription.renewal_seats,
@@ -272,7 +272,7 @@ def decide_quote(
         next_renewal_date: date | None
         if request.kind == "renewal":
             reasons += renewal_timing_reasons(subscription, today, RenewalMethod.QUOTE, policy)
-            line = _renewal_line(
+            line = renewal_line(
                 subscription,
                 term=term,
                 seats=seats,
@@ -465,7 +465,7 @@ def decide_change_terms(
         return _single(Action.CHANGE_TERMS, [], _not_authorized(subscription_id))
     new_term = term or subscription.renewal_term
     new_seats = seats if seats is not None else subscription.renewal_seats
-    line = _renewal_line(
+    line = renewal_line(
         subscription,
         term=new_term,
         seats=new_seats,
@@ -798,7 +798,7 @@ def _renewed_until(
     return renewed_term(subscription, term)[1]
 
 
-def _renewal_line(
+def renewal_line(
     subscription: Subscription,
     *,
     term: Term,
