@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 
-from services.renewal.subscriptions import load_subscriptions, record_history
+from services.renewal.subscriptions import load_subscriptions, record_history, to_domain
 from shared.clock import Clock
 from shared.contracts.envelope import new_event
 from shared.contracts.quote_events import REGISTRY as QUOTE_EVENTS_REGISTRY
 from shared.contracts.quote_events import QuoteCancelled, QuoteExpired, QuotePaid, QuoteSent
 from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
 from shared.contracts.renewal_events import AutoRenewChanged
+from shared.eligibility import quote_suspends_auto_renew
 from shared.messaging.consumer import (
     BatchHandler,
     Delivery,
@@ -38,9 +39,9 @@ def quote_events_handler(clock: Clock, source: str) -> BatchHandler:
             line.subscription_id
             for line in sent.lines
             if line.subscription_id in held
-            and held[line.subscription_id].auto_renew
-            and (line.term, line.seats)
-            != (held[line.subscription_id].renewal_term, held[line.subscription_id].renewal_seats)
+            and quote_suspends_auto_renew(
+                to_domain(held[line.subscription_id]), [(line.term, line.seats)]
+            )
         ]
         recorded = await unit.connection.fetchval(
             "INSERT INTO quotes (quote_number, csn, lines, auto_renew_suspended)"

@@ -40,6 +40,14 @@ def quote_holds_automatic_renewal(
     return any((term, seats) != buys for term, seats in quoted)
 
 
+def quote_suspends_auto_renew(
+    subscription: Subscription, quoted: Iterable[tuple[str, int]]
+) -> bool:
+    """AUTO-5: a renewal quote that changes what the renewal buys switches auto-renew off while
+    it is open (and back on once it is paid, expired or cancelled) — only where it was on."""
+    return subscription.auto_renew and quote_holds_automatic_renewal(subscription, quoted)
+
+
 def automatic_quote_date(subscription: Subscription, policy: Policy) -> date | None:
     """QUO-7: the day an automatic quote goes to the buyer, or None when it gets none.
 

@@ -4,7 +4,12 @@ from datetime import timedelta
 
 import pytest
 
-from shared.eligibility import PaymentMethod, QuoteChanges, renews_automatically
+from shared.eligibility import (
+    PaymentMethod,
+    QuoteChanges,
+    quote_suspends_auto_renew,
+    renews_automatically,
+)
 
 from .builders import TODAY, auto_renew, codes, policy, quote, reasons_of, renewing_in
 
@@ -122,3 +127,19 @@ def test_auto_renew_on_for_a_lapsed_subscription_within_the_automatic_grace():
     sub = renewing_in(-30)
     assert auto_renew(sub).allowed
     assert auto_renew(renewing_in(-31)).outcome("S-1").grace_ends == TODAY + timedelta(days=14)
+
+
+@pytest.mark.parametrize(
+    ("auto_renew_on", "quoted", "suspends"),
+    [
+        (True, [("annual", 5)], True),  # more seats than the renewal buys
+        (True, [("three_year", 1)], True),  # another term
+        (True, [("annual", 1)], False),  # QUO-7's automatic quote: changes nothing
+        (False, [("annual", 5)], False),  # nothing to switch off
+    ],
+)
+def test_auto_5_a_quote_switches_auto_renew_off_only_when_it_changes_what_the_renewal_buys(
+    auto_renew_on, quoted, suspends
+):
+    sub = renewing_in(20, auto_renew=auto_renew_on)
+    assert quote_suspends_auto_renew(sub, quoted) is suspends
