@@ -53,7 +53,6 @@ from shared.contracts.quote_orders import (
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.eligibility import Decision, Policy, Price, Promotion, QuoteChanges, QuoteRequest
 from shared.eligibility.checks import authorization_reasons
-from shared.eligibility.decisions import decide_accept_quote
 from shared.eligibility.identity import Sender
 from shared.messaging.consumer import Delivery, EventHandler, UnitOfWork
 from shared.messaging.identity import (
@@ -289,7 +288,7 @@ class QuoteHandlers:
         sender = sender_of(delivery)
         today = await self._today(unit, quote["csn"])
         # ROLE-1: the buyer accepts and pays; anyone else learns nothing of the quote.
-        decision = decide_accept_quote(
+        decision = eligibility.decide_accept_quote(
             eligibility.Actor(user_id=command.actor.user_id, csn=command.actor.csn),
             _domain(quote),
             buyer=eligibility.Person(user_id=buyer.user_id),
@@ -304,9 +303,9 @@ class QuoteHandlers:
             return
         if quote["status"] in ("accepted", "paid"):
             return  # accepting it again has no further effect: one order, one charge
-        if quote["status"] != "sent" or not decision.allowed:
+        if not decision.allowed:
             self._reject(
-                unit, command, quote["csn"], ["QUOTE_EXPIRED"], quote_number=command.quote_number
+                unit, command, quote["csn"], decision.reasons, quote_number=command.quote_number
             )
             return
         first: SubscriptionUpserted = held[quote["subscription_ids"][0]][0]
@@ -444,20 +443,9 @@ class QuoteHandlers:
             today=today,
             sender=sender_of(delivery),
         )
-        reasons = list(decision.reasons)
-        if eligibility.Reason.NOT_AUTHORIZED not in reasons and quote["status"] not in (
-            "sent",
-            "accepted",
-            "paid",
-        ):
-            reasons.append(eligibility.Reason.QUOTE_EXPIRED)
-        if reasons:
+        if not decision.allowed:
             self._reject(
-                unit,
-                command,
-                quote["csn"],
-                eligibility.in_contract_order(reasons),
-                quote_number=command.quote_number,
+                unit, command, quote["csn"], decision.reasons, quote_number=command.quote_number
             )
             return
         await unit.connection.execute(
@@ -478,4 +466,5 @@ def _domain(quote: Any) -> eligibility.Quote:
         expires_on=quote["expires_on"],
         partner_csn=quote["partner_csn"],
         accepted=quote["status"] in ("accepted", "paid"),
+        closed=quote["status"] in ("expired", "cancelled"),
     )

@@ -21,6 +21,7 @@ from shared.eligibility.dates import (
     window_opens,
 )
 from shared.eligibility.decisions import (
+    decide_accept_quote,
     decide_add_seats,
     decide_align_dates,
     decide_auto_renew,
@@ -136,6 +137,7 @@ __all__ = [
     "automatic_renewal_line",
     "best_promotion",
     "days_in_term",
+    "decide_accept_quote",
     "decide_add_seats",
     "decide_align_dates",
     "decide_auto_renew",

@@ -394,7 +394,7 @@ def decide_cancel_quote(
     """QUO-5: a quote can't be cancelled self-service; its partner (the agent of record named on
     the quote) or the vendor's sales team may cancel it, while it has not expired and has not
     been accepted (QUOTE_ALREADY_ACCEPTED: its order is placed; cancelling would leave the money
-    taken and nothing renewed). Anyone else (another customer, another partner, a body channel
+    taken and nothing renewed) nor closed (QUOTE_EXPIRED: expired, or cancelled already). Anyone else (another customer, another partner, a body channel
     its proven sender contradicts) gets NOT_AUTHORIZED and nothing more (issue 16)."""
     if not may_handle_quote(actor, quote, channel=channel, sender=sender):
         return _refused(Action.CANCEL_QUOTE)
@@ -403,7 +403,7 @@ def decide_cancel_quote(
         reasons.append(Reason.QUOTE_ALREADY_ACCEPTED)
     if channel == "self_service":
         reasons.append(Reason.QUOTE_CANCELLATION_NOT_SELF_SERVICE)
-    if today > quote.expires_on:
+    if today > quote.expires_on or quote.closed:
         reasons.append(Reason.QUOTE_EXPIRED)
     return Decision(
         action=Action.CANCEL_QUOTE, allowed=not reasons, reasons=in_contract_order(reasons)
@@ -419,14 +419,15 @@ def decide_accept_quote(
     today: date,
     sender: Sender | None = None,
 ) -> Decision:
-    """QUO-8, ROLE-1: the buyer accepts and pays, before the quote expires (QUOTE_EXPIRED).
+    """QUO-8, ROLE-1: the buyer accepts and pays, before the quote expires or is cancelled
+    (QUOTE_EXPIRED).
     Through a partner, only the quote's agent of record relays it. Anyone else gets
     NOT_AUTHORIZED and nothing more: not whether it expired, nor whether it was accepted."""
     if not may_handle_quote(actor, quote, channel=channel, sender=sender) or (
         actor.csn != quote.csn or actor.user_id != buyer.user_id
     ):
         return _refused(Action.ACCEPT_QUOTE)
-    reasons = [Reason.QUOTE_EXPIRED] if today > quote.expires_on else []
+    reasons = [Reason.QUOTE_EXPIRED] if today > quote.expires_on or quote.closed else []
     return Decision(action=Action.ACCEPT_QUOTE, allowed=not reasons, reasons=tuple(reasons))
 
 

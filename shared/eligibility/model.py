@@ -192,3 +192,5 @@ class Quote:
     partner_csn: str | None = None
     accepted: bool = False
     """The buyer accepted it (its order is placed or paid): it can no longer be cancelled."""
+    closed: bool = False
+    """Expired (the quote service's expiry ran) or cancelled: it can't be accepted or cancelled."""

@@ -13,12 +13,14 @@ from shared.eligibility import (
     QuoteChanges,
     automatic_quote_date,
     automatic_quote_due,
+    decide_accept_quote,
     decide_cancel_quote,
 )
 from shared.eligibility.identity import Sender
 
 from .builders import (
     ACTOR,
+    BUYER,
     TODAY,
     codes,
     policy,
@@ -182,6 +184,19 @@ def test_quo_5_a_quote_is_cancelled_by_its_partner_not_self_service(
     decision = decide_cancel_quote(actor, sent, channel=channel, today=TODAY)
     assert codes(decision.reasons) == reasons
     assert decision.allowed is not reasons
+
+
+def test_quo_5_quo_8_a_closed_quote_is_neither_accepted_nor_cancelled_before_its_date():
+    """Expired by the quote service's loop, or cancelled already: QUOTE_EXPIRED, even on a day
+    its `expires_on` has not passed."""
+    closed = Quote(
+        quote_number="Q-1", csn="CSN-100", expires_on=TODAY, partner_csn="P-7", closed=True
+    )
+    sales = Actor(user_id="sales-1", csn="CSN-100")
+    cancel = decide_cancel_quote(sales, closed, channel="sales", today=TODAY)
+    accept = decide_accept_quote(ACTOR, closed, buyer=BUYER, channel="self_service", today=TODAY)
+    assert (codes(cancel.reasons), codes(accept.reasons)) == (["QUOTE_EXPIRED"], ["QUOTE_EXPIRED"])
+    assert not cancel.allowed and not accept.allowed
 
 
 @pytest.mark.parametrize(
