@@ -37,6 +37,23 @@ def _row(record: asyncpg.Record) -> dict[str, Any]:
     return row
 
 
+async def history(subscription_id: str) -> tuple[asyncpg.Record | None, list[asyncpg.Record]]:
+    """A subscription's renewal state, and every change to it in order (`renewals history`)."""
+    async with database_of("renewal") as db:
+        state = await db.fetchrow(
+            "SELECT subscription_id, csn, renewal_date, term, seats, auto_renew,"
+            " lapse_announced_for, expiry_announced_for FROM subscriptions"
+            " WHERE subscription_id = $1",
+            subscription_id,
+        )
+        changes = await db.fetch(
+            "SELECT at, change, detail::text AS detail, actor::text AS actor, request_id,"
+            " event_id FROM subscription_history WHERE subscription_id = $1 ORDER BY id",
+            subscription_id,
+        )
+    return state, changes
+
+
 async def _renewal_of_subscriptions(where: str, argument: Any) -> dict[str, Any]:
     async with database_of("renewal") as db:
         subscriptions = await db.fetch(

@@ -56,7 +56,7 @@ async def test_the_bulk_worker_killed_mid_batch_resumes_without_a_second_order(
     assert await orders_for(admin_db, csn) == 0
     progress = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "services.cli", "batches", "--json"],
+        [sys.executable, "-m", "services.operations.cli", "batches", "--json"],
         capture_output=True,
         text=True,
         check=True,

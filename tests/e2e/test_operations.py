@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer
 from playwright.async_api import Browser, async_playwright, expect
 from typer.testing import CliRunner
 
-from services.cli import app
+from services.operations.cli import app
 from services.operations.console import TOKEN_COOKIE, TOKEN_ENV, ConsoleServer
 from services.operations.console import prometheus as console_prometheus
 from services.operations.kafka import partitions_of
@@ -351,7 +351,7 @@ def console_with_token(kafka_bootstrap) -> Iterator[tuple[str, str]]:
     token = uuid.uuid4().hex
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "console", f"--port={port}"],
+        [sys.executable, "-m", "services.operations.cli", "console", f"--port={port}"],
         env={**os.environ, TOKEN_ENV: token, "COLUMNS": "200"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -9,7 +9,7 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from services.cli import app
+from services.operations.cli import app
 from shared import samples
 from shared.contracts import topics
 from tests.scenarios.steps import (

@@ -19,7 +19,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from typer.testing import CliRunner
 
-from services.cli import app
+from services.operations.cli import app
 from shared.contracts.envelope import CloudEvent, EventData, EventRegistry, new_event
 from shared.contracts.topics import Topic
 from shared.db.settings import DatabaseSettings

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from services.cli import app
+from services.operations.cli import app
 from services.operations.console import (
     TOKEN_COOKIE,
     ConsoleServer,

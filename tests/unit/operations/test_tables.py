@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 from rich.table import Table
 
-from services.cli import _topics_table
+from services.operations.cli.topics import topics_table
 from services.operations.tables import fitting
 from services.operations.topics import GroupLag, TopicStats
 
@@ -42,14 +42,14 @@ def rendered(table: Table, width: int) -> str:
 
 @pytest.mark.parametrize("width", [60, 80])
 def test_in_a_narrow_terminal_no_value_is_cut(width: int) -> None:
-    text = rendered(_topics_table(STATS), width)
+    text = rendered(topics_table(STATS), width)
     for value in VALUES:
         assert value in text, f"{value!r} cut at {width} columns:\n{text}"
     assert "consumer group" in text  # each value says which column it is
 
 
 def test_in_a_wide_terminal_it_stays_a_table() -> None:
-    text = rendered(_topics_table(STATS), 200)
+    text = rendered(topics_table(STATS), 200)
     header = next(line for line in text.splitlines() if "topic" in line)
     for column in ("partitions", "end offset", "consumer group", "lag"):
         assert column in header
