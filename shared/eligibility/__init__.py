@@ -85,6 +85,8 @@ from shared.eligibility.terms import (
     Reservation,
     quote_order_reasons,
     reservation_reasons,
+    seats_after_addition,
+    settle_paid_quote,
     settle_paid_renewal,
 )
 
@@ -157,8 +159,10 @@ __all__ = [
     "renews_automatically",
     "reservation_reasons",
     "round_money",
+    "seats_after_addition",
     "self_service_available",
     "self_service_reasons",
+    "settle_paid_quote",
     "settle_paid_renewal",
     "state_of",
     "subscription_from_dict",

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from shared.eligibility.dates import grace_ends, renewed_term
-from shared.eligibility.model import Subscription, Term
+from shared.eligibility.dates import grace_ends, new_purchase_term, renewed_term
+from shared.eligibility.model import QuoteKind, Subscription, Term
 from shared.eligibility.policy import Policy
 from shared.eligibility.reasons import Reason, in_contract_order
 
@@ -88,6 +88,48 @@ def settle_paid_renewal(
         return PaidRenewal(refund=RefundReason.ALREADY_RENEWED)
     starts_on, renewal_date = renewed_term(subscription, term)
     return PaidRenewal(starts_on=starts_on, renewal_date=renewal_date)
+
+
+def settle_paid_quote(
+    kind: QuoteKind,
+    subscription: Subscription,
+    reserved_start: date | None,
+    today: date,
+    policy: Policy,
+    *,
+    term: Term | None = None,
+    target_date: date | None = None,
+) -> PaidRenewal:
+    """QUO-3: a paid quote does what its kind says, for one of its subscriptions.
+
+    - `renewal`: a term of `term` from the current renewal date (LIFE-4), as
+      `settle_paid_renewal` (expired, released or already renewed: the money goes back);
+    - `alignment`: the renewal date moves to `target_date` (ALIGN-1), while the dates the quote
+      was priced for still hold (ALREADY_RENEWED otherwise) and the subscription has not expired;
+    - `new`: a new subscription starts on the payment day, `today`, for `term` (LIFE-3: the
+      quoted subscription itself is left as it is; `starts_on` is the new one's start date).
+    Whatever the kind, an order whose reservation was released bought nothing: refunded.
+    """
+    if kind == "renewal":
+        return settle_paid_renewal(subscription, reserved_start, today, policy, term)
+    if reserved_start is None:
+        return PaidRenewal(refund=RefundReason.RESERVATION_RELEASED)
+    if kind == "new":
+        starts_on, renewal_date = new_purchase_term(today, term or subscription.renewal_term)
+        return PaidRenewal(starts_on=starts_on, renewal_date=renewal_date)
+    if today > grace_ends(subscription, policy):
+        return PaidRenewal(refund=RefundReason.EXPIRED)
+    if subscription.renewal_date != reserved_start or target_date is None:
+        return PaidRenewal(refund=RefundReason.ALREADY_RENEWED)
+    return PaidRenewal(starts_on=subscription.renewal_date, renewal_date=target_date)
+
+
+def seats_after_addition(subscription: Subscription, added: int) -> tuple[int, int | None]:
+    """SEAT-1, SEAT-2: paid seats added now count from now and at the next renewal: when a
+    reduction was set for the next term, the added seats are added to it too (nothing paid for
+    is lost at renewal). Returns the new (seats, next_seats)."""
+    next_seats = None if subscription.next_seats is None else subscription.next_seats + added
+    return subscription.seats + added, next_seats
 
 
 def quote_order_reasons(
