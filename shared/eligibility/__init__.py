@@ -21,6 +21,7 @@ from shared.eligibility.dates import (
     window_opens,
 )
 from shared.eligibility.decisions import (
+    alignment_target,
     decide_add_seats,
     decide_align_dates,
     decide_auto_renew,
@@ -123,6 +124,7 @@ __all__ = [
     "actor_from_dict",
     "add_months",
     "add_term",
+    "alignment_target",
     "automatic_quote_date",
     "automatic_quote_due",
     "best_promotion",

@@ -254,7 +254,7 @@ def decide_quote(
     ]
     if strangers:
         return _refused(Action.QUOTE, strangers)
-    target_date = request.target_date or max((s.renewal_date for s in known), default=today)
+    target_date = alignment_target(known, request, today)
 
     outcomes: list[SubscriptionOutcome] = []
     lines: dict[str, PriceLine] = {}
@@ -365,6 +365,15 @@ def decide_quote(
         groups=group_subscriptions(quoted, _amounts(lines)),
         preview=preview_of(lines.values(), expires_on=expires_on),
     )
+
+
+def alignment_target(
+    subscriptions: Iterable[Subscription], request: QuoteRequest, today: date
+) -> date:
+    """QUO-3, ALIGN-1: the date an alignment quote moves the renewal dates to — the request's,
+    else the latest of the subscriptions' renewal dates (`quote.requested` carries no target:
+    the others are aligned on the one that renews last). `quote.sent` says it (`target_date`)."""
+    return request.target_date or max((s.renewal_date for s in subscriptions), default=today)
 
 
 def _not_self_service_reasons(

@@ -143,17 +143,19 @@ def quote_order_reasons(
 ) -> list[Reason]:
     """QUO-3, QUO-8 and issue 14: an accepted quote's order is placed only when every term it
     buys is still for sale — no other order holds the subscription (RENEWAL_IN_PROGRESS), the
-    term it was priced for was not bought meanwhile (ALREADY_RENEWED: e.g. renewed manually
-    after the quote was sent), and, for a renewal, the subscription has not expired (LIFE-3)."""
+    term (or, for an alignment, the dates) it was priced for was not bought meanwhile
+    (ALREADY_RENEWED: e.g. renewed manually after the quote was sent), and, for a renewal or an
+    alignment, the subscription has not expired (LIFE-3). A new purchase buys a new
+    subscription: only another open order on the quoted one holds it back."""
     reasons: list[Reason] = []
     for subscription_id, subscription in subscriptions.items():
         if subscription is None:
             reasons.append(Reason.UNKNOWN_SUBSCRIPTION)
             continue
-        start = term_starts.get(subscription_id) if kind == "renewal" else None
+        start = term_starts.get(subscription_id) if kind != "new" else None
         reasons += reservation_reasons(
             subscription, reservations.get(subscription_id), term_start=start
         )
-        if kind == "renewal" and today > grace_ends(subscription, policy):
+        if kind != "new" and today > grace_ends(subscription, policy):
             reasons.append(Reason.EXPIRED)
     return list(in_contract_order(reasons))
