@@ -11,7 +11,7 @@ from services.renewal.new_purchases import new_subscription_id
 from shared import samples
 from shared.contracts import topics
 from shared.contracts.common import Actor
-from shared.contracts.quote_commands import AcceptQuote, RequestQuote
+from shared.contracts.quote_commands import AcceptQuote, QuoteChanges, RequestQuote
 from shared.contracts.renewal_commands import AddSeats, AlignRenewalDates, ChangeRenewalTerms
 from shared.eligibility import add_term
 from tests.scenarios.steps import (
@@ -124,6 +124,37 @@ async def test_quo_3_a_paid_new_purchase_quote_starts_a_new_subscription_on_the_
     assert await _renewal_date(admin_db, trial.subscription_id) == RENEWAL_DATE  # left as it is
     await stack.settled(admin_db)
     assert watcher.matching(about_subject(csn, "subscription.renewed")) == []
+
+
+async def test_auto_5_an_open_new_purchase_quote_never_switches_auto_renew_off(
+    stack, upstream, watcher, admin_db
+):
+    """AUTO-5 is about renewal quotes: a new-purchase quote for other seats (QUO-3) changes
+    nothing the subscription's own renewal buys, so auto-renew stays on."""
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn)
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product, auto_renew=True
+    )
+    await given_subscriptions(upstream, admin_db, snapshot)
+    request = RequestQuote(
+        request_id=f"quote-new-{csn}",
+        actor=_actor(csn),
+        channel="self_service",
+        kind="new",
+        subscription_ids=[snapshot.subscription_id],
+        recipients=[],
+        changes=QuoteChanges(seats=4),
+    )
+    await upstream.send(topics.QUOTE_COMMANDS, samples.event(request, csn))
+    [sent] = await watcher.wait_for(answering(request.request_id, "quote.sent"))
+    assert sent.data["kind"] == "new"
+    await stack.settled(admin_db)
+    assert watcher.matching(about_subject(csn, "auto_renew.changed")) == []
+    assert await admin_db.fetchval(
+        "SELECT auto_renew FROM renewal.subscriptions WHERE subscription_id = $1",
+        snapshot.subscription_id,
+    )
 
 
 async def test_man_2_a_bulk_of_a_card_and_a_bank_transfer_is_two_orders_each_on_its_method(
