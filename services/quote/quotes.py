@@ -34,7 +34,7 @@ from shared.catalog.store import load_prices, load_promotions
 from shared.clock import Clock
 from shared.contracts.billing_events import OrderLine, PaymentFailed, PaymentSucceeded
 from shared.contracts.envelope import EventData, new_event
-from shared.contracts.quote_commands import AcceptQuote, CancelQuote, RequestQuote
+from shared.contracts.quote_commands import AcceptQuote, CancelQuote, QuoteKind, RequestQuote
 from shared.contracts.quote_events import TOPIC as QUOTE_EVENTS
 from shared.contracts.quote_events import (
     AppliedPromotion,
@@ -148,10 +148,16 @@ class QuoteHandlers:
             domains = [held[sid][1] for sid in known]
             groups = [list(g.subscription_ids) for g in eligibility.group_subscriptions(domains)]
         for group in groups:
-            decision = self._decide(command, group, held, prices, promotions, today, sender)
+            request = _quote_request(command, group)
+            decision = self._decide(command, request, held, prices, promotions, today, sender)
             if not decision.allowed:
                 self._reject(unit, command, csn, decision.all_reasons, subscription_ids=group)
                 continue
+            target = None
+            if command.kind == "alignment":  # QUO-3: the dates it moves to, said by quote.sent
+                target = eligibility.alignment_target(
+                    [held[sid][1] for sid in group], request, today
+                )
             await self.send(
                 unit,
                 command.request_id,
@@ -162,29 +168,22 @@ class QuoteHandlers:
                 channel=command.channel,
                 kind=command.kind,
                 recipients=command.recipients,
+                target_date=target,
             )
 
     def _decide(
         self,
         command: RequestQuote,
-        group: list[str],
+        request: QuoteRequest,
         held: dict[str, Any],
         prices: list[Price],
         promotions: list[Promotion],
         today: date,
         sender: Sender | None,
     ) -> Decision:
-        changes = command.changes.model_dump(exclude_none=True) if command.changes else {}
-        request = QuoteRequest(
-            channel=command.channel,
-            kind=command.kind,
-            subscription_ids=tuple(group),
-            recipients=tuple(command.recipients),
-            changes=QuoteChanges(**changes),
-        )
         return eligibility.decide_quote(
             eligibility.Actor(user_id=command.actor.user_id, csn=command.actor.csn),
-            [held[sid][1] for sid in group if sid in held],
+            [held[sid][1] for sid in request.subscription_ids if sid in held],
             request,
             prices=prices,
             promotions=promotions,
@@ -203,10 +202,12 @@ class QuoteHandlers:
         today: date,
         *,
         channel: str,
-        kind: str,
+        kind: QuoteKind,
         recipients: Sequence[str],
+        target_date: date | None = None,
     ) -> str:
-        """Record and announce one quote (`quote.sent`); returns its number."""
+        """Record and announce one quote (`quote.sent`, saying its kind and, for an alignment,
+        its target: QUO-3); returns its number."""
         assert decision.preview is not None and decision.preview.expires_on is not None
         first: SubscriptionUpserted = held[group[0]][0]
         lines = [
@@ -233,9 +234,9 @@ class QuoteHandlers:
         await unit.connection.execute(
             """INSERT INTO quotes (quote_number, request_id, csn, partner_csn, channel, kind,
                                    subscription_ids, recipients, currency, total, lines,
-                                   expires_on, created_at, term_starts)
+                                   expires_on, created_at, term_starts, target_date)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13,
-                       $14::jsonb)""",
+                       $14::jsonb, $15)""",
             quote_number,
             request_id,
             first.csn,
@@ -251,12 +252,15 @@ class QuoteHandlers:
             self.clock.now(),
             # The term each line buys starts at today's renewal date (LIFE-4): fixed now.
             json.dumps({sid: held[sid][1].renewal_date.isoformat() for sid in group}),
+            target_date,
         )
         self._announce(
             unit,
             QuoteSent(
                 request_id=request_id,
                 quote_number=quote_number,
+                kind=kind,
+                target_date=target_date,
                 subscription_ids=group,
                 expires_on=decision.preview.expires_on,
                 currency=first.currency,
@@ -344,6 +348,7 @@ class QuoteHandlers:
                 for line in lines
             ],
             total=quote["total"],
+            target_date=quote["target_date"],
         )
         await unit.connection.execute(
             "UPDATE quotes SET status = 'accepted', order_id = $2 WHERE quote_number = $1",
@@ -362,7 +367,7 @@ class QuoteHandlers:
         return await unit.connection.fetchrow(
             "SELECT quote_number, csn, partner_csn, subscription_ids, currency, total,"
             " lines::text AS lines, expires_on, status, order_id, kind,"
-            " term_starts::text AS term_starts FROM quotes"
+            " term_starts::text AS term_starts, target_date FROM quotes"
             " WHERE quote_number = $1 AND csn = $2 FOR UPDATE",
             quote_number,
             csn,
@@ -456,6 +461,18 @@ class QuoteHandlers:
             QuoteCancelled(request_id=command.request_id, quote_number=command.quote_number),
             quote["csn"],
         )
+
+
+def _quote_request(command: RequestQuote, group: list[str]) -> QuoteRequest:
+    """The eligibility package's view of `quote.requested`, for one group of it (QUO-2)."""
+    changes = command.changes.model_dump(exclude_none=True) if command.changes else {}
+    return QuoteRequest(
+        channel=command.channel,
+        kind=command.kind,
+        subscription_ids=tuple(group),
+        recipients=tuple(command.recipients),
+        changes=QuoteChanges(**changes),
+    )
 
 
 def _domain(quote: Any) -> eligibility.Quote:

@@ -1,8 +1,9 @@
 """The bulk worker: works recorded renewal batches into orders, many batches per transaction.
 
 Each claimed batch is decided by the eligibility package (MAN-1: every subscription checked,
-every reason given); the eligible ones are grouped by CSN, currency and purchase method (MAN-2)
-and each group becomes one order asked of billing (one transaction, one charge, one
+every reason given); the eligible ones are grouped by CSN, currency, purchase method and payment
+method (MAN-2: never charged to another subscription's method) and each group becomes one order
+asked of billing (one transaction, one charge, one
 confirmation — MAN-3). A batch is claimed with `FOR UPDATE SKIP LOCKED` and everything it
 produces commits at once, so a worker killed at any point leaves the batch pending and the next
 worker (or the same one restarted) does it whole, never twice. It runs as a `WorkLoop` woken by
@@ -61,6 +62,9 @@ ORDER_NAMESPACE = uuid.UUID("6f1c8a52-3d0e-4a77-9b1e-2c4b5d6e7f80")
 def order_id_for(request_id: str, group: Group) -> str:
     # Deterministic: working the same batch again yields the same order ids (billing dedupes).
     key = f"{request_id}|{group.csn}|{group.currency}|{group.purchase_method}"
+    if group.payment_method is not None:  # MAN-2: one order per payment method too
+        method = group.payment_method
+        key += f"|{method.type}|{method.recurring}|{method.valid}"
     return str(uuid.uuid5(ORDER_NAMESPACE, key))
 
 
@@ -249,9 +253,11 @@ class BatchWork:
             for line in (decision.preview.lines if decision.preview else ())
         }
         order_of: dict[str, str] = {}
-        for group in decision.groups:  # MAN-2: one order per CSN, currency and purchase method
+        # MAN-2: one order per CSN, currency, purchase method and payment method
+        for group in decision.groups:
             order_id = order_id_for(key, group)
             order_lines = [self._line(lines[sid], held[sid]) for sid in group.subscription_ids]
+            # Every subscription of the group has this very method (eligibility's grouping).
             first = held[group.subscription_ids[0]]
             assert group.total is not None  # every allowed subscription has its price
             command = PlaceOrder(

@@ -2,13 +2,17 @@
 
 Billing's answer releases the order's term reservations (services/renewal/reservations.py). A
 paid order, by its purpose:
-- `renewal` (and `quote`, with the quote's term and seats): each subscription renews from its
-  current renewal date, early or in grace (LIFE-4, MAN-4), by one term of what the next renewal
-  buys (TERM-1, SEAT-2), and `subscription.renewed` is announced — when the term can still take
-  effect (`eligibility.settle_paid_renewal`): money for an expired subscription (LIFE-3,
-  LIFE-5) or for a reservation released meanwhile goes back (billing is asked to refund it,
-  `payment.refunded`), and the subscription stays as it is;
-- `seats`: the seats are added now (SEAT-1) and `seats.updated` answers the command;
+- `renewal` (and a `renewal` quote, with the quote's term and seats): each subscription renews
+  from its current renewal date, early or in grace (LIFE-4, MAN-4), by one term of what the
+  next renewal buys (TERM-1, SEAT-2), and `subscription.renewed` is announced — when the term
+  can still take effect (`eligibility.settle_paid_renewal`): money for an expired subscription
+  (LIFE-3, LIFE-5) or for a reservation released meanwhile goes back (billing is asked to
+  refund it, `payment.refunded`), and the subscription stays as it is;
+- an `alignment` or `new` quote does what its kind says (QUO-3, `eligibility.settle_paid_quote`):
+  the renewal dates move to the quote's target, or a new subscription starts on the payment day
+  (services/renewal/new_purchases.py); `quote.paid` (the quote service's) is their answer;
+- `seats`: the seats are added now (SEAT-1), to a reduced next term too (SEAT-2), and
+  `seats.updated` answers the command;
 - `alignment`: the renewal dates move to the target (ALIGN-1), answered by `renewal_dates.updated`.
 A failed one answers its command with `renewal.rejected` (an automatic renewal's failure is the
 due-date engine's to retry). Only an order still waiting for billing's answer changes state, and
@@ -28,6 +32,7 @@ from typing import Any
 
 from services.renewal.batches import finish_batches
 from services.renewal.changes import dates_updated
+from services.renewal.new_purchases import NewPurchase, new_subscription_id, start_subscriptions
 from services.renewal.reservations import note_pay_by, take_reservations
 from services.renewal.subscriptions import (
     Subscription,
@@ -48,7 +53,12 @@ from shared.contracts.envelope import EventData, new_event, trace_of
 from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
 from shared.contracts.renewal_events import RenewalRejected, SeatsUpdated, SubscriptionRenewed
 from shared.db.types import DbConnection
-from shared.eligibility import PaidRenewal, Policy, renewed_term, settle_paid_renewal
+from shared.eligibility import (
+    Policy,
+    seats_after_addition,
+    settle_paid_quote,
+    settle_paid_renewal,
+)
 from shared.messaging import tracing
 from shared.messaging.consumer import (
     BatchHandler,
@@ -79,6 +89,7 @@ class Settlement:
         self.reserved: dict[tuple[str, str], date] = {}
         self.today: dict[str, date] = {}
         self.engine_looks_again: list[str] = []
+        self.started: list[NewPurchase] = []
 
     async def apply(self, deliveries: list[Delivery]) -> None:
         answers: dict[str, Delivery] = {}
@@ -130,6 +141,8 @@ class Settlement:
             self._add_seats(order, delivery, current, changed)
         elif order["purpose"] == "alignment":
             self._align(order, delivery, current, changed)
+        elif order["purpose"] == "quote" and order["detail"].get("kind", "renewal") != "renewal":
+            self._settle_quote_kind(order, delivery, current, changed)
         else:
             if order["purpose"] == "quote":  # QUO-8: the quote's term and seats are bought
                 current = {
@@ -155,17 +168,12 @@ class Settlement:
         renewed: list[SubscriptionRenewed] = []
         for sid, subscription in list(current.items()):
             term, seats = subscription.renewal_term, subscription.renewal_seats
-            if order["detail"].get("kind", "renewal") == "renewal":
-                paid = settle_paid_renewal(  # LIFE-3, LIFE-4, LIFE-5
-                    to_domain(subscription),
-                    self.reserved.get((order["order_id"], sid)),
-                    today,
-                    self.policy,
-                )
-            else:  # QUO-3's other kinds (alignment, new) are still renewed as before: not this
-                # change's to decide; their money is never sent back here
-                starts_on, renewal_date = renewed_term(to_domain(subscription))
-                paid = PaidRenewal(starts_on=starts_on, renewal_date=renewal_date)
+            paid = settle_paid_renewal(  # LIFE-3, LIFE-4, LIFE-5
+                to_domain(subscription),
+                self.reserved.get((order["order_id"], sid)),
+                today,
+                self.policy,
+            )
             if paid.refund is not None:
                 refunded[sid] = paid.refund
                 del current[sid]
@@ -230,6 +238,68 @@ class Settlement:
                     }
                 )
 
+    def _settle_quote_kind(
+        self,
+        order: dict[str, Any],
+        delivery: Delivery,
+        current: dict[str, Subscription],
+        changed: dict[str, Subscription],
+    ) -> None:
+        """QUO-3: a paid alignment quote moves the renewal dates to its target; a paid
+        new-purchase quote starts a new subscription on the payment day, for the quoted term
+        and seats (services/renewal/new_purchases.py). Money that can no longer buy what the
+        quote said goes back (`eligibility.settle_paid_quote`)."""
+        kind = order["detail"]["kind"]
+        target = order["detail"].get("target_date")
+        lines = {line["subscription_id"]: line for line in order["detail"]["lines"]}
+        refunded: dict[str, str] = {}
+        for sid, subscription in current.items():
+            line = lines[sid]
+            paid = settle_paid_quote(
+                kind,
+                to_domain(subscription),
+                self.reserved.get((order["order_id"], sid)),
+                self.today[order["csn"]],
+                self.policy,
+                term=line["term"],
+                target_date=date.fromisoformat(target) if target else None,
+            )
+            if paid.refund is not None:
+                refunded[sid] = paid.refund
+                detail = {"order_id": order["order_id"], "reason": paid.refund}
+                self._record(sid, "payment_refunded", detail, order, delivery)
+                continue
+            assert paid.starts_on is not None and paid.renewal_date is not None
+            if kind == "alignment":
+                changed[sid] = replace(subscription, renewal_date=paid.renewal_date)
+                detail = {
+                    "order_id": order["order_id"],
+                    "previous_renewal_date": subscription.renewal_date,
+                    "renewal_date": paid.renewal_date,
+                }
+                self._record(sid, "renewal_date_aligned", detail, order, delivery)
+                continue
+            purchase = NewPurchase(
+                subscription_id=new_subscription_id(order["order_id"], sid),
+                quoted=subscription,
+                start_date=paid.starts_on,
+                renewal_date=paid.renewal_date,
+                term=line["term"],
+                seats=line["seats"],
+            )
+            self.started.append(purchase)
+            detail = {
+                "order_id": order["order_id"],
+                "quoted_subscription_id": sid,
+                "start_date": paid.starts_on,
+                "renewal_date": paid.renewal_date,
+                "term": purchase.term,
+                "seats": purchase.seats,
+            }
+            self._record(purchase.subscription_id, "new_purchase", detail, order, delivery)
+        if refunded:
+            self._refund(order, refunded)
+
     def _refund(self, order: dict[str, Any], refunded: dict[str, str]) -> None:
         """The money of subscriptions that could not renew goes back, once (LIFE-3, LIFE-5),
         and a manual request is answered for them."""
@@ -272,14 +342,16 @@ class Settlement:
     ) -> None:
         [(sid, subscription)] = current.items()
         added = order["detail"]["seats_added"]
-        changed[sid] = replace(subscription, seats=subscription.seats + added)
+        # SEAT-2: added to a reduced next term too, so nothing paid for is lost at renewal.
+        seats, next_seats = seats_after_addition(to_domain(subscription), added)
+        changed[sid] = replace(subscription, seats=seats, next_seats=next_seats)
         detail = {"order_id": order["order_id"], "seats_added": added}
         self._record(sid, "seats_added", detail, order, delivery)
         self._announce(
             SeatsUpdated(
                 request_id=order["request_id"],
                 subscription_id=sid,
-                seats=subscription.seats + added,
+                seats=seats,
                 order_id=order["order_id"],
                 prorated_total=Decimal(order["detail"]["total"]),
                 currency=subscription.snapshot.currency,
@@ -355,6 +427,7 @@ class Settlement:
 
     async def save(self, changed: dict[str, Subscription]) -> None:
         connection: DbConnection = self.unit.connection
+        await start_subscriptions(connection, self.started)
         if changed:
             rows = list(changed.values())
             await connection.execute(

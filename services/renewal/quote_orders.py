@@ -63,7 +63,12 @@ def quote_order_handler(clock: Clock, policy: Policy, source: str) -> EventHandl
             {"subscription_id": line.subscription_id, "term": line.term, "seats": line.seats}
             for line in command.lines
         ]
-        detail = {"quote_number": command.quote_number, "kind": command.kind, "lines": lines}
+        detail = {
+            "quote_number": command.quote_number,
+            "kind": command.kind,  # QUO-3: what the payment does (services/renewal/payments.py)
+            "lines": lines,
+            "target_date": command.target_date.isoformat() if command.target_date else None,
+        }
         await connection.execute(
             "INSERT INTO orders (order_id, request_id, csn, subscription_ids, purpose, detail)"
             " VALUES ($1, $2, $3, $4, 'quote', $5::jsonb)",

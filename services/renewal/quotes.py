@@ -32,6 +32,8 @@ from shared.messaging.consumer import (
 def quote_events_handler(clock: Clock, source: str) -> BatchHandler:
     async def remember(unit: UnitOfWork, delivery: Delivery) -> None:
         sent: QuoteSent = delivery.data
+        if sent.kind != "renewal":
+            return  # AUTO-5 is a renewal quote's: an alignment or a new purchase holds nothing
         held = await load_subscriptions(
             unit.connection, [line.subscription_id for line in sent.lines], for_update=True
         )

@@ -23,6 +23,7 @@ from shared.contracts.common import (
     SubscriptionId,
 )
 from shared.contracts.envelope import Contract, EventData, EventRegistry
+from shared.contracts.quote_commands import QuoteKind
 from shared.contracts.topics import QUOTE_EVENTS
 
 TOPIC = QUOTE_EVENTS
@@ -41,6 +42,13 @@ class QuoteSent(EventData):
     event_type: ClassVar[str] = "quote.sent"
     request_id: RequestId | None = Field(description="Null for an automatic quote (QUO-7).")
     quote_number: QuoteNumber
+    kind: QuoteKind = Field(
+        description="What the quote buys once paid (QUO-3): a renewal adds a term, an alignment"
+        " moves the renewal dates to `target_date`, a new purchase starts a new subscription."
+    )
+    target_date: date | None = Field(
+        default=None, description="For an alignment: the date the renewal dates move to."
+    )
     subscription_ids: list[SubscriptionId] = Field(max_length=MAX_IDS)
     expires_on: date
     currency: CurrencyCode

@@ -54,6 +54,9 @@ class QuoteOrderRequested(EventData):
     lines: list[OrderLine] = Field(max_length=MAX_IDS)
     total: Amount
     term_starts: list[TermStart] = Field(max_length=MAX_IDS)
+    target_date: date | None = Field(
+        default=None, description="An alignment quote's target: the renewal dates move there."
+    )
 
 
 class QuoteOrderRefused(EventData):

@@ -21,6 +21,7 @@ from shared.eligibility.dates import (
     window_opens,
 )
 from shared.eligibility.decisions import (
+    alignment_target,
     decide_accept_quote,
     decide_add_seats,
     decide_align_dates,
@@ -94,6 +95,8 @@ from shared.eligibility.terms import (
     Reservation,
     quote_order_reasons,
     reservation_reasons,
+    seats_after_addition,
+    settle_paid_quote,
     settle_paid_renewal,
 )
 
@@ -132,6 +135,7 @@ __all__ = [
     "actor_from_dict",
     "add_months",
     "add_term",
+    "alignment_target",
     "automatic_quote_date",
     "automatic_quote_due",
     "automatic_renewal_line",
@@ -173,8 +177,10 @@ __all__ = [
     "reservation_reasons",
     "retry_on",
     "round_money",
+    "seats_after_addition",
     "self_service_available",
     "self_service_reasons",
+    "settle_paid_quote",
     "settle_paid_renewal",
     "state_of",
     "subscription_from_dict",

@@ -126,13 +126,21 @@ def same_customer_reasons(
 
 
 def alignment_reasons(subscriptions: Sequence[Subscription]) -> list[Reason]:
-    """ALIGN-1: the same term and the same payment method."""
+    """ALIGN-1: the same term and the same payment method — the same method, not only the same
+    type: a card set up as recurring and one that is not, or a valid card and an invalid one,
+    are two methods (the contract names a method by its type, `recurring` and `valid`)."""
     reasons: list[Reason] = []
     if len({s.renewal_term for s in subscriptions}) > 1:
         reasons.append(Reason.TERM_MISMATCH)
-    if len({s.payment_method.type for s in subscriptions}) > 1:
+    if len({s.payment_method for s in subscriptions}) > 1:
         reasons.append(Reason.PAYMENT_METHOD_MISMATCH)
     return reasons
+
+
+def alignment_method_reasons(subscription: Subscription) -> list[Reason]:
+    """ALIGN-1: the shared payment method must be valid, or the dates would move on a method
+    that can't pay the next renewal."""
+    return [] if subscription.payment_method.valid else [Reason.PAYMENT_METHOD_INVALID]
 
 
 def alignment_target_reasons(subscription: Subscription, target_date: date) -> list[Reason]:

@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 
 from shared.eligibility.checks import (
+    alignment_method_reasons,
     alignment_reasons,
     alignment_target_reasons,
     authorization_reasons,
@@ -28,7 +29,6 @@ from shared.eligibility.dates import (
     SubscriptionState,
     add_term,
     grace_ends,
-    is_already_renewed,
     new_purchase_term,
     renewed_term,
     state_of,
@@ -87,7 +87,8 @@ def decide_manual_renewal(
     self-service action), NO_PRICE, and RENEWAL_IN_PROGRESS while another order for it is open
     (`reservations`, by subscription id). A subscription the actor may not act on gets
     NOT_AUTHORIZED and nothing more (issue 16: nothing about another tenant's subscription). The new term starts on the current renewal date
-    (LIFE-4, MAN-4). Allowed subscriptions are grouped into transactions (MAN-2). The request is
+    (LIFE-4, MAN-4). Allowed subscriptions are grouped into transactions (MAN-2), one per CSN,
+    currency, purchase method and payment method (a card and a bank transfer are two charges). The request is
     allowed when it has no reason of its own and at least one subscription is allowed; the
     others are refused one by one.
     """
@@ -142,7 +143,8 @@ def decide_manual_renewal(
         allowed=not request_reasons and any(o.allowed for o in outcomes),
         reasons=tuple(request_reasons),
         subscriptions=tuple(outcomes),
-        groups=group_subscriptions(renewable, _amounts(lines)),
+        # MAN-2: one charge per group, with one method valid for every subscription in it.
+        groups=group_subscriptions(renewable, _amounts(lines), by_payment_method=True),
         preview=preview_of(lines.values()),
     )
 
@@ -252,7 +254,7 @@ def decide_quote(
     ]
     if strangers:
         return _refused(Action.QUOTE, strangers)
-    target_date = request.target_date or max((s.renewal_date for s in known), default=today)
+    target_date = alignment_target(known, request, today)
 
     outcomes: list[SubscriptionOutcome] = []
     lines: dict[str, PriceLine] = {}
@@ -299,6 +301,7 @@ def decide_quote(
         else:
             reasons += current_term_reasons(subscription, today)
             reasons += alignment_target_reasons(subscription, target_date)
+            reasons += alignment_method_reasons(subscription)
             line = _alignment_line(
                 subscription,
                 target_date=target_date,
@@ -362,6 +365,15 @@ def decide_quote(
         groups=group_subscriptions(quoted, _amounts(lines)),
         preview=preview_of(lines.values(), expires_on=expires_on),
     )
+
+
+def alignment_target(
+    subscriptions: Iterable[Subscription], request: QuoteRequest, today: date
+) -> date:
+    """QUO-3, ALIGN-1: the date an alignment quote moves the renewal dates to — the request's,
+    else the latest of the subscriptions' renewal dates (`quote.requested` carries no target:
+    the others are aligned on the one that renews last). `quote.sent` says it (`target_date`)."""
+    return request.target_date or max((s.renewal_date for s in subscriptions), default=today)
 
 
 def _not_self_service_reasons(
@@ -511,9 +523,10 @@ def decide_add_seats(
 
     Request: INVALID_QUANTITY when seats ≤ 0. Subscription: ROLE-1, LIFE-1 (a trial can't be
     extended), EXPIRED once the term has ended (lapsed or expired: renew first),
-    ALREADY_RENEWED (the term running today is not the one the renewal date ends),
     SELF-1/SELF-2, NO_PRICE. The unit price is the renewal price of one seat for a full term;
-    the total is the pro-rata amount for the seats added. They renew with the others.
+    the total is the pro-rata amount for the seats added. They renew with the others. SEAT-1
+    "at any time": after an early renewal too, when they are charged for the rest of the running
+    term plus the term already paid ahead (`prorated_days_left`).
     """
     prices, promotions = tuple(prices), tuple(promotions)
     request_reasons = seat_count_reasons(seats)
@@ -546,8 +559,6 @@ def decide_add_seats(
         *seat_count_reasons(subscription.seats),
         *current_term_reasons(subscription, today),
     ]
-    if not _is_trial(subscription) and is_already_renewed(subscription, today):
-        reasons.append(Reason.ALREADY_RENEWED)
     reasons += _self_service_reasons(subscription, policy, sender)
     reasons += _price_reasons(line, needed=not _is_trial(subscription))
     line = _chargeable(line)
@@ -574,7 +585,8 @@ def decide_align_dates(
     policy: Policy,
     sender: Sender | None = None,
 ) -> Decision:
-    """Align renewal dates on `target_date` (ALIGN-1): same term, same payment method.
+    """Align renewal dates on `target_date` (ALIGN-1): same term, same payment method (the same
+    method, not only its type), valid (PAYMENT_METHOD_INVALID otherwise).
 
     Each renewal date moves forward to the target, by at most one term; the extension is
     charged now, pro rata, at the renewal price. Request: INVALID_QUANTITY, the bulk limit, one
@@ -610,6 +622,7 @@ def decide_align_dates(
             *seat_count_reasons(subscription.renewal_seats),
             *current_term_reasons(subscription, today),
             *alignment_target_reasons(subscription, target_date),
+            *alignment_method_reasons(subscription),
             *_self_service_reasons(subscription, policy, sender),
             *_price_reasons(line, needed=not _is_trial(subscription)),
         ]

@@ -1,4 +1,5 @@
-"""Transactions of a bulk request: one per CSN, currency and purchase method (MAN-2, QUO-2)."""
+"""Transactions of a bulk request: one per CSN, currency and purchase method (MAN-2, QUO-2), and
+for a manual renewal one per payment method too (MAN-2: one charge, one method)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from shared.eligibility.model import PurchaseMethod, Subscription
+from shared.eligibility.model import PaymentMethod, PurchaseMethod, Subscription
 from shared.eligibility.pricing import Money
 
 GroupKey = tuple[str, str, PurchaseMethod]
@@ -20,6 +21,9 @@ class Group:
     subscription_ids: tuple[str, ...]
     total: Money | None
     """The sum of the subscriptions' amounts; None when one of them has no amount."""
+    payment_method: PaymentMethod | None = None
+    """The one method every subscription of the group is charged with (MAN-2); None when the
+    grouping was not by payment method (a quote is paid by whoever accepts it)."""
 
 
 def group_key(subscription: Subscription) -> GroupKey:
@@ -27,16 +31,26 @@ def group_key(subscription: Subscription) -> GroupKey:
 
 
 def group_subscriptions(
-    subscriptions: Iterable[Subscription], amounts: Mapping[str, Money] | None = None
+    subscriptions: Iterable[Subscription],
+    amounts: Mapping[str, Money] | None = None,
+    *,
+    by_payment_method: bool = False,
 ) -> tuple[Group, ...]:
     """MAN-2, QUO-2: partition the subscriptions by CSN, currency and purchase method, in the
-    order each group first appears; each group is one transaction (MAN-3: one confirmation)."""
+    order each group first appears; each group is one transaction (MAN-3: one confirmation).
+
+    `by_payment_method` (MAN-2, a charge): subscriptions whose payment methods can't share one
+    charge (a card and a bank transfer, a valid card and an invalid one) are split too, so no
+    subscription is ever charged to another's method. The contract names a method by its type,
+    whether it is recurring and whether it is valid: two methods equal in these are one method.
+    """
     amounts = amounts or {}
-    members: dict[GroupKey, list[Subscription]] = {}
+    members: dict[tuple[GroupKey, PaymentMethod | None], list[Subscription]] = {}
     for subscription in subscriptions:
-        members.setdefault(group_key(subscription), []).append(subscription)
+        method = subscription.payment_method if by_payment_method else None
+        members.setdefault((group_key(subscription), method), []).append(subscription)
     groups = []
-    for (csn, currency, purchase_method), subs in members.items():
+    for ((csn, currency, purchase_method), method), subs in members.items():
         ids = tuple(s.subscription_id for s in subs)
         groups.append(
             Group(
@@ -45,6 +59,7 @@ def group_subscriptions(
                 purchase_method=purchase_method,
                 subscription_ids=ids,
                 total=_sum(ids, amounts),
+                payment_method=method,
             )
         )
     return tuple(groups)

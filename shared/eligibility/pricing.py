@@ -14,7 +14,7 @@ from enum import StrEnum
 
 from babel.numbers import get_currency_precision
 
-from shared.eligibility.dates import days_in_term
+from shared.eligibility.dates import days_in_term, term_start
 from shared.eligibility.model import Price, Promotion, Term
 from shared.eligibility.policy import Policy
 
@@ -155,10 +155,19 @@ def price_line(
 
 
 def prorated_days_left(today: date, renewal_date: date, term: Term) -> tuple[int, int]:
-    """SEAT-1: (days left in the term, days in the term); never more than a full term."""
-    term_days = days_in_term(renewal_date, term)
-    left = min(max((renewal_date - today).days, 0), term_days)
-    return left, term_days
+    """SEAT-1: (days left until the renewal date, days in the running term).
+
+    The days left in the running term, never more than it; after an early renewal (LIFE-4) the
+    renewal date is terms ahead of the running term, and seats added now also take part in
+    every term already paid ahead (all seats renew together): each such term counts in full,
+    as the running term's length, so the fraction is "terms paid ahead + part of this one".
+    """
+    running_ends, ahead = renewal_date, 0
+    while term_start(running_ends, term) > today:
+        running_ends, ahead = term_start(running_ends, term), ahead + 1
+    term_days = days_in_term(running_ends, term)
+    left = min(max((running_ends - today).days, 0), term_days)
+    return ahead * term_days + left, term_days
 
 
 @dataclass(frozen=True, kw_only=True)

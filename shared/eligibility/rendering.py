@@ -54,6 +54,8 @@ def _group(group: Group) -> dict[str, Any]:
         "purchase_method": group.purchase_method,
         "subscription_ids": list(group.subscription_ids),
         "total": _amount(group.total),
+        # MAN-2: the one method a manual renewal's group is charged with (null for a quote's).
+        "payment_method": None if group.payment_method is None else vars(group.payment_method),
     }
 
 

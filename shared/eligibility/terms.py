@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
-from shared.eligibility.dates import grace_ends, renewed_term
-from shared.eligibility.model import Subscription, Term
+from shared.eligibility.dates import grace_ends, new_purchase_term, renewed_term
+from shared.eligibility.model import QuoteKind, Subscription, Term
 from shared.eligibility.policy import Policy
 from shared.eligibility.reasons import Reason, in_contract_order
 
@@ -90,6 +90,48 @@ def settle_paid_renewal(
     return PaidRenewal(starts_on=starts_on, renewal_date=renewal_date)
 
 
+def settle_paid_quote(
+    kind: QuoteKind,
+    subscription: Subscription,
+    reserved_start: date | None,
+    today: date,
+    policy: Policy,
+    *,
+    term: Term | None = None,
+    target_date: date | None = None,
+) -> PaidRenewal:
+    """QUO-3: a paid quote does what its kind says, for one of its subscriptions.
+
+    - `renewal`: a term of `term` from the current renewal date (LIFE-4), as
+      `settle_paid_renewal` (expired, released or already renewed: the money goes back);
+    - `alignment`: the renewal date moves to `target_date` (ALIGN-1), while the dates the quote
+      was priced for still hold (ALREADY_RENEWED otherwise) and the subscription has not expired;
+    - `new`: a new subscription starts on the payment day, `today`, for `term` (LIFE-3: the
+      quoted subscription itself is left as it is; `starts_on` is the new one's start date).
+    Whatever the kind, an order whose reservation was released bought nothing: refunded.
+    """
+    if kind == "renewal":
+        return settle_paid_renewal(subscription, reserved_start, today, policy, term)
+    if reserved_start is None:
+        return PaidRenewal(refund=RefundReason.RESERVATION_RELEASED)
+    if kind == "new":
+        starts_on, renewal_date = new_purchase_term(today, term or subscription.renewal_term)
+        return PaidRenewal(starts_on=starts_on, renewal_date=renewal_date)
+    if today > grace_ends(subscription, policy):
+        return PaidRenewal(refund=RefundReason.EXPIRED)
+    if subscription.renewal_date != reserved_start or target_date is None:
+        return PaidRenewal(refund=RefundReason.ALREADY_RENEWED)
+    return PaidRenewal(starts_on=subscription.renewal_date, renewal_date=target_date)
+
+
+def seats_after_addition(subscription: Subscription, added: int) -> tuple[int, int | None]:
+    """SEAT-1, SEAT-2: paid seats added now count from now and at the next renewal: when a
+    reduction was set for the next term, the added seats are added to it too (nothing paid for
+    is lost at renewal). Returns the new (seats, next_seats)."""
+    next_seats = None if subscription.next_seats is None else subscription.next_seats + added
+    return subscription.seats + added, next_seats
+
+
 def quote_order_reasons(
     subscriptions: Mapping[str, Subscription | None],
     reservations: Mapping[str, Reservation],
@@ -101,17 +143,19 @@ def quote_order_reasons(
 ) -> list[Reason]:
     """QUO-3, QUO-8 and issue 14: an accepted quote's order is placed only when every term it
     buys is still for sale — no other order holds the subscription (RENEWAL_IN_PROGRESS), the
-    term it was priced for was not bought meanwhile (ALREADY_RENEWED: e.g. renewed manually
-    after the quote was sent), and, for a renewal, the subscription has not expired (LIFE-3)."""
+    term (or, for an alignment, the dates) it was priced for was not bought meanwhile
+    (ALREADY_RENEWED: e.g. renewed manually after the quote was sent), and, for a renewal or an
+    alignment, the subscription has not expired (LIFE-3). A new purchase buys a new
+    subscription: only another open order on the quoted one holds it back."""
     reasons: list[Reason] = []
     for subscription_id, subscription in subscriptions.items():
         if subscription is None:
             reasons.append(Reason.UNKNOWN_SUBSCRIPTION)
             continue
-        start = term_starts.get(subscription_id) if kind == "renewal" else None
+        start = term_starts.get(subscription_id) if kind != "new" else None
         reasons += reservation_reasons(
             subscription, reservations.get(subscription_id), term_start=start
         )
-        if kind == "renewal" and today > grace_ends(subscription, policy):
+        if kind != "new" and today > grace_ends(subscription, policy):
             reasons.append(Reason.EXPIRED)
     return list(in_contract_order(reasons))

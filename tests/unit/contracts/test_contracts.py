@@ -185,6 +185,8 @@ SAMPLES: dict[str, list[EventData]] = {
         quote_events.QuoteSent(
             request_id=None,
             quote_number="Q-1",
+            kind="alignment",
+            target_date=date(2025, 6, 30),
             subscription_ids=["sub-1"],
             expires_on=date(2025, 3, 31),
             currency="EUR",

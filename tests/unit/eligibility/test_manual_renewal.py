@@ -5,9 +5,9 @@ from decimal import Decimal
 
 import pytest
 
-from shared.eligibility import Actor
+from shared.eligibility import Actor, PaymentMethod
 
-from .builders import codes, reasons_of, renew, renewing_in, subscription
+from .builders import CARD, codes, reasons_of, renew, renewing_in, subscription
 
 
 @pytest.mark.parametrize(
@@ -76,6 +76,30 @@ def test_man_2_a_bulk_renewal_is_one_transaction_per_csn_currency_and_purchase_m
         ((g.csn, g.currency, g.purchase_method), g.subscription_ids, g.total.amount)
         for g in decision.groups
     ] == groups
+
+
+def test_man_2_a_card_and_a_bank_transfer_are_two_charges_never_one_on_the_first_method():
+    """MAN-2: a group is charged with one method valid for every subscription in it; methods
+    that can't share a charge (a card and a bank transfer, a valid card and an invalid one) are
+    split into their own groups, each naming the method it is charged with."""
+    transfer = PaymentMethod(type="bank_transfer", recurring=False, valid=True)
+    broken_card = PaymentMethod(type="card", recurring=True, valid=False)
+    decision = renew(
+        renewing_in(30, "S-1"),
+        renewing_in(30, "S-2", payment_method=transfer),
+        renewing_in(30, "S-3"),
+        renewing_in(30, "S-4", payment_method=broken_card),
+    )
+    assert [(g.subscription_ids, g.payment_method) for g in decision.groups] == [
+        (("S-1", "S-3"), CARD),
+        (("S-2",), transfer),
+        (("S-4",), broken_card),
+    ]
+    assert [g.total.amount for g in decision.groups] == [
+        Decimal("840.00"),
+        Decimal("420.00"),
+        Decimal("420.00"),
+    ]
 
 
 def test_man_3_one_transaction_per_group_so_one_confirmation_per_group():

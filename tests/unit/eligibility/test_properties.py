@@ -111,8 +111,10 @@ def test_early_renewal_never_moves_the_renewal_date(sub, days_before, term):
     currency=st.sampled_from(["USD", "JPY", "KWD"]),
     percent_off=st.sampled_from([None, Decimal("15"), Decimal("100")]),
 )
-def test_pro_rata_never_exceeds_a_full_term(unit, seats, renewal_offset, term, currency,
-                                            percent_off):  # fmt: skip
+def test_pro_rata_never_exceeds_a_full_term_per_term_left(unit, seats, renewal_offset, term,
+                                                          currency, percent_off):  # fmt: skip
+    """SEAT-1: within a term of today never more than a full term; after an early renewal
+    (the renewal date terms ahead) never more than a full term for each term left."""
     renewal_date = TODAY + timedelta(days=renewal_offset)
     left, term_days = prorated_days_left(TODAY, renewal_date, term)
     promo = None if percent_off is None else promotion(str(percent_off), starts_on=date.min)
@@ -125,15 +127,21 @@ def test_pro_rata_never_exceeds_a_full_term(unit, seats, renewal_offset, term, c
             term_days=days_in_term,
         )  # fmt: skip
 
-    prorated, full = line(left, term_days), line()
-    assert 0 <= left <= term_days
-    assert Decimal(0) <= prorated.amount <= full.amount
+    prorated = line(left, term_days)
+    terms_left = left // term_days + 1
+    # a full term for each term left, rounded once (rounding each term apart would round a
+    # ¥0.35 term down to ¥0 while ¥0.50 of it rounds up to ¥1)
+    full_terms_left = line(terms_left * term_days, term_days)
+    assert left >= 0
+    if renewal_date <= add_term(TODAY, term):
+        assert left <= term_days
+    assert Decimal(0) <= prorated.amount <= full_terms_left.amount
     assert prorated.subtotal - prorated.discount == prorated.amount
 
 
 @PROPERTIES
 @given(subscriptions("S-1"), st.integers(min_value=-3, max_value=50))
-def test_added_seats_never_cost_more_than_a_full_term(sub, seats):
+def test_added_seats_never_cost_more_than_a_full_term_per_term_left(sub, seats):
     decision = decide_add_seats(
         ACTOR, [sub], "S-1", seats=seats, prices=PRICES, promotions=(), today=TODAY,
         policy=policy(),
@@ -141,7 +149,9 @@ def test_added_seats_never_cost_more_than_a_full_term(sub, seats):
     outcome = decision.outcome("S-1")
     if outcome.total is not None:
         assert seats > 0
-        assert 0 <= outcome.total.amount <= outcome.unit_price.amount * seats
+        left, term_days = prorated_days_left(TODAY, sub.renewal_date, sub.term)
+        terms_left = left // term_days + 1  # SEAT-1 after an early renewal
+        assert 0 <= outcome.total.amount <= outcome.unit_price.amount * seats * terms_left
 
 
 requests = st.fixed_dictionaries(

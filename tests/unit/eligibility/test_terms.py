@@ -154,6 +154,27 @@ def test_quo_8_a_quote_order_is_refused_when_its_term_was_bought_or_is_being_bou
     assert quote_order_reasons({"S-2": None}, {}, {}, **kwargs) == [Reason.UNKNOWN_SUBSCRIPTION]
 
 
+def test_quo_3_an_alignment_order_is_refused_once_its_dates_moved_a_new_purchase_is_not():
+    """QUO-3: an alignment was priced for the renewal date it extends; a new purchase buys a
+    new subscription, so the quoted one having been renewed or having expired holds it not."""
+    sub = renewing_in(10)
+    start = {"S-1": sub.renewal_date}
+    renewed = subscription(renewal_date=add_term(sub.renewal_date, "annual"))
+    expired = renewing_in(-60)
+    by_kind = {"today": TODAY, "policy": policy()}
+    assert quote_order_reasons({"S-1": renewed}, {}, start, kind="alignment", **by_kind) == [
+        Reason.ALREADY_RENEWED
+    ]
+    assert quote_order_reasons(
+        {"S-1": expired}, {}, {"S-1": expired.renewal_date}, kind="alignment", **by_kind
+    ) == [Reason.EXPIRED]
+    assert quote_order_reasons({"S-1": renewed}, {}, start, kind="new", **by_kind) == []
+    assert quote_order_reasons({"S-1": expired}, {}, start, kind="new", **by_kind) == []
+    assert quote_order_reasons(
+        {"S-1": sub}, {"S-1": _reservation(sub)}, start, kind="new", **by_kind
+    ) == [Reason.RENEWAL_IN_PROGRESS]
+
+
 def test_quo_5_an_accepted_quote_can_not_be_cancelled():
     quote = Quote(quote_number="Q-1", csn="CSN-100", expires_on=TODAY, accepted=True)
     decision = decide_cancel_quote(ACTOR, quote, channel="sales", today=TODAY)

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from shared.eligibility import PaymentMethod
+from shared.eligibility import PaymentMethod, seats_after_addition
 
 from .builders import (
     TODAY,
@@ -117,7 +117,6 @@ def test_seat_1_promotions_apply_to_added_seats():
         (renewing_in(30), -1, set(), ["INVALID_QUANTITY"]),
         (renewing_in(0), 1, {"EXPIRED"}, []),  # the term has ended: renew first
         (renewing_in(-50), 1, {"EXPIRED"}, []),
-        (renewing_in(400), 1, {"ALREADY_RENEWED"}, []),
         (renewing_in(30, status="trial"), 1, {"TRIAL_NOT_RENEWABLE"}, []),
         (renewing_in(30, country="CN"), 1, {"SELF_SERVICE_UNAVAILABLE_COUNTRY"}, []),
         (renewing_in(30, product_code="REVIT"), 1, {"NO_PRICE"}, []),
@@ -127,6 +126,35 @@ def test_seat_1_only_an_eligible_running_term_takes_seats(sub, seats, reasons, r
     decision = add_seats(sub, seats)
     assert reasons_of(decision) == reasons
     assert codes(decision.reasons) == request_reasons
+
+
+def test_seat_1_seats_can_be_added_after_an_early_renewal_for_the_term_left_and_the_one_ahead():
+    """SEAT-1 "at any time": renewed early (LIFE-4), the renewal date is a term ahead of the
+    running one; the seats added now are charged for the rest of the running term plus the
+    whole term paid ahead, and renew with the others on the renewal date."""
+    # Renewed early: the running term ends 2026-04-15, the paid one on 2027-04-15.
+    sub = subscription(renewal_date=date(2027, 4, 15), start_date=date(2025, 4, 15))
+    decision = add_seats(sub, 2, today=date(2026, 3, 1))
+    assert decision.allowed
+    line = decision.preview.lines[0]
+    assert (line.prorated_days, line.term_days) == (365 + 45, 365)
+    # 420.00 × 2 × 410 / 365 = 943.56…
+    assert decision.outcome("S-1").total.amount == Decimal("943.56")
+    assert decision.outcome("S-1").next_renewal_date == date(2027, 4, 15)
+
+
+@pytest.mark.parametrize(
+    ("seats", "next_seats", "added", "after"),
+    [
+        (5, None, 2, (7, None)),  # no change set for the next term: it renews with all 7
+        (5, 3, 2, (7, 5)),  # SEAT-2: reduced to 3 for the next term, the 2 paid now stay
+    ],
+)
+def test_seat_2_seats_added_after_a_reduction_are_added_to_the_next_term_too(
+    seats, next_seats, added, after
+):
+    sub = subscription(seats=seats, next_seats=next_seats)
+    assert seats_after_addition(sub, added) == after
 
 
 @pytest.mark.parametrize(
@@ -140,6 +168,11 @@ def test_seat_1_only_an_eligible_running_term_takes_seats(sub, seats, reasons, r
                                                                 valid=True)},
          ["TERM_MISMATCH", "PAYMENT_METHOD_MISMATCH"]),
         ({"currency": "EUR", "country": "FR"}, ["MIXED_CURRENCY"]),
+        # ALIGN-1: the same method, not only the same type.
+        ({"payment_method": PaymentMethod(type="card", recurring=False, valid=True)},
+         ["PAYMENT_METHOD_MISMATCH"]),
+        ({"payment_method": PaymentMethod(type="card", recurring=True, valid=False)},
+         ["PAYMENT_METHOD_MISMATCH"]),
     ],
 )  # fmt: skip
 def test_align_1_payment_dates_align_only_with_the_same_term_and_payment_method(second, reasons):
@@ -148,6 +181,18 @@ def test_align_1_payment_dates_align_only_with_the_same_term_and_payment_method(
     decision = align(first, other, target_date=first.renewal_date)
     assert codes(decision.reasons) == reasons
     assert decision.allowed is not reasons
+
+
+def test_align_1_the_shared_method_must_be_valid():
+    broken = PaymentMethod(type="card", recurring=True, valid=False)
+    decision = align(
+        renewing_in(30, "S-1", payment_method=broken),
+        renewing_in(20, "S-2", payment_method=broken),
+        target_date=TODAY + timedelta(days=30),
+    )
+    assert not decision.allowed
+    assert codes(decision.reasons) == []  # one method: no mismatch, but not a valid one
+    assert reasons_of(decision, "S-1") == reasons_of(decision, "S-2") == {"PAYMENT_METHOD_INVALID"}
 
 
 def test_align_1_the_extension_is_charged_pro_rata_and_moves_the_renewal_date():
