@@ -23,13 +23,12 @@ from typing import Any
 import asyncpg
 
 from services.renewal.batches import finish_batches
+from services.renewal.billing_orders import place_order
 from services.renewal.reservations import open_reservations, reserve
 from services.renewal.subscriptions import Subscription, load_asked, to_domain
 from shared.catalog.store import load_prices, load_promotions
 from shared.clock import Clock
 from shared.contracts.billing_commands import TOPIC as BILLING_COMMANDS
-from shared.contracts.billing_commands import PlaceOrder
-from shared.contracts.billing_events import OrderLine
 from shared.contracts.envelope import new_event
 from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
 from shared.contracts.renewal_events import RenewalRejected
@@ -40,7 +39,6 @@ from shared.eligibility import (
     Group,
     Policy,
     Price,
-    PriceLine,
     Promotion,
     Reservation,
     decide_manual_renewal,
@@ -256,18 +254,11 @@ class BatchWork:
         # MAN-2: one order per CSN, currency, purchase method and payment method
         for group in decision.groups:
             order_id = order_id_for(key, group)
-            order_lines = [self._line(lines[sid], held[sid]) for sid in group.subscription_ids]
-            # Every subscription of the group has this very method (eligibility's grouping).
-            first = held[group.subscription_ids[0]]
             assert group.total is not None  # every allowed subscription has its price
-            command = PlaceOrder(
-                request_id=request_id,
+            command = place_order(
                 order_id=order_id,
-                csn=group.csn,
-                currency=group.currency,
-                purchase_method=group.purchase_method,
-                payment_method=first.snapshot.payment_method,
-                lines=order_lines,
+                request_id=request_id,
+                lines=[(lines[sid], held[sid]) for sid in group.subscription_ids],
                 total=group.total.amount,
             )
             self.outbox.add(BILLING_COMMANDS, self._event(command, group.csn))
@@ -280,18 +271,6 @@ class BatchWork:
                 self.reservations[sid] = reservation
                 self.reserved.append(reservation)
         return order_of
-
-    @staticmethod
-    def _line(line: PriceLine, subscription: Subscription) -> OrderLine:
-        return OrderLine(
-            subscription_id=line.subscription_id,
-            product_code=line.product_code,
-            product_name=subscription.snapshot.product_name,
-            term=line.term,
-            seats=line.seats,
-            unit_price=line.unit_price,
-            amount=line.amount,
-        )
 
     def _reject(
         self, request_id: str, csn: str, subscription_id: str | None, reasons: Sequence[str]

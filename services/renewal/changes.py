@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from services.renewal.billing_orders import place_order
 from services.renewal.reservations import open_reservations, reserve
 from services.renewal.subscriptions import (
     Subscription,
@@ -25,8 +26,6 @@ from services.renewal.subscriptions import (
 from shared.catalog.store import load_prices, load_promotions
 from shared.clock import Clock
 from shared.contracts.billing_commands import TOPIC as BILLING_COMMANDS
-from shared.contracts.billing_commands import PlaceOrder
-from shared.contracts.billing_events import OrderLine
 from shared.contracts.envelope import EventData, new_event
 from shared.contracts.renewal_commands import AddSeats, AlignRenewalDates, ChangeRenewalTerms
 from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
@@ -269,26 +268,8 @@ class ChangeHandlers:
         order_id = str(
             uuid.uuid5(CHANGE_ORDER_NAMESPACE, f"{purpose}|{request_key(context.delivery)}")
         )
-        order = PlaceOrder(
-            request_id=command.request_id,
-            order_id=order_id,
-            csn=first.csn,
-            currency=first.currency,
-            purchase_method=first.purchase_method,
-            payment_method=first.payment_method,
-            lines=[
-                OrderLine(
-                    subscription_id=line.subscription_id,
-                    product_code=line.product_code,
-                    product_name=subscription.snapshot.product_name,
-                    term=line.term,
-                    seats=line.seats,
-                    unit_price=line.unit_price,
-                    amount=line.amount,
-                )
-                for line, subscription in lines
-            ],
-            total=total,
+        order = place_order(
+            order_id=order_id, request_id=command.request_id, lines=lines, total=total
         )
         await context.unit.connection.execute(
             "INSERT INTO orders (order_id, request_id, csn, subscription_ids, purpose, detail)"

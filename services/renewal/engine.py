@@ -27,13 +27,12 @@ from typing import Any
 
 import asyncpg
 
+from services.renewal.billing_orders import place_order
 from services.renewal.reservations import release_subscriptions, reserve
 from services.renewal.subscriptions import Subscription, from_row, record_history, to_domain
 from shared.catalog.store import load_prices
 from shared.clock import Clock
 from shared.contracts.billing_commands import TOPIC as BILLING_COMMANDS
-from shared.contracts.billing_commands import PlaceOrder
-from shared.contracts.billing_events import OrderLine
 from shared.contracts.envelope import EventData, new_event
 from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
 from shared.contracts.renewal_events import SubscriptionExpired, SubscriptionLapsed
@@ -257,24 +256,11 @@ class EngineStep:
         snapshot = subscription.snapshot
         renewal_date = subscription.renewal_date
         order_id = auto_order_id(subscription.subscription_id, renewal_date, order.attempt)
-        line = OrderLine(
-            subscription_id=subscription.subscription_id,
-            product_code=snapshot.product_code,
-            product_name=snapshot.product_name,
-            term=order.line.term,
-            seats=order.line.seats,
-            unit_price=order.line.unit_price,
-            amount=order.line.amount,
-        )
-        placed = PlaceOrder(
-            request_id=None,
+        placed = place_order(
             order_id=order_id,
-            csn=snapshot.csn,
-            currency=snapshot.currency,
-            purchase_method=snapshot.purchase_method,
-            payment_method=snapshot.payment_method,
-            lines=[line],
-            total=line.amount,
+            request_id=None,
+            lines=[(order.line, subscription)],
+            total=order.line.amount,
             next_retry_on=order.next_retry_on,
         )
         self.outbox.add(BILLING_COMMANDS, self._event(placed, snapshot.csn))
@@ -298,7 +284,7 @@ class EngineStep:
                     "order_id": order_id,
                     "renewal_date": renewal_date,
                     "attempt": order.attempt,
-                    "total": line.amount,
+                    "total": order.line.amount,
                 },
                 None,
                 None,
