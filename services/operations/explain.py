@@ -18,7 +18,7 @@ from pydantic import TypeAdapter
 
 from services.renewal.reservations import open_reservations
 from services.renewal.subscriptions import load_subscriptions, to_domain
-from shared.catalog.store import load_prices, load_promotions
+from shared.catalog.store import load_catalog
 from shared.clock import Clock
 from shared.db.types import DbConnection
 from shared.eligibility import (
@@ -79,8 +79,7 @@ async def live_request(
     # sent it: the renewal date, term and seats are renewal's own once it holds the subscription.
     subscription = to_domain(held[subscription_id])
     products = [subscription.product_code]
-    prices = [Price(**vars(p)) for p in await load_prices(connection, products)]
-    promotions = [Promotion(**vars(p)) for p in await load_promotions(connection, products)]
+    prices, promotions = await load_catalog(connection, products)
     reservations = await open_reservations(connection, [subscription_id])
     today = (await CsnClock(clock).today_for(connection, [subscription.csn]))[subscription.csn]
     request: dict[str, Any] = {

@@ -20,7 +20,7 @@ import asyncpg
 from services.quote.directory import subscriptions
 from services.quote.quotes import QuoteHandlers
 from shared import eligibility
-from shared.catalog.store import load_prices, load_promotions
+from shared.catalog.store import load_catalog
 from shared.clock import Clock
 from shared.db.due_claims import claim_on_each_clock
 from shared.eligibility import Policy, Price, Promotion, QuoteRequest
@@ -110,8 +110,7 @@ class AutomaticQuotes:
             unit = UnitOfWork(connection)
             held = await subscriptions(connection, [r["subscription_id"] for r in rows])
             products = {snapshot.product_code for snapshot, _ in held.values()}
-            prices = [Price(**vars(p)) for p in await load_prices(connection, products)]
-            promotions = [Promotion(**vars(p)) for p in await load_promotions(connection, products)]
+            prices, promotions = await load_catalog(connection, products)
             claimed: list[tuple[str, Any, str | None]] = []
             for row in rows:
                 with tracing.decision():  # one trace per automatic quote, and all it causes

@@ -30,7 +30,7 @@ from typing import Any
 
 from services.quote.directory import subscriptions
 from shared import eligibility
-from shared.catalog.store import load_prices, load_promotions
+from shared.catalog.store import load_catalog
 from shared.clock import Clock
 from shared.contracts.billing_events import OrderLine, PaymentFailed, PaymentSucceeded
 from shared.contracts.envelope import EventData, new_event
@@ -137,10 +137,7 @@ class QuoteHandlers:
             return
         today = await self._today(unit, csn)
         products = {snapshot.product_code for snapshot, _ in held.values()}
-        prices = [Price(**vars(p)) for p in await load_prices(unit.connection, products)]
-        promotions = [
-            Promotion(**vars(p)) for p in await load_promotions(unit.connection, products)
-        ]
+        prices, promotions = await load_catalog(unit.connection, products)
         known = [sid for sid in dict.fromkeys(command.subscription_ids) if sid in held]
         if len(known) < len(set(command.subscription_ids)) or not known:
             groups = [list(command.subscription_ids)]  # the refusal names the unknown ones

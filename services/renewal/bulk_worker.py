@@ -26,7 +26,7 @@ from services.renewal.batches import finish_batches
 from services.renewal.billing_orders import place_order
 from services.renewal.reservations import open_reservations, reserve
 from services.renewal.subscriptions import Subscription, load_asked, to_domain
-from shared.catalog.store import load_prices, load_promotions
+from shared.catalog.store import load_catalog
 from shared.clock import Clock
 from shared.contracts.billing_commands import TOPIC as BILLING_COMMANDS
 from shared.contracts.envelope import new_event
@@ -180,8 +180,7 @@ class BulkWorker:
         connection: DbConnection, subscriptions: Any
     ) -> tuple[list[Price], list[Promotion]]:
         products = {s.snapshot.product_code for s in subscriptions}
-        prices = [Price(**vars(p)) for p in await load_prices(connection, products)]
-        promotions = [Promotion(**vars(p)) for p in await load_promotions(connection, products)]
+        prices, promotions = await load_catalog(connection, products)
         return prices, promotions
 
 

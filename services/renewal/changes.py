@@ -23,7 +23,7 @@ from services.renewal.subscriptions import (
     record_history,
     to_domain,
 )
-from shared.catalog.store import load_prices, load_promotions
+from shared.catalog.store import load_catalog
 from shared.clock import Clock
 from shared.contracts.billing_commands import TOPIC as BILLING_COMMANDS
 from shared.contracts.envelope import EventData, new_event
@@ -108,10 +108,7 @@ class ChangeHandlers:
         csn = delivery.event.subject  # the customer's today (a partner's actor is not of it)
         today = (await self.csn_clock.today_for(unit.connection, [csn]))[csn]
         products = {s.snapshot.product_code for s in held.values()}
-        prices = [Price(**vars(p)) for p in await load_prices(unit.connection, products)]
-        promotions = [
-            Promotion(**vars(p)) for p in await load_promotions(unit.connection, products)
-        ]
+        prices, promotions = await load_catalog(unit.connection, products)
         return ChangeContext(unit, delivery, held, today, prices, promotions)
 
     async def change_terms(self, unit: UnitOfWork, delivery: Delivery) -> None:

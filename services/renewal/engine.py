@@ -185,7 +185,7 @@ class EngineStep:
 
     async def decide(self, connection: DbConnection) -> None:
         products = {s.snapshot.product_code for s, _ in self.due}
-        prices = [Price(**vars(p)) for p in await load_prices(connection, products)]
+        prices = await load_prices(connection, products)
         for subscription, row in self.due:
             # One trace per decision: its order, lapse or expiry and what they cause share it.
             with tracing.decision():

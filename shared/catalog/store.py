@@ -1,33 +1,15 @@
-"""`catalog.events` as every pricing service (renewal, quote) stores it, in its own schema."""
+"""`catalog.events` as every pricing service (renewal, quote, notification) stores it, in its own
+schema, and read back as the eligibility package prices with it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 
 from shared.contracts.catalog_events import PricePublished, PromotionPublished
 from shared.db.types import DbConnection
+from shared.eligibility import Price, Promotion
 from shared.messaging.consumer import BatchHandler, Delivery, UnitOfWork, dispatch_by_type
-
-
-@dataclass(frozen=True)
-class StoredPrice:
-    product_code: str
-    term: str
-    currency: str
-    list_price: Decimal
-    renewal_price: Decimal | None
-
-
-@dataclass(frozen=True)
-class StoredPromotion:
-    promotion_code: str
-    product_codes: tuple[str, ...]
-    percent_off: Decimal
-    starts_on: date
-    ends_on: date
 
 
 async def save_price(unit: UnitOfWork, delivery: Delivery) -> None:
@@ -65,18 +47,18 @@ def catalog_handler() -> BatchHandler:
     return dispatch_by_type({PricePublished: save_price, PromotionPublished: save_promotion})
 
 
-async def load_prices(connection: DbConnection, product_codes: Iterable[str]) -> list[StoredPrice]:
+async def load_prices(connection: DbConnection, product_codes: Iterable[str]) -> list[Price]:
     rows = await connection.fetch(
         "SELECT product_code, term, currency, list_price, renewal_price FROM prices"
         " WHERE product_code = ANY($1::text[])",
         sorted(set(product_codes)),
     )
-    return [StoredPrice(**dict(row)) for row in rows]
+    return [Price(**dict(row)) for row in rows]
 
 
 async def load_promotions(
     connection: DbConnection, product_codes: Iterable[str], on: date | None = None
-) -> list[StoredPromotion]:
+) -> list[Promotion]:
     """The products' promotions running on `on`; all of them (for callers that apply each
     CSN's own day, test clocks included) without it."""
     rows = await connection.fetch(
@@ -87,6 +69,13 @@ async def load_promotions(
         on,
     )
     return [
-        StoredPromotion(**{**dict(row), "product_codes": tuple(row["product_codes"])})
-        for row in rows
+        Promotion(**{**dict(row), "product_codes": tuple(row["product_codes"])}) for row in rows
     ]
+
+
+async def load_catalog(
+    connection: DbConnection, product_codes: Iterable[str], on: date | None = None
+) -> tuple[list[Price], list[Promotion]]:
+    """The products' prices and promotions (those running on `on`, or all of them)."""
+    codes = sorted(set(product_codes))
+    return await load_prices(connection, codes), await load_promotions(connection, codes, on)
