@@ -28,8 +28,9 @@ from typing import Any
 from bench.procstat import cpu_seconds
 from bench.report import table
 from bench.smtp import SmtpSink
+from services.notification.message import OutgoingEmail, build_message
 from services.notification.samples import SAMPLES
-from services.notification.sender import OutgoingEmail, SmtpConnection, build_message
+from services.notification.sender import SmtpConnection
 from services.notification.templates import EmailRenderer, RenderedEmail
 
 SENDER = "renewals@example.com"
