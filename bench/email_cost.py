@@ -30,7 +30,7 @@ from bench.report import table
 from bench.smtp import SmtpSink
 from services.notification.message import OutgoingEmail, build_message
 from services.notification.samples import SAMPLES
-from services.notification.sender import SmtpConnection
+from services.notification.smtp import SmtpSession
 from services.notification.templates import EmailRenderer, RenderedEmail
 
 SENDER = "renewals@example.com"
@@ -87,10 +87,10 @@ def send_all(port: int, messages: list[OutgoingEmail]) -> None:
     """One SMTP session for all, each email handed to the client as the sender hands it."""
 
     async def run() -> None:
-        smtp = SmtpConnection("127.0.0.1", port)
+        smtp = SmtpSession("127.0.0.1", port)
         try:
             for message in messages:
-                await asyncio.to_thread(smtp.send, message)
+                await smtp.send(message)
         finally:
             smtp.close()
 

@@ -11,12 +11,9 @@ after the last try, or on a permanent refusal (5xx), `email.failed`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import json
 import logging
-import smtplib
 from datetime import timedelta
 from typing import Any
 
@@ -25,6 +22,7 @@ import asyncpg
 from services.notification.leases import Claim, Leases, Mark
 from services.notification.message import OutgoingEmail, build_message
 from services.notification.settings import NotificationSettings
+from services.notification.smtp import PermanentSmtpError, SmtpSession, TemporarySmtpError
 from services.notification.templates import EmailRenderer, RenderedEmail
 from shared.clock import Clock
 from shared.contracts.envelope import new_event
@@ -44,49 +42,6 @@ from shared.messaging.outbox import Outbox
 log = logging.getLogger(__name__)
 
 SERVICE = "notification"
-
-
-class TemporarySmtpError(Exception):
-    pass
-
-
-class PermanentSmtpError(Exception):
-    pass
-
-
-class SmtpConnection:
-    """One SMTP session reused across emails; reopened after any failure."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host = host
-        self.port = port
-        self._smtp: smtplib.SMTP | None = None
-
-    def send(self, message: OutgoingEmail) -> None:
-        try:
-            if self._smtp is None:
-                self._smtp = smtplib.SMTP(self.host, self.port, timeout=10)
-            self._smtp.sendmail(message.sender, message.recipients, message.data)
-        except smtplib.SMTPResponseException as error:
-            self.close()
-            if 400 <= error.smtp_code < 500:
-                raise TemporarySmtpError(f"{error.smtp_code} {error.smtp_error!r}") from None
-            raise PermanentSmtpError(f"{error.smtp_code} {error.smtp_error!r}") from None
-        except smtplib.SMTPRecipientsRefused as error:
-            self.close()
-            codes = [code for code, _ in error.recipients.values()]
-            if all(400 <= code < 500 for code in codes):
-                raise TemporarySmtpError(f"recipients refused: {error.recipients}") from None
-            raise PermanentSmtpError(f"recipients refused: {error.recipients}") from None
-        except (OSError, smtplib.SMTPException) as error:
-            self.close()
-            raise TemporarySmtpError(repr(error)) from None
-
-    def close(self) -> None:
-        if self._smtp is not None:
-            with contextlib.suppress(Exception):
-                self._smtp.close()
-            self._smtp = None
 
 
 class EmailSender:
@@ -111,13 +66,13 @@ class EmailSender:
         # (under the same lease token), not sent again.
         self.unmarked: list[Mark] = []
         self._loops: list[WorkLoop] = []
-        self._smtp: list[SmtpConnection] = []
+        self._smtp: list[SmtpSession] = []
 
     def loops(self) -> list[WorkLoop]:
         """One WorkLoop per sender, its step one claim (`send_due`); register them with
         `runtime.work`."""
         for number in range(self.settings.senders):
-            smtp = SmtpConnection(self.settings.smtp_host, self.settings.smtp_port)
+            smtp = SmtpSession(self.settings.smtp_host, self.settings.smtp_port)
             self._smtp.append(smtp)
             self._loops.append(
                 _SenderLoop(
@@ -138,7 +93,7 @@ class EmailSender:
         for smtp in self._smtp:
             smtp.close()
 
-    async def send_due(self, smtp: SmtpConnection) -> int:
+    async def send_due(self, smtp: SmtpSession) -> int:
         """One claim: each email checked to be still held, sent, and marked before the next
         is sent — so that a crash duplicates at most the one email between SMTP's acceptance
         and its mark. The marks that no crash bound depends on (failures, retries) wait for
@@ -173,7 +128,7 @@ class EmailSender:
             if not await self.leases.hold(claim, key):
                 continue  # its lease expired and another sender has it now: theirs to send
             try:
-                await asyncio.to_thread(smtp.send, self._message(email, rendered))
+                await smtp.send(self._message(email, rendered))
             except (TemporarySmtpError, PermanentSmtpError) as failure:
                 temporary = isinstance(failure, TemporarySmtpError)
                 marks.append(self._failed(claim, email, rendered, str(failure), temporary))
