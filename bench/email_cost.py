@@ -89,8 +89,8 @@ def send_all(port: int, messages: list[OutgoingEmail]) -> None:
     async def run() -> None:
         smtp = SmtpSession("127.0.0.1", port)
         try:
-            for message in messages:
-                await smtp.send(message)
+            for index, message in enumerate(messages):
+                await smtp.send(message, messages[index + 1] if index + 1 < len(messages) else None)
         finally:
             smtp.close()
 

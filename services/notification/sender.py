@@ -111,24 +111,26 @@ class EmailSender:
                 loop.wake()
         accepted = 0
         marks: list[Mark] = []
-        for email in claim.emails:
-            key = email["notification_key"]
+        ready: list[tuple[asyncpg.Record, RenderedEmail, OutgoingEmail]] = []
+        for email in claim.emails:  # rendered first: each one's envelope goes out with the last
             try:
                 rendered = self.renderer.render(
                     email["kind"], email["locale"], json.loads(email["context"])
                 )
+                ready.append((email, rendered, self._message(email, rendered)))
             except Exception as error:
                 # A template or its data is broken: no retry will help, and the others must go.
-                log.exception("email cannot be rendered", extra={"key": key})
+                log.exception("email cannot be rendered", extra={"key": email["notification_key"]})
                 unrendered = RenderedEmail(subject=f"({email['kind']} not rendered)", text="")
                 marks.append(
                     self._failed(claim, email, unrendered, f"cannot render: {error!r}", False)
                 )
-                continue
-            if not await self.leases.hold(claim, key):
+        for index, (email, rendered, message) in enumerate(ready):
+            if not await self.leases.hold(claim, email["notification_key"]):
                 continue  # its lease expired and another sender has it now: theirs to send
+            following = ready[index + 1][2] if index + 1 < len(ready) else None
             try:
-                await smtp.send(self._message(email, rendered))
+                await smtp.send(message, following)
             except (TemporarySmtpError, PermanentSmtpError) as failure:
                 temporary = isinstance(failure, TemporarySmtpError)
                 marks.append(self._failed(claim, email, rendered, str(failure), temporary))

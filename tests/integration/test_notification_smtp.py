@@ -27,16 +27,35 @@ def emails(count: int) -> list[OutgoingEmail]:
 
 async def test_a_server_that_offers_pipelining_gets_each_email_s_commands_in_one_go() -> None:
     """The server holds its answers to MAIL and RCPT until DATA has come (RFC 2920 lets it):
-    only a client that sends MAIL, RCPT and DATA without waiting gets its emails through."""
+    only a client that sends MAIL, RCPT and DATA without waiting gets its emails through; each
+    email's envelope comes with the content of the one before (one round trip per email)."""
+    sent = emails(20)
     async with FlakySmtp(pipelining=True, defer_replies=True) as server:
         smtp = SmtpSession("127.0.0.1", server.port, timeout=5)
         try:
-            for message in emails(20):
-                await smtp.send(message)
+            for index, message in enumerate(sent):
+                await smtp.send(message, sent[index + 1] if index + 1 < len(sent) else None)
         finally:
             smtp.close()
     assert server.accepted == {f"order_confirmation:ORD-{n}": 1 for n in range(20)}
     assert server.connections == 1
+    assert server.envelopes_with_content == 19
+
+
+async def test_an_announced_email_that_is_not_sent_next_is_dropped_with_its_session() -> None:
+    """The caller announced an email, then sends another (the announced one's lease was lost):
+    the session that carries the announced envelope is closed — the server drops that
+    transaction, whose content never went out — and the other goes on a new session."""
+    first, skipped, other = emails(3)
+    async with FlakySmtp(pipelining=True) as server:
+        smtp = SmtpSession("127.0.0.1", server.port, timeout=5)
+        try:
+            await smtp.send(first, skipped)
+            await smtp.send(other)
+        finally:
+            smtp.close()
+    assert server.accepted == {"order_confirmation:ORD-0": 1, "order_confirmation:ORD-2": 1}
+    assert server.connections == 2
 
 
 async def test_a_server_without_pipelining_gets_one_command_at_a_time() -> None:

@@ -33,6 +33,9 @@ class FlakySmtp:
     connections: int = 0
     received: int = 0
     mails: int = 0
+    # MAIL commands already there when the message before them had arrived: sent in the same
+    # write as that message's content (one round trip per email)
+    envelopes_with_content: int = 0
     port: int = 0
     _server: asyncio.Server | None = None
 
@@ -74,6 +77,8 @@ class FlakySmtp:
                 writer.write(b"".join(held))
                 held = []
                 content = await reader.readuntil(b"\r\n.\r\n")
+                # What the client wrote along with the content is in the reader's buffer now.
+                self.envelopes_with_content += bytes(reader._buffer[:4]).upper() == b"MAIL"
                 self.received += 1
                 if self.received in self.drop_before_answer:
                     return
