@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 from typing import NamedTuple
 
@@ -42,7 +43,9 @@ class _Unsent(Exception):
     """The connection failed before any of this email's content was written."""
 
 
-LOCAL_HOSTNAME = socket.gethostname()
+@functools.cache
+def _fully_qualified_name() -> str:
+    return socket.getfqdn()  # may ask DNS: once per process, off the event loop
 
 
 class SmtpSession:
@@ -99,12 +102,16 @@ class SmtpSession:
         greeting = await self._reply()
         if greeting.code != 220:
             raise greeting.error("greeting")
-        hello = await self._command(f"EHLO {LOCAL_HOSTNAME}")
+        # As smtplib introduces itself: by its fully qualified name, else its address.
+        name = await asyncio.to_thread(_fully_qualified_name)
+        if "." not in name:
+            name = f"[{self._writer.get_extra_info('sockname')[0]}]"
+        hello = await self._command(f"EHLO {name}")
         if hello.code == 250:
             self.extensions = {line.split(" ", 1)[0].upper() for line in hello.lines[1:]}
             return
         self.extensions = set()
-        hello = await self._command(f"HELO {LOCAL_HOSTNAME}")
+        hello = await self._command(f"HELO {name}")
         if hello.code != 250:
             raise hello.error("HELO")
 
