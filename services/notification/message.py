@@ -88,8 +88,23 @@ def _body(text: str) -> tuple[str, bytes]:
 def _header(name: str, value: str) -> str:
     if value.isascii() and len(name) + len(value) <= 76 and "\n" not in value:
         return f"{name}: {value}"
-    charset = "us-ascii" if value.isascii() else UTF8_WORDS
-    return f"{name}: " + Header(value, charset, header_name=name).encode(linesep="\r\n")
+    if value.isascii() or value.splitlines() != [value]:  # Header's way with line breaks
+        charset = "us-ascii" if value.isascii() else UTF8_WORDS
+        return f"{name}: " + Header(value, charset, header_name=name).encode(linesep="\r\n")
+    # One line of UTF-8: what Header writes, without its formatter — the encoded words, the
+    # first after the name, each other on a folded line of its own.
+    words = UTF8_WORDS.header_encode_lines(value, _line_room(len(name) + 2))
+    if words[0] is None:  # nothing fits after a name this long: Header's own way
+        return f"{name}: " + Header(value, UTF8_WORDS, header_name=name).encode(linesep="\r\n")
+    return f"{name}: " + "\r\n ".join(word for word in words if word is not None)
+
+
+def _line_room(taken: int) -> Iterator[int]:
+    """The room `Header` gives encoded words: 78 columns less the name on the first line, less
+    the folding space on the others."""
+    yield MAX_LINE - taken
+    while True:
+        yield MAX_LINE - 1
 
 
 class _Utf8Words(Charset):
