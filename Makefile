@@ -3,7 +3,7 @@ SHELL := /bin/bash
 UV ?= uv
 INFRA := deploy/local/infra.sh
 
-.PHONY: help install infra-up infra-down infra-status run stop test test-unit lint typecheck docs docs-check bench faults clean \
+.PHONY: help install infra-up infra-down infra-status run stop test test-unit lint typecheck docs docs-check bench bench-email faults clean \
 	docker-setup images up down logs
 
 help:  ## list the targets
@@ -65,6 +65,9 @@ docs: install  ## regenerate the AsyncAPI document from the apps
 
 docs-check: install  ## fail when docs/asyncapi.json is not what the apps generate
 	@$(UV) run python -m services.asyncapi check docs/asyncapi.json
+
+bench-email: install  ## CPU µs per email: render, MIME, SMTP (against the bench's SMTP sink)
+	@$(UV) run python -m bench.email_cost $(BENCH_EMAIL_ARGS)
 
 bench: infra-up  ## renewals per second and CPU per renewal, manual and automatic, at 1M subscriptions too; emails checked
 	@$(UV) run python -m bench.run $(BENCH_ARGS)

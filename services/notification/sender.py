@@ -11,24 +11,18 @@ after the last try, or on a permanent refusal (5xx), `email.failed`.
 
 from __future__ import annotations
 
-import asyncio
-import binascii
-import contextlib
 import functools
-import hashlib
 import json
 import logging
-import smtplib
-from dataclasses import dataclass
 from datetime import timedelta
-from email import base64mime, quoprimime
-from email.header import Header
 from typing import Any
 
 import asyncpg
 
 from services.notification.leases import Claim, Leases, Mark
+from services.notification.message import OutgoingEmail, build_message
 from services.notification.settings import NotificationSettings
+from services.notification.smtp import PermanentSmtpError, SmtpSession, TemporarySmtpError
 from services.notification.templates import EmailRenderer, RenderedEmail
 from shared.clock import Clock
 from shared.contracts.envelope import new_event
@@ -48,129 +42,6 @@ from shared.messaging.outbox import Outbox
 log = logging.getLogger(__name__)
 
 SERVICE = "notification"
-
-
-class TemporarySmtpError(Exception):
-    pass
-
-
-class PermanentSmtpError(Exception):
-    pass
-
-
-MAX_LINE = 78  # the default policy's max_line_length
-
-
-@dataclass(frozen=True)
-class OutgoingEmail:
-    """What SMTP is given: the envelope and the message's bytes (CRLF line ends)."""
-
-    sender: str
-    recipients: list[str]
-    data: bytes
-
-
-def build_message(
-    sender: str, recipients: list[str], subject: str, key: str, text: str, html: str = ""
-) -> OutgoingEmail:
-    """A plain-text UTF-8 email, written out directly.
-
-    Same headers and content as `email.message.EmailMessage` with `set_content(text)` gives
-    (From, To, Subject — RFC 2047 encoded when not ASCII —, X-Notification-Key, MIME-Version,
-    Content-Type text/plain; charset="utf-8", the same transfer encoding), for a tenth of its
-    CPU: the default policy's header machinery cost ~0.9-1.5 ms per email, this ~0.15 ms.
-    """
-    lines = [
-        _header("From", sender),
-        _header("To", ", ".join(recipients)),
-        _header("Subject", subject),
-        # Lets a mailbox (and the tests) see that a duplicate is the same notification.
-        _header("X-Notification-Key", key),
-        "MIME-Version: 1.0",
-    ]
-    if html:
-        return OutgoingEmail(sender, recipients, _alternative(lines, key, text, html))
-    lines.append('Content-Type: text/plain; charset="utf-8"')
-    cte, body = _body(text)
-    lines.append(f"Content-Transfer-Encoding: {cte}")
-    head = "\r\n".join(lines).encode("ascii")
-    return OutgoingEmail(sender, recipients, head + b"\r\n\r\n" + body)
-
-
-def _alternative(headers: list[str], key: str, text: str, html: str) -> bytes:
-    """multipart/alternative: the plain text first, the HTML version last (preferred by mail
-    readers that show HTML), each part encoded as `_body` encodes a plain-text email."""
-    boundary = "=_renewals_" + hashlib.sha256(key.encode()).hexdigest()[:24]
-    head = [*headers, f'Content-Type: multipart/alternative; boundary="{boundary}"']
-    chunks = ["\r\n".join(head).encode("ascii") + b"\r\n\r\n"]
-    for subtype, content in (("plain", text), ("html", html)):
-        cte, body = _body(content)
-        part = (
-            f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
-            f"Content-Transfer-Encoding: {cte}\r\n\r\n"
-        )
-        # The line break before a boundary belongs to the boundary: one more keeps the body's own.
-        chunks.append(part.encode("ascii") + body + b"\r\n")
-    chunks.append(f"--{boundary}--\r\n".encode("ascii"))
-    return b"".join(chunks)
-
-
-def _body(text: str) -> tuple[str, bytes]:
-    """The transfer encoding `set_content` picks (email.contentmanager.set_text_content, default
-    policy): 7bit or 8bit when every line fits in 78 bytes, else the shorter of quoted-printable
-    and base64 on the first ten lines."""
-    lines = text.encode("utf-8").splitlines()
-    if not lines or max(len(line) for line in lines) <= MAX_LINE:
-        return ("7bit" if text.isascii() else "8bit"), b"\r\n".join(lines) + b"\r\n"
-    sniff = b"\n".join(lines[:10]) + b"\n"
-    sniff_qp = quoprimime.body_encode(sniff.decode("latin-1"), MAX_LINE)
-    if len(sniff_qp) > len(binascii.b2a_base64(sniff)):
-        encoded = base64mime.body_encode(b"\n".join(lines) + b"\n", MAX_LINE - 2)
-        return "base64", encoded.replace("\n", "\r\n").encode("ascii")
-    encoded = quoprimime.body_encode((b"\n".join(lines) + b"\n").decode("latin-1"), MAX_LINE)
-    return "quoted-printable", encoded.replace("\n", "\r\n").encode("ascii")
-
-
-def _header(name: str, value: str) -> str:
-    if value.isascii() and len(name) + len(value) <= 76 and "\n" not in value:
-        return f"{name}: {value}"
-    charset = "us-ascii" if value.isascii() else "utf-8"
-    return f"{name}: " + Header(value, charset, header_name=name).encode(linesep="\r\n")
-
-
-class SmtpConnection:
-    """One SMTP session reused across emails; reopened after any failure."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host = host
-        self.port = port
-        self._smtp: smtplib.SMTP | None = None
-
-    def send(self, message: OutgoingEmail) -> None:
-        try:
-            if self._smtp is None:
-                self._smtp = smtplib.SMTP(self.host, self.port, timeout=10)
-            self._smtp.sendmail(message.sender, message.recipients, message.data)
-        except smtplib.SMTPResponseException as error:
-            self.close()
-            if 400 <= error.smtp_code < 500:
-                raise TemporarySmtpError(f"{error.smtp_code} {error.smtp_error!r}") from None
-            raise PermanentSmtpError(f"{error.smtp_code} {error.smtp_error!r}") from None
-        except smtplib.SMTPRecipientsRefused as error:
-            self.close()
-            codes = [code for code, _ in error.recipients.values()]
-            if all(400 <= code < 500 for code in codes):
-                raise TemporarySmtpError(f"recipients refused: {error.recipients}") from None
-            raise PermanentSmtpError(f"recipients refused: {error.recipients}") from None
-        except (OSError, smtplib.SMTPException) as error:
-            self.close()
-            raise TemporarySmtpError(repr(error)) from None
-
-    def close(self) -> None:
-        if self._smtp is not None:
-            with contextlib.suppress(Exception):
-                self._smtp.close()
-            self._smtp = None
 
 
 class EmailSender:
@@ -195,13 +66,13 @@ class EmailSender:
         # (under the same lease token), not sent again.
         self.unmarked: list[Mark] = []
         self._loops: list[WorkLoop] = []
-        self._smtp: list[SmtpConnection] = []
+        self._smtp: list[SmtpSession] = []
 
     def loops(self) -> list[WorkLoop]:
         """One WorkLoop per sender, its step one claim (`send_due`); register them with
         `runtime.work`."""
         for number in range(self.settings.senders):
-            smtp = SmtpConnection(self.settings.smtp_host, self.settings.smtp_port)
+            smtp = SmtpSession(self.settings.smtp_host, self.settings.smtp_port)
             self._smtp.append(smtp)
             self._loops.append(
                 _SenderLoop(
@@ -222,7 +93,7 @@ class EmailSender:
         for smtp in self._smtp:
             smtp.close()
 
-    async def send_due(self, smtp: SmtpConnection) -> int:
+    async def send_due(self, smtp: SmtpSession) -> int:
         """One claim: each email checked to be still held, sent, and marked before the next
         is sent — so that a crash duplicates at most the one email between SMTP's acceptance
         and its mark. The marks that no crash bound depends on (failures, retries) wait for
@@ -240,24 +111,26 @@ class EmailSender:
                 loop.wake()
         accepted = 0
         marks: list[Mark] = []
-        for email in claim.emails:
-            key = email["notification_key"]
+        ready: list[tuple[asyncpg.Record, RenderedEmail, OutgoingEmail]] = []
+        for email in claim.emails:  # rendered first: each one's envelope goes out with the last
             try:
                 rendered = self.renderer.render(
                     email["kind"], email["locale"], json.loads(email["context"])
                 )
+                ready.append((email, rendered, self._message(email, rendered)))
             except Exception as error:
                 # A template or its data is broken: no retry will help, and the others must go.
-                log.exception("email cannot be rendered", extra={"key": key})
+                log.exception("email cannot be rendered", extra={"key": email["notification_key"]})
                 unrendered = RenderedEmail(subject=f"({email['kind']} not rendered)", text="")
                 marks.append(
                     self._failed(claim, email, unrendered, f"cannot render: {error!r}", False)
                 )
-                continue
-            if not await self.leases.hold(claim, key):
+        for index, (email, rendered, message) in enumerate(ready):
+            if not await self.leases.hold(claim, email["notification_key"]):
                 continue  # its lease expired and another sender has it now: theirs to send
+            following = ready[index + 1][2] if index + 1 < len(ready) else None
             try:
-                await asyncio.to_thread(smtp.send, self._message(email, rendered))
+                await smtp.send(message, following)
             except (TemporarySmtpError, PermanentSmtpError) as failure:
                 temporary = isinstance(failure, TemporarySmtpError)
                 marks.append(self._failed(claim, email, rendered, str(failure), temporary))

@@ -37,6 +37,7 @@ from shared.db.settings import DatabaseSettings
 from shared.messaging.consumer import Delivery, UnitOfWork
 from shared.samples import buyer_of, unique_csn
 from tests.integration.helpers import connection_to, eventually, scratch_schema
+from tests.support.flaky_smtp import FlakySmtp
 from tests.support.smtp import Mailbox, SmtpServer, free_port
 
 
@@ -504,3 +505,49 @@ async def _stats_flushed(admin_db: asyncpg.Connection, role: str) -> bool:
     return not await admin_db.fetchval(
         "SELECT count(*) FROM pg_stat_activity WHERE usename = $1", role
     )
+
+
+# --- Issue 19 item 5: one SMTP session for many emails, pipelined; a broken one costs nothing ---
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
+async def test_issue_19_5_a_connection_broken_mid_batch_sends_each_email_once(
+    notification_db: DatabaseSettings, pipelining: bool
+) -> None:
+    """A claim of 30 on one session, which the server breaks three times: right after accepting
+    the 5th message (the sender finds it closed at its next MAIL: a new session, no retry), on
+    receiving the 12th message's content without answering (not accepted: that one email is
+    retried, after its backoff), and on the 20th MAIL (nothing of that email went out: sent on
+    a new session at once). Each email is accepted exactly once, marked and announced once;
+    only the 12th took two tries; four sessions carried the 31 messages."""
+    pool = await create_pool(notification_db)
+    wanted = keys(30)
+    try:
+        async with FlakySmtp(
+            pipelining=pipelining,
+            drop_after_accept={5},
+            drop_before_answer={12},
+            drop_on_mail={20},
+        ) as server:
+            settings = NotificationSettings(
+                database=notification_db,
+                smtp_port=server.port,
+                senders=1,
+                claim_size=30,
+                retry_base_seconds=0.05,
+                poll_seconds=0.05,
+            )
+            now = datetime.now(UTC)
+            for n, key in enumerate(wanted):  # sent in this order
+                await queue(pool, key, order_context(key), now - timedelta(seconds=60 - n))
+            async with sending(EmailSender(pool, SystemClock(), settings, EmailRenderer())):
+                await eventually(lambda: _all_sent(pool, wanted), timeout=15, what="all sent")
+            assert server.accepted == dict.fromkeys(wanted, 1)
+            assert server.received == 31  # the 12th twice: dropped unanswered, then accepted
+            assert server.connections == 4
+        assert await announced(pool, "email.sent") == dict.fromkeys(wanted, 1)
+        rows = await pool.fetch("SELECT notification_key, attempts FROM emails")
+        tries = {row["notification_key"]: row["attempts"] for row in rows}
+        assert tries == {key: 2 if key == wanted[11] else 1 for key in wanted}
+    finally:
+        await pool.close()

@@ -7,7 +7,7 @@ import smtplib
 
 from bench import smtp as mail
 from bench.smtp_sink import notification_key
-from services.notification.sender import build_message
+from services.notification.message import build_message
 
 LONG_LINE = "- AutoCAD LT (BENCH-0123456789-SUB-1): 1 seat(s), annual, next renewal on 1 Jan 2027"
 

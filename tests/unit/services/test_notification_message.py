@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from email import message_from_bytes, policy
+from email.header import Header
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from services.notification.sender import build_message
+from services.notification.message import _header, build_message
 
 KEY = "order_confirmation:ORD-1"
 SUBJECTS = [
@@ -64,3 +67,40 @@ def test_an_email_with_html_is_multipart_alternative_with_both_versions() -> Non
     assert plain.get_content_type() == "text/plain" and rich.get_content_type() == "text/html"
     assert plain.get_content().replace("\r\n", "\n") == text
     assert "<strong>ORD-1</strong> est confirmée" in rich.get_content()
+
+
+# --- Issue 19 item 5: the same message for less CPU ---
+
+TEXT_CHARACTERS = st.characters(codec="utf-8", exclude_categories=("Cs",))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    subject=st.text(TEXT_CHARACTERS, min_size=1, max_size=160).map(lambda s: " ".join(s.split())),
+    text=st.lists(st.text(TEXT_CHARACTERS, max_size=200), max_size=12).map("\n".join),
+)
+def test_any_subject_and_text_read_back_like_email_message(subject: str, text: str) -> None:
+    """Whatever the subject and body — ASCII or not, short or long lines: the message reads
+    back with EmailMessage's headers and content, and no line is longer than 78."""
+    if not subject or "\r" in text or "\x0b" in text or "\x0c" in text:
+        return  # a subject is never empty; the templates write "\n" line ends only
+    built = build_message("renewals@example.com", ["a@example.com"], subject, KEY, text)
+    ours = message_from_bytes(built.data, policy=policy.default)
+    wire = reference(subject, text).as_bytes(policy=policy.default.clone(linesep="\r\n"))
+    theirs = message_from_bytes(wire, policy=policy.default)
+    assert ours["Subject"] == theirs["Subject"]
+    assert ours.get_content() == theirs.get_content()  # type: ignore[attr-defined]
+    assert all(len(line) <= 78 for line in built.data.split(b"\r\n"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(["Subject", "To", "X-Notification-Key"]),
+    value=st.text(TEXT_CHARACTERS, min_size=1, max_size=200),
+)
+def test_a_header_is_encoded_exactly_as_the_email_package_encodes_it(name: str, value: str) -> None:
+    """The one-pass RFC 2047 encoder writes the very words `email.header.Header` writes."""
+    if value.isascii():
+        return
+    reference_header = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    assert _header(name, value) == f"{name}: {reference_header}"
