@@ -23,6 +23,7 @@ import asyncpg
 
 from services.renewal.batches import finish_batches
 from services.renewal.reservations import open_reservations, reserve
+from services.renewal.state import StateAnnouncer
 from services.renewal.subscriptions import Subscription, load_asked, to_domain
 from shared.catalog.store import load_prices, load_promotions
 from shared.clock import Clock
@@ -153,6 +154,9 @@ class BulkWorker:
             await work.save(connection, request_ids)
             await finish_batches(
                 connection, request_ids, work.outbox, clock=self.clock, source=self.source
+            )
+            await StateAnnouncer(self.policy, self.source).announce_changes(
+                connection, work.outbox, self.clock.now()
             )
             await work.outbox.flush(connection)
             self.faults.hit(BULK_BEFORE_COMMIT)

@@ -103,7 +103,12 @@ SERVICE_CONSUMES: dict[str, tuple[Topic, ...]] = {
     ),
 }
 SERVICE_PRODUCES: dict[str, tuple[Topic, ...]] = {
-    "renewal": (topics.RENEWAL_EVENTS, topics.BILLING_COMMANDS, topics.QUOTE_ORDER_ANSWERS),
+    "renewal": (
+        topics.RENEWAL_EVENTS,
+        topics.BILLING_COMMANDS,
+        topics.QUOTE_ORDER_ANSWERS,
+        topics.SUBSCRIPTION_STATE,  # its only writer: renewal owns every subscription's state
+    ),
     "billing": (topics.BILLING_EVENTS,),
     "quote": (topics.QUOTE_EVENTS, topics.QUOTE_ORDERS),
     "notification": (topics.NOTIFICATION_EVENTS,),
@@ -188,7 +193,7 @@ PRINCIPALS: tuple[Principal, ...] = (
         "portal",
         "the account portal (signs its commands: `self_service`)",
         writes=COMMAND_TOPICS,
-        reads=(topics.RENEWAL_EVENTS, topics.QUOTE_EVENTS),
+        reads=(topics.RENEWAL_EVENTS, topics.QUOTE_EVENTS, topics.SUBSCRIPTION_STATE),
         channel="self_service",
     ),
     *(
