@@ -88,10 +88,10 @@ SERVICE_CONSUMES: dict[str, tuple[Topic, ...]] = {
         topics.CATALOG_EVENTS,
         topics.SUBSCRIPTION_EVENTS,
         topics.QUOTE_COMMANDS,
-        topics.RENEWAL_EVENTS,
         topics.BILLING_EVENTS,
         topics.QUOTE_ORDER_ANSWERS,
         topics.CLOCK_COMMANDS,
+        topics.SUBSCRIPTION_STATE,  # what renewal holds of each subscription: quote follows it
     ),
     "notification": (
         topics.SUBSCRIPTION_EVENTS,
@@ -100,6 +100,7 @@ SERVICE_CONSUMES: dict[str, tuple[Topic, ...]] = {
         topics.CATALOG_EVENTS,
         topics.QUOTE_EVENTS,
         topics.CLOCK_COMMANDS,
+        topics.SUBSCRIPTION_STATE,  # what renewal holds of each subscription: reminders follow it
     ),
 }
 SERVICE_PRODUCES: dict[str, tuple[Topic, ...]] = {

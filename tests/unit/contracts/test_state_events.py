@@ -65,5 +65,5 @@ def test_outside_the_contract_is_malformed(field: str, value: Any) -> None:
 def test_a_compacted_topic_renewal_alone_writes_and_its_followers_read() -> None:
     assert SUBSCRIPTION_STATE.config == {"cleanup.policy": "compact"}
     assert writers_of(SUBSCRIPTION_STATE.name) == ["renewal"]
-    for reader in ("portal",):
+    for reader in ("quote", "notification", "portal"):
         assert SUBSCRIPTION_STATE.name in principal(reader).reads
