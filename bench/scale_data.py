@@ -104,9 +104,9 @@ STATEMENTS: list[tuple[str, str]] = [
         "renewal",
         f"""INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date, term,
             seats, updated_at, auto_renew, lapse_announced_for, expiry_announced_for,
-            next_check_on, next_check_for, next_term, next_seats)
+            next_check_on, next_check_for, next_term, next_seats, state_version)
         SELECT {SUB}, 1, {CSN}, {SNAPSHOT}, {RENEWAL_DATE}, 'annual', {SEATS}, {LAST_YEAR},
-            {AUTO}, NULL, NULL, NULL, NULL, NULL, NULL {ROWS}""",
+            {AUTO}, NULL, NULL, NULL, NULL, NULL, NULL, 0 {ROWS}""",
     ),
     (
         "renewal",
@@ -311,6 +311,9 @@ async def load(count: int, today: date, progress: Progress) -> dict[str, Any]:
             await apply_migrations(connection, service, service)  # the tables as the product's
             # Nothing here needs to survive a crash: no WAL flush per statement.
             await connection.execute("SET synchronous_commit = off")
+            await connection.execute(
+                "SET renewal.seeding = on"
+            )  # no subscription.state to announce
             for owner, sql in STATEMENTS:
                 if owner != service:
                     continue

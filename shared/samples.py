@@ -15,6 +15,7 @@ from shared.contracts.catalog_events import PricePublished
 from shared.contracts.common import Actor, Person
 from shared.contracts.envelope import CloudEvent, EventData, new_event
 from shared.contracts.renewal_commands import RequestRenewal
+from shared.contracts.state_events import SubscriptionState
 from shared.contracts.subscription_events import (
     PaymentMethod,
     SubscriptionFlags,
@@ -114,3 +115,34 @@ def renewal_request(
 
 def unique_csn(prefix: str = "CSN") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10].upper()}"
+
+
+def subscription_state(
+    subscription_id: str,
+    csn: str,
+    *,
+    renewal_date: date,
+    version: int = 1,
+    payment_type: str = "card",
+    **overrides: Any,
+) -> SubscriptionState:
+    """What renewal publishes on `subscription.state` for a subscription it holds: active, 45
+    days of grace, nothing pending, unless `overrides` say otherwise."""
+    fields: dict[str, Any] = {
+        "subscription_id": subscription_id,
+        "csn": csn,
+        "status": "active",
+        "renewal_date": renewal_date,
+        "grace_ends": date.fromordinal(renewal_date.toordinal() + 45),
+        "term": "annual",
+        "seats": 1,
+        "next_term": None,
+        "next_seats": None,
+        "auto_renew": False,
+        "payment_method": PaymentMethod(type=payment_type, recurring=True, valid=True),
+        "open_quote": None,
+        "pending_order": None,
+        "version": version,
+    }
+    fields.update(overrides)
+    return SubscriptionState(**fields)

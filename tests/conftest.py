@@ -24,6 +24,7 @@ OUTPUT_TOPICS = [
     topics.BILLING_EVENTS,
     topics.NOTIFICATION_EVENTS,
     topics.QUOTE_EVENTS,
+    topics.SUBSCRIPTION_STATE,
     topics.QUOTE_COMMANDS.dlq,
     topics.RENEWAL_COMMANDS.dlq,
     topics.SUBSCRIPTION_EVENTS.dlq,

@@ -57,14 +57,25 @@ async def partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict
     return {t["topic"]: len(t["partitions"]) for t in described if t["error_code"] == 0}
 
 
+def wanted_configs() -> dict[str, dict[str, str]]:
+    """Topic-level settings, e.g. `cleanup.policy=compact` for `subscription.state`."""
+    return {topic.name: topic.config for topic in ALL_TOPICS if topic.config}
+
+
 async def create_missing(
-    admin: AIOKafkaAdminClient, missing: dict[str, int], replication: int = 1
+    admin: AIOKafkaAdminClient,
+    missing: dict[str, int],
+    replication: int = 1,
+    configs: dict[str, dict[str, str]] | None = None,
 ) -> None:
+    configs = configs or {}
     if not missing:
         return
     response = await admin.create_topics(
         [
-            NewTopic(name, partitions, replication_factor=replication)
+            NewTopic(
+                name, partitions, replication_factor=replication, topic_configs=configs.get(name)
+            )
             for name, partitions in missing.items()
         ]
     )
@@ -112,7 +123,7 @@ async def run(bootstrap: str, timeout: float, replication: int = 1) -> int:
         wanted = wanted_partitions()
         existing = await partition_counts(admin, list(wanted))
         missing = {name: n for name, n in wanted.items() if name not in existing}
-        await create_missing(admin, missing, replication)
+        await create_missing(admin, missing, replication, wanted_configs())
         await wait_for_leaders(admin, list(wanted), deadline)
         await wait_for_group_coordinator(admin, deadline)
         mismatched = [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from faststream import FastStream
 
-from services.notification.directory import save_order, save_snapshots
+from services.notification.directory import follow_state, save_order, save_snapshots
 from services.notification.notices import notice_handlers
 from services.notification.queue import renewal_events_handler
 from services.notification.reminders import ReminderScheduler
@@ -20,6 +20,7 @@ from shared.contracts import (
     notification_events,
     quote_events,
     renewal_events,
+    state_events,
     subscription_events,
 )
 from shared.contracts.billing_events import OrderPlaced, PaymentAwaitingManual, PaymentFailed
@@ -55,6 +56,12 @@ def create_app(
     )
     runtime.consume(
         renewal_events.TOPIC, renewal_events.REGISTRY, renewal_events_handler(clock, notices)
+    )
+    # What renewal owns of each subscription (auto-renew, the next term): reminders follow it.
+    runtime.consume(
+        state_events.TOPIC,
+        state_events.REGISTRY,
+        dispatch_by_type({state_events.SubscriptionState: follow_state}),
     )
     billing_handlers = dispatch_some(
         billing_events.REGISTRY,

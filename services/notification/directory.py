@@ -10,9 +10,11 @@ from datetime import date
 from typing import Any
 
 from shared.contracts.billing_events import OrderPlaced
+from shared.contracts.state_events import SubscriptionState
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.types import DbConnection
 from shared.messaging.consumer import BatchEventHandler, Delivery, UnitOfWork, handles_batch
+from shared.state_following import follow_states
 from shared.test_clocks import save_time_zones
 
 
@@ -51,10 +53,13 @@ def save_snapshots(today_of: Any) -> BatchEventHandler:
         await unit.connection.execute(
             """INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date,
                                           reminders_after)
-               SELECT u.subscription_id, u.revision, u.csn, u.snapshot, u.renewal_date,
+               SELECT u.subscription_id, u.revision, u.csn, u.snapshot,
+                      -- a state renewal published before the snapshot came keeps its date
+                      COALESCE((f.state ->> 'renewal_date')::date, u.renewal_date),
                       u.reminders_after
                FROM jsonb_to_recordset($1::jsonb) AS u(subscription_id text, revision bigint,
                    csn text, snapshot jsonb, renewal_date date, reminders_after date)
+               LEFT JOIN subscription_states AS f USING (subscription_id)
                ON CONFLICT (subscription_id) DO UPDATE SET revision = EXCLUDED.revision,
                    csn = EXCLUDED.csn, snapshot = EXCLUDED.snapshot, updated_at = now()
                WHERE subscriptions.revision < EXCLUDED.revision""",
@@ -74,6 +79,38 @@ def save_snapshots(today_of: Any) -> BatchEventHandler:
         )
 
     return handles_batch(save)
+
+
+async def _follow(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
+    taken = await follow_states(unit.connection, deliveries)
+    if taken:
+        # The reminders count from the date renewal holds (a renewal, an alignment).
+        await unit.connection.execute(
+            """UPDATE subscriptions AS s SET renewal_date = u.renewal_date, updated_at = now()
+               FROM unnest($1::text[], $2::date[]) AS u(subscription_id, renewal_date)
+               WHERE s.subscription_id = u.subscription_id
+                 AND s.renewal_date IS DISTINCT FROM u.renewal_date""",
+            [row["subscription_id"] for row in taken],
+            [row["renewal_date"] for row in taken],
+        )
+
+
+follow_state: BatchEventHandler = handles_batch(_follow)
+"""`subscription.state`: the newest state of each subscription kept, its renewal date moved."""
+
+
+async def states(
+    connection: DbConnection, subscription_ids: Iterable[str]
+) -> dict[str, SubscriptionState]:
+    """Renewal's newest state of each subscription that has one."""
+    rows = await connection.fetch(
+        "SELECT subscription_id, state::text AS state FROM subscription_states"
+        " WHERE subscription_id = ANY($1::text[])",
+        sorted(set(subscription_ids)),
+    )
+    return {
+        row["subscription_id"]: SubscriptionState.model_validate_json(row["state"]) for row in rows
+    }
 
 
 async def save_order(unit: UnitOfWork, delivery: Delivery) -> None:

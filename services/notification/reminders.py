@@ -24,18 +24,20 @@ from typing import Any
 
 import asyncpg
 
-from services.notification.directory import Contact
+from services.notification.directory import Contact, states
 from services.notification.notices import Email, queue
 from services.notification.settings import NotificationSettings
 from shared import eligibility
 from shared.catalog.store import load_prices
 from shared.clock import Clock
+from shared.contracts.state_events import SubscriptionState
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.due_claims import claim_on_each_clock
 from shared.eligibility import Policy, Price, RenewalOption, find_price, renewal_options
 from shared.messaging.faults import REMINDERS_AFTER_COMMIT, FaultPoints
 from shared.messaging.loops import WorkLoop
 from shared.messaging.parking import IsolatingClaims, not_parked
+from shared.state_following import followed_fields
 
 log = logging.getLogger(__name__)
 
@@ -137,11 +139,22 @@ class ReminderScheduler:
         async with self.pool.acquire() as connection, connection.transaction():
             rows = await self._due(connection, only)
             come = {row["subscription_id"]: self._days_come(row) for row in rows}
+            reminded = [row for row in rows if come[row["subscription_id"]]]
+            # What renewal holds of them (auto-renew, the next term): what will really happen.
+            followed = await states(connection, [row["subscription_id"] for row in reminded])
+            buys: dict[str, eligibility.Subscription] = {}
             emails = [
                 email
-                for row in rows
-                if come[row["subscription_id"]]
-                and (email := self._reminder(row, come[row["subscription_id"]][0])) is not None
+                for row in reminded
+                if (
+                    email := self._reminder(
+                        row,
+                        come[row["subscription_id"]][0],
+                        followed.get(row["subscription_id"]),
+                        buys,
+                    )
+                )
+                is not None
             ]
             # Reminded through today where a reminder day came (its reminder sent or not due to
             # this buyer), so that older days are never a backlog; the next day for every one.
@@ -162,7 +175,11 @@ class ReminderScheduler:
                     connection, {e.contact.snapshot.product_code for e in emails}
                 )
                 for email in emails:
-                    self._price(email, [Price(**vars(p)) for p in prices])
+                    self._price(
+                        email,
+                        [Price(**vars(p)) for p in prices],
+                        buys[email.contact.subscription_id],
+                    )
                 await queue(connection, emails, self.clock.now())
         if rows:
             self.faults.hit(REMINDERS_AFTER_COMMIT)
@@ -194,20 +211,28 @@ class ReminderScheduler:
         days = [renewal_date - timedelta(days=d) for d in self.offsets if d > 0]
         return min((day for day in days if day >= after), default=None)
 
-    def _reminder(self, row: Any, offset: int) -> Email | None:
+    def _reminder(
+        self,
+        row: Any,
+        offset: int,
+        state: SubscriptionState | None,
+        buys: dict[str, eligibility.Subscription],
+    ) -> Email | None:
         """The reminder of `offset` days before: the latest due (older ones are past, not a
-        backlog to send)."""
+        backlog to send). The options and the price are those of renewal's state: auto-renew
+        switched off gives the manual options, a next term or seats set their price."""
         today: date = row["today"]
         renewal_date: date = row["renewal_date"]
         snapshot = SubscriptionUpserted.model_validate_json(row["snapshot"])
         if snapshot.purchase_method == "partner" and self.settings.partner_reminds:
             return None
         domain = eligibility.subscription_from_dict(
-            {**snapshot.model_dump(mode="json"), "renewal_date": renewal_date.isoformat()}
+            {**followed_fields(snapshot, state), "renewal_date": renewal_date.isoformat()}
         )
         options = renewal_options(domain, today, self.policy)
         if not options:
             return None  # a trial or an expired subscription has nothing to renew
+        buys[row["subscription_id"]] = domain
         contact = Contact(row["subscription_id"], row["csn"], snapshot, renewal_date)
         return Email(
             f"renewal_reminder:{row['subscription_id']}:{renewal_date}:{offset}",
@@ -217,8 +242,8 @@ class ReminderScheduler:
                 "subscription_id": row["subscription_id"],
                 "renewal_date": renewal_date,
                 "days_before": (renewal_date - today).days,
-                "option": self._option(snapshot, options),
-                "payment_method": snapshot.payment_method.type,
+                "option": self._option(snapshot, domain, options),
+                "payment_method": domain.payment_method.type,
                 "pay_link": self.settings.renew_link(row["subscription_id"]),
                 "grace_ends": eligibility.grace_ends(domain, self.policy),
                 "amount": None,
@@ -226,20 +251,26 @@ class ReminderScheduler:
             },
         )
 
-    def _option(self, snapshot: SubscriptionUpserted, options: tuple[RenewalOption, ...]) -> str:
+    def _option(
+        self,
+        snapshot: SubscriptionUpserted,
+        domain: eligibility.Subscription,
+        options: tuple[RenewalOption, ...],
+    ) -> str:
         if RenewalOption.AUTOMATIC in options:
             return "auto_renew"
         if snapshot.purchase_method == "partner" or RenewalOption.MANUAL_ONLINE not in options:
             return "partner"
-        if snapshot.payment_method.type in self.policy.manual_only_payment_methods:
+        if domain.payment_method.type in self.policy.manual_only_payment_methods:
             return "manual_only"  # AUTO-4
         return "manual"
 
-    def _price(self, email: Email, prices: list[Price]) -> None:
+    def _price(self, email: Email, prices: list[Price], domain: eligibility.Subscription) -> None:
+        """The renewal price of what the next renewal buys (TERM-1, SEAT-2, PRICE-1)."""
         snapshot = email.contact.snapshot
-        price = find_price(prices, snapshot.product_code, snapshot.term, snapshot.currency)
+        price = find_price(prices, snapshot.product_code, domain.renewal_term, snapshot.currency)
         if price is not None:
             unit = eligibility.renewal_unit_price(price, self.policy)
             email.context["amount"] = eligibility.round_money(
-                unit * snapshot.seats, snapshot.currency
+                unit * domain.renewal_seats, snapshot.currency
             )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from faststream import FastStream
 
 from services.quote.automatic import AutomaticQuotes
-from services.quote.directory import follow_renewal, save_snapshot
+from services.quote.directory import follow_state, save_snapshot
 from services.quote.expiry import QuoteExpiry
 from services.quote.quotes import QuoteHandlers
 from services.quote.settings import QuoteSettings
@@ -19,7 +19,7 @@ from shared.contracts import (
     quote_commands,
     quote_events,
     quote_orders,
-    renewal_events,
+    state_events,
     subscription_events,
 )
 from shared.messaging.consumer import dispatch_by_type, dispatch_some
@@ -41,12 +41,11 @@ def create_app(settings: QuoteSettings | None = None, clock: Clock | None = None
         subscription_events.REGISTRY,
         dispatch_by_type({subscription_events.SubscriptionUpserted: save_snapshot}),
     )
+    # What renewal owns of each subscription (dates, auto-renew, the next term): its state.
     runtime.consume(
-        renewal_events.TOPIC,
-        renewal_events.REGISTRY,
-        dispatch_some(
-            renewal_events.REGISTRY, {renewal_events.SubscriptionRenewed: follow_renewal}
-        ),
+        state_events.TOPIC,
+        state_events.REGISTRY,
+        dispatch_by_type({state_events.SubscriptionState: follow_state}),
     )
     # Commands come signed by the portal, the sales tool or a partner's tool (issue 16): an
     # unproven sender, or claims its sender contradicts, are refused before any handler.

@@ -1,26 +1,30 @@
 """The subscriptions the quote service decides and prices quotes for: the subscription system's
-snapshots, with the renewal dates, terms and seats that renewals move (`subscription.renewed`)."""
+snapshots, with what renewal owns of them as its `subscription.state` says (dates, term, seats,
+what the next renewal buys, auto-renew: shared/state_following.py)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 
 from shared import eligibility
-from shared.contracts.renewal_events import SubscriptionRenewed
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.types import DbConnection
-from shared.messaging.consumer import Delivery, UnitOfWork
+from shared.messaging.consumer import BatchEventHandler, Delivery, UnitOfWork, handles_batch
+from shared.state_following import follow_states, followed_fields, state_from_column
 from shared.test_clocks import save_time_zones
 
 
 async def save_snapshot(unit: UnitOfWork, delivery: Delivery) -> None:
     data: SubscriptionUpserted = delivery.data
     await save_time_zones(unit.connection, [data])
+    # A state renewal published before the snapshot came keeps its date, term and seats.
     await unit.connection.execute(
         """INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date,
                                       term, seats)
-           VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7)
+           SELECT $1, $2, $3, $4::jsonb, COALESCE((f.state ->> 'renewal_date')::date, $5),
+                  COALESCE(f.state ->> 'term', $6), COALESCE((f.state ->> 'seats')::int, $7)
+           FROM (SELECT 1) AS one
+           LEFT JOIN subscription_states AS f ON f.subscription_id = $1
            ON CONFLICT (subscription_id) DO UPDATE SET revision = EXCLUDED.revision,
                csn = EXCLUDED.csn, snapshot = EXCLUDED.snapshot
            WHERE subscriptions.revision < EXCLUDED.revision""",
@@ -34,16 +38,24 @@ async def save_snapshot(unit: UnitOfWork, delivery: Delivery) -> None:
     )
 
 
-async def follow_renewal(unit: UnitOfWork, delivery: Delivery) -> None:
-    renewed: SubscriptionRenewed = delivery.data
-    await unit.connection.execute(
-        "UPDATE subscriptions SET renewal_date = $2, term = $3, seats = $4"
-        " WHERE subscription_id = $1 AND renewal_date < $2",
-        renewed.subscription_id,
-        renewed.renewal_date,
-        renewed.term,
-        renewed.seats,
-    )
+async def _follow(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
+    taken = await follow_states(unit.connection, deliveries)
+    if taken:
+        await unit.connection.execute(
+            """UPDATE subscriptions AS s SET renewal_date = u.renewal_date, term = u.term,
+                   seats = u.seats
+               FROM unnest($1::text[], $2::date[], $3::text[], $4::int[])
+                   AS u(subscription_id, renewal_date, term, seats)
+               WHERE s.subscription_id = u.subscription_id""",
+            [row["subscription_id"] for row in taken],
+            [row["renewal_date"] for row in taken],
+            [row["term"] for row in taken],
+            [row["seats"] for row in taken],
+        )
+
+
+follow_state: BatchEventHandler = handles_batch(_follow)
+"""`subscription.state`: the newest state of each subscription kept, its columns moved."""
 
 
 async def subscriptions(
@@ -51,16 +63,19 @@ async def subscriptions(
 ) -> dict[str, tuple[SubscriptionUpserted, eligibility.Subscription]]:
     """The snapshot and the eligibility package's view of each subscription found."""
     rows = await connection.fetch(
-        "SELECT snapshot::text AS snapshot, renewal_date, term, seats FROM subscriptions"
-        " WHERE subscription_id = ANY($1::text[])",
+        "SELECT s.snapshot::text AS snapshot, s.renewal_date, s.term, s.seats,"
+        " f.state::text AS state FROM subscriptions AS s"
+        " LEFT JOIN subscription_states AS f USING (subscription_id)"
+        " WHERE s.subscription_id = ANY($1::text[])",
         sorted(set(subscription_ids)),
     )
     found = {}
     for row in rows:
         snapshot = SubscriptionUpserted.model_validate_json(row["snapshot"])
-        fields = json.loads(snapshot.model_dump_json())
-        fields.update(
-            renewal_date=row["renewal_date"].isoformat(), term=row["term"], seats=row["seats"]
-        )
+        fields = followed_fields(snapshot, state_from_column(row["state"]))
+        if row["state"] is None:  # before renewal's first state: the columns as stored
+            fields.update(
+                renewal_date=row["renewal_date"].isoformat(), term=row["term"], seats=row["seats"]
+            )
         found[snapshot.subscription_id] = (snapshot, eligibility.subscription_from_dict(fields))
     return found

@@ -12,10 +12,12 @@ import logging
 
 import asyncpg
 
+from services.renewal.state import StateAnnouncer
 from services.renewal.subscriptions import record_history
 from shared.clock import Clock
 from shared.contracts.envelope import new_event
 from shared.contracts.quote_orders import ANSWERS_TOPIC, QuoteOrderReleased
+from shared.eligibility import Policy
 from shared.messaging.loops import WorkLoop
 from shared.messaging.outbox import Outbox
 from shared.test_clocks import csn_today_sql
@@ -32,7 +34,7 @@ WITH due AS (
     {TODAY.joins}
     WHERE r.pay_by < {TODAY.today}
     LIMIT $2
-    FOR UPDATE OF r SKIP LOCKED)
+    FOR UPDATE OF r, s SKIP LOCKED)  -- s too: the announce bumps its state version
 DELETE FROM term_reservations AS r USING due WHERE r.subscription_id = due.subscription_id
 RETURNING r.subscription_id, r.order_id, r.pay_by
 """
@@ -54,8 +56,10 @@ class AbandonedOrders:
         source: str,
         batch_size: int,
         poll_seconds: float,
+        policy: Policy | None = None,
     ) -> None:
         self.pool = pool
+        self.announcer = StateAnnouncer(policy or Policy(), source)
         self.clock = clock
         self.source = source
         self.batch_size = batch_size
@@ -95,6 +99,7 @@ class AbandonedOrders:
                     ANSWERS_TOPIC,
                     new_event(released, subject=quote["csn"], source=self.source, time=now),
                 )
+            await self.announcer.announce_changes(connection, outbox, now)  # pending_order gone
             await outbox.flush(connection)
         if rows:
             log.info("abandoned orders released", extra={"subscriptions": len(rows)})

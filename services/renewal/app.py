@@ -15,7 +15,7 @@ from services.renewal.quotes import quote_events_handler
 from services.renewal.refusals import refuse_renewal_command
 from services.renewal.requests import record_renewal_request
 from services.renewal.settings import RenewalSettings
-from services.renewal.subscriptions import save_snapshot
+from services.renewal.state import announced, snapshot_handler
 from shared.catalog.store import catalog_handler
 from shared.clock import Clock, SystemClock
 from shared.contracts import (
@@ -27,6 +27,7 @@ from shared.contracts import (
     quote_orders,
     renewal_commands,
     renewal_events,
+    state_events,
     subscription_events,
 )
 from shared.contracts.renewal_commands import RequestRenewal, SetAutoRenew
@@ -43,7 +44,13 @@ def create_runtime(settings: RenewalSettings, clock: Clock) -> ServiceRuntime:
     runtime.consume(
         subscription_events.TOPIC,
         subscription_events.REGISTRY,
-        dispatch_by_type({subscription_events.SubscriptionUpserted: save_snapshot}),
+        dispatch_by_type(
+            {
+                subscription_events.SubscriptionUpserted: snapshot_handler(
+                    settings.policy, settings.source, clock
+                )
+            }
+        ),
     )
     runtime.consume(catalog_events.TOPIC, catalog_events.REGISTRY, catalog_handler())
     # Commands come signed by the portal, the sales tool or a partner's tool (issue 16): an
@@ -81,7 +88,12 @@ def create_runtime(settings: RenewalSettings, clock: Clock) -> ServiceRuntime:
         billing_events_handler(clock, settings.source, settings.policy),
     )
     runtime.consume(
-        quote_events.TOPIC, quote_events.REGISTRY, quote_events_handler(clock, settings.source)
+        quote_events.TOPIC,
+        quote_events.REGISTRY,
+        # AUTO-5 switches and the open quote: both part of subscription.state.
+        announced(
+            quote_events_handler(clock, settings.source), settings.policy, settings.source, clock
+        ),
     )
     runtime.consume(
         quote_orders.TOPIC,
@@ -97,6 +109,7 @@ def create_runtime(settings: RenewalSettings, clock: Clock) -> ServiceRuntime:
     runtime.produces(renewal_events.TOPIC, renewal_events.REGISTRY)
     runtime.produces(quote_orders.ANSWERS_TOPIC, quote_orders.ANSWERS_REGISTRY)
     runtime.produces(billing_commands.TOPIC, billing_commands.REGISTRY)
+    runtime.produces(state_events.TOPIC, state_events.REGISTRY)
 
     runtime.work(
         lambda pool: DueDateEngine(
@@ -116,6 +129,7 @@ def create_runtime(settings: RenewalSettings, clock: Clock) -> ServiceRuntime:
             source=settings.source,
             batch_size=settings.engine_batch_size,
             poll_seconds=settings.engine_interval_seconds,
+            policy=settings.policy,
         ).work_loop()
     )
     return runtime

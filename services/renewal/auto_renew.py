@@ -9,6 +9,7 @@ subscription refused (or one for the whole request), and for more than one subsc
 
 from __future__ import annotations
 
+from services.renewal.state import announced
 from services.renewal.subscriptions import load_for_command, record_history, to_domain
 from shared.clock import Clock
 from shared.contracts.envelope import EventData, new_event
@@ -122,4 +123,4 @@ def set_auto_renew_handler(clock: Clock, policy: Policy, source: str) -> EventHa
                 )
             )
 
-    return set_auto_renew
+    return announced(set_auto_renew, policy, source, clock)

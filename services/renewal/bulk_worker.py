@@ -25,6 +25,7 @@ import asyncpg
 from services.renewal.batches import finish_batches
 from services.renewal.billing_orders import place_order
 from services.renewal.reservations import open_reservations, reserve
+from services.renewal.state import StateAnnouncer
 from services.renewal.subscriptions import Subscription, load_asked, to_domain
 from shared.catalog.store import load_catalog
 from shared.clock import Clock
@@ -155,6 +156,9 @@ class BulkWorker:
             await work.save(connection, request_ids)
             await finish_batches(
                 connection, request_ids, work.outbox, clock=self.clock, source=self.source
+            )
+            await StateAnnouncer(self.policy, self.source).announce_changes(
+                connection, work.outbox, self.clock.now()
             )
             await work.outbox.flush(connection)
             self.faults.hit(BULK_BEFORE_COMMIT)

@@ -17,6 +17,7 @@ from typing import Any
 
 from services.renewal.billing_orders import place_order
 from services.renewal.reservations import open_reservations, reserve
+from services.renewal.state import announced
 from services.renewal.subscriptions import (
     Subscription,
     load_for_command,
@@ -93,11 +94,12 @@ class ChangeHandlers:
         self.source = source
 
     def handlers(self) -> dict[type, EventHandler]:
-        return {
+        handlers: dict[type, EventHandler] = {
             ChangeRenewalTerms: self.change_terms,
             AddSeats: self.add_seats,
             AlignRenewalDates: self.align_dates,
         }
+        return {t: announced(h, self.policy, self.source, self.clock) for t, h in handlers.items()}
 
     async def _context(
         self, unit: UnitOfWork, delivery: Delivery, subscription_ids: Sequence[str]

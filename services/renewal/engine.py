@@ -29,6 +29,7 @@ import asyncpg
 
 from services.renewal.billing_orders import place_order
 from services.renewal.reservations import release_subscriptions, reserve
+from services.renewal.state import StateAnnouncer
 from services.renewal.subscriptions import Subscription, from_row, record_history, to_domain
 from shared.catalog.store import load_prices
 from shared.clock import Clock
@@ -342,4 +343,7 @@ class EngineStep:
                 *(list(column) for column in zip(*self.checks, strict=True)),
             )
         await record_history(connection, self.history)
+        await StateAnnouncer(self.engine.policy, self.engine.source).announce_changes(
+            connection, self.outbox, self.now
+        )
         await self.outbox.flush(connection)

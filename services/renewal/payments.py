@@ -34,6 +34,7 @@ from services.renewal.batches import finish_batches
 from services.renewal.changes import dates_updated
 from services.renewal.new_purchases import NewPurchase, new_subscription_id, start_subscriptions
 from services.renewal.reservations import note_pay_by, take_reservations
+from services.renewal.state import announced
 from services.renewal.subscriptions import (
     Subscription,
     load_subscriptions,
@@ -486,7 +487,7 @@ def billing_events_handler(clock: Clock, source: str, policy: Policy) -> BatchHa
         await note_pay_by(unit.connection, {d.data.order_id: d.data.pay_by for d in deliveries})
 
     # Billing's other events concern renewal only through their payment outcome.
-    outcomes = handles_batch(settle)
+    outcomes = handles_batch(announced(settle, policy, source, clock))
     return dispatch_some(
         BILLING_EVENTS_REGISTRY,
         {

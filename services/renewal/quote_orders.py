@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 from services.renewal.reservations import open_reservations, reserve
+from services.renewal.state import announced
 from services.renewal.subscriptions import load_subscriptions, to_domain
 from shared.clock import Clock
 from shared.contracts.billing_commands import TOPIC as BILLING_COMMANDS
@@ -103,4 +104,4 @@ def quote_order_handler(clock: Clock, policy: Policy, source: str) -> EventHandl
             BILLING_COMMANDS, new_event(order, subject=command.csn, source=source, time=now)
         )
 
-    return reserve_quote_order
+    return announced(reserve_quote_order, policy, source, clock)

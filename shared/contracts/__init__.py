@@ -12,6 +12,7 @@ from shared.contracts import (
     quote_orders,
     renewal_commands,
     renewal_events,
+    state_events,
     subscription_events,
 )
 from shared.contracts.envelope import EventRegistry
@@ -29,6 +30,7 @@ REGISTRIES: dict[str, EventRegistry] = {
         quote_events,
         billing_events,
         notification_events,
+        state_events,
         billing_commands,
         quote_orders,
     )

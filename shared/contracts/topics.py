@@ -12,6 +12,13 @@ class Topic:
     name: str
     partitions: int = 6
     public: bool = True
+    # A compacted topic keeps the newest message per key (`cleanup.policy=compact`).
+    compacted: bool = False
+
+    @property
+    def config(self) -> dict[str, str]:
+        """The topic-level settings it is created with."""
+        return {"cleanup.policy": "compact"} if self.compacted else {}
 
     @property
     def dlq(self) -> str:
@@ -29,6 +36,8 @@ RENEWAL_EVENTS = Topic("renewal.events")
 QUOTE_EVENTS = Topic("quote.events")
 BILLING_EVENTS = Topic("billing.events")
 NOTIFICATION_EVENTS = Topic("notification.events")
+# Renewal's whole state of each subscription, newest per key (the subscription id) kept.
+SUBSCRIPTION_STATE = Topic("subscription.state", compacted=True)
 
 # Internal: renewal (and later quote) ask billing for an order. Not part of the public contract.
 BILLING_COMMANDS = Topic("billing.commands", public=False)
@@ -48,6 +57,7 @@ ALL_TOPICS: tuple[Topic, ...] = (
     QUOTE_EVENTS,
     BILLING_EVENTS,
     NOTIFICATION_EVENTS,
+    SUBSCRIPTION_STATE,
     BILLING_COMMANDS,
     QUOTE_ORDERS,
     QUOTE_ORDER_ANSWERS,

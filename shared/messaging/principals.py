@@ -88,10 +88,10 @@ SERVICE_CONSUMES: dict[str, tuple[Topic, ...]] = {
         topics.CATALOG_EVENTS,
         topics.SUBSCRIPTION_EVENTS,
         topics.QUOTE_COMMANDS,
-        topics.RENEWAL_EVENTS,
         topics.BILLING_EVENTS,
         topics.QUOTE_ORDER_ANSWERS,
         topics.CLOCK_COMMANDS,
+        topics.SUBSCRIPTION_STATE,  # what renewal holds of each subscription: quote follows it
     ),
     "notification": (
         topics.SUBSCRIPTION_EVENTS,
@@ -100,10 +100,16 @@ SERVICE_CONSUMES: dict[str, tuple[Topic, ...]] = {
         topics.CATALOG_EVENTS,
         topics.QUOTE_EVENTS,
         topics.CLOCK_COMMANDS,
+        topics.SUBSCRIPTION_STATE,  # what renewal holds of each subscription: reminders follow it
     ),
 }
 SERVICE_PRODUCES: dict[str, tuple[Topic, ...]] = {
-    "renewal": (topics.RENEWAL_EVENTS, topics.BILLING_COMMANDS, topics.QUOTE_ORDER_ANSWERS),
+    "renewal": (
+        topics.RENEWAL_EVENTS,
+        topics.BILLING_COMMANDS,
+        topics.QUOTE_ORDER_ANSWERS,
+        topics.SUBSCRIPTION_STATE,  # its only writer: renewal owns every subscription's state
+    ),
     "billing": (topics.BILLING_EVENTS,),
     "quote": (topics.QUOTE_EVENTS, topics.QUOTE_ORDERS),
     "notification": (topics.NOTIFICATION_EVENTS,),
@@ -188,7 +194,7 @@ PRINCIPALS: tuple[Principal, ...] = (
         "portal",
         "the account portal (signs its commands: `self_service`)",
         writes=COMMAND_TOPICS,
-        reads=(topics.RENEWAL_EVENTS, topics.QUOTE_EVENTS),
+        reads=(topics.RENEWAL_EVENTS, topics.QUOTE_EVENTS, topics.SUBSCRIPTION_STATE),
         channel="self_service",
     ),
     *(

@@ -52,6 +52,10 @@ async def test_a_bulk_renewal_is_one_trace_from_its_command_to_its_email(
     for step in steps:
         by_type.setdefault(step["type"], []).append(step)
     # Every step of the path, once (two renewals: one order for the CSN, one confirmation).
+    # `subscription.state` (issue 14) is announced beside it, for these subscriptions only: a
+    # state announced by a batch's work (bulk worker, settlement) starts a trace of its own.
+    states = by_type.pop("subscription.state", [])
+    assert {s["keys"]["subscription_id"] for s in states} <= {x.subscription_id for x in snapshots}
     counts = {kind: len(found) for kind, found in by_type.items()}
     assert counts == {
         "renewal.requested": 1,

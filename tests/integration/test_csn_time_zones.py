@@ -16,10 +16,11 @@ from services.quote.automatic import DUE as AUTOMATIC_QUOTES_DUE
 from services.quote.directory import save_snapshot as save_quote_snapshot
 from services.quote.expiry import QuoteExpiry
 from services.renewal.engine import DUE as ENGINE_DUE
-from services.renewal.subscriptions import save_snapshot as save_renewal_snapshot
+from services.renewal.state import snapshot_handler
 from shared.clock import FixedClock
 from shared.contracts.envelope import new_event
 from shared.contracts.subscription_events import SubscriptionUpserted
+from shared.eligibility import Policy
 from shared.messaging.consumer import Delivery, UnitOfWork
 from shared.samples import subscription, unique_csn
 from shared.test_clocks import CsnClock
@@ -42,7 +43,11 @@ async def _save(pool: asyncpg.Pool, service: str, snapshots: list[SubscriptionUp
                 unit, [_delivery(s) for s in snapshots]
             )
         else:
-            save = save_renewal_snapshot if service == "renewal" else save_quote_snapshot
+            save = (
+                snapshot_handler(Policy(), "/it", FixedClock(NOW))
+                if service == "renewal"
+                else save_quote_snapshot
+            )
             for snapshot in snapshots:
                 await save(unit, _delivery(snapshot))
 

@@ -15,7 +15,7 @@ import pytest
 from services.renewal.bulk_worker import BulkWorker
 from services.renewal.payments import billing_events_handler
 from services.renewal.requests import record_renewal_request
-from services.renewal.subscriptions import save_snapshot
+from services.renewal.state import snapshot_handler
 from shared.clock import FixedClock
 from shared.contracts.billing_events import PaymentSucceeded
 from shared.contracts.envelope import new_event
@@ -31,6 +31,8 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
 CLOCK = FixedClock(NOW)
 POLICY = Policy()
+# The upsert as the app wires it: stored, and its subscription.state announced.
+save_snapshot = snapshot_handler(POLICY, "/renewal", CLOCK)
 
 
 @pytest.fixture

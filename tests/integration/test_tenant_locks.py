@@ -18,7 +18,7 @@ from services.renewal.auto_renew import set_auto_renew_handler
 from services.renewal.bulk_worker import BulkWorker
 from services.renewal.changes import ChangeHandlers
 from services.renewal.requests import record_renewal_request
-from services.renewal.subscriptions import save_snapshot
+from services.renewal.state import snapshot_handler
 from shared.clock import FixedClock
 from shared.contracts.common import Actor
 from shared.contracts.envelope import new_event
@@ -39,6 +39,8 @@ from tests.integration.helpers import connection_to, scratch_schema
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CLOCK = FixedClock(NOW)
 POLICY = Policy()
+# The upsert as the app wires it: stored, and its subscription.state announced.
+save_snapshot = snapshot_handler(POLICY, "/renewal", CLOCK)
 Handle = Callable[[UnitOfWork, Delivery], Awaitable[None]]
 
 

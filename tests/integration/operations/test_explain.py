@@ -54,6 +54,8 @@ async def renewal(
         # The operator's command finds renewal's database as every tool does: by its settings.
         monkeypatch.setenv("RENEWALS_PG_SCHEMA_NAME", database.schema_name)
         async with connection_to(database) as connection:
+            # It writes renewal's rows directly, as states to explain: nothing is published.
+            await connection.execute("SET renewal.seeding = on")
             yield Renewal(database, connection)
 
 

@@ -25,6 +25,7 @@ from shared.contracts import (
 from shared.contracts.common import Actor, Person, PriceLine
 from shared.contracts.envelope import EventData, InvalidEventError, encode, new_event
 from shared.contracts.topics import ALL_TOPICS
+from shared.samples import subscription_state
 
 ACTOR = Actor(user_id="u-1", csn="5100000001")
 BUYER = Person(user_id="u-1", email="buyer@example.com", locale="fr-FR")
@@ -291,6 +292,9 @@ SAMPLES: dict[str, list[EventData]] = {
             reasons=["RENEWAL_IN_PROGRESS"],
         ),
         quote_orders.QuoteOrderReleased(quote_number="Q-2026-000001", order_id="O-2"),
+    ],
+    "subscription.state": [
+        subscription_state("SUB-1", "5100000001", renewal_date=TODAY, open_quote="Q-1")
     ],
 }
 

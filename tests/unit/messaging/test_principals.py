@@ -68,6 +68,7 @@ def test_who_may_send_what() -> None:
     assert writers_of(topics.PAYMENT_EVENTS.name) == ["payments"]
     assert writers_of(topics.CLOCK_COMMANDS.name) == ["test"]
     assert writers_of(topics.RENEWAL_EVENTS.name) == ["renewal"]
+    assert writers_of(topics.SUBSCRIPTION_STATE.name) == ["renewal"]  # it owns the state
 
 
 def test_every_topic_someone_reads_has_a_writer_and_upstream_topics_have_an_owner() -> None:

@@ -1,0 +1,128 @@
+"""`subscription.state`: the whole state of each subscription whose state changed, announced in
+the transaction that changed it (issue 14 item 2).
+
+Triggers note every change of what the state is made of — the subscription's row, the order
+holding its next term, an open quote covering it — in `state_changes` (migration 013); a write
+path calls `announce_changes` once after its writes: one statement takes the noted ids, bumps
+each subscription's `state_version` and reads its state, and one outbox row per subscription
+follows, keyed by the subscription id. A change left unannounced fails the transaction at commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from services.renewal.subscriptions import Subscription, from_row, save_snapshot, to_domain
+from shared.clock import Clock
+from shared.contracts.envelope import new_event
+from shared.contracts.state_events import TOPIC as SUBSCRIPTION_STATE
+from shared.contracts.state_events import StateStatus, SubscriptionState
+from shared.db.types import DbConnection
+from shared.eligibility import Policy, grace_ends
+from shared.messaging.consumer import EventHandler, UnitOfWork
+from shared.messaging.outbox import Outbox
+
+Handled = TypeVar("Handled")
+
+# Locks in id order (as every other writer does) before bumping: a path that changed only a
+# reservation or a quote has not locked the subscription yet.
+CHANGED_STATES = """
+WITH changed AS (
+    DELETE FROM state_changes RETURNING subscription_id
+), locked AS (
+    SELECT subscription_id FROM subscriptions
+    WHERE subscription_id IN (SELECT subscription_id FROM changed)
+    ORDER BY subscription_id FOR UPDATE
+), bumped AS (
+    UPDATE subscriptions AS s SET state_version = s.state_version + 1
+    FROM locked WHERE s.subscription_id = locked.subscription_id
+    RETURNING s.subscription_id, s.snapshot::text AS snapshot, s.renewal_date, s.term, s.seats,
+        s.auto_renew, s.lapse_announced_for, s.expiry_announced_for, s.next_term, s.next_seats,
+        s.state_version
+)
+SELECT b.*, r.order_id AS pending_order, q.quote_number AS open_quote
+FROM bumped AS b
+LEFT JOIN term_reservations AS r USING (subscription_id)
+LEFT JOIN LATERAL (
+    SELECT quote_number FROM quotes
+    WHERE status = 'sent'
+      AND lines @> jsonb_build_array(jsonb_build_object('subscription_id', b.subscription_id))
+    ORDER BY quote_number DESC LIMIT 1
+) AS q ON true
+ORDER BY b.subscription_id
+"""
+
+
+@dataclass(frozen=True)
+class StateAnnouncer:
+    """What every write path needs to announce: the policy (grace) and the event's source."""
+
+    policy: Policy
+    source: str
+
+    async def announce_changes(
+        self, connection: DbConnection, outbox: Outbox, now: datetime
+    ) -> int:
+        """Announce every subscription whose state changed in this transaction so far;
+        returns how many. Call it after the last write of the unit of work."""
+        rows = await connection.fetch(CHANGED_STATES)
+        for row in rows:
+            state = self.state_of(from_row(row), row)
+            event = new_event(state, subject=state.csn, source=self.source, time=now)
+            outbox.add(SUBSCRIPTION_STATE, event, key=state.subscription_id)
+        return len(rows)
+
+    def state_of(self, subscription: Subscription, row: Any) -> SubscriptionState:
+        snapshot = subscription.snapshot
+        return SubscriptionState(
+            subscription_id=subscription.subscription_id,
+            csn=subscription.csn,
+            status=status_of(subscription),
+            renewal_date=subscription.renewal_date,
+            grace_ends=grace_ends(to_domain(subscription), self.policy),
+            term=subscription.term,
+            seats=subscription.seats,
+            next_term=subscription.next_term,
+            next_seats=subscription.next_seats,
+            auto_renew=subscription.auto_renew,
+            payment_method=snapshot.payment_method,
+            open_quote=row["open_quote"],
+            pending_order=row["pending_order"],
+            version=row["state_version"],
+        )
+
+
+def status_of(subscription: Subscription) -> StateStatus:
+    """Trial or active upstream; lapsed or expired once the due-date engine announced it for
+    the current renewal date (a renewal moves the date: no longer lapsed)."""
+    if subscription.snapshot.status == "trial":
+        return "trial"
+    if subscription.expiry_announced_for == subscription.renewal_date:
+        return "expired"
+    if subscription.lapse_announced_for == subscription.renewal_date:
+        return "lapsed"
+    return "active"
+
+
+def announced(
+    handler: Callable[[UnitOfWork, Handled], Awaitable[None]],
+    policy: Policy,
+    source: str,
+    clock: Clock,
+) -> Callable[[UnitOfWork, Handled], Awaitable[None]]:
+    """`handler` (of one delivery or a batch), then the states it changed, in its transaction."""
+    announcer = StateAnnouncer(policy, source)
+
+    async def handle(unit: UnitOfWork, handled: Handled) -> None:
+        await handler(unit, handled)
+        await announcer.announce_changes(unit.connection, unit.outbox, clock.now())
+
+    return handle
+
+
+def snapshot_handler(policy: Policy, source: str, clock: Clock) -> EventHandler:
+    """`subscription.upserted` stored (`save_snapshot`), and the state it changed announced."""
+    return announced(save_snapshot, policy, source, clock)

@@ -1,0 +1,75 @@
+"""Following `subscription.state` (issue 14 item 2): quote and notification keep the newest state
+renewal published of each subscription beside the subscription system's snapshot, and read the
+two together — what renewal owns (dates, term, seats, what the next renewal buys, auto-renew,
+the payment method, the status) from the state, the rest (product, buyer, locale) from the
+snapshot. Each service has its own `subscription_states` table (its migrations)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from shared.contracts.state_events import SubscriptionState
+from shared.contracts.subscription_events import SubscriptionUpserted
+from shared.db.types import DbConnection
+from shared.messaging.consumer import Delivery
+
+# The newest version wins; an older one (replayed, or read again after compaction) is ignored.
+# Returns the states taken, for the service to move the columns its claims are keyed on.
+FOLLOW = """
+INSERT INTO subscription_states AS s (subscription_id, version, state)
+SELECT u.subscription_id, u.version, u.state
+FROM jsonb_to_recordset($1::jsonb) AS u(subscription_id text, version bigint, state jsonb)
+ON CONFLICT (subscription_id) DO UPDATE SET version = EXCLUDED.version, state = EXCLUDED.state
+WHERE s.version < EXCLUDED.version
+RETURNING s.subscription_id, (s.state ->> 'renewal_date')::date AS renewal_date,
+          s.state ->> 'term' AS term, (s.state ->> 'seats')::int AS seats
+"""
+
+
+async def follow_states(
+    connection: DbConnection, deliveries: Sequence[Delivery]
+) -> list[asyncpg.Record]:
+    """Keep the newest state of each subscription of the batch; the ones taken."""
+    newest: dict[str, SubscriptionState] = {}
+    for delivery in deliveries:
+        state: SubscriptionState = delivery.data
+        held = newest.get(state.subscription_id)
+        if held is None or held.version < state.version:
+            newest[state.subscription_id] = state
+    if not newest:
+        return []
+    rows = [
+        {"subscription_id": sid, "version": s.version, "state": s.model_dump(mode="json")}
+        for sid, s in sorted(newest.items())  # locked in id order, as every batch locks them
+    ]
+    return list(await connection.fetch(FOLLOW, json.dumps(rows)))
+
+
+def state_from_column(raw: str | None) -> SubscriptionState | None:
+    """The stored state (jsonb read as text), or None before the first one arrived."""
+    return None if raw is None else SubscriptionState.model_validate_json(raw)
+
+
+def followed_fields(
+    snapshot: SubscriptionUpserted, state: SubscriptionState | None
+) -> dict[str, Any]:
+    """The snapshot's fields with renewal's own in place (the eligibility package reads them):
+    before renewal published a state, the snapshot alone."""
+    fields = snapshot.model_dump(mode="json")
+    if state is not None:
+        fields.update(
+            renewal_date=state.renewal_date.isoformat(),
+            term=state.term,
+            seats=state.seats,
+            next_term=state.next_term,
+            next_seats=state.next_seats,
+            auto_renew=state.auto_renew,
+            payment_method=state.payment_method.model_dump(mode="json"),
+            # Lapsed and expired are worked out from the dates by the rules themselves.
+            status="trial" if state.status == "trial" else "active",
+        )
+    return fields

@@ -1,0 +1,274 @@
+"""`subscription.state` on a real database (issue 14 item 2): every write path of renewal's
+subscriptions announces the whole state in its own transaction — the upsert, auto-renew switched,
+the next term changed, an order reserving the term, its payment renewing, the due-date engine's
+lapse, a quote opened and closed, an abandoned order — with a `version` that grows; and a change
+nobody announces fails its transaction at commit (the check of migration 013)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.renewal.abandoned import AbandonedOrders
+from services.renewal.auto_renew import set_auto_renew_handler
+from services.renewal.bulk_worker import BulkWorker
+from services.renewal.changes import ChangeHandlers
+from services.renewal.engine import DueDateEngine
+from services.renewal.payments import billing_events_handler
+from services.renewal.quotes import quote_events_handler
+from services.renewal.requests import record_renewal_request
+from services.renewal.state import announced, snapshot_handler
+from shared.clock import FixedClock
+from shared.contracts.billing_events import PaymentAwaitingManual, PaymentSucceeded
+from shared.contracts.common import Actor, PriceLine
+from shared.contracts.envelope import new_event
+from shared.contracts.quote_events import QuoteExpired, QuoteSent
+from shared.contracts.renewal_commands import ChangeRenewalTerms, SetAutoRenew
+from shared.db.migrate import migrate
+from shared.db.pool import create_pool
+from shared.db.settings import DatabaseSettings
+from shared.eligibility import Policy
+from shared.messaging.consumer import Delivery, UnitOfWork
+from shared.samples import renewal_request, subscription, unique_csn
+from tests.integration.helpers import connection_to, scratch_schema
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+TODAY = NOW.date()
+CLOCK = FixedClock(NOW)
+POLICY = Policy()
+Handle = Callable[[UnitOfWork, Any], Awaitable[None]]
+
+
+@pytest.fixture
+async def renewal_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
+    async with scratch_schema(admin_db, "renewal") as settings:
+        await migrate("renewal", settings)
+        yield settings
+
+
+def _delivery(data: Any, csn: str) -> Delivery:
+    event = new_event(data, subject=csn, source="/t", time=NOW)
+    return Delivery(event, record=None, signer="portal")
+
+
+async def _run(settings: DatabaseSettings, handle: Handle, handled: Any) -> None:
+    """The handler in one transaction, as the consumer runs it."""
+    async with connection_to(settings) as connection, connection.transaction():
+        unit = UnitOfWork(connection)
+        await handle(unit, handled)
+        await unit.outbox.flush(connection)
+
+
+async def _states(settings: DatabaseSettings) -> list[dict[str, Any]]:
+    """The `subscription.state` events written since the last call (the rest dropped)."""
+    async with connection_to(settings) as connection:
+        rows = await connection.fetch("SELECT topic, key, value FROM outbox ORDER BY id")
+        await connection.execute("DELETE FROM outbox")
+    states = []
+    for row in rows:
+        if row["topic"] == "subscription.state":
+            event = json.loads(row["value"])
+            assert row["key"].decode() == event["data"]["subscription_id"]  # keyed for compaction
+            assert event["subject"] == event["data"]["csn"]
+            states.append(event["data"])
+    return states
+
+
+async def _given(settings: DatabaseSettings, renewal_date: date, **fields: Any) -> tuple[str, str]:
+    csn = unique_csn("STATE")
+    snapshot = subscription(f"S-{csn}", csn, renewal_date=renewal_date, **fields)
+    await _run(settings, snapshot_handler(POLICY, "/t", CLOCK), _delivery(snapshot, csn))
+    async with connection_to(settings) as connection:
+        await connection.execute(
+            "INSERT INTO prices VALUES ('ACDLT', 'annual', 'USD', 466, 420),"
+            " ('ACDLT', 'three_year', 'USD', 1310, 1179) ON CONFLICT DO NOTHING"
+        )
+    return csn, snapshot.subscription_id
+
+
+async def test_the_upsert_announces_the_whole_state_of_the_contract(
+    renewal_db: DatabaseSettings,
+) -> None:
+    renewal_date = TODAY + timedelta(days=40)
+    csn, sid = await _given(renewal_db, renewal_date, auto_renew=True)
+    assert await _states(renewal_db) == [
+        {
+            "subscription_id": sid,
+            "csn": csn,
+            "status": "active",
+            "renewal_date": renewal_date.isoformat(),
+            "grace_ends": (renewal_date + timedelta(days=45)).isoformat(),  # WIN-2 by quote
+            "term": "annual",
+            "seats": 1,
+            "next_term": None,
+            "next_seats": None,
+            "auto_renew": True,
+            "payment_method": {"type": "card", "recurring": True, "valid": True},
+            "open_quote": None,
+            "pending_order": None,
+            "version": 1,
+        }
+    ]
+
+
+async def test_each_command_announces_what_it_changed_with_a_growing_version(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """AUTO-3 auto-renew off, TERM-1/SEAT-2 the next term and seats."""
+    csn, sid = await _given(renewal_db, TODAY + timedelta(days=40), auto_renew=True)
+    await _states(renewal_db)
+    actor = Actor(user_id=f"{csn}-buyer", csn=csn)
+
+    off = SetAutoRenew(request_id="r-off", actor=actor, subscription_ids=[sid], enabled=False)
+    await _run(renewal_db, set_auto_renew_handler(CLOCK, POLICY, "/t"), _delivery(off, csn))
+    [state] = await _states(renewal_db)
+    assert (state["auto_renew"], state["version"]) == (False, 2)
+
+    terms = ChangeRenewalTerms(
+        request_id="r-terms", actor=actor, subscription_id=sid, term="three_year", seats=3
+    )
+    handlers = ChangeHandlers(CLOCK, POLICY, "/t").handlers()
+    await _run(renewal_db, handlers[ChangeRenewalTerms], _delivery(terms, csn))
+    [state] = await _states(renewal_db)
+    assert (state["next_term"], state["next_seats"], state["version"]) == ("three_year", 3, 3)
+
+    # The same request again changes nothing: nothing to announce.
+    await _run(renewal_db, handlers[ChangeRenewalTerms], _delivery(terms, csn))
+    assert await _states(renewal_db) == []
+
+
+async def test_an_order_holds_the_term_as_pending_then_its_payment_renews(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """MAN-1 through the bulk worker, LIFE-4 on payment: pending_order, then the new date."""
+    renewal_date = TODAY + timedelta(days=20)
+    csn, sid = await _given(renewal_db, renewal_date)
+    await _states(renewal_db)
+    intake = record_renewal_request(CLOCK, "/t", POLICY)
+    await _run(renewal_db, intake, [_delivery(renewal_request(csn, [sid]), csn)])
+    pool = await create_pool(renewal_db)
+    try:
+        worker = BulkWorker(pool, CLOCK, POLICY, source="/t", per_claim=10, poll_seconds=1)
+        assert await worker.work_pending() == 1
+    finally:
+        await pool.close()
+    [reserved] = await _states(renewal_db)
+    assert reserved["pending_order"] is not None and reserved["version"] == 2
+
+    paid = PaymentSucceeded(
+        order_id=reserved["pending_order"],
+        amount=Decimal("420.00"),
+        currency="USD",
+        payment_reference="P-1",
+    )
+    await _run(renewal_db, billing_events_handler(CLOCK, "/t", POLICY), [_delivery(paid, csn)])
+    [renewed] = await _states(renewal_db)
+    assert renewed["pending_order"] is None
+    assert renewed["renewal_date"] == date(renewal_date.year + 1, 3, 21).isoformat()
+    assert renewed["version"] == 3
+
+
+async def test_an_abandoned_order_releases_the_term(renewal_db: DatabaseSettings) -> None:
+    """A manual payment never made by `pay_by`: no longer pending."""
+    csn, sid = await _given(renewal_db, TODAY + timedelta(days=20), payment_type="bank_transfer")
+    intake = record_renewal_request(CLOCK, "/t", POLICY)
+    await _run(renewal_db, intake, [_delivery(renewal_request(csn, [sid]), csn)])
+    pool = await create_pool(renewal_db)
+    try:
+        await BulkWorker(
+            pool, CLOCK, POLICY, source="/t", per_claim=10, poll_seconds=1
+        ).work_pending()
+        [reserved] = [s for s in await _states(renewal_db) if s["pending_order"]]
+        waiting = PaymentAwaitingManual(
+            order_id=reserved["pending_order"],
+            amount=Decimal("420.00"),
+            currency="USD",
+            payment_reference="P-2",
+            pay_by=TODAY - timedelta(days=1),
+        )
+        settle = billing_events_handler(CLOCK, "/t", POLICY)
+        await _run(renewal_db, settle, [_delivery(waiting, csn)])
+        assert await _states(renewal_db) == []  # a pay-by date is not part of the state
+        abandoned = AbandonedOrders(pool, CLOCK, source="/t", batch_size=10, poll_seconds=1)
+        assert await abandoned.step() == 1
+    finally:
+        await pool.close()
+    [released] = await _states(renewal_db)
+    assert released["pending_order"] is None and released["version"] == reserved["version"] + 1
+
+
+async def test_the_engine_announces_a_lapse(renewal_db: DatabaseSettings) -> None:
+    """LIFE-2: not renewed on its date (auto-renew off) → lapsed."""
+    _, sid = await _given(renewal_db, TODAY, auto_renew=False)
+    await _states(renewal_db)
+    pool = await create_pool(renewal_db)
+    try:
+        engine = DueDateEngine(pool, CLOCK, POLICY, source="/t", batch_size=10, interval_seconds=1)
+        assert await engine.step() == 1
+    finally:
+        await pool.close()
+    [lapsed] = await _states(renewal_db)
+    assert (lapsed["subscription_id"], lapsed["status"]) == (sid, "lapsed")
+
+
+async def test_an_open_quote_is_in_the_state_until_it_closes(renewal_db: DatabaseSettings) -> None:
+    """AUTO-5: a changing quote switches auto-renew off while open, and back on when it expires."""
+    csn, sid = await _given(renewal_db, TODAY + timedelta(days=30), auto_renew=True)
+    await _states(renewal_db)
+    line = PriceLine(
+        subscription_id=sid,
+        product_code="ACDLT",
+        term="annual",
+        seats=5,  # more seats than it renews with: AUTO-5
+        unit_price=Decimal("420.00"),
+        discount=Decimal("0"),
+        amount=Decimal("2100.00"),
+    )
+    sent = QuoteSent(
+        request_id=None,
+        quote_number="Q-1",
+        subscription_ids=[sid],
+        expires_on=TODAY + timedelta(days=29),
+        currency="USD",
+        total=Decimal("2100.00"),
+        lines=[line],
+        recipients=[],
+        promotions=[],
+    )
+    handler = announced(quote_events_handler(CLOCK, "/t"), POLICY, "/t", CLOCK)
+    await _run(renewal_db, handler, [_delivery(sent, csn)])
+    [opened] = await _states(renewal_db)
+    assert (opened["open_quote"], opened["auto_renew"]) == ("Q-1", False)
+
+    await _run(renewal_db, handler, [_delivery(QuoteExpired(quote_number="Q-1"), csn)])
+    [closed] = await _states(renewal_db)
+    assert (closed["open_quote"], closed["auto_renew"]) == (None, True)
+    assert closed["version"] == opened["version"] + 1
+
+
+@pytest.mark.parametrize(
+    "forgotten",
+    [
+        "UPDATE subscriptions SET auto_renew = NOT auto_renew",
+        "UPDATE subscriptions SET renewal_date = renewal_date + 365",
+        "INSERT INTO term_reservations (subscription_id, order_id, term_start, reserved_at)"
+        " SELECT subscription_id, 'O-x', renewal_date, now() FROM subscriptions",
+    ],
+)
+async def test_a_write_path_that_forgets_to_announce_fails_at_commit(
+    renewal_db: DatabaseSettings, forgotten: str
+) -> None:
+    await _given(renewal_db, TODAY + timedelta(days=40))
+    async with connection_to(renewal_db) as connection:
+        with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="not announced"):
+            async with connection.transaction():
+                await connection.execute(forgotten)
+        # A write that is not part of the state needs no announce.
+        async with connection.transaction():
+            await connection.execute("UPDATE subscriptions SET next_check_on = $1", TODAY)
