@@ -19,7 +19,7 @@ import pytest
 
 from services.renewal.engine import NEXT_CHECK, DueDateEngine
 from services.renewal.payments import Settlement
-from services.renewal.subscriptions import save_snapshot
+from services.renewal.state import announced, snapshot_handler
 from shared.catalog.store import save_price
 from shared.clock import FixedClock
 from shared.contracts.billing_events import PaymentFailed, PaymentSucceeded
@@ -52,6 +52,7 @@ async def _subscriptions_due_on_today(pool: asyncpg.Pool, count: int) -> tuple[s
     async with pool.acquire() as connection, connection.transaction():
         unit = UnitOfWork(connection)
         await save_price(unit, _delivery(price("ACDLT"), csn))
+        save_snapshot = snapshot_handler(POLICY, "/it", FixedClock(NOW))
         for snapshot in snapshots:
             await save_snapshot(unit, _delivery(snapshot, csn))
     return csn, [s.subscription_id for s in snapshots]
@@ -69,9 +70,13 @@ async def _next_looks(pool: asyncpg.Pool, ids: list[str]) -> dict[str, date]:
 async def _answer(pool: asyncpg.Pool, csn: str, answers: list[Any]) -> None:
     async with pool.acquire() as connection, connection.transaction():
         unit = UnitOfWork(connection)
-        await Settlement(unit, FixedClock(NOW), "/it", POLICY).apply(
-            [_delivery(answer, csn) for answer in answers]
+        await announced(settle, POLICY, "/it", FixedClock(NOW))(
+            unit, [_delivery(answer, csn) for answer in answers]
         )
+
+
+async def settle(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
+    await Settlement(unit, FixedClock(NOW), "/it", POLICY).apply(deliveries)
 
 
 def _engine(pool: asyncpg.Pool) -> DueDateEngine:

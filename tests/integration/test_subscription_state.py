@@ -233,6 +233,7 @@ async def test_an_open_quote_is_in_the_state_until_it_closes(renewal_db: Databas
     sent = QuoteSent(
         request_id=None,
         quote_number="Q-1",
+        kind="renewal",
         subscription_ids=[sid],
         expires_on=TODAY + timedelta(days=29),
         currency="USD",
