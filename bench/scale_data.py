@@ -258,15 +258,16 @@ STATEMENTS: list[tuple[str, str]] = [
         "quote",
         f"""INSERT INTO quotes (quote_number, request_id, csn, partner_csn, channel, kind,
             subscription_ids, recipients, currency, total, lines, expires_on, status, order_id,
-            created_at, term_starts)
+            created_at, term_starts, target_date)
         SELECT {QUOTE_OLD}, NULL, {CSN}, NULL, 'sales', 'renewal', ARRAY[{SUB}], ARRAY[{BUYER}],
             'USD', {AMOUNT}, {QUOTE_LINES}, {PREVIOUS_DATE}, 'paid', {ORDER_ID},
-            {LAST_YEAR} - interval '30 days', jsonb_build_object({SUB}, {PREVIOUS_DATE})
+            {LAST_YEAR} - interval '30 days', jsonb_build_object({SUB}, {PREVIOUS_DATE}),
+            NULL::date  -- a renewal quote has no alignment target (QUO-3)
         {ROWS} WHERE NOT {AUTO}
         UNION ALL
         SELECT {QUOTE_NEW}, NULL, {CSN}, NULL, 'sales', 'renewal', ARRAY[{SUB}], ARRAY[{BUYER}],
             'USD', {AMOUNT}, {QUOTE_LINES}, {RENEWAL_DATE}, 'sent', NULL, $2::timestamptz,
-            jsonb_build_object({SUB}, {RENEWAL_DATE})
+            jsonb_build_object({SUB}, {RENEWAL_DATE}), NULL::date
         {ROWS} WHERE {OPEN_QUOTE}""",
     ),
     (
