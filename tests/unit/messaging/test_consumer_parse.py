@@ -112,7 +112,7 @@ def valid_json_with(**changes: Any) -> bytes:
 def test_a_bad_record_becomes_a_dead_letter_naming_its_problem(
     value: bytes | None, problem: str
 ) -> None:
-    deliveries, letters = consumer()._parse(records(value))
+    deliveries, letters, _ = consumer()._parse(records(value))
 
     assert deliveries == []
     [letter] = letters
@@ -147,7 +147,7 @@ def test_any_failure_of_json_decoding_is_a_dead_letter_too(value: bytes, problem
     """Issue 15 item 1: these escaped `_parse` and rewound the batch for ever."""
     valid = price_event()
 
-    deliveries, letters = consumer()._parse(records(value, encode(valid)))
+    deliveries, letters, _ = consumer()._parse(records(value, encode(valid)))
 
     assert [d.event.id for d in deliveries] == [valid.id]  # the rest of the batch proceeds
     [letter] = letters
@@ -172,7 +172,7 @@ def test_an_unexpected_exception_while_parsing_one_record_dead_letters_that_reco
     faulty = consumer()
     faulty.registry = FaultyRegistry()  # type: ignore[assignment]
 
-    deliveries, letters = faulty._parse(records(b"bad", encode(valid)))
+    deliveries, letters, _ = faulty._parse(records(b"bad", encode(valid)))
 
     assert [d.event.id for d in deliveries] == [valid.id]
     [letter] = letters
@@ -183,7 +183,7 @@ def test_a_batch_is_split_into_deliveries_and_dead_letters_in_record_order() -> 
     first, second = price_event(), price_event(product_code="ACAD")
     batch = records(b"garbage", encode(first), b"[]", encode(second), None)
 
-    deliveries, letters = consumer()._parse(batch)
+    deliveries, letters, _ = consumer()._parse(batch)
 
     assert [d.event.id for d in deliveries] == [first.id, second.id]
     assert [d.record.offset for d in deliveries] == [1, 3]
@@ -199,7 +199,7 @@ def test_the_same_event_id_twice_in_one_batch_is_handled_once() -> None:
     # the id is what makes it the same event.
     copy = price_event(event_id=event.id, list_price="999.00")
 
-    deliveries, letters = consumer()._parse(
+    deliveries, letters, _ = consumer()._parse(
         records(encode(event), encode(other), encode(event), encode(copy))
     )
 
@@ -372,8 +372,8 @@ def typed(value: bytes, event_type: str, offset: int = 0) -> FakeRecord:
 def test_a_record_with_its_type_header_gives_the_same_event_as_without() -> None:
     event = price_event()
 
-    [with_header], _ = consumer()._parse([typed(encode(event), "price.published")])
-    [without], _ = consumer()._parse(records(encode(event)))
+    [with_header], _, _ = consumer()._parse([typed(encode(event), "price.published")])
+    [without], _, _ = consumer()._parse(records(encode(event)))
 
     assert with_header.event == without.event == event
 
@@ -389,7 +389,7 @@ def test_the_body_type_decides_when_the_header_names_another() -> None:
     )
     event = new_event(promotion, subject="ACDLT", source="/c", time=NOW)
 
-    [delivery], letters = consumer()._parse([typed(encode(event), "price.published")])
+    [delivery], letters, _ = consumer()._parse([typed(encode(event), "price.published")])
 
     assert isinstance(delivery.data, catalog_events.PromotionPublished)
     assert letters == []
@@ -410,7 +410,7 @@ def test_a_bad_record_under_a_valid_type_header_is_a_dead_letter_naming_its_prob
 ) -> None:
     record = FakeRecord(value, headers=((TYPE_HEADER, b"price.published"),))
 
-    deliveries, letters = consumer()._parse([record])
+    deliveries, letters, _ = consumer()._parse([record])
 
     assert deliveries == []
     [letter] = letters
