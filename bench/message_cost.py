@@ -144,6 +144,15 @@ async def ameasure(step: str, messages: int, body: Callable[[], Awaitable[None]]
     return Figure(step, messages, time.process_time() - started)
 
 
+def _relay_sender(broker: Any) -> Any:
+    """What the relay of this tree sends through: the broker's producer (BrokerSender), or the
+    broker itself on a tree from before it (the A/B's "before")."""
+    from shared.messaging import broker as brokers
+
+    sender = getattr(brokers, "BrokerSender", None)
+    return sender(broker) if sender is not None else broker
+
+
 def the_consumer(handler: Any = None) -> consuming.EventConsumer:
     async def unused(unit: Any, deliveries: Any) -> None:
         raise AssertionError("not called here")
@@ -302,7 +311,7 @@ async def with_kafka(
         try:
             relay = OutboxRelay(
                 None,  # type: ignore[arg-type]  # only `_publish` is used: no pool needed
-                broker,
+                _relay_sender(broker),
                 service="bench",
                 schema="bench",
                 batch_size=batch,

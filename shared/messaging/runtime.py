@@ -24,7 +24,7 @@ from shared.contracts.envelope import EventRegistry
 from shared.contracts.topics import Topic
 from shared.db.migrate import apply_migrations
 from shared.db.settings import DatabaseSettings
-from shared.messaging.broker import create_broker
+from shared.messaging.broker import BrokerSender, create_broker
 from shared.messaging.collector import tune_garbage_collector
 from shared.messaging.consumer import BatchHandler, EventConsumer, PoolHolder
 from shared.messaging.credentials import client_options
@@ -190,7 +190,7 @@ class ServiceRuntime:
         )
         self.relay = OutboxRelay(
             pool,
-            self.broker,
+            BrokerSender(self.broker),
             service=self.service,
             schema=self.database.schema_name,
             batch_size=self.messaging.outbox_batch_size,
