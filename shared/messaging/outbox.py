@@ -30,7 +30,7 @@ from aiokafka.errors import (
     UnknownTopicOrPartitionError,
 )
 
-from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, encode
+from shared.contracts.envelope import CONTENT_TYPE, TYPE_HEADER, CloudEvent, encode
 from shared.contracts.topics import Topic
 from shared.db.types import DbConnection
 from shared.messaging.faults import OUTBOX_AFTER_PUBLISH_BEFORE_DELETE, FaultPoints
@@ -80,9 +80,8 @@ class Outbox:
     rows: list[tuple[str, bytes | None, bytes, str]] = field(default_factory=list)
 
     def add(self, topic: Topic, event: CloudEvent[Any], key: str | None = None) -> None:
-        headers = json.dumps({"content-type": CONTENT_TYPE, "ce-type": event.type})
         partition_key = (key if key is not None else event.subject).encode()
-        self.rows.append((topic.name, partition_key, encode(event), headers))
+        self.rows.append((topic.name, partition_key, encode(event), _stored_headers(event.type)))
 
     async def flush(self, connection: DbConnection) -> None:
         if self.rows:
@@ -239,3 +238,10 @@ def _headers(stored: str) -> tuple[tuple[str, bytes], ...]:
     """The Kafka headers of a row's stored JSON: few distinct ones (content type and event
     type), so each is decoded once, not once per row."""
     return tuple((name, value.encode()) for name, value in json.loads(stored).items())
+
+
+@functools.lru_cache(maxsize=256)
+def _stored_headers(event_type: str) -> str:
+    """The `headers` column of an event of this type: the same few strings over and over, so
+    each is written once (json.dumps was 2 of Outbox.add's 6.5 µs an event)."""
+    return json.dumps({"content-type": CONTENT_TYPE, TYPE_HEADER: event_type})
