@@ -181,7 +181,7 @@ class EngineResult:
 
     def missing_work(self) -> list[str]:
         handled = {
-            (service, topic): h.get("handled", 0) + h.get("duplicates", 0)
+            (service, topic): h.get("handled", 0) + h.get("duplicates", 0) + h.get("skipped", 0)
             for service, per_topic in self.handlers.items()
             for topic, h in per_topic.items()
         }

@@ -138,6 +138,8 @@ def handler_stats(
         "renewals_handler_batch_seconds_sum": "seconds",
         "renewals_messages_handled_total": "handled",
         "renewals_messages_duplicate_total": "duplicates",
+        # Taken by the consumer and skipped unparsed: a type its service ignores (issue 19).
+        "renewals_messages_skipped_total": "skipped",
         "renewals_messages_dead_lettered_total": "dead_lettered",
     }
     for (name, labels), value in after.items():

@@ -921,7 +921,7 @@ def render_engine(result: engine.EngineResult, timeout: float) -> dict[str, Any]
 def missing_work(result: e2e.E2EResult) -> list[str]:
     """Consumers that handled fewer messages than the renewals needed: someone else took them."""
     handled = {
-        (s.name, topic): h.get("handled", 0) + h.get("duplicates", 0)
+        (s.name, topic): h.get("handled", 0) + h.get("duplicates", 0) + h.get("skipped", 0)
         for s in result.services
         for topic, h in s.handlers.items()
     }

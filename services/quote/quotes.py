@@ -33,7 +33,7 @@ from shared import eligibility
 from shared.catalog.store import load_catalog
 from shared.clock import Clock
 from shared.contracts.billing_events import OrderLine, PaymentFailed, PaymentSucceeded
-from shared.contracts.envelope import EventData, new_event
+from shared.contracts.envelope import CloudEvent, EventData, new_event
 from shared.contracts.quote_commands import AcceptQuote, CancelQuote, QuoteKind, RequestQuote
 from shared.contracts.quote_events import TOPIC as QUOTE_EVENTS
 from shared.contracts.quote_events import (
@@ -54,7 +54,13 @@ from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.eligibility import Decision, Policy, Price, Promotion, QuoteChanges, QuoteRequest
 from shared.eligibility.checks import authorization_reasons
 from shared.eligibility.identity import Sender
-from shared.messaging.consumer import Delivery, EventHandler, UnitOfWork
+from shared.messaging.consumer import (
+    BatchEventHandler,
+    Delivery,
+    EventHandler,
+    UnitOfWork,
+    handles_batch,
+)
 from shared.messaging.identity import (
     Refusal,
     count_not_authorized,
@@ -77,8 +83,10 @@ class QuoteHandlers:
     def commands(self) -> dict[type, EventHandler]:
         return {RequestQuote: self.request, AcceptQuote: self.accept, CancelQuote: self.cancel}
 
-    def billing(self) -> dict[type, EventHandler]:
-        return {PaymentSucceeded: self.paid, PaymentFailed: self.payment_failed}
+    def billing(self) -> dict[type, EventHandler | BatchEventHandler]:
+        """Only the payment outcomes: billing's other events are skipped unread (issue 19)."""
+        outcomes = handles_batch(self.payment_outcomes)
+        return {PaymentSucceeded: outcomes, PaymentFailed: outcomes}
 
     def order_answers(self) -> dict[type, EventHandler]:
         return {QuoteOrderRefused: self.order_refused, QuoteOrderReleased: self.order_released}
@@ -86,9 +94,12 @@ class QuoteHandlers:
     async def _today(self, unit: UnitOfWork, csn: str) -> date:
         return (await self.csn_clock.today_for(unit.connection, [csn]))[csn]
 
-    def _announce(self, unit: UnitOfWork, event: EventData, csn: str) -> None:
+    def _announce(
+        self, unit: UnitOfWork, event: EventData, csn: str, cause: CloudEvent[Any] | None = None
+    ) -> None:
         unit.outbox.add(
-            QUOTE_EVENTS, new_event(event, subject=csn, source=self.source, time=self.clock.now())
+            QUOTE_EVENTS,
+            new_event(event, subject=csn, source=self.source, time=self.clock.now(), cause=cause),
         )
 
     def _reject(
@@ -372,18 +383,39 @@ class QuoteHandlers:
 
     # billing's answers -----------------------------------------------------------------------
 
-    async def paid(self, unit: UnitOfWork, delivery: Delivery) -> None:
-        payment: PaymentSucceeded = delivery.data
-        row = await unit.connection.fetchrow(
-            "UPDATE quotes SET status = 'paid' WHERE order_id = $1 AND status = 'accepted'"
-            " RETURNING quote_number, csn",
-            payment.order_id,
-        )
-        if row is not None:  # an order of the quote's; others are renewal's
-            self._announce(
-                unit,
-                QuotePaid(quote_number=row["quote_number"], order_id=payment.order_id),
-                row["csn"],
+    async def payment_outcomes(self, unit: UnitOfWork, deliveries: list[Delivery]) -> None:
+        """`payment.succeeded` makes the quote of its order paid (`quote.paid`); `payment.failed`
+        opens it again, to be accepted (and paid) again until it expires. Most payments are of
+        renewal's orders, not a quote's: one statement per outcome and batch, not per event,
+        finds the few that are (issue 19 items 3 and 4).
+
+        Set-based and the same as one by one in order: the first outcome of an order decides,
+        as it leaves its quote no longer `accepted` with that order (paid; or open, without
+        it), so a later outcome of the same order changes nothing either way."""
+        first: dict[str, Delivery] = {}
+        for delivery in deliveries:
+            first.setdefault(delivery.data.order_id, delivery)
+        paid = [o for o, d in first.items() if isinstance(d.data, PaymentSucceeded)]
+        failed = [o for o, d in first.items() if isinstance(d.data, PaymentFailed)]
+        if paid:
+            rows = await unit.connection.fetch(
+                "UPDATE quotes SET status = 'paid' WHERE order_id = ANY($1::text[])"
+                " AND status = 'accepted' RETURNING quote_number, csn, order_id",
+                paid,
+            )
+            position = {order_id: i for i, order_id in enumerate(paid)}
+            for row in sorted(rows, key=lambda r: position[r["order_id"]]):
+                self._announce(
+                    unit,
+                    QuotePaid(quote_number=row["quote_number"], order_id=row["order_id"]),
+                    row["csn"],
+                    cause=first[row["order_id"]].event,
+                )
+        if failed:
+            await unit.connection.execute(
+                "UPDATE quotes SET status = 'sent', order_id = NULL"
+                " WHERE order_id = ANY($1::text[]) AND status = 'accepted'",
+                failed,
             )
 
     async def order_refused(self, unit: UnitOfWork, delivery: Delivery) -> None:
@@ -415,15 +447,6 @@ class QuoteHandlers:
             " WHERE quote_number = $1 AND order_id = $2 AND status = 'accepted'",
             released.quote_number,
             released.order_id,
-        )
-
-    async def payment_failed(self, unit: UnitOfWork, delivery: Delivery) -> None:
-        failure: PaymentFailed = delivery.data
-        # The quote can be accepted (and paid) again until it expires.
-        await unit.connection.execute(
-            "UPDATE quotes SET status = 'sent', order_id = NULL"
-            " WHERE order_id = $1 AND status = 'accepted'",
-            failure.order_id,
         )
 
     # quote.cancel_requested ------------------------------------------------------------------

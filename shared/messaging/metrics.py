@@ -13,6 +13,12 @@ MESSAGES_DUPLICATE = Counter(
     "Events already handled (same event id), skipped by the inbox",
     ["service", "topic"],
 )
+MESSAGES_SKIPPED = Counter(
+    "renewals_messages_skipped_total",
+    "Events of a type this service takes no action on, skipped unparsed by their ce-type header"
+    " (no inbox row, offset committed with their batch)",
+    ["service", "topic", "type"],
+)
 MESSAGES_FAILED = Counter(
     "renewals_messages_failed_total", "Handling attempts that raised", ["service", "topic"]
 )

@@ -13,10 +13,12 @@ the claim back, and the loop backs off and tries again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from aiokafka.errors import (
@@ -27,9 +29,8 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
     UnknownTopicOrPartitionError,
 )
-from faststream.kafka import KafkaBroker
 
-from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, encode
+from shared.contracts.envelope import CONTENT_TYPE, TYPE_HEADER, CloudEvent, encode
 from shared.contracts.topics import Topic
 from shared.db.types import DbConnection
 from shared.messaging.faults import OUTBOX_AFTER_PUBLISH_BEFORE_DELETE, FaultPoints
@@ -55,6 +56,19 @@ REFUSED_FOR_ITS_OWN_SAKE: tuple[type[BaseException], ...] = (
 ERROR_LENGTH = 2000
 
 
+class KafkaSender(Protocol):
+    """Where the relay sends its rows: `shared.messaging.broker.BrokerSender` in a service."""
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None,
+        headers: Sequence[tuple[str, bytes]],
+    ) -> asyncio.Future[Any]: ...
+
+
 def refused_for_its_own_sake(error: BaseException) -> bool:
     return isinstance(error, REFUSED_FOR_ITS_OWN_SAKE)
 
@@ -66,9 +80,8 @@ class Outbox:
     rows: list[tuple[str, bytes | None, bytes, str]] = field(default_factory=list)
 
     def add(self, topic: Topic, event: CloudEvent[Any], key: str | None = None) -> None:
-        headers = json.dumps({"content-type": CONTENT_TYPE, "ce-type": event.type})
         partition_key = (key if key is not None else event.subject).encode()
-        self.rows.append((topic.name, partition_key, encode(event), headers))
+        self.rows.append((topic.name, partition_key, encode(event), _stored_headers(event.type)))
 
     async def flush(self, connection: DbConnection) -> None:
         if self.rows:
@@ -92,7 +105,7 @@ class OutboxRelay:
     def __init__(
         self,
         pool: asyncpg.Pool,
-        broker: KafkaBroker,
+        sender: KafkaSender,
         *,
         service: str,
         schema: str,
@@ -102,7 +115,7 @@ class OutboxRelay:
         spans: PublishedSpans | None = None,
     ) -> None:
         self.pool = pool
-        self.broker = broker
+        self.sender = sender
         self.faults = faults or FaultPoints()
         self.spans = spans  # OpenTelemetry export of what was published, when configured
         self.service = service
@@ -152,42 +165,45 @@ class OutboxRelay:
         """Send the rows in id order, wait for every acknowledgement; returns the rows refused
         for their own sake (by position). Any other failure raises: the claim rolls back."""
         refused: dict[int, BaseException] = {}
-        sends: dict[int, Any] = {}
+        sends: dict[int, asyncio.Future[Any]] = {}
         failure: BaseException | None = None
         for position, row in enumerate(rows):
             try:
-                sends[position] = await self._send(row, confirm=False)
+                sends[position] = await self._send(row)
             except Exception as error:  # refused by the producer itself (too large, no topic)
                 if not refused_for_its_own_sake(error):
                     failure = error
                     break
                 refused[position] = error
-        acknowledged = await asyncio.gather(*sends.values(), return_exceptions=True)
+        # Each acknowledgement in its turn: one produce request answers many rows, so most are
+        # in when their turn comes, and a finished future is read at no cost — `gather` added a
+        # callback and a turn of the event loop per row.
+        answers: dict[int, BaseException] = {}
+        for position, sent in sends.items():
+            try:
+                await sent
+            except Exception as refusal:
+                answers[position] = refusal
         if failure is not None:
             raise failure
-        for position, result in zip(sends, acknowledged, strict=True):
-            if not isinstance(result, BaseException):
-                continue
-            if not refused_for_its_own_sake(result):
-                raise result
+        for position, answer in answers.items():
+            if not refused_for_its_own_sake(answer):
+                raise answer
             # The broker refused the produce request this row travelled in, perhaps with others:
             # alone, its own answer says whether it is the culprit.
             try:
-                await self._send(rows[position], confirm=True)
-            except Exception as error:
-                if not refused_for_its_own_sake(error):
+                await (await self._send(rows[position]))
+            except Exception as alone:
+                if not refused_for_its_own_sake(alone):
                     raise
-                refused[position] = error
+                refused[position] = alone
         return refused
 
-    async def _send(self, row: asyncpg.Record, *, confirm: bool) -> Any:
-        return await self.broker.publish(
-            row["value"],
-            topic=row["topic"],
-            key=row["key"],
-            headers=json.loads(row["headers"]),
-            no_confirm=not confirm,
-        )
+    async def _send(self, row: asyncpg.Record) -> asyncio.Future[Any]:
+        """Queue the row in the producer; returns its acknowledgement to wait for."""
+        # A list of its own per record: aiokafka takes nothing else (its C record builder).
+        headers = list(_headers(row["headers"]))
+        return await self.sender.send(row["topic"], row["value"], key=row["key"], headers=headers)
 
     async def _park(
         self,
@@ -215,3 +231,17 @@ class OutboxRelay:
                     "error": repr(error),
                 },
             )
+
+
+@functools.lru_cache(maxsize=256)
+def _headers(stored: str) -> tuple[tuple[str, bytes], ...]:
+    """The Kafka headers of a row's stored JSON: few distinct ones (content type and event
+    type), so each is decoded once, not once per row."""
+    return tuple((name, value.encode()) for name, value in json.loads(stored).items())
+
+
+@functools.lru_cache(maxsize=256)
+def _stored_headers(event_type: str) -> str:
+    """The `headers` column of an event of this type: the same few strings over and over, so
+    each is written once (json.dumps was 2 of Outbox.add's 6.5 µs an event)."""
+    return json.dumps({"content-type": CONTENT_TYPE, TYPE_HEADER: event_type})

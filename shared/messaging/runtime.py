@@ -24,7 +24,8 @@ from shared.contracts.envelope import EventRegistry
 from shared.contracts.topics import Topic
 from shared.db.migrate import apply_migrations
 from shared.db.settings import DatabaseSettings
-from shared.messaging.broker import create_broker
+from shared.messaging.broker import BrokerSender, create_broker
+from shared.messaging.collector import tune_garbage_collector
 from shared.messaging.consumer import BatchHandler, EventConsumer, PoolHolder
 from shared.messaging.credentials import client_options
 from shared.messaging.faults import FaultPoints
@@ -189,7 +190,7 @@ class ServiceRuntime:
         )
         self.relay = OutboxRelay(
             pool,
-            self.broker,
+            BrokerSender(self.broker),
             service=self.service,
             schema=self.database.schema_name,
             batch_size=self.messaging.outbox_batch_size,
@@ -216,6 +217,7 @@ class ServiceRuntime:
         self._tasks += [loop.start() for loop in self.work_loops]
         for task in self._tasks:
             task.add_done_callback(self._loop_ended)
+        tune_garbage_collector(self.messaging.gc_young_threshold)
         self._running = True
         log.info("service started", extra={"consumers": [c.topic.name for c in self.consumers]})
 

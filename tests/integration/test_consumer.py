@@ -11,7 +11,7 @@ import asyncio
 import json
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,13 +21,20 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from prometheus_client import REGISTRY
 
 from shared.contracts import catalog_events
-from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, encode
+from shared.contracts.envelope import CONTENT_TYPE, TYPE_HEADER, CloudEvent, encode
 from shared.contracts.topics import Topic
 from shared.db.settings import DatabaseSettings
 from shared.messaging.client import Seen, TopicWatcher, UpstreamClient
-from shared.messaging.consumer import Delivery, UnitOfWork, dispatch_by_type
+from shared.messaging.consumer import (
+    BatchHandler,
+    Delivery,
+    UnitOfWork,
+    dispatch_by_type,
+    dispatch_some,
+)
 from shared.messaging.dlq import (
     ERROR_HEADER,
     ERROR_TYPE_HEADER,
@@ -178,12 +185,12 @@ class Harness:
         await eventually(committed, timeout=timeout, what=f"{self.group_id} to commit {wanted}")
 
 
-@pytest.fixture
-async def harness(
+async def make_harness(
     kafka_bootstrap: str,
     kafka_admin: AIOKafkaAdminClient,
     fresh_topic: Topic,
     scratch_database: DatabaseSettings,
+    dispatch: Callable[[Effects], BatchHandler],
 ) -> Harness:
     async with connection_to(scratch_database) as connection:
         await connection.execute(
@@ -200,12 +207,24 @@ async def harness(
     runtime = ServiceRuntime(f"it-{uuid.uuid4().hex[:8]}", messaging, scratch_database)
     runtime.migrations_of = "quote"  # the quote schema's tables, in the throwaway schema
     effects = Effects(kafka_admin, f"{runtime.service}.{fresh_topic.name}", fresh_topic.name)
-    runtime.consume(
-        fresh_topic,
-        catalog_events.REGISTRY,
-        dispatch_by_type({catalog_events.PricePublished: effects.handle}),
-    )
+    runtime.consume(fresh_topic, catalog_events.REGISTRY, dispatch(effects))
     return Harness(kafka_bootstrap, fresh_topic, scratch_database, runtime, effects, kafka_admin)
+
+
+@pytest.fixture
+async def harness(
+    kafka_bootstrap: str,
+    kafka_admin: AIOKafkaAdminClient,
+    fresh_topic: Topic,
+    scratch_database: DatabaseSettings,
+) -> Harness:
+    return await make_harness(
+        kafka_bootstrap,
+        kafka_admin,
+        fresh_topic,
+        scratch_database,
+        lambda effects: dispatch_by_type({catalog_events.PricePublished: effects.handle}),
+    )
 
 
 @pytest.fixture
@@ -532,3 +551,75 @@ async def test_a_dead_letter_the_broker_refuses_as_too_large_is_published_shorte
     assert letter.headers[TRUNCATED_HEADER] == "true"
     assert letter.headers[ORIGINAL_SIZE_HEADER] == str(len(big))
     assert letter.headers["x-dlq-original-offset"] == "0"
+
+
+async def test_issue_19_a_type_the_service_ignores_is_skipped_without_an_inbox_row_and_its_offset_moves_on(
+    kafka_bootstrap: str,
+    kafka_admin: AIOKafkaAdminClient,
+    fresh_topic: Topic,
+    scratch_database: DatabaseSettings,
+    upstream: UpstreamClient,
+) -> None:
+    """Issue 19 item 3: a service that handles prices only (`dispatch_some`) skips promotions
+    by their `ce-type` header: no handler call, no inbox row, counted; the offsets of the
+    partition are committed past them with the batch's."""
+    harness = await make_harness(
+        kafka_bootstrap,
+        kafka_admin,
+        fresh_topic,
+        scratch_database,
+        lambda effects: dispatch_some(
+            catalog_events.REGISTRY, {catalog_events.PricePublished: effects.handle}
+        ),
+    )
+    key = unique_csn()
+    promotions = [
+        event(
+            catalog_events.PromotionPublished(
+                promotion_code=f"PROMO-{i}",
+                product_codes=["ACDLT"],
+                percent_off="10",
+                starts_on="2026-01-01",
+                ends_on="2026-12-31",
+            ),
+            subject=key,
+            source="/it/catalog",
+        )
+        for i in range(3)
+    ]
+    handled = product()
+    # As the outbox publishes them: the event's type in the `ce-type` header.
+    for promotion in promotions:
+        await upstream.send_raw(
+            harness.topic,
+            encode(promotion),
+            key.encode(),
+            headers=[
+                ("content-type", CONTENT_TYPE.encode()),
+                (TYPE_HEADER, promotion.type.encode()),
+            ],
+        )
+    await upstream.send(harness.topic, price_event(handled, key))
+    labels = {"service": harness.runtime.service, "topic": harness.topic.name}
+
+    async with harness.running():
+        await harness.wait_handled(handled)
+        await harness.wait_committed_to_the_end()
+
+    assert skipped(labels, "promotion.published") == len(promotions)
+    for promotion in promotions:
+        assert await harness.inbox_count(promotion.id) == 0
+        assert harness.effects.calls[promotion.id] == 0
+    assert await harness.effect_count(handled) == 1
+    assert handled_count(labels) == 1
+
+
+def skipped(labels: dict[str, str], event_type: str) -> float:
+    sample = REGISTRY.get_sample_value(
+        "renewals_messages_skipped_total", {**labels, "type": event_type}
+    )
+    return sample or 0.0
+
+
+def handled_count(labels: dict[str, str]) -> float:
+    return REGISTRY.get_sample_value("renewals_messages_handled_total", labels) or 0.0

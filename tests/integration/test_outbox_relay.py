@@ -34,7 +34,7 @@ from shared.db.migrate import migrate
 from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
 from shared.messaging import tracing
-from shared.messaging.broker import create_broker
+from shared.messaging.broker import BrokerSender, create_broker
 from shared.messaging.client import TopicWatcher
 from shared.messaging.credentials import broker_security, credentials
 from shared.messaging.http import InLoopServer
@@ -74,9 +74,10 @@ def relay(
     batch_size: int = 100,
     poll_seconds: float = 0.2,
 ) -> OutboxRelay:
+    """A relay sending through `broker`'s producer (a test's own sender passes as it is)."""
     return OutboxRelay(
         pool,
-        broker,
+        BrokerSender(broker) if isinstance(broker, KafkaBroker) else broker,
         service="it-relay",
         schema=database.schema_name,
         batch_size=batch_size,
@@ -265,9 +266,9 @@ async def test_an_event_for_a_topic_the_service_may_not_write_is_parked(
 
 
 class UnreachableBroker:
-    """A broker that is away: every publish times out, as aiokafka's does."""
+    """A broker that is away: every send times out, as aiokafka's does."""
 
-    async def publish(self, *args: Any, **kwargs: Any) -> Any:
+    async def send(self, *args: Any, **kwargs: Any) -> Any:
         raise KafkaTimeoutError()
 
 
@@ -308,17 +309,17 @@ async def test_the_relay_wakes_on_notify_without_waiting_for_its_poll(
 
 
 class GatedBroker:
-    """A broker whose publishes wait at a gate: a relay caught between its claim and its send."""
+    """A broker whose sends wait at a gate: a relay caught between its claim and its send."""
 
     def __init__(self, broker: KafkaBroker) -> None:
-        self.broker = broker
+        self.sender = BrokerSender(broker)
         self.gate = asyncio.Event()
         self.reached = asyncio.Event()
 
-    async def publish(self, *args: Any, **kwargs: Any) -> Any:
+    async def send(self, *args: Any, **kwargs: Any) -> Any:
         self.reached.set()
         await self.gate.wait()
-        return await self.broker.publish(*args, **kwargs)
+        return await self.sender.send(*args, **kwargs)
 
 
 async def test_two_relays_of_one_schema_keep_the_order_of_a_key(

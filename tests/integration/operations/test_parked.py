@@ -16,7 +16,7 @@ from shared.contracts.topics import Topic
 from shared.db.migrate import migrate
 from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
-from shared.messaging.broker import create_broker
+from shared.messaging.broker import BrokerSender, create_broker
 from shared.messaging.client import TopicWatcher
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.settings import MessagingSettings
@@ -78,7 +78,12 @@ async def test_a_parked_event_is_listed_then_retried_and_published(
         pool = await create_pool(DatabaseSettings.for_service("quote"))
         try:
             relay = OutboxRelay(
-                pool, broker, service="it-ops", schema="quote", batch_size=100, poll_seconds=1
+                pool,
+                BrokerSender(broker),
+                service="it-ops",
+                schema="quote",
+                batch_size=100,
+                poll_seconds=1,
             )
             while await relay.publish_pending():
                 pass

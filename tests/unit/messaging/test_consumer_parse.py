@@ -8,17 +8,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from aiokafka.structs import ConsumerRecord
+from faststream.kafka.message import KafkaMessage
+from faststream.kafka.parser import AioKafkaBatchParser
 
 from shared.contracts import catalog_events
-from shared.contracts.envelope import CloudEvent, encode, new_event
+from shared.contracts.envelope import TYPE_HEADER, CloudEvent, encode, new_event
 from shared.messaging.consumer import (
     Delivery,
     EventConsumer,
     PermanentError,
     PoolHolder,
     UnitOfWork,
+    _raw_values,
+    _tolerant_batch_parser,
     dispatch_by_type,
     handles_batch,
+    header_type,
 )
 from shared.messaging.dlq import ERROR_HEADER, ERROR_TYPE_HEADER, DeadLetter, dead_letter_headers
 from shared.messaging.faults import FaultPoints
@@ -106,7 +112,7 @@ def valid_json_with(**changes: Any) -> bytes:
 def test_a_bad_record_becomes_a_dead_letter_naming_its_problem(
     value: bytes | None, problem: str
 ) -> None:
-    deliveries, letters = consumer()._parse(records(value))
+    deliveries, letters, _ = consumer()._parse(records(value))
 
     assert deliveries == []
     [letter] = letters
@@ -141,7 +147,7 @@ def test_any_failure_of_json_decoding_is_a_dead_letter_too(value: bytes, problem
     """Issue 15 item 1: these escaped `_parse` and rewound the batch for ever."""
     valid = price_event()
 
-    deliveries, letters = consumer()._parse(records(value, encode(valid)))
+    deliveries, letters, _ = consumer()._parse(records(value, encode(valid)))
 
     assert [d.event.id for d in deliveries] == [valid.id]  # the rest of the batch proceeds
     [letter] = letters
@@ -157,16 +163,16 @@ def test_an_unexpected_exception_while_parsing_one_record_dead_letters_that_reco
     class FaultyRegistry:
         topic = TOPIC.name
 
-        def parse(self, raw: bytes | None) -> CloudEvent[Any]:
+        def parse(self, raw: bytes | None, type_hint: str | None = None) -> CloudEvent[Any]:
             if raw == b"bad":
                 raise KeyError("a parser bug")
-            return catalog_events.REGISTRY.parse(raw)
+            return catalog_events.REGISTRY.parse(raw, type_hint)
 
     valid = price_event()
     faulty = consumer()
     faulty.registry = FaultyRegistry()  # type: ignore[assignment]
 
-    deliveries, letters = faulty._parse(records(b"bad", encode(valid)))
+    deliveries, letters, _ = faulty._parse(records(b"bad", encode(valid)))
 
     assert [d.event.id for d in deliveries] == [valid.id]
     [letter] = letters
@@ -177,7 +183,7 @@ def test_a_batch_is_split_into_deliveries_and_dead_letters_in_record_order() -> 
     first, second = price_event(), price_event(product_code="ACAD")
     batch = records(b"garbage", encode(first), b"[]", encode(second), None)
 
-    deliveries, letters = consumer()._parse(batch)
+    deliveries, letters, _ = consumer()._parse(batch)
 
     assert [d.event.id for d in deliveries] == [first.id, second.id]
     assert [d.record.offset for d in deliveries] == [1, 3]
@@ -193,7 +199,7 @@ def test_the_same_event_id_twice_in_one_batch_is_handled_once() -> None:
     # the id is what makes it the same event.
     copy = price_event(event_id=event.id, list_price="999.00")
 
-    deliveries, letters = consumer()._parse(
+    deliveries, letters, _ = consumer()._parse(
         records(encode(event), encode(other), encode(event), encode(copy))
     )
 
@@ -353,3 +359,106 @@ async def test_a_batch_handler_registered_for_two_types_gets_them_together_in_or
     await handle(UnitOfWork(connection=None), deliveries)  # type: ignore[arg-type]
 
     assert seen == [["price.published", "promotion.published"]]
+
+
+# Validation straight from the bytes, by the `ce-type` header (issue 19 item 6) ---------------
+
+
+def typed(value: bytes, event_type: str, offset: int = 0) -> FakeRecord:
+    """A record with the `ce-type` header the outbox writes."""
+    return FakeRecord(value, offset=offset, headers=((TYPE_HEADER, event_type.encode()),))
+
+
+def test_a_record_with_its_type_header_gives_the_same_event_as_without() -> None:
+    event = price_event()
+
+    [with_header], _, _ = consumer()._parse([typed(encode(event), "price.published")])
+    [without], _, _ = consumer()._parse(records(encode(event)))
+
+    assert with_header.event == without.event == event
+
+
+def test_the_body_type_decides_when_the_header_names_another() -> None:
+    """The header is a hint for validation: a body of another type is read as what it is."""
+    promotion = catalog_events.PromotionPublished(
+        promotion_code="SPRING",
+        product_codes=["ACDLT"],
+        percent_off="15",  # type: ignore[arg-type]
+        starts_on=NOW.date(),
+        ends_on=NOW.date(),
+    )
+    event = new_event(promotion, subject="ACDLT", source="/c", time=NOW)
+
+    [delivery], letters, _ = consumer()._parse([typed(encode(event), "price.published")])
+
+    assert isinstance(delivery.data, catalog_events.PromotionPublished)
+    assert letters == []
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (valid_json_with(data={**price().model_dump(mode="json"), "list_price": 466.0}), "list"),
+        (valid_json_with(type="price.withdrawn"), "unknown type 'price.withdrawn'"),
+        (b"{truncated", "not JSON"),
+        (None, "empty message"),
+    ],
+    ids=["money-as-float", "unknown-body-type", "truncated-json", "no-value"],
+)
+def test_a_bad_record_under_a_valid_type_header_is_a_dead_letter_naming_its_problem(
+    value: bytes | None, problem: str
+) -> None:
+    record = FakeRecord(value, headers=((TYPE_HEADER, b"price.published"),))
+
+    deliveries, letters, _ = consumer()._parse([record])
+
+    assert deliveries == []
+    [letter] = letters
+    assert letter.error_type == "InvalidEventError"
+    assert problem in letter.error
+
+
+def test_the_type_header_is_read_whatever_its_bytes() -> None:
+    assert header_type(((TYPE_HEADER, b"price.published"),)) == "price.published"
+    assert header_type(()) is None
+    assert header_type(None) is None
+    assert header_type(((TYPE_HEADER, None),)) is None
+    assert header_type(((TYPE_HEADER, b"\xff\xfe"),)) is None
+
+
+async def test_faststream_parses_one_record_of_the_batch_and_the_message_carries_them_all() -> None:
+    """FastStream's parser decodes every header it is shown: a header without value, or not
+    UTF-8, would fail it. It is shown a readable copy of the first record only (the message's
+    id and consumer come from it); the message carries every record as it came."""
+    faststream = AioKafkaBatchParser(msg_class=KafkaMessage, regex=None)
+    shown: list[tuple[Any, ...]] = []
+
+    async def faststream_parser(readable: tuple[Any, ...]) -> KafkaMessage:
+        shown.append(readable)
+        return await faststream.parse_batch(readable)  # type: ignore[return-value]
+
+    batch = tuple(
+        ConsumerRecord(
+            topic=TOPIC.name,
+            partition=0,
+            offset=offset,
+            timestamp=1_700_000_000_000,
+            timestamp_type=0,
+            key=b"ACDLT",
+            value=b"v",
+            checksum=None,
+            serialized_key_size=5,
+            serialized_value_size=1,
+            headers=[("x-bin", b"\xff"), ("x-none", None)],
+        )
+        for offset in range(3)
+    )
+    with pytest.raises((UnicodeDecodeError, AttributeError)):
+        await faststream.parse_batch(batch)  # FastStream alone fails on these headers
+
+    message = await _tolerant_batch_parser(batch, faststream_parser)
+
+    assert [len(records) for records in shown] == [1]
+    assert message.raw_message == batch
+    assert message.body == [b"v", b"v", b"v"]
+    assert await _raw_values(message) == [b"v", b"v", b"v"]

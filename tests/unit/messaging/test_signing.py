@@ -170,7 +170,7 @@ def test_the_consumer_hands_the_proof_on_and_scopes_the_inbox_by_signer_and_csn(
         signed(other_tenant),  # another tenant's event with the same id
         signed(event),  # a true duplicate in the batch
     ]
-    deliveries, letters = consumer._parse(records)
+    deliveries, letters, _ = consumer._parse(records)
     assert letters == []
     assert [(d.signer, d.unproven) for d in deliveries] == [
         ("portal", None),
