@@ -15,9 +15,9 @@ import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-
 from services.launcher import SERVICES, ServiceProcess
+from services.operations.kafka import admin
+from shared.messaging.principals import SERVICE_CONSUMES
 from tests.integration.helpers import eventually
 from tests.scenarios.stack import TEST_STACK_SETTINGS
 from tests.support.smtp import free_port
@@ -71,8 +71,30 @@ def http_status(port: int, path: str) -> int | None:
         return None
 
 
+QUOTE_GROUPS = [f"quote.{topic.name}" for topic in SERVICE_CONSUMES["quote"]]
+
+
+async def quote_groups_stable(bootstrap: str) -> bool:
+    """No quote group rebalancing: "Stable" (the stack's quote its only member once the replica
+    is gone) or "Empty" (no stack running)."""
+    async with admin(bootstrap) as client:
+        # One group per request (see services/operations/topics.py, active_groups).
+        answers = await asyncio.gather(
+            *(client.describe_consumer_groups([g]) for g in QUOTE_GROUPS)
+        )
+    states = {
+        description[1]: description[2]  # (error_code, group, state, ...)
+        for responses in answers
+        for response in responses
+        for description in response.groups
+    }
+    return all(states.get(group) in ("Stable", "Empty") for group in QUOTE_GROUPS)
+
+
 @contextlib.asynccontextmanager
-async def quote_replica(tmp_path: Path, **env: str) -> AsyncIterator[ServiceProcess]:
+async def quote_replica(
+    tmp_path: Path, bootstrap: str, **env: str
+) -> AsyncIterator[ServiceProcess]:
     spec = next(s for s in SERVICES if s.name == "quote")
     service = ServiceProcess(
         spec, env={**TEST_STACK_SETTINGS, **env}, log_dir=tmp_path, http_port=free_port()
@@ -82,6 +104,13 @@ async def quote_replica(tmp_path: Path, **env: str) -> AsyncIterator[ServiceProc
         yield service
     finally:
         service.stop()
+        # The replica's leaving rebalances the stack's quote groups; the tests after these
+        # must not wait for quote through a rebalance (the first of them once timed out so).
+        await eventually(
+            lambda: quote_groups_stable(bootstrap),
+            timeout=120,
+            what="the quote groups to be stable again",
+        )
 
 
 async def waits_then_starts(service: ServiceProcess, waiting_line: str, late: LatePort) -> None:
@@ -97,13 +126,14 @@ async def waits_then_starts(service: ServiceProcess, waiting_line: str, late: La
     await asyncio.to_thread(service.wait_ready, 60)
 
 
-@pytest.mark.usefixtures("kafka_bootstrap")
 async def test_a_service_started_while_postgresql_is_down_waits_and_starts_when_it_is_up(
-    postgres_address: tuple[str, int], tmp_path: Path
+    postgres_address: tuple[str, int], kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     late = LatePort(*postgres_address)
     try:
-        async with quote_replica(tmp_path, RENEWALS_PG_PORT=str(late.port)) as service:
+        async with quote_replica(
+            tmp_path, kafka_bootstrap, RENEWALS_PG_PORT=str(late.port)
+        ) as service:
             await waits_then_starts(
                 service, f"waiting for PostgreSQL at 127.0.0.1:{late.port}", late
             )
@@ -119,7 +149,7 @@ async def test_a_service_started_while_kafka_is_down_waits_and_starts_when_it_is
     late = LatePort(host, int(port))
     try:
         async with quote_replica(
-            tmp_path, RENEWALS_KAFKA_BOOTSTRAP=f"127.0.0.1:{late.port}"
+            tmp_path, kafka_bootstrap, RENEWALS_KAFKA_BOOTSTRAP=f"127.0.0.1:{late.port}"
         ) as service:
             await waits_then_starts(service, f"waiting for Kafka at 127.0.0.1:{late.port}", late)
     finally:
