@@ -33,7 +33,7 @@ from shared.clock import Clock
 from shared.contracts.state_events import SubscriptionState
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.due_claims import claim_on_each_clock
-from shared.eligibility import Policy, Price, RenewalOption, find_price, renewal_options
+from shared.eligibility import Policy, Price, RenewalOption, renewal_options
 from shared.messaging.faults import REMINDERS_AFTER_COMMIT, FaultPoints
 from shared.messaging.loops import WorkLoop
 from shared.messaging.parking import IsolatingClaims, not_parked
@@ -142,7 +142,7 @@ class ReminderScheduler:
             reminded = [row for row in rows if come[row["subscription_id"]]]
             # What renewal holds of them (auto-renew, the next term): what will really happen.
             followed = await states(connection, [row["subscription_id"] for row in reminded])
-            buys: dict[str, eligibility.Subscription] = {}
+            buys: dict[str, tuple[eligibility.Subscription, date]] = {}
             emails = [
                 email
                 for row in reminded
@@ -175,11 +175,7 @@ class ReminderScheduler:
                     connection, {e.contact.snapshot.product_code for e in emails}
                 )
                 for email in emails:
-                    self._price(
-                        email,
-                        [Price(**vars(p)) for p in prices],
-                        buys[email.contact.subscription_id],
-                    )
+                    self._price(email, prices, *buys[email.contact.subscription_id])
                 await queue(connection, emails, self.clock.now())
         if rows:
             self.faults.hit(REMINDERS_AFTER_COMMIT)
@@ -216,7 +212,7 @@ class ReminderScheduler:
         row: Any,
         offset: int,
         state: SubscriptionState | None,
-        buys: dict[str, eligibility.Subscription],
+        buys: dict[str, tuple[eligibility.Subscription, date]],
     ) -> Email | None:
         """The reminder of `offset` days before: the latest due (older ones are past, not a
         backlog to send). The options and the price are those of renewal's state: auto-renew
@@ -232,7 +228,7 @@ class ReminderScheduler:
         options = renewal_options(domain, today, self.policy)
         if not options:
             return None  # a trial or an expired subscription has nothing to renew
-        buys[row["subscription_id"]] = domain
+        buys[row["subscription_id"]] = domain, today
         contact = Contact(row["subscription_id"], row["csn"], snapshot, renewal_date)
         return Email(
             f"renewal_reminder:{row['subscription_id']}:{renewal_date}:{offset}",
@@ -265,12 +261,11 @@ class ReminderScheduler:
             return "manual_only"  # AUTO-4
         return "manual"
 
-    def _price(self, email: Email, prices: list[Price], domain: eligibility.Subscription) -> None:
-        """The renewal price of what the next renewal buys (TERM-1, SEAT-2, PRICE-1)."""
-        snapshot = email.contact.snapshot
-        price = find_price(prices, snapshot.product_code, domain.renewal_term, snapshot.currency)
-        if price is not None:
-            unit = eligibility.renewal_unit_price(price, self.policy)
-            email.context["amount"] = eligibility.round_money(
-                unit * domain.renewal_seats, snapshot.currency
-            )
+    def _price(
+        self, email: Email, prices: list[Price], domain: eligibility.Subscription, today: date
+    ) -> None:
+        """The renewal price of what the next renewal buys (TERM-1, SEAT-2, PRICE-1), priced as
+        the renewal itself will be (eligibility.next_renewal_line)."""
+        line = eligibility.next_renewal_line(domain, today, prices, self.policy)
+        if line is not None:
+            email.context["amount"] = line.amount

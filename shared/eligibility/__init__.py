@@ -35,8 +35,8 @@ from shared.eligibility.decisions import (
 from shared.eligibility.due_dates import (
     AutomaticOrder,
     DueDecision,
-    automatic_renewal_line,
     decide_due_date,
+    next_renewal_line,
     retry_on,
 )
 from shared.eligibility.explain import explain
@@ -138,7 +138,6 @@ __all__ = [
     "alignment_target",
     "automatic_quote_date",
     "automatic_quote_due",
-    "automatic_renewal_line",
     "best_promotion",
     "days_in_term",
     "decide_accept_quote",
@@ -162,6 +161,7 @@ __all__ = [
     "is_already_renewed",
     "may_act_for",
     "method_grace_ends",
+    "next_renewal_line",
     "parse_explain_request",
     "policy_from_dict",
     "price_from_dict",

@@ -52,11 +52,12 @@ def retry_on(renewal_date: date, attempt: int, policy: Policy) -> date | None:
     return renewal_date + timedelta(days=schedule[attempt - 1])
 
 
-def automatic_renewal_line(
+def next_renewal_line(
     subscription: Subscription, today: date, prices: Sequence[Price], policy: Policy
 ) -> PriceLine | None:
-    """PRICE-1, TERM-1, SEAT-2: the next term and seats at that term's renewal price, from the
-    renewal date (LIFE-4) — the line a manual renewal would get, without its promotions (a
+    """PRICE-1, TERM-1, SEAT-2: what the next renewal buys — the next term and seats at that
+    term's renewal price, from the renewal date (LIFE-4) — as the automatic renewal charges it
+    and the reminders quote it: the line a manual renewal would get, without its promotions (a
     promotion is offered to a buyer, PRICE-3); None when the catalog has no such price."""
     return renewal_line(
         subscription,
@@ -109,7 +110,7 @@ def decide_due_date(
         if due_on is not None and due_on > today:
             looks.append(due_on)  # look again on the day of the next try
         elif due_on is not None:
-            line = automatic_renewal_line(subscription, today, prices, policy)
+            line = next_renewal_line(subscription, today, prices, policy)
             unpriced = line is None  # without a price it lapses, as if it had no auto-renew
             if line is not None:
                 return DueDecision(
