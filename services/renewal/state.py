@@ -47,10 +47,13 @@ SELECT b.*, r.order_id AS pending_order, q.quote_number AS open_quote
 FROM bumped AS b
 LEFT JOIN term_reservations AS r USING (subscription_id)
 LEFT JOIN LATERAL (
-    SELECT quote_number FROM quotes
+    -- The newest open quote covering it, found on the sent quotes' lines (migration 009's
+    -- index). Not `ORDER BY quote_number DESC LIMIT 1` (nor `max()`, which the planner turns
+    -- into it): that walked the quotes' primary key backwards through every quote, 6.7 s for 50
+    -- subscriptions among a million; an ordered aggregate is only ever computed on what matched.
+    SELECT (array_agg(quote_number ORDER BY quote_number DESC))[1] AS quote_number FROM quotes
     WHERE status = 'sent'
       AND lines @> jsonb_build_array(jsonb_build_object('subscription_id', b.subscription_id))
-    ORDER BY quote_number DESC LIMIT 1
 ) AS q ON true
 ORDER BY b.subscription_id
 """

@@ -29,6 +29,7 @@ from services.quote.automatic import DUE as QUOTES_DUE
 from services.quote.expiry import BATCH as EXPIRY_BATCH
 from services.quote.expiry import DUE as EXPIRY_DUE
 from services.renewal.engine import DUE as ENGINE_DUE
+from services.renewal.state import CHANGED_STATES
 
 SUBSCRIPTIONS = 50_000
 # The tables that grow with the business (subscriptions and their history), loaded here; and
@@ -180,3 +181,33 @@ async def test_a_claim_reads_what_is_due_not_the_table(
     # A claim of `limit` rows, each with a probe or two of its history: a few times the claim's
     # size at most, whatever the number of subscriptions.
     assert sum(read.values()) <= 4 * claim.limit, f"{claim.name} read {read}"
+
+
+ANNOUNCED = 50  # subscriptions whose state one transaction changed
+
+
+async def test_announcing_states_reads_what_changed_not_the_table(loaded: dict) -> None:
+    """Issue 14 item 2 / issue 19: `subscription.state` is announced after every change, so its
+    statement (the changed subscriptions' rows, their open order and open quote) is as hot as
+    any claim: it reads what changed, never the quotes or subscriptions accumulated."""
+    connection = await scale_data.service_connect("renewal")
+    try:
+        transaction = connection.transaction()
+        await transaction.start()
+        try:
+            await connection.execute(
+                "INSERT INTO state_changes SELECT subscription_id FROM subscriptions"
+                f" ORDER BY subscription_id LIMIT {ANNOUNCED}"
+            )
+            await connection.execute(f"PREPARE announce AS {CHANGED_STATES}")
+            found = await connection.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE announce")
+        finally:
+            await transaction.rollback()  # nothing announced, nothing kept
+    finally:
+        await connection.close()
+    plan = json.loads(found)[0]["Plan"]
+
+    scans = [node for node in nodes(plan) if node.get("Relation Name") in GROWING]
+    read = {f"{n['Relation Name']} ({n['Node Type']})": rows_read(n) for n in scans}
+    assert any(name.startswith("quotes") for name in read), f"no open quote looked up? {read}"
+    assert sum(read.values()) <= 4 * ANNOUNCED, f"the announce read {read}"
