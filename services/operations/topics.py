@@ -118,18 +118,25 @@ def unread(
     return sum(ends[tp] - max(committed.get(tp, -1), starts[tp]) for tp in partitions)
 
 
-async def active_groups(client: Any, groups: Sequence[str]) -> set[str]:
-    """The groups that have at least one member (a consumer polling right now)."""
+async def describe_groups(client: Any, groups: Sequence[str]) -> list[tuple[Any, ...]]:
+    """Each group's description: (error_code, group, state, protocol_type, protocol, members,
+    ...), `state` one of Kafka's (Stable, PreparingRebalance, CompletingRebalance, Empty, Dead)."""
     # One group per request: aiokafka 0.14 decodes a DescribeGroups v3 answer with the v2
     # layout (no `authorized_operations` after each group), which misreads every group after
     # the first; with one group the unread trailing field is harmless.
     answers = await asyncio.gather(*(client.describe_consumer_groups([g]) for g in groups))
-    return {
-        description[1]  # (error_code, group, state, protocol_type, protocol, members, ...)
+    return [
+        description
         for responses in answers
         for response in responses
         for description in response.groups
-        if description[5]
+    ]
+
+
+async def active_groups(client: Any, groups: Sequence[str]) -> set[str]:
+    """The groups that have at least one member (a consumer polling right now)."""
+    return {
+        description[1] for description in await describe_groups(client, groups) if description[5]
     }
 
 

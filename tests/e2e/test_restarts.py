@@ -17,6 +17,7 @@ from pathlib import Path
 
 from services.launcher import SERVICES, ServiceProcess
 from services.operations.kafka import admin
+from services.operations.topics import describe_groups
 from shared.messaging.principals import SERVICE_CONSUMES
 from tests.integration.helpers import eventually
 from tests.scenarios.stack import TEST_STACK_SETTINGS
@@ -78,16 +79,8 @@ async def quote_groups_stable(bootstrap: str) -> bool:
     """No quote group rebalancing: "Stable" (the stack's quote its only member once the replica
     is gone) or "Empty" (no stack running)."""
     async with admin(bootstrap) as client:
-        # One group per request (see services/operations/topics.py, active_groups).
-        answers = await asyncio.gather(
-            *(client.describe_consumer_groups([g]) for g in QUOTE_GROUPS)
-        )
-    states = {
-        description[1]: description[2]  # (error_code, group, state, ...)
-        for responses in answers
-        for response in responses
-        for description in response.groups
-    }
+        described = await describe_groups(client, QUOTE_GROUPS)
+    states = {description[1]: description[2] for description in described}
     return all(states.get(group) in ("Stable", "Empty") for group in QUOTE_GROUPS)
 
 
