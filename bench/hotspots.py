@@ -51,7 +51,7 @@ CLAIMS: tuple[Hot, ...] = (
         "renewal",
         # a claim of 50, not of the engine's batch: each candidate may cost a scan of quotes
         "due-date engine: claim 50 due subscriptions",
-        "services.renewal.engine:DUE",
+        "services.renewal.due_date_engine:DUE",
         lambda today, now: (now, 50, None),
     ),
     Hot(

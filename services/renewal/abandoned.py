@@ -1,7 +1,7 @@
 """Orders abandoned: a manual payment not received by its `pay_by` (on the CSN's clock) releases
 the terms its order reserved, so that the customer can order again (issue 14); a quote's order
 reopens its quote (`quote_order.released`). Money that still arrives for it later goes back
-(services/renewal/payments.py: RESERVATION_RELEASED).
+(services/renewal/settlement.py: RESERVATION_RELEASED).
 
 It runs as a `WorkLoop`, in batches claimed with `FOR UPDATE SKIP LOCKED` (replicas share it).
 """

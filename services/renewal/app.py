@@ -8,13 +8,13 @@ from services.renewal.abandoned import AbandonedOrders
 from services.renewal.auto_renew import set_auto_renew_handler
 from services.renewal.bulk_worker import BulkWorker
 from services.renewal.changes import ChangeHandlers
-from services.renewal.engine import DueDateEngine
-from services.renewal.payments import billing_events_handler
+from services.renewal.due_date_engine import DueDateEngine
+from services.renewal.open_quotes import quote_events_handler
 from services.renewal.quote_orders import quote_order_handler
-from services.renewal.quotes import quote_events_handler
 from services.renewal.refusals import refuse_renewal_command
-from services.renewal.requests import record_renewal_request
+from services.renewal.renewal_requests import record_renewal_request
 from services.renewal.settings import RenewalSettings
+from services.renewal.settlement import billing_events_handler
 from services.renewal.state import announced, snapshot_handler
 from shared.catalog.store import catalog_handler
 from shared.clock import Clock, SystemClock

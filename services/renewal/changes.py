@@ -3,7 +3,7 @@ seats added now, paid pro rata (SEAT-1), and renewal dates aligned, paid pro rat
 
 Each is decided by the eligibility package; a refusal is `renewal.rejected` with every reason.
 A change that costs money becomes an order to billing (`purpose` seats or alignment): it takes
-effect, and is answered, when billing's `payment.succeeded` arrives (services/renewal/payments.py).
+effect, and is answered, when billing's `payment.succeeded` arrives (services/renewal/settlement.py).
 """
 
 from __future__ import annotations

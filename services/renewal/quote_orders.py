@@ -4,8 +4,8 @@ Renewal owns every subscription's terms (issue 14): the quote service does not a
 itself. Each subscription of the quote is locked and checked (`eligibility.quote_order_reasons`:
 RENEWAL_IN_PROGRESS, ALREADY_RENEWED, EXPIRED); when one fails nothing is placed and the quote
 service hears why (`quote_order.refused`, answered to the buyer as `quote.rejected`); otherwise
-the terms are reserved, the order recorded (purpose `quote`, settled by services/renewal/
-payments.py) and `order.requested` goes to billing, all in one transaction.
+the terms are reserved, the order recorded (purpose `quote`, settled by
+services/renewal/settlement.py) and `order.requested` goes to billing, all in one transaction.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def quote_order_handler(clock: Clock, policy: Policy, source: str) -> EventHandl
         ]
         detail = {
             "quote_number": command.quote_number,
-            "kind": command.kind,  # QUO-3: what the payment does (services/renewal/payments.py)
+            "kind": command.kind,  # QUO-3: what the payment does (services/renewal/settlement.py)
             "lines": lines,
             "target_date": command.target_date.isoformat() if command.target_date else None,
         }

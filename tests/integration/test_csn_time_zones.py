@@ -15,7 +15,7 @@ from services.notification.reminders import DUE as REMINDERS_DUE
 from services.quote.automatic import DUE as AUTOMATIC_QUOTES_DUE
 from services.quote.directory import save_snapshot as save_quote_snapshot
 from services.quote.expiry import QuoteExpiry
-from services.renewal.engine import DUE as ENGINE_DUE
+from services.renewal.due_date_engine import DUE as ENGINE_DUE
 from services.renewal.state import snapshot_handler
 from shared.clock import FixedClock
 from shared.contracts.envelope import new_event

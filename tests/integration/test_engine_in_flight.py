@@ -17,8 +17,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.renewal.engine import NEXT_CHECK, DueDateEngine
-from services.renewal.payments import Settlement
+from services.renewal.due_date_engine import NEXT_CHECK, DueDateEngine
+from services.renewal.settlement import Settlement
 from services.renewal.state import announced, snapshot_handler
 from shared.catalog.store import save_price
 from shared.clock import FixedClock

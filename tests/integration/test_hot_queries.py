@@ -28,7 +28,7 @@ from services.quote.automatic import BATCH as QUOTES_BATCH
 from services.quote.automatic import DUE as QUOTES_DUE
 from services.quote.expiry import BATCH as EXPIRY_BATCH
 from services.quote.expiry import DUE as EXPIRY_DUE
-from services.renewal.engine import DUE as ENGINE_DUE
+from services.renewal.due_date_engine import DUE as ENGINE_DUE
 from services.renewal.state import CHANGED_STATES
 
 SUBSCRIPTIONS = 50_000

@@ -20,7 +20,7 @@ from services.quote.automatic import AutomaticQuotes
 from services.quote.directory import save_snapshot as save_quote_snapshot
 from services.quote.expiry import QuoteExpiry
 from services.quote.quotes import QuoteHandlers
-from services.renewal.engine import DueDateEngine
+from services.renewal.due_date_engine import DueDateEngine
 from services.renewal.state import snapshot_handler
 from shared.catalog.store import save_price
 from shared.clock import FixedClock

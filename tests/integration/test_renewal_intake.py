@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from services.renewal.requests import record_renewal_request
+from services.renewal.renewal_requests import record_renewal_request
 from shared.clock import FixedClock
 from shared.contracts.common import MAX_IDS
 from shared.contracts.envelope import new_event

@@ -13,8 +13,8 @@ import asyncpg
 import pytest
 
 from services.renewal.bulk_worker import BulkWorker
-from services.renewal.payments import billing_events_handler
-from services.renewal.requests import record_renewal_request
+from services.renewal.renewal_requests import record_renewal_request
+from services.renewal.settlement import billing_events_handler
 from services.renewal.state import snapshot_handler
 from shared.clock import FixedClock
 from shared.contracts.billing_events import PaymentSucceeded

@@ -19,10 +19,10 @@ from services.renewal.abandoned import AbandonedOrders
 from services.renewal.auto_renew import set_auto_renew_handler
 from services.renewal.bulk_worker import BulkWorker
 from services.renewal.changes import ChangeHandlers
-from services.renewal.engine import DueDateEngine
-from services.renewal.payments import billing_events_handler
-from services.renewal.quotes import quote_events_handler
-from services.renewal.requests import record_renewal_request
+from services.renewal.due_date_engine import DueDateEngine
+from services.renewal.open_quotes import quote_events_handler
+from services.renewal.renewal_requests import record_renewal_request
+from services.renewal.settlement import billing_events_handler
 from services.renewal.state import announced, snapshot_handler
 from shared.clock import FixedClock
 from shared.contracts.billing_events import PaymentAwaitingManual, PaymentSucceeded

@@ -17,7 +17,7 @@ import pytest
 from services.renewal.auto_renew import set_auto_renew_handler
 from services.renewal.bulk_worker import BulkWorker
 from services.renewal.changes import ChangeHandlers
-from services.renewal.requests import record_renewal_request
+from services.renewal.renewal_requests import record_renewal_request
 from services.renewal.state import snapshot_handler
 from shared.clock import FixedClock
 from shared.contracts.common import Actor

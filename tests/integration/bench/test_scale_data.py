@@ -14,7 +14,7 @@ import pytest
 from bench import database, scale_data
 from services.notification.reminders import DUE as REMINDERS_DUE
 from services.quote.automatic import DUE as QUOTES_DUE
-from services.renewal.engine import DUE as ENGINE_DUE
+from services.renewal.due_date_engine import DUE as ENGINE_DUE
 from shared.contracts.subscription_events import SubscriptionUpserted
 
 COUNT = 400

@@ -5,7 +5,7 @@ never do it twice), the subscriptions whose renewal date has come on their CSN's
 - auto-renew on with a valid recurring payment method (AUTO-1) → one order to billing for the
   term, at the renewal price (PRICE-1); `auto_renewals` records each try per subscription and
   renewal date, one at a time, so a term is never charged twice; billing's `payment.succeeded`
-  then renews it (services/renewal/payments.py); a failed charge is tried again on the policy's
+  then renews it (services/renewal/settlement.py); a failed charge is tried again on the policy's
   schedule (`payment_retry_days_after`, inside grace);
 - not renewed by its renewal date → `subscription.lapsed` (LIFE-2), once;
 - still not renewed the day after grace ends (WIN-2) → `subscription.expired` (LIFE-3), once.
@@ -330,7 +330,7 @@ class EngineStep:
             )
             await reserve(connection, self.reserved, self.now)
         # An order still open for an expired subscription can no longer take effect: its money,
-        # should it arrive, goes back (services/renewal/payments.py).
+        # should it arrive, goes back (services/renewal/settlement.py).
         await release_subscriptions(connection, self.expired)
         if self.checks:
             await connection.execute(

@@ -6,7 +6,7 @@ their terms first: services/renewal/quote_orders.py), when billing says it is pa
 AUTO-5: while a renewal quote that changes a subscription (its term or seats) is open, that
 subscription's auto-renew is off (`auto_renew.changed`, reason AUTO-5, and the buyer is told),
 and back on once the quote is paid, expired or cancelled. The due-date engine never renews
-automatically a subscription an open quote covers (services/renewal/engine.py).
+automatically a subscription an open quote covers (services/renewal/due_date_engine.py).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def quote_events_handler(clock: Clock, source: str) -> BatchHandler:
 
     async def paid(unit: UnitOfWork, delivery: Delivery) -> None:
         """The quote's order renewed its subscriptions when billing said it was paid
-        (services/renewal/payments.py, purpose `quote`); here AUTO-5 gives auto-renew back."""
+        (services/renewal/settlement.py, purpose `quote`); here AUTO-5 gives auto-renew back."""
         paid: QuotePaid = delivery.data
         row = await unit.connection.fetchrow(
             "UPDATE quotes SET status = 'paid' WHERE quote_number = $1 AND status = 'sent'"
