@@ -22,12 +22,12 @@ infra-status:  ## where the broker, database and SMTP server listen, and whether
 	@$(INFRA) status
 
 run: infra-up  ## start every service, run a short demo that prints what came out, show Prometheus
-	@$(UV) run python -m services.launcher up
-	@$(UV) run python -m services.demo
+	@$(UV) run python -m deploy.local.launcher up
+	@$(UV) run python -m deploy.local.demo
 	@$(UV) run python -m services.operations.prometheus_targets
 
 stop:  ## stop the services started by `make run`
-	@$(UV) run python -m services.launcher down
+	@$(UV) run python -m deploy.local.launcher down
 
 docker-setup:  ## install Debian's Docker engine when missing and start it (a running one is left alone)
 	@deploy/docker/engine.sh up
@@ -58,7 +58,7 @@ lint: install
 	@$(UV) run ruff format --check .
 
 typecheck: install
-	@$(UV) run mypy services shared
+	@$(UV) run mypy services shared deploy/local/launcher.py deploy/local/demo.py deploy/local/client.py deploy/local/samples.py
 
 docs: install  ## regenerate the AsyncAPI document from the apps
 	@$(UV) run python -m services.asyncapi write docs/asyncapi.json

@@ -22,7 +22,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from shared import samples
+from deploy.local import samples
 from shared.contracts.envelope import CONTENT_TYPE, encode
 from shared.messaging.credentials import client_options
 

@@ -7,7 +7,7 @@ from typing import Any
 from bench import e2e
 from bench.report import table
 from bench.smtp import MailCheck
-from services.launcher import SERVICES
+from services.processes import SERVICES
 
 PRODUCT = [spec.name for spec in SERVICES] + [e2e.KAFKA, e2e.POSTGRES, e2e.POSTGRES_SHARED]
 APART = [e2e.SMTP_SINK, e2e.BENCH, e2e.OTHERS]

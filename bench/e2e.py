@@ -23,11 +23,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from bench import procstat
 from bench import smtp as mail
 from bench.smtp import SmtpSink, free_port
-from services.launcher import REPO_ROOT, SERVICES, ServiceProcess, running_services
-from shared import local_secrets, samples
+from deploy.local import samples
+from deploy.local.client import TopicWatcher, UpstreamClient
+from deploy.local.launcher import REPO_ROOT, SERVICES, ServiceProcess, running_services
+from shared import local_secrets
 from shared.contracts import topics
 from shared.db.settings import DatabaseSettings
-from shared.messaging.client import TopicWatcher, UpstreamClient
 from shared.messaging.credentials import client_options
 
 Progress = Callable[[str], None]

@@ -23,11 +23,11 @@ from typing import Any
 from bench import e2e, procstat
 from bench import smtp as mail
 from bench.smtp import SmtpSink
-from services.launcher import ServiceProcess
-from shared import samples
+from deploy.local import samples
+from deploy.local.client import TopicWatcher, UpstreamClient
+from deploy.local.launcher import ServiceProcess
 from shared.contracts import topics
 from shared.contracts.clock_commands import SetTestClock
-from shared.messaging.client import TopicWatcher, UpstreamClient
 
 Progress = e2e.Progress
 LOG_DIR = e2e.LOG_DIR.parent / "engine-logs"

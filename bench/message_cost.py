@@ -46,9 +46,9 @@ from shared.contracts.envelope import CloudEvent, encode, new_event
 from shared.messaging import consumer as consuming
 from shared.messaging.broker import create_broker
 from shared.messaging.credentials import client_options
-from shared.messaging.faults import FaultPoints
 from shared.messaging.outbox import Outbox, OutboxRelay
 from shared.messaging.settings import MessagingSettings
+from shared.plumbing.faults import FaultPoints
 
 BENCH_PRINCIPAL = "test"  # may make `bench.` topics (shared/messaging/principals.py)
 NOW = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
@@ -366,7 +366,7 @@ async def with_kafka(
 async def main(args: argparse.Namespace) -> None:
     events = sample_events(args.messages)
     if args.gc_threshold:
-        # What a service does once started (shared/messaging/collector.py), written out here
+        # What a service does once started (shared/plumbing/collector.py), written out here
         # so that the bench runs the same way on a tree without it (the A/B's "before").
         gc.collect()
         gc.freeze()

@@ -28,7 +28,7 @@ so that "empty tables" means empty and runs do not feed each other:
                 (bench/hotspots.py; plans in .local/bench/explain.txt) — `pg_stat_statements`'
                 top statements too when the server preloads it (`--scale N`, `--no-scale`)
 
-Every phase starts every service as its own OS process (services/launcher.py) and an SMTP sink
+Every phase starts every service as its own OS process (deploy/local/launcher.py) and an SMTP sink
 of the bench's own as another (bench/smtp_sink.py): a raw asyncio SMTP server that counts
 messages and reads their `X-Notification-Key` and whether a confirmation shows its total,
 without parsing MIME. The tables then give CPU-ms per renewal per process — each service, the
@@ -57,7 +57,7 @@ from typing import Any
 
 from bench import ceilings, costs, database, e2e, engine, hotspots, scale_data, smtp
 from bench.report import percentile, table
-from services.launcher import running_services
+from deploy.local.launcher import running_services
 from shared.db.settings import DatabaseSettings
 from shared.messaging.settings import MessagingSettings
 

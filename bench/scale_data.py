@@ -8,7 +8,7 @@ service's role into its own schema (the roles can use nothing else), with
 
 What N subscriptions get (g = 0 … N-1, four subscriptions per CSN `SCALE-<g/4>`):
 - every service's copy of the subscription (renewal, notification, quote), the snapshot being
-  the product's own `SubscriptionUpserted` JSON (shared/samples.py) with its fields replaced;
+  the product's own `SubscriptionUpserted` JSON (deploy/local/samples.py) with its fields replaced;
   renewal dates spread over the next 364 days (none due today), half renewing automatically;
 - last year's renewal: renewal's order, history row, request (manual) or automatic order row,
   billing's order, payment and the provider's charge, notification's order and confirmation
@@ -33,7 +33,8 @@ from typing import Any
 import asyncpg
 
 from bench import e2e
-from shared import local_secrets, samples
+from deploy.local import samples
+from shared import local_secrets
 from shared.db.migrate import apply_migrations
 from shared.eligibility import Policy
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.launcher import REPO_ROOT
+from deploy.local.launcher import REPO_ROOT
 
 
 def free_port() -> int:

@@ -11,9 +11,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from deploy.local.client import TopicWatcher, UpstreamClient
 from shared.contracts import topics
 from shared.db.settings import DatabaseSettings
-from shared.messaging.client import TopicWatcher, UpstreamClient
 from tests.support.infra import KAFKA_BOOTSTRAP, admin_connection, require_infrastructure
 
 NEEDS_INFRA = ("integration", "e2e")

@@ -211,7 +211,7 @@ action="${1:-}"
 shift || true
 case "$action" in
 up) cmd_up ;;
-demo) in_services_image python -m services.demo ;;
+demo) in_services_image python -m deploy.local.demo ;;
 renewals) in_services_image renewals "$@" ;;
 down) cmd_down "$@" ;;
 logs) cmd_logs "$@" ;;

@@ -34,10 +34,10 @@ from shared.contracts.envelope import EventData, new_event
 from shared.contracts.subscription_events import PaymentMethod
 from shared.messaging import tracing
 from shared.messaging.consumer import PoolHolder
-from shared.messaging.faults import BILLING_AFTER_CHARGE, BILLING_BEFORE_CHARGE, FaultPoints
 from shared.messaging.loops import WorkLoop
-from shared.messaging.metrics import RENEWALS_PAYMENTS
 from shared.messaging.outbox import Outbox
+from shared.plumbing.faults import BILLING_AFTER_CHARGE, BILLING_BEFORE_CHARGE, FaultPoints
+from shared.plumbing.metrics import RENEWALS_PAYMENTS
 from shared.test_clocks import CsnClock
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from shared.contracts.billing_events import PaymentRejected, PaymentSucceeded
 from shared.contracts.envelope import EventData, new_event
 from shared.contracts.payment_events import PaymentReceived
 from shared.messaging.consumer import Delivery, EventHandler, UnitOfWork
-from shared.messaging.metrics import RENEWALS_PAYMENTS
+from shared.plumbing.metrics import RENEWALS_PAYMENTS
 
 
 def payment_received_handler(clock: Clock, source: str) -> EventHandler:

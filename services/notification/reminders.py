@@ -34,9 +34,9 @@ from shared.contracts.state_events import SubscriptionState
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.due_claims import claim_on_each_clock
 from shared.eligibility import Policy, Price, RenewalOption, renewal_options
-from shared.messaging.faults import REMINDERS_AFTER_COMMIT, FaultPoints
 from shared.messaging.loops import WorkLoop
 from shared.messaging.parking import IsolatingClaims, not_parked
+from shared.plumbing.faults import REMINDERS_AFTER_COMMIT, FaultPoints
 from shared.state_following import followed_fields
 
 log = logging.getLogger(__name__)

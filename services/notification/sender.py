@@ -29,15 +29,15 @@ from shared.contracts.envelope import new_event
 from shared.contracts.notification_events import TOPIC as NOTIFICATION_EVENTS
 from shared.contracts.notification_events import EmailFailed, EmailSent
 from shared.messaging import tracing
-from shared.messaging.faults import (
+from shared.messaging.loops import WorkLoop
+from shared.messaging.outbox import Outbox
+from shared.plumbing.faults import (
     AFTER_SMTP_ACCEPT,
     SENDER_AFTER_LEASE,
     SENDER_MID_CLAIM,
     FaultPoints,
 )
-from shared.messaging.loops import WorkLoop
-from shared.messaging.metrics import EMAILS
-from shared.messaging.outbox import Outbox
+from shared.plumbing.metrics import EMAILS
 
 log = logging.getLogger(__name__)
 

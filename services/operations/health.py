@@ -10,8 +10,8 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-from services.launcher import SERVICES
 from services.operations.kafka import reader
+from services.processes import SERVICES
 from shared.db.migrate import MIGRATION_SETS
 from shared.db.pool import connect
 from shared.db.settings import DatabaseSettings

@@ -26,9 +26,9 @@ from shared.db.due_claims import claim_on_each_clock
 from shared.eligibility import Policy, Price, Promotion, QuoteRequest
 from shared.messaging import tracing
 from shared.messaging.consumer import UnitOfWork
-from shared.messaging.faults import AUTOMATIC_QUOTES_AFTER_COMMIT, FaultPoints
 from shared.messaging.loops import WorkLoop
 from shared.messaging.parking import IsolatingClaims, not_parked
+from shared.plumbing.faults import AUTOMATIC_QUOTES_AFTER_COMMIT, FaultPoints
 
 log = logging.getLogger(__name__)
 

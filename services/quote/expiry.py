@@ -17,10 +17,10 @@ from shared.contracts.envelope import new_event
 from shared.contracts.quote_events import TOPIC as QUOTE_EVENTS
 from shared.contracts.quote_events import QuoteExpired
 from shared.db.due_claims import claim_on_each_clock
-from shared.messaging.faults import QUOTE_EXPIRY_AFTER_COMMIT, FaultPoints
 from shared.messaging.loops import WorkLoop
 from shared.messaging.outbox import Outbox
 from shared.messaging.parking import IsolatingClaims, not_parked
+from shared.plumbing.faults import QUOTE_EXPIRY_AFTER_COMMIT, FaultPoints
 
 log = logging.getLogger(__name__)
 

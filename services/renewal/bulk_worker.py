@@ -45,11 +45,11 @@ from shared.eligibility import (
     decide_manual_renewal,
 )
 from shared.messaging import tracing
-from shared.messaging.faults import BULK_AFTER_COMMIT, BULK_BEFORE_COMMIT, FaultPoints
 from shared.messaging.identity import count_not_authorized, sender_named
 from shared.messaging.loops import WorkLoop
 from shared.messaging.outbox import Outbox
 from shared.messaging.parking import IsolatingClaims, park_item
+from shared.plumbing.faults import BULK_AFTER_COMMIT, BULK_BEFORE_COMMIT, FaultPoints
 from shared.test_clocks import CsnClock
 
 log = logging.getLogger(__name__)

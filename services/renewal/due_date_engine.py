@@ -49,11 +49,11 @@ from shared.eligibility import (
     grace_ends,
 )
 from shared.messaging import tracing
-from shared.messaging.faults import ENGINE_AFTER_COMMIT, ENGINE_BEFORE_COMMIT, FaultPoints
 from shared.messaging.loops import WorkLoop
-from shared.messaging.metrics import DUE_DATE_ENGINE
 from shared.messaging.outbox import Outbox
 from shared.messaging.parking import IsolatingClaims, not_parked
+from shared.plumbing.faults import ENGINE_AFTER_COMMIT, ENGINE_BEFORE_COMMIT, FaultPoints
+from shared.plumbing.metrics import DUE_DATE_ENGINE
 
 log = logging.getLogger(__name__)
 

@@ -68,7 +68,7 @@ from shared.messaging.consumer import (
     dispatch_some,
     handles_batch,
 )
-from shared.messaging.metrics import RENEWALS_RENEWED
+from shared.plumbing.metrics import RENEWALS_RENEWED
 from shared.test_clocks import CsnClock
 
 PAYMENT_METHOD_INVALID = "PAYMENT_METHOD_INVALID"

@@ -49,9 +49,12 @@ from shared.db.errors import CONNECTION_ERRORS, is_transient
 from shared.db.types import DbConnection
 from shared.messaging import tracing
 from shared.messaging.dlq import DeadLetter, publish_dead_letters
-from shared.messaging.faults import AFTER_DB_COMMIT, FaultPoints
-from shared.messaging.logs import log_context
-from shared.messaging.metrics import (
+from shared.messaging.outbox import Outbox
+from shared.messaging.settings import MessagingSettings
+from shared.messaging.signing import SignatureVerifier, Unproven
+from shared.plumbing.faults import AFTER_DB_COMMIT, FaultPoints
+from shared.plumbing.logs import log_context
+from shared.plumbing.metrics import (
     BATCH_SECONDS,
     MESSAGES_DEAD_LETTERED,
     MESSAGES_DUPLICATE,
@@ -59,9 +62,6 @@ from shared.messaging.metrics import (
     MESSAGES_HANDLED,
     MESSAGES_SKIPPED,
 )
-from shared.messaging.outbox import Outbox
-from shared.messaging.settings import MessagingSettings
-from shared.messaging.signing import SignatureVerifier, Unproven
 
 log = logging.getLogger(__name__)
 

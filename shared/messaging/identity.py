@@ -16,8 +16,8 @@ from shared.eligibility.identity import Sender, command_reasons
 from shared.eligibility.model import Actor
 from shared.eligibility.reasons import Reason
 from shared.messaging.consumer import BatchHandler, Delivery, UnitOfWork
-from shared.messaging.metrics import COMMANDS_REFUSED_BY_IDENTITY
 from shared.messaging.principals import BY_NAME
+from shared.plumbing.metrics import COMMANDS_REFUSED_BY_IDENTITY
 
 log = logging.getLogger(__name__)
 

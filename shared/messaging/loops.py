@@ -26,7 +26,7 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from shared.messaging.metrics import LOOP_ERRORS, LOOP_STEPS
+from shared.plumbing.metrics import LOOP_ERRORS, LOOP_STEPS
 
 log = logging.getLogger(__name__)
 

@@ -33,10 +33,10 @@ from aiokafka.errors import (
 from shared.contracts.envelope import CONTENT_TYPE, TYPE_HEADER, CloudEvent, encode
 from shared.contracts.topics import Topic
 from shared.db.types import DbConnection
-from shared.messaging.faults import OUTBOX_AFTER_PUBLISH_BEFORE_DELETE, FaultPoints
 from shared.messaging.loops import WorkLoop
-from shared.messaging.metrics import OUTBOX_BACKLOG, OUTBOX_PARKED, OUTBOX_PUBLISHED
-from shared.messaging.otlp import PublishedSpans
+from shared.plumbing.faults import OUTBOX_AFTER_PUBLISH_BEFORE_DELETE, FaultPoints
+from shared.plumbing.metrics import OUTBOX_BACKLOG, OUTBOX_PARKED, OUTBOX_PUBLISHED
+from shared.plumbing.otlp import PublishedSpans
 
 log = logging.getLogger(__name__)
 

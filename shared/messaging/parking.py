@@ -19,7 +19,7 @@ import asyncpg
 
 from shared.db.errors import is_transient
 from shared.db.types import DbConnection
-from shared.messaging.metrics import ITEMS_PARKED
+from shared.plumbing.metrics import ITEMS_PARKED
 
 log = logging.getLogger(__name__)
 

@@ -25,20 +25,20 @@ from shared.contracts.topics import Topic
 from shared.db.migrate import apply_migrations
 from shared.db.settings import DatabaseSettings
 from shared.messaging.broker import BrokerSender, create_broker
-from shared.messaging.collector import tune_garbage_collector
 from shared.messaging.consumer import BatchHandler, EventConsumer, PoolHolder
 from shared.messaging.credentials import client_options
-from shared.messaging.faults import FaultPoints
-from shared.messaging.http import HealthServer
-from shared.messaging.logs import configure_logging
 from shared.messaging.loops import WorkLoop
-from shared.messaging.metrics import sample_backlogs
-from shared.messaging.otlp import PublishedSpans
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.principals import signers_of
 from shared.messaging.settings import MessagingSettings
 from shared.messaging.signing import SignatureVerifier
-from shared.messaging.waiting import kafka_when_up, pool_when_up
+from shared.plumbing.collector import tune_garbage_collector
+from shared.plumbing.faults import FaultPoints
+from shared.plumbing.http import HealthServer
+from shared.plumbing.logs import configure_logging
+from shared.plumbing.metrics import sample_backlogs
+from shared.plumbing.otlp import PublishedSpans
+from shared.plumbing.waiting import kafka_when_up, pool_when_up
 
 log = logging.getLogger(__name__)
 

@@ -63,5 +63,5 @@ class MessagingSettings(BaseSettings):
     test_clocks_enabled: bool = False
     log_level: str = "INFO"
     # An OTLP/HTTP collector (e.g. http://127.0.0.1:4318): each published event is exported as
-    # a span of its trace (shared/messaging/otlp.py). Unset: nothing is exported.
+    # a span of its trace (shared/plumbing/otlp.py). Unset: nothing is exported.
     otlp_endpoint: str | None = None

@@ -26,7 +26,7 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 import docker  # after the Ryuk switch above, which testcontainers reads from the environment
 from testcontainers.core.container import DockerContainer
 
-from services.launcher import credentials_env
+from deploy.local.launcher import credentials_env
 from shared import local_secrets
 from tests.scenarios.stack import TEST_STACK_SETTINGS
 from tests.support.smtp import free_ports

@@ -1,5 +1,5 @@
 """The end-to-end stack: every service as its own OS process, started exactly as `make run`
-starts them (services/launcher.py), on the real broker and database of `make infra-up`, with a
+starts them (deploy/local/launcher.py), on the real broker and database of `make infra-up`, with a
 real SMTP server in the test process. tests/containers/ runs the core scenarios on containers.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import asyncpg
 import pytest
 
-from services.launcher import SERVICES, ServiceProcess, running_services
+from deploy.local.launcher import SERVICES, ServiceProcess, running_services
 from tests.scenarios.settled import settled
 from tests.scenarios.stack import TEST_STACK_SETTINGS
 from tests.support.smtp import Mailbox, SmtpServer, free_port

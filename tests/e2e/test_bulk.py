@@ -8,7 +8,7 @@ import subprocess
 import sys
 import urllib.request
 
-from shared import samples
+from deploy.local import samples
 from shared.contracts import topics
 from shared.contracts.clock_commands import SetTestClock
 from tests.scenarios.settled import loop_steps

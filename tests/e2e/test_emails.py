@@ -12,7 +12,7 @@ from datetime import date, timedelta
 
 import asyncpg
 
-from shared import samples
+from deploy.local import samples
 from shared.contracts import topics
 from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.common import Actor

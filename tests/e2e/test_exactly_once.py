@@ -6,7 +6,7 @@ import asyncio
 import json
 import urllib.request
 
-from shared import samples
+from deploy.local import samples
 from shared.contracts import topics
 from tests.scenarios.steps import (
     about_subject,

@@ -4,7 +4,7 @@ subscription and price in → renewal requested by the buyer → order, charge �
 
 from __future__ import annotations
 
-from shared import samples
+from deploy.local import samples
 from shared.contracts import topics
 from tests.scenarios.steps import (
     RENEWAL_DATE,

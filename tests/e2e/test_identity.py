@@ -24,7 +24,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from shared import samples
+from deploy.local import samples
+from deploy.local.client import Seen, TopicWatcher, UpstreamClient
 from shared.contracts import topics
 from shared.contracts.common import Actor
 from shared.contracts.envelope import encode
@@ -36,7 +37,6 @@ from shared.contracts.renewal_commands import (
     RequestRenewal,
     SetAutoRenew,
 )
-from shared.messaging.client import Seen, TopicWatcher, UpstreamClient
 from shared.messaging.signing import signed_headers, signing_key_of
 from tests.scenarios.steps import RENEWAL_DATE, answering, given_subscriptions, publish_price, until
 

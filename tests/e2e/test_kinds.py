@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
+from deploy.local import samples
 from services.renewal.new_purchases import new_subscription_id
-from shared import samples
 from shared.contracts import topics
 from shared.contracts.common import Actor
 from shared.contracts.quote_commands import AcceptQuote, QuoteChanges, RequestQuote

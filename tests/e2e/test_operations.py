@@ -25,12 +25,12 @@ from aiokafka import AIOKafkaConsumer
 from playwright.async_api import Browser, async_playwright, expect
 from typer.testing import CliRunner
 
+from deploy.local import samples
 from services.operations.cli import app
 from services.operations.console import TOKEN_COOKIE, TOKEN_ENV, ConsoleServer
 from services.operations.console import prometheus as console_prometheus
 from services.operations.kafka import partitions_of
 from services.operations.prometheus_targets import active_targets
-from shared import samples
 from shared.contracts import topics
 from shared.messaging.credentials import client_options
 from tests.scenarios.steps import (

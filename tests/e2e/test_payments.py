@@ -11,11 +11,11 @@ from decimal import Decimal
 import pytest
 from aiokafka.errors import TopicAuthorizationFailedError
 
-from shared import samples
+from deploy.local import samples
+from deploy.local.client import UpstreamClient
 from shared.contracts import topics
 from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.payment_events import PaymentReceived
-from shared.messaging.client import UpstreamClient
 from shared.messaging.principals import PRINCIPALS, Kind, writers_of
 from tests.integration.helpers import end_offsets
 from tests.scenarios.steps import (

@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from services.launcher import SERVICES, ServiceProcess
+from deploy.local.launcher import SERVICES, ServiceProcess
 from services.operations.kafka import admin
 from services.operations.topics import describe_groups
 from shared.messaging.principals import SERVICE_CONSUMES

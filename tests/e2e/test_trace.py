@@ -9,8 +9,8 @@ from typing import Any
 
 from typer.testing import CliRunner
 
+from deploy.local import samples
 from services.operations.cli import app
-from shared import samples
 from shared.contracts import topics
 from tests.scenarios.steps import (
     RENEWAL_DATE,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.launcher import REPO_ROOT, SERVICES, ServiceProcess
+from deploy.local.launcher import REPO_ROOT, SERVICES, ServiceProcess
 from tests.faults.points import FAULT_POINTS, points_of
 from tests.support.smtp import free_port
 

@@ -13,9 +13,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from deploy.local.client import TopicWatcher
 from shared.contracts import topics
 from shared.contracts.topics import ALL_TOPICS
-from shared.messaging.client import TopicWatcher
 
 OUTPUT_TOPICS = (
     topics.RENEWAL_EVENTS.name,

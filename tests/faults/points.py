@@ -1,6 +1,6 @@
 """The fault points the suite arms, one line each: (service, point, where it kills).
 
-A point SIGKILLs its process once when reached (shared/messaging/faults.py, `RENEWALS_FAULTS`).
+A point SIGKILLs its process once when reached (shared/plumbing/faults.py, `RENEWALS_FAULTS`).
 The suite arms every point of a service at once; when the process dies at one, it is restarted
 with the points not yet reached. A point the code does not have (yet) never fires: it is
 reported "not reached", never a failure. Add a new point here when a service gains one.

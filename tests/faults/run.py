@@ -27,11 +27,11 @@ from typing import Any
 
 from bench.e2e import BACKLOG_QUERIES, admin_connect
 from bench.report import table
-from services.launcher import REPO_ROOT, running_services
-from shared import samples
+from deploy.local import samples
+from deploy.local.client import UpstreamClient
+from deploy.local.launcher import REPO_ROOT, running_services
 from shared.contracts import topics
 from shared.db.settings import DatabaseSettings
-from shared.messaging.client import UpstreamClient
 from shared.messaging.settings import MessagingSettings
 from tests.faults import chaos, figures, workload
 from tests.faults.observe import Record, Recorder, read_mailbox

@@ -15,14 +15,14 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 
-from shared import samples
+from deploy.local import samples
+from deploy.local.client import UpstreamClient
 from shared.contracts import topics
 from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.common import Actor
 from shared.contracts.envelope import CloudEvent
 from shared.contracts.payment_events import PaymentReceived
 from shared.contracts.quote_commands import AcceptQuote, RequestQuote
-from shared.messaging.client import UpstreamClient
 
 # Inside the renewal window (WIN-1), past the 30-day reminder and automatic quote (NOTE-1,
 # QUO-7): only the emails the workload asks for go out.

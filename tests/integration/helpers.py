@@ -20,12 +20,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream import FastStream
 
+from deploy.local.client import TopicWatcher
 from services.operations.health import http_ready as service_ready
 from shared.contracts.topics import DLQ_PARTITIONS, Topic
 from shared.db.migrate import migrate
 from shared.db.pool import connect, create_pool
 from shared.db.settings import DatabaseSettings
-from shared.messaging.client import TopicWatcher
 from shared.messaging.credentials import client_options
 
 

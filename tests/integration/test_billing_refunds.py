@@ -11,6 +11,7 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
+from deploy.local.samples import unique_csn
 from services.billing.refunds import Refunder, refund_requested_handler
 from services.billing.simulator import SimulatedPaymentProvider
 from shared.clock import FixedClock
@@ -20,7 +21,6 @@ from shared.db.migrate import migrate
 from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
 from shared.messaging.consumer import Delivery, PoolHolder, UnitOfWork
-from shared.samples import unique_csn
 from tests.integration.helpers import connection_to, scratch_schema
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)

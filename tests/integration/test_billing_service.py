@@ -25,6 +25,8 @@ import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
+from deploy.local.client import Seen, TopicWatcher, UpstreamClient
+from deploy.local.samples import event, unique_csn
 from services.billing import charges, orders
 from services.billing.app import create_app
 from services.billing.provider import ChargeRequest, ChargeResult
@@ -44,10 +46,8 @@ from shared.contracts.topics import (
 )
 from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
-from shared.messaging.client import Seen, TopicWatcher, UpstreamClient
 from shared.messaging.consumer import PoolHolder
 from shared.messaging.settings import MessagingSettings
-from shared.samples import event, unique_csn
 from tests.integration.helpers import (
     caught_up,
     eventually,

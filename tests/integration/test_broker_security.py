@@ -21,11 +21,11 @@ from aiokafka.errors import (
     TopicAuthorizationFailedError,
 )
 
-from shared import samples
+from deploy.local import samples
+from deploy.local.client import TopicWatcher, UpstreamClient
 from shared.contracts import topics
 from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.payment_events import PaymentReceived
-from shared.messaging.client import TopicWatcher, UpstreamClient
 from shared.messaging.credentials import client_options
 from shared.messaging.principals import PRINCIPALS, Kind, writers_of
 

@@ -23,11 +23,12 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from prometheus_client import REGISTRY
 
+from deploy.local.client import Seen, TopicWatcher, UpstreamClient
+from deploy.local.samples import event, price, unique_csn
 from shared.contracts import catalog_events
 from shared.contracts.envelope import CONTENT_TYPE, TYPE_HEADER, CloudEvent, encode
 from shared.contracts.topics import Topic
 from shared.db.settings import DatabaseSettings
-from shared.messaging.client import Seen, TopicWatcher, UpstreamClient
 from shared.messaging.consumer import (
     BatchHandler,
     Delivery,
@@ -43,7 +44,6 @@ from shared.messaging.dlq import (
 )
 from shared.messaging.runtime import ServiceRuntime
 from shared.messaging.settings import MessagingSettings
-from shared.samples import event, price, unique_csn
 from tests.integration.helpers import (
     committed_offsets,
     connection_to,

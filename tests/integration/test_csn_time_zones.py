@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 import asyncpg
 import pytest
 
+from deploy.local.samples import subscription, unique_csn
 from services.notification.directory import save_snapshots
 from services.notification.reminders import DUE as REMINDERS_DUE
 from services.quote.automatic import DUE as AUTOMATIC_QUOTES_DUE
@@ -22,7 +23,6 @@ from shared.contracts.envelope import new_event
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.eligibility import Policy
 from shared.messaging.consumer import Delivery, UnitOfWork
-from shared.samples import subscription, unique_csn
 from shared.test_clocks import CsnClock
 from tests.integration.helpers import insert_quote, migrated
 

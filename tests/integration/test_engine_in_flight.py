@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from deploy.local.samples import price, subscription, unique_csn
 from services.renewal.due_date_engine import NEXT_CHECK, DueDateEngine
 from services.renewal.settlement import Settlement
 from services.renewal.state import announced, snapshot_handler
@@ -26,7 +27,6 @@ from shared.contracts.billing_events import PaymentFailed, PaymentSucceeded
 from shared.contracts.envelope import new_event
 from shared.eligibility import Policy
 from shared.messaging.consumer import Delivery, UnitOfWork
-from shared.samples import price, subscription, unique_csn
 from tests.integration.helpers import migrated
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from deploy.local.samples import price, subscription, unique_csn
 from services.notification.directory import save_snapshots
 from services.notification.reminders import ReminderScheduler
 from services.notification.settings import NotificationSettings
@@ -27,8 +28,7 @@ from shared.clock import FixedClock
 from shared.contracts.envelope import new_event
 from shared.eligibility import Policy
 from shared.messaging.consumer import Delivery, UnitOfWork
-from shared.messaging.metrics import ITEMS_PARKED
-from shared.samples import price, subscription, unique_csn
+from shared.plumbing.metrics import ITEMS_PARKED
 from shared.test_clocks import CsnClock
 from tests.integration.helpers import insert_quote, migrated
 

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from deploy.local.samples import buyer_of
 from services.notification.queue import renewal_events_handler
 from shared.clock import FixedClock
 from shared.contracts.envelope import new_event
@@ -21,7 +22,6 @@ from shared.contracts.renewal_events import BulkAccepted, SubscriptionRenewed
 from shared.db.migrate import migrate
 from shared.db.settings import DatabaseSettings
 from shared.messaging.consumer import Delivery, UnitOfWork
-from shared.samples import buyer_of
 from tests.integration.helpers import connection_to, scratch_schema
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -23,6 +23,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from prometheus_client import REGISTRY
 
+from deploy.local.samples import buyer_of, unique_csn
 from services.notification.leases import CLAIM, LEASES_LOST, Leases, Mark
 from services.notification.queue import renewal_events_handler
 from services.notification.sender import EmailSender
@@ -35,7 +36,6 @@ from shared.db.migrate import migrate
 from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
 from shared.messaging.consumer import Delivery, UnitOfWork
-from shared.samples import buyer_of, unique_csn
 from tests.integration.helpers import connection_to, eventually, scratch_schema
 from tests.support.flaky_smtp import FlakySmtp
 from tests.support.smtp import Mailbox, SmtpServer, free_port

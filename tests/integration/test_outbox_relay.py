@@ -27,6 +27,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from deploy.local.client import TopicWatcher
+from deploy.local.samples import event, price, unique_csn
 from shared.contracts import topics
 from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, new_event
 from shared.contracts.topics import Topic
@@ -35,14 +37,12 @@ from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
 from shared.messaging import tracing
 from shared.messaging.broker import BrokerSender, create_broker
-from shared.messaging.client import TopicWatcher
 from shared.messaging.credentials import broker_security, credentials
-from shared.messaging.http import InLoopServer
-from shared.messaging.metrics import OUTBOX_PARKED
-from shared.messaging.otlp import PublishedSpans
 from shared.messaging.outbox import Outbox, OutboxRelay
 from shared.messaging.settings import MessagingSettings
-from shared.samples import event, price, unique_csn
+from shared.plumbing.http import InLoopServer
+from shared.plumbing.metrics import OUTBOX_PARKED
+from shared.plumbing.otlp import PublishedSpans
 from tests.integration.helpers import connection_to, eventually
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from deploy.local.samples import unique_csn
 from services.quote.quotes import QuoteHandlers
 from shared.clock import FixedClock
 from shared.contracts import billing_events
@@ -25,7 +26,6 @@ from shared.contracts.billing_events import PaymentFailed, PaymentSucceeded
 from shared.contracts.envelope import EventData, new_event
 from shared.eligibility import Policy
 from shared.messaging.consumer import Delivery, UnitOfWork, dispatch_some
-from shared.samples import unique_csn
 from tests.integration.helpers import insert_quote, migrated
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

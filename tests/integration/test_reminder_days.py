@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
+from deploy.local.samples import price, subscription, unique_csn
 from services.notification.directory import save_snapshots
 from services.notification.reminders import ReminderScheduler
 from services.notification.settings import NotificationSettings
@@ -21,7 +22,6 @@ from shared.db.migrate import migrate
 from shared.db.pool import create_pool
 from shared.eligibility import Policy
 from shared.messaging.consumer import Delivery, UnitOfWork
-from shared.samples import price, subscription, unique_csn
 from shared.test_clocks import CsnClock
 from tests.integration.helpers import scratch_schema
 

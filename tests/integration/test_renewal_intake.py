@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
+from deploy.local.samples import renewal_request, unique_csn
 from services.renewal.renewal_requests import record_renewal_request
 from shared.clock import FixedClock
 from shared.contracts.common import MAX_IDS
@@ -19,7 +20,6 @@ from shared.db.migrate import migrate
 from shared.db.settings import DatabaseSettings
 from shared.eligibility import Policy
 from shared.messaging.consumer import Delivery, UnitOfWork
-from shared.samples import renewal_request, unique_csn
 from tests.integration.helpers import connection_to, scratch_schema
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -12,6 +12,7 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
+from deploy.local.samples import renewal_request, subscription, unique_csn
 from services.renewal.bulk_worker import BulkWorker
 from services.renewal.renewal_requests import record_renewal_request
 from services.renewal.settlement import billing_events_handler
@@ -24,7 +25,6 @@ from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
 from shared.eligibility import Policy
 from shared.messaging.consumer import Delivery, UnitOfWork
-from shared.samples import renewal_request, subscription, unique_csn
 from tests.integration.helpers import connection_to, scratch_schema
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -12,12 +12,12 @@ from typing import Any
 import asyncpg
 import pytest
 
+from deploy.local.samples import subscription, subscription_state, unique_csn
 from services.notification import directory as notification_directory
 from services.quote import directory as quote_directory
 from shared.clock import FixedClock
 from shared.contracts.envelope import new_event
 from shared.messaging.consumer import Delivery, UnitOfWork
-from shared.samples import subscription, subscription_state, unique_csn
 from shared.test_clocks import CsnClock
 from tests.integration.helpers import migrated
 

@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from deploy.local.samples import renewal_request, subscription, unique_csn
 from services.renewal.abandoned import AbandonedOrders
 from services.renewal.auto_renew import set_auto_renew_handler
 from services.renewal.bulk_worker import BulkWorker
@@ -35,7 +36,6 @@ from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
 from shared.eligibility import Policy
 from shared.messaging.consumer import Delivery, UnitOfWork
-from shared.samples import renewal_request, subscription, unique_csn
 from tests.integration.helpers import connection_to, scratch_schema
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

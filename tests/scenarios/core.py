@@ -17,7 +17,7 @@ from decimal import Decimal
 
 import pytest
 
-from shared import samples
+from deploy.local import samples
 from shared.contracts import topics
 from shared.contracts.envelope import encode
 from shared.eligibility import add_term

@@ -11,10 +11,10 @@ from typing import Any
 
 import asyncpg
 
-from shared import samples
+from deploy.local import samples
+from deploy.local.client import Seen, UpstreamClient
 from shared.contracts import topics
 from shared.contracts.subscription_events import SubscriptionUpserted
-from shared.messaging.client import Seen, UpstreamClient
 
 # Inside the renewal window (WIN-1 opens 90 days before) whatever day the suite runs, and one
 # day before the 30-day reminder and automatic quote (NOTE-1, QUO-7) would go out at once.

@@ -1,4 +1,4 @@
-"""Serving the console: uvicorn in the running loop (shared/messaging/http.py), the bind and
+"""Serving the console: uvicorn in the running loop (shared/plumbing/http.py), the bind and
 token rules, the names it answers to.
 
 No login on the loopback interface; anywhere else it needs a token, read from a file or the
@@ -16,7 +16,7 @@ from pathlib import Path
 from services.operations.console.app import ConsoleSettings, create_app
 from services.operations.prometheus_targets import prometheus_url
 from shared.clock import Clock, SystemClock
-from shared.messaging.http import InLoopServer
+from shared.plumbing.http import InLoopServer
 
 TOKEN_ENV = "RENEWALS_CONSOLE_TOKEN"
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")

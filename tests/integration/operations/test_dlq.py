@@ -8,9 +8,9 @@ import json
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from shared.messaging.client import UpstreamClient
+from deploy.local.client import UpstreamClient
+from deploy.local.samples import unique_csn
 from shared.messaging.credentials import client_options
-from shared.samples import unique_csn
 from tests.integration.helpers import end_offsets, eventually
 from tests.integration.operations.conftest import NoteService, NoteV1, cli, note
 

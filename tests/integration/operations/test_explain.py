@@ -18,8 +18,8 @@ from typing import Any
 import asyncpg
 import pytest
 
+from deploy.local import samples
 from services.renewal.subscriptions import save_snapshot
-from shared import samples
 from shared.catalog.store import save_price
 from shared.contracts.envelope import EventData
 from shared.db.migrate import migrate

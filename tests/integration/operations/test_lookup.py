@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from shared.samples import unique_csn
+from deploy.local.samples import unique_csn
 from tests.integration.operations.conftest import cli
 
 

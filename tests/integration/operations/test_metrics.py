@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
-from shared.messaging.client import UpstreamClient
-from shared.samples import unique_csn
+from deploy.local.client import UpstreamClient
+from deploy.local.samples import unique_csn
 from tests.integration.helpers import eventually
 from tests.integration.operations.conftest import NoteService, note
 

@@ -12,15 +12,15 @@ import asyncpg
 import pytest
 from faststream.kafka import KafkaBroker
 
+from deploy.local.client import TopicWatcher
+from deploy.local.samples import event, price, unique_csn
 from shared.contracts.topics import Topic
 from shared.db.migrate import migrate
 from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
 from shared.messaging.broker import BrokerSender, create_broker
-from shared.messaging.client import TopicWatcher
 from shared.messaging.outbox import OutboxRelay
 from shared.messaging.settings import MessagingSettings
-from shared.samples import event, price, unique_csn
 from tests.integration.operations.conftest import cli
 
 

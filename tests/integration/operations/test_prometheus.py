@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from services.launcher import SERVICES
 from services.operations.prometheus_targets import active_targets, prometheus_url
+from services.processes import SERVICES
 
 ALERTS = Path(__file__).resolve().parents[3] / "deploy" / "monitoring" / "alerts.yml"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+from deploy.local.client import UpstreamClient
+from deploy.local.samples import event, renewal_request, unique_csn
 from services.operations.tail import EventFilter, decode, tail
-from shared.messaging.client import UpstreamClient
-from shared.samples import event, renewal_request, unique_csn
 from tests.integration.operations.conftest import NoteService, cli, lines_of_json, note
 
 

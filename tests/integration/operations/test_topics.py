@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+from deploy.local.client import UpstreamClient
+from deploy.local.samples import unique_csn
 from shared.contracts.topics import Topic
-from shared.messaging.client import UpstreamClient
-from shared.samples import unique_csn
 from tests.integration.helpers import eventually
 from tests.integration.operations.conftest import NoteService, cli, note
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from shared import samples
+from deploy.local import samples
 from shared.contracts import REGISTRIES, billing_events, payment_events, renewal_commands
 from shared.contracts.common import (
     MAX_AMOUNT,

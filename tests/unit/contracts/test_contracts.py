@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from deploy.local.samples import subscription_state
 from shared.contracts import (
     REGISTRIES,
     billing_commands,
@@ -25,7 +26,6 @@ from shared.contracts import (
 from shared.contracts.common import Actor, Person, PriceLine
 from shared.contracts.envelope import EventData, InvalidEventError, encode, new_event
 from shared.contracts.topics import ALL_TOPICS
-from shared.samples import subscription_state
 
 ACTOR = Actor(user_id="u-1", csn="5100000001")
 BUYER = Person(user_id="u-1", email="buyer@example.com", locale="fr-FR")
@@ -402,8 +402,8 @@ def test_business_limits_are_not_schema_errors() -> None:
 def test_a_snapshot_names_its_csns_time_zone_or_none() -> None:
     """CONTRACT.md: an optional IANA `timezone` (absent: UTC); a published snapshot carrying one
     is a subscription like any other, never a dead letter."""
+    from deploy.local.samples import subscription
     from shared.contracts.subscription_events import SubscriptionUpserted
-    from shared.samples import subscription
 
     fields = subscription("S-1", "C-1", renewal_date=date(2027, 1, 1)).model_dump(mode="json")
     assert SubscriptionUpserted.model_validate(fields).timezone is None

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from deploy.local.samples import subscription_state
 from shared.contracts import REGISTRIES
 from shared.contracts.envelope import InvalidEventError, encode, new_event
 from shared.contracts.topics import SUBSCRIPTION_STATE
 from shared.messaging.principals import principal, writers_of
-from shared.samples import subscription_state
 
 STATE = subscription_state("SUB-1", "5100000001", renewal_date=date(2026, 4, 1), version=7)
 

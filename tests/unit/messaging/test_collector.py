@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.messaging.collector import tune_garbage_collector
 from shared.messaging.settings import MessagingSettings
+from shared.plumbing.collector import tune_garbage_collector
 
 
 @pytest.fixture(autouse=True)

@@ -12,6 +12,7 @@ from aiokafka.structs import ConsumerRecord
 from faststream.kafka.message import KafkaMessage
 from faststream.kafka.parser import AioKafkaBatchParser
 
+from deploy.local.samples import price
 from shared.contracts import catalog_events
 from shared.contracts.envelope import TYPE_HEADER, CloudEvent, encode, new_event
 from shared.messaging.consumer import (
@@ -27,9 +28,8 @@ from shared.messaging.consumer import (
     header_type,
 )
 from shared.messaging.dlq import ERROR_HEADER, ERROR_TYPE_HEADER, DeadLetter, dead_letter_headers
-from shared.messaging.faults import FaultPoints
 from shared.messaging.settings import MessagingSettings
-from shared.samples import price
+from shared.plumbing.faults import FaultPoints
 
 TOPIC = catalog_events.TOPIC
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

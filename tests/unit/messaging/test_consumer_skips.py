@@ -15,6 +15,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
+from deploy.local.samples import price
 from shared.contracts import catalog_events
 from shared.contracts.envelope import TYPE_HEADER, CloudEvent, encode, new_event
 from shared.messaging.consumer import (
@@ -26,10 +27,9 @@ from shared.messaging.consumer import (
     dispatch_some,
     header_type,
 )
-from shared.messaging.faults import FaultPoints
 from shared.messaging.outbox import Outbox
 from shared.messaging.settings import MessagingSettings
-from shared.samples import price
+from shared.plumbing.faults import FaultPoints
 
 TOPIC = catalog_events.TOPIC
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)

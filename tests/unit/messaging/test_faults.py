@@ -1,4 +1,4 @@
-"""Every fault point (shared/messaging/faults.py) is listed in the module's docstring, for the
+"""Every fault point (shared/plumbing/faults.py) is listed in the module's docstring, for the
 fault suite to find, and is hit somewhere in the code: a point nobody hits would kill nothing."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.messaging import faults
+from shared.plumbing import faults
 
 ROOT = Path(__file__).resolve().parents[3]
 POINTS = {

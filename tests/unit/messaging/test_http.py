@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 from prometheus_client import CONTENT_TYPE_LATEST, Counter
 
-from shared.messaging.http import HealthServer
+from shared.plumbing.http import HealthServer
 
 PROBES = Counter("renewals_test_http_probes", "A counter only this test increments.")
 

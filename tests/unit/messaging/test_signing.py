@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from deploy.local.client import UpstreamClient
 from shared import local_secrets
 from shared.contracts import quote_commands, renewal_commands
 from shared.contracts.common import Actor
@@ -17,9 +18,7 @@ from shared.contracts.envelope import encode, new_event
 from shared.contracts.quote_commands import CancelQuote
 from shared.contracts.renewal_commands import SetAutoRenew
 from shared.eligibility.identity import Sender
-from shared.messaging.client import UpstreamClient
 from shared.messaging.consumer import Delivery, EventConsumer, PoolHolder, UnitOfWork
-from shared.messaging.faults import FaultPoints
 from shared.messaging.identity import identified, request_key, sender_of
 from shared.messaging.principals import (
     PARTNER_CSNS,
@@ -38,6 +37,7 @@ from shared.messaging.signing import (
     signature,
     signed_headers,
 )
+from shared.plumbing.faults import FaultPoints
 
 TOPIC = renewal_commands.TOPIC.name
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared import samples
+from deploy.local import samples
 from shared.contracts import renewal_commands
 from shared.contracts.envelope import encode, new_event, span_of
 from shared.contracts.renewal_commands import RequestRenewal, SetAutoRenew

@@ -3,8 +3,8 @@ stack's (RENEWALS_HEALTH_SERVICES, set by deploy/docker/stack.sh)."""
 
 import pytest
 
-from services.launcher import SERVICES
 from services.operations.health import default_services
+from services.processes import SERVICES
 
 
 def test_without_the_variable_the_ports_of_make_run(monkeypatch):

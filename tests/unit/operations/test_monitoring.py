@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-import shared.messaging.metrics  # noqa: F401  (registers the metrics)
-from services.launcher import SERVICES
+import shared.plumbing.metrics  # noqa: F401  (registers the metrics)
+from services.processes import SERVICES
 
 MONITORING = Path(__file__).resolve().parents[3] / "deploy" / "monitoring"
 SUFFIXES = ("_total", "_bucket", "_count", "_sum", "_created")

@@ -8,10 +8,10 @@ from datetime import date, timedelta
 
 import pytest
 
+from deploy.local.samples import subscription
 from services.renewal.state import StateAnnouncer, status_of
 from services.renewal.subscriptions import Subscription
 from shared.eligibility import Policy
-from shared.samples import subscription
 
 RENEWAL_DATE = date(2026, 4, 1)
 EARLIER = RENEWAL_DATE - timedelta(days=365)

@@ -1,7 +1,7 @@
 """`make run`'s demo: what an account portal, the catalog and the subscription system would send,
 and, readably, what the product answered on its topics.
 
-    python -m services.demo     (the services and the infrastructure must be up: `make run`)
+    python -m deploy.local.demo     (the services and the infrastructure must be up: `make run`)
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from datetime import timedelta
 
 from rich.console import Console
 
-from shared import samples
+from deploy.local import samples
+from deploy.local.client import Seen, TopicWatcher, UpstreamClient
 from shared.clock import SystemClock
 from shared.contracts import topics
-from shared.messaging.client import Seen, TopicWatcher, UpstreamClient
 from shared.messaging.settings import MessagingSettings
 
 console = Console()

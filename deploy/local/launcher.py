@@ -1,9 +1,9 @@
 """Start, watch and stop the services as separate OS processes: `make run` and the end-to-end
 tests start them the same way, through this module.
 
-    python -m services.launcher up       # every service, waits until each is ready
-    python -m services.launcher down     # stops what `up` started (pid files)
-    python -m services.launcher status
+    python -m deploy.local.launcher up       # every service, waits until each is ready
+    python -m deploy.local.launcher down     # stops what `up` started (pid files)
+    python -m deploy.local.launcher status
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from services.processes import SERVICES, ServiceSpec
 from shared import local_secrets
 from shared.messaging.principals import (
     COMMAND_TOPICS,
@@ -27,25 +28,8 @@ from shared.messaging.principals import (
     signers_of,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 STATE = REPO_ROOT / ".local"
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    name: str
-    module: str
-    http_port: int
-
-
-# Ports of their own on 127.0.0.1 for readiness and /metrics (Prometheus scrapes these).
-SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec("renewal", "services.renewal", 18081),
-    ServiceSpec("bulk_worker", "services.bulk_worker", 18082),
-    ServiceSpec("billing", "services.billing", 18083),
-    ServiceSpec("notification", "services.notification", 18084),
-    ServiceSpec("quote", "services.quote", 18085),
-)
 
 
 # The database role of each service process (the bulk worker works renewal's schema).
