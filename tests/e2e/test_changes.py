@@ -9,22 +9,18 @@ from decimal import Decimal
 from deploy.local import samples
 from shared.contracts import topics
 from shared.contracts.clock_commands import SetTestClock
-from shared.contracts.common import Actor
 from shared.contracts.renewal_commands import AddSeats, AlignRenewalDates, ChangeRenewalTerms
 from shared.eligibility import add_term
 from tests.scenarios.steps import (
     RENEWAL_DATE,
     about_subject,
     answering,
+    buyer,
     charges_for,
     given_price_known,
     given_subscriptions,
     publish_price,
 )
-
-
-def _actor(csn: str) -> Actor:
-    return Actor(user_id=f"{csn}-buyer", csn=csn)
 
 
 async def test_term_1_seat_2_the_next_renewal_uses_the_new_term_and_seats_at_their_renewal_price(
@@ -44,7 +40,7 @@ async def test_term_1_seat_2_the_next_renewal_uses_the_new_term_and_seats_at_the
 
     change = ChangeRenewalTerms(
         request_id=f"terms-{csn}",
-        actor=_actor(csn),
+        actor=buyer(csn),
         subscription_id=snapshot.subscription_id,
         term="three_year",
         seats=2,
@@ -77,7 +73,7 @@ async def test_seat_1_seats_added_now_are_charged_pro_rata_then_counted(
 
     added = AddSeats(
         request_id=f"seats-{csn}",
-        actor=_actor(csn),
+        actor=buyer(csn),
         subscription_id=snapshot.subscription_id,
         seats=2,
     )
@@ -115,7 +111,7 @@ async def test_align_1_dates_aligned_for_the_same_term_and_method_and_refused_ot
 
     mismatched = AlignRenewalDates(
         request_id=f"align-bad-{csn}",
-        actor=_actor(csn),
+        actor=buyer(csn),
         subscription_ids=[early.subscription_id, monthly.subscription_id],
         target_date=target,
     )
@@ -125,7 +121,7 @@ async def test_align_1_dates_aligned_for_the_same_term_and_method_and_refused_ot
 
     aligned = AlignRenewalDates(
         request_id=f"align-{csn}",
-        actor=_actor(csn),
+        actor=buyer(csn),
         subscription_ids=[early.subscription_id, late.subscription_id],
         target_date=target,
     )

@@ -10,7 +10,6 @@ from decimal import Decimal
 from deploy.local import samples
 from services.renewal.new_purchases import new_subscription_id
 from shared.contracts import topics
-from shared.contracts.common import Actor
 from shared.contracts.quote_commands import AcceptQuote, QuoteChanges, RequestQuote
 from shared.contracts.renewal_commands import AddSeats, AlignRenewalDates, ChangeRenewalTerms
 from shared.eligibility import add_term
@@ -18,41 +17,19 @@ from tests.scenarios.steps import (
     RENEWAL_DATE,
     about_subject,
     answering,
+    buyer,
     charges_for,
+    given_product_priced,
     given_subscriptions,
-    publish_price,
+    renewal_date_of,
     until,
 )
-
-
-def _actor(csn: str) -> Actor:
-    return Actor(user_id=f"{csn}-buyer", csn=csn)
-
-
-async def _priced(upstream, admin_db, csn: str) -> str:
-    product = f"P-{csn}"
-    await publish_price(upstream, product)  # annual: 466.00 new, 420.00 renewal
-    for service in ("renewal", "quote"):
-        await until(
-            lambda service=service: admin_db.fetchval(
-                f"SELECT count(*) = 1 FROM {service}.prices WHERE product_code = $1", product
-            ),
-            what=f"{service} to store the price of {product}",
-        )
-    return product
-
-
-async def _renewal_date(admin_db, subscription_id: str) -> date:
-    return await admin_db.fetchval(
-        "SELECT renewal_date FROM renewal.subscriptions WHERE subscription_id = $1",
-        subscription_id,
-    )
 
 
 async def _quoted_and_paid(upstream, watcher, csn: str, kind: str, *subscription_ids: str):
     request = RequestQuote(
         request_id=f"quote-{kind}-{csn}",
-        actor=_actor(csn),
+        actor=buyer(csn),
         channel="self_service",
         kind=kind,
         subscription_ids=list(subscription_ids),
@@ -61,7 +38,7 @@ async def _quoted_and_paid(upstream, watcher, csn: str, kind: str, *subscription
     await upstream.send(topics.QUOTE_COMMANDS, samples.event(request, csn))
     [sent] = await watcher.wait_for(answering(request.request_id, "quote.sent"))
     accept = AcceptQuote(
-        request_id=f"accept-{csn}", actor=_actor(csn), quote_number=sent.data["quote_number"]
+        request_id=f"accept-{csn}", actor=buyer(csn), quote_number=sent.data["quote_number"]
     )
     await upstream.send(topics.QUOTE_COMMANDS, samples.event(accept, csn))
     [paid] = await watcher.wait_for(about_subject(csn, "quote.paid"))
@@ -72,7 +49,7 @@ async def test_quo_3_a_paid_alignment_quote_moves_the_dates_to_its_target_not_a_
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
+    product = await given_product_priced(upstream, admin_db, csn)
     target = RENEWAL_DATE + timedelta(days=20)
     early = samples.subscription(f"S1-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product)
     late = samples.subscription(f"S2-{csn}", csn, renewal_date=target, product_code=product)
@@ -83,8 +60,8 @@ async def test_quo_3_a_paid_alignment_quote_moves_the_dates_to_its_target_not_a_
     )
     assert (sent.data["kind"], sent.data["target_date"]) == ("alignment", target.isoformat())
     await stack.settled(admin_db)
-    assert await _renewal_date(admin_db, early.subscription_id) == target
-    assert await _renewal_date(admin_db, late.subscription_id) == target
+    assert await renewal_date_of(admin_db, early.subscription_id) == target
+    assert await renewal_date_of(admin_db, late.subscription_id) == target
     assert watcher.matching(about_subject(csn, "subscription.renewed")) == []
     assert await charges_for(admin_db, csn) == 1
 
@@ -93,7 +70,7 @@ async def test_quo_3_a_paid_new_purchase_quote_starts_a_new_subscription_on_the_
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
+    product = await given_product_priced(upstream, admin_db, csn)
     trial = samples.subscription(
         f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product, status="trial", seats=3
     )
@@ -121,7 +98,7 @@ async def test_quo_3_a_paid_new_purchase_quote_starts_a_new_subscription_on_the_
         "annual",
         3,
     )
-    assert await _renewal_date(admin_db, trial.subscription_id) == RENEWAL_DATE  # left as it is
+    assert await renewal_date_of(admin_db, trial.subscription_id) == RENEWAL_DATE  # left as it is
     await stack.settled(admin_db)
     assert watcher.matching(about_subject(csn, "subscription.renewed")) == []
 
@@ -132,14 +109,14 @@ async def test_auto_5_an_open_new_purchase_quote_never_switches_auto_renew_off(
     """AUTO-5 is about renewal quotes: a new-purchase quote for other seats (QUO-3) changes
     nothing the subscription's own renewal buys, so auto-renew stays on."""
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
+    product = await given_product_priced(upstream, admin_db, csn)
     snapshot = samples.subscription(
         f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product, auto_renew=True
     )
     await given_subscriptions(upstream, admin_db, snapshot)
     request = RequestQuote(
         request_id=f"quote-new-{csn}",
-        actor=_actor(csn),
+        actor=buyer(csn),
         channel="self_service",
         kind="new",
         subscription_ids=[snapshot.subscription_id],
@@ -161,7 +138,7 @@ async def test_man_2_a_bulk_of_a_card_and_a_bank_transfer_is_two_orders_each_on_
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
+    product = await given_product_priced(upstream, admin_db, csn)
     card = samples.subscription(f"S1-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product)
     transfer = samples.subscription(
         f"S2-{csn}",
@@ -182,26 +159,26 @@ async def test_man_2_a_bulk_of_a_card_and_a_bank_transfer_is_two_orders_each_on_
     assert Decimal(awaiting.data["amount"]) == Decimal("420.00")
     [renewed] = await watcher.wait_for(about_subject(csn, "subscription.renewed"))
     assert renewed.data["subscription_id"] == card.subscription_id  # the transfer is not paid yet
-    assert await _renewal_date(admin_db, transfer.subscription_id) == RENEWAL_DATE
+    assert await renewal_date_of(admin_db, transfer.subscription_id) == RENEWAL_DATE
 
 
 async def test_seat_2_seats_added_after_a_reduction_are_renewed_too(
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
+    product = await given_product_priced(upstream, admin_db, csn)
     snapshot = samples.subscription(
         f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product, seats=5
     )
     await given_subscriptions(upstream, admin_db, snapshot)
     reduce = ChangeRenewalTerms(
-        request_id=f"reduce-{csn}", actor=_actor(csn), subscription_id=snapshot.subscription_id,
+        request_id=f"reduce-{csn}", actor=buyer(csn), subscription_id=snapshot.subscription_id,
         seats=3,
     )  # fmt: skip
     await upstream.send(topics.RENEWAL_COMMANDS, samples.event(reduce, csn))
     await watcher.wait_for(answering(reduce.request_id, "renewal_terms.updated"))
     added = AddSeats(
-        request_id=f"add-{csn}", actor=_actor(csn), subscription_id=snapshot.subscription_id,
+        request_id=f"add-{csn}", actor=buyer(csn), subscription_id=snapshot.subscription_id,
         seats=2,
     )  # fmt: skip
     await upstream.send(topics.RENEWAL_COMMANDS, samples.event(added, csn))
@@ -218,7 +195,7 @@ async def test_seat_2_seats_added_after_a_reduction_are_renewed_too(
 
 async def test_seat_1_seats_can_be_added_after_an_early_renewal(stack, upstream, watcher, admin_db):
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
+    product = await given_product_priced(upstream, admin_db, csn)
     snapshot = samples.subscription(
         f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product, seats=2
     )
@@ -228,7 +205,7 @@ async def test_seat_1_seats_can_be_added_after_an_early_renewal(stack, upstream,
     await watcher.wait_for(answering(renewal.request_id, "subscription.renewed"))
 
     added = AddSeats(
-        request_id=f"add-{csn}", actor=_actor(csn), subscription_id=snapshot.subscription_id,
+        request_id=f"add-{csn}", actor=buyer(csn), subscription_id=snapshot.subscription_id,
         seats=1,
     )  # fmt: skip
     await upstream.send(topics.RENEWAL_COMMANDS, samples.event(added, csn))
@@ -242,7 +219,7 @@ async def test_align_1_the_same_card_type_is_not_enough_the_method_must_be_the_s
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
+    product = await given_product_priced(upstream, admin_db, csn)
     target = RENEWAL_DATE + timedelta(days=20)
     valid = samples.subscription(f"S1-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product)
     broken = samples.subscription(
@@ -251,7 +228,7 @@ async def test_align_1_the_same_card_type_is_not_enough_the_method_must_be_the_s
     await given_subscriptions(upstream, admin_db, valid, broken)
     aligned = AlignRenewalDates(
         request_id=f"align-{csn}",
-        actor=_actor(csn),
+        actor=buyer(csn),
         subscription_ids=[valid.subscription_id, broken.subscription_id],
         target_date=target,
     )
@@ -262,4 +239,4 @@ async def test_align_1_the_same_card_type_is_not_enough_the_method_must_be_the_s
         None: ["PAYMENT_METHOD_MISMATCH"],
         broken.subscription_id: ["PAYMENT_METHOD_INVALID"],
     }
-    assert await _renewal_date(admin_db, valid.subscription_id) == RENEWAL_DATE
+    assert await renewal_date_of(admin_db, valid.subscription_id) == RENEWAL_DATE

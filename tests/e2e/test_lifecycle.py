@@ -7,43 +7,19 @@ from datetime import date, timedelta
 
 from deploy.local import samples
 from shared.contracts import topics
-from shared.contracts.clock_commands import SetTestClock
-from shared.contracts.common import Actor
-from shared.contracts.renewal_commands import SetAutoRenew
 from shared.eligibility import add_term
 from tests.scenarios.steps import (
     about_subject,
     answering,
     charges_for,
     confirmation_to,
-    given_price_known,
+    given_product_priced,
     given_subscriptions,
-    publish_price,
+    set_auto_renew,
+    set_test_clock,
 )
 
 START = date.today() + timedelta(days=20)
-
-
-async def _priced(upstream, admin_db, csn: str) -> str:
-    product = f"P-{csn}"
-    await publish_price(upstream, product)
-    await given_price_known(admin_db, product)
-    return product
-
-
-async def _set_clock(upstream, csn: str, today: date) -> None:
-    await upstream.send(
-        topics.CLOCK_COMMANDS, samples.event(SetTestClock(csn=csn, today=today), csn)
-    )
-
-
-def _set_auto_renew(csn: str, ids: list[str], enabled: bool) -> SetAutoRenew:
-    return SetAutoRenew(
-        request_id=f"req-{csn}-{enabled}-{len(ids)}",
-        actor=Actor(user_id=f"{csn}-buyer", csn=csn),
-        subscription_ids=ids,
-        enabled=enabled,
-    )
 
 
 async def test_auto_2_auto_4_auto_renew_switched_for_several_and_refused_for_manual_only_methods(
@@ -55,7 +31,7 @@ async def test_auto_2_auto_4_auto_renew_switched_for_several_and_refused_for_man
         f"S2-{csn}", csn, renewal_date=START, payment_type="convenience_store"
     )
     await given_subscriptions(upstream, admin_db, card, konbini)
-    command = _set_auto_renew(csn, [card.subscription_id, konbini.subscription_id], True)
+    command = set_auto_renew(csn, [card.subscription_id, konbini.subscription_id], True)
     await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
 
     [changed] = await watcher.wait_for(answering(command.request_id, "auto_renew.changed"))
@@ -75,28 +51,30 @@ async def test_auto_1_a_year_of_an_auto_renewing_subscription_walked_on_a_test_c
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
+    product = await given_product_priced(upstream, admin_db, csn)
     snapshot = samples.subscription(
         f"S-{csn}", csn, renewal_date=START, product_code=product, auto_renew=True
     )
     await given_subscriptions(upstream, admin_db, snapshot)
 
-    await _set_clock(upstream, csn, START - timedelta(days=1))
-    await _set_clock(upstream, csn, START)  # the renewal date: the engine renews it
+    await set_test_clock(upstream, csn, START - timedelta(days=1))
+    await set_test_clock(upstream, csn, START)  # the renewal date: the engine renews it
     [renewed] = await watcher.wait_for(about_subject(csn, "subscription.renewed"))
     next_date = add_term(START, "annual")
     assert renewed.data["renewal_date"] == next_date.isoformat()
     assert renewed.data["request_id"] is None  # automatic
     await watcher.wait_for(confirmation_to(csn))
 
-    await _set_clock(upstream, csn, START + timedelta(days=200))  # the rest of the year: nothing
-    await _set_clock(upstream, csn, next_date - timedelta(days=1))
+    await set_test_clock(
+        upstream, csn, START + timedelta(days=200)
+    )  # the rest of the year: nothing
+    await set_test_clock(upstream, csn, next_date - timedelta(days=1))
     await stack.settled(admin_db)
     assert len(watcher.matching(about_subject(csn, "subscription.renewed"))) == 1
     assert await charges_for(admin_db, csn) == 1
     assert watcher.matching(about_subject(csn, "subscription.lapsed")) == []
 
-    await _set_clock(upstream, csn, next_date)  # a year later: renewed once more
+    await set_test_clock(upstream, csn, next_date)  # a year later: renewed once more
     renewals = await watcher.wait_for(about_subject(csn, "subscription.renewed"), count=2)
     assert renewals[1].data["renewal_date"] == add_term(next_date, "annual").isoformat()
     assert await charges_for(admin_db, csn) == 2
@@ -106,7 +84,7 @@ async def test_life_2_life_3_a_failing_card_lapses_then_expires_and_renewal_is_r
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
+    product = await given_product_priced(upstream, admin_db, csn)
     snapshot = samples.subscription(
         f"S-{csn}",
         csn,
@@ -117,16 +95,16 @@ async def test_life_2_life_3_a_failing_card_lapses_then_expires_and_renewal_is_r
     )
     await given_subscriptions(upstream, admin_db, snapshot)
 
-    await _set_clock(upstream, csn, START)
+    await set_test_clock(upstream, csn, START)
     [lapsed] = await watcher.wait_for(about_subject(csn, "subscription.lapsed"))
     assert lapsed.data["renewal_date"] == START.isoformat()
     grace_ends = date.fromisoformat(lapsed.data["grace_ends"])
     assert grace_ends > START
 
-    await _set_clock(upstream, csn, grace_ends)  # the last day of grace: not yet expired
+    await set_test_clock(upstream, csn, grace_ends)  # the last day of grace: not yet expired
     await stack.settled(admin_db)
     assert watcher.matching(about_subject(csn, "subscription.expired")) == []
-    await _set_clock(upstream, csn, grace_ends + timedelta(days=1))
+    await set_test_clock(upstream, csn, grace_ends + timedelta(days=1))
     [expired] = await watcher.wait_for(about_subject(csn, "subscription.expired"))
     assert expired.data["expired_on"] == (grace_ends + timedelta(days=1)).isoformat()
 
@@ -140,13 +118,13 @@ async def test_life_2_life_3_a_failing_card_lapses_then_expires_and_renewal_is_r
 
 async def test_a_test_clock_moves_only_that_customers_time(stack, upstream, watcher, admin_db):
     walked, other = samples.unique_csn(), samples.unique_csn()
-    product = await _priced(upstream, admin_db, walked)
+    product = await given_product_priced(upstream, admin_db, walked)
     subscriptions = [
         samples.subscription(f"S-{csn}", csn, renewal_date=START, product_code=product)
         for csn in (walked, other)
     ]
     await given_subscriptions(upstream, admin_db, *subscriptions)
-    await _set_clock(upstream, walked, START + timedelta(days=1))
+    await set_test_clock(upstream, walked, START + timedelta(days=1))
     await watcher.wait_for(about_subject(walked, "subscription.lapsed"))
     await stack.settled(admin_db)
     assert watcher.matching(about_subject(other, "subscription.lapsed")) == []

@@ -17,22 +17,19 @@ from tests.scenarios.steps import (
     RENEWAL_DATE,
     about_subject,
     answering,
+    buyer,
     charges_for,
+    given_product_priced,
     given_subscriptions,
-    publish_price,
     until,
 )
-
-
-def _actor(csn: str) -> Actor:
-    return Actor(user_id=f"{csn}-buyer", csn=csn)
 
 
 async def _quoted(upstream, watcher, admin_db, csn: str, *snapshots, **request):
     await given_subscriptions(upstream, admin_db, *snapshots)
     command = RequestQuote(
         request_id=f"quote-{csn}-{len(watcher.seen)}",
-        actor=_actor(csn),
+        actor=buyer(csn),
         channel=request.pop("channel", "self_service"),
         kind="renewal",
         subscription_ids=[s.subscription_id for s in snapshots],
@@ -44,22 +41,15 @@ async def _quoted(upstream, watcher, admin_db, csn: str, *snapshots, **request):
 
 
 async def _priced(upstream, admin_db, csn: str) -> str:
-    product = f"P-{csn}"
-    await publish_price(upstream, product)
-    await publish_price(
-        upstream, product, currency="EUR", list_price="433.00", renewal_price="390.00"
+    """Annual USD and EUR prices and a three-year USD price."""
+    return await given_product_priced(
+        upstream,
+        admin_db,
+        csn,
+        {},
+        {"currency": "EUR", "list_price": "433.00", "renewal_price": "390.00"},
+        {"term": "three_year", "list_price": "1310.00", "renewal_price": "1179.00"},
     )
-    await publish_price(
-        upstream, product, term="three_year", list_price="1310.00", renewal_price="1179.00"
-    )
-    for service in ("renewal", "quote"):  # each prices from its own copy of the catalog
-        await until(
-            lambda service=service: admin_db.fetchval(
-                f"SELECT count(*) = 3 FROM {service}.prices WHERE product_code = $1", product
-            ),
-            what=f"{service} to store the 3 prices of {product}",
-        )
-    return product
 
 
 async def test_quo_2_quo_8_a_bulk_quote_over_two_currencies_makes_two_quotes_and_two_emails(
@@ -119,10 +109,10 @@ async def test_quo_8_a_quote_accepted_and_paid_renews_with_its_term_and_seats_on
     assert Decimal(sent.data["total"]) == Decimal("2358.00")  # 2 × 1,179.00 (PRICE-2)
 
     accept = AcceptQuote(
-        request_id=f"accept-{csn}", actor=_actor(csn), quote_number=sent.data["quote_number"]
+        request_id=f"accept-{csn}", actor=buyer(csn), quote_number=sent.data["quote_number"]
     )
     again = AcceptQuote(
-        request_id=f"accept-again-{csn}", actor=_actor(csn), quote_number=sent.data["quote_number"]
+        request_id=f"accept-again-{csn}", actor=buyer(csn), quote_number=sent.data["quote_number"]
     )
     await upstream.send_many(
         topics.QUOTE_COMMANDS, [samples.event(accept, csn), samples.event(again, csn)]
@@ -153,7 +143,7 @@ async def test_quo_8_a_quote_left_to_expire_is_expired_and_can_no_longer_be_acce
     await upstream.send(topics.CLOCK_COMMANDS, samples.event(clock, csn))
     await watcher.wait_for(about_subject(csn, "quote.expired"))
     accept = AcceptQuote(
-        request_id=f"late-{csn}", actor=_actor(csn), quote_number=sent.data["quote_number"]
+        request_id=f"late-{csn}", actor=buyer(csn), quote_number=sent.data["quote_number"]
     )
     await upstream.send(topics.QUOTE_COMMANDS, samples.event(accept, csn))
     [rejected] = await watcher.wait_for(answering(accept.request_id, "quote.rejected"))
@@ -175,7 +165,7 @@ async def test_quo_5_a_quote_is_cancelled_by_sales_but_not_self_service(
 
     by_buyer = CancelQuote(
         request_id=f"cancel-self-{csn}",
-        actor=_actor(csn),
+        actor=buyer(csn),
         channel="self_service",
         quote_number=number,
     )
@@ -248,7 +238,7 @@ async def test_auto_5_a_changing_quote_switches_auto_renew_off_and_the_subscript
     assert watcher.matching(about_subject(csn, "subscription.renewed")) == []
 
     accept = AcceptQuote(
-        request_id=f"accept-{csn}", actor=_actor(csn), quote_number=sent.data["quote_number"]
+        request_id=f"accept-{csn}", actor=buyer(csn), quote_number=sent.data["quote_number"]
     )
     await upstream.send(topics.QUOTE_COMMANDS, samples.event(accept, csn))
     [renewed] = await watcher.wait_for(about_subject(csn, "subscription.renewed"))

@@ -10,51 +10,19 @@ from datetime import date, timedelta
 
 from deploy.local import samples
 from shared.contracts import topics
-from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.common import Actor
-from shared.contracts.renewal_commands import ChangeRenewalTerms, SetAutoRenew
+from shared.contracts.renewal_commands import ChangeRenewalTerms
 from shared.eligibility import add_term
 from tests.scenarios.steps import (
     about_subject,
     answering,
     charges_for,
-    given_price_known,
+    given_product_priced,
     given_subscriptions,
-    publish_price,
+    set_auto_renew,
+    set_test_clock,
+    state_of,
 )
-
-
-async def _priced(upstream, admin_db, csn: str) -> str:
-    product = f"P-{csn}"
-    await publish_price(upstream, product)  # USD: 466.00 new, 420.00 renewal (annual)
-    await given_price_known(admin_db, product)
-    return product
-
-
-async def _clock(upstream, csn: str, today: date) -> None:
-    await upstream.send(
-        topics.CLOCK_COMMANDS, samples.event(SetTestClock(csn=csn, today=today), csn)
-    )
-
-
-def _auto_renew(csn: str, subscription_id: str, enabled: bool) -> SetAutoRenew:
-    return SetAutoRenew(
-        request_id=f"ar-{csn}-{enabled}",
-        actor=Actor(user_id=f"{csn}-buyer", csn=csn),
-        subscription_ids=[subscription_id],
-        enabled=enabled,
-    )
-
-
-def _state(csn: str, **expected):
-    """The `subscription.state` of that CSN saying `expected`."""
-
-    def match(seen) -> bool:
-        return about_subject(csn, "subscription.state")(seen) and all(
-            seen.data.get(name) == value for name, value in expected.items()
-        )
-
-    return match
 
 
 async def test_issue_14_auto_1_auto_5_an_automatic_quote_then_auto_renew_on_renews_on_the_date(
@@ -64,22 +32,22 @@ async def test_issue_14_auto_1_auto_5_an_automatic_quote_then_auto_renew_on_rene
     (QUO-7); the buyer then switches auto-renew on; on the renewal date it is renewed, not
     lapsed — the automatic quote changes nothing, so it never holds the renewal (AUTO-5)."""
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
+    product = await given_product_priced(upstream, admin_db, csn)
     renewal_date = date.today() + timedelta(days=45)
     snapshot = samples.subscription(
         f"S-{csn}", csn, renewal_date=renewal_date, product_code=product, auto_renew=False
     )
     await given_subscriptions(upstream, admin_db, snapshot)
-    await _clock(upstream, csn, renewal_date - timedelta(days=30))
+    await set_test_clock(upstream, csn, renewal_date - timedelta(days=30))
     [sent] = await watcher.wait_for(about_subject(csn, "quote.sent"))
     assert sent.data["request_id"] is None  # the automatic quote
     quote_number = sent.data["quote_number"]
-    await watcher.wait_for(_state(csn, open_quote=quote_number, auto_renew=False))
+    await watcher.wait_for(state_of(csn, open_quote=quote_number, auto_renew=False))
 
-    switch = _auto_renew(csn, snapshot.subscription_id, True)
+    switch = set_auto_renew(csn, [snapshot.subscription_id], True)
     await upstream.send(topics.RENEWAL_COMMANDS, samples.event(switch, csn))
     await watcher.wait_for(answering(switch.request_id, "auto_renew.changed"))
-    [on] = await watcher.wait_for(_state(csn, auto_renew=True))
+    [on] = await watcher.wait_for(state_of(csn, auto_renew=True))
     assert (on.data["open_quote"], on.data["status"]) == (quote_number, "active")
     await stack.settled(admin_db)  # quote followed the state too
     assert await admin_db.fetchval(
@@ -88,12 +56,12 @@ async def test_issue_14_auto_1_auto_5_an_automatic_quote_then_auto_renew_on_rene
         snapshot.subscription_id,
     )
 
-    await _clock(upstream, csn, renewal_date)
+    await set_test_clock(upstream, csn, renewal_date)
     [renewed] = await watcher.wait_for(about_subject(csn, "subscription.renewed"))
     assert renewed.data["request_id"] is None  # renewed automatically
     assert renewed.data["renewal_date"] == add_term(renewal_date, "annual").isoformat()
     await watcher.wait_for(
-        _state(csn, renewal_date=add_term(renewal_date, "annual").isoformat(), pending_order=None)
+        state_of(csn, renewal_date=add_term(renewal_date, "annual").isoformat(), pending_order=None)
     )
     await stack.settled(admin_db)
     assert watcher.matching(about_subject(csn, "subscription.lapsed")) == []
@@ -107,19 +75,19 @@ async def test_issue_14_quo_7_auto_renew_switched_on_before_the_quote_day_gets_n
     state that the buyer switched auto-renew on (the subscription system's snapshot still says
     off), and sends no automatic quote on the quote day."""
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
+    product = await given_product_priced(upstream, admin_db, csn)
     renewal_date = date.today() + timedelta(days=45)
     snapshot = samples.subscription(
         f"S-{csn}", csn, renewal_date=renewal_date, product_code=product, auto_renew=False
     )
     await given_subscriptions(upstream, admin_db, snapshot)
-    await _clock(upstream, csn, renewal_date - timedelta(days=31))
-    switch = _auto_renew(csn, snapshot.subscription_id, True)
+    await set_test_clock(upstream, csn, renewal_date - timedelta(days=31))
+    switch = set_auto_renew(csn, [snapshot.subscription_id], True)
     await upstream.send(topics.RENEWAL_COMMANDS, samples.event(switch, csn))
-    await watcher.wait_for(_state(csn, auto_renew=True))
+    await watcher.wait_for(state_of(csn, auto_renew=True))
     await stack.settled(admin_db)
 
-    await _clock(upstream, csn, renewal_date - timedelta(days=30))
+    await set_test_clock(upstream, csn, renewal_date - timedelta(days=30))
     await stack.settled(admin_db)
     assert (
         await admin_db.fetchval(
@@ -137,14 +105,14 @@ async def test_issue_14_note_1_a_reminder_after_auto_renew_off_gives_the_manual_
     """Reminders say what will really happen: auto-renew switched off → renew it online (not
     "renews automatically"); 3 seats set for the next renewal (SEAT-2) → 3 × 420.00."""
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
+    product = await given_product_priced(upstream, admin_db, csn)
     renewal_date = date.today() + timedelta(days=120)
     snapshot = samples.subscription(
         f"S-{csn}", csn, renewal_date=renewal_date, product_code=product, auto_renew=True
     )
     await given_subscriptions(upstream, admin_db, snapshot)
-    await _clock(upstream, csn, renewal_date - timedelta(days=95))  # before any reminder
-    off = _auto_renew(csn, snapshot.subscription_id, False)
+    await set_test_clock(upstream, csn, renewal_date - timedelta(days=95))  # before any reminder
+    off = set_auto_renew(csn, [snapshot.subscription_id], False)
     await upstream.send(topics.RENEWAL_COMMANDS, samples.event(off, csn))
     seats = ChangeRenewalTerms(
         request_id=f"seats-{csn}",
@@ -154,10 +122,10 @@ async def test_issue_14_note_1_a_reminder_after_auto_renew_off_gives_the_manual_
     )
     await upstream.send(topics.RENEWAL_COMMANDS, samples.event(seats, csn))
     await watcher.wait_for(answering(seats.request_id, "renewal_terms.updated"))
-    await watcher.wait_for(_state(csn, auto_renew=False, next_seats=3))
+    await watcher.wait_for(state_of(csn, auto_renew=False, next_seats=3))
     await stack.settled(admin_db)  # notification followed the state
 
-    await _clock(upstream, csn, renewal_date - timedelta(days=90))
+    await set_test_clock(upstream, csn, renewal_date - timedelta(days=90))
     [reminder] = await watcher.wait_for(
         lambda s: (
             s.type == "email.sent"

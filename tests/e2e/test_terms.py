@@ -10,7 +10,6 @@ from decimal import Decimal
 
 from deploy.local import samples
 from shared.contracts import topics
-from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.common import Actor
 from shared.contracts.payment_events import PaymentReceived
 from shared.contracts.quote_commands import AcceptQuote, CancelQuote, RequestQuote
@@ -19,40 +18,16 @@ from shared.eligibility import add_term
 from tests.scenarios.steps import (
     about_subject,
     answering,
+    buyer,
     charges_for,
+    given_product_priced,
     given_subscriptions,
     orders_for,
-    publish_price,
+    set_test_clock,
     until,
 )
 
 START = date.today() + timedelta(days=20)
-
-
-async def _priced(upstream, admin_db, csn: str, *terms: str) -> str:
-    product = f"P-{csn}"
-    for term in terms or ("annual",):
-        await publish_price(upstream, product, term=term)
-    for service in ("renewal", "quote"):
-        await until(
-            lambda service=service: admin_db.fetchval(
-                f"SELECT count(*) = $2 FROM {service}.prices WHERE product_code = $1",
-                product,
-                len(terms or ("annual",)),
-            ),
-            what=f"{service} to store the prices of {product}",
-        )
-    return product
-
-
-async def _clock(upstream, csn: str, today: date) -> None:
-    await upstream.send(
-        topics.CLOCK_COMMANDS, samples.event(SetTestClock(csn=csn, today=today), csn)
-    )
-
-
-def _actor(csn: str) -> Actor:
-    return Actor(user_id=f"{csn}-buyer", csn=csn)
 
 
 async def _paid_by_hand(upstream, csn: str, awaiting) -> PaymentReceived:
@@ -76,7 +51,7 @@ async def _refunds(admin_db, order_id: str) -> int:
 async def _quote(upstream, watcher, csn: str, subscription_id: str):
     command = RequestQuote(
         request_id=f"quote-{csn}",
-        actor=_actor(csn),
+        actor=buyer(csn),
         channel="self_service",
         kind="renewal",
         subscription_ids=[subscription_id],
@@ -93,7 +68,7 @@ async def test_man_1_two_requests_for_one_bank_transfer_subscription_make_one_or
     """A double click: the second request is refused RENEWAL_IN_PROGRESS while the first
     order awaits its bank transfer; one order, and once paid one renewal."""
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
+    product = await given_product_priced(upstream, admin_db, csn)
     snapshot = samples.subscription(
         f"S-{csn}", csn, renewal_date=START, product_code=product, payment_type="bank_transfer"
     )
@@ -127,12 +102,12 @@ async def test_auto_1_the_engine_and_a_manual_request_on_the_renewal_date_charge
     """Billing is stopped between the manual order and its charge; the renewal date comes
     meanwhile: the engine leaves the term to the open order (it only announces the lapse)."""
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
+    product = await given_product_priced(upstream, admin_db, csn)
     snapshot = samples.subscription(
         f"S-{csn}", csn, renewal_date=START, product_code=product, auto_renew=True
     )
     await given_subscriptions(upstream, admin_db, snapshot)
-    await _clock(upstream, csn, START - timedelta(days=1))
+    await set_test_clock(upstream, csn, START - timedelta(days=1))
     await stack.kill("billing")
     try:
         request = samples.renewal_request(csn, [snapshot.subscription_id])
@@ -144,7 +119,7 @@ async def test_auto_1_the_engine_and_a_manual_request_on_the_renewal_date_charge
             ),
             what="the manual order to reserve the term",
         )
-        await _clock(upstream, csn, START)
+        await set_test_clock(upstream, csn, START)
         await watcher.wait_for(about_subject(csn, "subscription.lapsed"))  # the engine looked
     finally:
         await stack.start("billing")
@@ -161,7 +136,7 @@ async def test_quo_8_a_quote_accepted_after_a_manual_renewal_of_the_same_term_ch
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
+    product = await given_product_priced(upstream, admin_db, csn)
     snapshot = samples.subscription(f"S-{csn}", csn, renewal_date=START, product_code=product)
     await given_subscriptions(upstream, admin_db, snapshot)
     number = await _quote(upstream, watcher, csn, snapshot.subscription_id)
@@ -169,7 +144,7 @@ async def test_quo_8_a_quote_accepted_after_a_manual_renewal_of_the_same_term_ch
     request = samples.renewal_request(csn, [snapshot.subscription_id])
     await upstream.send(topics.RENEWAL_COMMANDS, samples.event(request, csn))
     await watcher.wait_for(answering(request.request_id, "subscription.renewed"))
-    accept = AcceptQuote(request_id=f"accept-{csn}", actor=_actor(csn), quote_number=number)
+    accept = AcceptQuote(request_id=f"accept-{csn}", actor=buyer(csn), quote_number=number)
     await upstream.send(topics.QUOTE_COMMANDS, samples.event(accept, csn))
     [refused] = await watcher.wait_for(answering(accept.request_id, "quote.rejected"))
     assert refused.data["reasons"] == ["ALREADY_RENEWED"]
@@ -184,13 +159,13 @@ async def test_quo_5_a_quote_cancelled_after_acceptance_is_refused_and_renews_on
     """The quote is paid by bank transfer, so it stays accepted and unpaid while sales tries
     to cancel it: QUOTE_ALREADY_ACCEPTED; the payment then renews it once."""
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
+    product = await given_product_priced(upstream, admin_db, csn)
     snapshot = samples.subscription(
         f"S-{csn}", csn, renewal_date=START, product_code=product, payment_type="bank_transfer"
     )
     await given_subscriptions(upstream, admin_db, snapshot)
     number = await _quote(upstream, watcher, csn, snapshot.subscription_id)
-    accept = AcceptQuote(request_id=f"accept-{csn}", actor=_actor(csn), quote_number=number)
+    accept = AcceptQuote(request_id=f"accept-{csn}", actor=buyer(csn), quote_number=number)
     await upstream.send(topics.QUOTE_COMMANDS, samples.event(accept, csn))
     [awaiting] = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"))
 
@@ -218,19 +193,19 @@ async def test_life_3_life_5_a_bank_transfer_after_expiry_is_refunded_once_and_s
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
+    product = await given_product_priced(upstream, admin_db, csn)
     snapshot = samples.subscription(
         f"S-{csn}", csn, renewal_date=START, product_code=product, payment_type="bank_transfer"
     )
     await given_subscriptions(upstream, admin_db, snapshot)
-    await _clock(upstream, csn, START - timedelta(days=1))
+    await set_test_clock(upstream, csn, START - timedelta(days=1))
     request = samples.renewal_request(csn, [snapshot.subscription_id])
     await upstream.send(topics.RENEWAL_COMMANDS, samples.event(request, csn))
     [awaiting] = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"))
-    await _clock(upstream, csn, START)
+    await set_test_clock(upstream, csn, START)
     [lapsed] = await watcher.wait_for(about_subject(csn, "subscription.lapsed"))
     grace_ends = date.fromisoformat(lapsed.data["grace_ends"])
-    await _clock(upstream, csn, grace_ends + timedelta(days=1))
+    await set_test_clock(upstream, csn, grace_ends + timedelta(days=1))
     await watcher.wait_for(about_subject(csn, "subscription.expired"))
 
     late = await _paid_by_hand(upstream, csn, awaiting)
@@ -262,13 +237,13 @@ async def test_life_5_a_monthly_subscription_renewed_in_grace_ends_after_today(
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn, "monthly")
+    product = await given_product_priced(upstream, admin_db, csn, {"term": "monthly"})
     snapshot = samples.subscription(
         f"S-{csn}", csn, renewal_date=START, product_code=product, term="monthly"
     )
     await given_subscriptions(upstream, admin_db, snapshot)
     today = START + timedelta(days=25)
-    await _clock(upstream, csn, today)
+    await set_test_clock(upstream, csn, today)
     request = samples.renewal_request(csn, [snapshot.subscription_id])
     await upstream.send(topics.RENEWAL_COMMANDS, samples.event(request, csn))
     [renewed] = await watcher.wait_for(answering(request.request_id, "subscription.renewed"))
@@ -281,12 +256,12 @@ async def test_life_5_a_monthly_subscription_40_days_late_is_expired_not_renewed
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn, "monthly")
+    product = await given_product_priced(upstream, admin_db, csn, {"term": "monthly"})
     snapshot = samples.subscription(
         f"S-{csn}", csn, renewal_date=START, product_code=product, term="monthly"
     )
     await given_subscriptions(upstream, admin_db, snapshot)
-    await _clock(upstream, csn, START + timedelta(days=40))
+    await set_test_clock(upstream, csn, START + timedelta(days=40))
     request = samples.renewal_request(csn, [snapshot.subscription_id])
     await upstream.send(topics.RENEWAL_COMMANDS, samples.event(request, csn))
     [refused] = await watcher.wait_for(answering(request.request_id, "renewal.rejected"))
@@ -298,7 +273,7 @@ async def test_auto_1_a_card_fixed_upstream_inside_grace_renews_at_once_from_the
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
+    product = await given_product_priced(upstream, admin_db, csn)
     invalid = samples.subscription(
         f"S-{csn}",
         csn,
@@ -308,9 +283,9 @@ async def test_auto_1_a_card_fixed_upstream_inside_grace_renews_at_once_from_the
         payment_valid=False,
     )
     await given_subscriptions(upstream, admin_db, invalid)
-    await _clock(upstream, csn, START)
+    await set_test_clock(upstream, csn, START)
     await watcher.wait_for(about_subject(csn, "subscription.lapsed"))
-    await _clock(upstream, csn, START + timedelta(days=3))
+    await set_test_clock(upstream, csn, START + timedelta(days=3))
 
     fixed = invalid.model_copy(
         update={
@@ -333,16 +308,18 @@ async def test_man_1_an_order_not_paid_by_its_pay_by_is_released_and_its_late_mo
     """Abandoned: past `pay_by` the reservation goes, a new order can be placed; the first
     order's money arriving after all goes back (RESERVATION_RELEASED); one renewal."""
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
+    product = await given_product_priced(upstream, admin_db, csn)
     snapshot = samples.subscription(
         f"S-{csn}", csn, renewal_date=START, product_code=product, payment_type="bank_transfer"
     )
     await given_subscriptions(upstream, admin_db, snapshot)
-    await _clock(upstream, csn, START - timedelta(days=19))
+    await set_test_clock(upstream, csn, START - timedelta(days=19))
     first = samples.renewal_request(csn, [snapshot.subscription_id])
     await upstream.send(topics.RENEWAL_COMMANDS, samples.event(first, csn))
     [abandoned] = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"))
-    await _clock(upstream, csn, date.fromisoformat(abandoned.data["pay_by"]) + timedelta(days=1))
+    await set_test_clock(
+        upstream, csn, date.fromisoformat(abandoned.data["pay_by"]) + timedelta(days=1)
+    )
     await until(
         lambda: admin_db.fetchval(
             "SELECT count(*) = 0 FROM renewal.term_reservations WHERE subscription_id = $1",
@@ -373,16 +350,16 @@ async def test_auto_1_auto_renew_switched_on_inside_grace_renews_at_once_from_th
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
+    product = await given_product_priced(upstream, admin_db, csn)
     snapshot = samples.subscription(f"S-{csn}", csn, renewal_date=START, product_code=product)
     await given_subscriptions(upstream, admin_db, snapshot)
-    await _clock(upstream, csn, START)
+    await set_test_clock(upstream, csn, START)
     await watcher.wait_for(about_subject(csn, "subscription.lapsed"))
-    await _clock(upstream, csn, START + timedelta(days=5))
+    await set_test_clock(upstream, csn, START + timedelta(days=5))
 
     switch = SetAutoRenew(
         request_id=f"auto-on-{csn}",
-        actor=_actor(csn),
+        actor=buyer(csn),
         subscription_ids=[snapshot.subscription_id],
         enabled=True,
     )
@@ -399,17 +376,19 @@ async def test_quo_5_a_quote_order_not_paid_by_its_pay_by_reopens_the_quote_and_
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
+    product = await given_product_priced(upstream, admin_db, csn)
     snapshot = samples.subscription(
         f"S-{csn}", csn, renewal_date=START, product_code=product, payment_type="bank_transfer"
     )
     await given_subscriptions(upstream, admin_db, snapshot)
-    await _clock(upstream, csn, START - timedelta(days=19))
+    await set_test_clock(upstream, csn, START - timedelta(days=19))
     number = await _quote(upstream, watcher, csn, snapshot.subscription_id)
-    accept = AcceptQuote(request_id=f"accept-{csn}", actor=_actor(csn), quote_number=number)
+    accept = AcceptQuote(request_id=f"accept-{csn}", actor=buyer(csn), quote_number=number)
     await upstream.send(topics.QUOTE_COMMANDS, samples.event(accept, csn))
     [awaiting] = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"))
-    await _clock(upstream, csn, date.fromisoformat(awaiting.data["pay_by"]) + timedelta(days=1))
+    await set_test_clock(
+        upstream, csn, date.fromisoformat(awaiting.data["pay_by"]) + timedelta(days=1)
+    )
     await until(
         lambda: admin_db.fetchval(
             "SELECT status = 'sent' FROM quote.quotes WHERE quote_number = $1", number

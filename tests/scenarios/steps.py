@@ -14,6 +14,9 @@ import asyncpg
 from deploy.local import samples
 from deploy.local.client import Seen, UpstreamClient
 from shared.contracts import topics
+from shared.contracts.clock_commands import SetTestClock
+from shared.contracts.common import Actor
+from shared.contracts.renewal_commands import SetAutoRenew
 from shared.contracts.subscription_events import SubscriptionUpserted
 
 # Inside the renewal window (WIN-1 opens 90 days before) whatever day the suite runs, and one
@@ -24,6 +27,62 @@ RENEWAL_DATE = date.today() + timedelta(days=31)
 async def publish_price(upstream: UpstreamClient, product_code: str, **price: Any) -> None:
     await upstream.send(
         topics.CATALOG_EVENTS, samples.event(samples.price(product_code, **price), product_code)
+    )
+
+
+def buyer(csn: str) -> Actor:
+    """The buyer of the samples' subscriptions of that CSN (ROLE-1)."""
+    return Actor(user_id=f"{csn}-buyer", csn=csn)
+
+
+async def given_product_priced(
+    upstream: UpstreamClient,
+    admin_db: asyncpg.Connection,
+    csn: str,
+    *prices: dict[str, Any],
+    services: tuple[str, ...] = ("renewal", "quote"),
+) -> str:
+    """`P-<csn>` priced with each of `prices` (samples.price's fields; none: its annual USD
+    price, 466.00 new and 420.00 renewal), once every service of `services`, each pricing from
+    its own copy of the catalog, stored them all."""
+    product = f"P-{csn}"
+    prices = prices or ({},)
+    for price in prices:
+        await publish_price(upstream, product, **price)
+    for service in services:
+        await until(
+            lambda service=service: admin_db.fetchval(
+                f"SELECT count(*) = $2 FROM {service}.prices WHERE product_code = $1",
+                product,
+                len(prices),
+            ),
+            what=f"{service} to store the {len(prices)} price(s) of {product}",
+        )
+    return product
+
+
+async def set_test_clock(upstream: UpstreamClient, csn: str, today: date) -> None:
+    await upstream.send(
+        topics.CLOCK_COMMANDS, samples.event(SetTestClock(csn=csn, today=today), csn)
+    )
+
+
+def set_auto_renew(
+    csn: str, subscription_ids: list[str], enabled: bool, *, request_id: str | None = None
+) -> SetAutoRenew:
+    """The buyer's command switching auto-renew of those subscriptions on or off."""
+    return SetAutoRenew(
+        request_id=request_id or f"ar-{csn}-{enabled}-{len(subscription_ids)}",
+        actor=buyer(csn),
+        subscription_ids=subscription_ids,
+        enabled=enabled,
+    )
+
+
+async def renewal_date_of(admin_db: asyncpg.Connection, subscription_id: str) -> date:
+    return await admin_db.fetchval(
+        "SELECT renewal_date FROM renewal.subscriptions WHERE subscription_id = $1",
+        subscription_id,
     )
 
 
@@ -67,6 +126,17 @@ async def until(check: Any, *, what: str, timeout: float = 30.0) -> None:
 def answering(request_id: str, event_type: str) -> Any:
     def match(seen: Seen) -> bool:
         return seen.type == event_type and seen.data.get("request_id") == request_id
+
+    return match
+
+
+def state_of(csn: str, **expected: Any) -> Any:
+    """The `subscription.state` of that CSN saying `expected`."""
+
+    def match(seen: Seen) -> bool:
+        return about_subject(csn, "subscription.state")(seen) and all(
+            seen.data.get(name) == value for name, value in expected.items()
+        )
 
     return match
 
