@@ -64,6 +64,7 @@ class WorkLoop:
         self.failures = 0  # consecutive
         self.last_error: str | None = None
         self._wake = asyncio.Event()
+        self.waiting = False  # idle between steps, until a NOTIFY, a wake() or the poll interval
         self._listener: PoolConnectionProxy[Any] | None = None
         self._step_started: float | None = None
         self._task: asyncio.Task[None] | None = None
@@ -92,6 +93,9 @@ class WorkLoop:
         try:
             while True:
                 await self._listen()
+                # Cleared before the step, not before the wait: a NOTIFY that comes while the
+                # step runs (after its claim read the table) must still wake the next one.
+                self._wake.clear()
                 done = await self._step_once()
                 if done is None:
                     await asyncio.sleep(self._backoff())
@@ -130,9 +134,12 @@ class WorkLoop:
         return float(min(self.poll_seconds * 2 ** (self.failures - 1), self.max_backoff_seconds))
 
     async def _wait(self) -> None:
-        self._wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+        self.waiting = True
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+        finally:
+            self.waiting = False
 
     async def _listen(self) -> None:
         """(Re)establish LISTEN when this loop has a channel and its connection is gone."""

@@ -295,8 +295,9 @@ async def test_the_relay_wakes_on_notify_without_waiting_for_its_poll(
     outbox_relay = relay(pool, broker, scratch_database, poll_seconds=60)
     task = asyncio.create_task(outbox_relay.loop.run())
     try:
-        await eventually(lambda: outbox_relay.healthy, timeout=5, what="the relay's first pass")
-        await asyncio.sleep(0.2)  # it now waits for a NOTIFY (or a minute)
+        await eventually(
+            lambda: outbox_relay.loop.waiting, timeout=5, what="the relay waiting after its pass"
+        )
         events = prices(unique_csn(), 3)
         async with TopicWatcher(kafka_bootstrap, [fresh_topic]) as watcher:
             await write(pool, [(fresh_topic, e) for e in events])

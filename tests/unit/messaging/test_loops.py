@@ -87,6 +87,35 @@ async def test_a_wake_runs_the_step_before_the_poll_interval() -> None:
         await until(lambda: len(calls) == 2, timeout=2)
 
 
+async def test_a_wake_that_comes_while_the_step_runs_is_not_lost() -> None:
+    """A NOTIFY after the step's claim read the table (rows committed meanwhile) must run the
+    step again, not wait for the poll interval: the wake was once cleared before waiting."""
+    calls: list[int] = []
+    in_first_step = asyncio.Event()
+    finish_first_step = asyncio.Event()
+
+    async def step() -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            in_first_step.set()
+            await finish_first_step.wait()
+        return 0
+
+    async with running(WorkLoop("woken late", step, service="t", poll_seconds=3600)) as loop:
+        await until(in_first_step.is_set)
+        loop.wake()  # while the step runs
+        finish_first_step.set()
+        await until(lambda: len(calls) == 2, timeout=2)
+
+
+async def test_an_idle_loop_says_it_is_waiting() -> None:
+    async def step() -> int:
+        return 0
+
+    async with running(WorkLoop("idle", step, service="t", poll_seconds=3600)) as loop:
+        await until(lambda: loop.waiting)
+
+
 async def test_a_step_stuck_past_its_stall_limit_makes_the_loop_not_alive() -> None:
     stuck = asyncio.Event()
 
