@@ -12,13 +12,24 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from shared.clock import Clock
+from shared.contracts import clock_commands
 from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.types import DbConnection
-from shared.messaging.consumer import Delivery, EventHandler, PermanentError, UnitOfWork
+from shared.messaging.consumer import (
+    Delivery,
+    EventHandler,
+    PermanentError,
+    UnitOfWork,
+    dispatch_by_type,
+)
+
+if TYPE_CHECKING:
+    from shared.messaging.runtime import ServiceRuntime
 
 
 @dataclass(frozen=True)
@@ -115,3 +126,12 @@ def set_test_clock_handler(enabled: bool) -> EventHandler:
         )
 
     return set_test_clock
+
+
+def follow_test_clocks(runtime: ServiceRuntime, enabled: bool) -> None:
+    """Every time-driven service keeps the CSNs' test clocks in its own `test_clocks` table."""
+    runtime.consume(
+        clock_commands.TOPIC,
+        clock_commands.REGISTRY,
+        dispatch_by_type({SetTestClock: set_test_clock_handler(enabled)}),
+    )

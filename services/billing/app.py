@@ -12,10 +12,10 @@ from services.billing.refunds import Refunder, refund_requested_handler
 from services.billing.settings import BillingSettings
 from services.billing.simulator import SimulatedPaymentProvider
 from shared.clock import Clock, SystemClock
-from shared.contracts import billing_commands, billing_events, clock_commands, payment_events
+from shared.contracts import billing_commands, billing_events, payment_events
 from shared.messaging.consumer import dispatch_by_type
 from shared.messaging.runtime import ServiceRuntime
-from shared.test_clocks import set_test_clock_handler
+from shared.test_clocks import follow_test_clocks
 
 SERVICE = "billing"
 
@@ -45,17 +45,7 @@ def create_app(
             {payment_events.PaymentReceived: payment_received_handler(clock, settings.source)}
         ),
     )
-    runtime.consume(
-        clock_commands.TOPIC,
-        clock_commands.REGISTRY,
-        dispatch_by_type(
-            {
-                clock_commands.SetTestClock: set_test_clock_handler(
-                    settings.messaging.test_clocks_enabled
-                )
-            }
-        ),
-    )
+    follow_test_clocks(runtime, settings.messaging.test_clocks_enabled)
     runtime.produces(billing_events.TOPIC, billing_events.REGISTRY)
     provider = provider or SimulatedPaymentProvider(runtime.pools, clock)
     charger = Charger(

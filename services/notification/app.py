@@ -16,7 +16,6 @@ from shared.clock import Clock, SystemClock
 from shared.contracts import (
     billing_events,
     catalog_events,
-    clock_commands,
     notification_events,
     quote_events,
     renewal_events,
@@ -24,12 +23,11 @@ from shared.contracts import (
     subscription_events,
 )
 from shared.contracts.billing_events import OrderPlaced, PaymentAwaitingManual, PaymentFailed
-from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.quote_events import QuoteCancelled, QuoteExpired, QuotePaid, QuoteSent
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.messaging.consumer import Delivery, UnitOfWork, dispatch_by_type, dispatch_some
 from shared.messaging.runtime import ServiceRuntime
-from shared.test_clocks import CsnClock, set_test_clock_handler
+from shared.test_clocks import CsnClock, follow_test_clocks
 
 SERVICE = "notification"
 
@@ -72,13 +70,7 @@ def create_app(
         },
     )
     runtime.consume(billing_events.TOPIC, billing_events.REGISTRY, billing_handlers)
-    runtime.consume(
-        clock_commands.TOPIC,
-        clock_commands.REGISTRY,
-        dispatch_by_type(
-            {SetTestClock: set_test_clock_handler(settings.messaging.test_clocks_enabled)}
-        ),
-    )
+    follow_test_clocks(runtime, settings.messaging.test_clocks_enabled)
 
     runtime.work(
         lambda pool: ReminderScheduler(

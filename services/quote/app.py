@@ -15,7 +15,6 @@ from shared.clock import Clock, SystemClock
 from shared.contracts import (
     billing_events,
     catalog_events,
-    clock_commands,
     quote_commands,
     quote_events,
     quote_orders,
@@ -25,7 +24,7 @@ from shared.contracts import (
 from shared.messaging.consumer import dispatch_by_type, dispatch_some
 from shared.messaging.identity import identified
 from shared.messaging.runtime import ServiceRuntime
-from shared.test_clocks import set_test_clock_handler
+from shared.test_clocks import follow_test_clocks
 
 SERVICE = "quote"
 
@@ -65,17 +64,7 @@ def create_app(settings: QuoteSettings | None = None, clock: Clock | None = None
         quote_orders.ANSWERS_REGISTRY,
         dispatch_by_type(quotes.order_answers()),
     )
-    runtime.consume(
-        clock_commands.TOPIC,
-        clock_commands.REGISTRY,
-        dispatch_by_type(
-            {
-                clock_commands.SetTestClock: set_test_clock_handler(
-                    settings.messaging.test_clocks_enabled
-                )
-            }
-        ),
-    )
+    follow_test_clocks(runtime, settings.messaging.test_clocks_enabled)
 
     runtime.work(
         lambda pool: QuoteExpiry(

@@ -22,7 +22,6 @@ from shared.contracts import (
     billing_commands,
     billing_events,
     catalog_events,
-    clock_commands,
     quote_events,
     quote_orders,
     renewal_commands,
@@ -34,7 +33,7 @@ from shared.contracts.renewal_commands import RequestRenewal, SetAutoRenew
 from shared.messaging.consumer import dispatch_by_type
 from shared.messaging.identity import identified
 from shared.messaging.runtime import ServiceRuntime
-from shared.test_clocks import set_test_clock_handler
+from shared.test_clocks import follow_test_clocks
 
 SERVICE = "renewal"
 
@@ -71,17 +70,7 @@ def create_runtime(settings: RenewalSettings, clock: Clock) -> ServiceRuntime:
         ),
         signed=True,
     )
-    runtime.consume(
-        clock_commands.TOPIC,
-        clock_commands.REGISTRY,
-        dispatch_by_type(
-            {
-                clock_commands.SetTestClock: set_test_clock_handler(
-                    settings.messaging.test_clocks_enabled
-                )
-            }
-        ),
-    )
+    follow_test_clocks(runtime, settings.messaging.test_clocks_enabled)
     runtime.consume(
         billing_events.TOPIC,
         billing_events.REGISTRY,
