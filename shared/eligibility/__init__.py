@@ -76,16 +76,21 @@ from shared.eligibility.pricing import (
     round_money,
 )
 from shared.eligibility.reasons import Reason, in_contract_order
+from shared.eligibility.reminders import (
+    ReminderLook,
+    ReminderOption,
+    RenewalOption,
+    next_reminder,
+    reminder_option,
+    renewal_options,
+)
 from shared.eligibility.rendering import decision_to_dict
 from shared.eligibility.roles import email_recipient, may_act_for
 from shared.eligibility.schedules import (
-    RenewalOption,
     automatic_quote_date,
     automatic_quote_due,
     quote_holds_automatic_renewal,
     quote_suspends_auto_renew,
-    reminder_dates,
-    renewal_options,
     renews_automatically,
 )
 from shared.eligibility.self_service import self_service_available, self_service_reasons
@@ -125,6 +130,8 @@ __all__ = [
     "QuoteRequest",
     "Reason",
     "RefundReason",
+    "ReminderLook",
+    "ReminderOption",
     "RenewalMethod",
     "RenewalOption",
     "Reservation",
@@ -161,6 +168,7 @@ __all__ = [
     "is_already_renewed",
     "may_act_for",
     "method_grace_ends",
+    "next_reminder",
     "next_renewal_line",
     "parse_explain_request",
     "policy_from_dict",
@@ -169,7 +177,7 @@ __all__ = [
     "quote_holds_automatic_renewal",
     "quote_order_reasons",
     "quote_suspends_auto_renew",
-    "reminder_dates",
+    "reminder_option",
     "renewal_options",
     "renewal_unit_price",
     "renewed_term",
