@@ -236,7 +236,8 @@ class QuoteHandlers:
             for line in decision.preview.lines
             if line.promotion_code and line.percent_off is not None
         }
-        to = list(dict.fromkeys([first.buyer.email, *recipients]))
+        # The buyer (ROLE-3) and the recipients the request named (QUO-2).
+        to = list(dict.fromkeys([eligibility.email_recipient(first).email, *recipients]))
         sequence = await unit.connection.fetchval("SELECT nextval('quote_number_seq')")
         quote_number = f"Q-{today.year}-{sequence:06d}"
         await unit.connection.execute(

@@ -29,7 +29,6 @@ from shared.eligibility.decisions import (
     decide_cancel_quote,
     decide_change_terms,
     decide_manual_renewal,
-    decide_primary_admin_change,
     decide_quote,
 )
 from shared.eligibility.due_dates import (
@@ -155,7 +154,6 @@ __all__ = [
     "decide_change_terms",
     "decide_due_date",
     "decide_manual_renewal",
-    "decide_primary_admin_change",
     "decide_quote",
     "decision_to_dict",
     "email_recipient",
