@@ -11,7 +11,7 @@ from shared.contracts import topics
 from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.common import Actor
 from shared.contracts.renewal_commands import AddSeats, AlignRenewalDates, ChangeRenewalTerms
-from shared.eligibility import add_term
+from shared.eligibility.dates import add_term
 from tests.scenarios.steps import (
     RENEWAL_DATE,
     about_subject,

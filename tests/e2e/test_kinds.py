@@ -13,7 +13,7 @@ from shared.contracts import topics
 from shared.contracts.common import Actor
 from shared.contracts.quote_commands import AcceptQuote, QuoteChanges, RequestQuote
 from shared.contracts.renewal_commands import AddSeats, AlignRenewalDates, ChangeRenewalTerms
-from shared.eligibility import add_term
+from shared.eligibility.dates import add_term
 from tests.scenarios.steps import (
     RENEWAL_DATE,
     about_subject,

@@ -10,7 +10,7 @@ from shared.contracts import topics
 from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.common import Actor
 from shared.contracts.renewal_commands import SetAutoRenew
-from shared.eligibility import add_term
+from shared.eligibility.dates import add_term
 from tests.scenarios.steps import (
     about_subject,
     answering,

@@ -9,12 +9,10 @@ from shared.eligibility import (
     PaymentMethod,
     ReminderLook,
     ReminderOption,
-    RenewalOption,
     next_reminder,
     reminder_option,
-    renewal_options,
 )
-from shared.eligibility.reminders import reminder_days
+from shared.eligibility.reminders import RenewalOption, reminder_days, renewal_options
 
 from .builders import TODAY, policy, quote, renew, renewing_in
 
