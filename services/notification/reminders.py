@@ -209,14 +209,14 @@ class ReminderScheduler:
         today: date = row["today"]
         renewal_date: date = row["renewal_date"]
         snapshot = SubscriptionUpserted.model_validate_json(row["snapshot"])
-        if snapshot.purchase_method == "partner" and self.settings.partner_reminds:
-            return None
         domain = eligibility.subscription_from_dict(
             {**followed_fields(snapshot, state), "renewal_date": renewal_date.isoformat()}
         )
-        option = eligibility.reminder_option(domain, today, self.policy)
+        option = eligibility.reminder_option(
+            domain, today, self.policy, partner_reminds=self.settings.partner_reminds
+        )
         if option is None:
-            return None  # a trial or an expired subscription has nothing to renew
+            return None  # nothing to renew, or the partner reminds
         buys[row["subscription_id"]] = domain, today
         contact = Contact(row["subscription_id"], row["csn"], snapshot, renewal_date)
         return Email(

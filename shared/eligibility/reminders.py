@@ -102,10 +102,14 @@ class ReminderOption(StrEnum):
 
 
 def reminder_option(
-    subscription: Subscription, today: date, policy: Policy
+    subscription: Subscription, today: date, policy: Policy, *, partner_reminds: bool = False
 ) -> ReminderOption | None:
     """NOTE-1: what a reminder sent today tells the buyer to do, from the options open today
-    (renewal_options); None when nothing is left to renew (a trial, an expired subscription)."""
+    (renewal_options); None when no reminder goes: nothing is left to renew (a trial, an
+    expired subscription), or a partner's subscription whose partner sends its own reminders
+    (`partner_reminds`, the notification service's setting)."""
+    if partner_reminds and subscription.purchase_method == "partner":
+        return None
     options = renewal_options(subscription, today, policy)
     if not options:
         return None

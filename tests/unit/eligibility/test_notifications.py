@@ -111,6 +111,22 @@ def test_note_1_the_option_a_reminder_gives(days_to_renewal, fields, option):
     assert reminder_option(renewing_in(days_to_renewal, **fields), TODAY, policy()) == option
 
 
+@pytest.mark.parametrize(
+    ("partner_reminds", "purchase_method", "option"),
+    [
+        (True, "partner", None),  # the partner sends its own reminders
+        (False, "partner", ReminderOption.PARTNER),
+        (True, "direct_online", ReminderOption.MANUAL),
+    ],
+)
+def test_note_1_a_partners_subscription_is_reminded_by_the_partner_when_it_reminds(
+    partner_reminds, purchase_method, option
+):
+    partner_csn = "P-7" if purchase_method == "partner" else None
+    sub = renewing_in(30, purchase_method=purchase_method, partner_csn=partner_csn)
+    assert reminder_option(sub, TODAY, policy(), partner_reminds=partner_reminds) == option
+
+
 def test_note_2_one_order_confirmation_per_transaction():
     decision = renew(
         renewing_in(30, "S-1"),
