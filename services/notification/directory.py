@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from shared import eligibility
 from shared.contracts.billing_events import OrderPlaced
+from shared.contracts.common import Person
 from shared.contracts.state_events import SubscriptionState
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.types import DbConnection
@@ -26,12 +28,9 @@ class Contact:
     renewal_date: date
 
     @property
-    def buyer_email(self) -> str:
-        return self.snapshot.buyer.email  # ROLE-3: renewal emails go to the buyer
-
-    @property
-    def locale(self) -> str:
-        return self.snapshot.buyer.locale
+    def recipient(self) -> Person:
+        """Who the subscription's emails go to (ROLE-3), as eligibility decides."""
+        return eligibility.email_recipient(self.snapshot)
 
 
 class UnknownSubscriptionError(LookupError):

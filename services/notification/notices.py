@@ -45,7 +45,9 @@ class Email:
     context: dict[str, Any]
     subscription_ids: list[str] = field(default_factory=list)
     order_id: str | None = None
-    recipients: list[str] = field(default_factory=list)  # the buyer when empty (ROLE-3)
+    recipients: list[str] = field(
+        default_factory=list
+    )  # the contact's recipient when empty (ROLE-3)
     quote_number: str | None = None
 
 
@@ -62,8 +64,8 @@ async def queue(connection: DbConnection, emails: list[Email], now: Any) -> None
                 e.key,
                 e.kind,
                 e.contact.csn,
-                e.recipients or [e.contact.buyer_email],
-                e.contact.locale,
+                e.recipients or [e.contact.recipient.email],
+                e.contact.recipient.locale,
                 json.dumps(
                     {"product_name": e.contact.snapshot.product_name, **e.context}, default=str
                 ),

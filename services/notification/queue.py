@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from shared import eligibility
 from shared.clock import Clock
 from shared.contracts.envelope import trace_of
 from shared.contracts.renewal_events import REGISTRY as RENEWAL_EVENTS_REGISTRY
@@ -45,7 +46,8 @@ def renewal_events_handler(
         emails: dict[str, dict[str, Any]] = {}
         for delivery in deliveries:
             renewed: SubscriptionRenewed = delivery.data
-            if renewed.buyer is None:
+            recipient = eligibility.email_recipient(renewed)  # ROLE-3
+            if recipient is None:
                 continue  # nobody to write to: the event came without its buyer
             key = f"order_confirmation:{renewed.order_id}"
             item = {
@@ -61,8 +63,8 @@ def renewal_events_handler(
                 emails[key] = {
                     "notification_key": key,
                     "csn": delivery.event.subject,
-                    "recipients": [renewed.buyer.email],
-                    "locale": renewed.buyer.locale,
+                    "recipients": [recipient.email],
+                    "locale": recipient.locale,
                     "context": {
                         "order_id": renewed.order_id,
                         "items": [item],

@@ -9,6 +9,8 @@ downtime only the latest reminder due is sent, never a backlog of old ones; a su
 seen late gets only the reminders still ahead; a renewed subscription (its renewal date moved)
 is reminded for its next date only; a partner-owned renewal is left to the partner when the
 policy says so, and none while an open quote covers the renewal.
+Which reminder is due and the next reminder day are eligibility's (`next_reminder`), the option
+a reminder gives too (`reminder_option`): this module reads and saves.
 The claim reads only the subscriptions whose next reminder day came (`next_reminder_on`, worked
 out with the schedule each time the scheduler looks, issue 19 item 2), on each CSN's clock
 (shared/db/due_claims.py). It runs as a `WorkLoop`; a subscription whose reminder raises is
@@ -19,7 +21,7 @@ reminded.
 from __future__ import annotations
 
 import logging
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -33,7 +35,7 @@ from shared.clock import Clock
 from shared.contracts.state_events import SubscriptionState
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.due_claims import claim_on_each_clock
-from shared.eligibility import Policy, Price, RenewalOption, renewal_options
+from shared.eligibility import Policy, Price, ReminderLook
 from shared.messaging.loops import WorkLoop
 from shared.messaging.parking import IsolatingClaims, not_parked
 from shared.plumbing.faults import REMINDERS_AFTER_COMMIT, FaultPoints
@@ -90,7 +92,8 @@ class ReminderScheduler:
         self.policy = policy
         self.settings = settings
         self.faults = faults or FaultPoints()
-        self.offsets = sorted(set(policy.reminder_days_before))  # smallest (latest) first
+        # The schedule the stored next reminder days were worked out with (_follow_schedule).
+        self.schedule = sorted(set(policy.reminder_days_before))
         self._schedule_followed = False
         self.claims = IsolatingClaims(pool, "notification", LOOP, self.run_once, self._candidates)
 
@@ -117,20 +120,20 @@ class ReminderScheduler:
         async with self.pool.acquire() as connection, connection.transaction():
             await connection.execute(
                 "INSERT INTO reminder_schedule (days) VALUES ($1) ON CONFLICT DO NOTHING",
-                self.offsets,
+                self.schedule,
             )
             recorded = await connection.fetchval("SELECT days FROM reminder_schedule FOR UPDATE")
-            if list(recorded) != self.offsets:
+            if list(recorded) != self.schedule:
                 log.warning(
                     "the reminder schedule changed: every subscription's next reminder day is"
                     " worked out again",
-                    extra={"was": list(recorded), "now": self.offsets},
+                    extra={"was": list(recorded), "now": self.schedule},
                 )
                 await connection.execute(
                     "UPDATE subscriptions SET next_reminder_for = NULL"
                     " WHERE next_reminder_for IS NOT NULL"
                 )
-                await connection.execute("UPDATE reminder_schedule SET days = $1", self.offsets)
+                await connection.execute("UPDATE reminder_schedule SET days = $1", self.schedule)
 
     async def run_once(self, only: str | None = None) -> int:
         """Look at up to BATCH subscriptions whose next reminder day came or is to be worked
@@ -138,26 +141,22 @@ class ReminderScheduler:
         next day; returns how many."""
         async with self.pool.acquire() as connection, connection.transaction():
             rows = await self._due(connection, only)
-            come = {row["subscription_id"]: self._days_come(row) for row in rows}
-            reminded = [row for row in rows if come[row["subscription_id"]]]
+            # Which reminder is due and the next day to look: eligibility decides (NOTE-1).
+            looks = {row["subscription_id"]: self._look(row) for row in rows}
+            reminded = [
+                (row, due) for row in rows if (due := looks[row["subscription_id"]].due) is not None
+            ]
             # What renewal holds of them (auto-renew, the next term): what will really happen.
-            followed = await states(connection, [row["subscription_id"] for row in reminded])
+            followed = await states(connection, [row["subscription_id"] for row, _ in reminded])
             buys: dict[str, tuple[eligibility.Subscription, date]] = {}
             emails = [
                 email
-                for row in reminded
-                if (
-                    email := self._reminder(
-                        row,
-                        come[row["subscription_id"]][0],
-                        followed.get(row["subscription_id"]),
-                        buys,
-                    )
-                )
+                for row, due in reminded
+                if (email := self._reminder(row, due, followed.get(row["subscription_id"]), buys))
                 is not None
             ]
-            # Reminded through today where a reminder day came (its reminder sent or not due to
-            # this buyer), so that older days are never a backlog; the next day for every one.
+            # Reminded through today where a reminder was due (sent, or none to this buyer), so
+            # that older days are never a backlog; the next day for every one.
             await connection.execute(
                 """UPDATE subscriptions AS s
                    SET reminded_through = COALESCE(u.reminded_through, s.reminded_through),
@@ -166,8 +165,11 @@ class ReminderScheduler:
                        AS u(subscription_id, reminded_through, next_on, renewal_date)
                    WHERE s.subscription_id = u.subscription_id""",
                 [row["subscription_id"] for row in rows],
-                [row["today"] if come[row["subscription_id"]] else None for row in rows],
-                [self._next_day(row) for row in rows],
+                [
+                    None if looks[row["subscription_id"]].due is None else row["today"]
+                    for row in rows
+                ],
+                [looks[row["subscription_id"]].next_on for row in rows],
                 [row["renewal_date"] for row in rows],
             )
             if emails:
@@ -189,23 +191,10 @@ class ReminderScheduler:
             rows = await self._due(connection, None)
         return [row["subscription_id"] for row in rows]
 
-    def _days_come(self, row: Any) -> list[int]:
-        """The reminder days (as days before) come since the scheduler last looked, latest
-        first: none once the renewal date is reached."""
-        today: date = row["today"]
-        renewal_date: date = row["renewal_date"]
-        if renewal_date <= today:
-            return []
-        return [
-            d for d in self.offsets if row["look_from"] <= renewal_date - timedelta(days=d) <= today
-        ]
-
-    def _next_day(self, row: Any) -> date | None:
-        """The first reminder day after today and not before `look_from`, or None."""
-        after = max(row["look_from"], row["today"] + timedelta(days=1))
-        renewal_date: date = row["renewal_date"]
-        days = [renewal_date - timedelta(days=d) for d in self.offsets if d > 0]
-        return min((day for day in days if day >= after), default=None)
+    def _look(self, row: Any) -> ReminderLook:
+        return eligibility.next_reminder(
+            row["renewal_date"], row["today"], row["look_from"], self.policy
+        )
 
     def _reminder(
         self,
@@ -215,19 +204,19 @@ class ReminderScheduler:
         buys: dict[str, tuple[eligibility.Subscription, date]],
     ) -> Email | None:
         """The reminder of `offset` days before: the latest due (older ones are past, not a
-        backlog to send). The options and the price are those of renewal's state: auto-renew
+        backlog to send). The option and the price are those of renewal's state: auto-renew
         switched off gives the manual options, a next term or seats set their price."""
         today: date = row["today"]
         renewal_date: date = row["renewal_date"]
         snapshot = SubscriptionUpserted.model_validate_json(row["snapshot"])
-        if snapshot.purchase_method == "partner" and self.settings.partner_reminds:
-            return None
         domain = eligibility.subscription_from_dict(
             {**followed_fields(snapshot, state), "renewal_date": renewal_date.isoformat()}
         )
-        options = renewal_options(domain, today, self.policy)
-        if not options:
-            return None  # a trial or an expired subscription has nothing to renew
+        option = eligibility.reminder_option(
+            domain, today, self.policy, partner_reminds=self.settings.partner_reminds
+        )
+        if option is None:
+            return None  # nothing to renew, or the partner reminds
         buys[row["subscription_id"]] = domain, today
         contact = Contact(row["subscription_id"], row["csn"], snapshot, renewal_date)
         return Email(
@@ -238,7 +227,7 @@ class ReminderScheduler:
                 "subscription_id": row["subscription_id"],
                 "renewal_date": renewal_date,
                 "days_before": (renewal_date - today).days,
-                "option": self._option(snapshot, domain, options),
+                "option": option.value,
                 "payment_method": domain.payment_method.type,
                 "pay_link": self.settings.renew_link(row["subscription_id"]),
                 "grace_ends": eligibility.grace_ends(domain, self.policy),
@@ -246,20 +235,6 @@ class ReminderScheduler:
                 "currency": snapshot.currency,
             },
         )
-
-    def _option(
-        self,
-        snapshot: SubscriptionUpserted,
-        domain: eligibility.Subscription,
-        options: tuple[RenewalOption, ...],
-    ) -> str:
-        if RenewalOption.AUTOMATIC in options:
-            return "auto_renew"
-        if snapshot.purchase_method == "partner" or RenewalOption.MANUAL_ONLINE not in options:
-            return "partner"
-        if domain.payment_method.type in self.policy.manual_only_payment_methods:
-            return "manual_only"  # AUTO-4
-        return "manual"
 
     def _price(
         self, email: Email, prices: list[Price], domain: eligibility.Subscription, today: date

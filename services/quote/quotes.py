@@ -230,13 +230,15 @@ class QuoteHandlers:
             }
             for line in decision.preview.lines
         ]
-        total = sum((line.amount for line in decision.preview.lines), Decimal(0))
+        (totals,) = decision.preview.totals  # one currency per quote (QUO-3)
+        total = totals.total
         promotions = {
             line.promotion_code: line.percent_off
             for line in decision.preview.lines
             if line.promotion_code and line.percent_off is not None
         }
-        to = list(dict.fromkeys([first.buyer.email, *recipients]))
+        # The buyer (ROLE-3) and the recipients the request named (QUO-2).
+        to = list(dict.fromkeys([eligibility.email_recipient(first).email, *recipients]))
         sequence = await unit.connection.fetchval("SELECT nextval('quote_number_seq')")
         quote_number = f"Q-{today.year}-{sequence:06d}"
         await unit.connection.execute(
@@ -258,8 +260,8 @@ class QuoteHandlers:
             json.dumps(lines),
             decision.preview.expires_on,
             self.clock.now(),
-            # The term each line buys starts at today's renewal date (LIFE-4): fixed now.
-            json.dumps({sid: held[sid][1].renewal_date.isoformat() for sid in group}),
+            # Where the term each line buys starts (LIFE-4), fixed now.
+            json.dumps({sid: _term_start(held[sid][1]).isoformat() for sid in group}),
             target_date,
         )
         self._announce(
@@ -333,7 +335,7 @@ class QuoteHandlers:
             term_starts=[
                 TermStart(
                     subscription_id=sid,
-                    term_start=starts.get(sid) or held[sid][1].renewal_date.isoformat(),
+                    term_start=starts.get(sid) or _term_start(held[sid][1]).isoformat(),
                 )
                 for sid in quote["subscription_ids"]
                 if sid in held
@@ -493,6 +495,12 @@ def _quote_request(command: RequestQuote, group: list[str]) -> QuoteRequest:
         recipients=tuple(command.recipients),
         changes=QuoteChanges(**changes),
     )
+
+
+def _term_start(subscription: eligibility.Subscription) -> date:
+    """LIFE-4: the term a quote buys starts at the renewal date it was quoted on."""
+    starts_on, _ = eligibility.renewed_term(subscription)
+    return starts_on
 
 
 def _domain(quote: Any) -> eligibility.Quote:

@@ -1,24 +1,18 @@
 """The renewal rules of DOMAIN.md as pure, synchronous functions (see README.md in this folder).
 
-Everything a service needs is importable from here: the domain types, the policy, one
-`decide_*` function per action returning a `Decision`, the date and price helpers, and the
-schedulers' helpers.
+Everything a service calls is importable from here, and nothing else: the domain types, the
+policy, one `decide_*` function per action returning a `Decision`, the decisions of the
+schedulers (due dates, automatic quotes, reminders), of settlement and of the email recipient.
+The helpers these are made of stay in their modules (README.md, "Inside the package").
 """
 
 from shared.eligibility.dates import (
-    RenewalMethod,
     SubscriptionState,
-    add_months,
-    add_term,
-    days_in_term,
     expires_on,
     grace_ends,
-    is_already_renewed,
-    method_grace_ends,
     renewed_term,
     state_of,
     term_start,
-    window_opens,
 )
 from shared.eligibility.decisions import (
     alignment_target,
@@ -29,7 +23,6 @@ from shared.eligibility.decisions import (
     decide_cancel_quote,
     decide_change_terms,
     decide_manual_renewal,
-    decide_primary_admin_change,
     decide_quote,
 )
 from shared.eligibility.due_dates import (
@@ -37,7 +30,6 @@ from shared.eligibility.due_dates import (
     DueDecision,
     decide_due_date,
     next_renewal_line,
-    retry_on,
 )
 from shared.eligibility.explain import explain
 from shared.eligibility.grouping import Group, group_subscriptions
@@ -56,11 +48,7 @@ from shared.eligibility.model import (
 from shared.eligibility.outcomes import Action, Advisory, Decision, SubscriptionOutcome
 from shared.eligibility.parsing import (
     InvalidRequestError,
-    actor_from_dict,
     parse_explain_request,
-    policy_from_dict,
-    price_from_dict,
-    promotion_from_dict,
     subscription_from_dict,
 )
 from shared.eligibility.policy import Policy
@@ -70,25 +58,20 @@ from shared.eligibility.pricing import (
     PriceBasis,
     PriceLine,
     Totals,
-    best_promotion,
-    find_price,
-    renewal_unit_price,
-    round_money,
 )
-from shared.eligibility.reasons import Reason, in_contract_order
+from shared.eligibility.reasons import Reason
+from shared.eligibility.reminders import (
+    ReminderLook,
+    ReminderOption,
+    next_reminder,
+    reminder_option,
+)
 from shared.eligibility.rendering import decision_to_dict
-from shared.eligibility.roles import email_recipient, may_act_for
+from shared.eligibility.roles import email_recipient
 from shared.eligibility.schedules import (
-    RenewalOption,
-    automatic_quote_date,
     automatic_quote_due,
-    quote_holds_automatic_renewal,
     quote_suspends_auto_renew,
-    reminder_dates,
-    renewal_options,
-    renews_automatically,
 )
-from shared.eligibility.self_service import self_service_available, self_service_reasons
 from shared.eligibility.terms import (
     PaidRenewal,
     RefundReason,
@@ -125,21 +108,15 @@ __all__ = [
     "QuoteRequest",
     "Reason",
     "RefundReason",
-    "RenewalMethod",
-    "RenewalOption",
+    "ReminderLook",
+    "ReminderOption",
     "Reservation",
     "Subscription",
     "SubscriptionOutcome",
     "SubscriptionState",
     "Totals",
-    "actor_from_dict",
-    "add_months",
-    "add_term",
     "alignment_target",
-    "automatic_quote_date",
     "automatic_quote_due",
-    "best_promotion",
-    "days_in_term",
     "decide_accept_quote",
     "decide_add_seats",
     "decide_align_dates",
@@ -148,42 +125,25 @@ __all__ = [
     "decide_change_terms",
     "decide_due_date",
     "decide_manual_renewal",
-    "decide_primary_admin_change",
     "decide_quote",
     "decision_to_dict",
     "email_recipient",
     "expires_on",
     "explain",
-    "find_price",
     "grace_ends",
     "group_subscriptions",
-    "in_contract_order",
-    "is_already_renewed",
-    "may_act_for",
-    "method_grace_ends",
+    "next_reminder",
     "next_renewal_line",
     "parse_explain_request",
-    "policy_from_dict",
-    "price_from_dict",
-    "promotion_from_dict",
-    "quote_holds_automatic_renewal",
     "quote_order_reasons",
     "quote_suspends_auto_renew",
-    "reminder_dates",
-    "renewal_options",
-    "renewal_unit_price",
+    "reminder_option",
     "renewed_term",
-    "renews_automatically",
     "reservation_reasons",
-    "retry_on",
-    "round_money",
     "seats_after_addition",
-    "self_service_available",
-    "self_service_reasons",
     "settle_paid_quote",
     "settle_paid_renewal",
     "state_of",
     "subscription_from_dict",
     "term_start",
-    "window_opens",
 ]

@@ -61,7 +61,6 @@ from shared.eligibility.pricing import (
     unit_price,
 )
 from shared.eligibility.reasons import Reason, in_contract_order
-from shared.eligibility.roles import is_buyer
 from shared.eligibility.self_service import self_service_reasons
 from shared.eligibility.terms import Reservation, reservation_reasons
 
@@ -652,24 +651,6 @@ def decide_align_dates(
         groups=group_subscriptions(aligned, _amounts(lines)),
         preview=preview_of(lines.values()),
     )
-
-
-# ----------------------------------------------------------------------------------------------
-# Roles (ROLE-2)
-
-
-def decide_primary_admin_change(
-    actor: Actor, subscription: Subscription, new_admin: Actor
-) -> Decision:
-    """ROLE-2: only the buyer hands the primary-admin role, to someone of the same CSN; the buyer
-    stays buyer."""
-    reasons = []
-    if not is_buyer(actor, subscription) or new_admin.csn != subscription.csn:
-        reasons.append(Reason.NOT_AUTHORIZED)
-    outcome = SubscriptionOutcome(
-        subscription_id=subscription.subscription_id, reasons=tuple(reasons)
-    )
-    return _single(Action.CHANGE_PRIMARY_ADMIN, [], outcome)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ class Action(StrEnum):
     ALIGN_DATES = "align_dates"
     CANCEL_QUOTE = "cancel_quote"
     ACCEPT_QUOTE = "accept_quote"
-    CHANGE_PRIMARY_ADMIN = "change_primary_admin"
 
 
 class Advisory(StrEnum):

@@ -65,10 +65,6 @@ def promotion_from_dict(data: Mapping[str, Any], prefix: str = "") -> Promotion:
     return _validate(_PROMOTION, data, prefix)
 
 
-def actor_from_dict(data: Mapping[str, Any]) -> Actor:
-    return _validate(_ACTOR, data)
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -272,4 +268,3 @@ def _one_line(error: ValidationError, prefix: str) -> str:
 _SUBSCRIPTION = TypeAdapter(Subscription)
 _PRICE = TypeAdapter(Price)
 _PROMOTION = TypeAdapter(Promotion)
-_ACTOR = TypeAdapter(Actor)

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from shared.eligibility.model import Actor, Person, Subscription
+from typing import Protocol, TypeVar
+
+from shared.eligibility.model import Actor, Subscription
+
+PersonT = TypeVar("PersonT", covariant=True)
+
+
+class Bought(Protocol[PersonT]):
+    """Anything that names its buyer: the package's Subscription, or a service's copy of the
+    subscription system's snapshot (whose person type is the contract's)."""
+
+    @property
+    def buyer(self) -> PersonT: ...
 
 
 def is_buyer(actor: Actor, subscription: Subscription) -> bool:
@@ -26,6 +38,7 @@ def is_agent_of_record(actor: Actor, subscription: Subscription) -> bool:
     return subscription.partner_csn is not None and actor.csn == subscription.partner_csn
 
 
-def email_recipient(subscription: Subscription) -> Person:
-    """ROLE-3: purchase, billing and renewal emails go to the buyer."""
+def email_recipient(subscription: Bought[PersonT]) -> PersonT:
+    """ROLE-3: purchase, billing and renewal emails go to the buyer — never to the primary admin
+    the role was handed to (ROLE-2)."""
     return subscription.buyer

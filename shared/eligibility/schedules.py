@@ -1,23 +1,15 @@
-"""Time-driven helpers for the services' schedulers: automatic renewal, lapse and expiry dates,
-automatic quotes, and the buyer's renewal reminders with the options they list."""
+"""Time-driven helpers for the services' schedulers: automatic renewal (AUTO-1, AUTO-5) and
+automatic quotes (QUO-7). The buyer's reminders are in reminders.py."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, timedelta
-from enum import StrEnum
 
 from shared.eligibility.checks import automatic_payment_reasons
-from shared.eligibility.dates import (
-    RenewalMethod,
-    SubscriptionState,
-    is_already_renewed,
-    method_grace_ends,
-    state_of,
-)
+from shared.eligibility.dates import is_already_renewed
 from shared.eligibility.model import Subscription
 from shared.eligibility.policy import Policy
-from shared.eligibility.self_service import self_service_available
 
 
 def renews_automatically(subscription: Subscription, policy: Policy) -> bool:
@@ -74,49 +66,3 @@ def automatic_quote_due(subscription: Subscription, today: date, policy: Policy)
         and quote_date <= today < subscription.renewal_date
         and not is_already_renewed(subscription, today)
     )
-
-
-def reminder_dates(subscription: Subscription, policy: Policy) -> tuple[date, ...]:
-    """NOTE-1: the days the buyer is reminded before the renewal date (earliest first)."""
-    days = sorted(set(policy.reminder_days_before), reverse=True)
-    return tuple(subscription.renewal_date - timedelta(days=d) for d in days)
-
-
-class RenewalOption(StrEnum):
-    AUTOMATIC = "automatic"
-    MANUAL_ONLINE = "manual_online"
-    SELF_SERVICE_QUOTE = "self_service_quote"
-    PARTNER_QUOTE = "partner_quote"
-    SALES_QUOTE = "sales_quote"
-
-
-def renewal_options(
-    subscription: Subscription, today: date, policy: Policy
-) -> tuple[RenewalOption, ...]:
-    """NOTE-1: the renewal options a reminder lists, as they stand today.
-
-    Automatic when it will renew by itself (AUTO-1) and the renewal date has not passed;
-    manual online payment and a self-service quote where self-service is open (SELF-1, SELF-2)
-    until their grace ends (WIN-2); a partner quote for a partner's subscription, a sales quote
-    for a direct one, until grace ends. None for a trial or an expired subscription.
-    """
-    state = state_of(subscription, today, policy)
-    if state in (SubscriptionState.TRIAL, SubscriptionState.EXPIRED):
-        return ()
-    options: list[RenewalOption] = []
-    if renews_automatically(subscription, policy) and today < subscription.renewal_date:
-        options.append(RenewalOption.AUTOMATIC)
-    self_service = self_service_available(subscription, policy)
-    if self_service and today <= method_grace_ends(
-        subscription.renewal_date, RenewalMethod.MANUAL_ONLINE, policy
-    ):
-        options.append(RenewalOption.MANUAL_ONLINE)
-    quote_open = today <= method_grace_ends(subscription.renewal_date, RenewalMethod.QUOTE, policy)
-    if self_service and quote_open:
-        options.append(RenewalOption.SELF_SERVICE_QUOTE)
-    if quote_open:
-        if subscription.purchase_method == "partner":
-            options.append(RenewalOption.PARTNER_QUOTE)
-        else:
-            options.append(RenewalOption.SALES_QUOTE)
-    return tuple(options)

@@ -10,7 +10,7 @@ from deploy.local import samples
 from shared.contracts import topics
 from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.renewal_commands import AddSeats, AlignRenewalDates, ChangeRenewalTerms
-from shared.eligibility import add_term
+from shared.eligibility.dates import add_term
 from tests.scenarios.steps import (
     RENEWAL_DATE,
     about_subject,

@@ -12,7 +12,7 @@ from services.renewal.new_purchases import new_subscription_id
 from shared.contracts import topics
 from shared.contracts.quote_commands import AcceptQuote, QuoteChanges, RequestQuote
 from shared.contracts.renewal_commands import AddSeats, AlignRenewalDates, ChangeRenewalTerms
-from shared.eligibility import add_term
+from shared.eligibility.dates import add_term
 from tests.scenarios.steps import (
     RENEWAL_DATE,
     about_subject,

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 from deploy.local import samples
 from shared.contracts import topics
-from shared.eligibility import add_term
+from shared.eligibility.dates import add_term
 from tests.scenarios.steps import (
     about_subject,
     answering,

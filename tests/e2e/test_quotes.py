@@ -12,7 +12,7 @@ from shared.contracts import topics
 from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.common import Actor
 from shared.contracts.quote_commands import AcceptQuote, CancelQuote, QuoteChanges, RequestQuote
-from shared.eligibility import add_term
+from shared.eligibility.dates import add_term
 from tests.scenarios.steps import (
     RENEWAL_DATE,
     about_subject,

@@ -12,7 +12,7 @@ from deploy.local import samples
 from shared.contracts import topics
 from shared.contracts.common import Actor
 from shared.contracts.renewal_commands import ChangeRenewalTerms
-from shared.eligibility import add_term
+from shared.eligibility.dates import add_term
 from tests.scenarios.steps import (
     about_subject,
     answering,

@@ -14,7 +14,7 @@ from shared.contracts.common import Actor
 from shared.contracts.payment_events import PaymentReceived
 from shared.contracts.quote_commands import AcceptQuote, CancelQuote, RequestQuote
 from shared.contracts.renewal_commands import SetAutoRenew
-from shared.eligibility import add_term
+from shared.eligibility.dates import add_term
 from tests.scenarios.steps import (
     about_subject,
     answering,

@@ -20,7 +20,7 @@ import pytest
 from deploy.local import samples
 from shared.contracts import topics
 from shared.contracts.envelope import encode
-from shared.eligibility import add_term
+from shared.eligibility.dates import add_term
 from tests.scenarios.settled import settled
 from tests.scenarios.stack import RunningStack
 from tests.scenarios.steps import (

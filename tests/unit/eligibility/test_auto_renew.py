@@ -4,12 +4,8 @@ from datetime import timedelta
 
 import pytest
 
-from shared.eligibility import (
-    PaymentMethod,
-    QuoteChanges,
-    quote_suspends_auto_renew,
-    renews_automatically,
-)
+from shared.eligibility import PaymentMethod, QuoteChanges, quote_suspends_auto_renew
+from shared.eligibility.schedules import renews_automatically
 
 from .builders import TODAY, auto_renew, codes, policy, quote, reasons_of, renewing_in
 

@@ -4,16 +4,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from shared.eligibility import (
-    SubscriptionState,
-    add_term,
-    expires_on,
-    grace_ends,
-    state_of,
-    term_start,
-    window_opens,
-)
-from shared.eligibility.dates import days_in_term
+from shared.eligibility import SubscriptionState, expires_on, grace_ends, state_of, term_start
+from shared.eligibility.dates import add_term, days_in_term, window_opens
 
 from .builders import TODAY, policy, renewing_in, subscription
 

@@ -4,13 +4,8 @@ charge and its retries inside grace, AUTO-5, LIFE-2's lapse, LIFE-3's expiry, th
 from datetime import timedelta
 from decimal import Decimal
 
-from shared.eligibility import (
-    Reservation,
-    decide_due_date,
-    expires_on,
-    grace_ends,
-    retry_on,
-)
+from shared.eligibility import Reservation, decide_due_date, expires_on, grace_ends
+from shared.eligibility.due_dates import retry_on
 
 from .builders import PRICES, TODAY, policy, renewing_in
 

@@ -5,7 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from shared.eligibility import QuoteChanges, Reason, SubscriptionState, add_term
+from shared.eligibility import QuoteChanges, Reason, SubscriptionState
+from shared.eligibility.dates import add_term
 
 from .builders import (
     TODAY,

@@ -7,13 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.eligibility import (
-    InvalidRequestError,
-    parse_explain_request,
-    price_from_dict,
-    promotion_from_dict,
-    subscription_from_dict,
-)
+from shared.eligibility import InvalidRequestError, parse_explain_request, subscription_from_dict
+from shared.eligibility.parsing import price_from_dict, promotion_from_dict
 
 EXAMPLES = Path(__file__).parents[3] / "shared" / "eligibility" / "examples"
 

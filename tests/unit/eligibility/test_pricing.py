@@ -5,15 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from shared.eligibility import (
-    Price,
-    PriceBasis,
-    QuoteChanges,
-    find_price,
-    renewal_unit_price,
-    round_money,
-)
-from shared.eligibility.pricing import price_line
+from shared.eligibility import Price, PriceBasis, QuoteChanges
+from shared.eligibility.pricing import find_price, price_line, renewal_unit_price, round_money
 
 from .builders import PRICES, TODAY, change_terms, policy, quote, renew, subscription
 

@@ -16,7 +16,6 @@ from shared.eligibility import (
     QuoteChanges,
     QuoteRequest,
     Reason,
-    add_term,
     decide_add_seats,
     decide_align_dates,
     decide_auto_renew,
@@ -24,10 +23,11 @@ from shared.eligibility import (
     decide_manual_renewal,
     decide_quote,
     group_subscriptions,
-    in_contract_order,
 )
+from shared.eligibility.dates import add_term
 from shared.eligibility.grouping import group_key
 from shared.eligibility.pricing import price_line, prorated_days_left
+from shared.eligibility.reasons import in_contract_order
 
 from .builders import ACTOR, BUYER, PRICES, TODAY, policy, promotion, subscription
 

@@ -11,12 +11,12 @@ from shared.eligibility import (
     PaymentMethod,
     Quote,
     QuoteChanges,
-    automatic_quote_date,
     automatic_quote_due,
     decide_accept_quote,
     decide_cancel_quote,
 )
 from shared.eligibility.identity import Sender
+from shared.eligibility.schedules import automatic_quote_date
 
 from .builders import (
     ACTOR,

@@ -3,7 +3,8 @@
 import typing
 
 from shared.contracts.common import ReasonCode
-from shared.eligibility import Reason, in_contract_order
+from shared.eligibility import Reason
+from shared.eligibility.reasons import in_contract_order
 
 
 def test_reasons_are_the_contracts_codes_in_the_contracts_order():

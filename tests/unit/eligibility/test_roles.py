@@ -2,7 +2,7 @@
 
 import pytest
 
-from shared.eligibility import Actor, Person, decide_primary_admin_change, email_recipient
+from shared.eligibility import Actor, Person, email_recipient
 
 from .builders import (
     ACTOR,
@@ -66,20 +66,6 @@ def test_role_1_a_partners_quote_may_come_from_the_agent_of_record(actor, channe
     assert ("NOT_AUTHORIZED" in reasons_of(quote(sub, channel=channel, actor=actor))) is (
         not authorized
     )
-
-
-@pytest.mark.parametrize(
-    ("actor", "new_admin", "allowed"),
-    [
-        (ACTOR, Actor(user_id="U-2", csn="CSN-100"), True),
-        (ACTOR, Actor(user_id="U-2", csn="CSN-999"), False),  # not of the same CSN
-        (Actor(user_id="U-2", csn="CSN-100"), Actor(user_id="U-3", csn="CSN-100"), False),
-    ],
-)
-def test_role_2_the_buyer_hands_the_primary_admin_role_within_the_csn(actor, new_admin, allowed):
-    decision = decide_primary_admin_change(actor, renewing_in(30), new_admin)
-    assert decision.allowed is allowed
-    assert reasons_of(decision) == (set() if allowed else {"NOT_AUTHORIZED"})
 
 
 @pytest.mark.parametrize("primary_admin", [None, ADMIN])

@@ -2,7 +2,8 @@
 
 import pytest
 
-from shared.eligibility import Actor, Flags, self_service_reasons
+from shared.eligibility import Actor, Flags
+from shared.eligibility.self_service import self_service_reasons
 
 from .builders import (
     ACTOR,

@@ -6,7 +6,8 @@ from datetime import date, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.eligibility import add_months, add_term, grace_ends, settle_paid_renewal, term_start
+from shared.eligibility import grace_ends, settle_paid_renewal, term_start
+from shared.eligibility.dates import add_months, add_term
 
 from .builders import policy, subscription
 

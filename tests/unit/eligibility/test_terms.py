@@ -11,15 +11,15 @@ from shared.eligibility import (
     Reason,
     RefundReason,
     Reservation,
-    add_term,
     decide_cancel_quote,
     decide_manual_renewal,
     grace_ends,
-    quote_holds_automatic_renewal,
     quote_order_reasons,
     reservation_reasons,
     settle_paid_renewal,
 )
+from shared.eligibility.dates import add_term
+from shared.eligibility.schedules import quote_holds_automatic_renewal
 
 from .builders import ACTOR, PRICES, TODAY, policy, renewing_in, subscription
 
