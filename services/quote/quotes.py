@@ -309,6 +309,7 @@ class QuoteHandlers:
             channel=sender.channel if sender is not None else "self_service",
             today=today,
             sender=sender,
+            subscriptions=[held[sid][1] for sid in quote["subscription_ids"] if sid in held],
         )
         if eligibility.Reason.NOT_AUTHORIZED in decision.reasons:
             self._reject(
@@ -344,7 +345,7 @@ class QuoteHandlers:
             csn=quote["csn"],
             currency=quote["currency"],
             purchase_method=first.purchase_method,
-            payment_method=first.payment_method,
+            payment_method=first.payment_method,  # every subscription's (MAN-2, decided above)
             lines=[
                 OrderLine(
                     subscription_id=line["subscription_id"],

@@ -137,6 +137,16 @@ def alignment_reasons(subscriptions: Sequence[Subscription]) -> list[Reason]:
     return reasons
 
 
+def one_charge_reasons(subscriptions: Sequence[Subscription]) -> list[Reason]:
+    """MAN-2: one order is one charge, on one payment method valid for all its subscriptions.
+    Subscriptions whose methods differ (a card and a bank transfer, two cards) can't share it,
+    and none is ever charged to another's method: a quote of them is refused, not split (a
+    quote is one document, one order)."""
+    if len({s.payment_method for s in subscriptions}) > 1:
+        return [Reason.PAYMENT_METHOD_MISMATCH]
+    return []
+
+
 def alignment_method_reasons(subscription: Subscription) -> list[Reason]:
     """ALIGN-1: the shared payment method must be valid, or the dates would move on a method
     that can't pay the next renewal."""

@@ -19,6 +19,7 @@ from shared.eligibility.checks import (
     automatic_payment_reasons,
     current_term_reasons,
     grace_reasons,
+    one_charge_reasons,
     renewal_timing_reasons,
     request_size_reasons,
     same_customer_reasons,
@@ -349,6 +350,8 @@ def decide_quote(
         request_reasons.append(Reason.TOO_MANY_RECIPIENTS)
     if request.kind == "alignment":
         request_reasons += alignment_reasons(known)
+    else:
+        request_reasons += one_charge_reasons(known)
     if request.channel == "self_service":
         request_reasons += _not_self_service_reasons(request, known, today)
 
@@ -429,9 +432,11 @@ def decide_accept_quote(
     channel: Channel,
     today: date,
     sender: Sender | None = None,
+    subscriptions: Sequence[Subscription] = (),
 ) -> Decision:
     """QUO-8, ROLE-1: the buyer accepts and pays, before the quote expires or is cancelled
-    (QUOTE_EXPIRED).
+    (QUOTE_EXPIRED), in one charge on one payment method (MAN-2: `subscriptions` as they are
+    now, PAYMENT_METHOD_MISMATCH when their methods changed apart since the quote was sent).
     Through a partner, only the quote's agent of record relays it. Anyone else gets
     NOT_AUTHORIZED and nothing more: not whether it expired, nor whether it was accepted."""
     if not may_handle_quote(actor, quote, channel=channel, sender=sender) or (
@@ -439,6 +444,7 @@ def decide_accept_quote(
     ):
         return _refused(Action.ACCEPT_QUOTE)
     reasons = [Reason.QUOTE_EXPIRED] if today > quote.expires_on or quote.closed else []
+    reasons += one_charge_reasons(subscriptions)
     return Decision(action=Action.ACCEPT_QUOTE, allowed=not reasons, reasons=tuple(reasons))
 
 

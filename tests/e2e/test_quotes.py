@@ -346,3 +346,57 @@ async def test_quo_3_one_quote_never_mixes_agents_of_record(stack, upstream, wat
     command = await _quoted(upstream, watcher, admin_db, csn, *subscriptions, channel="sales")
     [refused] = await watcher.wait_for(answering(command.request_id, "quote.rejected"))
     assert "MIXED_PARTNER" in refused.data["reasons"]
+
+
+async def test_man_2_a_quote_is_one_charge_on_one_payment_method(
+    stack, upstream, watcher, admin_db
+):
+    """A card and a bank transfer can't share a quote's one charge: refused when asked for; and
+    a quote of two cards whose second became a bank transfer upstream after it was sent is not
+    accepted (it would charge that subscription to the other's card): nothing is charged."""
+    csn = samples.unique_csn()
+    product = await _priced(upstream, admin_db, csn)
+    card, other = (
+        samples.subscription(f"S{n}-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product)
+        for n in (1, 2)
+    )
+    transfer = samples.subscription(
+        f"S3-{csn}",
+        csn,
+        renewal_date=RENEWAL_DATE,
+        product_code=product,
+        payment_type="bank_transfer",
+    )
+    mixed = await _quoted(upstream, watcher, admin_db, csn, card, transfer)
+    [refused] = await watcher.wait_for(answering(mixed.request_id, "quote.rejected"))
+    assert "PAYMENT_METHOD_MISMATCH" in refused.data["reasons"]
+
+    cards = await _quoted(upstream, watcher, admin_db, csn, card, other)
+    [sent] = await watcher.wait_for(answering(cards.request_id, "quote.sent"))
+    moved = samples.subscription(
+        other.subscription_id,
+        csn,
+        renewal_date=RENEWAL_DATE,
+        product_code=product,
+        payment_type="bank_transfer",
+        revision=other.revision + 1,
+    )
+    await given_subscriptions(upstream, admin_db, moved)
+    await until(
+        lambda: admin_db.fetchval(
+            "SELECT s.snapshot->'payment_method'->>'type' = 'bank_transfer'"
+            " AND f.state->'payment_method'->>'type' = 'bank_transfer'"
+            " FROM quote.subscriptions AS s JOIN quote.subscription_states AS f"
+            " USING (subscription_id) WHERE subscription_id = $1",
+            other.subscription_id,
+        ),
+        what="quote to follow the new payment method (snapshot, then renewal's state)",
+    )
+    accept = AcceptQuote(
+        request_id=f"accept-{csn}", actor=buyer(csn), quote_number=sent.data["quote_number"]
+    )
+    await upstream.send(topics.QUOTE_COMMANDS, samples.event(accept, csn))
+    [rejected] = await watcher.wait_for(answering(accept.request_id, "quote.rejected"))
+    assert rejected.data["reasons"] == ["PAYMENT_METHOD_MISMATCH"]
+    await stack.settled(admin_db)
+    assert await charges_for(admin_db, csn) == 0

@@ -279,3 +279,37 @@ def test_quote_is_one_document_refused_when_any_subscription_is():
     decision = quote(renewing_in(30, "S-1"), renewing_in(200, "S-2"))
     assert decision.allowed_ids == ("S-1",)
     assert not decision.allowed
+
+
+@pytest.mark.parametrize("kind", ["renewal", "new"])
+@pytest.mark.parametrize(
+    ("second_method", "reasons"),
+    [
+        (None, []),
+        (BANK_TRANSFER, ["PAYMENT_METHOD_MISMATCH"]),  # a card and a bank transfer
+        (PaymentMethod(type="card", recurring=True, valid=False), ["PAYMENT_METHOD_MISMATCH"]),
+    ],
+)
+def test_man_2_a_quote_is_one_charge_on_one_payment_method(kind, second_method, reasons):
+    """A quote is one order: its subscriptions must share one payment method, or the buyer's
+    acceptance would charge them all to the first one's."""
+    second = {} if second_method is None else {"payment_method": second_method}
+    decision = quote(renewing_in(30, "S-1"), renewing_in(30, "S-2", **second), kind=kind)
+    assert codes(decision.reasons) == reasons
+    assert decision.allowed is not reasons
+
+
+def test_man_2_a_quote_whose_methods_drifted_apart_since_it_was_sent_is_not_accepted():
+    """The subscription system changed one subscription's method after the quote was sent:
+    accepting it would charge that subscription to the other's method."""
+    sent = Quote(quote_number="Q-1", csn="CSN-100", expires_on=TODAY + timedelta(days=10))
+    same = [renewing_in(30, "S-1"), renewing_in(30, "S-2")]
+    apart = [renewing_in(30, "S-1"), renewing_in(30, "S-2", payment_method=BANK_TRANSFER)]
+    accepted = decide_accept_quote(
+        ACTOR, sent, buyer=BUYER, channel="self_service", today=TODAY, subscriptions=same
+    )
+    refused = decide_accept_quote(
+        ACTOR, sent, buyer=BUYER, channel="self_service", today=TODAY, subscriptions=apart
+    )
+    assert accepted.allowed and not accepted.reasons
+    assert codes(refused.reasons) == ["PAYMENT_METHOD_MISMATCH"] and not refused.allowed
