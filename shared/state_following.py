@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from shared import eligibility
 from shared.contracts.state_events import SubscriptionState
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.types import DbConnection
@@ -73,3 +74,12 @@ def followed_fields(
             status="trial" if state.status == "trial" else "active",
         )
     return fields
+
+
+def followed_subscription(
+    snapshot: SubscriptionUpserted, state: SubscriptionState | None, **stored: Any
+) -> eligibility.Subscription:
+    """The eligibility package's view of a followed subscription: `followed_fields`, then
+    what the service's own columns hold (`stored`, the contract's field names) where its claim
+    read them."""
+    return eligibility.subscription_from_dict({**followed_fields(snapshot, state), **stored})

@@ -39,7 +39,7 @@ from shared.eligibility import Policy, Price, ReminderLook
 from shared.messaging.loops import WorkLoop
 from shared.messaging.parking import IsolatingClaims, not_parked
 from shared.plumbing.faults import REMINDERS_AFTER_COMMIT, FaultPoints
-from shared.state_following import followed_fields
+from shared.state_following import followed_subscription
 
 log = logging.getLogger(__name__)
 
@@ -209,9 +209,7 @@ class ReminderScheduler:
         today: date = row["today"]
         renewal_date: date = row["renewal_date"]
         snapshot = SubscriptionUpserted.model_validate_json(row["snapshot"])
-        domain = eligibility.subscription_from_dict(
-            {**followed_fields(snapshot, state), "renewal_date": renewal_date.isoformat()}
-        )
+        domain = followed_subscription(snapshot, state, renewal_date=renewal_date.isoformat())
         option = eligibility.reminder_option(
             domain, today, self.policy, partner_reminds=self.settings.partner_reminds
         )

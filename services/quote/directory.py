@@ -10,7 +10,7 @@ from shared import eligibility
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.types import DbConnection
 from shared.messaging.consumer import BatchEventHandler, Delivery, UnitOfWork, handles_batch
-from shared.state_following import follow_states, followed_fields, state_from_column
+from shared.state_following import follow_states, followed_subscription, state_from_column
 from shared.test_clocks import save_time_zones
 
 
@@ -72,10 +72,16 @@ async def subscriptions(
     found = {}
     for row in rows:
         snapshot = SubscriptionUpserted.model_validate_json(row["snapshot"])
-        fields = followed_fields(snapshot, state_from_column(row["state"]))
+        stored = {}
         if row["state"] is None:  # before renewal's first state: the columns as stored
-            fields.update(
-                renewal_date=row["renewal_date"].isoformat(), term=row["term"], seats=row["seats"]
-            )
-        found[snapshot.subscription_id] = (snapshot, eligibility.subscription_from_dict(fields))
+            stored = {
+                "renewal_date": row["renewal_date"].isoformat(),
+                "term": row["term"],
+                "seats": row["seats"],
+            }
+        state = state_from_column(row["state"])
+        found[snapshot.subscription_id] = (
+            snapshot,
+            followed_subscription(snapshot, state, **stored),
+        )
     return found
