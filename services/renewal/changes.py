@@ -113,10 +113,10 @@ class ChangeHandlers:
         prices, promotions = await load_catalog(unit.connection, products)
         return ChangeContext(unit, delivery, held, today, prices, promotions)
 
-    async def change_terms(self, unit: UnitOfWork, delivery: Delivery) -> None:
+    async def change_terms(self, unit: UnitOfWork, delivery: Delivery[ChangeRenewalTerms]) -> None:
         """TERM-1, SEAT-2: recorded now, effective at the next renewal, at the renewal price of
         the new term (PRICE-1); reducing seats takes effect at renewal only."""
-        command: ChangeRenewalTerms = delivery.data
+        command = delivery.data
         context = await self._context(unit, delivery, [command.subscription_id])
         if context is None:
             return
@@ -156,9 +156,9 @@ class ChangeHandlers:
             ),
         )
 
-    async def add_seats(self, unit: UnitOfWork, delivery: Delivery) -> None:
+    async def add_seats(self, unit: UnitOfWork, delivery: Delivery[AddSeats]) -> None:
         """SEAT-1: an order for the pro-rata amount; the seats are added once it is paid."""
-        command: AddSeats = delivery.data
+        command = delivery.data
         context = await self._context(unit, delivery, [command.subscription_id])
         if context is None:
             return
@@ -174,10 +174,10 @@ class ChangeHandlers:
             context, "seats", {"seats_added": command.seats}, [(line, subscription)], line.amount
         )
 
-    async def align_dates(self, unit: UnitOfWork, delivery: Delivery) -> None:
+    async def align_dates(self, unit: UnitOfWork, delivery: Delivery[AlignRenewalDates]) -> None:
         """ALIGN-1: every renewal date moves to the target once the pro-rata extension is paid;
         an alignment that costs nothing takes effect at once."""
-        command: AlignRenewalDates = delivery.data
+        command = delivery.data
         context = await self._context(unit, delivery, command.subscription_ids)
         if context is None:
             return

@@ -12,6 +12,7 @@ automatically a subscription an open quote covers (services/renewal/due_date_eng
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from services.renewal.subscriptions import load_subscriptions, record_history, to_domain
 from shared.clock import Clock
@@ -30,8 +31,8 @@ from shared.messaging.consumer import (
 
 
 def quote_events_handler(clock: Clock, source: str) -> BatchHandler:
-    async def remember(unit: UnitOfWork, delivery: Delivery) -> None:
-        sent: QuoteSent = delivery.data
+    async def remember(unit: UnitOfWork, delivery: Delivery[QuoteSent]) -> None:
+        sent = delivery.data
         if sent.kind != "renewal":
             return  # AUTO-5 is a renewal quote's: an alignment or a new purchase holds nothing
         held = await load_subscriptions(
@@ -57,7 +58,7 @@ def quote_events_handler(clock: Clock, source: str) -> BatchHandler:
             await _switch(unit, delivery, changing, enabled=False)
 
     async def _switch(
-        unit: UnitOfWork, delivery: Delivery, ids: list[str], *, enabled: bool
+        unit: UnitOfWork, delivery: Delivery[Any], ids: list[str], *, enabled: bool
     ) -> None:
         await unit.connection.execute(
             "UPDATE subscriptions SET auto_renew = $2, updated_at = now()"
@@ -90,7 +91,9 @@ def quote_events_handler(clock: Clock, source: str) -> BatchHandler:
                 new_event(changed, subject=delivery.event.subject, source=source, time=now),
             )
 
-    async def close(unit: UnitOfWork, delivery: Delivery) -> None:
+    async def close(
+        unit: UnitOfWork, delivery: Delivery[QuoteExpired] | Delivery[QuoteCancelled]
+    ) -> None:
         """An expired or cancelled quote: auto-renew back on where AUTO-5 switched it off."""
         row = await unit.connection.fetchrow(
             "UPDATE quotes SET status = 'closed' WHERE quote_number = $1 AND status = 'sent'"
@@ -100,10 +103,10 @@ def quote_events_handler(clock: Clock, source: str) -> BatchHandler:
         if row is not None and row["auto_renew_suspended"]:
             await _switch(unit, delivery, list(row["auto_renew_suspended"]), enabled=True)
 
-    async def paid(unit: UnitOfWork, delivery: Delivery) -> None:
+    async def paid(unit: UnitOfWork, delivery: Delivery[QuotePaid]) -> None:
         """The quote's order renewed its subscriptions when billing said it was paid
         (services/renewal/settlement.py, purpose `quote`); here AUTO-5 gives auto-renew back."""
-        paid: QuotePaid = delivery.data
+        paid = delivery.data
         row = await unit.connection.fetchrow(
             "UPDATE quotes SET status = 'paid' WHERE quote_number = $1 AND status = 'sent'"
             " RETURNING auto_renew_suspended",

@@ -28,8 +28,10 @@ from shared.test_clocks import CsnClock
 def quote_order_handler(clock: Clock, policy: Policy, source: str) -> EventHandler:
     csn_clock = CsnClock(clock)
 
-    async def reserve_quote_order(unit: UnitOfWork, delivery: Delivery) -> None:
-        command: QuoteOrderRequested = delivery.data
+    async def reserve_quote_order(
+        unit: UnitOfWork, delivery: Delivery[QuoteOrderRequested]
+    ) -> None:
+        command = delivery.data
         connection = unit.connection
         if await connection.fetchval(
             "SELECT true FROM orders WHERE order_id = $1", command.order_id

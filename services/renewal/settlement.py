@@ -482,7 +482,7 @@ def billing_events_handler(clock: Clock, source: str, policy: Policy) -> BatchHa
     async def settle(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
         await Settlement(unit, clock, source, policy).apply(deliveries)
 
-    async def awaiting(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
+    async def awaiting(unit: UnitOfWork, deliveries: list[Delivery[PaymentAwaitingManual]]) -> None:
         # A manual payment's last day: after it the order is abandoned, its reservation released.
         await note_pay_by(unit.connection, {d.data.order_id: d.data.pay_by for d in deliveries})
 
