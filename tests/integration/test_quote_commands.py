@@ -83,8 +83,10 @@ def _buyer(csn: str) -> Actor:
     return Actor(user_id=f"{csn}-buyer", csn=csn)
 
 
-async def _sent_quote(settings: DatabaseSettings) -> tuple[str, str, list[str]]:
-    """A renewal quote that sales sent to the buyer."""
+async def _requested(
+    settings: DatabaseSettings, **fields: Any
+) -> tuple[str, list[str], dict[str, Any]]:
+    """Sales asks a renewal quote for a new customer's subscription; the `quote.sent`."""
     csn, ids = await _customer(settings)
     request = RequestQuote(
         request_id=f"r-{csn}",
@@ -92,10 +94,15 @@ async def _sent_quote(settings: DatabaseSettings) -> tuple[str, str, list[str]]:
         channel="sales",
         kind="renewal",
         subscription_ids=ids,
-        recipients=[],
+        **{"recipients": [], **fields},
     )
     [sent] = await _command(settings, request, csn, "sales")
     assert sent["type"] == "quote.sent"
+    return csn, ids, sent
+
+
+async def _sent_quote(settings: DatabaseSettings) -> tuple[str, str, list[str]]:
+    csn, ids, sent = await _requested(settings)
     return csn, sent["data"]["quote_number"], ids
 
 
@@ -103,17 +110,7 @@ async def test_quo_1_a_requested_quote_is_priced_numbered_and_sent(
     quote_db: DatabaseSettings,
 ) -> None:
     """The quote buys what it changes (three years, two seats) at the renewal price (PRICE-1)."""
-    csn, ids = await _customer(quote_db)
-    request = RequestQuote(
-        request_id="r-priced",
-        actor=Actor(user_id="sales-rep", csn=csn),
-        channel="sales",
-        kind="renewal",
-        subscription_ids=ids,
-        recipients=[],
-        changes=QuoteChanges(term="three_year", seats=2),
-    )
-    [sent] = await _command(quote_db, request, csn, "sales")
+    _, ids, sent = await _requested(quote_db, changes=QuoteChanges(term="three_year", seats=2))
 
     quote = sent["data"]
     assert quote["quote_number"].startswith(f"Q-{TODAY.year}-")
@@ -125,18 +122,17 @@ async def test_quo_1_a_requested_quote_is_priced_numbered_and_sent(
 
 
 async def test_quo_1_recipients_are_the_buyer_and_those_named(quote_db: DatabaseSettings) -> None:
-    csn, ids = await _customer(quote_db)
-    request = RequestQuote(
-        request_id="r-recipients",
-        actor=Actor(user_id="sales-rep", csn=csn),
-        channel="sales",
-        kind="renewal",
-        subscription_ids=ids,
-        recipients=["finance@example.com"],
-    )
-    [sent] = await _command(quote_db, request, csn, "sales")
+    csn, ids, sent = await _requested(quote_db, recipients=["finance@example.com"])
     assert sent["data"]["recipients"] == [f"buyer@{csn.lower()}.example.com", "finance@example.com"]
     assert sent["data"]["subscription_ids"] == ids and sent["subject"] == csn
+
+
+async def _accepted_quote(settings: DatabaseSettings) -> tuple[str, str, str]:
+    """A sent quote the buyer accepted: its CSN, number and the order renewal was asked for."""
+    csn, quote_number, _ = await _sent_quote(settings)
+    accept = AcceptQuote(request_id="r-accept", actor=_buyer(csn), quote_number=quote_number)
+    [asked] = await _command(settings, accept, csn, "portal")
+    return csn, quote_number, asked["data"]["order_id"]
 
 
 async def test_quo_8_an_accepted_quote_asks_renewal_for_its_order_once(
@@ -159,72 +155,50 @@ async def test_quo_8_an_accepted_quote_asks_renewal_for_its_order_once(
     assert await _command(quote_db, again, csn, "portal") == []  # one order, one charge
 
 
-async def test_issue_14_renewals_refusal_rejects_and_opens_the_quote_again(
-    quote_db: DatabaseSettings,
+@pytest.mark.parametrize("refused", [True, False], ids=["refused", "released unpaid"])
+async def test_issue_14_renewals_refusal_or_release_opens_the_quote_again(
+    quote_db: DatabaseSettings, refused: bool
 ) -> None:
-    csn, quote_number, _ = await _sent_quote(quote_db)
-    accept = AcceptQuote(request_id="r-accept", actor=_buyer(csn), quote_number=quote_number)
-    [asked] = await _command(quote_db, accept, csn, "portal")
-    refused = QuoteOrderRefused(
-        request_id="r-accept",
+    """Renewal placed no order (the buyer hears why), or released it unpaid: open again."""
+    csn, quote_number, order_id = await _accepted_quote(quote_db)
+    answer = (
+        QuoteOrderRefused(
+            request_id="r-accept",
+            quote_number=quote_number,
+            order_id=order_id,
+            reasons=["RENEWAL_IN_PROGRESS"],
+        )
+        if refused
+        else QuoteOrderReleased(quote_number=quote_number, order_id=order_id)
+    )
+
+    await handle_in_transaction(quote_db, answers[type(answer)], delivered(answer, csn, time=NOW))
+
+    told = [(e["type"], e["data"]["reasons"]) for e in await taken_outbox(quote_db)]
+    assert told == ([("quote.rejected", ["RENEWAL_IN_PROGRESS"])] if refused else [])
+    row = await _quote_row(quote_db, quote_number)
+    assert (row["status"], row["order_id"]) == ("sent", None)
+
+
+def _cancel_by_sales(csn: str, quote_number: str) -> CancelQuote:
+    return CancelQuote(
+        request_id=f"r-cancel-{quote_number}",
+        actor=Actor(user_id="sales-rep", csn=csn),
+        channel="sales",
         quote_number=quote_number,
-        order_id=asked["data"]["order_id"],
-        reasons=["RENEWAL_IN_PROGRESS"],
     )
-
-    await handle_in_transaction(
-        quote_db, answers[QuoteOrderRefused], delivered(refused, csn, time=NOW)
-    )
-
-    [rejected] = await taken_outbox(quote_db)
-    assert (rejected["type"], rejected["data"]["reasons"]) == (
-        "quote.rejected",
-        ["RENEWAL_IN_PROGRESS"],
-    )
-    row = await _quote_row(quote_db, quote_number)
-    assert (row["status"], row["order_id"]) == ("sent", None)
-
-
-async def test_issue_14_an_order_released_unpaid_opens_the_quote_again(
-    quote_db: DatabaseSettings,
-) -> None:
-    csn, quote_number, _ = await _sent_quote(quote_db)
-    accept = AcceptQuote(request_id="r-accept", actor=_buyer(csn), quote_number=quote_number)
-    [asked] = await _command(quote_db, accept, csn, "portal")
-    released = QuoteOrderReleased(quote_number=quote_number, order_id=asked["data"]["order_id"])
-
-    await handle_in_transaction(
-        quote_db, answers[QuoteOrderReleased], delivered(released, csn, time=NOW)
-    )
-
-    row = await _quote_row(quote_db, quote_number)
-    assert (row["status"], row["order_id"]) == ("sent", None)
 
 
 async def test_quo_5_sales_cancels_an_open_quote_never_an_accepted_one(
     quote_db: DatabaseSettings,
 ) -> None:
     csn, open_quote, _ = await _sent_quote(quote_db)
-    cancel = CancelQuote(
-        request_id="r-cancel",
-        actor=Actor(user_id="sales-rep", csn=csn),
-        channel="sales",
-        quote_number=open_quote,
-    )
-    [cancelled] = await _command(quote_db, cancel, csn, "sales")
+    [cancelled] = await _command(quote_db, _cancel_by_sales(csn, open_quote), csn, "sales")
     assert (cancelled["type"], cancelled["data"]["quote_number"]) == ("quote.cancelled", open_quote)
     assert (await _quote_row(quote_db, open_quote))["status"] == "cancelled"
 
-    csn, accepted, _ = await _sent_quote(quote_db)
-    accept = AcceptQuote(request_id="r-accept", actor=_buyer(csn), quote_number=accepted)
-    await _command(quote_db, accept, csn, "portal")
-    late = CancelQuote(
-        request_id="r-late",
-        actor=Actor(user_id="sales-rep", csn=csn),
-        channel="sales",
-        quote_number=accepted,
-    )
-    [refused] = await _command(quote_db, late, csn, "sales")
+    csn, accepted, _ = await _accepted_quote(quote_db)
+    [refused] = await _command(quote_db, _cancel_by_sales(csn, accepted), csn, "sales")
     assert (refused["type"], refused["data"]["reasons"]) == (
         "quote.rejected",
         ["QUOTE_ALREADY_ACCEPTED"],
