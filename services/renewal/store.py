@@ -1,4 +1,5 @@
-"""Renewal's orders and what settling them saves: the SQL, and the typed rows it returns.
+"""Renewal's orders, what settling them saves, and the open quotes it follows: the SQL, and the
+typed rows it returns.
 
 An order is what renewal asked billing to charge: a renewal (manual, bulk or automatic), an
 accepted quote's order (purpose `quote`, of a kind: QUO-3), seats added (SEAT-1) or dates
@@ -189,3 +190,38 @@ async def look_again(connection: DbConnection, subscription_ids: Collection[str]
             "UPDATE subscriptions SET next_check_for = NULL WHERE subscription_id = ANY($1)",
             list(subscription_ids),
         )
+
+
+async def remember_quote(
+    connection: DbConnection,
+    quote_number: str,
+    csn: str,
+    lines: Sequence[Mapping[str, Any]],
+    auto_renew_suspended: Sequence[str],
+) -> bool:
+    """Keep a sent renewal quote while it is open (AUTO-5), with the subscriptions whose
+    auto-renew it switched off; False when it was kept already (the same `quote.sent` again)."""
+    return bool(
+        await connection.fetchval(
+            "INSERT INTO quotes (quote_number, csn, lines, auto_renew_suspended)"
+            " VALUES ($1, $2, $3::jsonb, $4) ON CONFLICT (quote_number) DO NOTHING RETURNING true",
+            quote_number,
+            csn,
+            json.dumps(list(lines)),
+            list(auto_renew_suspended),
+        )
+    )
+
+
+async def close_quote(
+    connection: DbConnection, quote_number: str, status: Literal["paid", "closed"]
+) -> list[str]:
+    """An open quote paid, or closed (expired, cancelled): the subscriptions whose auto-renew
+    it had switched off (none when it was not open)."""
+    suspended = await connection.fetchval(
+        "UPDATE quotes SET status = $2 WHERE quote_number = $1 AND status = 'sent'"
+        " RETURNING auto_renew_suspended",
+        quote_number,
+        status,
+    )
+    return list(suspended or ())

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -24,7 +25,9 @@ from faststream import FastStream
 
 from deploy.local.client import TopicWatcher
 from services.operations.health import http_ready as service_ready
+from shared.contracts.common import PriceLine, Term
 from shared.contracts.envelope import EventData, new_event
+from shared.contracts.quote_events import QuoteSent
 from shared.contracts.topics import DLQ_PARTITIONS, Topic
 from shared.db.migrate import migrate
 from shared.db.pool import connect, create_pool
@@ -243,3 +246,38 @@ class CountingConnection:
 
             return counted
         return attribute
+
+
+def renewal_quote_sent(
+    subscription_id: str,
+    quote_number: str,
+    *,
+    term: Term,
+    seats: int,
+    unit_price: Decimal,
+    expires_on: date,
+) -> QuoteSent:
+    """The quote service's `quote.sent` of a renewal quote for one subscription, at `unit_price`
+    a seat, nothing off."""
+    amount = unit_price * seats
+    line = PriceLine(
+        subscription_id=subscription_id,
+        product_code="ACDLT",
+        term=term,
+        seats=seats,
+        unit_price=unit_price,
+        discount=Decimal("0"),
+        amount=amount,
+    )
+    return QuoteSent(
+        request_id=None,
+        quote_number=quote_number,
+        kind="renewal",
+        subscription_ids=[subscription_id],
+        expires_on=expires_on,
+        currency="USD",
+        total=amount,
+        lines=[line],
+        recipients=[],
+        promotions=[],
+    )

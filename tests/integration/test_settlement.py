@@ -22,10 +22,11 @@ from services.renewal.abandoned import AbandonedOrders
 from services.renewal.bulk_worker import BulkWorker
 from services.renewal.changes import ChangeHandlers
 from services.renewal.new_purchases import new_subscription_id
+from services.renewal.open_quotes import quote_events_handler
 from services.renewal.quote_orders import quote_order_handler
 from services.renewal.renewal_requests import record_renewal_request
 from services.renewal.settlement import billing_events_handler
-from services.renewal.state import snapshot_handler
+from services.renewal.state import announced, snapshot_handler
 from shared.clock import FixedClock
 from shared.contracts.billing_events import (
     OrderLine,
@@ -34,6 +35,7 @@ from shared.contracts.billing_events import (
     PaymentSucceeded,
 )
 from shared.contracts.common import Actor
+from shared.contracts.quote_events import QuotePaid
 from shared.contracts.quote_orders import QuoteOrderRequested, TermStart
 from shared.contracts.renewal_commands import AddSeats, AlignRenewalDates
 from shared.contracts.subscription_events import PaymentMethod
@@ -47,6 +49,7 @@ from tests.integration.helpers import (
     connection_to,
     delivered,
     handle_in_transaction,
+    renewal_quote_sent,
     scratch_schema,
     taken_outbox,
 )
@@ -57,6 +60,7 @@ CLOCK = FixedClock(NOW)
 POLICY = Policy()
 SOURCE = "/it/renewal"
 settle = billing_events_handler(CLOCK, SOURCE, POLICY)
+follow_quotes = announced(quote_events_handler(CLOCK, SOURCE), POLICY, SOURCE, CLOCK)  # as wired
 
 
 @pytest.fixture
@@ -257,11 +261,29 @@ async def _quote_order(
     return order_id
 
 
-async def test_quo_8_a_paid_renewal_quote_renews_for_the_quoted_term_and_seats(
+async def _quote_event(settings: DatabaseSettings, csn: str, event: Any) -> list[tuple]:
+    """The quote service's `quote.events`, followed by renewal: the auto-renew switches."""
+    await handle_in_transaction(settings, follow_quotes, [delivered(event, csn, time=NOW)])
+    switched = await taken_outbox(settings, "renewal.events")
+    return [(e["data"]["enabled"], e["data"]["reason"]) for e in switched]
+
+
+async def test_quo_8_auto_5_a_paid_renewal_quote_renews_for_its_term_and_seats(
     renewal_db: DatabaseSettings,
 ) -> None:
+    """Auto-renew is off while the quote that changes the term and seats is open (AUTO-5);
+    its payment renews for them, and once the quote is paid auto-renew is on again."""
     renewal_date = TODAY + timedelta(days=20)
-    csn, sid = await _given(renewal_db, renewal_date)
+    csn, sid = await _given(renewal_db, renewal_date, auto_renew=True)
+    sent = renewal_quote_sent(
+        sid,
+        "Q-2026-000001",
+        term="three_year",
+        seats=3,
+        unit_price=Decimal("100.00"),
+        expires_on=TODAY + timedelta(days=29),
+    )
+    assert await _quote_event(renewal_db, csn, sent) == [(False, "AUTO-5")]
     order_id = await _quote_order(
         renewal_db, csn, sid, renewal_date, kind="renewal", term="three_year", seats=3
     )
@@ -282,6 +304,9 @@ async def test_quo_8_a_paid_renewal_quote_renews_for_the_quoted_term_and_seats(
         3,
     )
     assert (held["next_term"], held["next_seats"]) == (None, None)
+    paid = QuotePaid(quote_number="Q-2026-000001", order_id=order_id)
+    assert await _quote_event(renewal_db, csn, paid) == [(True, "AUTO-5")]
+    assert await _quote_event(renewal_db, csn, paid) == []  # paid already: nothing more
 
 
 async def test_quo_3_a_paid_alignment_quote_moves_the_renewal_date_to_its_target(
