@@ -106,18 +106,22 @@ class Settlement:
         self.today: dict[str, date] = {}
 
     async def apply(self, deliveries: list[Outcome]) -> None:
+        # Parse: the first answer of each order is the one that counts.
         answers: dict[str, Outcome] = {}
         for delivery in deliveries:
             answers.setdefault(delivery.data.order_id, delivery)
         connection = self.unit.connection
+        # Claim (services/renewal/store.py): only the orders still waiting take their answer.
         paid = {order_id: isinstance(d.data, PaymentSucceeded) for order_id, d in answers.items()}
         orders = await claim_answered(connection, paid)
         if not orders:
             return
+        # Load what the rules decide on, once for the batch.
         ids = {sid for order in orders for sid in order.subscription_ids}
         self.held = await load_subscriptions(connection, ids, for_update=True)
         self.reserved = await take_reservations(connection, [o.order_id for o in orders])
         self.today = await CsnClock(self.clock).today_for(connection, {o.csn for o in orders})
+        # Decide and announce, case by case, in the answers' order; then save.
         for order in orders:
             delivery = answers[order.order_id]
             with tracing.within(trace_of(delivery.event)):  # what it causes continues its trace
