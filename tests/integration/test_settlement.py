@@ -173,6 +173,27 @@ async def test_life_4_man_3_a_paid_renewal_renews_from_the_renewal_date_once(
     assert await _settled(renewal_db, csn, _paid(order_id)) == []  # again later: nothing
 
 
+async def test_a_bulk_request_completes_once_its_order_is_settled(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """Of two subscriptions asked together, one past grace is refused at once (LIFE-5) and the
+    other ordered; its payment renews it and completes the request: `bulk.completed` with
+    every subscription's outcome."""
+    csn, renewable = await _given(renewal_db, TODAY + timedelta(days=20))
+    _, expired = await _given(renewal_db, TODAY - timedelta(days=60), csn=csn, suffix=2)
+    order_id = await _requested_renewal(renewal_db, csn, [renewable, expired])
+
+    events = await _settled(renewal_db, csn, _paid(order_id))
+
+    assert [e["type"] for e in events] == ["subscription.renewed", "bulk.completed"]
+    completed = events[1]["data"]
+    assert (completed["succeeded"], completed["rejected"]) == (1, 1)
+    assert [(o["subscription_id"], o["status"], o["order_id"]) for o in completed["outcomes"]] == [
+        (renewable, "succeeded", order_id),
+        (expired, "rejected", None),
+    ]
+
+
 async def test_a_failed_payment_rejects_the_request_and_releases_the_term(
     renewal_db: DatabaseSettings,
 ) -> None:
