@@ -172,10 +172,19 @@ async def scratch_schema(
 
 
 @asynccontextmanager
-async def migrated(admin_db: asyncpg.Connection, service: str) -> AsyncIterator[asyncpg.Pool]:
-    """A migrated throwaway schema of the service, and a pool on it."""
+async def migrated_schema(
+    admin_db: asyncpg.Connection, service: str
+) -> AsyncIterator[DatabaseSettings]:
+    """A migrated throwaway schema of the service; the service's settings pointing at it."""
     async with scratch_schema(admin_db, service) as settings:
         await migrate(service, settings)
+        yield settings
+
+
+@asynccontextmanager
+async def migrated(admin_db: asyncpg.Connection, service: str) -> AsyncIterator[asyncpg.Pool]:
+    """A migrated throwaway schema of the service, and a pool on it."""
+    async with migrated_schema(admin_db, service) as settings:
         pool = await create_pool(settings)
         try:
             yield pool

@@ -21,14 +21,13 @@ from shared.clock import FixedClock
 from shared.contracts.common import Actor
 from shared.contracts.quote_commands import AcceptQuote, CancelQuote, QuoteChanges, RequestQuote
 from shared.contracts.quote_orders import QuoteOrderRefused, QuoteOrderReleased
-from shared.db.migrate import migrate
 from shared.db.settings import DatabaseSettings
 from shared.eligibility import Policy
 from tests.integration.helpers import (
     connection_to,
     delivered,
     handle_in_transaction,
-    scratch_schema,
+    migrated_schema,
     taken_outbox,
 )
 
@@ -41,8 +40,7 @@ answers = handlers.order_answers()
 
 @pytest.fixture
 async def quote_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
-    async with scratch_schema(admin_db, "quote") as settings:
-        await migrate("quote", settings)
+    async with migrated_schema(admin_db, "quote") as settings:
         for published in (
             price(),
             price(term="three_year", list_price="1310.00", renewal_price="1179.00"),

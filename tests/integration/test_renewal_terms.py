@@ -18,7 +18,6 @@ from services.renewal.settlement import billing_events_handler
 from services.renewal.state import snapshot_handler
 from shared.clock import FixedClock
 from shared.contracts.billing_events import PaymentSucceeded
-from shared.db.migrate import migrate
 from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
 from shared.eligibility import Policy
@@ -27,7 +26,7 @@ from tests.integration.helpers import (
     connection_to,
     delivered,
     handle_in_transaction,
-    scratch_schema,
+    migrated_schema,
     taken_outbox,
 )
 
@@ -41,8 +40,7 @@ save_snapshot = snapshot_handler(POLICY, "/renewal", CLOCK)
 
 @pytest.fixture
 async def renewal_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
-    async with scratch_schema(admin_db, "renewal") as settings:
-        await migrate("renewal", settings)
+    async with migrated_schema(admin_db, "renewal") as settings:
         yield settings
 
 

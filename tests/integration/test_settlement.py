@@ -39,7 +39,6 @@ from shared.contracts.quote_events import QuotePaid
 from shared.contracts.quote_orders import QuoteOrderRequested, TermStart
 from shared.contracts.renewal_commands import AddSeats, AlignRenewalDates
 from shared.contracts.subscription_events import PaymentMethod
-from shared.db.migrate import migrate
 from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
 from shared.eligibility import Policy
@@ -49,8 +48,8 @@ from tests.integration.helpers import (
     connection_to,
     delivered,
     handle_in_transaction,
+    migrated_schema,
     renewal_quote_sent,
-    scratch_schema,
     taken_outbox,
 )
 
@@ -65,8 +64,7 @@ follow_quotes = announced(quote_events_handler(CLOCK, SOURCE), POLICY, SOURCE, C
 
 @pytest.fixture
 async def renewal_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
-    async with scratch_schema(admin_db, "renewal") as settings:
-        await migrate("renewal", settings)
+    async with migrated_schema(admin_db, "renewal") as settings:
         async with connection_to(settings) as connection:
             await connection.execute(
                 "INSERT INTO prices VALUES ('ACDLT', 'annual', 'USD', 466, 420),"
