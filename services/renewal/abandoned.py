@@ -13,6 +13,7 @@ import logging
 import asyncpg
 
 from services.renewal.state import StateAnnouncer
+from services.renewal.store import open_quote_orders
 from services.renewal.subscriptions import record_history
 from shared.clock import Clock
 from shared.contracts.envelope import new_event
@@ -37,13 +38,6 @@ WITH due AS (
     FOR UPDATE OF r, s SKIP LOCKED)  -- s too: the announce bumps its state version
 DELETE FROM term_reservations AS r USING due WHERE r.subscription_id = due.subscription_id
 RETURNING r.subscription_id, r.order_id, r.pay_by
-"""
-
-
-# The quote orders among them: the quote service reopens their quotes.
-QUOTE_ORDERS = """
-SELECT order_id, csn, detail ->> 'quote_number' AS quote_number FROM orders
-WHERE order_id = ANY($1::text[]) AND purpose = 'quote' AND status = 'requested'
 """
 
 
@@ -89,15 +83,17 @@ class AbandonedOrders:
                     for row in rows
                 ],
             )
-            quotes = await connection.fetch(QUOTE_ORDERS, list({row["order_id"] for row in rows}))
+            # The quote orders among them: the quote service reopens their quotes.
+            quotes = await open_quote_orders(connection, {row["order_id"] for row in rows})
             outbox = Outbox()
             for quote in quotes:
+                assert quote.quote_number is not None
                 released = QuoteOrderReleased(
-                    quote_number=quote["quote_number"], order_id=quote["order_id"]
+                    quote_number=quote.quote_number, order_id=quote.order_id
                 )
                 outbox.add(
                     ANSWERS_TOPIC,
-                    new_event(released, subject=quote["csn"], source=self.source, time=now),
+                    new_event(released, subject=quote.csn, source=self.source, time=now),
                 )
             await self.announcer.announce_changes(connection, outbox, now)  # pending_order gone
             await outbox.flush(connection)

@@ -5,7 +5,10 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 
 from shared.clock import Clock
 from shared.contracts.envelope import new_event
@@ -14,6 +17,36 @@ from shared.contracts.renewal_events import BulkCompleted, BulkOutcome
 from shared.db.types import DbConnection
 from shared.messaging import tracing
 from shared.messaging.outbox import Outbox
+
+
+@dataclass(frozen=True)
+class SettledItem:
+    """A batch item's outcome, once billing answered its order: `subscription_id` None for
+    every item of the order."""
+
+    order_id: str
+    status: str  # renewed | rejected
+    subscription_id: str | None = None
+    reasons: list[str] = field(default_factory=list)
+
+
+async def settle_items(connection: DbConnection, items: Sequence[SettledItem]) -> list[str]:
+    """Save the outcomes of the items billing's answers settled; returns the requests (batches)
+    they belong to, one statement for them all."""
+    if not items:
+        return []
+    settled = await connection.fetch(
+        """WITH settled AS (
+               UPDATE renewal_batch_items AS i SET status = u.status, reasons = u.reasons
+               FROM jsonb_to_recordset($1::jsonb)
+                   AS u(order_id text, subscription_id text, status text, reasons text[])
+               WHERE i.order_id = u.order_id
+                 AND (u.subscription_id IS NULL OR i.subscription_id = u.subscription_id)
+               RETURNING i.request_id)
+           SELECT DISTINCT request_id FROM settled""",
+        json.dumps([asdict(item) for item in items]),
+    )
+    return [row["request_id"] for row in settled]
 
 
 async def finish_batches(

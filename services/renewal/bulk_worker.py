@@ -26,6 +26,7 @@ from services.renewal.batches import finish_batches
 from services.renewal.billing_orders import place_order
 from services.renewal.reservations import open_reservations, reserve
 from services.renewal.state import StateAnnouncer
+from services.renewal.store import Order, save_orders
 from services.renewal.subscriptions import Subscription, load_asked, to_domain
 from shared.catalog.store import load_catalog
 from shared.clock import Clock
@@ -209,7 +210,7 @@ class BatchWork:
         self.reserved: list[Reservation] = []
         self.outbox = Outbox()
         self.item_states: list[dict[str, Any]] = []
-        self.orders: list[tuple[str, str, str, list[str]]] = []
+        self.orders: list[Order] = []
 
     def decide(
         self, batch: asyncpg.Record, requested: Sequence[str], held: dict[str, Subscription]
@@ -265,7 +266,9 @@ class BatchWork:
                 total=group.total.amount,
             )
             self.outbox.add(BILLING_COMMANDS, self._event(command, group.csn))
-            self.orders.append((order_id, request_id, group.csn, list(group.subscription_ids)))
+            self.orders.append(
+                Order(order_id, request_id, group.csn, tuple(group.subscription_ids))
+            )
             order_of.update(dict.fromkeys(group.subscription_ids, order_id))
             for sid in group.subscription_ids:  # what this order buys, before any charge
                 reservation = Reservation(
@@ -316,12 +319,7 @@ class BatchWork:
                WHERE item.request_id = u.request_id AND item.position = u.position""",
             json.dumps(self.item_states),
         )
-        if self.orders:
-            await connection.copy_records_to_table(
-                "orders",
-                records=self.orders,
-                columns=["order_id", "request_id", "csn", "subscription_ids"],
-            )
+        await save_orders(connection, self.orders)
         await reserve(connection, self.reserved, self.worker.clock.now())
         await connection.execute(
             "UPDATE renewal_batches SET worked_at = now(), status = 'ordered'"

@@ -8,7 +8,6 @@ effect, and is answered, when billing's `payment.succeeded` arrives (services/re
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 from services.renewal.billing_orders import place_order
 from services.renewal.reservations import open_reservations, reserve
 from services.renewal.state import announced
+from services.renewal.store import Order, OrderLine, Purpose, save_orders
 from services.renewal.subscriptions import (
     Subscription,
     load_for_command,
@@ -27,6 +27,7 @@ from services.renewal.subscriptions import (
 from shared.catalog.store import load_catalog
 from shared.clock import Clock
 from shared.contracts.billing_commands import TOPIC as BILLING_COMMANDS
+from shared.contracts.common import PriceLine as ContractPriceLine
 from shared.contracts.envelope import EventData, new_event
 from shared.contracts.renewal_commands import AddSeats, AlignRenewalDates, ChangeRenewalTerms
 from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
@@ -113,10 +114,10 @@ class ChangeHandlers:
         prices, promotions = await load_catalog(unit.connection, products)
         return ChangeContext(unit, delivery, held, today, prices, promotions)
 
-    async def change_terms(self, unit: UnitOfWork, delivery: Delivery) -> None:
+    async def change_terms(self, unit: UnitOfWork, delivery: Delivery[ChangeRenewalTerms]) -> None:
         """TERM-1, SEAT-2: recorded now, effective at the next renewal, at the renewal price of
         the new term (PRICE-1); reducing seats takes effect at renewal only."""
-        command: ChangeRenewalTerms = delivery.data
+        command = delivery.data
         context = await self._context(unit, delivery, [command.subscription_id])
         if context is None:
             return
@@ -156,9 +157,9 @@ class ChangeHandlers:
             ),
         )
 
-    async def add_seats(self, unit: UnitOfWork, delivery: Delivery) -> None:
+    async def add_seats(self, unit: UnitOfWork, delivery: Delivery[AddSeats]) -> None:
         """SEAT-1: an order for the pro-rata amount; the seats are added once it is paid."""
-        command: AddSeats = delivery.data
+        command = delivery.data
         context = await self._context(unit, delivery, [command.subscription_id])
         if context is None:
             return
@@ -171,13 +172,13 @@ class ChangeHandlers:
         [line] = decision.preview.lines
         subscription = context.held[command.subscription_id]
         await self._order(
-            context, "seats", {"seats_added": command.seats}, [(line, subscription)], line.amount
+            context, "seats", [(line, subscription)], line.amount, seats_added=command.seats
         )
 
-    async def align_dates(self, unit: UnitOfWork, delivery: Delivery) -> None:
+    async def align_dates(self, unit: UnitOfWork, delivery: Delivery[AlignRenewalDates]) -> None:
         """ALIGN-1: every renewal date moves to the target once the pro-rata extension is paid;
         an alignment that costs nothing takes effect at once."""
-        command: AlignRenewalDates = delivery.data
+        command = delivery.data
         context = await self._context(unit, delivery, command.subscription_ids)
         if context is None:
             return
@@ -192,9 +193,9 @@ class ChangeHandlers:
         assert decision.preview is not None
         lines = [(line, context.held[line.subscription_id]) for line in decision.preview.lines]
         total = sum((line.amount for line, _ in lines), start=lines[0][0].amount * 0)
-        detail = {"target_date": command.target_date.isoformat()}
         if total > 0:
-            await self._order(context, "alignment", detail, lines, total)
+            target = command.target_date
+            await self._order(context, "alignment", lines, total, target_date=target)
             return
         await align(
             unit,
@@ -207,7 +208,7 @@ class ChangeHandlers:
         answer = dates_updated(
             command.request_id,
             command.target_date,
-            [_line_json(line) for line, _ in lines],
+            [priced_line(line) for line, _ in lines],
             total,
             lines[0][1].snapshot.currency,
         )
@@ -256,10 +257,12 @@ class ChangeHandlers:
     async def _order(
         self,
         context: ChangeContext,
-        purpose: str,
-        detail: dict[str, Any],
+        purpose: Purpose,
         lines: list[tuple[PriceLine, Subscription]],
         total: Any,
+        *,
+        seats_added: int | None = None,
+        target_date: date | None = None,
     ) -> None:
         command = context.delivery.data
         first = lines[0][1].snapshot
@@ -270,17 +273,24 @@ class ChangeHandlers:
         order = place_order(
             order_id=order_id, request_id=command.request_id, lines=lines, total=total
         )
-        await context.unit.connection.execute(
-            "INSERT INTO orders (order_id, request_id, csn, subscription_ids, purpose, detail)"
-            " VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
-            order_id,
-            command.request_id,
-            first.csn,
-            [line.subscription_id for line, _ in lines],
-            purpose,
-            json.dumps(
-                {**detail, "lines": [_line_json(line) for line, _ in lines], "total": str(total)}
-            ),
+        await save_orders(
+            context.unit.connection,
+            [
+                Order(
+                    order_id=order_id,
+                    request_id=command.request_id,
+                    csn=first.csn,
+                    subscription_ids=tuple(line.subscription_id for line, _ in lines),
+                    purpose=purpose,
+                    lines=tuple(
+                        OrderLine(line.subscription_id, line.term, line.seats, priced_line(line))
+                        for line, _ in lines
+                    ),
+                    target_date=target_date,
+                    seats_added=seats_added,
+                    total=total,
+                )
+            ],
         )
         await reserve(  # what the order changes, held until billing answers
             context.unit.connection,
@@ -322,25 +332,30 @@ class ChangeHandlers:
         return new_event(data, subject=csn, source=self.source, time=self.clock.now())
 
 
-def _line_json(line: PriceLine) -> dict[str, Any]:
-    return {
-        "subscription_id": line.subscription_id,
-        "product_code": line.product_code,
-        "term": line.term,
-        "seats": line.seats,
-        "unit_price": str(line.unit_price),
-        "discount": str(line.discount),
-        "amount": str(line.amount),
-    }
+def priced_line(line: PriceLine) -> ContractPriceLine:
+    """A change's priced line as its order keeps it and its answer says it."""
+    return ContractPriceLine(
+        subscription_id=line.subscription_id,
+        product_code=line.product_code,
+        term=line.term,
+        seats=line.seats,
+        unit_price=line.unit_price,
+        discount=line.discount,
+        amount=line.amount,
+    )
 
 
 def dates_updated(
-    request_id: str, target_date: date, lines: list[dict[str, Any]], total: Any, currency: str
+    request_id: str,
+    target_date: date,
+    lines: Sequence[ContractPriceLine],
+    total: Any,
+    currency: str,
 ) -> RenewalDatesUpdated:
     """The answer to an alignment, with its pro-rata lines (as stored with the order)."""
     return RenewalDatesUpdated(
         request_id=request_id,
-        subscription_ids=[line["subscription_id"] for line in lines],
+        subscription_ids=[line.subscription_id for line in lines],
         target_date=target_date,
         lines=lines,
         total=total,

@@ -38,9 +38,12 @@ class NewPurchase:
 
 
 async def start_subscriptions(connection: DbConnection, purchases: list[NewPurchase]) -> None:
-    """Insert the new subscriptions; one already there (the same answer again) is kept."""
-    for purchase in purchases:
-        snapshot = purchase.quoted.snapshot.model_copy(
+    """Insert the new subscriptions, in one statement; one already there (the same answer
+    again) is kept."""
+    if not purchases:
+        return
+    snapshots = [
+        purchase.quoted.snapshot.model_copy(
             update={
                 "subscription_id": purchase.subscription_id,
                 "revision": 0,
@@ -51,16 +54,22 @@ async def start_subscriptions(connection: DbConnection, purchases: list[NewPurch
                 "seats": purchase.seats,
             }
         )
-        await connection.execute(
-            """INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date,
-                                          term, seats, auto_renew)
-               VALUES ($1, 0, $2, $3::jsonb, $4, $5, $6, $7)
-               ON CONFLICT (subscription_id) DO NOTHING""",
-            purchase.subscription_id,
-            snapshot.csn,
-            snapshot.model_dump_json(),
-            purchase.renewal_date,
-            purchase.term,
-            purchase.seats,
-            snapshot.auto_renew,
-        )
+        for purchase in purchases
+    ]
+    await connection.execute(
+        """INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date,
+                                      term, seats, auto_renew)
+           SELECT u.subscription_id, 0, u.csn, u.snapshot::jsonb, u.renewal_date, u.term,
+                  u.seats, u.auto_renew
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::text[], $6::int[],
+                       $7::bool[])
+               AS u(subscription_id, csn, snapshot, renewal_date, term, seats, auto_renew)
+           ON CONFLICT (subscription_id) DO NOTHING""",
+        [s.subscription_id for s in snapshots],
+        [s.csn for s in snapshots],
+        [s.model_dump_json() for s in snapshots],
+        [s.renewal_date for s in snapshots],
+        [s.term for s in snapshots],
+        [s.seats for s in snapshots],
+        [s.auto_renew for s in snapshots],
+    )

@@ -11,8 +11,9 @@ automatically a subscription an open quote covers (services/renewal/due_date_eng
 
 from __future__ import annotations
 
-import json
+from typing import Any, Literal
 
+from services.renewal.store import close_quote, remember_quote
 from services.renewal.subscriptions import load_subscriptions, record_history, to_domain
 from shared.clock import Clock
 from shared.contracts.envelope import new_event
@@ -24,14 +25,15 @@ from shared.eligibility import quote_suspends_auto_renew
 from shared.messaging.consumer import (
     BatchHandler,
     Delivery,
+    EventHandler,
     UnitOfWork,
     dispatch_some,
 )
 
 
 def quote_events_handler(clock: Clock, source: str) -> BatchHandler:
-    async def remember(unit: UnitOfWork, delivery: Delivery) -> None:
-        sent: QuoteSent = delivery.data
+    async def remember(unit: UnitOfWork, delivery: Delivery[QuoteSent]) -> None:
+        sent = delivery.data
         if sent.kind != "renewal":
             return  # AUTO-5 is a renewal quote's: an alignment or a new purchase holds nothing
         held = await load_subscriptions(
@@ -45,19 +47,18 @@ def quote_events_handler(clock: Clock, source: str) -> BatchHandler:
                 to_domain(held[line.subscription_id]), [(line.term, line.seats)]
             )
         ]
-        recorded = await unit.connection.fetchval(
-            "INSERT INTO quotes (quote_number, csn, lines, auto_renew_suspended)"
-            " VALUES ($1, $2, $3::jsonb, $4) ON CONFLICT (quote_number) DO NOTHING RETURNING true",
+        recorded = await remember_quote(
+            unit.connection,
             sent.quote_number,
             delivery.event.subject,
-            json.dumps([line.model_dump(mode="json") for line in sent.lines]),
+            [line.model_dump(mode="json") for line in sent.lines],
             changing,
         )
         if recorded and changing:
             await _switch(unit, delivery, changing, enabled=False)
 
     async def _switch(
-        unit: UnitOfWork, delivery: Delivery, ids: list[str], *, enabled: bool
+        unit: UnitOfWork, delivery: Delivery[Any], ids: list[str], *, enabled: bool
     ) -> None:
         await unit.connection.execute(
             "UPDATE subscriptions SET auto_renew = $2, updated_at = now()"
@@ -90,29 +91,26 @@ def quote_events_handler(clock: Clock, source: str) -> BatchHandler:
                 new_event(changed, subject=delivery.event.subject, source=source, time=now),
             )
 
-    async def close(unit: UnitOfWork, delivery: Delivery) -> None:
-        """An expired or cancelled quote: auto-renew back on where AUTO-5 switched it off."""
-        row = await unit.connection.fetchrow(
-            "UPDATE quotes SET status = 'closed' WHERE quote_number = $1 AND status = 'sent'"
-            " RETURNING auto_renew_suspended",
-            delivery.data.quote_number,
-        )
-        if row is not None and row["auto_renew_suspended"]:
-            await _switch(unit, delivery, list(row["auto_renew_suspended"]), enabled=True)
+    def closing(status: Literal["paid", "closed"]) -> EventHandler:
+        async def close(
+            unit: UnitOfWork, delivery: Delivery[QuotePaid | QuoteExpired | QuoteCancelled]
+        ) -> None:
+            """The quote is no longer open: auto-renew back on where AUTO-5 switched it off.
+            A paid quote's order renewed its subscriptions when billing said it was paid
+            (services/renewal/settlement.py, purpose `quote`)."""
+            suspended = await close_quote(unit.connection, delivery.data.quote_number, status)
+            if suspended:
+                await _switch(unit, delivery, suspended, enabled=True)
 
-    async def paid(unit: UnitOfWork, delivery: Delivery) -> None:
-        """The quote's order renewed its subscriptions when billing said it was paid
-        (services/renewal/settlement.py, purpose `quote`); here AUTO-5 gives auto-renew back."""
-        paid: QuotePaid = delivery.data
-        row = await unit.connection.fetchrow(
-            "UPDATE quotes SET status = 'paid' WHERE quote_number = $1 AND status = 'sent'"
-            " RETURNING auto_renew_suspended",
-            paid.quote_number,
-        )
-        if row is not None and row["auto_renew_suspended"]:
-            await _switch(unit, delivery, list(row["auto_renew_suspended"]), enabled=True)
+        return close
 
+    closed = closing("closed")  # expired or cancelled
     return dispatch_some(
         QUOTE_EVENTS_REGISTRY,
-        {QuoteSent: remember, QuotePaid: paid, QuoteExpired: close, QuoteCancelled: close},
+        {
+            QuoteSent: remember,
+            QuotePaid: closing("paid"),
+            QuoteExpired: closed,
+            QuoteCancelled: closed,
+        },
     )

@@ -10,10 +10,9 @@ services/renewal/settlement.py) and `order.requested` goes to billing, all in on
 
 from __future__ import annotations
 
-import json
-
 from services.renewal.reservations import open_reservations, reserve
 from services.renewal.state import announced
+from services.renewal.store import Order, OrderLine, order_exists, save_orders
 from services.renewal.subscriptions import load_subscriptions, to_domain
 from shared.clock import Clock
 from shared.contracts.billing_commands import TOPIC as BILLING_COMMANDS
@@ -28,12 +27,12 @@ from shared.test_clocks import CsnClock
 def quote_order_handler(clock: Clock, policy: Policy, source: str) -> EventHandler:
     csn_clock = CsnClock(clock)
 
-    async def reserve_quote_order(unit: UnitOfWork, delivery: Delivery) -> None:
-        command: QuoteOrderRequested = delivery.data
+    async def reserve_quote_order(
+        unit: UnitOfWork, delivery: Delivery[QuoteOrderRequested]
+    ) -> None:
+        command = delivery.data
         connection = unit.connection
-        if await connection.fetchval(
-            "SELECT true FROM orders WHERE order_id = $1", command.order_id
-        ):
+        if await order_exists(connection, command.order_id):
             return  # asked again: placed the first time
         ids = [line.subscription_id for line in command.lines]
         held = await load_subscriptions(connection, ids, for_update=True)
@@ -60,25 +59,20 @@ def quote_order_handler(clock: Clock, policy: Policy, source: str) -> EventHandl
                 new_event(refused, subject=command.csn, source=source, time=now),
             )
             return
-        lines = [
-            {"subscription_id": line.subscription_id, "term": line.term, "seats": line.seats}
-            for line in command.lines
-        ]
-        detail = {
-            "quote_number": command.quote_number,
-            "kind": command.kind,  # QUO-3: what the payment does (services/renewal/settlement.py)
-            "lines": lines,
-            "target_date": command.target_date.isoformat() if command.target_date else None,
-        }
-        await connection.execute(
-            "INSERT INTO orders (order_id, request_id, csn, subscription_ids, purpose, detail)"
-            " VALUES ($1, $2, $3, $4, 'quote', $5::jsonb)",
-            command.order_id,
-            command.request_id,
-            command.csn,
-            ids,
-            json.dumps(detail),
+        order = Order(
+            order_id=command.order_id,
+            request_id=command.request_id,
+            csn=command.csn,
+            subscription_ids=tuple(ids),
+            purpose="quote",
+            lines=tuple(
+                OrderLine(line.subscription_id, line.term, line.seats) for line in command.lines
+            ),
+            kind=command.kind,  # QUO-3: what the payment does (services/renewal/settlement.py)
+            quote_number=command.quote_number,
+            target_date=command.target_date,
         )
+        await save_orders(connection, [order])
         await reserve(
             connection,
             [
@@ -89,7 +83,7 @@ def quote_order_handler(clock: Clock, policy: Policy, source: str) -> EventHandl
             ],
             now,
         )
-        order = PlaceOrder(
+        placed = PlaceOrder(
             request_id=command.request_id,
             quote_number=command.quote_number,
             order_id=command.order_id,
@@ -101,7 +95,7 @@ def quote_order_handler(clock: Clock, policy: Policy, source: str) -> EventHandl
             total=command.total,
         )
         unit.outbox.add(
-            BILLING_COMMANDS, new_event(order, subject=command.csn, source=source, time=now)
+            BILLING_COMMANDS, new_event(placed, subject=command.csn, source=source, time=now)
         )
 
     return announced(reserve_quote_order, policy, source, clock)

@@ -24,17 +24,21 @@ where the first left it, as one by one.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
-from services.renewal.batches import finish_batches
+from services.renewal.batches import SettledItem, finish_batches, settle_items
 from services.renewal.changes import dates_updated
 from services.renewal.new_purchases import NewPurchase, new_subscription_id, start_subscriptions
 from services.renewal.reservations import note_pay_by, take_reservations
 from services.renewal.state import announced
+from services.renewal.store import (
+    Order,
+    claim_answered,
+    look_again,
+    save_renewal_terms,
+)
 from services.renewal.subscriptions import (
     Subscription,
     load_subscriptions,
@@ -53,7 +57,6 @@ from shared.contracts.billing_events import (
 from shared.contracts.envelope import EventData, new_event, trace_of
 from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
 from shared.contracts.renewal_events import RenewalRejected, SeatsUpdated, SubscriptionRenewed
-from shared.db.types import DbConnection
 from shared.eligibility import (
     Policy,
     seats_after_addition,
@@ -73,10 +76,16 @@ from shared.test_clocks import CsnClock
 
 PAYMENT_METHOD_INVALID = "PAYMENT_METHOD_INVALID"
 
+Outcome = Delivery[PaymentSucceeded] | Delivery[PaymentFailed]
+Paid = Delivery[PaymentSucceeded]
+Current = dict[str, Subscription]  # an order's subscriptions, as the batch left them so far
+
 
 @dataclass
 class Settlement:
-    """One batch of billing's answers, applied to the orders still waiting for them."""
+    """One batch of billing's answers: parsed (the first answer of each order counts), claimed
+    (only orders still waiting change), decided case by case by the eligibility rules and
+    announced, then saved with one statement per kind of change."""
 
     unit: UnitOfWork
     clock: Clock
@@ -85,212 +94,164 @@ class Settlement:
 
     def __post_init__(self) -> None:
         self.now = self.clock.now()
+        # What the batch decided, saved together at the end (`save`).
+        self.changed: Current = {}
+        self.started: list[NewPurchase] = []
         self.history: list[tuple[Any, ...]] = []
-        self.settled_items: list[dict[str, Any]] = []
+        self.settled_items: list[SettledItem] = []
+        self.engine_looks_again: list[str] = []
+        # What the decisions read, loaded once for the batch (`apply`).
+        self.held: Current = {}
         self.reserved: dict[tuple[str, str], date] = {}
         self.today: dict[str, date] = {}
-        self.engine_looks_again: list[str] = []
-        self.started: list[NewPurchase] = []
 
-    async def apply(self, deliveries: list[Delivery]) -> None:
-        answers: dict[str, Delivery] = {}
+    async def apply(self, deliveries: list[Outcome]) -> None:
+        # Parse: the first answer of each order is the one that counts.
+        answers: dict[str, Outcome] = {}
         for delivery in deliveries:
             answers.setdefault(delivery.data.order_id, delivery)
-        orders = await self._claim(answers)
+        connection = self.unit.connection
+        # Claim (services/renewal/store.py): only the orders still waiting take their answer.
+        paid = {order_id: isinstance(d.data, PaymentSucceeded) for order_id, d in answers.items()}
+        orders = await claim_answered(connection, paid)
         if not orders:
             return
-        ids = {sid for order in orders for sid in order["subscription_ids"]}
-        held = await load_subscriptions(self.unit.connection, ids, for_update=True)
-        connection = self.unit.connection
-        self.reserved = await take_reservations(connection, [o["order_id"] for o in orders])
-        self.today = await CsnClock(self.clock).today_for(connection, {o["csn"] for o in orders})
-        changed: dict[str, Subscription] = {}
+        # Load what the rules decide on, once for the batch.
+        ids = {sid for order in orders for sid in order.subscription_ids}
+        self.held = await load_subscriptions(connection, ids, for_update=True)
+        self.reserved = await take_reservations(connection, [o.order_id for o in orders])
+        self.today = await CsnClock(self.clock).today_for(connection, {o.csn for o in orders})
+        # Decide and announce, case by case, in the answers' order; then save.
         for order in orders:
-            delivery = answers[order["order_id"]]
+            delivery = answers[order.order_id]
             with tracing.within(trace_of(delivery.event)):  # what it causes continues its trace
-                if order["status"] == "paid":
-                    self._paid(order, delivery, held, changed)
+                if isinstance(delivery.data, PaymentSucceeded):
+                    self._paid(order, delivery)
                 else:
                     self._failed(order)
-        await self.save(changed)
+        await self.save()
 
-    async def _claim(self, answers: dict[str, Delivery]) -> list[dict[str, Any]]:
-        statuses = [
-            "paid" if isinstance(d.data, PaymentSucceeded) else "failed" for d in answers.values()
-        ]
-        rows = await self.unit.connection.fetch(
-            """UPDATE orders AS o SET status = u.status
-               FROM unnest($1::text[], $2::text[]) AS u(order_id, status)
-               WHERE o.order_id = u.order_id AND o.status = 'requested'
-               RETURNING o.order_id, o.request_id, o.csn, o.subscription_ids, o.purpose,
-                         o.detail::text AS detail, o.status""",
-            list(answers),
-            statuses,
-        )
-        by_id = {r["order_id"]: {**dict(r), "detail": json.loads(r["detail"])} for r in rows}
-        return [by_id[order_id] for order_id in answers if order_id in by_id]  # in their order
-
-    def _paid(
-        self,
-        order: dict[str, Any],
-        delivery: Delivery,
-        held: dict[str, Subscription],
-        changed: dict[str, Subscription],
-    ) -> None:
-        current = {sid: changed.get(sid, held[sid]) for sid in order["subscription_ids"]}
-        if order["purpose"] == "seats":
-            self._add_seats(order, delivery, current, changed)
-        elif order["purpose"] == "alignment":
-            self._align(order, delivery, current, changed)
-        elif order["purpose"] == "quote" and order["detail"].get("kind", "renewal") != "renewal":
-            self._settle_quote_kind(order, delivery, current, changed)
+    def _paid(self, order: Order, delivery: Paid) -> None:
+        current = {sid: self.changed.get(sid, self.held[sid]) for sid in order.subscription_ids}
+        if order.purpose == "seats":
+            self._add_seats(order, delivery, current)
+        elif order.purpose == "alignment":
+            self._align(order, delivery, current)
+        elif order.purpose == "quote" and order.kind != "renewal":
+            self._settle_quote_kind(order, delivery, current)
         else:
-            if order["purpose"] == "quote":  # QUO-8: the quote's term and seats are bought
+            if order.purpose == "quote":  # QUO-8: the quote's term and seats are bought
                 current = {
-                    line["subscription_id"]: replace(
-                        current[line["subscription_id"]],
-                        next_term=line["term"],
-                        next_seats=line["seats"],
+                    line.subscription_id: replace(
+                        current[line.subscription_id], next_term=line.term, next_seats=line.seats
                     )
-                    for line in order["detail"]["lines"]
-                    if line["subscription_id"] in current
+                    for line in order.lines
+                    if line.subscription_id in current
                 }
-            self.renew(order, delivery, current, changed)
+            self.renew(order, delivery, current)
 
-    def renew(
-        self,
-        order: dict[str, Any],
-        delivery: Delivery,
-        current: dict[str, Subscription],
-        changed: dict[str, Subscription],
-    ) -> None:
-        today = self.today[order["csn"]]
+    # renewal, and a renewal quote --------------------------------------------------------------
+
+    def renew(self, order: Order, delivery: Paid, current: Current) -> None:
+        today = self.today[order.csn]
         refunded: dict[str, str] = {}
         renewed: list[SubscriptionRenewed] = []
         for sid, subscription in list(current.items()):
             term, seats = subscription.renewal_term, subscription.renewal_seats
             paid = settle_paid_renewal(  # LIFE-3, LIFE-4, LIFE-5
                 to_domain(subscription),
-                self.reserved.get((order["order_id"], sid)),
+                self.reserved.get((order.order_id, sid)),
                 today,
                 self.policy,
             )
             if paid.refund is not None:
                 refunded[sid] = paid.refund
                 del current[sid]
-                detail = {"order_id": order["order_id"], "reason": paid.refund}
+                detail: dict[str, Any] = {"order_id": order.order_id, "reason": paid.refund}
                 self._record(sid, "payment_refunded", detail, order, delivery)
                 continue
             assert paid.renewal_date is not None
-            renewed_to = paid.renewal_date
-            changed[sid] = replace(
+            self.changed[sid] = replace(
                 subscription,
-                renewal_date=renewed_to,
+                renewal_date=paid.renewal_date,
                 term=term,
                 seats=seats,
                 next_term=None,
                 next_seats=None,
             )
             detail = {
-                "order_id": order["order_id"],
+                "order_id": order.order_id,
                 "previous_renewal_date": subscription.renewal_date,
-                "renewal_date": renewed_to,
+                "renewal_date": paid.renewal_date,
                 "term": term,
                 "seats": seats,
             }
             self._record(sid, "renewed", detail, order, delivery)
-            renewed.append(
-                SubscriptionRenewed(
-                    subscription_id=sid,
-                    order_id=order["order_id"],
-                    previous_renewal_date=subscription.renewal_date,
-                    renewal_date=renewed_to,
-                    term=term,
-                    seats=seats,
-                    request_id=order["request_id"],
-                    csn=subscription.csn,
-                    product_name=subscription.snapshot.product_name,
-                    buyer=subscription.snapshot.buyer,
-                )
-            )
+            renewed.append(_renewed(order, subscription, paid.renewal_date, term, seats))
         # Each event also carries what the order's one confirmation shows (MAN-3): the amount
         # billing was paid and how many subscriptions the order renewed, so that notification
         # makes the email from this stream alone (issue 17 item 3).
-        payment: PaymentSucceeded = delivery.data
+        payment = delivery.data
         order_fields = {
             "order_total": payment.amount,
             "currency": payment.currency,
             "renewed_in_order": len(renewed),
         }
         for event in renewed:
-            self._announce(event.model_copy(update=order_fields), order["csn"])
-        trigger = "automatic" if order["request_id"] is None else "command"
+            self._announce(event.model_copy(update=order_fields), order.csn)
+        trigger = "automatic" if order.automatic else "command"
         RENEWALS_RENEWED.labels("renewal", trigger).inc(len(current))
         if refunded:
             self._refund(order, refunded)
-        if order["request_id"] is not None and order["purpose"] == "renewal":
-            for sid in current:
-                self.settled_items.append(
-                    {
-                        "order_id": order["order_id"],
-                        "subscription_id": sid,
-                        "status": "renewed",
-                        "reasons": [],
-                    }
-                )
+        if not order.automatic and order.purpose == "renewal":
+            self.settled_items += [SettledItem(order.order_id, "renewed", sid) for sid in current]
 
-    def _settle_quote_kind(
-        self,
-        order: dict[str, Any],
-        delivery: Delivery,
-        current: dict[str, Subscription],
-        changed: dict[str, Subscription],
-    ) -> None:
+    # an alignment or a new-purchase quote ------------------------------------------------------
+
+    def _settle_quote_kind(self, order: Order, delivery: Paid, current: Current) -> None:
         """QUO-3: a paid alignment quote moves the renewal dates to its target; a paid
         new-purchase quote starts a new subscription on the payment day, for the quoted term
         and seats (services/renewal/new_purchases.py). Money that can no longer buy what the
         quote said goes back (`eligibility.settle_paid_quote`)."""
-        kind = order["detail"]["kind"]
-        target = order["detail"].get("target_date")
-        lines = {line["subscription_id"]: line for line in order["detail"]["lines"]}
+        lines = {line.subscription_id: line for line in order.lines}
         refunded: dict[str, str] = {}
         for sid, subscription in current.items():
             line = lines[sid]
             paid = settle_paid_quote(
-                kind,
+                order.kind,
                 to_domain(subscription),
-                self.reserved.get((order["order_id"], sid)),
-                self.today[order["csn"]],
+                self.reserved.get((order.order_id, sid)),
+                self.today[order.csn],
                 self.policy,
-                term=line["term"],
-                target_date=date.fromisoformat(target) if target else None,
+                term=line.term,
+                target_date=order.target_date,
             )
             if paid.refund is not None:
                 refunded[sid] = paid.refund
-                detail = {"order_id": order["order_id"], "reason": paid.refund}
+                detail: dict[str, Any] = {"order_id": order.order_id, "reason": paid.refund}
                 self._record(sid, "payment_refunded", detail, order, delivery)
                 continue
             assert paid.starts_on is not None and paid.renewal_date is not None
-            if kind == "alignment":
-                changed[sid] = replace(subscription, renewal_date=paid.renewal_date)
+            if order.kind == "alignment":
+                self.changed[sid] = replace(subscription, renewal_date=paid.renewal_date)
                 detail = {
-                    "order_id": order["order_id"],
+                    "order_id": order.order_id,
                     "previous_renewal_date": subscription.renewal_date,
                     "renewal_date": paid.renewal_date,
                 }
                 self._record(sid, "renewal_date_aligned", detail, order, delivery)
                 continue
             purchase = NewPurchase(
-                subscription_id=new_subscription_id(order["order_id"], sid),
+                subscription_id=new_subscription_id(order.order_id, sid),
                 quoted=subscription,
                 start_date=paid.starts_on,
                 renewal_date=paid.renewal_date,
-                term=line["term"],
-                seats=line["seats"],
+                term=line.term,
+                seats=line.seats,
             )
             self.started.append(purchase)
             detail = {
-                "order_id": order["order_id"],
+                "order_id": order.order_id,
                 "quoted_subscription_id": sid,
                 "start_date": paid.starts_on,
                 "renewal_date": paid.renewal_date,
@@ -301,124 +262,98 @@ class Settlement:
         if refunded:
             self._refund(order, refunded)
 
-    def _refund(self, order: dict[str, Any], refunded: dict[str, str]) -> None:
+    def _refund(self, order: Order, refunded: dict[str, str]) -> None:
         """The money of subscriptions that could not renew goes back, once (LIFE-3, LIFE-5),
         and a manual request is answered for them."""
-        everything = set(refunded) == set(order["subscription_ids"])
-        reason = next(iter(refunded.values()))
+        everything = set(refunded) == set(order.subscription_ids)
         command = RefundPayment(
-            order_id=order["order_id"],
-            csn=order["csn"],
+            order_id=order.order_id,
+            csn=order.csn,
             subscription_ids=[] if everything else sorted(refunded),
-            reason=reason,
+            reason=next(iter(refunded.values())),
         )
         self.unit.outbox.add(
             BILLING_COMMANDS,
-            new_event(command, subject=order["csn"], source=self.source, time=self.now),
+            new_event(command, subject=order.csn, source=self.source, time=self.now),
         )
-        if order["request_id"] is None or order["purpose"] != "renewal":
+        if order.request_id is None or order.purpose != "renewal":
             return
         for sid, why in refunded.items():
+            reasons = [_reason(why)]
             self._announce(
-                RenewalRejected(
-                    request_id=order["request_id"], subscription_id=sid, reasons=[_reason(why)]
-                ),
-                order["csn"],
+                RenewalRejected(request_id=order.request_id, subscription_id=sid, reasons=reasons),
+                order.csn,
             )
-            self.settled_items.append(
-                {
-                    "order_id": order["order_id"],
-                    "subscription_id": sid,
-                    "status": "rejected",
-                    "reasons": [_reason(why)],
-                }
-            )
+            self.settled_items.append(SettledItem(order.order_id, "rejected", sid, reasons))
 
-    def _add_seats(
-        self,
-        order: dict[str, Any],
-        delivery: Delivery,
-        current: dict[str, Subscription],
-        changed: dict[str, Subscription],
-    ) -> None:
+    # seats and alignment -----------------------------------------------------------------------
+
+    def _add_seats(self, order: Order, delivery: Paid, current: Current) -> None:
         [(sid, subscription)] = current.items()
-        added = order["detail"]["seats_added"]
+        added, total = order.seats_added, order.total
+        assert added is not None and total is not None and order.request_id is not None
         # SEAT-2: added to a reduced next term too, so nothing paid for is lost at renewal.
         seats, next_seats = seats_after_addition(to_domain(subscription), added)
-        changed[sid] = replace(subscription, seats=seats, next_seats=next_seats)
-        detail = {"order_id": order["order_id"], "seats_added": added}
-        self._record(sid, "seats_added", detail, order, delivery)
+        self.changed[sid] = replace(subscription, seats=seats, next_seats=next_seats)
+        self._record(
+            sid, "seats_added", {"order_id": order.order_id, "seats_added": added}, order, delivery
+        )
         self._announce(
             SeatsUpdated(
-                request_id=order["request_id"],
+                request_id=order.request_id,
                 subscription_id=sid,
                 seats=seats,
-                order_id=order["order_id"],
-                prorated_total=Decimal(order["detail"]["total"]),
+                order_id=order.order_id,
+                prorated_total=total,
                 currency=subscription.snapshot.currency,
                 seats_added=added,
             ),
-            order["csn"],
+            order.csn,
         )
 
-    def _align(
-        self,
-        order: dict[str, Any],
-        delivery: Delivery,
-        current: dict[str, Subscription],
-        changed: dict[str, Subscription],
-    ) -> None:
-        target = date.fromisoformat(order["detail"]["target_date"])
+    def _align(self, order: Order, delivery: Paid, current: Current) -> None:
+        target, total = order.target_date, order.total
+        assert target is not None and total is not None and order.request_id is not None
         for sid, subscription in current.items():
-            changed[sid] = replace(subscription, renewal_date=target)
+            self.changed[sid] = replace(subscription, renewal_date=target)
             detail = {"previous_renewal_date": subscription.renewal_date, "renewal_date": target}
             self._record(sid, "renewal_date_aligned", detail, order, delivery)
+        priced = [line.priced for line in order.lines if line.priced is not None]
         first = next(iter(current.values()))
-        answer = dates_updated(
-            order["request_id"],
-            target,
-            order["detail"]["lines"],
-            Decimal(order["detail"]["total"]),
-            first.snapshot.currency,
-        )
-        self._announce(answer, order["csn"])
+        answer = dates_updated(order.request_id, target, priced, total, first.snapshot.currency)
+        self._announce(answer, order.csn)
 
-    def _failed(self, order: dict[str, Any]) -> None:
-        if order["request_id"] is None:
+    # a failed payment --------------------------------------------------------------------------
+
+    def _failed(self, order: Order) -> None:
+        if order.request_id is None:
             # An automatic renewal: the due-date engine, which put off its next look while the
             # charge was in flight, looks again now; it retries or lets the subscription lapse.
-            self.engine_looks_again.extend(order["subscription_ids"])
+            self.engine_looks_again.extend(order.subscription_ids)
             return
-        if order["purpose"] == "quote":
+        if order.purpose == "quote":
             return  # the quote service answers it: the quote can be accepted again
-        for sid in order["subscription_ids"]:
+        for sid in order.subscription_ids:
             self._announce(
                 RenewalRejected(
-                    request_id=order["request_id"],
+                    request_id=order.request_id,
                     subscription_id=sid,
                     reasons=[PAYMENT_METHOD_INVALID],
                 ),
-                order["csn"],
+                order.csn,
             )
-        if order["purpose"] == "renewal":
+        if order.purpose == "renewal":
             self.settled_items.append(
-                {
-                    "order_id": order["order_id"],
-                    "status": "rejected",
-                    "reasons": [PAYMENT_METHOD_INVALID],
-                }
+                SettledItem(order.order_id, "rejected", reasons=[PAYMENT_METHOD_INVALID])
             )
 
+    # save and announce -------------------------------------------------------------------------
+
     def _record(
-        self,
-        sid: str,
-        change: str,
-        detail: dict[str, Any],
-        order: dict[str, Any],
-        delivery: Delivery,
+        self, sid: str, change: str, detail: dict[str, Any], order: Order, delivery: Paid
     ) -> None:
         self.history.append(
-            (sid, self.now, change, detail, None, order["request_id"], delivery.event.id)
+            (sid, self.now, change, detail, None, order.request_id, delivery.event.id)
         )
 
     def _announce(self, event: EventData, csn: str) -> None:
@@ -426,51 +361,34 @@ class Settlement:
             RENEWAL_EVENTS, new_event(event, subject=csn, source=self.source, time=self.now)
         )
 
-    async def save(self, changed: dict[str, Subscription]) -> None:
-        connection: DbConnection = self.unit.connection
+    async def save(self) -> None:
+        connection = self.unit.connection
         await start_subscriptions(connection, self.started)
-        if changed:
-            rows = list(changed.values())
-            await connection.execute(
-                """UPDATE subscriptions AS s SET renewal_date = u.renewal_date, term = u.term,
-                       seats = u.seats, next_term = u.next_term, next_seats = u.next_seats,
-                       updated_at = now()
-                   FROM unnest($1::text[], $2::date[], $3::text[], $4::int[], $5::text[],
-                               $6::int[])
-                       AS u(subscription_id, renewal_date, term, seats, next_term, next_seats)
-                   WHERE s.subscription_id = u.subscription_id""",
-                [s.subscription_id for s in rows],
-                [s.renewal_date for s in rows],
-                [s.term for s in rows],
-                [s.seats for s in rows],
-                [s.next_term for s in rows],
-                [s.next_seats for s in rows],
-            )
-        if self.engine_looks_again:
-            await connection.execute(  # the engine's next look back to the renewal date
-                "UPDATE subscriptions SET next_check_for = NULL WHERE subscription_id = ANY($1)",
-                self.engine_looks_again,
-            )
+        await save_renewal_terms(connection, self.changed.values())
+        await look_again(connection, self.engine_looks_again)
         await record_history(connection, self.history)
         if self.settled_items:
-            settled = await connection.fetch(
-                """WITH settled AS (
-                       UPDATE renewal_batch_items AS i SET status = u.status, reasons = u.reasons
-                       FROM jsonb_to_recordset($1::jsonb)
-                           AS u(order_id text, subscription_id text, status text, reasons text[])
-                       WHERE i.order_id = u.order_id
-                         AND (u.subscription_id IS NULL OR i.subscription_id = u.subscription_id)
-                       RETURNING i.request_id)
-                   SELECT DISTINCT request_id FROM settled""",
-                json.dumps(self.settled_items),
-            )
+            finished = await settle_items(connection, self.settled_items)
             await finish_batches(
-                connection,
-                [row["request_id"] for row in settled],
-                self.unit.outbox,
-                clock=self.clock,
-                source=self.source,
+                connection, finished, self.unit.outbox, clock=self.clock, source=self.source
             )
+
+
+def _renewed(
+    order: Order, was: Subscription, renewal_date: date, term: Any, seats: int
+) -> SubscriptionRenewed:
+    return SubscriptionRenewed(
+        subscription_id=was.subscription_id,
+        order_id=order.order_id,
+        previous_renewal_date=was.renewal_date,
+        renewal_date=renewal_date,
+        term=term,
+        seats=seats,
+        request_id=order.request_id,
+        csn=was.csn,
+        product_name=was.snapshot.product_name,
+        buyer=was.snapshot.buyer,
+    )
 
 
 def _reason(refund_reason: str) -> str:
@@ -479,10 +397,10 @@ def _reason(refund_reason: str) -> str:
 
 
 def billing_events_handler(clock: Clock, source: str, policy: Policy) -> BatchHandler:
-    async def settle(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
+    async def settle(unit: UnitOfWork, deliveries: list[Outcome]) -> None:
         await Settlement(unit, clock, source, policy).apply(deliveries)
 
-    async def awaiting(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
+    async def awaiting(unit: UnitOfWork, deliveries: list[Delivery[PaymentAwaitingManual]]) -> None:
         # A manual payment's last day: after it the order is abandoned, its reservation released.
         await note_pay_by(unit.connection, {d.data.order_id: d.data.pay_by for d in deliveries})
 

@@ -29,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 import asyncpg
 from faststream import AckPolicy, Context
@@ -40,6 +40,7 @@ from pydantic import WithJsonSchema
 from shared.contracts.envelope import (
     TYPE_HEADER,
     CloudEvent,
+    EventData,
     EventRegistry,
     InvalidEventError,
     inline_json_schema,
@@ -71,18 +72,24 @@ log = logging.getLogger(__name__)
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = CONNECTION_ERRORS
 
 
+# The contract type a delivery carries: a handler says which by its signature,
+# `Delivery[PaymentFailed]`, and reads `delivery.data` typed, without a cast. A bare `Delivery`
+# is `Delivery[Any]`, for the code that handles every type alike (the consumer, the dispatch).
+DataT = TypeVar("DataT", bound=EventData)
+
+
 @dataclass(frozen=True)
-class Delivery:
+class Delivery(Generic[DataT]):
     """One valid event and the record it came in; on a signed topic, who signed it (proven), or
     why nobody is proven to have."""
 
-    event: CloudEvent[Any]
+    event: CloudEvent[DataT]
     record: Any  # aiokafka ConsumerRecord
     signer: str | None = None
     unproven: Unproven | None = None
 
     @property
-    def data(self) -> Any:
+    def data(self) -> DataT:
         return self.event.data
 
     @property
@@ -103,8 +110,10 @@ class UnitOfWork:
     outbox: Outbox = field(default_factory=Outbox)
 
 
-BatchHandler = Callable[[UnitOfWork, list[Delivery]], Awaitable[None]]
-EventHandler = Callable[[UnitOfWork, Delivery], Awaitable[None]]
+# Any: a handler of one contract type (`Delivery[QuoteSent]`) is registered for that type only
+# (`TypeDispatch`), so it is never handed another's.
+BatchHandler = Callable[[UnitOfWork, list[Delivery[Any]]], Awaitable[None]]
+EventHandler = Callable[[UnitOfWork, Delivery[Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,14 @@ the broker, and offsets and redelivery only exist on the real one.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -22,10 +25,14 @@ from faststream import FastStream
 
 from deploy.local.client import TopicWatcher
 from services.operations.health import http_ready as service_ready
+from shared.contracts.common import PriceLine, Term
+from shared.contracts.envelope import EventData, new_event
+from shared.contracts.quote_events import QuoteSent
 from shared.contracts.topics import DLQ_PARTITIONS, Topic
 from shared.db.migrate import migrate
 from shared.db.pool import connect, create_pool
 from shared.db.settings import DatabaseSettings
+from shared.messaging.consumer import Delivery, UnitOfWork
 from shared.messaging.credentials import client_options
 
 
@@ -165,10 +172,19 @@ async def scratch_schema(
 
 
 @asynccontextmanager
-async def migrated(admin_db: asyncpg.Connection, service: str) -> AsyncIterator[asyncpg.Pool]:
-    """A migrated throwaway schema of the service, and a pool on it."""
+async def migrated_schema(
+    admin_db: asyncpg.Connection, service: str
+) -> AsyncIterator[DatabaseSettings]:
+    """A migrated throwaway schema of the service; the service's settings pointing at it."""
     async with scratch_schema(admin_db, service) as settings:
         await migrate(service, settings)
+        yield settings
+
+
+@asynccontextmanager
+async def migrated(admin_db: asyncpg.Connection, service: str) -> AsyncIterator[asyncpg.Pool]:
+    """A migrated throwaway schema of the service, and a pool on it."""
+    async with migrated_schema(admin_db, service) as settings:
         pool = await create_pool(settings)
         try:
             yield pool
@@ -184,4 +200,93 @@ async def insert_quote(pool: asyncpg.Pool, quote_number: str, csn: str, expires_
         quote_number,
         csn,
         expires_on,
+    )
+
+
+# Handlers called directly, on the real database -------------------------------------------------
+
+Handle = Callable[[UnitOfWork, Any], Awaitable[None]]
+
+
+def delivered(
+    data: EventData, csn: str, *, time: datetime, signer: str | None = None
+) -> Delivery[Any]:
+    """`data` about `csn` as the consumer hands it to a handler; `signer`: the proven signer of
+    a command topic's record (None: a topic without signatures)."""
+    event = new_event(data, subject=csn, source="/it", time=time)
+    return Delivery(event, record=None, signer=signer)
+
+
+async def handle_in_transaction(settings: DatabaseSettings, handle: Handle, handled: Any) -> None:
+    """The handler in one transaction with its outbox, as the consumer runs it: `handled` is a
+    delivery for a per-event handler, a list of them for a batch handler."""
+    async with connection_to(settings) as connection, connection.transaction():
+        unit = UnitOfWork(connection)
+        await handle(unit, handled)
+        await unit.outbox.flush(connection)
+
+
+async def taken_outbox(
+    settings: DatabaseSettings, topic: str | None = None
+) -> list[dict[str, Any]]:
+    """The events written to the outbox since the last call, in their order (all are taken;
+    those of `topic` returned when it is given)."""
+    async with connection_to(settings) as connection:
+        rows = await connection.fetch("SELECT topic, value FROM outbox ORDER BY id")
+        await connection.execute("DELETE FROM outbox")
+    return [json.loads(row["value"]) for row in rows if topic in (None, row["topic"])]
+
+
+class CountingConnection:
+    """A handler's connection, counting the statements it is sent (set-based handling: one
+    statement per batch, whatever its size)."""
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self.connection = connection
+        self.statements: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.connection, name)
+        if name in ("execute", "fetch", "fetchrow", "fetchval", "executemany"):
+
+            async def counted(query: str, *args: Any, **kwargs: Any) -> Any:
+                self.statements.append(query)
+                return await attribute(query, *args, **kwargs)
+
+            return counted
+        return attribute
+
+
+def renewal_quote_sent(
+    subscription_id: str,
+    quote_number: str,
+    *,
+    term: Term,
+    seats: int,
+    unit_price: Decimal,
+    expires_on: date,
+) -> QuoteSent:
+    """The quote service's `quote.sent` of a renewal quote for one subscription, at `unit_price`
+    a seat, nothing off."""
+    amount = unit_price * seats
+    line = PriceLine(
+        subscription_id=subscription_id,
+        product_code="ACDLT",
+        term=term,
+        seats=seats,
+        unit_price=unit_price,
+        discount=Decimal("0"),
+        amount=amount,
+    )
+    return QuoteSent(
+        request_id=None,
+        quote_number=quote_number,
+        kind="renewal",
+        subscription_ids=[subscription_id],
+        expires_on=expires_on,
+        currency="USD",
+        total=amount,
+        lines=[line],
+        recipients=[],
+        promotions=[],
     )

@@ -13,7 +13,6 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import asyncpg
 import pytest
@@ -26,7 +25,7 @@ from shared.contracts.billing_events import PaymentFailed, PaymentSucceeded
 from shared.contracts.envelope import EventData, new_event
 from shared.eligibility import Policy
 from shared.messaging.consumer import Delivery, UnitOfWork, dispatch_some
-from tests.integration.helpers import insert_quote, migrated
+from tests.integration.helpers import CountingConnection, insert_quote, migrated
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -35,25 +34,6 @@ NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 async def quote_pool(admin_db: asyncpg.Connection) -> AsyncIterator[asyncpg.Pool]:
     async with migrated(admin_db, "quote") as pool:
         yield pool
-
-
-class CountingConnection:
-    """The handler's connection, counting the statements it is sent."""
-
-    def __init__(self, connection: asyncpg.Connection) -> None:
-        self.connection = connection
-        self.statements: list[str] = []
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self.connection, name)
-        if name in ("execute", "fetch", "fetchrow", "fetchval", "executemany"):
-
-            async def counted(query: str, *args: Any, **kwargs: Any) -> Any:
-                self.statements.append(query)
-                return await attribute(query, *args, **kwargs)
-
-            return counted
-        return attribute
 
 
 async def accepted_quote(pool: asyncpg.Pool, order_id: str) -> tuple[str, str]:

@@ -4,7 +4,6 @@ sent back, once, and renews nothing (LIFE-3, LIFE-5)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -19,13 +18,17 @@ from services.renewal.settlement import billing_events_handler
 from services.renewal.state import snapshot_handler
 from shared.clock import FixedClock
 from shared.contracts.billing_events import PaymentSucceeded
-from shared.contracts.envelope import new_event
-from shared.db.migrate import migrate
 from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
 from shared.eligibility import Policy
 from shared.messaging.consumer import Delivery, UnitOfWork
-from tests.integration.helpers import connection_to, scratch_schema
+from tests.integration.helpers import (
+    connection_to,
+    delivered,
+    handle_in_transaction,
+    migrated_schema,
+    taken_outbox,
+)
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
@@ -37,29 +40,12 @@ save_snapshot = snapshot_handler(POLICY, "/renewal", CLOCK)
 
 @pytest.fixture
 async def renewal_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
-    async with scratch_schema(admin_db, "renewal") as settings:
-        await migrate("renewal", settings)
+    async with migrated_schema(admin_db, "renewal") as settings:
         yield settings
 
 
 def _delivery(data, csn: str) -> Delivery:
-    return Delivery(new_event(data, subject=csn, source="/t", time=NOW), record=None)
-
-
-async def _run(settings: DatabaseSettings, handle, deliveries) -> list[dict]:
-    """The handler in one transaction, as the consumer runs it; the events it wrote."""
-    async with connection_to(settings) as connection, connection.transaction():
-        unit = UnitOfWork(connection)
-        await handle(unit, deliveries)
-        await unit.outbox.flush(connection)
-    return await _outbox(settings)
-
-
-async def _outbox(settings: DatabaseSettings) -> list[dict]:
-    async with connection_to(settings) as connection:
-        rows = await connection.fetch("SELECT value FROM outbox ORDER BY id")
-        await connection.execute("DELETE FROM outbox")
-    return [json.loads(row["value"]) for row in rows]
+    return delivered(data, csn, time=NOW)
 
 
 async def _given(settings: DatabaseSettings, csn: str, renewal_date: date, **fields) -> str:
@@ -79,7 +65,7 @@ async def test_man_1_two_requests_in_one_claim_make_one_order_and_one_renewal_in
     sid = await _given(renewal_db, csn, TODAY + timedelta(days=20), payment_type="bank_transfer")
     first, second = renewal_request(csn, [sid]), renewal_request(csn, [sid])
     intake = record_renewal_request(CLOCK, "/renewal", POLICY)
-    await _run(renewal_db, intake, [_delivery(first, csn), _delivery(second, csn)])
+    await handle_in_transaction(renewal_db, intake, [_delivery(first, csn), _delivery(second, csn)])
 
     pool = await create_pool(renewal_db)
     try:
@@ -87,7 +73,7 @@ async def test_man_1_two_requests_in_one_claim_make_one_order_and_one_renewal_in
         assert await worker.work_pending() == 2  # both batches in one claim
     finally:
         await pool.close()
-    events = await _outbox(renewal_db)
+    events = await taken_outbox(renewal_db)
     orders = [e for e in events if e["type"] == "order.requested"]
     refusals = [e["data"] for e in events if e["type"] == "renewal.rejected"]
     assert len(orders) == 1 and orders[0]["data"]["request_id"] == first.request_id
@@ -123,11 +109,13 @@ async def test_life_3_life_5_money_for_an_expired_subscription_goes_back_once(
     )
     settle = billing_events_handler(CLOCK, "/renewal", POLICY)
 
-    events = await _run(renewal_db, settle, [_delivery(paid, csn), _delivery(paid, csn)])
+    await handle_in_transaction(renewal_db, settle, [_delivery(paid, csn), _delivery(paid, csn)])
+    events = await taken_outbox(renewal_db)
     assert [(e["type"], e["data"]["order_id"], e["data"]["reason"]) for e in events] == [
         ("payment.refund_requested", "O-late", "EXPIRED")
     ]
-    assert await _run(renewal_db, settle, [_delivery(paid, csn)]) == []  # seen again: nothing
+    await handle_in_transaction(renewal_db, settle, [_delivery(paid, csn)])
+    assert await taken_outbox(renewal_db) == []  # seen again: nothing
     async with connection_to(renewal_db) as connection:
         assert (
             await connection.fetchval(

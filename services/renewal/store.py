@@ -1,0 +1,227 @@
+"""Renewal's orders, what settling them saves, and the open quotes it follows: the SQL, and the
+typed rows it returns.
+
+An order is what renewal asked billing to charge: a renewal (manual, bulk or automatic), an
+accepted quote's order (purpose `quote`, of a kind: QUO-3), seats added (SEAT-1) or dates
+aligned (ALIGN-1). What a quote's or a change's order buys is kept with it (`detail`, JSON): the
+lines, the quote's kind and number, the alignment's target, the seats added, the total. Every
+statement here is set-based: one per batch, whatever its size (issue 19 item 4).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any, Literal
+
+from services.renewal.subscriptions import Subscription
+from shared.contracts.common import PriceLine, Term
+from shared.contracts.quote_commands import QuoteKind
+from shared.db.types import DbConnection
+
+Purpose = Literal["renewal", "quote", "seats", "alignment"]
+Status = Literal["requested", "paid", "failed"]
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    """What an order buys for one subscription; a change's line also says what it cost (the
+    answer to an alignment repeats it)."""
+
+    subscription_id: str
+    term: Term
+    seats: int
+    priced: PriceLine | None = None
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str
+    request_id: str | None  # None: the due-date engine's automatic renewal
+    csn: str
+    subscription_ids: tuple[str, ...]
+    purpose: Purpose = "renewal"
+    status: Status = "requested"
+    lines: tuple[OrderLine, ...] = ()
+    kind: QuoteKind = "renewal"  # what a quote's order does when paid (QUO-3)
+    quote_number: str | None = None
+    target_date: date | None = None  # an alignment's, or an alignment quote's
+    seats_added: int | None = None
+    total: Decimal | None = None  # a change's order (seats, alignment)
+
+    @property
+    def automatic(self) -> bool:
+        return self.request_id is None
+
+
+def _detail(order: Order) -> dict[str, Any]:
+    """The `detail` column as it has always been written (abandoned.py and the operator's
+    lookup read `quote_number` from it)."""
+    if order.purpose == "renewal":
+        return {}
+    detail: dict[str, Any] = {}
+    if order.purpose == "quote":
+        detail = {"quote_number": order.quote_number, "kind": order.kind}
+    if order.seats_added is not None:
+        detail["seats_added"] = order.seats_added
+    if order.target_date is not None or order.purpose == "quote":
+        detail["target_date"] = order.target_date.isoformat() if order.target_date else None
+    detail["lines"] = [
+        line.priced.model_dump(mode="json")
+        if line.priced is not None
+        else {"subscription_id": line.subscription_id, "term": line.term, "seats": line.seats}
+        for line in order.lines
+    ]
+    if order.total is not None:
+        detail["total"] = str(order.total)
+    return detail
+
+
+def _order(row: Mapping[str, Any]) -> Order:
+    detail = json.loads(row["detail"]) if row["detail"] else {}
+    target = detail.get("target_date")
+    total = detail.get("total")
+    return Order(
+        order_id=row["order_id"],
+        request_id=row["request_id"],
+        csn=row["csn"],
+        subscription_ids=tuple(row["subscription_ids"]),
+        purpose=row["purpose"],
+        status=row["status"],
+        lines=tuple(_line(line) for line in detail.get("lines", ())),
+        kind=detail.get("kind", "renewal"),
+        quote_number=detail.get("quote_number"),
+        target_date=date.fromisoformat(target) if target else None,
+        seats_added=detail.get("seats_added"),
+        total=Decimal(total) if total is not None else None,
+    )
+
+
+def _line(line: Mapping[str, Any]) -> OrderLine:
+    priced = PriceLine.model_validate(line) if "amount" in line else None
+    return OrderLine(line["subscription_id"], line["term"], line["seats"], priced)
+
+
+COLUMNS = "order_id, request_id, csn, subscription_ids, purpose, status, detail::text AS detail"
+
+
+async def save_orders(connection: DbConnection, orders: Sequence[Order]) -> None:
+    """Record new orders, waiting for billing's answer."""
+    if orders:
+        await connection.copy_records_to_table(
+            "orders",
+            records=[
+                (
+                    o.order_id,
+                    o.request_id,
+                    o.csn,
+                    list(o.subscription_ids),
+                    o.purpose,
+                    json.dumps(_detail(o)),
+                )
+                for o in orders
+            ],
+            columns=["order_id", "request_id", "csn", "subscription_ids", "purpose", "detail"],
+        )
+
+
+async def order_exists(connection: DbConnection, order_id: str) -> bool:
+    return bool(await connection.fetchval("SELECT true FROM orders WHERE order_id = $1", order_id))
+
+
+async def claim_answered(connection: DbConnection, paid: Mapping[str, bool]) -> list[Order]:
+    """Billing answered these orders (order id → paid or not): those still waiting for an
+    answer take it, and are returned in the order given; any other (answered before, or not
+    renewal's) changes nothing."""
+    rows = await connection.fetch(
+        """UPDATE orders AS o SET status = u.status
+            FROM unnest($1::text[], $2::text[]) AS u(order_id, status)
+            WHERE o.order_id = u.order_id AND o.status = 'requested'
+            RETURNING o.order_id, o.request_id, o.csn, o.subscription_ids, o.purpose, o.status,
+                      o.detail::text AS detail""",
+        list(paid),
+        ["paid" if is_paid else "failed" for is_paid in paid.values()],
+    )
+    by_id = {row["order_id"]: _order(row) for row in rows}
+    return [by_id[order_id] for order_id in paid if order_id in by_id]
+
+
+async def open_quote_orders(connection: DbConnection, order_ids: Collection[str]) -> list[Order]:
+    """Those of these orders that are a quote's and still wait for billing."""
+    rows = await connection.fetch(
+        f"SELECT {COLUMNS} FROM orders WHERE order_id = ANY($1::text[])"
+        " AND purpose = 'quote' AND status = 'requested'",
+        list(order_ids),
+    )
+    return [_order(row) for row in rows]
+
+
+async def save_renewal_terms(
+    connection: DbConnection, subscriptions: Collection[Subscription]
+) -> None:
+    """What settling changed of each subscription: its renewal date, term and seats, and what
+    the next renewal buys."""
+    if subscriptions:
+        rows = list(subscriptions)
+        await connection.execute(
+            """UPDATE subscriptions AS s SET renewal_date = u.renewal_date, term = u.term,
+                   seats = u.seats, next_term = u.next_term, next_seats = u.next_seats,
+                   updated_at = now()
+               FROM unnest($1::text[], $2::date[], $3::text[], $4::int[], $5::text[],
+                           $6::int[])
+                   AS u(subscription_id, renewal_date, term, seats, next_term, next_seats)
+               WHERE s.subscription_id = u.subscription_id""",
+            [s.subscription_id for s in rows],
+            [s.renewal_date for s in rows],
+            [s.term for s in rows],
+            [s.seats for s in rows],
+            [s.next_term for s in rows],
+            [s.next_seats for s in rows],
+        )
+
+
+async def look_again(connection: DbConnection, subscription_ids: Collection[str]) -> None:
+    """The due-date engine's next look at these subscriptions back to their renewal date."""
+    if subscription_ids:
+        await connection.execute(
+            "UPDATE subscriptions SET next_check_for = NULL WHERE subscription_id = ANY($1)",
+            list(subscription_ids),
+        )
+
+
+async def remember_quote(
+    connection: DbConnection,
+    quote_number: str,
+    csn: str,
+    lines: Sequence[Mapping[str, Any]],
+    auto_renew_suspended: Sequence[str],
+) -> bool:
+    """Keep a sent renewal quote while it is open (AUTO-5), with the subscriptions whose
+    auto-renew it switched off; False when it was kept already (the same `quote.sent` again)."""
+    return bool(
+        await connection.fetchval(
+            "INSERT INTO quotes (quote_number, csn, lines, auto_renew_suspended)"
+            " VALUES ($1, $2, $3::jsonb, $4) ON CONFLICT (quote_number) DO NOTHING RETURNING true",
+            quote_number,
+            csn,
+            json.dumps(list(lines)),
+            list(auto_renew_suspended),
+        )
+    )
+
+
+async def close_quote(
+    connection: DbConnection, quote_number: str, status: Literal["paid", "closed"]
+) -> list[str]:
+    """An open quote paid, or closed (expired, cancelled): the subscriptions whose auto-renew
+    it had switched off (none when it was not open)."""
+    suspended = await connection.fetchval(
+        "UPDATE quotes SET status = $2 WHERE quote_number = $1 AND status = 'sent'"
+        " RETURNING auto_renew_suspended",
+        quote_number,
+        status,
+    )
+    return list(suspended or ())

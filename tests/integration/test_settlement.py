@@ -1,0 +1,482 @@
+"""Renewal's settlement of billing's answers, its handlers called directly on a real database
+(issue 17 item 5): every order is placed the way the service places it (a renewal request and
+the bulk worker, a quote's order, a seats or alignment command), then billing's answer is
+handed to `billing_events_handler` as the consumer would, and the test reads what it saved and
+announced. Renewal paid (LIFE-4, MAN-3), payment failed, a paid quote of each kind (QUO-3,
+QUO-8), seats (SEAT-1), alignment (ALIGN-1), money that arrives after the order was released
+(issue 14), and a batch settled set-based (issue 19 item 4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+
+from deploy.local.samples import renewal_request, subscription, unique_csn
+from services.renewal.abandoned import AbandonedOrders
+from services.renewal.bulk_worker import BulkWorker
+from services.renewal.changes import ChangeHandlers
+from services.renewal.new_purchases import new_subscription_id
+from services.renewal.open_quotes import quote_events_handler
+from services.renewal.quote_orders import quote_order_handler
+from services.renewal.renewal_requests import record_renewal_request
+from services.renewal.settlement import billing_events_handler
+from services.renewal.state import announced, snapshot_handler
+from shared.clock import FixedClock
+from shared.contracts.billing_events import (
+    OrderLine,
+    PaymentAwaitingManual,
+    PaymentFailed,
+    PaymentSucceeded,
+)
+from shared.contracts.common import Actor
+from shared.contracts.quote_events import QuotePaid
+from shared.contracts.quote_orders import QuoteOrderRequested, TermStart
+from shared.contracts.renewal_commands import AddSeats, AlignRenewalDates
+from shared.contracts.subscription_events import PaymentMethod
+from shared.db.pool import create_pool
+from shared.db.settings import DatabaseSettings
+from shared.eligibility import Policy
+from shared.messaging.consumer import UnitOfWork
+from tests.integration.helpers import (
+    CountingConnection,
+    connection_to,
+    delivered,
+    handle_in_transaction,
+    migrated_schema,
+    renewal_quote_sent,
+    taken_outbox,
+)
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+TODAY = NOW.date()
+CLOCK = FixedClock(NOW)
+POLICY = Policy()
+SOURCE = "/it/renewal"
+settle = billing_events_handler(CLOCK, SOURCE, POLICY)
+follow_quotes = announced(quote_events_handler(CLOCK, SOURCE), POLICY, SOURCE, CLOCK)  # as wired
+
+
+@pytest.fixture
+async def renewal_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
+    async with migrated_schema(admin_db, "renewal") as settings:
+        async with connection_to(settings) as connection:
+            await connection.execute(
+                "INSERT INTO prices VALUES ('ACDLT', 'annual', 'USD', 466, 420),"
+                " ('ACDLT', 'three_year', 'USD', 1310, 1179)"
+            )
+        yield settings
+
+
+async def _given(
+    settings: DatabaseSettings, renewal_date: date, *, csn: str | None = None, **fields: Any
+) -> tuple[str, str]:
+    """A subscription renewal holds, as the subscription system's snapshot makes it."""
+    csn = csn or unique_csn("SETTLE")
+    sid = f"S-{csn}-{fields.pop('suffix', 1)}"
+    snapshot = subscription(sid, csn, renewal_date=renewal_date, **fields)
+    await handle_in_transaction(
+        settings, snapshot_handler(POLICY, SOURCE, CLOCK), delivered(snapshot, csn, time=NOW)
+    )
+    return csn, sid
+
+
+async def _requested_renewal(settings: DatabaseSettings, csn: str, sids: list[str]) -> str:
+    """A manual renewal request worked by the bulk worker: its order's id (MAN-1)."""
+    request = renewal_request(csn, sids)
+    intake = record_renewal_request(CLOCK, SOURCE, POLICY)
+    await handle_in_transaction(settings, intake, [delivered(request, csn, time=NOW)])
+    pool = await create_pool(settings)
+    try:
+        worker = BulkWorker(pool, CLOCK, POLICY, source=SOURCE, per_claim=10, poll_seconds=1)
+        assert await worker.work_pending() == 1
+    finally:
+        await pool.close()
+    [order] = [e for e in await taken_outbox(settings) if e["type"] == "order.requested"]
+    return str(order["data"]["order_id"])
+
+
+def _paid(order_id: str, amount: str = "420.00") -> PaymentSucceeded:
+    return PaymentSucceeded(
+        order_id=order_id, amount=Decimal(amount), currency="USD", payment_reference=f"P-{order_id}"
+    )
+
+
+async def _settled(settings: DatabaseSettings, csn: str, *answers: Any) -> list[dict[str, Any]]:
+    """Billing's answers settled in one batch: the events renewal wrote, but the states."""
+    await handle_in_transaction(settings, settle, [delivered(a, csn, time=NOW) for a in answers])
+    return [e for e in await taken_outbox(settings) if e["type"] != "subscription.state"]
+
+
+async def _subscription(settings: DatabaseSettings, sid: str) -> dict[str, Any]:
+    async with connection_to(settings) as connection:
+        row = await connection.fetchrow(
+            "SELECT renewal_date, term, seats, next_term, next_seats, next_check_for"
+            " FROM subscriptions WHERE subscription_id = $1",
+            sid,
+        )
+    assert row is not None
+    return dict(row)
+
+
+async def _history(settings: DatabaseSettings, sid: str) -> list[str]:
+    async with connection_to(settings) as connection:
+        rows = await connection.fetch(
+            "SELECT change FROM subscription_history WHERE subscription_id = $1 ORDER BY id", sid
+        )
+    return [row["change"] for row in rows]
+
+
+async def _reserved(settings: DatabaseSettings) -> list[str]:
+    async with connection_to(settings) as connection:
+        rows = await connection.fetch("SELECT subscription_id FROM term_reservations")
+    return [row["subscription_id"] for row in rows]
+
+
+async def test_life_4_man_3_a_paid_renewal_renews_from_the_renewal_date_once(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """The term starts on the renewal date (LIFE-4); the event carries what the order's one
+    confirmation shows (MAN-3: total, currency, how many it renewed); seen twice, once."""
+    renewal_date = TODAY + timedelta(days=20)
+    csn, sid = await _given(renewal_db, renewal_date)
+    order_id = await _requested_renewal(renewal_db, csn, [sid])
+
+    events = await _settled(renewal_db, csn, _paid(order_id), _paid(order_id))
+
+    assert [(e["type"], e["subject"]) for e in events] == [("subscription.renewed", csn)]
+    renewed = events[0]["data"]
+    assert renewed["order_id"] == order_id and renewed["subscription_id"] == sid
+    assert (renewed["previous_renewal_date"], renewed["renewal_date"]) == (
+        renewal_date.isoformat(),
+        date(2027, 3, 21).isoformat(),
+    )
+    assert (renewed["term"], renewed["seats"]) == ("annual", 1)
+    assert (renewed["order_total"], renewed["currency"], renewed["renewed_in_order"]) == (
+        "420.00",
+        "USD",
+        1,
+    )
+    assert (await _subscription(renewal_db, sid))["renewal_date"] == date(2027, 3, 21)
+    assert await _history(renewal_db, sid) == ["renewed"]
+    assert await _reserved(renewal_db) == []
+    async with connection_to(renewal_db) as connection:
+        item = await connection.fetchrow("SELECT status, reasons FROM renewal_batch_items")
+    assert item is not None and (item["status"], list(item["reasons"])) == ("renewed", [])
+    assert await _settled(renewal_db, csn, _paid(order_id)) == []  # again later: nothing
+
+
+async def test_a_bulk_request_completes_once_its_order_is_settled(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """Of two subscriptions asked together, one past grace is refused at once (LIFE-5) and the
+    other ordered; its payment renews it and completes the request: `bulk.completed` with
+    every subscription's outcome."""
+    csn, renewable = await _given(renewal_db, TODAY + timedelta(days=20))
+    _, expired = await _given(renewal_db, TODAY - timedelta(days=60), csn=csn, suffix=2)
+    order_id = await _requested_renewal(renewal_db, csn, [renewable, expired])
+
+    events = await _settled(renewal_db, csn, _paid(order_id))
+
+    assert [e["type"] for e in events] == ["subscription.renewed", "bulk.completed"]
+    completed = events[1]["data"]
+    assert (completed["succeeded"], completed["rejected"]) == (1, 1)
+    assert [(o["subscription_id"], o["status"], o["order_id"]) for o in completed["outcomes"]] == [
+        (renewable, "succeeded", order_id),
+        (expired, "rejected", None),
+    ]
+
+
+async def test_a_failed_payment_rejects_the_request_and_releases_the_term(
+    renewal_db: DatabaseSettings,
+) -> None:
+    renewal_date = TODAY + timedelta(days=20)
+    csn, sid = await _given(renewal_db, renewal_date)
+    order_id = await _requested_renewal(renewal_db, csn, [sid])
+
+    failed = PaymentFailed(order_id=order_id, reason="card declined", next_retry_on=None)
+    events = await _settled(renewal_db, csn, failed)
+
+    assert [(e["type"], e["data"]["subscription_id"], e["data"]["reasons"]) for e in events] == [
+        ("renewal.rejected", sid, ["PAYMENT_METHOD_INVALID"])
+    ]
+    assert (await _subscription(renewal_db, sid))["renewal_date"] == renewal_date
+    assert await _reserved(renewal_db) == []
+    async with connection_to(renewal_db) as connection:
+        item = await connection.fetchrow("SELECT status, reasons FROM renewal_batch_items")
+    assert item is not None
+    assert (item["status"], list(item["reasons"])) == ("rejected", ["PAYMENT_METHOD_INVALID"])
+
+
+async def test_an_automatic_renewals_failed_payment_hands_it_back_to_the_engine(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """The due-date engine put off its next look while the charge was in flight: it looks
+    again (next_check_for cleared), and nothing is answered (no request)."""
+    csn, sid = await _given(renewal_db, TODAY)
+    async with connection_to(renewal_db) as connection:
+        await connection.execute(
+            "UPDATE subscriptions SET next_check_for = $2 WHERE subscription_id = $1",
+            sid,
+            TODAY + timedelta(days=3),
+        )
+        await connection.execute(
+            "INSERT INTO orders (order_id, request_id, csn, subscription_ids)"
+            " VALUES ('O-auto', NULL, $1, $2)",
+            csn,
+            [sid],
+        )
+    failed = PaymentFailed(order_id="O-auto", reason="card declined", next_retry_on=None)
+
+    assert await _settled(renewal_db, csn, failed) == []
+    assert (await _subscription(renewal_db, sid))["next_check_for"] is None
+
+
+async def _quote_order(
+    settings: DatabaseSettings,
+    csn: str,
+    sid: str,
+    term_start: date,
+    *,
+    kind: str,
+    term: str = "annual",
+    seats: int = 1,
+    target_date: date | None = None,
+) -> str:
+    """The quote service's accepted quote, reserved and ordered by renewal (QUO-8)."""
+    order_id = f"O-Q-{kind}-{csn}"
+    command = QuoteOrderRequested(
+        request_id=f"r-{order_id}",
+        quote_number="Q-2026-000001",
+        kind=kind,  # type: ignore[arg-type]
+        order_id=order_id,
+        csn=csn,
+        currency="USD",
+        purchase_method="direct_online",
+        payment_method=PaymentMethod(type="card", recurring=True, valid=True),
+        lines=[
+            OrderLine(
+                subscription_id=sid,
+                product_code="ACDLT",
+                term=term,  # type: ignore[arg-type]
+                seats=seats,
+                unit_price=Decimal("100.00"),
+                amount=Decimal("100.00") * seats,
+            )
+        ],
+        total=Decimal("100.00") * seats,
+        term_starts=[TermStart(subscription_id=sid, term_start=term_start)],
+        target_date=target_date,
+    )
+    handle = quote_order_handler(CLOCK, POLICY, SOURCE)
+    await handle_in_transaction(settings, handle, delivered(command, csn, time=NOW))
+    placed = [e for e in await taken_outbox(settings) if e["type"] == "order.requested"]
+    assert [e["data"]["order_id"] for e in placed] == [order_id]
+    return order_id
+
+
+async def _quote_event(settings: DatabaseSettings, csn: str, event: Any) -> list[tuple]:
+    """The quote service's `quote.events`, followed by renewal: the auto-renew switches."""
+    await handle_in_transaction(settings, follow_quotes, [delivered(event, csn, time=NOW)])
+    switched = await taken_outbox(settings, "renewal.events")
+    return [(e["data"]["enabled"], e["data"]["reason"]) for e in switched]
+
+
+async def test_quo_8_auto_5_a_paid_renewal_quote_renews_for_its_term_and_seats(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """Auto-renew is off while the quote that changes the term and seats is open (AUTO-5);
+    its payment renews for them, and once the quote is paid auto-renew is on again."""
+    renewal_date = TODAY + timedelta(days=20)
+    csn, sid = await _given(renewal_db, renewal_date, auto_renew=True)
+    sent = renewal_quote_sent(
+        sid,
+        "Q-2026-000001",
+        term="three_year",
+        seats=3,
+        unit_price=Decimal("100.00"),
+        expires_on=TODAY + timedelta(days=29),
+    )
+    assert await _quote_event(renewal_db, csn, sent) == [(False, "AUTO-5")]
+    order_id = await _quote_order(
+        renewal_db, csn, sid, renewal_date, kind="renewal", term="three_year", seats=3
+    )
+
+    events = await _settled(renewal_db, csn, _paid(order_id, "300.00"))
+
+    assert [e["type"] for e in events] == ["subscription.renewed"]
+    renewed = events[0]["data"]
+    assert (renewed["term"], renewed["seats"], renewed["renewal_date"]) == (
+        "three_year",
+        3,
+        date(2029, 3, 21).isoformat(),
+    )
+    held = await _subscription(renewal_db, sid)
+    assert (held["renewal_date"], held["term"], held["seats"]) == (
+        date(2029, 3, 21),
+        "three_year",
+        3,
+    )
+    assert (held["next_term"], held["next_seats"]) == (None, None)
+    paid = QuotePaid(quote_number="Q-2026-000001", order_id=order_id)
+    assert await _quote_event(renewal_db, csn, paid) == [(True, "AUTO-5")]
+    assert await _quote_event(renewal_db, csn, paid) == []  # paid already: nothing more
+
+
+async def test_quo_3_a_paid_alignment_quote_moves_the_renewal_date_to_its_target(
+    renewal_db: DatabaseSettings,
+) -> None:
+    renewal_date = TODAY + timedelta(days=20)
+    target = TODAY + timedelta(days=80)
+    csn, sid = await _given(renewal_db, renewal_date)
+    order_id = await _quote_order(
+        renewal_db, csn, sid, renewal_date, kind="alignment", target_date=target
+    )
+
+    assert await _settled(renewal_db, csn, _paid(order_id, "100.00")) == []  # quote.paid answers
+
+    assert (await _subscription(renewal_db, sid))["renewal_date"] == target
+    assert await _history(renewal_db, sid) == ["renewal_date_aligned"]
+
+
+async def test_quo_3_life_3_a_paid_new_purchase_quote_starts_a_new_subscription_today(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """The quoted subscription (expired here) stays as it is; the new one starts on the payment
+    day for the quoted term and seats, with an id derived from the order: once if seen twice."""
+    expired_on = TODAY - timedelta(days=90)
+    csn, sid = await _given(renewal_db, expired_on)
+    order_id = await _quote_order(
+        renewal_db, csn, sid, expired_on, kind="new", term="three_year", seats=2
+    )
+
+    await _settled(renewal_db, csn, _paid(order_id, "200.00"), _paid(order_id, "200.00"))
+
+    new_id = new_subscription_id(order_id, sid)
+    started = await _subscription(renewal_db, new_id)
+    assert (started["renewal_date"], started["term"], started["seats"]) == (
+        date(2029, 3, 1),
+        "three_year",
+        2,
+    )
+    assert (await _subscription(renewal_db, sid))["renewal_date"] == expired_on
+    assert await _history(renewal_db, new_id) == ["new_purchase"]
+
+
+async def test_seat_1_paid_seats_are_added_and_answered(renewal_db: DatabaseSettings) -> None:
+    csn, sid = await _given(renewal_db, TODAY + timedelta(days=200), seats=2)
+    command = AddSeats(
+        request_id="r-seats",
+        actor=Actor(user_id=f"{csn}-buyer", csn=csn),
+        subscription_id=sid,
+        seats=3,
+    )
+    add_seats = ChangeHandlers(CLOCK, POLICY, SOURCE).handlers()[AddSeats]
+    await handle_in_transaction(
+        renewal_db, add_seats, delivered(command, csn, time=NOW, signer="portal")
+    )
+    [order] = [e for e in await taken_outbox(renewal_db) if e["type"] == "order.requested"]
+    prorated = order["data"]["total"]
+
+    events = await _settled(renewal_db, csn, _paid(order["data"]["order_id"], prorated))
+
+    assert [e["type"] for e in events] == ["seats.updated"]
+    updated = events[0]["data"]
+    assert (updated["request_id"], updated["seats"], updated["seats_added"]) == ("r-seats", 5, 3)
+    assert (updated["prorated_total"], updated["currency"]) == (prorated, "USD")
+    assert (await _subscription(renewal_db, sid))["seats"] == 5
+
+
+async def test_align_1_a_paid_alignment_moves_every_date_and_is_answered(
+    renewal_db: DatabaseSettings,
+) -> None:
+    csn, first = await _given(renewal_db, TODAY + timedelta(days=30))
+    _, second = await _given(renewal_db, TODAY + timedelta(days=60), csn=csn, suffix=2)
+    target = TODAY + timedelta(days=90)
+    command = AlignRenewalDates(
+        request_id="r-align",
+        actor=Actor(user_id=f"{csn}-buyer", csn=csn),
+        subscription_ids=[first, second],
+        target_date=target,
+    )
+    align = ChangeHandlers(CLOCK, POLICY, SOURCE).handlers()[AlignRenewalDates]
+    await handle_in_transaction(
+        renewal_db, align, delivered(command, csn, time=NOW, signer="portal")
+    )
+    [order] = [e for e in await taken_outbox(renewal_db) if e["type"] == "order.requested"]
+
+    events = await _settled(
+        renewal_db, csn, _paid(order["data"]["order_id"], order["data"]["total"])
+    )
+
+    assert [e["type"] for e in events] == ["renewal_dates.updated"]
+    assert events[0]["data"]["request_id"] == "r-align"
+    for sid in (first, second):
+        assert (await _subscription(renewal_db, sid))["renewal_date"] == target
+        assert await _history(renewal_db, sid) == ["renewal_date_aligned"]
+
+
+async def test_issue_14_money_for_an_order_released_meanwhile_goes_back(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """A manual payment not made by its pay-by date released the term; the money that still
+    comes is refunded (RESERVATION_RELEASED) and the request refused; nothing renews."""
+    renewal_date = TODAY + timedelta(days=20)
+    csn, sid = await _given(renewal_db, renewal_date, payment_type="bank_transfer")
+    order_id = await _requested_renewal(renewal_db, csn, [sid])
+    waiting = PaymentAwaitingManual(
+        order_id=order_id,
+        amount=Decimal("420.00"),
+        currency="USD",
+        payment_reference="P-manual",
+        pay_by=TODAY - timedelta(days=1),
+    )
+    assert await _settled(renewal_db, csn, waiting) == []
+    pool = await create_pool(renewal_db)
+    try:
+        abandoned = AbandonedOrders(pool, CLOCK, source=SOURCE, batch_size=10, poll_seconds=1)
+        assert await abandoned.step() == 1
+    finally:
+        await pool.close()
+    await taken_outbox(renewal_db)
+
+    events = await _settled(renewal_db, csn, _paid(order_id))
+
+    assert [(e["type"], e["data"].get("reason"), e["data"].get("reasons")) for e in events] == [
+        ("payment.refund_requested", "RESERVATION_RELEASED", None),
+        ("renewal.rejected", None, ["EXPIRED"]),
+    ]
+    assert (await _subscription(renewal_db, sid))["renewal_date"] == renewal_date
+    assert await _history(renewal_db, sid) == ["order_abandoned", "payment_refunded"]
+
+
+async def test_issue_19_a_batch_of_answers_is_settled_in_statements_that_do_not_grow_with_it(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """Ten paid renewals and ten failed ones of one batch take as many statements as two."""
+
+    async def statements_for(orders: int) -> int:
+        answers = []
+        for n in range(orders):
+            csn, sid = await _given(renewal_db, TODAY + timedelta(days=20))
+            order_id = await _requested_renewal(renewal_db, csn, [sid])
+            answers.append(
+                _paid(order_id)
+                if n % 2
+                else PaymentFailed(order_id=order_id, reason="declined", next_retry_on=None)
+            )
+        async with connection_to(renewal_db) as connection, connection.transaction():
+            counting = CountingConnection(connection)
+            unit = UnitOfWork(counting)  # type: ignore[arg-type]
+            await settle(unit, [delivered(a, "CSN-ANY", time=NOW) for a in answers])
+            await unit.outbox.flush(connection)
+        renewed = [e for e in await taken_outbox(renewal_db) if e["type"] == "subscription.renewed"]
+        assert len(renewed) == orders // 2
+        return len(counting.statements)
+
+    assert await statements_for(20) == await statements_for(2)
