@@ -192,7 +192,8 @@ class ChangeHandlers:
             return
         assert decision.preview is not None
         lines = [(line, context.held[line.subscription_id]) for line in decision.preview.lines]
-        total = sum((line.amount for line, _ in lines), start=lines[0][0].amount * 0)
+        [totals] = decision.preview.totals  # one currency: MIXED_CURRENCY refuses the others
+        total = totals.total
         if total > 0:
             target = command.target_date
             await self._order(context, "alignment", lines, total, target_date=target)

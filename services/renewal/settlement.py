@@ -59,6 +59,7 @@ from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
 from shared.contracts.renewal_events import RenewalRejected, SeatsUpdated, SubscriptionRenewed
 from shared.eligibility import (
     Policy,
+    email_recipient,
     seats_after_addition,
     settle_paid_quote,
     settle_paid_renewal,
@@ -387,7 +388,7 @@ def _renewed(
         request_id=order.request_id,
         csn=was.csn,
         product_name=was.snapshot.product_name,
-        buyer=was.snapshot.buyer,
+        buyer=email_recipient(was.snapshot),  # ROLE-3
     )
 
 
