@@ -83,9 +83,16 @@ def save_snapshots(today_of: Any) -> BatchEventHandler:
 async def _follow(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
     taken = await follow_states(unit.connection, deliveries)
     if taken:
-        # The reminders count from the date renewal holds (a renewal, an alignment).
+        # The reminders count from the date renewal holds (a renewal, an alignment). A date
+        # moved forward (renewed) is reminded of only after the old one: the reminders of the
+        # term just paid for are not sent again for the next. The only writer of these
+        # columns: `subscription.renewed` carries the same dates and is not followed twice.
         await unit.connection.execute(
-            """UPDATE subscriptions AS s SET renewal_date = u.renewal_date, updated_at = now()
+            """UPDATE subscriptions AS s SET renewal_date = u.renewal_date,
+                   reminders_after = CASE WHEN u.renewal_date > s.renewal_date
+                       THEN GREATEST(s.reminders_after, s.renewal_date)
+                       ELSE s.reminders_after END,
+                   updated_at = now()
                FROM unnest($1::text[], $2::date[]) AS u(subscription_id, renewal_date)
                WHERE s.subscription_id = u.subscription_id
                  AND s.renewal_date IS DISTINCT FROM u.renewal_date""",

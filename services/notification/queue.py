@@ -80,7 +80,6 @@ def renewal_events_handler(
             elif renewed.subscription_id not in email["subscription_ids"]:
                 email["context"]["items"].append(item)
                 email["subscription_ids"].append(renewed.subscription_id)
-        await _follow_renewal_dates(unit, deliveries)
         if emails:
             # In key order: the rows are locked in that order, as every other batch locks them.
             await unit.connection.execute(
@@ -92,21 +91,6 @@ def renewal_events_handler(
     return dispatch_some(
         RENEWAL_EVENTS_REGISTRY,
         {**(notices or {}), SubscriptionRenewed: handles_batch(queue_order_confirmations)},
-    )
-
-
-async def _follow_renewal_dates(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
-    """The directory follows each renewal: the next reminders count from the new date."""
-    latest = {d.data.subscription_id: d.data for d in deliveries}
-    await unit.connection.execute(
-        """UPDATE subscriptions AS s SET renewal_date = u.renewal_date,
-               reminders_after = u.previous_renewal_date, updated_at = now()
-           FROM unnest($1::text[], $2::date[], $3::date[])
-               AS u(subscription_id, renewal_date, previous_renewal_date)
-           WHERE s.subscription_id = u.subscription_id AND s.renewal_date < u.renewal_date""",
-        list(latest),
-        [r.renewal_date for r in latest.values()],
-        [r.previous_renewal_date for r in latest.values()],
     )
 
 

@@ -104,3 +104,24 @@ async def test_quote_decides_with_renewal_s_auto_renew_and_next_term(admin_db) -
     assert snapshot.auto_renew is False  # what upstream says
     assert domain.auto_renew is True and domain.renewal_date == RENEWED_DATE
     assert (domain.renewal_term, domain.renewal_seats) == ("three_year", 4)
+
+
+async def test_note_1_notification_reminds_of_a_renewed_term_only_after_the_old_date(
+    admin_db: asyncpg.Connection,
+) -> None:
+    """The one writer of notification's renewal dates is the state it follows: a renewal moves
+    the date a term on and the reminders of the next term count from after the old date (they
+    used to be moved again, concurrently, from `subscription.renewed`)."""
+    async with migrated(admin_db, "notification") as pool:
+        csn = unique_csn()
+        sid = await _snapshot("notification", pool, csn)
+        before = await pool.fetchval(
+            "SELECT reminders_after FROM subscriptions WHERE subscription_id = $1", sid
+        )
+        assert before < SNAPSHOT_DATE
+        await _follow("notification", pool, subscription_state(sid, csn, renewal_date=RENEWED_DATE))
+        row = await pool.fetchrow(
+            "SELECT renewal_date, reminders_after FROM subscriptions WHERE subscription_id = $1",
+            sid,
+        )
+        assert (row["renewal_date"], row["reminders_after"]) == (RENEWED_DATE, SNAPSHOT_DATE)
