@@ -14,6 +14,7 @@ the asker reserved for it. Asked again, it is refused once.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import Counter
@@ -109,7 +110,16 @@ def _answer(command: PlaceOrder, refusals: list[OrderRefusal]) -> EventData:
         reason=refusal_reason(refusals),
         next_retry_on=None,  # the same order would be refused again
         refusals=refusals,
+        csn=command.csn,
+        subscription_ids=order_subscription_ids(line.subscription_id for line in command.lines),
+        amount=command.total,
+        currency=command.currency,
     )
+
+
+def order_subscription_ids(ids: Iterable[str]) -> list[str]:
+    """An order's subscriptions as its payment events name them: in line order, each once."""
+    return list(dict.fromkeys(ids))
 
 
 def _placed(command: PlaceOrder) -> OrderPlaced:

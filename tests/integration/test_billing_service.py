@@ -309,6 +309,10 @@ async def test_an_invalid_payment_method_fails_the_payment_with_a_reason(
     failed = seen[1].data
     assert "declined" in failed["reason"]
     assert failed["next_retry_on"] is None
+    # Issue 17 item 3: what its email needs, from billing's own order row.
+    assert failed["csn"] == command.csn
+    assert failed["subscription_ids"] == [command.lines[0].subscription_id]
+    assert (failed["amount"], failed["currency"]) == ("840.00", "USD")
     assert (await order_row(billing, admin_db, command.order_id))["status"] == "failed"
     [payment] = await payment_rows(billing, admin_db, command.order_id)
     assert (payment["outcome"], payment["reason"]) == ("failed", failed["reason"])
@@ -333,6 +337,8 @@ async def test_auto_4_a_bank_transfer_waits_for_a_manual_payment(
     assert awaiting["currency"] == "USD"
     assert awaiting["payment_reference"].startswith("SIM-")
     assert date.fromisoformat(awaiting["pay_by"]) == date(2026, 3, 16)  # NOW + 14 days
+    assert awaiting["csn"] == command.csn  # issue 17 item 3: what its email needs
+    assert awaiting["subscription_ids"] == [command.lines[0].subscription_id]
     assert (await order_row(billing, admin_db, command.order_id))["status"] == "awaiting_manual"
     [payment] = await payment_rows(billing, admin_db, command.order_id)
     assert payment["outcome"] == "awaiting_manual"
