@@ -227,11 +227,8 @@ class Charger:
             recorded_ids = {row["order_id"] for row in rows}
             recorded = [(a, r) for a, r in outcomes if a.order_id in recorded_ids]
             awaiting = {a.csn for a, r in recorded if r.outcome == "awaiting_manual"}
-            today = (
-                await CsnClock(self.clock, time_zones=False).today_for(connection, awaiting)
-                if awaiting
-                else {}
-            )
+            # The CSN's today (its time zone, its test clock), not the UTC date (issue 14).
+            today = await CsnClock(self.clock).today_for(connection, awaiting) if awaiting else {}
             outbox = Outbox()
             for attempt, result in recorded:
                 pay_by = today.get(attempt.csn, now.date()) + timedelta(

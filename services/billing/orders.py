@@ -26,6 +26,7 @@ from shared.contracts.billing_events import TOPIC as BILLING_EVENTS
 from shared.contracts.billing_events import OrderPlaced, OrderRefusal, PaymentFailed
 from shared.contracts.envelope import CloudEvent, EventData, new_event
 from shared.messaging.consumer import BatchEventHandler, Delivery, UnitOfWork, handles_batch
+from shared.test_clocks import save_time_zones
 
 ORDERS_REFUSED = Counter(
     "renewals_billing_orders_refused_total",
@@ -91,6 +92,8 @@ def place_order_handler(clock: Clock, source: str) -> BatchEventHandler:
             ),
             now,
         )
+        # The CSN's today, from which the charger counts `pay_by`, is the date in its zone.
+        await save_time_zones(unit.connection, commands.values())
         # The same order asked again was placed the first time: nothing to do.
         placed = {row["order_id"] for row in rows}
         for order_id, event in events.items():

@@ -5,8 +5,9 @@ and a charge that survives billing killed on either side of the provider call (i
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiokafka.errors import TopicAuthorizationFailedError
@@ -120,6 +121,29 @@ async def _email_body(stack, watcher, csn: str, kind: str) -> str:
     await until(received, what=f"the SMTP server to hold {key}", timeout=10)
     [email] = with_key()
     return email.get_body(("plain",)).get_content()
+
+
+async def test_issue_14_a_bank_transfer_is_due_from_the_csn_s_today_in_its_time_zone(
+    stack, upstream, watcher, admin_db
+):
+    """DOMAIN.md: a customer's today is the date in its CSN's time zone. The order renewal asks
+    for carries the zone; billing counts `pay_by` (14 days) from the date in Auckland — a day
+    ahead of UTC from 11:00 UTC (NZDT) — not from the UTC date."""
+    zone = ZoneInfo("Pacific/Auckland")
+    csn = samples.unique_csn()
+    today_before = datetime.now(zone).date()
+    _, awaiting = await _bank_transfer_order(
+        upstream, watcher, admin_db, csn, timezone="Pacific/Auckland"
+    )
+    today_after = datetime.now(zone).date()
+
+    due_from = date.fromisoformat(awaiting["pay_by"]) - timedelta(days=14)
+    assert due_from in {today_before, today_after}
+    assert awaiting["csn"] == csn and awaiting["subscription_ids"] == [f"S-{csn}"]
+    zone_held = await admin_db.fetchval(
+        "SELECT time_zone FROM billing.csn_time_zones WHERE csn = $1", csn
+    )
+    assert zone_held == "Pacific/Auckland"
 
 
 async def test_issue_16_a_forged_payment_for_someone_s_bank_transfer_order_is_refused(

@@ -345,6 +345,25 @@ async def test_auto_4_a_bank_transfer_waits_for_a_manual_payment(
     assert payment["payment_reference"] == awaiting["payment_reference"]
 
 
+async def test_issue_14_pay_by_counts_from_the_csns_today_in_its_time_zone(
+    billing: Billing,
+    upstream: UpstreamClient,
+    watcher: TopicWatcher,
+    admin_db: asyncpg.Connection,
+) -> None:
+    """DOMAIN.md: a customer's today is the date in its CSN's time zone. At NOW (09:30 UTC on
+    2 March) it is still 1 March, 22:30, in Pago Pago (UTC-11): the bank transfer is due 14
+    days from 1 March, not from the UTC date."""
+    command = place_order("bank_transfer").model_copy(update={"timezone": "Pacific/Pago_Pago"})
+    asked = event(command, subject=command.csn)
+
+    await upstream.send(billing.commands, asked)
+    seen = await settled(billing, admin_db, watcher, command, [asked.id])
+
+    assert [s.type for s in seen] == ["order.placed", "payment.awaiting_manual"]
+    assert date.fromisoformat(seen[1].data["pay_by"]) == date(2026, 3, 15)
+
+
 async def test_a_malformed_command_is_dead_lettered_and_orders_go_on(
     billing: Billing,
     upstream: UpstreamClient,

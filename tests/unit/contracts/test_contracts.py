@@ -285,6 +285,17 @@ SAMPLES: dict[str, list[EventData]] = {
             lines=[ORDER_LINE],
             total=D("5895.00"),
         ),
+        billing_commands.PlaceOrder(  # with its CSN's time zone (issue 14: billing's pay-by)
+            request_id="r-1",
+            order_id="O-2",
+            csn="5100000001",
+            currency="EUR",
+            purchase_method="direct_online",
+            payment_method=PAYMENT_METHOD,
+            lines=[ORDER_LINE],
+            total=D("5895.00"),
+            timezone="Asia/Tokyo",
+        ),
         billing_commands.RefundPayment(order_id="O-1", csn="5100000001", reason="EXPIRED"),
     ],
     "quote.orders": [
