@@ -11,8 +11,8 @@ What N subscriptions get (g = 0 … N-1, four subscriptions per CSN `SCALE-<g/4>
   the product's own `SubscriptionUpserted` JSON (deploy/local/samples.py) with its fields replaced;
   renewal dates spread over the next 364 days (none due today), half renewing automatically;
 - last year's renewal: renewal's order, history row, request (manual) or automatic order row,
-  billing's order, payment and the provider's charge, notification's order and confirmation
-  (sent), and the inbox rows of the events that carried them;
+  billing's order, payment and the provider's charge, notification's confirmation (sent), and
+  the inbox rows of the events that carried them;
 - the quotes: last year's automatic quote of each manual subscription (paid), and this year's
   for those renewing within 30 days (sent, open — renewal's and notification's copies too);
 - what the reminder scheduler and the automatic quotes already did today (their next reminder
@@ -208,11 +208,6 @@ STATEMENTS: list[tuple[str, str]] = [
         # may have recorded it already)
         f"""INSERT INTO reminder_schedule (days, current)
         SELECT ARRAY{REMINDER_DAYS}, true ON CONFLICT (current) DO UPDATE SET days = EXCLUDED.days""",
-    ),
-    (
-        "notification",
-        f"""INSERT INTO orders (order_id, csn, subscription_ids, total, currency)
-        SELECT {ORDER_ID}, {CSN}, ARRAY[{SUB}], {AMOUNT}, 'USD' {ROWS}""",
     ),
     (
         "notification",

@@ -1,7 +1,8 @@
 """A CSN's today: the date in its time zone (CONTRACT.md `timezone`, absent: UTC), or the date of
 its test clock (`test_clock.set` on `clock.commands`). Every time-driven rule of a service reads
 the CSN's today from here; each service keeps the clocks in a `test_clocks` table of its own
-schema, and the services that follow `subscription.events` the zones in `csn_time_zones`.
+schema, and the zones in `csn_time_zones` (from `subscription.events`; billing's from the orders
+it is asked to place, which carry their CSN's zone).
 
 Off by default (`RENEWALS_TEST_CLOCKS_ENABLED`); when off, `test_clock.set` is dead-lettered
 with a clear error rather than silently ignored.
@@ -12,13 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 from shared.clock import Clock
 from shared.contracts import clock_commands
 from shared.contracts.clock_commands import SetTestClock
-from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.types import DbConnection
 from shared.messaging.consumer import (
     Delivery,
@@ -57,23 +57,17 @@ def csn_today_sql(csn: str, now: str) -> CsnTodaySql:
 
 
 class CsnClock:
-    """Today for each CSN: its test clock where one is set, else the date now in its time zone
-    (`time_zones=False` where the service keeps none, billing: UTC)."""
+    """Today for each CSN: its test clock where one is set, else the date now in its time zone."""
 
-    def __init__(self, clock: Clock, *, time_zones: bool = True) -> None:
+    def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self.time_zones = time_zones
 
     async def today_for(self, connection: DbConnection, csns: Iterable[str]) -> dict[str, date]:
         wanted = sorted(set(csns))
-        zones = (
-            "LEFT JOIN csn_time_zones AS z ON z.csn = w.csn"
-            if self.time_zones
-            else "LEFT JOIN (SELECT NULL::text AS csn, NULL::text AS time_zone) AS z ON false"
-        )
         rows = await connection.fetch(
             "SELECT w.csn, c.today, z.time_zone FROM unnest($1::text[]) AS w(csn)"
-            f" LEFT JOIN test_clocks AS c ON c.csn = w.csn {zones}",
+            " LEFT JOIN test_clocks AS c ON c.csn = w.csn"
+            " LEFT JOIN csn_time_zones AS z ON z.csn = w.csn",
             wanted,
         )
         now = self.clock.now()
@@ -88,10 +82,19 @@ class CsnClock:
         }
 
 
-async def save_time_zones(
-    connection: DbConnection, snapshots: Iterable[SubscriptionUpserted]
-) -> None:
-    """Each CSN's time zone as the last of its snapshots given says (none: UTC, no row)."""
+class NamesTimeZone(Protocol):
+    """What tells a CSN's time zone: a `subscription.upserted`, or an order that carries it."""
+
+    @property
+    def csn(self) -> str: ...
+
+    @property
+    def timezone(self) -> str | None: ...
+
+
+async def save_time_zones(connection: DbConnection, snapshots: Iterable[NamesTimeZone]) -> None:
+    """Each CSN's time zone as the last of the snapshots (or orders) given says (none: UTC, no
+    row)."""
     latest = {snapshot.csn: snapshot.timezone for snapshot in snapshots}
     await connection.execute(
         """WITH given AS (

@@ -26,6 +26,7 @@ from decimal import Decimal
 
 import asyncpg
 
+from services.billing.orders import order_subscription_ids
 from services.billing.provider import ChargeRequest, ChargeResult, PaymentProvider
 from shared.clock import Clock
 from shared.contracts.billing_events import TOPIC as BILLING_EVENTS
@@ -58,7 +59,11 @@ FROM (SELECT order_id FROM orders
       FOR UPDATE SKIP LOCKED) AS due
 WHERE o.order_id = due.order_id
 RETURNING o.order_id, o.csn, o.currency, o.total, o.payment_method::text AS payment_method,
-          o.next_retry_on, o.charge_attempts, o.traceparent
+          o.next_retry_on, o.charge_attempts, o.traceparent,
+          -- named by the payment event, for its email (issue 17 item 3)
+          ARRAY(SELECT line ->> 'subscription_id'
+                FROM jsonb_array_elements(o.lines) WITH ORDINALITY AS l(line, n)
+                ORDER BY n) AS subscription_ids
 """
 
 # Only an attempt still `charging` under its own number is recorded: one outcome per order.
@@ -92,6 +97,7 @@ class Attempt:
     next_retry_on: date | None
     number: int
     traceparent: str | None = None  # of the order's `order.placed`: the payment continues it
+    subscription_ids: tuple[str, ...] = ()  # in line order, each once
 
     @property
     def unfinished_before(self) -> bool:
@@ -187,6 +193,7 @@ class Charger:
                 next_retry_on=row["next_retry_on"],
                 number=row["charge_attempts"],
                 traceparent=row["traceparent"],
+                subscription_ids=tuple(order_subscription_ids(row["subscription_ids"])),
             )
             for row in rows
         ]
@@ -220,11 +227,8 @@ class Charger:
             recorded_ids = {row["order_id"] for row in rows}
             recorded = [(a, r) for a, r in outcomes if a.order_id in recorded_ids]
             awaiting = {a.csn for a, r in recorded if r.outcome == "awaiting_manual"}
-            today = (
-                await CsnClock(self.clock, time_zones=False).today_for(connection, awaiting)
-                if awaiting
-                else {}
-            )
+            # The CSN's today (its time zone, its test clock), not the UTC date (issue 14).
+            today = await CsnClock(self.clock).today_for(connection, awaiting) if awaiting else {}
             outbox = Outbox()
             for attempt, result in recorded:
                 pay_by = today.get(attempt.csn, now.date()) + timedelta(
@@ -264,9 +268,15 @@ def _event(attempt: Attempt, charge: ChargeResult, pay_by: date) -> EventData:
             currency=attempt.currency,
             payment_reference=charge.payment_reference,
             pay_by=pay_by,
+            csn=attempt.csn,
+            subscription_ids=list(attempt.subscription_ids),
         )
     return PaymentFailed(
         order_id=attempt.order_id,
         reason=charge.reason or "declined",
         next_retry_on=attempt.next_retry_on,  # when renewal will try again, if it will
+        csn=attempt.csn,
+        subscription_ids=list(attempt.subscription_ids),
+        amount=attempt.total,
+        currency=attempt.currency,
     )

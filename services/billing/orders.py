@@ -14,6 +14,7 @@ the asker reserved for it. Asked again, it is refused once.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import Counter
@@ -25,6 +26,7 @@ from shared.contracts.billing_events import TOPIC as BILLING_EVENTS
 from shared.contracts.billing_events import OrderPlaced, OrderRefusal, PaymentFailed
 from shared.contracts.envelope import CloudEvent, EventData, new_event
 from shared.messaging.consumer import BatchEventHandler, Delivery, UnitOfWork, handles_batch
+from shared.test_clocks import save_time_zones
 
 ORDERS_REFUSED = Counter(
     "renewals_billing_orders_refused_total",
@@ -90,6 +92,8 @@ def place_order_handler(clock: Clock, source: str) -> BatchEventHandler:
             ),
             now,
         )
+        # The CSN's today, from which the charger counts `pay_by`, is the date in its zone.
+        await save_time_zones(unit.connection, commands.values())
         # The same order asked again was placed the first time: nothing to do.
         placed = {row["order_id"] for row in rows}
         for order_id, event in events.items():
@@ -109,7 +113,16 @@ def _answer(command: PlaceOrder, refusals: list[OrderRefusal]) -> EventData:
         reason=refusal_reason(refusals),
         next_retry_on=None,  # the same order would be refused again
         refusals=refusals,
+        csn=command.csn,
+        subscription_ids=order_subscription_ids(line.subscription_id for line in command.lines),
+        amount=command.total,
+        currency=command.currency,
     )
+
+
+def order_subscription_ids(ids: Iterable[str]) -> list[str]:
+    """An order's subscriptions as its payment events name them: in line order, each once."""
+    return list(dict.fromkeys(ids))
 
 
 def _placed(command: PlaceOrder) -> OrderPlaced:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from faststream import FastStream
 
-from services.notification.directory import follow_state, save_order, save_snapshots
+from services.notification.directory import follow_state, save_snapshots
 from services.notification.notices import notice_handlers
 from services.notification.queue import renewal_events_handler
 from services.notification.reminders import ReminderScheduler
@@ -22,10 +24,17 @@ from shared.contracts import (
     state_events,
     subscription_events,
 )
-from shared.contracts.billing_events import OrderPlaced, PaymentAwaitingManual, PaymentFailed
+from shared.contracts.billing_events import PaymentAwaitingManual, PaymentFailed
 from shared.contracts.quote_events import QuoteCancelled, QuoteExpired, QuotePaid, QuoteSent
 from shared.contracts.subscription_events import SubscriptionUpserted
-from shared.messaging.consumer import Delivery, UnitOfWork, dispatch_by_type, dispatch_some
+from shared.messaging.consumer import (
+    Delivery,
+    EventHandler,
+    TypeDispatch,
+    UnitOfWork,
+    dispatch_by_type,
+    dispatch_some,
+)
 from shared.messaging.runtime import ServiceRuntime
 from shared.test_clocks import CsnClock, follow_test_clocks
 
@@ -36,6 +45,19 @@ async def close_quote(unit: UnitOfWork, delivery: Delivery) -> None:
     """A quote paid, expired or cancelled no longer covers its subscriptions' renewal."""
     await unit.connection.execute(
         "DELETE FROM open_quotes WHERE quote_number = $1", delivery.data.quote_number
+    )
+
+
+def billing_events_handler(notices: Mapping[type, EventHandler]) -> TypeDispatch:
+    """`billing.events`: only the payments' emails. `payment.failed` and
+    `payment.awaiting_manual` name their order's subscriptions and amount (issue 17 item 3), so
+    `order.placed` and `payment.succeeded` are skipped by type, unparsed, with no inbox row."""
+    return dispatch_some(
+        billing_events.REGISTRY,
+        {
+            PaymentFailed: notices[PaymentFailed],
+            PaymentAwaitingManual: notices[PaymentAwaitingManual],
+        },
     )
 
 
@@ -61,15 +83,7 @@ def create_app(
         state_events.REGISTRY,
         dispatch_by_type({state_events.SubscriptionState: follow_state}),
     )
-    billing_handlers = dispatch_some(
-        billing_events.REGISTRY,
-        {
-            OrderPlaced: save_order,
-            PaymentFailed: notices[PaymentFailed],
-            PaymentAwaitingManual: notices[PaymentAwaitingManual],
-        },
-    )
-    runtime.consume(billing_events.TOPIC, billing_events.REGISTRY, billing_handlers)
+    runtime.consume(billing_events.TOPIC, billing_events.REGISTRY, billing_events_handler(notices))
     follow_test_clocks(runtime, settings.messaging.test_clocks_enabled)
 
     runtime.work(

@@ -1,5 +1,5 @@
-"""The notification service's directory: who the buyer of a subscription is, what it renews on,
-and what billing's orders covered — kept from the events, in notification's own schema."""
+"""The notification service's directory: who the buyer of a subscription is and what it renews
+on — kept from the events, in notification's own schema."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from datetime import date
 from typing import Any
 
 from shared import eligibility
-from shared.contracts.billing_events import OrderPlaced
 from shared.contracts.common import Person
 from shared.contracts.state_events import SubscriptionState
 from shared.contracts.subscription_events import SubscriptionUpserted
@@ -119,24 +118,6 @@ async def states(
     }
 
 
-async def save_order(unit: UnitOfWork, delivery: Delivery) -> None:
-    """Keep the order, for the emails about its payment (`payment.failed`,
-    `payment.awaiting_manual`: services/notification/notices.py). The order confirmation does not
-    need it: `subscription.renewed` carries the order's total (queue.py). One statement per
-    event, not per batch: the batch handlers run after the per-event notices, which read this
-    row when an order and its payment's outcome come in one batch."""
-    order: OrderPlaced = delivery.data
-    await unit.connection.execute(
-        "INSERT INTO orders (order_id, csn, subscription_ids, total, currency)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (order_id) DO NOTHING",
-        order.order_id,
-        order.csn,
-        [line.subscription_id for line in order.lines],
-        order.total,
-        order.currency,
-    )
-
-
 async def contacts(connection: DbConnection, subscription_ids: Iterable[str]) -> dict[str, Contact]:
     wanted = sorted(set(subscription_ids))
     rows = await connection.fetch(
@@ -157,12 +138,3 @@ async def contacts(connection: DbConnection, subscription_ids: Iterable[str]) ->
     if missing:
         raise UnknownSubscriptionError(f"no subscription.upserted seen yet for {missing}")
     return found
-
-
-async def order_subscriptions(connection: DbConnection, order_id: str) -> list[str]:
-    ids = await connection.fetchval(
-        "SELECT subscription_ids FROM orders WHERE order_id = $1", order_id
-    )
-    if ids is None:
-        raise UnknownSubscriptionError(f"no order.placed seen yet for {order_id}")
-    return list(ids)

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.notification.directory import Contact, contacts, order_subscriptions
+from services.notification.directory import Contact, contacts
 from services.notification.settings import NotificationSettings
 from shared.clock import Clock
 from shared.contracts.billing_events import PaymentAwaitingManual, PaymentFailed
@@ -34,7 +34,7 @@ from shared.contracts.renewal_events import (
 )
 from shared.db.types import DbConnection
 from shared.messaging import tracing
-from shared.messaging.consumer import Delivery, EventHandler, UnitOfWork
+from shared.messaging.consumer import Delivery, EventHandler, PermanentError, UnitOfWork
 
 
 @dataclass
@@ -169,7 +169,7 @@ def notice_handlers(clock: Clock, settings: NotificationSettings) -> dict[type, 
             return  # an order billing refused to place: never placed, nothing charged, no email
         await _about_order(
             unit,
-            event.order_id,
+            event,
             f"payment_failed:{event.order_id}",
             "payment_failed",
             reason=event.reason,
@@ -181,7 +181,7 @@ def notice_handlers(clock: Clock, settings: NotificationSettings) -> dict[type, 
         event: PaymentAwaitingManual = delivery.data
         await _about_order(
             unit,
-            event.order_id,
+            event,
             f"awaiting_manual_payment:{event.order_id}",
             "awaiting_manual_payment",
             payment_reference=event.payment_reference,
@@ -189,30 +189,39 @@ def notice_handlers(clock: Clock, settings: NotificationSettings) -> dict[type, 
         )
 
     async def _about_order(
-        unit: UnitOfWork, order_id: str, key: str, kind: str, **context: Any
+        unit: UnitOfWork,
+        event: PaymentFailed | PaymentAwaitingManual,
+        key: str,
+        kind: str,
+        **context: Any,
     ) -> None:
-        subscription_ids = await order_subscriptions(unit.connection, order_id)
+        """An email about an order's payment, from the payment event alone (issue 17 item 3):
+        billing names the order's subscriptions and amount on it."""
+        if not event.subscription_ids:
+            raise PermanentError(
+                f"{event.event_type} for {event.order_id} names no subscriptions: published"
+                " before billing named them (issue 17 item 3); its email cannot be addressed"
+            )
+        subscription_ids = list(event.subscription_ids)
         found = await contacts(unit.connection, subscription_ids)
         first = found[subscription_ids[0]]
-        order = await unit.connection.fetchrow(
-            "SELECT total, currency FROM orders WHERE order_id = $1", order_id
+        names = ", ".join(
+            dict.fromkeys(found[sid].snapshot.product_name for sid in subscription_ids)
         )
-        assert order is not None  # order_subscriptions found it
-        names = ", ".join(dict.fromkeys(c.snapshot.product_name for c in found.values()))
         email = Email(
             key,
             kind,
             first,
             {
-                "order_id": order_id,
-                "amount": order["total"],
-                "currency": order["currency"],
+                "order_id": event.order_id,
+                "amount": event.amount,
+                "currency": event.currency,
                 "payment_method": first.snapshot.payment_method.type,
                 **context,
                 "product_name": names,
             },
             subscription_ids=subscription_ids,
-            order_id=order_id,
+            order_id=event.order_id,
         )
         await queue(unit.connection, [email], clock.now())
 

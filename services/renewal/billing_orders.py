@@ -51,4 +51,5 @@ def place_order(
         lines=[order_line(line, subscription) for line, subscription in lines],
         total=total,
         next_retry_on=next_retry_on,
+        timezone=first.timezone,  # billing counts the order's dates from the CSN's today
     )

@@ -93,6 +93,8 @@ def quote_order_handler(clock: Clock, policy: Policy, source: str) -> EventHandl
             payment_method=command.payment_method,
             lines=command.lines,
             total=command.total,
+            # billing counts the order's dates from the CSN's today
+            timezone=next((s.snapshot.timezone for s in held.values()), None),
         )
         unit.outbox.add(
             BILLING_COMMANDS, new_event(placed, subject=command.csn, source=source, time=now)

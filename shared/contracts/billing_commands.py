@@ -19,6 +19,7 @@ from shared.contracts.common import (
     QuoteNumber,
     RequestId,
     SubscriptionId,
+    TimeZoneName,
 )
 from shared.contracts.envelope import EventData, EventRegistry
 from shared.contracts.subscription_events import PaymentMethod
@@ -43,6 +44,11 @@ class PlaceOrder(EventData):
     # For an automatic renewal: when renewal will try again should this charge fail (billing
     # repeats it in `payment.failed`); null when no try is left.
     next_retry_on: date | None = None
+    timezone: TimeZoneName | None = Field(
+        default=None,
+        description="The CSN's time zone as renewal knows it (subscription.upserted): billing"
+        " counts the order's dates (`pay_by`) from the CSN's today there. Null: UTC.",
+    )
 
 
 class RefundPayment(EventData):

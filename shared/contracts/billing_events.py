@@ -80,9 +80,19 @@ lines; an amount finer than its currency's minor unit (JPY has none, USD two); a
 is not ISO 4217's."""
 
 
+# What a payment event says of its order, so that its email needs no other event (issue 17
+# item 3): absent only on events published before billing set it.
+ORDER_CSN = "The order's customer. Null only on events published before billing named it."
+ORDER_SUBSCRIPTIONS = (
+    "The order's subscriptions, in the order of its lines, each once. Empty only on events"
+    " published before billing named them."
+)
+
+
 class PaymentFailed(EventData):
     """A charge that failed; or, with `refusals`, an order billing refused to place: nothing
-    was charged, no `order.placed` was announced, and none will be retried."""
+    was charged, no `order.placed` was announced, and none will be retried. It names the order's
+    customer, subscriptions and amount, so that its email needs no other event."""
 
     event_type: ClassVar[str] = "payment.failed"
     order_id: OrderId
@@ -95,10 +105,20 @@ class PaymentFailed(EventData):
         " every reason: NO_LINES, INVALID_QUANTITY, INVALID_PRICE, TOTAL_MISMATCH,"
         " AMOUNT_PRECISION, UNKNOWN_CURRENCY.",
     )
+    csn: Csn | None = Field(default=None, description=ORDER_CSN)
+    subscription_ids: list[SubscriptionId] = Field(
+        default_factory=list, max_length=MAX_IDS, description=ORDER_SUBSCRIPTIONS
+    )
+    amount: Amount | None = Field(
+        default=None, description="The order's total. Null only on events published before."
+    )
+    currency: CurrencyCode | None = None
 
 
 class PaymentAwaitingManual(EventData):
-    """The customer pays by bank transfer, convenience store or ATM by `pay_by`."""
+    """The customer pays by bank transfer, convenience store or ATM by `pay_by` (a date of the
+    CSN's today: its time zone, or its test clock). It names the order's customer and
+    subscriptions, so that its email needs no other event."""
 
     event_type: ClassVar[str] = "payment.awaiting_manual"
     order_id: OrderId
@@ -106,6 +126,10 @@ class PaymentAwaitingManual(EventData):
     currency: CurrencyCode
     payment_reference: PaymentReference
     pay_by: date
+    csn: Csn | None = Field(default=None, description=ORDER_CSN)
+    subscription_ids: list[SubscriptionId] = Field(
+        default_factory=list, max_length=MAX_IDS, description=ORDER_SUBSCRIPTIONS
+    )
 
 
 class PaymentRejected(EventData):

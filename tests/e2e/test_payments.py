@@ -5,8 +5,9 @@ and a charge that survives billing killed on either side of the provider call (i
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiokafka.errors import TopicAuthorizationFailedError
@@ -27,10 +28,11 @@ from tests.scenarios.steps import (
     given_price_known,
     given_subscriptions,
     publish_price,
+    until,
 )
 
 
-async def _bank_transfer_order(upstream, watcher, admin_db, csn: str):
+async def _bank_transfer_order(upstream, watcher, admin_db, csn: str, **snapshot_fields):
     product = f"P-{csn}"
     await publish_price(upstream, product)
     await given_price_known(admin_db, product)
@@ -40,6 +42,7 @@ async def _bank_transfer_order(upstream, watcher, admin_db, csn: str):
         renewal_date=RENEWAL_DATE,
         product_code=product,
         payment_type="bank_transfer",
+        **snapshot_fields,
     )
     await given_subscriptions(upstream, admin_db, snapshot)
     command = samples.renewal_request(csn, [snapshot.subscription_id])
@@ -65,6 +68,9 @@ async def test_auto_4_a_bank_transfer_order_waits_and_renews_once_the_payment_ar
     csn = samples.unique_csn()
     command, awaiting = await _bank_transfer_order(upstream, watcher, admin_db, csn)
     assert awaiting["amount"] == "420.00" and date.fromisoformat(awaiting["pay_by"]) > date.today()
+    # Its email, from the event alone (issue 17 item 3): amount, reference, by when.
+    body = await _email_body(stack, watcher, csn, "awaiting_manual_payment")
+    assert awaiting["payment_reference"] in body and "420.00" in body
     await stack.settled(admin_db)
     assert watcher.matching(answering(command.request_id, "subscription.renewed")) == []
 
@@ -91,6 +97,53 @@ async def test_auto_4_a_bank_transfer_order_waits_and_renews_once_the_payment_ar
     await stack.settled(admin_db)
     assert await charges_for(admin_db, csn) == 1
     assert len(watcher.matching(answering(command.request_id, "subscription.renewed"))) == 1
+
+
+async def _email_body(stack, watcher, csn: str, kind: str) -> str:
+    """The plain text of the CSN's email of `kind`, once SMTP took it (`email.sent`)."""
+
+    def sent_to_csn(seen) -> bool:
+        return (
+            seen.type == "email.sent" and seen.event["subject"] == csn and seen.data["kind"] == kind
+        )
+
+    [sent] = await watcher.wait_for(sent_to_csn)
+    key = sent.data["notification_id"]
+
+    def with_key() -> list:
+        # Not Mailbox.with_key: a key too long for one header line is folded onto the next
+        # (services/notification/message.py), and the parsed value keeps the folding space.
+        return [m for m in stack.mailbox.all() if str(m["X-Notification-Key"]).strip() == key]
+
+    async def received() -> bool:
+        return bool(with_key())
+
+    await until(received, what=f"the SMTP server to hold {key}", timeout=10)
+    [email] = with_key()
+    return email.get_body(("plain",)).get_content()
+
+
+async def test_issue_14_a_bank_transfer_is_due_from_the_csn_s_today_in_its_time_zone(
+    stack, upstream, watcher, admin_db
+):
+    """DOMAIN.md: a customer's today is the date in its CSN's time zone. The order renewal asks
+    for carries the zone; billing counts `pay_by` (14 days) from the date in Auckland — a day
+    ahead of UTC from 11:00 UTC (NZDT) — not from the UTC date."""
+    zone = ZoneInfo("Pacific/Auckland")
+    csn = samples.unique_csn()
+    today_before = datetime.now(zone).date()
+    _, awaiting = await _bank_transfer_order(
+        upstream, watcher, admin_db, csn, timezone="Pacific/Auckland"
+    )
+    today_after = datetime.now(zone).date()
+
+    due_from = date.fromisoformat(awaiting["pay_by"]) - timedelta(days=14)
+    assert due_from in {today_before, today_after}
+    assert awaiting["csn"] == csn and awaiting["subscription_ids"] == [f"S-{csn}"]
+    zone_held = await admin_db.fetchval(
+        "SELECT time_zone FROM billing.csn_time_zones WHERE csn = $1", csn
+    )
+    assert zone_held == "Pacific/Auckland"
 
 
 async def test_issue_16_a_forged_payment_for_someone_s_bank_transfer_order_is_refused(
@@ -150,6 +203,8 @@ async def test_auto_1_a_declined_card_is_retried_then_the_subscription_lapses_an
     await on(RENEWAL_DATE)
     [failed] = await watcher.wait_for(about_subject(csn, "payment.failed"))
     assert failed.data["next_retry_on"] == (RENEWAL_DATE + timedelta(days=1)).isoformat()
+    # Its email, from the event alone (issue 17 item 3): the order's amount, the next try.
+    assert "420.13" in await _email_body(stack, watcher, csn, "payment_failed")
     [lapsed] = await watcher.wait_for(about_subject(csn, "subscription.lapsed"))
     expected_retries = [(1, 3), (3, 7), (7, None)]  # tried again 1, 3 and 7 days after
     for count, (day, next_try) in enumerate(expected_retries, start=2):

@@ -309,6 +309,10 @@ async def test_an_invalid_payment_method_fails_the_payment_with_a_reason(
     failed = seen[1].data
     assert "declined" in failed["reason"]
     assert failed["next_retry_on"] is None
+    # Issue 17 item 3: what its email needs, from billing's own order row.
+    assert failed["csn"] == command.csn
+    assert failed["subscription_ids"] == [command.lines[0].subscription_id]
+    assert (failed["amount"], failed["currency"]) == ("840.00", "USD")
     assert (await order_row(billing, admin_db, command.order_id))["status"] == "failed"
     [payment] = await payment_rows(billing, admin_db, command.order_id)
     assert (payment["outcome"], payment["reason"]) == ("failed", failed["reason"])
@@ -333,10 +337,31 @@ async def test_auto_4_a_bank_transfer_waits_for_a_manual_payment(
     assert awaiting["currency"] == "USD"
     assert awaiting["payment_reference"].startswith("SIM-")
     assert date.fromisoformat(awaiting["pay_by"]) == date(2026, 3, 16)  # NOW + 14 days
+    assert awaiting["csn"] == command.csn  # issue 17 item 3: what its email needs
+    assert awaiting["subscription_ids"] == [command.lines[0].subscription_id]
     assert (await order_row(billing, admin_db, command.order_id))["status"] == "awaiting_manual"
     [payment] = await payment_rows(billing, admin_db, command.order_id)
     assert payment["outcome"] == "awaiting_manual"
     assert payment["payment_reference"] == awaiting["payment_reference"]
+
+
+async def test_issue_14_pay_by_counts_from_the_csns_today_in_its_time_zone(
+    billing: Billing,
+    upstream: UpstreamClient,
+    watcher: TopicWatcher,
+    admin_db: asyncpg.Connection,
+) -> None:
+    """DOMAIN.md: a customer's today is the date in its CSN's time zone. At NOW (09:30 UTC on
+    2 March) it is still 1 March, 22:30, in Pago Pago (UTC-11): the bank transfer is due 14
+    days from 1 March, not from the UTC date."""
+    command = place_order("bank_transfer").model_copy(update={"timezone": "Pacific/Pago_Pago"})
+    asked = event(command, subject=command.csn)
+
+    await upstream.send(billing.commands, asked)
+    seen = await settled(billing, admin_db, watcher, command, [asked.id])
+
+    assert [s.type for s in seen] == ["order.placed", "payment.awaiting_manual"]
+    assert date.fromisoformat(seen[1].data["pay_by"]) == date(2026, 3, 15)
 
 
 async def test_a_malformed_command_is_dead_lettered_and_orders_go_on(

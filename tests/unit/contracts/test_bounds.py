@@ -244,6 +244,65 @@ def test_a_renewal_request_over_the_bulk_limit_is_well_formed_up_to_the_technica
     refused("renewal.commands", too_many, "data.subscription_ids: List should have at most")
 
 
+PAYMENT_EVENTS_OF_AN_ORDER = [
+    billing_events.PaymentFailed(
+        order_id="O-1",
+        reason="card_declined",
+        next_retry_on=None,
+        csn=CSN,
+        subscription_ids=["S-1", "S-2"],
+        amount=Decimal("5895.00"),
+        currency="EUR",
+    ),
+    billing_events.PaymentAwaitingManual(
+        order_id="O-1",
+        amount=Decimal("5895"),
+        currency="JPY",
+        payment_reference="P-1",
+        pay_by=date(2025, 3, 15),
+        csn=CSN,
+        subscription_ids=["S-1"],
+    ),
+]
+
+
+@pytest.mark.parametrize("data", PAYMENT_EVENTS_OF_AN_ORDER, ids=lambda d: d.event_type)
+def test_issue_17_3_a_payment_event_names_its_order_within_the_bounds(data: EventData) -> None:
+    """What its email needs (the order's CSN and subscriptions) is bounded like every id and
+    list: up to MAX_IDS subscriptions of at most 64 characters, a CSN of at most 64."""
+    most = [f"S-{n}" for n in range(MAX_IDS)]
+    assert parse("billing.events", with_data(data, subscription_ids=most)).data.subscription_ids
+    too_many = with_data(data, subscription_ids=[*most, "S-X"])
+    refused("billing.events", too_many, "data.subscription_ids: List should have at most")
+    refused(
+        "billing.events",
+        with_data(data, subscription_ids=["S" * 65]),
+        "data.subscription_ids.0: String should have at most 64",
+    )
+    refused("billing.events", with_data(data, csn="C" * 65), "data.csn: String should have at most")
+
+
+def test_issue_17_3_a_failed_payment_s_amount_is_bounded_money() -> None:
+    failed = PAYMENT_EVENTS_OF_AN_ORDER[0]
+    refused("billing.events", with_data(failed, amount=5895.0), "data.amount")
+    refused("billing.events", with_data(failed, amount=str(MAX_AMOUNT + 1)), "data.amount")
+
+
+@pytest.mark.parametrize("data", PAYMENT_EVENTS_OF_AN_ORDER, ids=lambda d: d.event_type)
+def test_a_payment_event_published_before_it_named_its_order_still_parses(
+    data: EventData,
+) -> None:
+    """Additive (CONTRACT.md): an event of an older billing, without the order's fields, is
+    well formed — its reader decides what it can do without them."""
+    added = {"csn", "subscription_ids"}
+    if isinstance(data, billing_events.PaymentFailed):
+        added |= {"amount", "currency"}
+    document = document_of(data)
+    document["data"] = {k: v for k, v in document["data"].items() if k not in added}
+    parsed = parse("billing.events", document).data
+    assert (parsed.csn, parsed.subscription_ids) == (None, [])
+
+
 def test_an_error_message_written_by_the_product_is_cut_not_refused() -> None:
     """A provider's or an SMTP server's long error must not make the event itself fail."""
     failed = billing_events.PaymentFailed(order_id="O-1", reason="e" * 5000, next_retry_on=None)

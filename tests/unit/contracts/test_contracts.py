@@ -228,6 +228,24 @@ SAMPLES: dict[str, list[EventData]] = {
         billing_events.PaymentAwaitingManual(
             order_id="O-1", amount=D("5895"), currency="JPY", payment_reference="P-1", pay_by=TODAY
         ),
+        billing_events.PaymentFailed(  # naming its order, for its email (issue 17 item 3)
+            order_id="O-3",
+            reason="card_declined",
+            next_retry_on=TODAY,
+            csn="5100000001",
+            subscription_ids=["S-1", "S-2"],
+            amount=D("5895.00"),
+            currency="EUR",
+        ),
+        billing_events.PaymentAwaitingManual(
+            order_id="O-4",
+            amount=D("5895"),
+            currency="JPY",
+            payment_reference="P-4",
+            pay_by=TODAY,
+            csn="5100000001",
+            subscription_ids=["S-1"],
+        ),
         billing_events.PaymentRejected(
             payment_reference="P-1", order_id="O-9", reasons=["UNKNOWN_ORDER"]
         ),
@@ -266,6 +284,17 @@ SAMPLES: dict[str, list[EventData]] = {
             payment_method=PAYMENT_METHOD,
             lines=[ORDER_LINE],
             total=D("5895.00"),
+        ),
+        billing_commands.PlaceOrder(  # with its CSN's time zone (issue 14: billing's pay-by)
+            request_id="r-1",
+            order_id="O-2",
+            csn="5100000001",
+            currency="EUR",
+            purchase_method="direct_online",
+            payment_method=PAYMENT_METHOD,
+            lines=[ORDER_LINE],
+            total=D("5895.00"),
+            timezone="Asia/Tokyo",
         ),
         billing_commands.RefundPayment(order_id="O-1", csn="5100000001", reason="EXPIRED"),
     ],
