@@ -86,7 +86,12 @@ def _body(text: str) -> tuple[str, bytes]:
 
 
 def _header(name: str, value: str) -> str:
-    if value.isascii() and len(name) + len(value) <= 76 and "\n" not in value:
+    one_line = value.isascii() and "\n" not in value and "\r" not in value
+    if one_line and len(name) + len(value) <= 76:
+        return f"{name}: {value}"
+    if one_line and not any(c.isspace() for c in value) and len(name) + 2 + len(value) <= 998:
+        # A token with no space to fold at (a long notification key): folding would only put
+        # it on a line of its own, which reads back with a leading space; RFC 5322 allows 998.
         return f"{name}: {value}"
     if value.isascii() or value.splitlines() != [value]:  # Header's way with line breaks
         charset = "us-ascii" if value.isascii() else UTF8_WORDS

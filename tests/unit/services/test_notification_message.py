@@ -104,3 +104,12 @@ def test_a_header_is_encoded_exactly_as_the_email_package_encodes_it(name: str, 
         return
     reference_header = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
     assert _header(name, value) == f"{name}: {reference_header}"
+
+
+def test_a_long_notification_key_reads_back_as_it_was_written() -> None:
+    """A key with no space to fold at (`awaiting_manual_payment:<uuid>`) once went onto a
+    folded line of its own and read back with a leading space: no lookup by key found it."""
+    key = "awaiting_manual_payment:0b9f4a52-6f6e-4d0c-9d43-0c6f1f0e2a11"
+    built = build_message("renewals@example.com", ["buyer@csn1.example.com"], "Subject", key, "x")
+    parsed = message_from_bytes(built.data, policy=policy.default)
+    assert parsed["X-Notification-Key"] == key
