@@ -20,8 +20,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.notification.directory import Contact, contacts
+from services.notification.directory import Contact, contacts, states
 from services.notification.settings import NotificationSettings
+from shared import eligibility
+from shared.catalog.store import load_catalog
 from shared.clock import Clock
 from shared.contracts.billing_events import PaymentAwaitingManual, PaymentFailed
 from shared.contracts.quote_events import QuoteSent
@@ -35,6 +37,7 @@ from shared.contracts.renewal_events import (
 from shared.db.types import DbConnection
 from shared.messaging import tracing
 from shared.messaging.consumer import Delivery, EventHandler, PermanentError, UnitOfWork
+from shared.state_following import followed_subscription
 
 
 @dataclass
@@ -101,19 +104,31 @@ def notice_handlers(clock: Clock, settings: NotificationSettings) -> dict[type, 
             renew_link=links.renew_link(event.subscription_id),
         )
 
-    async def expired(unit: UnitOfWork, delivery: Delivery) -> None:
-        event: SubscriptionExpired = delivery.data
-        await one(
-            unit,
-            event.subscription_id,
-            f"expired:{event.subscription_id}:{event.renewal_date}",
-            "expired",
-            subscription_id=event.subscription_id,
-            expired_on=event.expired_on,
-            new_purchase_price=None,
-            currency=None,
-            buy_link=links.buy_link,
+    async def expired(unit: UnitOfWork, delivery: Delivery[SubscriptionExpired]) -> None:
+        event = delivery.data
+        sid = event.subscription_id
+        contact = (await contacts(unit.connection, [sid]))[sid]
+        # PRICE-1, LIFE-3: bought again at the list price, as eligibility prices it that day.
+        subscription = followed_subscription(
+            contact.snapshot, (await states(unit.connection, [sid])).get(sid)
         )
+        prices, _ = await load_catalog(unit.connection, [subscription.product_code])
+        line = eligibility.next_renewal_line(
+            subscription, event.expired_on, prices, settings.policy
+        )
+        email = Email(
+            f"expired:{sid}:{event.renewal_date}",
+            "expired",
+            contact,
+            {
+                "subscription_id": sid,
+                "expired_on": event.expired_on,
+                "new_purchase_price": None if line is None else line.unit_price,
+                "currency": None if line is None else line.currency,
+                "buy_link": links.buy_link,
+            },
+        )
+        await queue(unit.connection, [email], clock.now())
 
     async def auto_renew_changed(unit: UnitOfWork, delivery: Delivery) -> None:
         event: AutoRenewChanged = delivery.data
