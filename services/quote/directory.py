@@ -13,9 +13,12 @@ from shared.messaging.consumer import BatchEventHandler, Delivery, UnitOfWork, h
 from shared.state_following import follow_states, followed_subscription, state_from_column
 from shared.test_clocks import save_time_zones
 
+Held = dict[str, tuple[SubscriptionUpserted, eligibility.Subscription]]
+"""The subscriptions found, by id: each one's snapshot and the eligibility package's view."""
 
-async def save_snapshot(unit: UnitOfWork, delivery: Delivery) -> None:
-    data: SubscriptionUpserted = delivery.data
+
+async def save_snapshot(unit: UnitOfWork, delivery: Delivery[SubscriptionUpserted]) -> None:
+    data = delivery.data
     await save_time_zones(unit.connection, [data])
     # A state renewal published before the snapshot came keeps its date, term and seats.
     await unit.connection.execute(
@@ -58,9 +61,7 @@ follow_state: BatchEventHandler = handles_batch(_follow)
 """`subscription.state`: the newest state of each subscription kept, its columns moved."""
 
 
-async def subscriptions(
-    connection: DbConnection, subscription_ids: Iterable[str]
-) -> dict[str, tuple[SubscriptionUpserted, eligibility.Subscription]]:
+async def subscriptions(connection: DbConnection, subscription_ids: Iterable[str]) -> Held:
     """The snapshot and the eligibility package's view of each subscription found."""
     rows = await connection.fetch(
         "SELECT s.snapshot::text AS snapshot, s.renewal_date, s.term, s.seats,"
@@ -69,7 +70,7 @@ async def subscriptions(
         " WHERE s.subscription_id = ANY($1::text[])",
         sorted(set(subscription_ids)),
     )
-    found = {}
+    found: Held = {}
     for row in rows:
         snapshot = SubscriptionUpserted.model_validate_json(row["snapshot"])
         stored = {}
