@@ -314,13 +314,10 @@ class QuoteHandlers:
             sender=sender,
             subscriptions=[held[sid][1] for sid in quote.subscription_ids if sid in held],
         )
-        if eligibility.Reason.NOT_AUTHORIZED in decision.reasons:
-            self._reject(
-                unit, command, quote.csn, decision.reasons, quote_number=command.quote_number
-            )
+        # Anyone but the buyer is refused whether the quote was accepted or not; the buyer
+        # accepting it again has no further effect: one order, one charge.
+        if quote.accepted and eligibility.Reason.NOT_AUTHORIZED not in decision.reasons:
             return
-        if quote.accepted:
-            return  # accepting it again has no further effect: one order, one charge
         if not decision.allowed:
             self._reject(
                 unit, command, quote.csn, decision.reasons, quote_number=command.quote_number
