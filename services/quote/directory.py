@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from shared import eligibility
+from shared.contracts.state_events import SubscriptionState
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.types import DbConnection
 from shared.messaging.consumer import BatchEventHandler, Delivery, UnitOfWork, handles_batch
@@ -41,7 +42,7 @@ async def save_snapshot(unit: UnitOfWork, delivery: Delivery[SubscriptionUpserte
     )
 
 
-async def _follow(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
+async def _follow(unit: UnitOfWork, deliveries: list[Delivery[SubscriptionState]]) -> None:
     taken = await follow_states(unit.connection, deliveries)
     if taken:
         await unit.connection.execute(

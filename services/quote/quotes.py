@@ -142,7 +142,7 @@ class QuoteHandlers:
         if not await first_time(unit.connection, request_key(delivery), delivery.event.type):
             return
         held = await subscriptions(unit.connection, command.subscription_ids)
-        actor = eligibility.Actor(user_id=command.actor.user_id, csn=command.actor.csn)
+        actor = _actor(command)
         sender = sender_of(delivery)
         if any(
             authorization_reasons(
@@ -165,7 +165,7 @@ class QuoteHandlers:
             groups = [list(g.subscription_ids) for g in eligibility.group_subscriptions(domains)]
         for group in groups:
             request = _quote_request(command, group)
-            decision = self._decide(command, request, held, prices, promotions, today, sender)
+            decision = self._decide(actor, request, held, prices, promotions, today, sender)
             if not decision.allowed:
                 self._reject(unit, command, csn, decision.all_reasons, subscription_ids=group)
                 continue
@@ -189,7 +189,7 @@ class QuoteHandlers:
 
     def _decide(
         self,
-        command: RequestQuote,
+        actor: eligibility.Actor,
         request: QuoteRequest,
         held: Held,
         prices: list[Price],
@@ -198,7 +198,7 @@ class QuoteHandlers:
         sender: Sender | None,
     ) -> Decision:
         return eligibility.decide_quote(
-            eligibility.Actor(user_id=command.actor.user_id, csn=command.actor.csn),
+            actor,
             [held[sid][1] for sid in request.subscription_ids if sid in held],
             request,
             prices=prices,
@@ -306,7 +306,7 @@ class QuoteHandlers:
         today = await self._today(unit, quote.csn)
         # ROLE-1: the buyer accepts and pays; anyone else learns nothing of the quote.
         decision = eligibility.decide_accept_quote(
-            eligibility.Actor(user_id=command.actor.user_id, csn=command.actor.csn),
+            _actor(command),
             _domain(quote),
             buyer=eligibility.Person(user_id=buyer.user_id),
             channel=sender.channel if sender is not None else "self_service",
@@ -403,7 +403,7 @@ class QuoteHandlers:
             return
         today = await self._today(unit, quote.csn)
         decision = eligibility.decide_cancel_quote(
-            eligibility.Actor(user_id=command.actor.user_id, csn=command.actor.csn),
+            _actor(command),
             _domain(quote),
             channel=command.channel,
             today=today,
@@ -420,6 +420,11 @@ class QuoteHandlers:
             QuoteCancelled(request_id=command.request_id, quote_number=command.quote_number),
             quote.csn,
         )
+
+
+def _actor(command: QuoteCommand) -> eligibility.Actor:
+    """Who the command says acts, as the eligibility package sees them."""
+    return eligibility.Actor(user_id=command.actor.user_id, csn=command.actor.csn)
 
 
 def _quote_request(command: RequestQuote, group: list[str]) -> QuoteRequest:
