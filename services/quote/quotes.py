@@ -157,13 +157,7 @@ class QuoteHandlers:
         today = await self._today(unit, csn)
         products = {snapshot.product_code for snapshot, _ in held.values()}
         prices, promotions = await load_catalog(unit.connection, products)
-        known = [sid for sid in dict.fromkeys(command.subscription_ids) if sid in held]
-        if len(known) < len(set(command.subscription_ids)) or not known:
-            groups = [list(command.subscription_ids)]  # the refusal names the unknown ones
-        else:  # QUO-2: one quote per CSN, currency and purchase method
-            domains = [held[sid][1] for sid in known]
-            groups = [list(g.subscription_ids) for g in eligibility.group_subscriptions(domains)]
-        for group in groups:
+        for group in _groups(command, held):
             request = _quote_request(command, group)
             decision = self._decide(actor, request, held, prices, promotions, today, sender)
             if not decision.allowed:
@@ -425,6 +419,16 @@ class QuoteHandlers:
 def _actor(command: QuoteCommand) -> eligibility.Actor:
     """Who the command says acts, as the eligibility package sees them."""
     return eligibility.Actor(user_id=command.actor.user_id, csn=command.actor.csn)
+
+
+def _groups(command: RequestQuote, held: Held) -> list[list[str]]:
+    """QUO-2: one quote per CSN, currency and purchase method; a request naming a subscription
+    not found stays whole, for its refusal to name the unknown ones."""
+    known = [sid for sid in dict.fromkeys(command.subscription_ids) if sid in held]
+    if len(known) < len(set(command.subscription_ids)) or not known:
+        return [list(command.subscription_ids)]
+    domains = [held[sid][1] for sid in known]
+    return [list(group.subscription_ids) for group in eligibility.group_subscriptions(domains)]
 
 
 def _quote_request(command: RequestQuote, group: list[str]) -> QuoteRequest:
