@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from services.quote.directory import subscriptions
+from services.quote.directory import Held, subscriptions
 from services.quote.quotes import QuoteHandlers
 from shared import eligibility
 from shared.catalog.store import load_catalog
@@ -140,7 +140,7 @@ class AutomaticQuotes:
         self,
         unit: UnitOfWork,
         row: Any,
-        held: dict[str, Any],
+        held: Held,
         prices: list[Price],
         promotions: list[Promotion],
     ) -> str | None:

@@ -7,15 +7,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from shared import eligibility
+from shared.contracts.state_events import SubscriptionState
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.types import DbConnection
 from shared.messaging.consumer import BatchEventHandler, Delivery, UnitOfWork, handles_batch
 from shared.state_following import follow_states, followed_subscription, state_from_column
 from shared.test_clocks import save_time_zones
 
+Held = dict[str, tuple[SubscriptionUpserted, eligibility.Subscription]]
+"""The subscriptions found, by id: each one's snapshot and the eligibility package's view."""
 
-async def save_snapshot(unit: UnitOfWork, delivery: Delivery) -> None:
-    data: SubscriptionUpserted = delivery.data
+
+async def save_snapshot(unit: UnitOfWork, delivery: Delivery[SubscriptionUpserted]) -> None:
+    data = delivery.data
     await save_time_zones(unit.connection, [data])
     # A state renewal published before the snapshot came keeps its date, term and seats.
     await unit.connection.execute(
@@ -38,7 +42,7 @@ async def save_snapshot(unit: UnitOfWork, delivery: Delivery) -> None:
     )
 
 
-async def _follow(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
+async def _follow(unit: UnitOfWork, deliveries: list[Delivery[SubscriptionState]]) -> None:
     taken = await follow_states(unit.connection, deliveries)
     if taken:
         await unit.connection.execute(
@@ -58,9 +62,7 @@ follow_state: BatchEventHandler = handles_batch(_follow)
 """`subscription.state`: the newest state of each subscription kept, its columns moved."""
 
 
-async def subscriptions(
-    connection: DbConnection, subscription_ids: Iterable[str]
-) -> dict[str, tuple[SubscriptionUpserted, eligibility.Subscription]]:
+async def subscriptions(connection: DbConnection, subscription_ids: Iterable[str]) -> Held:
     """The snapshot and the eligibility package's view of each subscription found."""
     rows = await connection.fetch(
         "SELECT s.snapshot::text AS snapshot, s.renewal_date, s.term, s.seats,"
@@ -69,7 +71,7 @@ async def subscriptions(
         " WHERE s.subscription_id = ANY($1::text[])",
         sorted(set(subscription_ids)),
     )
-    found = {}
+    found: Held = {}
     for row in rows:
         snapshot = SubscriptionUpserted.model_validate_json(row["snapshot"])
         stored = {}

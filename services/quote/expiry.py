@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 
+from services.quote import store
 from shared.clock import Clock
 from shared.contracts.envelope import new_event
 from shared.contracts.quote_events import TOPIC as QUOTE_EVENTS
@@ -88,10 +89,7 @@ class QuoteExpiry:
             rows = await self._due(connection, only)
             if not rows:
                 return 0
-            await connection.execute(
-                "UPDATE quotes SET status = 'expired' WHERE quote_number = ANY($1::text[])",
-                [row["quote_number"] for row in rows],
-            )
+            await store.close(connection, [row["quote_number"] for row in rows], "expired")
             outbox = Outbox()
             for row in rows:
                 event = new_event(

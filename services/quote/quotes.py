@@ -21,18 +21,19 @@ sender and its CSN.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
-from services.quote.directory import subscriptions
+from services.quote import store
+from services.quote.directory import Held, subscriptions
+from services.quote.store import StoredQuote
 from shared import eligibility
 from shared.catalog.store import load_catalog
 from shared.clock import Clock
 from shared.contracts.billing_events import OrderLine, PaymentFailed, PaymentSucceeded
+from shared.contracts.common import PriceLine
 from shared.contracts.envelope import CloudEvent, EventData, new_event
 from shared.contracts.quote_commands import AcceptQuote, CancelQuote, QuoteKind, RequestQuote
 from shared.contracts.quote_events import TOPIC as QUOTE_EVENTS
@@ -50,7 +51,6 @@ from shared.contracts.quote_orders import (
     QuoteOrderRequested,
     TermStart,
 )
-from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.eligibility import Decision, Policy, Price, Promotion, QuoteChanges, QuoteRequest
 from shared.eligibility.checks import authorization_reasons
 from shared.eligibility.identity import Sender
@@ -71,6 +71,9 @@ from shared.messaging.requests_seen import first_time
 from shared.test_clocks import CsnClock
 
 QUOTE_ORDER_NAMESPACE = uuid.UUID("9e2f4a61-7b3c-4d58-a0e1-5c6d7e8f9a0b")
+
+QuoteCommand = RequestQuote | AcceptQuote | CancelQuote
+PaymentOutcome = PaymentSucceeded | PaymentFailed
 
 
 class QuoteHandlers:
@@ -103,7 +106,12 @@ class QuoteHandlers:
         )
 
     def _reject(
-        self, unit: UnitOfWork, command: Any, csn: str, reasons: Sequence[str], **about: Any
+        self,
+        unit: UnitOfWork,
+        command: QuoteCommand,
+        csn: str,
+        reasons: Sequence[str],
+        **about: Any,
     ) -> None:
         count_not_authorized("quote", reasons)
         self._announce(
@@ -117,7 +125,7 @@ class QuoteHandlers:
     def refuse(self) -> Refusal:
         """The answer to a command refused for who sent it (issue 16): NOT_AUTHORIZED only."""
 
-        def refuse(unit: UnitOfWork, delivery: Delivery) -> None:
+        def refuse(unit: UnitOfWork, delivery: Delivery[QuoteCommand]) -> None:
             command = delivery.data  # counted by `identified` already, with why
             answer = QuoteRejected(
                 request_id=command.request_id,
@@ -128,13 +136,13 @@ class QuoteHandlers:
 
         return refuse
 
-    async def request(self, unit: UnitOfWork, delivery: Delivery) -> None:
-        command: RequestQuote = delivery.data
+    async def request(self, unit: UnitOfWork, delivery: Delivery[RequestQuote]) -> None:
+        command = delivery.data
         csn = delivery.event.subject
         if not await first_time(unit.connection, request_key(delivery), delivery.event.type):
             return
         held = await subscriptions(unit.connection, command.subscription_ids)
-        actor = eligibility.Actor(user_id=command.actor.user_id, csn=command.actor.csn)
+        actor = _actor(command)
         sender = sender_of(delivery)
         if any(
             authorization_reasons(
@@ -149,15 +157,9 @@ class QuoteHandlers:
         today = await self._today(unit, csn)
         products = {snapshot.product_code for snapshot, _ in held.values()}
         prices, promotions = await load_catalog(unit.connection, products)
-        known = [sid for sid in dict.fromkeys(command.subscription_ids) if sid in held]
-        if len(known) < len(set(command.subscription_ids)) or not known:
-            groups = [list(command.subscription_ids)]  # the refusal names the unknown ones
-        else:  # QUO-2: one quote per CSN, currency and purchase method
-            domains = [held[sid][1] for sid in known]
-            groups = [list(g.subscription_ids) for g in eligibility.group_subscriptions(domains)]
-        for group in groups:
+        for group in _groups(command, held):
             request = _quote_request(command, group)
-            decision = self._decide(command, request, held, prices, promotions, today, sender)
+            decision = self._decide(actor, request, held, prices, promotions, today, sender)
             if not decision.allowed:
                 self._reject(unit, command, csn, decision.all_reasons, subscription_ids=group)
                 continue
@@ -181,16 +183,16 @@ class QuoteHandlers:
 
     def _decide(
         self,
-        command: RequestQuote,
+        actor: eligibility.Actor,
         request: QuoteRequest,
-        held: dict[str, Any],
+        held: Held,
         prices: list[Price],
         promotions: list[Promotion],
         today: date,
         sender: Sender | None,
     ) -> Decision:
         return eligibility.decide_quote(
-            eligibility.Actor(user_id=command.actor.user_id, csn=command.actor.csn),
+            actor,
             [held[sid][1] for sid in request.subscription_ids if sid in held],
             request,
             prices=prices,
@@ -205,7 +207,7 @@ class QuoteHandlers:
         unit: UnitOfWork,
         request_id: str | None,
         group: list[str],
-        held: dict[str, Any],
+        held: Held,
         decision: Decision,
         today: date,
         *,
@@ -217,176 +219,124 @@ class QuoteHandlers:
         """Record and announce one quote (`quote.sent`, saying its kind and, for an alignment,
         its target: QUO-3); returns its number."""
         assert decision.preview is not None and decision.preview.expires_on is not None
-        first: SubscriptionUpserted = held[group[0]][0]
-        lines = [
-            {
-                "subscription_id": line.subscription_id,
-                "product_code": line.product_code,
-                "term": line.term,
-                "seats": line.seats,
-                "unit_price": str(line.unit_price),
-                "discount": str(line.discount),
-                "amount": str(line.amount),
-            }
-            for line in decision.preview.lines
-        ]
+        first = held[group[0]][0]
         (totals,) = decision.preview.totals  # one currency per quote (QUO-3)
-        total = totals.total
+        quote = StoredQuote(
+            quote_number=await store.next_quote_number(unit.connection, today),
+            request_id=request_id,
+            csn=first.csn,
+            partner_csn=first.partner_csn,
+            channel=channel,
+            kind=kind,
+            subscription_ids=tuple(group),
+            # The buyer (ROLE-3) and the recipients the request named (QUO-2).
+            recipients=tuple(
+                dict.fromkeys([eligibility.email_recipient(first).email, *recipients])
+            ),
+            currency=first.currency,
+            total=totals.total,
+            lines=tuple(
+                PriceLine.model_validate(line, from_attributes=True)
+                for line in decision.preview.lines
+            ),
+            expires_on=decision.preview.expires_on,
+            created_at=self.clock.now(),
+            term_starts={sid: _term_start(held[sid][1]) for sid in group},
+            target_date=target_date,
+        )
+        await store.save_quote(unit.connection, quote)
         promotions = {
             line.promotion_code: line.percent_off
             for line in decision.preview.lines
             if line.promotion_code and line.percent_off is not None
         }
-        # The buyer (ROLE-3) and the recipients the request named (QUO-2).
-        to = list(dict.fromkeys([eligibility.email_recipient(first).email, *recipients]))
-        sequence = await unit.connection.fetchval("SELECT nextval('quote_number_seq')")
-        quote_number = f"Q-{today.year}-{sequence:06d}"
-        await unit.connection.execute(
-            """INSERT INTO quotes (quote_number, request_id, csn, partner_csn, channel, kind,
-                                   subscription_ids, recipients, currency, total, lines,
-                                   expires_on, created_at, term_starts, target_date)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13,
-                       $14::jsonb, $15)""",
-            quote_number,
-            request_id,
-            first.csn,
-            first.partner_csn,
-            channel,
-            kind,
-            group,
-            to,
-            first.currency,
-            total,
-            json.dumps(lines),
-            decision.preview.expires_on,
-            self.clock.now(),
-            # Where the term each line buys starts (LIFE-4), fixed now.
-            json.dumps({sid: _term_start(held[sid][1]).isoformat() for sid in group}),
-            target_date,
-        )
         self._announce(
             unit,
             QuoteSent(
                 request_id=request_id,
-                quote_number=quote_number,
+                quote_number=quote.quote_number,
                 kind=kind,
                 target_date=target_date,
                 subscription_ids=group,
-                expires_on=decision.preview.expires_on,
-                currency=first.currency,
-                total=total,
-                lines=lines,
-                recipients=to,
+                expires_on=quote.expires_on,
+                currency=quote.currency,
+                total=quote.total,
+                lines=list(quote.lines),
+                recipients=list(quote.recipients),
                 promotions=[
                     AppliedPromotion(promotion_code=code, percent_off=percent)
                     for code, percent in promotions.items()
                 ],
             ),
-            first.csn,
+            quote.csn,
         )
-        return quote_number
+        return quote.quote_number
+
+    async def _quote_commanded(
+        self, unit: UnitOfWork, delivery: Delivery[AcceptQuote] | Delivery[CancelQuote]
+    ) -> StoredQuote | None:
+        """The quote a command names, locked, the first time the command comes; None when
+        there is nothing more to do: the command came before, or the quote is not of the
+        command's CSN (refused NOT_AUTHORIZED, as an unknown number is: issue 16)."""
+        command = delivery.data
+        csn = delivery.event.subject
+        if not await first_time(unit.connection, request_key(delivery), delivery.event.type):
+            return None
+        quote = await store.locked_quote(unit.connection, command.quote_number, csn)
+        if quote is None:
+            self._reject(unit, command, csn, ["NOT_AUTHORIZED"], quote_number=command.quote_number)
+        return quote
 
     # quote.accepted --------------------------------------------------------------------------
 
-    async def accept(self, unit: UnitOfWork, delivery: Delivery) -> None:
-        command: AcceptQuote = delivery.data
-        csn = delivery.event.subject
-        if not await first_time(unit.connection, request_key(delivery), delivery.event.type):
-            return
-        quote = await self._quote(unit, command.quote_number, csn)
+    async def accept(self, unit: UnitOfWork, delivery: Delivery[AcceptQuote]) -> None:
+        command = delivery.data
+        quote = await self._quote_commanded(unit, delivery)
         if quote is None:
-            self._reject(unit, command, csn, ["NOT_AUTHORIZED"], quote_number=command.quote_number)
             return
-        held = await subscriptions(unit.connection, quote["subscription_ids"])
-        buyer = held[quote["subscription_ids"][0]][0].buyer
+        held = await subscriptions(unit.connection, quote.subscription_ids)
+        buyer = held[quote.subscription_ids[0]][0].buyer
         sender = sender_of(delivery)
-        today = await self._today(unit, quote["csn"])
+        today = await self._today(unit, quote.csn)
         # ROLE-1: the buyer accepts and pays; anyone else learns nothing of the quote.
         decision = eligibility.decide_accept_quote(
-            eligibility.Actor(user_id=command.actor.user_id, csn=command.actor.csn),
+            _actor(command),
             _domain(quote),
             buyer=eligibility.Person(user_id=buyer.user_id),
             channel=sender.channel if sender is not None else "self_service",
             today=today,
             sender=sender,
-            subscriptions=[held[sid][1] for sid in quote["subscription_ids"] if sid in held],
+            subscriptions=[held[sid][1] for sid in quote.subscription_ids if sid in held],
         )
-        if eligibility.Reason.NOT_AUTHORIZED in decision.reasons:
-            self._reject(
-                unit, command, quote["csn"], decision.reasons, quote_number=command.quote_number
-            )
+        # Anyone but the buyer is refused whether the quote was accepted or not; the buyer
+        # accepting it again has no further effect: one order, one charge.
+        if quote.accepted and eligibility.Reason.NOT_AUTHORIZED not in decision.reasons:
             return
-        if quote["status"] in ("accepted", "paid"):
-            return  # accepting it again has no further effect: one order, one charge
         if not decision.allowed:
             self._reject(
-                unit, command, quote["csn"], decision.reasons, quote_number=command.quote_number
+                unit, command, quote.csn, decision.reasons, quote_number=command.quote_number
             )
             return
-        first: SubscriptionUpserted = held[quote["subscription_ids"][0]][0]
         order_id = str(
             uuid.uuid5(QUOTE_ORDER_NAMESPACE, f"{command.quote_number}|{command.request_id}")
         )
-        lines = json.loads(quote["lines"])
-        starts = json.loads(quote["term_starts"] or "{}")
-        order = QuoteOrderRequested(
-            request_id=command.request_id,
-            quote_number=command.quote_number,
-            kind=quote["kind"],
-            term_starts=[
-                TermStart(
-                    subscription_id=sid,
-                    term_start=starts.get(sid) or _term_start(held[sid][1]).isoformat(),
-                )
-                for sid in quote["subscription_ids"]
-                if sid in held
-            ],
-            order_id=order_id,
-            csn=quote["csn"],
-            currency=quote["currency"],
-            purchase_method=first.purchase_method,
-            payment_method=first.payment_method,  # every subscription's (MAN-2, decided above)
-            lines=[
-                OrderLine(
-                    subscription_id=line["subscription_id"],
-                    product_code=line["product_code"],
-                    product_name=held[line["subscription_id"]][0].product_name,
-                    term=line["term"],
-                    seats=line["seats"],
-                    unit_price=Decimal(line["unit_price"]),
-                    amount=Decimal(line["amount"]),
-                )
-                for line in lines
-            ],
-            total=quote["total"],
-            target_date=quote["target_date"],
-        )
-        await unit.connection.execute(
-            "UPDATE quotes SET status = 'accepted', order_id = $2 WHERE quote_number = $1",
-            command.quote_number,
-            order_id,
-        )
+        await store.mark_accepted(unit.connection, quote.quote_number, order_id)
         # Renewal reserves the terms before billing charges anything (issue 14).
         unit.outbox.add(
             QUOTE_ORDERS,
-            new_event(order, subject=quote["csn"], source=self.source, time=self.clock.now()),
-        )
-
-    async def _quote(self, unit: UnitOfWork, quote_number: str, csn: str) -> Any:
-        """The quote, locked, when it is of the CSN the command is about; None otherwise (issue
-        16: another customer's quote is never locked, and is refused as an unknown one is)."""
-        return await unit.connection.fetchrow(
-            "SELECT quote_number, csn, partner_csn, subscription_ids, currency, total,"
-            " lines::text AS lines, expires_on, status, order_id, kind,"
-            " term_starts::text AS term_starts, target_date FROM quotes"
-            " WHERE quote_number = $1 AND csn = $2 FOR UPDATE",
-            quote_number,
-            csn,
+            new_event(
+                _order(quote, held, command.request_id, order_id),
+                subject=quote.csn,
+                source=self.source,
+                time=self.clock.now(),
+            ),
         )
 
     # billing's answers -----------------------------------------------------------------------
 
-    async def payment_outcomes(self, unit: UnitOfWork, deliveries: list[Delivery]) -> None:
+    async def payment_outcomes(
+        self, unit: UnitOfWork, deliveries: list[Delivery[PaymentOutcome]]
+    ) -> None:
         """`payment.succeeded` makes the quote of its order paid (`quote.paid`); `payment.failed`
         opens it again, to be accepted (and paid) again until it expires. Most payments are of
         renewal's orders, not a quote's: one statement per outcome and batch, not per event,
@@ -395,43 +345,32 @@ class QuoteHandlers:
         Set-based and the same as one by one in order: the first outcome of an order decides,
         as it leaves its quote no longer `accepted` with that order (paid; or open, without
         it), so a later outcome of the same order changes nothing either way."""
-        first: dict[str, Delivery] = {}
+        first: dict[str, Delivery[PaymentOutcome]] = {}
         for delivery in deliveries:
             first.setdefault(delivery.data.order_id, delivery)
         paid = [o for o, d in first.items() if isinstance(d.data, PaymentSucceeded)]
         failed = [o for o, d in first.items() if isinstance(d.data, PaymentFailed)]
         if paid:
-            rows = await unit.connection.fetch(
-                "UPDATE quotes SET status = 'paid' WHERE order_id = ANY($1::text[])"
-                " AND status = 'accepted' RETURNING quote_number, csn, order_id",
-                paid,
-            )
             position = {order_id: i for i, order_id in enumerate(paid)}
-            for row in sorted(rows, key=lambda r: position[r["order_id"]]):
+            quotes = await store.mark_paid(unit.connection, paid)
+            for quote in sorted(quotes, key=lambda q: position[q.order_id]):
                 self._announce(
                     unit,
-                    QuotePaid(quote_number=row["quote_number"], order_id=row["order_id"]),
-                    row["csn"],
-                    cause=first[row["order_id"]].event,
+                    QuotePaid(quote_number=quote.quote_number, order_id=quote.order_id),
+                    quote.csn,
+                    cause=first[quote.order_id].event,
                 )
         if failed:
-            await unit.connection.execute(
-                "UPDATE quotes SET status = 'sent', order_id = NULL"
-                " WHERE order_id = ANY($1::text[]) AND status = 'accepted'",
-                failed,
-            )
+            await store.reopen(unit.connection, failed)
 
-    async def order_refused(self, unit: UnitOfWork, delivery: Delivery) -> None:
+    async def order_refused(self, unit: UnitOfWork, delivery: Delivery[QuoteOrderRefused]) -> None:
         """Renewal placed no order (the term is being bought or was bought, or expired): the
         buyer is told why, and the quote is open again until it expires."""
-        refused: QuoteOrderRefused = delivery.data
-        row = await unit.connection.fetchrow(
-            "UPDATE quotes SET status = 'sent', order_id = NULL"
-            " WHERE quote_number = $1 AND order_id = $2 AND status = 'accepted' RETURNING csn",
-            refused.quote_number,
-            refused.order_id,
+        refused = delivery.data
+        reopened = await store.reopen(
+            unit.connection, [refused.order_id], quote_number=refused.quote_number
         )
-        if row is not None:
+        for csn in reopened:
             self._announce(
                 unit,
                 QuoteRejected(
@@ -439,33 +378,26 @@ class QuoteHandlers:
                     reasons=list(refused.reasons),
                     quote_number=refused.quote_number,
                 ),
-                row["csn"],
+                csn,
             )
 
-    async def order_released(self, unit: UnitOfWork, delivery: Delivery) -> None:
+    async def order_released(
+        self, unit: UnitOfWork, delivery: Delivery[QuoteOrderReleased]
+    ) -> None:
         """Not paid by its `pay_by`: the quote is open again (cancellable, and it expires)."""
-        released: QuoteOrderReleased = delivery.data
-        await unit.connection.execute(
-            "UPDATE quotes SET status = 'sent', order_id = NULL"
-            " WHERE quote_number = $1 AND order_id = $2 AND status = 'accepted'",
-            released.quote_number,
-            released.order_id,
-        )
+        released = delivery.data
+        await store.reopen(unit.connection, [released.order_id], quote_number=released.quote_number)
 
     # quote.cancel_requested ------------------------------------------------------------------
 
-    async def cancel(self, unit: UnitOfWork, delivery: Delivery) -> None:
-        command: CancelQuote = delivery.data
-        csn = delivery.event.subject
-        if not await first_time(unit.connection, request_key(delivery), delivery.event.type):
-            return
-        quote = await self._quote(unit, command.quote_number, csn)
+    async def cancel(self, unit: UnitOfWork, delivery: Delivery[CancelQuote]) -> None:
+        command = delivery.data
+        quote = await self._quote_commanded(unit, delivery)
         if quote is None:
-            self._reject(unit, command, csn, ["NOT_AUTHORIZED"], quote_number=command.quote_number)
             return
-        today = await self._today(unit, quote["csn"])
+        today = await self._today(unit, quote.csn)
         decision = eligibility.decide_cancel_quote(
-            eligibility.Actor(user_id=command.actor.user_id, csn=command.actor.csn),
+            _actor(command),
             _domain(quote),
             channel=command.channel,
             today=today,
@@ -473,17 +405,30 @@ class QuoteHandlers:
         )
         if not decision.allowed:
             self._reject(
-                unit, command, quote["csn"], decision.reasons, quote_number=command.quote_number
+                unit, command, quote.csn, decision.reasons, quote_number=command.quote_number
             )
             return
-        await unit.connection.execute(
-            "UPDATE quotes SET status = 'cancelled' WHERE quote_number = $1", command.quote_number
-        )
+        await store.close(unit.connection, [quote.quote_number], "cancelled")
         self._announce(
             unit,
             QuoteCancelled(request_id=command.request_id, quote_number=command.quote_number),
-            quote["csn"],
+            quote.csn,
         )
+
+
+def _actor(command: QuoteCommand) -> eligibility.Actor:
+    """Who the command says acts, as the eligibility package sees them."""
+    return eligibility.Actor(user_id=command.actor.user_id, csn=command.actor.csn)
+
+
+def _groups(command: RequestQuote, held: Held) -> list[list[str]]:
+    """QUO-2: one quote per CSN, currency and purchase method; a request naming a subscription
+    not found stays whole, for its refusal to name the unknown ones."""
+    known = [sid for sid in dict.fromkeys(command.subscription_ids) if sid in held]
+    if len(known) < len(set(command.subscription_ids)) or not known:
+        return [list(command.subscription_ids)]
+    domains = [held[sid][1] for sid in known]
+    return [list(group.subscription_ids) for group in eligibility.group_subscriptions(domains)]
 
 
 def _quote_request(command: RequestQuote, group: list[str]) -> QuoteRequest:
@@ -504,13 +449,51 @@ def _term_start(subscription: eligibility.Subscription) -> date:
     return starts_on
 
 
-def _domain(quote: Any) -> eligibility.Quote:
+def _order(quote: StoredQuote, held: Held, request_id: str, order_id: str) -> QuoteOrderRequested:
+    """The order an accepted quote asks renewal for: its lines, total and terms as quoted; the
+    purchase and payment method every subscription of it shares (MAN-2, decided before)."""
+    first = held[quote.subscription_ids[0]][0]
+    return QuoteOrderRequested(
+        request_id=request_id,
+        quote_number=quote.quote_number,
+        kind=quote.kind,
+        term_starts=[
+            TermStart(
+                subscription_id=sid,
+                term_start=quote.term_starts.get(sid) or _term_start(held[sid][1]),
+            )
+            for sid in quote.subscription_ids
+            if sid in held
+        ],
+        order_id=order_id,
+        csn=quote.csn,
+        currency=quote.currency,
+        purchase_method=first.purchase_method,
+        payment_method=first.payment_method,
+        lines=[
+            OrderLine(
+                subscription_id=line.subscription_id,
+                product_code=line.product_code,
+                product_name=held[line.subscription_id][0].product_name,
+                term=line.term,
+                seats=line.seats,
+                unit_price=line.unit_price,
+                amount=line.amount,
+            )
+            for line in quote.lines
+        ],
+        total=quote.total,
+        target_date=quote.target_date,
+    )
+
+
+def _domain(quote: StoredQuote) -> eligibility.Quote:
     """The eligibility package's view of a stored quote."""
     return eligibility.Quote(
-        quote_number=quote["quote_number"],
-        csn=quote["csn"],
-        expires_on=quote["expires_on"],
-        partner_csn=quote["partner_csn"],
-        accepted=quote["status"] in ("accepted", "paid"),
-        closed=quote["status"] in ("expired", "cancelled"),
+        quote_number=quote.quote_number,
+        csn=quote.csn,
+        expires_on=quote.expires_on,
+        partner_csn=quote.partner_csn,
+        accepted=quote.accepted,
+        closed=quote.closed,
     )

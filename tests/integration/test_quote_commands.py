@@ -153,6 +153,25 @@ async def test_quo_8_an_accepted_quote_asks_renewal_for_its_order_once(
     assert await _command(quote_db, again, csn, "portal") == []  # one order, one charge
 
 
+async def test_role_1_anyone_but_the_buyer_is_refused_an_accepted_quote_too(
+    quote_db: DatabaseSettings,
+) -> None:
+    """Accepted or not, a quote tells no one but its buyer anything (ROLE-1): another user of
+    the CSN is refused NOT_AUTHORIZED, where the buyer accepting again hears nothing."""
+    csn, quote_number, _ = await _accepted_quote(quote_db)
+    other = AcceptQuote(
+        request_id="r-accept-other",
+        actor=Actor(user_id=f"{csn}-colleague", csn=csn),
+        quote_number=quote_number,
+    )
+
+    [refused] = await _command(quote_db, other, csn, "portal")
+
+    assert refused["type"] == "quote.rejected"
+    assert refused["data"]["reasons"] == ["NOT_AUTHORIZED"]
+    assert (await _quote_row(quote_db, quote_number))["status"] == "accepted"
+
+
 @pytest.mark.parametrize("refused", [True, False], ids=["refused", "released unpaid"])
 async def test_issue_14_renewals_refusal_or_release_opens_the_quote_again(
     quote_db: DatabaseSettings, refused: bool

@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 
 from deploy.local.samples import unique_csn
+from services.quote import store
 from services.quote.quotes import QuoteHandlers
 from shared.clock import FixedClock
 from shared.contracts import billing_events
@@ -39,11 +40,8 @@ async def quote_pool(admin_db: asyncpg.Connection) -> AsyncIterator[asyncpg.Pool
 async def accepted_quote(pool: asyncpg.Pool, order_id: str) -> tuple[str, str]:
     quote_number, csn = f"Q-2026-{order_id[-6:]}", unique_csn()
     await insert_quote(pool, quote_number, csn, NOW.date() + timedelta(days=30))
-    await pool.execute(
-        "UPDATE quotes SET status = 'accepted', order_id = $2 WHERE quote_number = $1",
-        quote_number,
-        order_id,
-    )
+    async with pool.acquire() as connection:
+        await store.mark_accepted(connection, quote_number, order_id)
     return quote_number, csn
 
 
