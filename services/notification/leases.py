@@ -97,6 +97,25 @@ SELECT array_agg(notification_key || ' ' || lease_token) AS marked,
        set_config('synchronous_commit', 'off', true)
 FROM marked"""
 
+# MARK for one email — the sender's usual step: a mark right after each email SMTP accepted
+# (sender.py). Its one row is found by its primary key and updated in place, with no join of
+# unnested arrays and no second lookup to lock it first: a fraction of MARK's cost, paid once
+# per email. One row locked: no lock order to keep. Same answer as MARK.
+MARK_ONE = """
+WITH marked AS (
+    UPDATE emails SET status = $3, attempts = attempts + 1, next_attempt_at = $4, sent_at = $5,
+                      subject = COALESCE($6, subject), last_error = $7, lease_until = NULL
+    WHERE notification_key = $1 AND lease_token = $2 AND status = 'pending'
+    RETURNING notification_key, lease_token),
+announced AS (
+    INSERT INTO outbox (topic, key, value, headers)
+    SELECT u.topic, u.key, u.value, u.headers::jsonb
+    FROM marked, unnest($8::text[], $9::bytea[], $10::bytea[], $11::text[])
+        AS u(topic, key, value, headers))
+SELECT array_agg(notification_key || ' ' || lease_token) AS marked,
+       set_config('synchronous_commit', 'off', true)
+FROM marked"""
+
 
 @dataclass
 class Claim:
@@ -164,19 +183,22 @@ class Leases:
         and counted."""
         if not marks:
             return []
-        events = [(mark.key, mark.token, *row) for mark in marks for row in mark.outbox_rows]
-        event_columns = [list(c) for c in zip(*events, strict=True)] or [[]] * 6
-        row = await self.pool.fetchrow(
-            MARK,
-            [mark.key for mark in marks],
-            [mark.token for mark in marks],
-            [mark.status for mark in marks],
-            [mark.next_attempt_at for mark in marks],
-            [mark.sent_at for mark in marks],
-            [mark.subject for mark in marks],
-            [mark.error for mark in marks],
-            *event_columns,
-        )
+        if len(marks) == 1:
+            row = await self._record_one(marks[0])
+        else:
+            events = [(mark.key, mark.token, *row) for mark in marks for row in mark.outbox_rows]
+            event_columns = [list(c) for c in zip(*events, strict=True)] or [[]] * 6
+            row = await self.pool.fetchrow(
+                MARK,
+                [mark.key for mark in marks],
+                [mark.token for mark in marks],
+                [mark.status for mark in marks],
+                [mark.next_attempt_at for mark in marks],
+                [mark.sent_at for mark in marks],
+                [mark.subject for mark in marks],
+                [mark.error for mark in marks],
+                *event_columns,
+            )
         marked = set(row["marked"] or ()) if row is not None else set()
         missed = [mark for mark in marks if f"{mark.key} {mark.token}" not in marked]
         if missed:
@@ -197,6 +219,20 @@ class Leases:
                 else:
                     self._lost(mark.key, "after_send" if mark.status == "sent" else "after_refusal")
         return [mark for mark in marks if f"{mark.key} {mark.token}" in marked]
+
+    async def _record_one(self, mark: Mark) -> asyncpg.Record | None:
+        event_columns = [list(c) for c in zip(*mark.outbox_rows, strict=True)] or [[]] * 4
+        return await self.pool.fetchrow(
+            MARK_ONE,
+            mark.key,
+            mark.token,
+            mark.status,
+            mark.next_attempt_at,
+            mark.sent_at,
+            mark.subject,
+            mark.error,
+            *event_columns,
+        )
 
     def _lost(self, key: str, stage: str) -> None:
         LEASES_LOST_TOTAL.labels(self.service, stage).inc()

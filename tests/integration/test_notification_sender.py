@@ -348,6 +348,50 @@ async def test_issue_19_1_marks_are_recorded_set_based_each_only_where_its_claim
         await pool.close()
 
 
+async def test_issue_19_one_mark_alone_goes_by_its_key_and_only_where_its_claim_holds_it(
+    notification_db: DatabaseSettings,
+) -> None:
+    """The sender's usual mark — one email, right after SMTP accepted it — takes the one-row
+    statement (MARK_ONE): applied with its event while the claim holds the email, not applied
+    (and counted) once another claim has it, and a retry mark carries no event."""
+    pool = await create_pool(notification_db)
+    leases = Leases(pool, SystemClock(), lease_seconds=60, service="notification")
+    sent, retry, taken = wanted = keys(3)
+    lost_before = sample(LEASES_LOST, service="notification", stage="after_send")
+    try:
+        for key in wanted:
+            await queue(pool, key, order_context(key), datetime.now(UTC))
+        claim = await leases.claim(3)
+        await pool.execute(  # its lease expired and another sender took it
+            "UPDATE emails SET lease_token = $2 WHERE notification_key = $1", taken, uuid.uuid4()
+        )
+        now = datetime.now(UTC)
+        event = [("notification.events", sent.encode(), b"{}", "{}")]
+        one_sent = Mark(
+            claim.token, sent, "order_confirmation", "sent", now, now, "Hi", None, event
+        )
+        one_retry = Mark(claim.token, retry, "order_confirmation", "pending", now, error="4xx")
+        one_taken = Mark(claim.token, taken, "order_confirmation", "sent", now, outbox_rows=event)
+        assert await leases.record([one_sent]) == [one_sent]
+        assert await leases.record([one_retry]) == [one_retry]
+        assert await leases.record([one_taken]) == []
+        rows = await pool.fetch(
+            "SELECT notification_key, status, attempts, subject, last_error, lease_until"
+            " FROM emails WHERE notification_key = ANY($1::text[])",
+            wanted,
+        )
+        found = {r["notification_key"]: tuple(r)[1:] for r in rows}
+        assert found[sent] == ("sent", 1, "Hi", None, None)
+        assert found[retry] == ("pending", 1, None, "4xx", None)
+        assert found[taken][:2] == ("pending", 0)
+        events = await pool.fetch("SELECT convert_from(key, 'UTF8') AS key FROM outbox")
+        assert [e["key"] for e in events] == [sent]
+        after = sample(LEASES_LOST, service="notification", stage="after_send")
+        assert after == lost_before + 1
+    finally:
+        await pool.close()
+
+
 async def test_issue_19_1_the_claim_reads_only_claimable_emails_through_its_partial_index(
     notification_db: DatabaseSettings,
 ) -> None:
