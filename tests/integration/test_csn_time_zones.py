@@ -42,14 +42,12 @@ async def _save(pool: asyncpg.Pool, service: str, snapshots: list[SubscriptionUp
             await save_snapshots(CsnClock(FixedClock(NOW)).today_for)(
                 unit, [_delivery(s) for s in snapshots]
             )
+        elif service == "renewal":
+            save = snapshot_handler(Policy(), "/it", FixedClock(NOW))
+            await save(unit, [_delivery(s) for s in snapshots])
         else:
-            save = (
-                snapshot_handler(Policy(), "/it", FixedClock(NOW))
-                if service == "renewal"
-                else save_quote_snapshot
-            )
             for snapshot in snapshots:
-                await save(unit, _delivery(snapshot))
+                await save_quote_snapshot(unit, _delivery(snapshot))
 
 
 @pytest.fixture(params=["renewal", "quote", "notification"])
