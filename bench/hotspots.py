@@ -150,6 +150,9 @@ async def explain_all(today: date | None = None) -> list[Explained]:
                 try:
                     await connection.execute(f"SET LOCAL plan_cache_mode = {mode}")
                     await connection.execute(f"SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'")
+                    # As the services run it (shared/db/pool.py): without it a claim's time at
+                    # a million rows was mostly JIT compiling, 40-60 ms the services never pay.
+                    await connection.execute("SET LOCAL jit = off")
                     if hot.setup:
                         await connection.execute(hot.setup, today)
                     # PREPARE, as asyncpg does: an EXPLAIN of the statement with parameters

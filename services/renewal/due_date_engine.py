@@ -11,7 +11,7 @@ never do it twice), the subscriptions whose renewal date has come on their CSN's
 - still not renewed the day after grace ends (WIN-2) → `subscription.expired` (LIFE-3), once.
 After downtime it simply catches up: every step is recorded against the renewal date it was for.
 A claim reads only what is due: the subscriptions whose next look (`NEXT_CHECK`) came, on an
-index of it, on each CSN's clock (shared/db/due_claims.py); the open quotes of AUTO-5 only for
+index of the instant it comes (`DUE_AT`), on each CSN's clock (shared/db/due_claims.py); the open quotes of AUTO-5 only for
 the subscriptions claimed (issue 19 item 2).
 It runs as a `WorkLoop`; a subscription whose decision raises (a price that breaks rounding) is
 worked alone and parked (`parked_items`, loop `due_date_engine`), and the others go on.
@@ -66,6 +66,9 @@ LOOP = "due_date_engine"
 NEXT_CHECK = (
     "CASE WHEN s.next_check_for = s.renewal_date THEN s.next_check_on ELSE s.renewal_date END"
 )
+# The instant that day comes in the CSN's time zone (the subscription's copy of it): the key of
+# the claim's index for the CSNs on the system's clock (migration 014), read up to now.
+DUE_AT = f"local_midnight({NEXT_CHECK}, s.time_zone)"
 # The latest automatic renewal try for the subscription's renewal date, and its order's status.
 LAST_TRY = """LEFT JOIN LATERAL (
     SELECT a.attempt, o.status FROM auto_renewals AS a JOIN orders AS o USING (order_id)
@@ -98,6 +101,8 @@ DUE = claim_on_each_clock(
     key=NEXT_CHECK,
     limit="$2",
     zoned_bound=f"{NEXT_CHECK} <=",
+    due_at=DUE_AT,
+    csn_collation="C",  # the probe of each test clock on subscriptions_csn_next_check (014)
     # AUTO-5: the open quotes' lines for each claimed subscription (eligibility decides if they
     # hold the automatic renewal back: only one that changes what the renewal buys does). The
     # containment test finds its quotes on the index of sent quotes' lines (migration 009).

@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from services.renewal.subscriptions import Subscription, from_row, save_snapshot, to_domain
+from services.renewal.subscriptions import Subscription, from_row, save_snapshots, to_domain
 from shared.clock import Clock
 from shared.contracts.envelope import new_event
 from shared.contracts.state_events import TOPIC as SUBSCRIPTION_STATE
 from shared.contracts.state_events import StateStatus, SubscriptionState
 from shared.db.types import DbConnection
 from shared.eligibility import Policy, grace_ends
-from shared.messaging.consumer import EventHandler, UnitOfWork
+from shared.messaging.consumer import BatchEventHandler, UnitOfWork, handles_batch
 from shared.messaging.outbox import Outbox
 
 Handled = TypeVar("Handled")
@@ -126,6 +126,7 @@ def announced(
     return handle
 
 
-def snapshot_handler(policy: Policy, source: str, clock: Clock) -> EventHandler:
-    """`subscription.upserted` stored (`save_snapshot`), and the state it changed announced."""
-    return announced(save_snapshot, policy, source, clock)
+def snapshot_handler(policy: Policy, source: str, clock: Clock) -> BatchEventHandler:
+    """A batch of `subscription.upserted` stored (`save_snapshots`), and the states it changed
+    announced: one statement each for the whole batch, however many snapshots it holds."""
+    return handles_batch(announced(save_snapshots, policy, source, clock))

@@ -66,33 +66,54 @@ def to_domain(subscription: Subscription) -> eligibility.Subscription:
     return eligibility.subscription_from_dict(snapshot)
 
 
-async def save_snapshot(unit: UnitOfWork, delivery: Delivery) -> None:
-    """Store a `subscription.upserted`; an older revision than the one held is ignored.
+async def save_snapshots(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
+    """Store a batch of `subscription.upserted` in one statement; an older revision than the
+    one held is ignored.
 
     Once the product holds a subscription it owns its renewal outcome: a newer snapshot updates
     the upstream fields but never moves the renewal date the product has set. The engine looks
     at it again at once (AUTO-1: a payment method that became valid renews a lapsed one).
+
+    The same rows as storing them one by one in order (issue 19 item 4: one statement per
+    batch, not per event): per subscription, a new row takes its renewal date, term, seats and
+    switch from the batch's first snapshot of it, and the newest revision (the first of equals)
+    is the snapshot kept.
     """
-    data: SubscriptionUpserted = delivery.data
-    await save_time_zones(unit.connection, [data])
+    snapshots: list[SubscriptionUpserted] = [delivery.data for delivery in deliveries]
+    first: dict[str, SubscriptionUpserted] = {}
+    newest: dict[str, SubscriptionUpserted] = {}
+    for data in snapshots:
+        first.setdefault(data.subscription_id, data)
+        held = newest.get(data.subscription_id)
+        if held is None or held.revision < data.revision:
+            newest[data.subscription_id] = data
+    await save_time_zones(unit.connection, snapshots)
+    owned = [first[sid] for sid in newest]
+    kept = list(newest.values())
     await unit.connection.execute(
         """INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date, term,
                                       seats, auto_renew)
-           VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8)
+           SELECT u.subscription_id, u.revision, u.csn, u.snapshot::jsonb, u.renewal_date, u.term,
+                  u.seats, u.auto_renew
+           FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::date[], $6::text[],
+                       $7::int[], $8::boolean[])
+               AS u(subscription_id, revision, csn, snapshot, renewal_date, term, seats,
+                    auto_renew)
+           ORDER BY u.subscription_id  -- rows locked in id order, as every other writer does
            ON CONFLICT (subscription_id) DO UPDATE SET
                revision = EXCLUDED.revision, csn = EXCLUDED.csn, snapshot = EXCLUDED.snapshot,
                -- AUTO-1: a card fixed upstream inside grace renews at once: the due-date engine
                -- looks at the subscription again now, not on its next planned day.
                next_check_for = NULL, updated_at = now()
            WHERE subscriptions.revision < EXCLUDED.revision""",
-        data.subscription_id,
-        data.revision,
-        data.csn,
-        data.model_dump_json(),
-        data.renewal_date,
-        data.term,
-        data.seats,
-        data.auto_renew,
+        [s.subscription_id for s in kept],
+        [s.revision for s in kept],
+        [s.csn for s in kept],
+        [s.model_dump_json() for s in kept],
+        [s.renewal_date for s in owned],
+        [s.term for s in owned],
+        [s.seats for s in owned],
+        [s.auto_renew for s in owned],
     )
 
 

@@ -35,6 +35,8 @@ def claim_on_each_clock(
     table: str = "subscriptions",
     alias: str = "s",
     zoned_bound: str,
+    due_at: str | None = None,
+    csn_collation: str | None = None,
 ) -> str:
     """The claim's SQL: `due` for CSNs without a test clock (read in `key` order), then for
     those with one (the clock's today), `limit` rows in all of `table` (its `csn` column), named
@@ -43,10 +45,22 @@ def claim_on_each_clock(
     `$1` is the clock's now: a CSN without a test clock is due by the date in its time zone
     (csn_time_zones, else UTC: shared/test_clocks.py), its rows read up to the latest today
     anywhere — a day's more at most — by `zoned_bound` (`key`'s comparison with a date, e.g.
-    "q.expires_on <")."""
-    rows = f"{table} AS {alias} LEFT JOIN csn_time_zones AS z ON z.csn = {alias}.csn"
-    today = zoned_today("$1")
-    bound = f"\n      AND {zoned_bound} {LATEST_TODAY}"
+    "q.expires_on <").
+
+    `due_at`, where the rows carry their CSN's zone (`{alias}.time_zone`): the instant a row
+    is due (a timestamptz, on an index): the rows without a test clock are then read in its
+    order up to now, and no further — not a day's more.
+
+    `csn_collation`: the collation of the `(csn, key)` index's CSN, asked for by the probe of
+    each clock, so that only that index can answer it (an index of the CSN alone cannot)."""
+    clock_csn = f"{alias}.csn" + (f' COLLATE "{csn_collation}"' if csn_collation else "")
+    if due_at is None:
+        rows = f"{table} AS {alias} LEFT JOIN csn_time_zones AS z ON z.csn = {alias}.csn"
+        today = zoned_today("$1")
+        bound = f"\n      AND {zoned_bound} {LATEST_TODAY}"
+    else:
+        rows, today = f"{table} AS {alias}", zoned_today("$1", alias)
+        bound, key = f"\n      AND {due_at} <= $1", due_at
     return f"""
 WITH unclocked AS (
     {due(rows, today)}
@@ -57,7 +71,7 @@ WITH unclocked AS (
 ), clocked AS (
     SELECT due.* FROM test_clocks AS c CROSS JOIN LATERAL (
         {due(f"{table} AS {alias}", "c.today")}
-          AND {alias}.csn = c.csn
+          AND {clock_csn} = c.csn
         OFFSET 0  -- kept apart: one probe per clock, however many clocks the planner guesses
         FOR UPDATE OF {alias} SKIP LOCKED  -- as the LIMIT below pulls them, no more
     ) AS due

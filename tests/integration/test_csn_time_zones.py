@@ -42,14 +42,12 @@ async def _save(pool: asyncpg.Pool, service: str, snapshots: list[SubscriptionUp
             await save_snapshots(CsnClock(FixedClock(NOW)).today_for)(
                 unit, [_delivery(s) for s in snapshots]
             )
+        elif service == "renewal":
+            save = snapshot_handler(Policy(), "/it", FixedClock(NOW))
+            await save(unit, [_delivery(s) for s in snapshots])
         else:
-            save = (
-                snapshot_handler(Policy(), "/it", FixedClock(NOW))
-                if service == "renewal"
-                else save_quote_snapshot
-            )
             for snapshot in snapshots:
-                await save(unit, _delivery(snapshot))
+                await save_quote_snapshot(unit, _delivery(snapshot))
 
 
 @pytest.fixture(params=["renewal", "quote", "notification"])
@@ -199,3 +197,41 @@ async def test_the_reminder_scheduler_looks_at_each_subscription_on_its_csns_tod
             f"S-{csns['Pacific/Pago_Pago']}": date(2026, 11, 29),
             f"S-{csns[None]}": date(2026, 11, 30),
         }
+
+
+async def _engine_claims(pool: asyncpg.Pool) -> list[str]:
+    async with pool.acquire() as connection, connection.transaction():
+        rows = await connection.fetch(ENGINE_DUE, NOW, 100, None)
+    return sorted(row["subscription_id"] for row in rows)
+
+
+async def test_the_engine_follows_a_csns_zone_to_every_one_of_its_subscriptions(
+    admin_db: asyncpg.Connection,
+) -> None:
+    """AUTO-1 on the CSN's today (issue 19 item 1): the engine's index keys each subscription
+    by the instant its date comes in its CSN's zone (renewal migration 014). A zone set by one
+    subscription's snapshot moves the CSN's others with it; back on UTC they all follow again."""
+    async with migrated(admin_db, "renewal") as pool:
+        csn = unique_csn()
+        first, second = f"S1-{csn}", f"S2-{csn}"
+        due = date(2026, 12, 1)  # come at UTC+14 only
+        await _save(pool, "renewal", [subscription(first, csn, renewal_date=due, auto_renew=True)])
+        assert await _engine_claims(pool) == []
+
+        east = "Pacific/Kiritimati"
+        await _save(
+            pool,
+            "renewal",
+            [subscription(second, csn, renewal_date=due, auto_renew=True, timezone=east)],
+        )
+        assert await _engine_claims(pool) == [first, second]
+
+        await _save(
+            pool,
+            "renewal",
+            [subscription(second, csn, renewal_date=due, auto_renew=True, revision=2)],
+        )
+        assert await _engine_claims(pool) == []
+        async with pool.acquire() as connection:
+            zones = await connection.fetch("SELECT DISTINCT time_zone FROM subscriptions")
+        assert [row["time_zone"] for row in zones] == [None]

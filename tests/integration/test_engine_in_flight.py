@@ -54,7 +54,7 @@ async def _subscriptions_due_on_today(pool: asyncpg.Pool, count: int) -> tuple[s
         await save_price(unit, _delivery(price("ACDLT"), csn))
         save_snapshot = snapshot_handler(POLICY, "/it", FixedClock(NOW))
         for snapshot in snapshots:
-            await save_snapshot(unit, _delivery(snapshot, csn))
+            await save_snapshot(unit, [_delivery(snapshot, csn)])
     return csn, [s.subscription_id for s in snapshots]
 
 

@@ -211,3 +211,36 @@ async def test_announcing_states_reads_what_changed_not_the_table(loaded: dict) 
     read = {f"{n['Relation Name']} ({n['Node Type']})": rows_read(n) for n in scans}
     assert any(name.startswith("quotes") for name in read), f"no open quote looked up? {read}"
     assert sum(read.values()) <= 4 * ANNOUNCED, f"the announce read {read}"
+
+
+# Test clocks on CSNs with nothing due that day (their subscriptions renew later in the year):
+# the engine probes each clock's CSN, and a probe must cost what is due there, not the CSN.
+IDLE_CLOCKS = (
+    "INSERT INTO test_clocks (csn, today) SELECT 'SCALE-' || lpad(n::text, 8, '0'),"
+    " $1::date FROM generate_series(0, 199) AS n ON CONFLICT (csn) DO NOTHING"
+)
+ENGINE = CLAIMS[0]
+
+
+@pytest.mark.parametrize("mode", ["auto", "force_generic_plan"])
+@pytest.mark.parametrize(
+    "day",
+    [DAYS[0], DAYS[1], ("test clocks with nothing due", TODAY, IDLE_CLOCKS)],
+    ids=["a quiet day", "three days on", "test clocks with nothing due"],
+)
+async def test_the_engine_reads_the_subscriptions_it_claims_and_no_others(
+    loaded: dict, day: tuple[str, date, str | None], mode: str
+) -> None:
+    """Issue 19 item 1: the engine's claim at noon UTC reads no subscription due tomorrow (the
+    day's more up to UTC+14's today that migration 009's key read, a day of renewals: 2,748 rows
+    a claim among a million), and no subscription of a test-clocked CSN that is not due: each
+    clock's probe is on the (csn, next check) index, never on the CSN's alone, which the planner
+    took at a million subscriptions (every subscription of each clocked CSN read at each claim)."""
+    _, today, setup = day
+
+    plan = await explain(ENGINE, today, setup, mode)
+
+    scans = [n for n in nodes(plan) if n.get("Relation Name") == "subscriptions"]
+    read = sum(rows_read(n) for n in scans)
+    assert read <= plan["Actual Rows"], f"{read} subscriptions read for {plan['Actual Rows']}"
+    assert "subscriptions_csn" not in {n.get("Index Name") for n in scans}

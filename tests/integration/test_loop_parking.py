@@ -27,7 +27,7 @@ from shared.catalog.store import save_price
 from shared.clock import FixedClock
 from shared.contracts.envelope import new_event
 from shared.eligibility import Policy
-from shared.messaging.consumer import Delivery, UnitOfWork
+from shared.messaging.consumer import BatchEventHandler, Delivery, UnitOfWork
 from shared.plumbing.metrics import ITEMS_PARKED
 from shared.test_clocks import CsnClock
 from tests.integration.helpers import insert_quote, migrated
@@ -62,6 +62,9 @@ def delivery(data: Any, csn: str) -> Delivery:
 async def store(pool: asyncpg.Pool, save: Any, items: list[Any], csn: str) -> None:
     async with pool.acquire() as connection, connection.transaction():
         unit = UnitOfWork(connection)
+        if isinstance(save, BatchEventHandler):
+            await save(unit, [delivery(item, csn) for item in items])
+            return
         for item in items:
             await save(unit, delivery(item, csn))
 

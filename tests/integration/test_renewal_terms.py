@@ -51,7 +51,7 @@ def _delivery(data, csn: str) -> Delivery:
 async def _given(settings: DatabaseSettings, csn: str, renewal_date: date, **fields) -> str:
     snapshot = subscription(f"S-{csn}", csn, renewal_date=renewal_date, **fields)
     async with connection_to(settings) as connection, connection.transaction():
-        await save_snapshot(UnitOfWork(connection), _delivery(snapshot, csn))
+        await save_snapshot(UnitOfWork(connection), [_delivery(snapshot, csn)])
         await connection.execute(
             "INSERT INTO prices VALUES ('ACDLT', 'annual', 'USD', 466, 420) ON CONFLICT DO NOTHING"
         )

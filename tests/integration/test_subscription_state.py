@@ -83,7 +83,7 @@ async def _states(settings: DatabaseSettings) -> list[dict[str, Any]]:
 async def _given(settings: DatabaseSettings, renewal_date: date, **fields: Any) -> tuple[str, str]:
     csn = unique_csn("STATE")
     snapshot = subscription(f"S-{csn}", csn, renewal_date=renewal_date, **fields)
-    await _run(settings, snapshot_handler(POLICY, "/t", CLOCK), _delivery(snapshot, csn))
+    await _run(settings, snapshot_handler(POLICY, "/t", CLOCK), [_delivery(snapshot, csn)])
     async with connection_to(settings) as connection:
         await connection.execute(
             "INSERT INTO prices VALUES ('ACDLT', 'annual', 'USD', 466, 420),"
@@ -114,6 +114,57 @@ async def test_the_upsert_announces_the_whole_state_of_the_contract(
             "pending_order": None,
             "version": 1,
         }
+    ]
+
+
+def _upserts(csn: str) -> list[Any]:
+    """A batch as upstream sends one: two snapshots of S1 (a newer one moving its date), an
+    older one of S1 after them, and S2 twice at the same revision."""
+    first, second = TODAY + timedelta(days=40), TODAY + timedelta(days=70)
+    return [
+        subscription(f"S1-{csn}", csn, renewal_date=first, revision=1),
+        subscription(f"S2-{csn}", csn, renewal_date=first, revision=2, seats=2),
+        subscription(f"S1-{csn}", csn, renewal_date=second, revision=3, seats=5),
+        subscription(f"S1-{csn}", csn, renewal_date=first, revision=2, seats=9),
+        subscription(f"S2-{csn}", csn, renewal_date=second, revision=2, seats=7),
+    ]
+
+
+async def _stored(settings: DatabaseSettings, csn: str) -> list[tuple[Any, ...]]:
+    async with connection_to(settings) as connection:
+        rows = await connection.fetch(
+            "SELECT split_part(subscription_id, '-', 1), revision, renewal_date, term, seats,"
+            " auto_renew, (snapshot ->> 'seats')::int, snapshot ->> 'renewal_date' FROM subscriptions WHERE csn = $1"
+            " ORDER BY 1",
+            csn,
+        )
+    return [tuple(row) for row in rows]
+
+
+async def test_a_batch_of_upserts_is_stored_as_one_by_one_and_announced_once_each(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """Issue 19 item 4: the batch in one statement gives the rows that storing its snapshots
+    one at a time gives (the newest revision kept, the first snapshot's renewal date, an older
+    or equal revision ignored), and one `subscription.state` per subscription, its final
+    state, for the whole batch."""
+    save = snapshot_handler(POLICY, "/t", CLOCK)
+    alone, together = unique_csn("ALONE"), unique_csn("BATCH")
+    for upsert in _upserts(alone):
+        await _run(renewal_db, save, [_delivery(upsert, alone)])
+    await _states(renewal_db)
+    await _run(renewal_db, save, [_delivery(upsert, together) for upsert in _upserts(together)])
+
+    first, second = TODAY + timedelta(days=40), TODAY + timedelta(days=70)
+    assert await _stored(renewal_db, together) == await _stored(renewal_db, alone)
+    assert await _stored(renewal_db, together) == [
+        ("S1", 3, first, "annual", 1, False, 5, second.isoformat()),
+        ("S2", 2, first, "annual", 2, False, 2, first.isoformat()),
+    ]
+    states = await _states(renewal_db)
+    assert [(s["subscription_id"], s["seats"], s["version"]) for s in states] == [
+        (f"S1-{together}", 1, 1),
+        (f"S2-{together}", 2, 1),
     ]
 
 

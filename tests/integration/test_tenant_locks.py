@@ -61,7 +61,7 @@ async def owned(settings: DatabaseSettings) -> tuple[str, str]:
     snapshot = subscription(f"S-{csn}", csn, renewal_date=NOW.date() + timedelta(days=20))
     async with connection_to(settings) as connection, connection.transaction():
         event = new_event(snapshot, subject=csn, source="/t", time=NOW)
-        await save_snapshot(UnitOfWork(connection), Delivery(event, None))
+        await save_snapshot(UnitOfWork(connection), [Delivery(event, None)])
         await connection.execute(
             "INSERT INTO prices VALUES ('ACDLT', 'annual', 'USD', 466, 420) ON CONFLICT DO NOTHING"
         )

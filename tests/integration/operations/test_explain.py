@@ -3,7 +3,7 @@ answered from the live state in renewal's database, on real PostgreSQL, with the
 `eligibility explain` — which gives the same answer to the request the command builds.
 
 Renewal's schema here is a scratch one (its own migrations, its role), filled by renewal's own
-handlers (`save_snapshot`, the catalog's); the CSN has a test clock, so "today" is fixed.
+handlers (`save_snapshots`, the catalog's); the CSN has a test clock, so "today" is fixed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 
 from deploy.local import samples
-from services.renewal.subscriptions import save_snapshot
+from services.renewal.subscriptions import save_snapshots
 from shared.catalog.store import save_price
 from shared.contracts.envelope import EventData
 from shared.db.migrate import migrate
@@ -40,9 +40,12 @@ class Renewal:
 
     async def receive(self, data: EventData, subject: str) -> None:
         """What renewal does with an upstream event: its own handler, in one transaction."""
-        handler = save_snapshot if data.event_type == "subscription.upserted" else save_price
+        delivery = Delivery(samples.event(data, subject), None)
         async with self.connection.transaction():
-            await handler(UnitOfWork(self.connection), Delivery(samples.event(data, subject), None))
+            if data.event_type == "subscription.upserted":
+                await save_snapshots(UnitOfWork(self.connection), [delivery])
+            else:
+                await save_price(UnitOfWork(self.connection), delivery)
 
 
 @pytest.fixture
