@@ -81,7 +81,7 @@ async def _given(
     sid = f"S-{csn}-{fields.pop('suffix', 1)}"
     snapshot = subscription(sid, csn, renewal_date=renewal_date, **fields)
     await handle_in_transaction(
-        settings, snapshot_handler(POLICY, SOURCE, CLOCK), delivered(snapshot, csn, time=NOW)
+        settings, snapshot_handler(POLICY, SOURCE, CLOCK), [delivered(snapshot, csn, time=NOW)]
     )
     return csn, sid
 
