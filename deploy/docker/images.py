@@ -168,6 +168,13 @@ IMAGES: tuple[Image, ...] = (
             "services": "services",
             "deploy/local/create_topics.py": "deploy/local/create_topics.py",
             "deploy/local/kafka_security.py": "deploy/local/kafka_security.py",
+            # The demo (`stack.sh demo`) runs from the services image: the package and its
+            # sample events and upstream client, not shipped in the wheel.
+            "deploy/__init__.py": "deploy/__init__.py",
+            "deploy/local/__init__.py": "deploy/local/__init__.py",
+            "deploy/local/demo.py": "deploy/local/demo.py",
+            "deploy/local/client.py": "deploy/local/client.py",
+            "deploy/local/samples.py": "deploy/local/samples.py",
         },
         build_args={"UV_VERSION": UV_VERSION},
         generated=(LocalCertificateAuthorities(),),
