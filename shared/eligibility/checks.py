@@ -132,9 +132,7 @@ def alignment_reasons(subscriptions: Sequence[Subscription]) -> list[Reason]:
     reasons: list[Reason] = []
     if len({s.renewal_term for s in subscriptions}) > 1:
         reasons.append(Reason.TERM_MISMATCH)
-    if len({s.payment_method for s in subscriptions}) > 1:
-        reasons.append(Reason.PAYMENT_METHOD_MISMATCH)
-    return reasons
+    return reasons + one_charge_reasons(subscriptions)
 
 
 def one_charge_reasons(subscriptions: Sequence[Subscription]) -> list[Reason]:
