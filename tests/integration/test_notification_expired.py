@@ -17,13 +17,12 @@ from services.notification.notices import notice_handlers
 from services.notification.settings import NotificationSettings
 from shared.catalog.store import save_price
 from shared.clock import FixedClock
-from shared.contracts.envelope import EventData, new_event
+from shared.contracts.envelope import EventData
 from shared.contracts.renewal_events import SubscriptionExpired
-from shared.db.migrate import migrate
 from shared.db.settings import DatabaseSettings
 from shared.messaging.consumer import Delivery, UnitOfWork
 from shared.test_clocks import CsnClock
-from tests.integration.helpers import connection_to, scratch_schema
+from tests.integration.helpers import connection_to, delivered, migrated_schema
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 RENEWAL_DATE = date(2026, 1, 1)  # grace (45 days) ended on 15 February
@@ -31,13 +30,12 @@ RENEWAL_DATE = date(2026, 1, 1)  # grace (45 days) ended on 15 February
 
 @pytest.fixture
 async def notification_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
-    async with scratch_schema(admin_db, "notification") as settings:
-        await migrate("notification", settings)
+    async with migrated_schema(admin_db, "notification") as settings:
         yield settings
 
 
 def delivery(data: EventData, subject: str) -> Delivery:
-    return Delivery(new_event(data, subject=subject, source="/t", time=NOW), record=None)
+    return delivered(data, subject, time=NOW)
 
 
 @pytest.mark.parametrize(("priced", "expected"), [(True, "466.00"), (False, None)])

@@ -19,25 +19,23 @@ from services.notification.notices import notice_handlers
 from services.notification.settings import NotificationSettings
 from shared.clock import FixedClock
 from shared.contracts.billing_events import PaymentAwaitingManual, PaymentFailed
-from shared.contracts.envelope import EventData, new_event
-from shared.db.migrate import migrate
+from shared.contracts.envelope import EventData
 from shared.db.settings import DatabaseSettings
 from shared.messaging.consumer import Delivery, PermanentError, UnitOfWork
 from shared.test_clocks import CsnClock
-from tests.integration.helpers import connection_to, scratch_schema
+from tests.integration.helpers import connection_to, delivered, migrated_schema
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
 async def notification_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
-    async with scratch_schema(admin_db, "notification") as settings:
-        await migrate("notification", settings)
+    async with migrated_schema(admin_db, "notification") as settings:
         yield settings
 
 
-def delivery(data: EventData, csn: str) -> Delivery:
-    return Delivery(new_event(data, subject=csn, source="/t", time=NOW), record=None)
+def delivery(data: EventData, subject: str) -> Delivery:
+    return delivered(data, subject, time=NOW)
 
 
 async def given_directory(connection: asyncpg.Connection, csn: str) -> list[str]:
