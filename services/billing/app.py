@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncpg
 from faststream import FastStream
 
+from services.billing import charges, refunds
 from services.billing.charges import Charger
 from services.billing.manual_payments import payment_received_handler
 from services.billing.orders import place_order_handler
@@ -14,7 +16,8 @@ from services.billing.simulator import SimulatedPaymentProvider
 from shared.clock import Clock, SystemClock
 from shared.contracts import billing_commands, billing_events, payment_events
 from shared.messaging.consumer import dispatch_by_type
-from shared.messaging.runtime import ServiceRuntime
+from shared.messaging.loops import Step, WorkLoop
+from shared.messaging.runtime import LoopFactory, ServiceRuntime
 from shared.test_clocks import follow_test_clocks
 
 SERVICE = "billing"
@@ -48,38 +51,34 @@ def create_app(
     follow_test_clocks(runtime, settings.messaging.test_clocks_enabled)
     runtime.produces(billing_events.TOPIC, billing_events.REGISTRY)
     provider = provider or SimulatedPaymentProvider(runtime.pools, clock)
+    calls = settings.provider_calls()
     charger = Charger(
         runtime.pools,
         provider,
         clock,
-        source=settings.source,
+        calls,
         manual_payment_days=settings.manual_payment_days,
-        batch_size=settings.charge_batch_size,
-        lease_seconds=settings.charge_lease_seconds,
-        timeout_seconds=settings.charge_timeout_seconds,
         faults=runtime.faults,
     )
+    refunder = Refunder(runtime.pools, provider, clock, calls)
     # Woken by the trigger on `orders` (migrations/003_charges.sql) when orders are placed.
-    runtime.work(
-        lambda pool: charger.work_loop(
-            pool,
-            channel=f"{settings.database.schema_name}_charges",
-            poll_seconds=settings.charge_poll_seconds,
-        )
-    )
+    runtime.work(_woken(settings, charges.LOOP, charger.step, table="charges"))
     # Woken by the trigger on `refunds` (migrations/004_refunds.sql) when a refund is asked.
-    runtime.work(
-        lambda pool: Refunder(
-            pool,
-            provider,
-            clock,
-            source=settings.source,
-            batch_size=settings.charge_batch_size,
-            lease_seconds=settings.charge_lease_seconds,
-            timeout_seconds=settings.charge_timeout_seconds,
-        ).work_loop(
-            channel=f"{settings.database.schema_name}_refunds",
-            poll_seconds=settings.charge_poll_seconds,
-        )
-    )
+    runtime.work(_woken(settings, refunds.LOOP, refunder.step, table="refunds"))
     return runtime.build_app()
+
+
+def _woken(settings: BillingSettings, name: str, step: Step, *, table: str) -> LoopFactory:
+    """A loop of `step` woken by `NOTIFY <schema>_<table>`, else every `charge_poll_seconds`."""
+
+    def build(pool: asyncpg.Pool) -> WorkLoop:
+        return WorkLoop(
+            name,
+            step,
+            service=SERVICE,
+            poll_seconds=settings.charge_poll_seconds,
+            pool=pool,
+            channel=f"{settings.database.schema_name}_{table}",
+        )
+
+    return build

@@ -9,6 +9,8 @@ one successful payment per order, by the database's own unique index.
 
 from __future__ import annotations
 
+from services.billing import store
+from services.billing.store import BillingOrder, Payment
 from shared.clock import Clock
 from shared.contracts.billing_events import TOPIC as BILLING_EVENTS
 from shared.contracts.billing_events import PaymentRejected, PaymentSucceeded
@@ -19,55 +21,41 @@ from shared.plumbing.metrics import RENEWALS_PAYMENTS
 
 
 def payment_received_handler(clock: Clock, source: str) -> EventHandler:
-    async def settle_manual_payment(unit: UnitOfWork, delivery: Delivery) -> None:
-        received: PaymentReceived = delivery.data
-        connection = unit.connection
-        order = await connection.fetchrow(
-            """SELECT o.order_id, o.csn, o.total, o.currency FROM orders AS o
-               JOIN payments AS p ON p.order_id = o.order_id AND p.outcome = 'awaiting_manual'
-               WHERE o.order_id = $1 AND o.status = 'awaiting_manual'
-                 AND p.payment_reference = $2
-               FOR UPDATE OF o""",
-            received.order_id,
-            received.payment_reference,
+    async def settle_manual_payment(unit: UnitOfWork, delivery: Delivery[PaymentReceived]) -> None:
+        received = delivery.data
+        payment = Payment(
+            received.order_id, received.amount, received.currency, received.payment_reference
         )
-        reasons = []
-        if order is None:
-            reasons.append("UNKNOWN_ORDER")
-        else:
-            if received.amount != order["total"]:
-                reasons.append("AMOUNT_MISMATCH")
-            if received.currency != order["currency"]:
-                reasons.append("CURRENCY_MISMATCH")
+        order = await store.order_awaiting_payment(
+            unit.connection, payment.order_id, payment.payment_reference
+        )
+        reasons = rejections(payment, order)
         now = clock.now()
-        subject = order["csn"] if order is not None else delivery.event.subject
         answer: EventData
         if reasons:
             answer = PaymentRejected(
-                payment_reference=received.payment_reference,
-                order_id=received.order_id,
+                payment_reference=payment.payment_reference,
+                order_id=payment.order_id,
                 reasons=reasons,
             )
         else:
-            await connection.execute(
-                "UPDATE orders SET status = 'succeeded' WHERE order_id = $1", received.order_id
-            )
-            await connection.execute(
-                """INSERT INTO payments (order_id, amount, currency, outcome, payment_reference, at)
-                   VALUES ($1, $2, $3, 'succeeded', $4, $5)""",
-                received.order_id,
-                received.amount,
-                received.currency,
-                received.payment_reference,
-                now,
-            )
+            await store.record_manual_payment(unit.connection, payment, now)
             RENEWALS_PAYMENTS.labels("billing", "succeeded").inc()
-            answer = PaymentSucceeded(
-                order_id=received.order_id,
-                amount=received.amount,
-                currency=received.currency,
-                payment_reference=received.payment_reference,
-            )
+            # The payment's fields are named as the contract's: it is what succeeded.
+            answer = PaymentSucceeded.model_validate(payment, from_attributes=True)
+        subject = order.csn if order is not None else delivery.event.subject
         unit.outbox.add(BILLING_EVENTS, new_event(answer, subject=subject, source=source, time=now))
 
     return settle_manual_payment
+
+
+def rejections(payment: Payment, order: BillingOrder | None) -> list[str]:
+    """Why the payment does not complete the order it names; empty when it does."""
+    if order is None:
+        return ["UNKNOWN_ORDER"]
+    reasons: list[str] = []
+    if payment.amount != order.total:
+        reasons.append("AMOUNT_MISMATCH")
+    if payment.currency != order.currency:
+        reasons.append("CURRENCY_MISMATCH")
+    return reasons

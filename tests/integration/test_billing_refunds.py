@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
@@ -13,6 +13,7 @@ import pytest
 
 from deploy.local.samples import unique_csn
 from services.billing.refunds import Refunder, refund_requested_handler
+from services.billing.settings import ProviderCalls
 from services.billing.simulator import SimulatedPaymentProvider
 from shared.clock import FixedClock
 from shared.contracts.billing_commands import RefundPayment
@@ -83,15 +84,10 @@ async def test_life_3_a_refund_asked_twice_is_given_back_once_and_announced_once
     holder = PoolHolder()
     holder.pool = pool
     try:
-        refunder = Refunder(
-            pool,
-            SimulatedPaymentProvider(holder, CLOCK),
-            CLOCK,
-            source="/billing",
-            batch_size=10,
-            lease_seconds=60,
-            timeout_seconds=10,
+        calls = ProviderCalls(
+            source="/billing", batch_size=10, lease=timedelta(seconds=60), timeout_seconds=10
         )
+        refunder = Refunder(holder, SimulatedPaymentProvider(holder, CLOCK), CLOCK, calls)
         assert await refunder.step() == 2
         assert await refunder.step() == 0
     finally:
