@@ -11,9 +11,9 @@ taken. A real adapter would call the provider's API here instead, with the same 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import cast
+from typing import Protocol, TypeVar, cast
 
 import asyncpg
 
@@ -116,33 +116,22 @@ class SimulatedPaymentProvider:
     async def charge_many(self, requests: Sequence[ChargeRequest]) -> list[ChargeResult]:
         if not requests:
             return []
-        unique = list({r.idempotency_key: r for r in requests}.values())
+        unique = _unique(requests)
         outcomes = [simulated_outcome(r) for r in unique]
-        # Autocommit on a connection of its own: the provider's side, not billing's transaction.
-        async with self.pools.get().acquire() as connection:
-            rows = await connection.fetch(
-                CHARGE,
-                [r.idempotency_key for r in unique],
-                [r.amount for r in unique],
-                [r.currency for r in unique],
-                [o.outcome for o in outcomes],
-                [o.payment_reference for o in outcomes],
-                [o.reason for o in outcomes],
-                self.clock.now(),
-            )
-        made = _results(rows)
-        missing = [r.idempotency_key for r in requests if r.idempotency_key not in made]
-        if missing:
-            # Taken by a concurrent call that committed after this statement's snapshot: asked
-            # again, the ledger has them. Rare (two chargers on one order); the caller retries.
-            raise ConcurrentChargeError(f"charged concurrently, ask again: {missing[:5]}")
-        return [made[r.idempotency_key] for r in requests]
+        rows = await self._ledger(
+            CHARGE,
+            *_money(unique),
+            [o.outcome for o in outcomes],
+            [o.payment_reference for o in outcomes],
+            [o.reason for o in outcomes],
+            self.clock.now(),
+        )
+        return _in_order(requests, _results(rows), "charged")
 
     async def lookup_many(self, keys: Sequence[str]) -> dict[str, ChargeResult]:
         if not keys:
             return {}
-        async with self.pools.get().acquire() as connection:
-            return _results(await connection.fetch(LOOKUP, list(keys)))
+        return _results(await self._ledger(LOOKUP, list(keys)))
 
     async def refund(self, *, idempotency_key: str, amount: Decimal, currency: str) -> RefundResult:
         [result] = await self.refund_many([RefundRequest(idempotency_key, amount, currency)])
@@ -151,24 +140,57 @@ class SimulatedPaymentProvider:
     async def refund_many(self, requests: Sequence[RefundRequest]) -> list[RefundResult]:
         if not requests:
             return []
-        unique = list({r.idempotency_key: r for r in requests}.values())
-        async with self.pools.get().acquire() as connection:
-            rows = await connection.fetch(
-                REFUND,
-                [r.idempotency_key for r in unique],
-                [r.amount for r in unique],
-                [r.currency for r in unique],
-                self.clock.now(),
-            )
+        rows = await self._ledger(REFUND, *_money(_unique(requests)), self.clock.now())
         made = {row["idempotency_key"]: RefundResult(row["refund_reference"]) for row in rows}
-        missing = [r.idempotency_key for r in requests if r.idempotency_key not in made]
-        if missing:
-            raise ConcurrentChargeError(f"refunded concurrently, ask again: {missing[:5]}")
-        return [made[r.idempotency_key] for r in requests]
+        return _in_order(requests, made, "refunded")
+
+    async def _ledger(self, statement: str, *arguments: object) -> list[asyncpg.Record]:
+        # Autocommit on a connection of its own: the provider's side, not billing's transaction.
+        async with self.pools.get().acquire() as connection:
+            return await connection.fetch(statement, *arguments)
 
 
 class ConcurrentChargeError(Exception):
     """The same key was being charged by another call at the same moment."""
+
+
+class Asked(Protocol):
+    @property
+    def idempotency_key(self) -> str: ...
+
+    @property
+    def amount(self) -> Decimal: ...
+
+    @property
+    def currency(self) -> str: ...
+
+
+AskedT = TypeVar("AskedT", bound=Asked)
+ResultT = TypeVar("ResultT")
+
+
+def _unique(requests: Sequence[AskedT]) -> list[AskedT]:
+    """One request per key (the last one), in the order the keys were first asked."""
+    return list({r.idempotency_key: r for r in requests}.values())
+
+
+def _money(requests: Sequence[Asked]) -> tuple[list[str], list[Decimal], list[str]]:
+    """The statements' first three arrays: keys, amounts, currencies."""
+    return (
+        [r.idempotency_key for r in requests],
+        [r.amount for r in requests],
+        [r.currency for r in requests],
+    )
+
+
+def _in_order(requests: Sequence[Asked], made: Mapping[str, ResultT], done: str) -> list[ResultT]:
+    """The results in the requests' order."""
+    missing = [r.idempotency_key for r in requests if r.idempotency_key not in made]
+    if missing:
+        # Taken by a concurrent call that committed after this statement's snapshot: asked
+        # again, the ledger has them. Rare (two chargers on one order); the caller retries.
+        raise ConcurrentChargeError(f"{done} concurrently, ask again: {missing[:5]}")
+    return [made[r.idempotency_key] for r in requests]
 
 
 def _results(rows: Sequence[asyncpg.Record]) -> dict[str, ChargeResult]:
