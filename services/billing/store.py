@@ -5,7 +5,8 @@ reasons; the charger claims the unfinished charges and records each outcome with
 row; a manual payment completes an order that awaits one (AUTO-4); a refund is asked once per
 order, then claimed and recorded like a charge. A claim commits the attempt (its number, when)
 before the provider hears of it, and an outcome is recorded only for the attempt that claimed
-it. Every statement here is set-based: one per batch or claim, whatever its size.
+it. Placing, claiming and recording are set-based: one statement per batch or claim, whatever
+its size (a manual payment comes one event at a time).
 """
 
 from __future__ import annotations
