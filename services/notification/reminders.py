@@ -95,7 +95,7 @@ class ReminderScheduler:
         # The schedule the stored next reminder days were worked out with (_follow_schedule).
         self.schedule = sorted(set(policy.reminder_days_before))
         self._schedule_followed = False
-        self.claims = IsolatingClaims(pool, "notification", LOOP, self.run_once, self._candidates)
+        self.claims = IsolatingClaims(pool, "notification", LOOP, self.run_once)
 
     def work_loop(self) -> WorkLoop:
         return WorkLoop(
@@ -141,6 +141,7 @@ class ReminderScheduler:
         next day; returns how many."""
         async with self.pool.acquire() as connection, connection.transaction():
             rows = await self._due(connection, only)
+            self.claims.took(row["subscription_id"] for row in rows)
             # Which reminder is due and the next day to look: eligibility decides (NOTE-1).
             looks = {row["subscription_id"]: self._look(row) for row in rows}
             reminded = [
@@ -185,11 +186,6 @@ class ReminderScheduler:
 
     async def _due(self, connection: Any, only: str | None) -> list[Any]:
         return list(await connection.fetch(DUE, self.clock.now(), BATCH, only))
-
-    async def _candidates(self) -> list[str]:
-        async with self.pool.acquire() as connection, connection.transaction():
-            rows = await self._due(connection, None)
-        return [row["subscription_id"] for row in rows]
 
     def _look(self, row: Any) -> ReminderLook:
         return eligibility.next_reminder(

@@ -78,7 +78,7 @@ class AutomaticQuotes:
         self.quotes = quotes
         self.interval = interval
         self.faults = faults or FaultPoints()
-        self.claims = IsolatingClaims(pool, "quote", LOOP, self.send_due, self._candidates)
+        self.claims = IsolatingClaims(pool, "quote", LOOP, self.send_due)
 
     def work_loop(self) -> WorkLoop:
         return WorkLoop(
@@ -96,17 +96,13 @@ class AutomaticQuotes:
             )
         )
 
-    async def _candidates(self) -> list[str]:
-        async with self.pool.acquire() as connection, connection.transaction():
-            rows = await self._due(connection, None)
-        return [row["subscription_id"] for row in rows]
-
     async def send_due(self, only: str | None = None) -> int:
         """Quote up to BATCH subscriptions come to their quote day (or `only` that one)."""
         async with self.pool.acquire() as connection, connection.transaction():
             rows = await self._due(connection, only)
             if not rows:
                 return 0
+            self.claims.took(row["subscription_id"] for row in rows)
             unit = UnitOfWork(connection)
             held = await subscriptions(connection, [r["subscription_id"] for r in rows])
             products = {snapshot.product_code for snapshot, _ in held.values()}
