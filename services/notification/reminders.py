@@ -13,9 +13,10 @@ Which reminder is due and the next reminder day are eligibility's (`next_reminde
 a reminder gives too (`reminder_option`): this module reads and saves.
 The claim reads only the subscriptions whose next reminder day came (`next_reminder_on`, worked
 out with the schedule each time the scheduler looks, issue 19 item 2), on each CSN's clock
-(shared/db/due_claims.py). It runs as a `WorkLoop`; a subscription whose reminder raises is
-worked alone and parked (`parked_items`, loop `renewal_reminders`), and the others are
-reminded.
+(shared/db/due_claims.py): by the instant that day comes in the CSN's zone, so that it reads up
+to now and not the next day's reminders (migration 013). It runs as a `WorkLoop`; a
+subscription whose reminder raises is worked alone and parked (`parked_items`, loop
+`renewal_reminders`), and the others are reminded.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ NEXT_REMINDER = (
     "CASE WHEN s.next_reminder_for = s.renewal_date THEN s.next_reminder_on"
     " ELSE '-infinity'::date END"
 )
+# The instant that day comes in the CSN's time zone (the subscription's copy of it): the key of
+# the claim's index for the CSNs on the system's clock (migration 013), read up to now.
+DUE_AT = f"local_midnight({NEXT_REMINDER}, s.time_zone)"
 
 
 def _due(rows: str, today: str) -> str:
@@ -73,7 +77,7 @@ DUE = claim_on_each_clock(
     key=NEXT_REMINDER,
     limit="$2",
     then="SELECT * FROM claimed ORDER BY renewal_date",
-    zoned_bound=f"{NEXT_REMINDER} <=",
+    due_at=DUE_AT,
 )
 BATCH = 500
 

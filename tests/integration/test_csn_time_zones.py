@@ -235,3 +235,53 @@ async def test_the_engine_follows_a_csns_zone_to_every_one_of_its_subscriptions(
         async with pool.acquire() as connection:
             zones = await connection.fetch("SELECT DISTINCT time_zone FROM subscriptions")
         assert [row["time_zone"] for row in zones] == [None]
+
+
+# The reminder scheduler looked at the subscriptions before: their next reminder day is
+# 1 December (come at UTC+14 only).
+LOOKED_AT = (
+    "UPDATE subscriptions SET next_reminder_on = '2026-12-01', next_reminder_for = renewal_date"
+)
+# (service, renewal date, its claim, the claim's parameters after now, setup after each save)
+FOLLOWING = [
+    ("notification", date(2027, 3, 1), REMINDERS_DUE, (100, None), LOOKED_AT),
+]
+
+
+@pytest.mark.parametrize(
+    ("service", "renewal_date", "claim", "params", "setup"),
+    FOLLOWING,
+    ids=[following[0] for following in FOLLOWING],
+)
+async def test_a_claim_follows_a_csns_zone_to_every_one_of_its_subscriptions(
+    admin_db: asyncpg.Connection,
+    service: str,
+    renewal_date: date,
+    claim: str,
+    params: tuple[object, ...],
+    setup: str | None,
+) -> None:
+    """Issue 19 item 2, as the engine's claim above: the reminders' index keys each
+    subscription by the instant its next reminder day comes in its CSN's zone (notification
+    migration 013). A zone set by one subscription's snapshot moves the CSN's others with it;
+    back on UTC they all follow again."""
+
+    async def save(snapshot: SubscriptionUpserted) -> list[str]:
+        await _save(pool, service, [snapshot])
+        async with pool.acquire() as connection, connection.transaction():
+            if setup:
+                await connection.execute(setup)
+            rows = await connection.fetch(claim, NOW, *params)
+        return sorted(row["subscription_id"] for row in rows)
+
+    async with migrated(admin_db, service) as pool:
+        csn = unique_csn()
+        first, second = f"S1-{csn}", f"S2-{csn}"
+        assert await save(subscription(first, csn, renewal_date=renewal_date)) == []
+
+        east = "Pacific/Kiritimati"
+        zoned = subscription(second, csn, renewal_date=renewal_date, timezone=east)
+        assert await save(zoned) == [first, second]
+
+        utc = subscription(second, csn, renewal_date=renewal_date, revision=2)
+        assert await save(utc) == []

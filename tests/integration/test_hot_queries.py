@@ -244,3 +244,31 @@ async def test_the_engine_reads_the_subscriptions_it_claims_and_no_others(
     read = sum(rows_read(n) for n in scans)
     assert read <= plan["Actual Rows"], f"{read} subscriptions read for {plan['Actual Rows']}"
     assert "subscriptions_csn" not in {n.get("Index Name") for n in scans}
+
+
+REMINDERS = CLAIMS[1]
+QUIET = (
+    (REMINDERS, DAYS[0]),
+    (REMINDERS, ("test clocks with nothing due", TODAY, IDLE_CLOCKS)),
+)
+
+
+@pytest.mark.parametrize("mode", ["auto", "force_generic_plan"])
+@pytest.mark.parametrize(
+    ("claim", "day"), QUIET, ids=[f"{claim.name}, {day[0]}" for claim, day in QUIET]
+)
+async def test_a_claim_with_nothing_due_reads_no_subscription(
+    loaded: dict, claim: Claim, day: tuple[str, date, str | None], mode: str
+) -> None:
+    """Issue 19 item 2: nothing is due at noon UTC (the scale data's scheduler looked today),
+    and the reminders' claim reads no subscription. Keyed on a date read up to UTC+14's today,
+    it read the next day's: a day of reminders, 8,244 rows a claim among a million. Its key is
+    now the instant that day comes in each CSN's zone (notification migration 013)."""
+    _, today, setup = day
+
+    plan = await explain(claim, today, setup, mode)
+
+    scans = [n for n in nodes(plan) if n.get("Relation Name") == "subscriptions"]
+    read = {f"{n.get('Index Name', n['Node Type'])}": rows_read(n) for n in scans}
+    assert plan["Actual Rows"] == 0, "the scale data has something due today?"
+    assert sum(read.values()) == 0, f"{claim.name} read {read}"
