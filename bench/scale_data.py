@@ -251,9 +251,11 @@ STATEMENTS: list[tuple[str, str]] = [
     (
         "quote",
         f"""INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date,
-            term, seats, automatic_quote_for)
+            term, seats, automatic_quote_for, time_zone)
         SELECT {SUB}, 1, {CSN}, {SNAPSHOT}, {RENEWAL_DATE}, 'annual', {SEATS},
-            CASE WHEN {QUOTE_DAY_PASSED} THEN {RENEWAL_DATE} END {ROWS}""",
+            CASE WHEN {QUOTE_DAY_PASSED} THEN {RENEWAL_DATE} END,
+            NULL -- no scale CSN has a zone: UTC (migration 010's trigger sets it so anyway)
+            {ROWS}""",
     ),
     (
         "quote",

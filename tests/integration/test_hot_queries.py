@@ -246,10 +246,20 @@ async def test_the_engine_reads_the_subscriptions_it_claims_and_no_others(
     assert "subscriptions_csn" not in {n.get("Index Name") for n in scans}
 
 
-REMINDERS = CLAIMS[1]
+REMINDERS, AUTOMATIC_QUOTES = CLAIMS[1], CLAIMS[2]
+# Subscriptions automatic quotes never looked at, their renewal date past (first seen after it,
+# say): they stay in the claim's index, and a claim must not read them again and again.
+SEEN_LATE = (
+    "UPDATE subscriptions SET renewal_date = $1::date - 10, automatic_quote_for = NULL"
+    " WHERE subscription_id IN"
+    " (SELECT subscription_id FROM subscriptions ORDER BY subscription_id LIMIT 1000)"
+)
 QUIET = (
     (REMINDERS, DAYS[0]),
     (REMINDERS, ("test clocks with nothing due", TODAY, IDLE_CLOCKS)),
+    (AUTOMATIC_QUOTES, DAYS[0]),
+    (AUTOMATIC_QUOTES, ("test clocks with nothing due", TODAY, IDLE_CLOCKS)),
+    (AUTOMATIC_QUOTES, ("subscriptions seen after their renewal date", TODAY, SEEN_LATE)),
 )
 
 
@@ -260,10 +270,12 @@ QUIET = (
 async def test_a_claim_with_nothing_due_reads_no_subscription(
     loaded: dict, claim: Claim, day: tuple[str, date, str | None], mode: str
 ) -> None:
-    """Issue 19 item 2: nothing is due at noon UTC (the scale data's scheduler looked today),
-    and the reminders' claim reads no subscription. Keyed on a date read up to UTC+14's today,
-    it read the next day's: a day of reminders, 8,244 rows a claim among a million. Its key is
-    now the instant that day comes in each CSN's zone (notification migration 013)."""
+    """Issue 19 item 2: nothing is due at noon UTC (the scale data's scheduler and automatic
+    quotes looked today), and the reminders' and automatic quotes' claims read no subscription.
+    Keyed on dates read up to UTC+14's today, they read the next day's: a day of reminders
+    (8,244 rows a claim among a million) and of renewal dates a day past the quote day (2,748),
+    and every subscription first seen after its renewal date. Their keys are now the instants
+    those days come in each CSN's zone (notification migration 013, quote migration 010)."""
     _, today, setup = day
 
     plan = await explain(claim, today, setup, mode)
