@@ -200,9 +200,12 @@ STATEMENTS: list[tuple[str, str]] = [
     (
         "notification",
         f"""INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date,
-            reminders_after, updated_at, reminded_through, next_reminder_on, next_reminder_for)
+            reminders_after, updated_at, reminded_through, next_reminder_on, next_reminder_for,
+            time_zone)
         SELECT {SUB}, 1, {CSN}, {SNAPSHOT}, {RENEWAL_DATE}, {PREVIOUS_DATE}, {LAST_YEAR},
-            $1::date, {NEXT_REMINDER}, {RENEWAL_DATE} {ROWS}""",
+            $1::date, {NEXT_REMINDER}, {RENEWAL_DATE},
+            NULL -- no scale CSN has a zone: UTC (migration 013's trigger sets it so anyway)
+            {ROWS}""",
     ),
     (
         "notification",
@@ -248,9 +251,11 @@ STATEMENTS: list[tuple[str, str]] = [
     (
         "quote",
         f"""INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date,
-            term, seats, automatic_quote_for)
+            term, seats, automatic_quote_for, time_zone)
         SELECT {SUB}, 1, {CSN}, {SNAPSHOT}, {RENEWAL_DATE}, 'annual', {SEATS},
-            CASE WHEN {QUOTE_DAY_PASSED} THEN {RENEWAL_DATE} END {ROWS}""",
+            CASE WHEN {QUOTE_DAY_PASSED} THEN {RENEWAL_DATE} END,
+            NULL -- no scale CSN has a zone: UTC (migration 010's trigger sets it so anyway)
+            {ROWS}""",
     ),
     (
         "quote",

@@ -13,9 +13,10 @@ Which reminder is due and the next reminder day are eligibility's (`next_reminde
 a reminder gives too (`reminder_option`): this module reads and saves.
 The claim reads only the subscriptions whose next reminder day came (`next_reminder_on`, worked
 out with the schedule each time the scheduler looks, issue 19 item 2), on each CSN's clock
-(shared/db/due_claims.py). It runs as a `WorkLoop`; a subscription whose reminder raises is
-worked alone and parked (`parked_items`, loop `renewal_reminders`), and the others are
-reminded.
+(shared/db/due_claims.py): by the instant that day comes in the CSN's zone, so that it reads up
+to now and not the next day's reminders (migration 013). It runs as a `WorkLoop`; a
+subscription whose reminder raises is worked alone and parked (`parked_items`, loop
+`renewal_reminders`), and the others are reminded.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ NEXT_REMINDER = (
     "CASE WHEN s.next_reminder_for = s.renewal_date THEN s.next_reminder_on"
     " ELSE '-infinity'::date END"
 )
+# The instant that day comes in the CSN's time zone (the subscription's copy of it): the key of
+# the claim's index for the CSNs on the system's clock (migration 013), read up to now.
+DUE_AT = f"local_midnight({NEXT_REMINDER}, s.time_zone)"
 
 
 def _due(rows: str, today: str) -> str:
@@ -73,7 +77,7 @@ DUE = claim_on_each_clock(
     key=NEXT_REMINDER,
     limit="$2",
     then="SELECT * FROM claimed ORDER BY renewal_date",
-    zoned_bound=f"{NEXT_REMINDER} <=",
+    due_at=DUE_AT,
 )
 BATCH = 500
 
@@ -95,7 +99,7 @@ class ReminderScheduler:
         # The schedule the stored next reminder days were worked out with (_follow_schedule).
         self.schedule = sorted(set(policy.reminder_days_before))
         self._schedule_followed = False
-        self.claims = IsolatingClaims(pool, "notification", LOOP, self.run_once, self._candidates)
+        self.claims = IsolatingClaims(pool, "notification", LOOP, self.run_once)
 
     def work_loop(self) -> WorkLoop:
         return WorkLoop(
@@ -141,6 +145,7 @@ class ReminderScheduler:
         next day; returns how many."""
         async with self.pool.acquire() as connection, connection.transaction():
             rows = await self._due(connection, only)
+            self.claims.took(row["subscription_id"] for row in rows)
             # Which reminder is due and the next day to look: eligibility decides (NOTE-1).
             looks = {row["subscription_id"]: self._look(row) for row in rows}
             reminded = [
@@ -185,11 +190,6 @@ class ReminderScheduler:
 
     async def _due(self, connection: Any, only: str | None) -> list[Any]:
         return list(await connection.fetch(DUE, self.clock.now(), BATCH, only))
-
-    async def _candidates(self) -> list[str]:
-        async with self.pool.acquire() as connection, connection.transaction():
-            rows = await self._due(connection, None)
-        return [row["subscription_id"] for row in rows]
 
     def _look(self, row: Any) -> ReminderLook:
         return eligibility.next_reminder(

@@ -5,7 +5,10 @@ CSN's clock, emailed to the buyer like any quote (`quote.sent` with no request i
 One per subscription and renewal date: the `automatic_quotes` row is claimed in the same
 transaction as the quote, so replicas and restarts never send two. The claim reads only the
 subscriptions whose quote day came and that were not looked at for their renewal date
-(`automatic_quote_for`, issue 19 item 2), on each CSN's clock (shared/db/due_claims.py).
+(`automatic_quote_for`, issue 19 item 2), on each CSN's clock (shared/db/due_claims.py): by
+the instant the renewal date comes in the CSN's zone (migration 010), so that it reads the
+renewal dates from now to the quote day's days ahead (two hours more, not a day), never those
+already past.
 It runs as a `WorkLoop`; a subscription whose quote raises is worked alone and parked
 (`parked_items`, loop `automatic_quotes`), and the others are quoted.
 """
@@ -50,6 +53,15 @@ def _due(rows: str, today: str) -> str:
       AND ($3::text IS NULL OR s.subscription_id = $3)  -- one subscription alone (isolating)"""
 
 
+# The instant the renewal date comes in the CSN's time zone (the subscription's copy of it): the
+# key of the claim's index for the CSNs on the system's clock (migration 010), read from now (a
+# renewal date still ahead) to the quote's days ahead of now — two hours more, as the clocks
+# going back in between make the CSN's midnight come that much later (one hour; two in
+# Antarctica/Troll). The quote day itself is the CSN's today, decided in `_due` as ever; in the
+# two hours before a CSN's midnight, a claim reads (and passes by) its next quote day's too.
+DUE_AT = "local_midnight(s.renewal_date, s.time_zone)"
+QUOTE_DAYS_AHEAD = f"{DUE_AT} > $1 AND {DUE_AT} <= $1 + make_interval(hours => 24 * $2 + 2)"
+
 # $1 the clock's now (each CSN's today is the date there in its time zone), $2 the quote day's
 # days before the renewal date, $3 one subscription alone (or NULL), $4 how many.
 DUE = claim_on_each_clock(
@@ -57,7 +69,8 @@ DUE = claim_on_each_clock(
     key="s.renewal_date",
     limit="$4",
     then="SELECT * FROM claimed ORDER BY renewal_date",
-    zoned_bound="s.renewal_date <= $2::int +",
+    due_at=DUE_AT,
+    due_range=QUOTE_DAYS_AHEAD,
 )
 BATCH = 200
 
@@ -78,7 +91,7 @@ class AutomaticQuotes:
         self.quotes = quotes
         self.interval = interval
         self.faults = faults or FaultPoints()
-        self.claims = IsolatingClaims(pool, "quote", LOOP, self.send_due, self._candidates)
+        self.claims = IsolatingClaims(pool, "quote", LOOP, self.send_due)
 
     def work_loop(self) -> WorkLoop:
         return WorkLoop(
@@ -96,17 +109,13 @@ class AutomaticQuotes:
             )
         )
 
-    async def _candidates(self) -> list[str]:
-        async with self.pool.acquire() as connection, connection.transaction():
-            rows = await self._due(connection, None)
-        return [row["subscription_id"] for row in rows]
-
     async def send_due(self, only: str | None = None) -> int:
         """Quote up to BATCH subscriptions come to their quote day (or `only` that one)."""
         async with self.pool.acquire() as connection, connection.transaction():
             rows = await self._due(connection, only)
             if not rows:
                 return 0
+            self.claims.took(row["subscription_id"] for row in rows)
             unit = UnitOfWork(connection)
             held = await subscriptions(connection, [r["subscription_id"] for r in rows])
             products = {snapshot.product_code for snapshot, _ in held.values()}

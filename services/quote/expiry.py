@@ -64,7 +64,7 @@ class QuoteExpiry:
         self.source = source
         self.interval_seconds = interval_seconds
         self.faults = faults or FaultPoints()
-        self.claims = IsolatingClaims(pool, "quote", LOOP, self.expire_due, self._candidates)
+        self.claims = IsolatingClaims(pool, "quote", LOOP, self.expire_due)
 
     def work_loop(self) -> WorkLoop:
         return WorkLoop(
@@ -78,17 +78,13 @@ class QuoteExpiry:
     async def _due(self, connection: Any, only: str | None) -> list[Any]:
         return list(await connection.fetch(DUE, self.clock.now(), BATCH, only))
 
-    async def _candidates(self) -> list[str]:
-        async with self.pool.acquire() as connection, connection.transaction():
-            rows = await self._due(connection, None)
-        return [row["quote_number"] for row in rows]
-
     async def expire_due(self, only: str | None = None) -> int:
         """Expire up to BATCH quotes past their expiry date (or `only` that one)."""
         async with self.pool.acquire() as connection, connection.transaction():
             rows = await self._due(connection, only)
             if not rows:
                 return 0
+            self.claims.took(row["quote_number"] for row in rows)
             await store.close(connection, [row["quote_number"] for row in rows], "expired")
             outbox = Outbox()
             for row in rows:

@@ -34,8 +34,9 @@ def claim_on_each_clock(
     then: str,
     table: str = "subscriptions",
     alias: str = "s",
-    zoned_bound: str,
+    zoned_bound: str | None = None,
     due_at: str | None = None,
+    due_range: str | None = None,
     csn_collation: str | None = None,
 ) -> str:
     """The claim's SQL: `due` for CSNs without a test clock (read in `key` order), then for
@@ -49,18 +50,23 @@ def claim_on_each_clock(
 
     `due_at`, where the rows carry their CSN's zone (`{alias}.time_zone`): the instant a row
     is due (a timestamptz, on an index): the rows without a test clock are then read in its
-    order up to now, and no further — not a day's more.
+    order up to now, and no further — not a day's more (`zoned_bound` is not needed).
+    `due_range`: the condition on `due_at` they are read by instead of "up to now", for a key
+    that is not the instant a row is due (automatic quotes': its renewal date's, due some days
+    before).
 
     `csn_collation`: the collation of the `(csn, key)` index's CSN, asked for by the probe of
     each clock, so that only that index can answer it (an index of the CSN alone cannot)."""
     clock_csn = f"{alias}.csn" + (f' COLLATE "{csn_collation}"' if csn_collation else "")
     if due_at is None:
+        if zoned_bound is None:
+            raise ValueError("a claim keyed on a date reads it up to `zoned_bound`")
         rows = f"{table} AS {alias} LEFT JOIN csn_time_zones AS z ON z.csn = {alias}.csn"
         today = zoned_today("$1")
         bound = f"\n      AND {zoned_bound} {LATEST_TODAY}"
     else:
         rows, today = f"{table} AS {alias}", zoned_today("$1", alias)
-        bound, key = f"\n      AND {due_at} <= $1", due_at
+        bound, key = f"\n      AND {due_range or f'{due_at} <= $1'}", due_at
     return f"""
 WITH unclocked AS (
     {due(rows, today)}

@@ -12,8 +12,8 @@ and tries the whole claim again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 
 import asyncpg
 
@@ -56,28 +56,41 @@ SetAside = Callable[[str, str], Awaitable[None]]
 
 @dataclass
 class IsolatingClaims:
-    """A loop's step: `claim(None)` works a whole claim and returns how many items it took;
-    `claim(item)` works that item alone; `candidates()` names the items the claim would take;
-    `set_aside(item, reason)` parks one (default: a `parked_items` row)."""
+    """A loop's step: `claim(None)` works a whole claim and returns how many items it took,
+    naming them with `took` as soon as it holds them; `claim(item)` works that item alone;
+    `set_aside(item, reason)` parks one (default: a `parked_items` row). `candidates()`, for a
+    claim that does not call `took`: a query of the items a claim would take."""
 
     pool: asyncpg.Pool
     service: str
     loop: str
     claim: Claim
-    candidates: Callable[[], Awaitable[list[str]]]
+    candidates: Callable[[], Awaitable[list[str]]] | None = None
     set_aside: SetAside | None = None
+    # The items of the claim being worked, as the claim named them (`took`).
+    _taken: list[str] = field(default_factory=list, init=False, repr=False)
+
+    def took(self, items: Iterable[str]) -> None:
+        """The claim holds these items: should it fail, they are worked one at a time."""
+        self._taken = list(items)
 
     async def step(self) -> int:
+        self._taken = []
         try:
             return await self.claim(None)
         except Exception as error:
             if is_transient(error):
                 raise
+            if self.candidates is not None:
+                items = await self.candidates()
+            elif self._taken:
+                items = self._taken
+            else:
+                raise  # it failed before taking anything: no item to blame, the loop backs off
             log.warning(
                 "a claim failed; working its items one at a time",
-                extra={"loop": self.loop, "error": reason_of(error)},
+                extra={"loop": self.loop, "error": reason_of(error), "items": len(items)},
             )
-        items = await self.candidates()
         for item in items:
             try:
                 await self.claim(item)

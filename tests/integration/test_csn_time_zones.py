@@ -235,3 +235,84 @@ async def test_the_engine_follows_a_csns_zone_to_every_one_of_its_subscriptions(
         async with pool.acquire() as connection:
             zones = await connection.fetch("SELECT DISTINCT time_zone FROM subscriptions")
         assert [row["time_zone"] for row in zones] == [None]
+
+
+# The reminder scheduler looked at the subscriptions before: their next reminder day is
+# 1 December (come at UTC+14 only).
+LOOKED_AT = (
+    "UPDATE subscriptions SET next_reminder_on = '2026-12-01', next_reminder_for = renewal_date"
+)
+# (service, renewal date, its claim, the claim's parameters after now, setup after each save)
+FOLLOWING = [
+    ("notification", date(2027, 3, 1), REMINDERS_DUE, (100, None), LOOKED_AT),
+    # QUO-7: 31 December's quote day, 30 days before, is 1 December.
+    ("quote", date(2026, 12, 31), AUTOMATIC_QUOTES_DUE, (30, None, 100), None),
+]
+
+
+@pytest.mark.parametrize(
+    ("service", "renewal_date", "claim", "params", "setup"),
+    FOLLOWING,
+    ids=[following[0] for following in FOLLOWING],
+)
+async def test_a_claim_follows_a_csns_zone_to_every_one_of_its_subscriptions(
+    admin_db: asyncpg.Connection,
+    service: str,
+    renewal_date: date,
+    claim: str,
+    params: tuple[object, ...],
+    setup: str | None,
+) -> None:
+    """Issue 19 item 2, as the engine's claim above: the reminders' and automatic quotes'
+    indexes key each subscription by the instant its next reminder day or its renewal date
+    comes in its CSN's zone (notification migration 013, quote migration 010). A zone set by one
+    subscription's snapshot moves the CSN's others with it; back on UTC they all follow again."""
+
+    async def save(snapshot: SubscriptionUpserted) -> list[str]:
+        await _save(pool, service, [snapshot])
+        async with pool.acquire() as connection, connection.transaction():
+            if setup:
+                await connection.execute(setup)
+            rows = await connection.fetch(claim, NOW, *params)
+        return sorted(row["subscription_id"] for row in rows)
+
+    async with migrated(admin_db, service) as pool:
+        csn = unique_csn()
+        first, second = f"S1-{csn}", f"S2-{csn}"
+        assert await save(subscription(first, csn, renewal_date=renewal_date)) == []
+
+        east = "Pacific/Kiritimati"
+        zoned = subscription(second, csn, renewal_date=renewal_date, timezone=east)
+        assert await save(zoned) == [first, second]
+
+        utc = subscription(second, csn, renewal_date=renewal_date, revision=2)
+        assert await save(utc) == []
+
+
+async def test_quo_7_the_quote_day_comes_at_the_csns_midnight_across_the_clocks_going_back(
+    admin_db: asyncpg.Connection,
+) -> None:
+    """QUO-7: 31 October's quote day is 1 October. In London that day begins at 23:00 UTC on
+    30 September (summer time), the renewal date at 00:00 UTC (the clocks go back on 25
+    October): 30 days and an hour apart. The claim takes the subscription from the CSN's
+    midnight all the same — its index is read two hours past the quote's days (quote migration
+    010) — and not a minute before."""
+    async with migrated(admin_db, "quote") as pool:
+        csn = unique_csn()
+        renewal_date = date(2026, 10, 31)
+        await _save(
+            pool,
+            "quote",
+            [subscription(f"S-{csn}", csn, renewal_date=renewal_date, timezone="Europe/London")],
+        )
+        async with pool.acquire() as connection, connection.transaction():
+            before = await connection.fetch(
+                AUTOMATIC_QUOTES_DUE, datetime(2026, 9, 30, 22, 59, tzinfo=UTC), 30, None, 100
+            )
+            after = await connection.fetch(
+                AUTOMATIC_QUOTES_DUE, datetime(2026, 9, 30, 23, 1, tzinfo=UTC), 30, None, 100
+            )
+        assert before == []
+        assert [(row["subscription_id"], row["today"]) for row in after] == [
+            (f"S-{csn}", date(2026, 10, 1))
+        ]

@@ -244,3 +244,43 @@ async def test_the_engine_reads_the_subscriptions_it_claims_and_no_others(
     read = sum(rows_read(n) for n in scans)
     assert read <= plan["Actual Rows"], f"{read} subscriptions read for {plan['Actual Rows']}"
     assert "subscriptions_csn" not in {n.get("Index Name") for n in scans}
+
+
+REMINDERS, AUTOMATIC_QUOTES = CLAIMS[1], CLAIMS[2]
+# Subscriptions automatic quotes never looked at, their renewal date past (first seen after it,
+# say): they stay in the claim's index, and a claim must not read them again and again.
+SEEN_LATE = (
+    "UPDATE subscriptions SET renewal_date = $1::date - 10, automatic_quote_for = NULL"
+    " WHERE subscription_id IN"
+    " (SELECT subscription_id FROM subscriptions ORDER BY subscription_id LIMIT 1000)"
+)
+QUIET = (
+    (REMINDERS, DAYS[0]),
+    (REMINDERS, ("test clocks with nothing due", TODAY, IDLE_CLOCKS)),
+    (AUTOMATIC_QUOTES, DAYS[0]),
+    (AUTOMATIC_QUOTES, ("test clocks with nothing due", TODAY, IDLE_CLOCKS)),
+    (AUTOMATIC_QUOTES, ("subscriptions seen after their renewal date", TODAY, SEEN_LATE)),
+)
+
+
+@pytest.mark.parametrize("mode", ["auto", "force_generic_plan"])
+@pytest.mark.parametrize(
+    ("claim", "day"), QUIET, ids=[f"{claim.name}, {day[0]}" for claim, day in QUIET]
+)
+async def test_a_claim_with_nothing_due_reads_no_subscription(
+    loaded: dict, claim: Claim, day: tuple[str, date, str | None], mode: str
+) -> None:
+    """Issue 19 item 2: nothing is due at noon UTC (the scale data's scheduler and automatic
+    quotes looked today), and the reminders' and automatic quotes' claims read no subscription.
+    Keyed on dates read up to UTC+14's today, they read the next day's: a day of reminders
+    (8,244 rows a claim among a million) and of renewal dates a day past the quote day (2,748),
+    and every subscription first seen after its renewal date. Their keys are now the instants
+    those days come in each CSN's zone (notification migration 013, quote migration 010)."""
+    _, today, setup = day
+
+    plan = await explain(claim, today, setup, mode)
+
+    scans = [n for n in nodes(plan) if n.get("Relation Name") == "subscriptions"]
+    read = {f"{n.get('Index Name', n['Node Type'])}": rows_read(n) for n in scans}
+    assert plan["Actual Rows"] == 0, "the scale data has something due today?"
+    assert sum(read.values()) == 0, f"{claim.name} read {read}"
