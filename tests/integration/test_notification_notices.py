@@ -64,15 +64,23 @@ async def queued_for(
     return handled, {**dict(rows[0]), "context": json.loads(rows[0]["context"])}
 
 
-def addressed(csn: str, sid: str) -> dict[str, Any]:
-    """What every email about `sid` shares: its buyer, in the buyer's language (ROLE-3), due
-    now."""
+def expected(
+    csn: str, key: str, kind: str, *, about_order: str | None = None, **context: Any
+) -> dict[str, Any]:
+    """The row of an email about `S-<csn>` (and `about_order`): to its buyer, in the buyer's
+    language (ROLE-3), due now, its context naming the product and the subscription besides
+    `context`."""
+    sid = f"S-{csn}"
     return {
+        "notification_key": key,
+        "kind": kind,
         "csn": csn,
         "recipients": [f"buyer@{csn.lower()}.example.com"],
         "locale": "fr-FR",
         "subscription_ids": [sid],
+        "order_id": about_order,
         "next_attempt_at": NOW,
+        "context": {"product_name": "Revit", "subscription_id": sid, **context},
     }
 
 
@@ -85,19 +93,14 @@ async def test_lapsed_is_keyed_by_its_renewal_date_and_links_to_renew(
         subscription_id=sid, renewal_date=RENEWAL_DATE, grace_ends=date(2026, 5, 16)
     )
     _, email = await queued_for(notification_db, event, csn)
-    assert email == {
-        **addressed(csn, sid),
-        "notification_key": f"lapsed:{sid}:2026-04-01",
-        "kind": "lapsed",
-        "order_id": None,
-        "context": {
-            "product_name": "Revit",
-            "subscription_id": sid,
-            "renewal_date": "2026-04-01",
-            "grace_ends": "2026-05-16",
-            "renew_link": f"https://account.example.com/renew/{sid}",
-        },
-    }
+    assert email == expected(
+        csn,
+        f"lapsed:{sid}:2026-04-01",
+        "lapsed",
+        renewal_date="2026-04-01",
+        grace_ends="2026-05-16",
+        renew_link=f"https://account.example.com/renew/{sid}",
+    )
 
 
 @pytest.mark.parametrize("by_request", [True, False])
@@ -109,18 +112,14 @@ async def test_auto_renew_changed_is_keyed_by_its_request_else_its_event(
     request_id = f"R-{csn}" if by_request else None
     event = AutoRenewChanged(request_id=request_id, subscription_id=sid, enabled=False)
     handled, email = await queued_for(notification_db, event, csn)
-    assert email == {
-        **addressed(csn, sid),
-        "notification_key": f"auto_renew_changed:{sid}:{request_id or handled.event.id}",
-        "kind": "auto_renew_changed",
-        "order_id": None,
-        "context": {
-            "product_name": "Revit",
-            "subscription_id": sid,
-            "enabled": False,
-            "renewal_date": "2026-04-01",
-        },
-    }
+    cause = request_id or handled.event.id
+    assert email == expected(
+        csn,
+        f"auto_renew_changed:{sid}:{cause}",
+        "auto_renew_changed",
+        enabled=False,
+        renewal_date="2026-04-01",
+    )
 
 
 @pytest.mark.parametrize(
@@ -146,21 +145,18 @@ async def test_seats_added_names_its_order_and_falls_back_to_the_subscriptions_c
         seats_added=seats_added,
     )
     _, email = await queued_for(notification_db, event, csn)
-    assert email == {
-        **addressed(csn, sid),
-        "notification_key": f"seats_added:O-{csn}",
-        "kind": "seats_added",
-        "order_id": f"O-{csn}",
-        "context": {
-            "product_name": "Revit",
-            "subscription_id": sid,
-            "seats": 5,
-            "seats_added": shown_added,
-            "prorated_total": "120.50",
-            "currency": shown_currency,
-            "order_id": f"O-{csn}",
-        },
-    }
+    order_id = f"O-{csn}"
+    assert email == expected(
+        csn,
+        f"seats_added:{order_id}",
+        "seats_added",
+        about_order=order_id,
+        order_id=order_id,
+        seats=5,
+        seats_added=shown_added,
+        prorated_total="120.50",
+        currency=shown_currency,
+    )
 
 
 async def test_renewal_terms_changed_is_keyed_by_its_request(
@@ -176,16 +172,11 @@ async def test_renewal_terms_changed_is_keyed_by_its_request(
         effective_on=RENEWAL_DATE,
     )
     _, email = await queued_for(notification_db, event, csn)
-    assert email == {
-        **addressed(csn, sid),
-        "notification_key": f"renewal_terms_changed:R-{csn}",
-        "kind": "renewal_terms_changed",
-        "order_id": None,
-        "context": {
-            "product_name": "Revit",
-            "subscription_id": sid,
-            "term_code": "monthly",
-            "seats": 2,
-            "effective_on": "2026-04-01",
-        },
-    }
+    assert email == expected(
+        csn,
+        f"renewal_terms_changed:R-{csn}",
+        "renewal_terms_changed",
+        term_code="monthly",
+        seats=2,
+        effective_on="2026-04-01",
+    )
