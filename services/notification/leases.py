@@ -3,7 +3,8 @@ that apply only while the token still holds them (issue 15 item 4, issue 19 item
 
 No statement here can take part in a deadlock: the claim and the renewal of a claim lock with
 `SKIP LOCKED` (they never wait), `RENEW_ONE` touches one email, and the marks lock their emails
-in key order, as the queue's upsert (`queue.py`) does, holding no other lock while they wait.
+in key order, as the confirmations' upsert (`store.py`) does, holding no other lock while they
+wait. The emails a claim leases come back typed (`LeasedEmail`).
 """
 
 from __future__ import annotations
