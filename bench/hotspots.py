@@ -88,7 +88,7 @@ HOT: tuple[Hot, ...] = (
     Hot(
         "notification",
         "subscription.renewed: queue a batch's order confirmations",
-        "services.notification.queue:QUEUE_CONFIRMATIONS",
+        "services.notification.store:QUEUE_CONFIRMATIONS",
         lambda today, now: (_confirmation(), now),
     ),
 )

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from faststream import FastStream
 
+from services.notification import store
 from services.notification.directory import follow_state, save_snapshots
 from services.notification.notices import notice_handlers
 from services.notification.queue import renewal_events_handler
@@ -41,11 +42,11 @@ from shared.test_clocks import CsnClock, follow_test_clocks
 SERVICE = "notification"
 
 
-async def close_quote(unit: UnitOfWork, delivery: Delivery) -> None:
+async def close_quote(
+    unit: UnitOfWork, delivery: Delivery[QuotePaid | QuoteExpired | QuoteCancelled]
+) -> None:
     """A quote paid, expired or cancelled no longer covers its subscriptions' renewal."""
-    await unit.connection.execute(
-        "DELETE FROM open_quotes WHERE quote_number = $1", delivery.data.quote_number
-    )
+    await store.close_quote(unit.connection, delivery.data.quote_number)
 
 
 def billing_events_handler(notices: Mapping[type, EventHandler]) -> TypeDispatch:

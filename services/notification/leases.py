@@ -3,15 +3,18 @@ that apply only while the token still holds them (issue 15 item 4, issue 19 item
 
 No statement here can take part in a deadlock: the claim and the renewal of a claim lock with
 `SKIP LOCKED` (they never wait), `RENEW_ONE` touches one email, and the marks lock their emails
-in key order, as the queue's upsert (`queue.py`) does, holding no other lock while they wait.
+in key order, as the confirmations' upsert (`store.py`) does, holding no other lock while they
+wait. The emails a claim leases come back typed (`LeasedEmail`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 from prometheus_client import Counter
@@ -117,12 +120,52 @@ SELECT array_agg(notification_key || ' ' || lease_token) AS marked,
 FROM marked"""
 
 
+@dataclass(frozen=True)
+class LeasedEmail:
+    """A queued email as a claim leases it: what its message and its events are made of."""
+
+    key: str
+    kind: str
+    csn: str
+    recipients: tuple[str, ...]
+    locale: str
+    context: dict[str, Any]
+    subscription_ids: tuple[str, ...]
+    order_id: str | None
+    quote_number: str | None
+    attempts: int  # tries so far
+    next_attempt_at: datetime
+    traceparent: str | None
+
+    @property
+    def reminder(self) -> bool:
+        """A reminder waits behind what a customer just did (the claim's order)."""
+        return self.kind == "renewal_reminder"
+
+
+def _leased(row: asyncpg.Record) -> LeasedEmail:
+    return LeasedEmail(
+        key=row["notification_key"],
+        kind=row["kind"],
+        csn=row["csn"],
+        recipients=tuple(row["recipients"]),
+        locale=row["locale"],
+        context=json.loads(row["context"]),
+        subscription_ids=tuple(row["subscription_ids"]),
+        order_id=row["order_id"],
+        quote_number=row["quote_number"],
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        traceparent=row["traceparent"],
+    )
+
+
 @dataclass
 class Claim:
     """Emails leased under one token, and until when this sender last leased each."""
 
     token: uuid.UUID
-    emails: list[asyncpg.Record]
+    emails: list[LeasedEmail]
     until: dict[str, datetime] = field(default_factory=dict)
 
 
@@ -141,6 +184,18 @@ class Mark:
     outbox_rows: list[tuple[str, bytes | None, bytes, str]] = field(default_factory=list)
     failures: int = 0  # database errors met while recording it
 
+    def columns(self) -> tuple[Any, ...]:
+        """Its values in the order of MARK's and MARK_ONE's first parameters."""
+        return (
+            self.key,
+            self.token,
+            self.status,
+            self.next_attempt_at,
+            self.sent_at,
+            self.subject,
+            self.error,
+        )
+
 
 class Leases:
     def __init__(
@@ -156,8 +211,8 @@ class Leases:
         token = uuid.uuid4()
         rows = await self.pool.fetch(CLAIM, now, now + self.lease, size, token)
         # RETURNING keeps no order: the claim's own (customers' emails first, oldest first).
-        emails = sorted(rows, key=lambda r: (r["kind"] == "renewal_reminder", r["next_attempt_at"]))
-        return Claim(token, emails, {row["notification_key"]: now + self.lease for row in rows})
+        emails = sorted(map(_leased, rows), key=lambda e: (e.reminder, e.next_attempt_at))
+        return Claim(token, emails, {email.key: now + self.lease for email in emails})
 
     async def hold(self, claim: Claim, key: str) -> bool:
         """Whether this sender still holds `key`, with at least half a lease ahead for sending
@@ -188,17 +243,8 @@ class Leases:
         else:
             events = [(mark.key, mark.token, *row) for mark in marks for row in mark.outbox_rows]
             event_columns = [list(c) for c in zip(*events, strict=True)] or [[]] * 6
-            row = await self.pool.fetchrow(
-                MARK,
-                [mark.key for mark in marks],
-                [mark.token for mark in marks],
-                [mark.status for mark in marks],
-                [mark.next_attempt_at for mark in marks],
-                [mark.sent_at for mark in marks],
-                [mark.subject for mark in marks],
-                [mark.error for mark in marks],
-                *event_columns,
-            )
+            mark_columns = [list(c) for c in zip(*(mark.columns() for mark in marks), strict=True)]
+            row = await self.pool.fetchrow(MARK, *mark_columns, *event_columns)
         marked = set(row["marked"] or ()) if row is not None else set()
         missed = [mark for mark in marks if f"{mark.key} {mark.token}" not in marked]
         if missed:
@@ -222,17 +268,7 @@ class Leases:
 
     async def _record_one(self, mark: Mark) -> asyncpg.Record | None:
         event_columns = [list(c) for c in zip(*mark.outbox_rows, strict=True)] or [[]] * 4
-        return await self.pool.fetchrow(
-            MARK_ONE,
-            mark.key,
-            mark.token,
-            mark.status,
-            mark.next_attempt_at,
-            mark.sent_at,
-            mark.subject,
-            mark.error,
-            *event_columns,
-        )
+        return await self.pool.fetchrow(MARK_ONE, *mark.columns(), *event_columns)
 
     def _lost(self, key: str, stage: str) -> None:
         LEASES_LOST_TOTAL.labels(self.service, stage).inc()

@@ -16,12 +16,12 @@ makes it one email however often the event is seen:
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-from services.notification.directory import Contact, contacts, states
+from services.notification import store
 from services.notification.settings import NotificationSettings
+from services.notification.store import Contact, Email
 from shared import eligibility
 from shared.catalog.store import load_catalog
 from shared.clock import Clock
@@ -34,152 +34,128 @@ from shared.contracts.renewal_events import (
     SubscriptionExpired,
     SubscriptionLapsed,
 )
-from shared.db.types import DbConnection
-from shared.messaging import tracing
 from shared.messaging.consumer import Delivery, EventHandler, PermanentError, UnitOfWork
 from shared.state_following import followed_subscription
 
+__all__ = ["Email", "notice_handlers", "queue"]
 
-@dataclass
-class Email:
-    key: str
-    kind: str
-    contact: Contact
-    context: dict[str, Any]
-    subscription_ids: list[str] = field(default_factory=list)
-    order_id: str | None = None
-    recipients: list[str] = field(
-        default_factory=list
-    )  # the contact's recipient when empty (ROLE-3)
-    quote_number: str | None = None
+# reminders.py queues its emails through this name (store.py holds it now).
+queue = store.queue
 
 
-async def queue(connection: DbConnection, emails: list[Email], now: Any) -> None:
-    """Queue emails; one whose key was queued before is not queued again."""
-    await connection.executemany(
-        """INSERT INTO emails (notification_key, kind, csn, recipients, locale, context,
-                               subscription_ids, order_id, quote_number, next_attempt_at,
-                               created_at, traceparent)
-           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $10, $9, $9, $11)
-           ON CONFLICT (notification_key) DO NOTHING""",
-        [
-            (
-                e.key,
-                e.kind,
-                e.contact.csn,
-                e.recipients or [e.contact.recipient.email],
-                e.contact.recipient.locale,
-                json.dumps(
-                    {"product_name": e.contact.snapshot.product_name, **e.context}, default=str
-                ),
-                e.subscription_ids or [e.contact.subscription_id],
-                e.order_id,
-                now,
-                e.quote_number,
-                # The event being handled; a reminder (a decision of its own) starts a trace.
-                (tracing.current() or tracing.start()).traceparent,
-            )
-            for e in emails
-        ],
+# The events whose email is about the one subscription they name.
+AboutT = TypeVar("AboutT", SubscriptionLapsed, AutoRenewChanged, SeatsUpdated, RenewalTermsUpdated)
+
+# What an email about one subscription says: decided from its event and its contact.
+Notice = Callable[[Delivery[AboutT], Contact], Email]
+
+
+def about_subscription(
+    contact: Contact, kind: str, occasion: str, *, order_id: str | None = None, **context: Any
+) -> Email:
+    """An email of `kind` about the contact's subscription, keyed `<kind>:<occasion>` (the table
+    above); one about an order names it in its context too."""
+    if order_id is not None:
+        context["order_id"] = order_id
+    return Email(
+        f"{kind}:{occasion}",
+        kind,
+        contact,
+        {"subscription_id": contact.subscription_id, **context},
+        order_id=order_id,
     )
 
 
 def notice_handlers(clock: Clock, settings: NotificationSettings) -> dict[type, EventHandler]:
     links = settings
 
-    async def one(unit: UnitOfWork, about: str, key: str, kind: str, **context: Any) -> None:
-        contact = (await contacts(unit.connection, [about]))[about]
-        await queue(unit.connection, [Email(key, kind, contact, context)], clock.now())
+    async def save(unit: UnitOfWork, email: Email) -> None:
+        await store.queue(unit.connection, [email], clock.now())
 
-    async def lapsed(unit: UnitOfWork, delivery: Delivery) -> None:
-        event: SubscriptionLapsed = delivery.data
-        await one(
-            unit,
-            event.subscription_id,
-            f"lapsed:{event.subscription_id}:{event.renewal_date}",
+    def about_one(
+        notice: Notice[AboutT],
+    ) -> Callable[[UnitOfWork, Delivery[AboutT]], Awaitable[None]]:
+        """The handler of an event about one subscription: its contact loaded, its email
+        decided by `notice`, queued."""
+
+        async def handle(unit: UnitOfWork, delivery: Delivery[AboutT]) -> None:
+            sid = delivery.data.subscription_id
+            contact = (await store.contacts(unit.connection, [sid]))[sid]
+            await save(unit, notice(delivery, contact))
+
+        return handle
+
+    def lapsed(delivery: Delivery[SubscriptionLapsed], contact: Contact) -> Email:
+        event = delivery.data
+        return about_subscription(
+            contact,
             "lapsed",
-            subscription_id=event.subscription_id,
+            f"{event.subscription_id}:{event.renewal_date}",
             renewal_date=event.renewal_date,
             grace_ends=event.grace_ends,
             renew_link=links.renew_link(event.subscription_id),
         )
 
-    async def expired(unit: UnitOfWork, delivery: Delivery[SubscriptionExpired]) -> None:
+    def auto_renew_changed(delivery: Delivery[AutoRenewChanged], contact: Contact) -> Email:
         event = delivery.data
-        sid = event.subscription_id
-        contact = (await contacts(unit.connection, [sid]))[sid]
-        # PRICE-1, LIFE-3: bought again at the list price, as eligibility prices it that day.
-        subscription = followed_subscription(
-            contact.snapshot, (await states(unit.connection, [sid])).get(sid)
-        )
-        prices, _ = await load_catalog(unit.connection, [subscription.product_code])
-        line = eligibility.next_renewal_line(
-            subscription, event.expired_on, prices, settings.policy
-        )
-        email = Email(
-            f"expired:{sid}:{event.renewal_date}",
-            "expired",
-            contact,
-            {
-                "subscription_id": sid,
-                "expired_on": event.expired_on,
-                "new_purchase_price": None if line is None else line.unit_price,
-                "currency": None if line is None else line.currency,
-                "buy_link": links.buy_link,
-            },
-        )
-        await queue(unit.connection, [email], clock.now())
-
-    async def auto_renew_changed(unit: UnitOfWork, delivery: Delivery) -> None:
-        event: AutoRenewChanged = delivery.data
-        contact = (await contacts(unit.connection, [event.subscription_id]))[event.subscription_id]
         cause = event.request_id or delivery.event.id
-        email = Email(
-            f"auto_renew_changed:{event.subscription_id}:{cause}",
+        return about_subscription(
+            contact,
             "auto_renew_changed",
-            contact,
-            {
-                "subscription_id": event.subscription_id,
-                "enabled": event.enabled,
-                "renewal_date": contact.renewal_date,
-            },
+            f"{event.subscription_id}:{cause}",
+            enabled=event.enabled,
+            renewal_date=contact.renewal_date,
         )
-        await queue(unit.connection, [email], clock.now())
 
-    async def seats_added(unit: UnitOfWork, delivery: Delivery) -> None:
-        event: SeatsUpdated = delivery.data
-        contact = (await contacts(unit.connection, [event.subscription_id]))[event.subscription_id]
-        email = Email(
-            f"seats_added:{event.order_id}",
+    def seats_added(delivery: Delivery[SeatsUpdated], contact: Contact) -> Email:
+        event = delivery.data
+        return about_subscription(
+            contact,
             "seats_added",
-            contact,
-            {
-                "subscription_id": event.subscription_id,
-                "seats": event.seats,
-                "seats_added": event.seats_added if event.seats_added is not None else "—",
-                "prorated_total": event.prorated_total,
-                "currency": event.currency or contact.snapshot.currency,
-                "order_id": event.order_id,
-            },
+            event.order_id,
             order_id=event.order_id,
+            seats=event.seats,
+            seats_added=event.seats_added if event.seats_added is not None else "—",
+            prorated_total=event.prorated_total,
+            currency=event.currency or contact.snapshot.currency,
         )
-        await queue(unit.connection, [email], clock.now())
 
-    async def terms_changed(unit: UnitOfWork, delivery: Delivery) -> None:
-        event: RenewalTermsUpdated = delivery.data
-        await one(
-            unit,
-            event.subscription_id,
-            f"renewal_terms_changed:{event.request_id}",
+    def terms_changed(delivery: Delivery[RenewalTermsUpdated], contact: Contact) -> Email:
+        event = delivery.data
+        return about_subscription(
+            contact,
             "renewal_terms_changed",
-            subscription_id=event.subscription_id,
+            event.request_id,
             term_code=event.term,
             seats=event.seats,
             effective_on=event.effective_on,
         )
 
-    async def payment_failed(unit: UnitOfWork, delivery: Delivery) -> None:
-        event: PaymentFailed = delivery.data
+    async def expired(unit: UnitOfWork, delivery: Delivery[SubscriptionExpired]) -> None:
+        event = delivery.data
+        sid = event.subscription_id
+        contact = (await store.contacts(unit.connection, [sid]))[sid]
+        # PRICE-1, LIFE-3: bought again at the list price, as eligibility prices it that day.
+        subscription = followed_subscription(
+            contact.snapshot, (await store.states(unit.connection, [sid])).get(sid)
+        )
+        prices, _ = await load_catalog(unit.connection, [subscription.product_code])
+        line = eligibility.next_renewal_line(
+            subscription, event.expired_on, prices, settings.policy
+        )
+        email = about_subscription(
+            contact,
+            "expired",
+            f"{sid}:{event.renewal_date}",
+            expired_on=event.expired_on,
+            new_purchase_price=None if line is None else line.unit_price,
+            currency=None if line is None else line.currency,
+            buy_link=links.buy_link,
+        )
+        await save(unit, email)
+
+    async def payment_failed(unit: UnitOfWork, delivery: Delivery[PaymentFailed]) -> None:
+        event = delivery.data
         if event.refusals:
             return  # an order billing refused to place: never placed, nothing charged, no email
         await _about_order(
@@ -192,8 +168,8 @@ def notice_handlers(clock: Clock, settings: NotificationSettings) -> dict[type, 
             fix_link=links.billing_link,
         )
 
-    async def awaiting_manual(unit: UnitOfWork, delivery: Delivery) -> None:
-        event: PaymentAwaitingManual = delivery.data
+    async def awaiting_manual(unit: UnitOfWork, delivery: Delivery[PaymentAwaitingManual]) -> None:
+        event = delivery.data
         await _about_order(
             unit,
             event,
@@ -218,7 +194,7 @@ def notice_handlers(clock: Clock, settings: NotificationSettings) -> dict[type, 
                 " before billing named them (issue 17 item 3); its email cannot be addressed"
             )
         subscription_ids = list(event.subscription_ids)
-        found = await contacts(unit.connection, subscription_ids)
+        found = await store.contacts(unit.connection, subscription_ids)
         first = found[subscription_ids[0]]
         names = ", ".join(
             dict.fromkeys(found[sid].snapshot.product_name for sid in subscription_ids)
@@ -238,19 +214,14 @@ def notice_handlers(clock: Clock, settings: NotificationSettings) -> dict[type, 
             subscription_ids=subscription_ids,
             order_id=event.order_id,
         )
-        await queue(unit.connection, [email], clock.now())
+        await save(unit, email)
 
-    async def quote_sent(unit: UnitOfWork, delivery: Delivery) -> None:
+    async def quote_sent(unit: UnitOfWork, delivery: Delivery[QuoteSent]) -> None:
         """QUO-8: number, expiry date, total with discounts, the lines, how to accept and pay;
         to the buyer and every recipient of the quote (QUO-2)."""
-        event: QuoteSent = delivery.data
-        await unit.connection.execute(  # NOTE-1: no reminder while the quote covers the renewal
-            "INSERT INTO open_quotes (quote_number, subscription_ids) VALUES ($1, $2)"
-            " ON CONFLICT (quote_number) DO NOTHING",
-            event.quote_number,
-            list(event.subscription_ids),
-        )
-        found = await contacts(unit.connection, event.subscription_ids)
+        event = delivery.data
+        await store.open_quote(unit.connection, event.quote_number, event.subscription_ids)
+        found = await store.contacts(unit.connection, event.subscription_ids)
         names = {sid: contact.snapshot.product_name for sid, contact in found.items()}
         email = Email(
             f"quote:{event.quote_number}",
@@ -273,15 +244,15 @@ def notice_handlers(clock: Clock, settings: NotificationSettings) -> dict[type, 
             recipients=list(event.recipients),
             quote_number=event.quote_number,
         )
-        await queue(unit.connection, [email], clock.now())
+        await save(unit, email)
 
     return {
         QuoteSent: quote_sent,
-        SubscriptionLapsed: lapsed,
+        SubscriptionLapsed: about_one(lapsed),
         SubscriptionExpired: expired,
-        AutoRenewChanged: auto_renew_changed,
-        SeatsUpdated: seats_added,
-        RenewalTermsUpdated: terms_changed,
+        AutoRenewChanged: about_one(auto_renew_changed),
+        SeatsUpdated: about_one(seats_added),
+        RenewalTermsUpdated: about_one(terms_changed),
         PaymentFailed: payment_failed,
         PaymentAwaitingManual: awaiting_manual,
     }

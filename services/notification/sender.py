@@ -12,20 +12,19 @@ after the last try, or on a permanent refusal (5xx), `email.failed`.
 from __future__ import annotations
 
 import functools
-import json
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
-from services.notification.leases import Claim, Leases, Mark
+from services.notification.leases import Claim, LeasedEmail, Leases, Mark
 from services.notification.message import OutgoingEmail, build_message
 from services.notification.settings import NotificationSettings
 from services.notification.smtp import PermanentSmtpError, SmtpSession, TemporarySmtpError
 from services.notification.templates import EmailRenderer, RenderedEmail
 from shared.clock import Clock
-from shared.contracts.envelope import new_event
+from shared.contracts.envelope import EventData, new_event
 from shared.contracts.notification_events import TOPIC as NOTIFICATION_EVENTS
 from shared.contracts.notification_events import EmailFailed, EmailSent
 from shared.messaging import tracing
@@ -111,22 +110,20 @@ class EmailSender:
                 loop.wake()
         accepted = 0
         marks: list[Mark] = []
-        ready: list[tuple[asyncpg.Record, RenderedEmail, OutgoingEmail]] = []
+        ready: list[tuple[LeasedEmail, RenderedEmail, OutgoingEmail]] = []
         for email in claim.emails:  # rendered first: each one's envelope goes out with the last
             try:
-                rendered = self.renderer.render(
-                    email["kind"], email["locale"], json.loads(email["context"])
-                )
+                rendered = self.renderer.render(email.kind, email.locale, email.context)
                 ready.append((email, rendered, self._message(email, rendered)))
             except Exception as error:
                 # A template or its data is broken: no retry will help, and the others must go.
-                log.exception("email cannot be rendered", extra={"key": email["notification_key"]})
-                unrendered = RenderedEmail(subject=f"({email['kind']} not rendered)", text="")
+                log.exception("email cannot be rendered", extra={"key": email.key})
+                unrendered = RenderedEmail(subject=f"({email.kind} not rendered)", text="")
                 marks.append(
                     self._failed(claim, email, unrendered, f"cannot render: {error!r}", False)
                 )
         for index, (email, rendered, message) in enumerate(ready):
-            if not await self.leases.hold(claim, email["notification_key"]):
+            if not await self.leases.hold(claim, email.key):
                 continue  # its lease expired and another sender has it now: theirs to send
             following = ready[index + 1][2] if index + 1 < len(ready) else None
             try:
@@ -167,48 +164,52 @@ class EmailSender:
             if mark.status == "sent":
                 EMAILS.labels(SERVICE, mark.kind, "sent").inc()
 
-    def _message(self, email: asyncpg.Record, rendered: RenderedEmail) -> OutgoingEmail:
+    def _message(self, email: LeasedEmail, rendered: RenderedEmail) -> OutgoingEmail:
         return build_message(
             self.settings.sender_address,
-            list(email["recipients"]),
+            list(email.recipients),
             rendered.subject,
-            email["notification_key"],
+            email.key,
             rendered.text,
             rendered.html,
         )
 
-    def _event_fields(self, email: asyncpg.Record, rendered: RenderedEmail) -> dict[str, Any]:
+    def _event_fields(self, email: LeasedEmail, rendered: RenderedEmail) -> dict[str, Any]:
         return {
-            "notification_id": email["notification_key"],
-            "kind": email["kind"],
-            "to": list(email["recipients"]),
-            "locale": email["locale"],
+            "notification_id": email.key,
+            "kind": email.kind,
+            "to": list(email.recipients),
+            "locale": email.locale,
             "subject": rendered.subject,
-            "subscription_ids": list(email["subscription_ids"]),
-            "order_id": email["order_id"],
-            "quote_number": email["quote_number"],
+            "subscription_ids": list(email.subscription_ids),
+            "order_id": email.order_id,
+            "quote_number": email.quote_number,
         }
 
-    def _sent(self, claim: Claim, email: asyncpg.Record, rendered: RenderedEmail) -> Mark:
-        now = self.clock.now()
+    def _announced(self, email: LeasedEmail, event: EventData, now: datetime) -> Outbox:
+        """`event` about `email` in an outbox of its own, in the trace that queued the email."""
         outbox = Outbox()
-        event = EmailSent(**self._event_fields(email, rendered))
         outbox.add(
             NOTIFICATION_EVENTS,
             new_event(
                 event,
-                subject=email["csn"],
+                subject=email.csn,
                 source=self.settings.source,
                 time=now,
-                cause=tracing.parse(email.get("traceparent")),
+                cause=tracing.parse(email.traceparent),
             ),
         )
+        return outbox
+
+    def _sent(self, claim: Claim, email: LeasedEmail, rendered: RenderedEmail) -> Mark:
+        now = self.clock.now()
+        outbox = self._announced(email, EmailSent(**self._event_fields(email, rendered)), now)
         return Mark(
             claim.token,
-            email["notification_key"],
-            email["kind"],
+            email.key,
+            email.kind,
             "sent",
-            next_attempt_at=email["next_attempt_at"],
+            next_attempt_at=email.next_attempt_at,
             sent_at=now,
             subject=rendered.subject,
             outbox_rows=outbox.rows,
@@ -217,36 +218,27 @@ class EmailSender:
     def _failed(
         self,
         claim: Claim,
-        email: asyncpg.Record,
+        email: LeasedEmail,
         rendered: RenderedEmail,
         reason: str,
         temporary: bool,
     ) -> Mark:
         now = self.clock.now()
-        attempts = email["attempts"] + 1
-        key = email["notification_key"]
+        attempts = email.attempts + 1
         if temporary and attempts < self.settings.max_attempts:
             retry_at = now + timedelta(
                 seconds=self.settings.retry_base_seconds * 2 ** (attempts - 1)
             )
-            log.warning("email delivery failed, will retry", extra={"key": key, "error": reason})
-            return Mark(claim.token, key, email["kind"], "pending", retry_at, error=reason)
-        EMAILS.labels(SERVICE, email["kind"], "failed").inc()
-        log.error("email delivery failed for good", extra={"key": key, "error": reason})
-        outbox = Outbox()
+            log.warning(
+                "email delivery failed, will retry", extra={"key": email.key, "error": reason}
+            )
+            return Mark(claim.token, email.key, email.kind, "pending", retry_at, error=reason)
+        EMAILS.labels(SERVICE, email.kind, "failed").inc()
+        log.error("email delivery failed for good", extra={"key": email.key, "error": reason})
         failed = EmailFailed(**self._event_fields(email, rendered), reason=reason)
-        outbox.add(
-            NOTIFICATION_EVENTS,
-            new_event(
-                failed,
-                subject=email["csn"],
-                source=self.settings.source,
-                time=now,
-                cause=tracing.parse(email.get("traceparent")),
-            ),
-        )
+        outbox = self._announced(email, failed, now)
         return Mark(
-            claim.token, key, email["kind"], "failed", now, error=reason, outbox_rows=outbox.rows
+            claim.token, email.key, email.kind, "failed", now, error=reason, outbox_rows=outbox.rows
         )
 
 

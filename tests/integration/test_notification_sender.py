@@ -304,7 +304,7 @@ async def test_issue_19_1_marks_are_recorded_set_based_each_only_where_its_claim
         for key in wanted:
             await queue(pool, key, order_context(key), datetime.now(UTC))
         claim = await leases.claim(4)
-        assert sorted(e["notification_key"] for e in claim.emails) == sorted(wanted)
+        assert sorted(e.key for e in claim.emails) == sorted(wanted)
         sent, retry, failed, taken = wanted
         await pool.execute(  # its lease expired and another sender took it
             "UPDATE emails SET lease_token = $2 WHERE notification_key = $1", taken, uuid.uuid4()
