@@ -6,10 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from services.notification import store
-
-# reminders.py reads the directory through these names (store.py holds them now).
-from services.notification.store import Contact as Contact
-from services.notification.store import states as states
 from shared.contracts.state_events import SubscriptionState
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.messaging.consumer import BatchEventHandler, Delivery, UnitOfWork, handles_batch

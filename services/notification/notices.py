@@ -37,12 +37,6 @@ from shared.contracts.renewal_events import (
 from shared.messaging.consumer import Delivery, EventHandler, PermanentError, UnitOfWork
 from shared.state_following import followed_subscription
 
-__all__ = ["Email", "notice_handlers", "queue"]
-
-# reminders.py queues its emails through this name (store.py holds it now).
-queue = store.queue
-
-
 # The events whose email is about the one subscription they name.
 AboutT = TypeVar("AboutT", SubscriptionLapsed, AutoRenewChanged, SeatsUpdated, RenewalTermsUpdated)
 

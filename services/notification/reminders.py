@@ -27,9 +27,8 @@ from typing import Any
 
 import asyncpg
 
-from services.notification.directory import Contact, states
-from services.notification.notices import Email, queue
 from services.notification.settings import NotificationSettings
+from services.notification.store import Contact, Email, queue, states
 from shared import eligibility
 from shared.catalog.store import load_prices
 from shared.clock import Clock

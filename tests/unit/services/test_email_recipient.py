@@ -5,7 +5,7 @@ from datetime import date
 from decimal import Decimal
 
 from deploy.local.samples import subscription
-from services.notification.directory import Contact
+from services.notification.store import Contact
 from shared import eligibility
 from shared.contracts.common import Person
 from shared.contracts.renewal_events import SubscriptionRenewed
