@@ -2,6 +2,8 @@
 
 The shared messaging tables (`shared/db/migrations`) come first, then the service's own
 (`services/<service>/migrations`). Run at service start-up and by `python -m shared.db.migrate`.
+A migration may include a file of SQL that several services apply to their own tables
+(`shared/db/sql/`) with psql's `\\ir path`, relative to the migration's folder.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,11 +43,20 @@ class Migration:
     sql: str
 
 
+# psql's include relative to the file (`\ir path`), alone on its line.
+INCLUDE = re.compile(r"^\\ir\s+(\S+)\s*$", re.MULTILINE)
+
+
+def migration_sql(path: Path) -> str:
+    """The migration's SQL, each `\\ir` replaced by the file it names (one level deep)."""
+    return INCLUDE.sub(lambda found: (path.parent / found[1]).read_text(), path.read_text())
+
+
 def migrations_for(service: str) -> list[Migration]:
     found = []
     for prefix, folder in MIGRATION_SETS[service]:
         for path in sorted(folder.glob("[0-9][0-9][0-9]_*.sql")):
-            found.append(Migration(f"{prefix}/{path.stem}", path.read_text()))
+            found.append(Migration(f"{prefix}/{path.stem}", migration_sql(path)))
     return found
 
 
