@@ -203,20 +203,36 @@ async def test_an_event_too_large_for_the_broker_is_parked_and_the_others_go_out
     assert OUTBOX_PARKED.labels("it-relay", fresh_topic.name)._value.get() == parked_before + 1
 
 
+async def parked_between_two_published(
+    pool: asyncpg.Pool,
+    broker: KafkaBroker,
+    database: DatabaseSettings,
+    kafka_bootstrap: str,
+    fresh_topic: Topic,
+    refused_topic: Topic,
+) -> asyncpg.Record:
+    """Three rows of one key, the middle one for `refused_topic`, drained in one claim: the
+    two others published in their order, the outbox left empty; the middle row's parked row."""
+    before, refused, after = prices(unique_csn(), 3)
+    await write(pool, [(fresh_topic, before), (refused_topic, refused)])
+    await write(pool, [(fresh_topic, after)])
+    rows = await outbox_ids(pool)
+    async with TopicWatcher(kafka_bootstrap, [fresh_topic]) as watcher:
+        assert await drain(relay(pool, broker, database)) == [3]
+        seen = await watcher.wait_for(lambda s: True, count=2, timeout=10)
+    assert [s.event["id"] for s in seen] == [before.id, after.id]
+    assert await outbox_ids(pool) == []
+    [parked] = await parked_rows(pool)
+    assert parked["id"] == rows[1]
+    return parked
+
+
 async def test_an_event_for_a_topic_that_stays_unknown_is_parked(
     pool: asyncpg.Pool,
     fresh_topic: Topic,
     scratch_database: DatabaseSettings,
     kafka_bootstrap: str,
 ) -> None:
-    key = unique_csn()
-    before, missing, after = prices(key, 3)
-    await write(
-        pool,
-        [(fresh_topic, before), (Topic(f"it.{uuid.uuid4().hex[:12]}.missing"), missing)],
-    )
-    await write(pool, [(fresh_topic, after)])
-    rows = await outbox_ids(pool)
     # The services' broker, with a short request timeout: a topic missing from the metadata
     # fails after `request_timeout_ms` (40 s by default).
     impatient = KafkaBroker(
@@ -229,13 +245,10 @@ async def test_an_event_for_a_topic_that_stays_unknown_is_parked(
     )
     await impatient.start()
     try:
-        async with TopicWatcher(kafka_bootstrap, [fresh_topic]) as watcher:
-            assert await drain(relay(pool, impatient, scratch_database)) == [3]
-            seen = await watcher.wait_for(lambda s: True, count=2, timeout=10)
-        assert [s.event["id"] for s in seen] == [before.id, after.id]
-        assert await outbox_ids(pool) == []
-        [parked] = await parked_rows(pool)
-        assert parked["id"] == rows[1]
+        missing = Topic(f"it.{uuid.uuid4().hex[:12]}.missing")
+        parked = await parked_between_two_published(
+            pool, impatient, scratch_database, kafka_bootstrap, fresh_topic, missing
+        )
         assert parked["error"].startswith("UnknownTopicOrPartitionError")
     finally:
         await impatient.stop()
@@ -250,18 +263,9 @@ async def test_an_event_for_a_topic_the_service_may_not_write_is_parked(
 ) -> None:
     """The broker's ACLs refuse the principal this topic (the test principal may not write
     billing.events): parked with the error; the rest of the outbox goes out, in order."""
-    key = unique_csn()
-    before, forbidden, after = prices(key, 3)
-    await write(pool, [(fresh_topic, before), (topics.BILLING_EVENTS, forbidden)])
-    await write(pool, [(fresh_topic, after)])
-    rows = await outbox_ids(pool)
-    async with TopicWatcher(kafka_bootstrap, [fresh_topic]) as watcher:
-        assert await drain(relay(pool, broker, scratch_database)) == [3]
-        seen = await watcher.wait_for(lambda s: True, count=2, timeout=10)
-    assert [s.event["id"] for s in seen] == [before.id, after.id]
-    assert await outbox_ids(pool) == []
-    [parked] = await parked_rows(pool)
-    assert parked["id"] == rows[1]
+    parked = await parked_between_two_published(
+        pool, broker, scratch_database, kafka_bootstrap, fresh_topic, topics.BILLING_EVENTS
+    )
     assert parked["error"].startswith("TopicAuthorizationFailedError")
 
 
