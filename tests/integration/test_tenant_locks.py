@@ -29,7 +29,7 @@ from shared.contracts.renewal_commands import (
     ChangeRenewalTerms,
     SetAutoRenew,
 )
-from shared.db.pool import create_pool
+from shared.db.pool import connect, create_pool
 from shared.db.settings import DatabaseSettings
 from shared.eligibility import Policy
 from shared.messaging.consumer import Delivery, UnitOfWork
@@ -61,14 +61,7 @@ async def owned(settings: DatabaseSettings) -> tuple[str, str]:
 
 async def holding(settings: DatabaseSettings, subscription_id: str) -> asyncpg.Connection:
     """The owner's transaction, holding its subscription's row."""
-    owner = await asyncpg.connect(
-        host=settings.host,
-        port=settings.port,
-        database=settings.database,
-        user=settings.user,
-        password=settings.password,
-        server_settings={"search_path": settings.schema_name},
-    )
+    owner = await connect(settings)
     await owner.execute("BEGIN")
     await owner.execute(
         "SELECT 1 FROM subscriptions WHERE subscription_id = $1 FOR UPDATE", subscription_id
