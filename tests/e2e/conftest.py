@@ -6,6 +6,8 @@ real SMTP server in the test process. tests/containers/ runs the core scenarios 
 from __future__ import annotations
 
 import asyncio
+import json
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -43,6 +45,18 @@ class Stack:
         waits for before it asserts that something happened once, or not at all."""
         ports = [service.port for service in self.services.values()]
         await settled(self.bootstrap, admin_db, metrics_ports=ports)
+
+    async def armed(self, name: str, fault_point: str) -> None:
+        """The service restarted with that fault point armed (shared/plumbing/faults.py: it
+        SIGKILLs itself on reaching it), and ready for the traffic that will take it there."""
+        await self.restart(name, {"RENEWALS_FAULTS": json.dumps([fault_point])})
+        await asyncio.to_thread(self.services[name].wait_ready)
+
+    async def killed_at_its_fault(self, name: str) -> None:
+        """The armed service reached its fault point: its process ended by SIGKILL."""
+        process = self.services[name].process
+        assert process is not None
+        assert await asyncio.to_thread(process.wait, 30) == -signal.SIGKILL
 
     def replica(self, name: str) -> ServiceProcess:
         """Another process of the same service (same consumer groups), with its own port."""

@@ -22,6 +22,7 @@ from tests.scenarios.steps import (
     given_subscriptions,
     orders_for,
     publish_price,
+    request_renewal,
     until,
 )
 
@@ -30,8 +31,7 @@ async def test_man_1_more_than_a_hundred_is_refused_and_nothing_is_done(
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    command = samples.renewal_request(csn, [f"S-{csn}-{n}" for n in range(101)])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+    command = await request_renewal(upstream, csn, *(f"S-{csn}-{n}" for n in range(101)))
     rejected = await watcher.wait_for(answering(command.request_id, "renewal.rejected"))
     assert rejected[0].data == {
         **rejected[0].data,
@@ -46,13 +46,10 @@ async def test_the_bulk_worker_killed_mid_batch_resumes_without_a_second_order(
 ):
     csn = samples.unique_csn()
     snapshots = await given_a_hundred_subscriptions_in_three_groups(upstream, admin_db, csn)
-    worker = stack.services["bulk_worker"]
-    await stack.restart("bulk_worker", {"RENEWALS_FAULTS": '["bulk_before_commit"]'})
-    await asyncio.to_thread(worker.wait_ready)
-    command = samples.renewal_request(csn, [s.subscription_id for s in snapshots])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+    await stack.armed("bulk_worker", "bulk_before_commit")
+    command = await request_renewal(upstream, csn, *(s.subscription_id for s in snapshots))
 
-    assert await asyncio.to_thread(worker.process.wait, 30) == -9  # died with the claim open
+    await stack.killed_at_its_fault("bulk_worker")  # died with the claim open
     assert await orders_for(admin_db, csn) == 0
     progress = await asyncio.to_thread(
         subprocess.run,

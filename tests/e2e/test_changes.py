@@ -8,7 +8,6 @@ from decimal import Decimal
 
 from deploy.local import samples
 from shared.contracts import topics
-from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.renewal_commands import AddSeats, AlignRenewalDates, ChangeRenewalTerms
 from shared.eligibility.dates import add_term
 from tests.scenarios.steps import (
@@ -17,9 +16,14 @@ from tests.scenarios.steps import (
     answering,
     buyer,
     charges_for,
+    command_answered,
+    given_a_subscription,
     given_price_known,
+    given_product_priced,
     given_subscriptions,
     publish_price,
+    request_renewal,
+    set_test_clock,
 )
 
 
@@ -27,16 +31,14 @@ async def test_term_1_seat_2_the_next_renewal_uses_the_new_term_and_seats_at_the
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = f"P-{csn}"
-    await publish_price(upstream, product, renewal_price="420.00")
-    await publish_price(
-        upstream, product, term="three_year", list_price="1310.00", renewal_price="1179.00"
+    await given_product_priced(
+        upstream,
+        admin_db,
+        csn,
+        {"renewal_price": "420.00"},
+        {"term": "three_year", "list_price": "1310.00", "renewal_price": "1179.00"},
     )
-    await given_price_known(admin_db, product)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product, seats=5
-    )
-    await given_subscriptions(upstream, admin_db, snapshot)
+    snapshot = await given_a_subscription(upstream, admin_db, csn, seats=5)
 
     change = ChangeRenewalTerms(
         request_id=f"terms-{csn}",
@@ -45,13 +47,11 @@ async def test_term_1_seat_2_the_next_renewal_uses_the_new_term_and_seats_at_the
         term="three_year",
         seats=2,
     )
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(change, csn))
-    [updated] = await watcher.wait_for(answering(change.request_id, "renewal_terms.updated"))
+    updated = await command_answered(upstream, watcher, change, "renewal_terms.updated")
     assert (updated.data["term"], updated.data["seats"]) == ("three_year", 2)
     assert updated.data["effective_on"] == RENEWAL_DATE.isoformat()
 
-    renewal = samples.renewal_request(csn, [snapshot.subscription_id])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(renewal, csn))
+    renewal = await request_renewal(upstream, csn, snapshot.subscription_id)
     [renewed] = await watcher.wait_for(answering(renewal.request_id, "subscription.renewed"))
     assert (renewed.data["term"], renewed.data["seats"]) == ("three_year", 2)
     assert renewed.data["renewal_date"] == add_term(RENEWAL_DATE, "three_year").isoformat()
@@ -63,13 +63,8 @@ async def test_seat_1_seats_added_now_are_charged_pro_rata_then_counted(
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = f"P-{csn}"
-    await publish_price(upstream, product, renewal_price="365.00")
-    await given_price_known(admin_db, product)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product, seats=3
-    )
-    await given_subscriptions(upstream, admin_db, snapshot)
+    await given_product_priced(upstream, admin_db, csn, {"renewal_price": "365.00"})
+    snapshot = await given_a_subscription(upstream, admin_db, csn, seats=3)
 
     added = AddSeats(
         request_id=f"seats-{csn}",
@@ -77,11 +72,11 @@ async def test_seat_1_seats_added_now_are_charged_pro_rata_then_counted(
         subscription_id=snapshot.subscription_id,
         seats=2,
     )
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(added, csn))
-    [updated] = await watcher.wait_for(answering(added.request_id, "seats.updated"))
+    updated = await command_answered(upstream, watcher, added, "seats.updated")
     assert updated.data["seats"] == 5
     prorated = Decimal(updated.data["prorated_total"])
     assert Decimal(0) < prorated < Decimal("730.00")  # never more than a full term for 2 seats
+    await stack.settled(admin_db)  # what the seats set off is done: one charge, no renewal
     assert await charges_for(admin_db, csn) == 1
     seats = await admin_db.fetchval(
         "SELECT seats FROM renewal.subscriptions WHERE subscription_id = $1",
@@ -125,8 +120,7 @@ async def test_align_1_dates_aligned_for_the_same_term_and_method_and_refused_ot
         subscription_ids=[early.subscription_id, late.subscription_id],
         target_date=target,
     )
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(aligned, csn))
-    [updated] = await watcher.wait_for(answering(aligned.request_id, "renewal_dates.updated"))
+    updated = await command_answered(upstream, watcher, aligned, "renewal_dates.updated")
     assert updated.data["target_date"] == target.isoformat()
     assert Decimal(updated.data["total"]) > 0  # 20 days of one annual seat, pro rata
     dates = await admin_db.fetch(
@@ -140,21 +134,12 @@ async def test_life_3_a_lapsed_subscription_renewed_in_grace_keeps_its_renewal_d
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = f"P-{csn}"
-    await publish_price(upstream, product)
-    await given_price_known(admin_db, product)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product
-    )
-    await given_subscriptions(upstream, admin_db, snapshot)
-    in_grace = RENEWAL_DATE + timedelta(days=10)
-    await upstream.send(
-        topics.CLOCK_COMMANDS, samples.event(SetTestClock(csn=csn, today=in_grace), csn)
-    )
+    await given_product_priced(upstream, admin_db, csn)
+    snapshot = await given_a_subscription(upstream, admin_db, csn)
+    await set_test_clock(upstream, csn, RENEWAL_DATE + timedelta(days=10))  # in grace
     await watcher.wait_for(about_subject(csn, "subscription.lapsed"))
 
-    renewal = samples.renewal_request(csn, [snapshot.subscription_id])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(renewal, csn))
+    renewal = await request_renewal(upstream, csn, snapshot.subscription_id)
     [renewed] = await watcher.wait_for(answering(renewal.request_id, "subscription.renewed"))
     # LIFE-4: a renewal inside grace starts at the old renewal date, not on the day it was paid.
     assert renewed.data["renewal_date"] == add_term(RENEWAL_DATE, "annual").isoformat()

@@ -19,9 +19,11 @@ from tests.scenarios.steps import (
     about_subject,
     answering,
     confirmation_to,
+    given_a_subscription,
     given_price_known,
     given_subscriptions,
     publish_price,
+    request_renewal,
     until,
 )
 
@@ -32,18 +34,10 @@ async def _renewal(stack, upstream, watcher, admin_db, csn: str, **subscription)
         upstream, product, currency="EUR", list_price="466.00", renewal_price="420.00"
     )
     await given_price_known(admin_db, product)
-    snapshot = samples.subscription(
-        f"S-{csn}",
-        csn,
-        renewal_date=RENEWAL_DATE,
-        product_code=product,
-        currency="EUR",
-        country="FR",
-        **subscription,
+    snapshot = await given_a_subscription(
+        upstream, admin_db, csn, currency="EUR", country="FR", **subscription
     )
-    await given_subscriptions(upstream, admin_db, snapshot)
-    command = samples.renewal_request(csn, [snapshot.subscription_id])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+    command = await request_renewal(upstream, csn, snapshot.subscription_id)
     await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
     return snapshot
 

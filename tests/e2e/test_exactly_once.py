@@ -15,6 +15,7 @@ from tests.scenarios.steps import (
     confirmation_to,
     given_one_subscription_each,
     orders_for,
+    request_renewal,
 )
 
 
@@ -42,16 +43,13 @@ async def test_billing_killed_after_its_db_commit_charges_once_and_emails_once(
 ):
     csn = samples.unique_csn()
     [snapshot] = await given_one_subscription_each(upstream, admin_db, [csn])
-    billing = stack.services["billing"]
-    await stack.restart("billing", {"RENEWALS_FAULTS": '["after_db_commit"]'})
-    await asyncio.to_thread(billing.wait_ready)
-    command = samples.renewal_request(csn, [snapshot.subscription_id])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+    await stack.armed("billing", "after_db_commit")
+    command = await request_renewal(upstream, csn, snapshot.subscription_id)
 
     # The fault point SIGKILLs billing right after it committed the order, before its Kafka
     # offset commit: the order will be delivered again. Its charge, made apart from the placing
     # transaction, may or may not have been recorded yet (issue 15).
-    assert await asyncio.to_thread(billing.process.wait, 30) == -9
+    await stack.killed_at_its_fault("billing")
     assert await orders_for(admin_db, csn) == 1
     assert await charges_for(admin_db, csn) <= 1
     await stack.restart("billing")
@@ -69,13 +67,10 @@ async def test_notification_killed_after_its_db_commit_sends_one_email(
 ):
     csn = samples.unique_csn()
     [snapshot] = await given_one_subscription_each(upstream, admin_db, [csn])
-    notification = stack.services["notification"]
-    await stack.restart("notification", {"RENEWALS_FAULTS": '["after_db_commit"]'})
-    await asyncio.to_thread(notification.wait_ready)
-    command = samples.renewal_request(csn, [snapshot.subscription_id])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+    await stack.armed("notification", "after_db_commit")
+    await request_renewal(upstream, csn, snapshot.subscription_id)
 
-    assert await asyncio.to_thread(notification.process.wait, 30) == -9
+    await stack.killed_at_its_fault("notification")
     await stack.restart("notification")
 
     [sent] = await watcher.wait_for(confirmation_to(csn))
@@ -143,8 +138,7 @@ async def test_settled_returns_only_once_the_last_effect_is_done(
     csn = samples.unique_csn()
     [snapshot] = await given_one_subscription_each(upstream, admin_db, [csn])
     stack.smtp.mailbox.refuse_next = 1  # one retry on the way, after a backoff
-    command = samples.renewal_request(csn, [snapshot.subscription_id])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+    command = await request_renewal(upstream, csn, snapshot.subscription_id)
 
     await stack.settled(admin_db)
     assert await charges_for(admin_db, csn) == 1

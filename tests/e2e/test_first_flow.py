@@ -11,9 +11,11 @@ from tests.scenarios.steps import (
     about_subject,
     answering,
     charges_for,
+    given_a_subscription,
     given_price_known,
     given_subscriptions,
     publish_price,
+    request_renewal,
 )
 
 
@@ -21,10 +23,7 @@ async def test_role_1_someone_else_than_the_buyer_is_refused(stack, upstream, wa
     csn = samples.unique_csn()
     product = f"P-{csn}"
     await publish_price(upstream, product)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product
-    )
-    await given_subscriptions(upstream, admin_db, snapshot)
+    snapshot = await given_a_subscription(upstream, admin_db, csn)
 
     command = samples.renewal_request(csn, [snapshot.subscription_id], user_id="someone-else")
     await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
@@ -44,8 +43,7 @@ async def test_unknown_subscription_and_missing_price_are_refused_with_reasons(
     )
     await given_subscriptions(upstream, admin_db, unpriced)
 
-    command = samples.renewal_request(csn, [unpriced.subscription_id, f"MISSING-{csn}"])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+    command = await request_renewal(upstream, csn, unpriced.subscription_id, f"MISSING-{csn}")
 
     await watcher.wait_for(answering(command.request_id, "bulk.accepted"))
     rejections = await watcher.wait_for(answering(command.request_id, "renewal.rejected"), count=2)
@@ -72,8 +70,7 @@ async def test_payment_method_marked_invalid_fails_the_payment_and_refuses_the_r
     await given_price_known(admin_db, product)
     await given_subscriptions(upstream, admin_db, snapshot)
 
-    command = samples.renewal_request(csn, [snapshot.subscription_id])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+    command = await request_renewal(upstream, csn, snapshot.subscription_id)
 
     [rejected] = await watcher.wait_for(answering(command.request_id, "renewal.rejected"))
     assert rejected.data["reasons"] == ["PAYMENT_METHOD_INVALID"]

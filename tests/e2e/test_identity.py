@@ -155,11 +155,14 @@ def rejection_of(topic: Any) -> str:
     return "renewal.rejected" if topic == topics.RENEWAL_COMMANDS else "quote.rejected"
 
 
-async def refused_only(watcher: TopicWatcher, commands: list[tuple[Any, Any]]) -> None:
-    """Each command answered NOT_AUTHORIZED and nothing more: no other reason, no other answer
-    to it in what arrived meanwhile."""
+async def refused_only(
+    stack: Any, watcher: TopicWatcher, admin_db: asyncpg.Connection, commands: list[tuple[Any, Any]]
+) -> None:
+    """Each command answered NOT_AUTHORIZED and nothing more: no other reason, and no other
+    answer to it once the product has settled (a later one would otherwise go unseen)."""
     for topic, command in commands:
         await watcher.wait_for(answering(command.request_id, rejection_of(topic)))
+    await stack.settled(admin_db)
     for topic, command in commands:
         answers = watcher.matching(lambda s, rid=command.request_id: _answers(s, rid))
         assert {(a.type, tuple(a.data["reasons"])) for a in answers} == {
@@ -229,7 +232,7 @@ async def test_another_customer_s_user_gets_not_authorized_and_nothing_more(
     )
     async with UpstreamClient(kafka_bootstrap, principal="portal") as portal:
         await send_all(portal, commands, stranger)
-    await refused_only(watcher, commands)
+    await refused_only(stack, watcher, admin_db, commands)
     assert await state_of(admin_db, world.csn) == before
     after = refused_by_identity(stack, "renewal", "not_authorized") + refused_by_identity(
         stack, "quote", "not_authorized"
@@ -250,7 +253,7 @@ async def test_a_portal_user_sending_on_another_customer_s_key_is_refused_before
     )
     async with UpstreamClient(kafka_bootstrap, principal="portal") as portal:
         await send_all(portal, commands, world.csn)
-    await refused_only(watcher, commands)
+    await refused_only(stack, watcher, admin_db, commands)
     assert await state_of(admin_db, world.csn) == before
     assert refused_by_identity(stack, "renewal", "wrong_csn") - counted == 5
 
@@ -270,7 +273,7 @@ async def test_a_partner_acts_only_for_the_customers_it_is_agent_of_record_for(
     )
     async with UpstreamClient(kafka_bootstrap, principal=f"partner-{PARTNER}") as intruder:
         await send_all(intruder, commands, world.partner_customer)
-    await refused_only(watcher, commands)
+    await refused_only(stack, watcher, admin_db, commands)
     assert await state_of(admin_db, world.partner_customer) == before
 
     terms = ChangeRenewalTerms(
@@ -310,7 +313,7 @@ async def test_a_body_channel_its_signer_is_not_is_refused_and_the_right_signer_
     commands = [(topics.QUOTE_COMMANDS, cancel), (topics.QUOTE_COMMANDS, quote)]
     async with UpstreamClient(kafka_bootstrap, principal="portal") as portal:
         await send_all(portal, commands, world.csn)
-    await refused_only(watcher, commands)
+    await refused_only(stack, watcher, admin_db, commands)
     assert await state_of(admin_db, world.csn) == before
     assert refused_by_identity(stack, "quote", "channel_mismatch") - counted == 2
 

@@ -10,38 +10,30 @@ from decimal import Decimal
 from deploy.local import samples
 from services.renewal.new_purchases import new_subscription_id
 from shared.contracts import topics
-from shared.contracts.quote_commands import AcceptQuote, QuoteChanges, RequestQuote
+from shared.contracts.quote_commands import QuoteChanges
 from shared.contracts.renewal_commands import AddSeats, AlignRenewalDates, ChangeRenewalTerms
 from shared.eligibility.dates import add_term
 from tests.scenarios.steps import (
     RENEWAL_DATE,
     about_subject,
+    accept_quote,
     answering,
     buyer,
     charges_for,
+    command_answered,
+    given_a_subscription,
     given_product_priced,
     given_subscriptions,
+    quote_sent,
     renewal_date_of,
+    request_renewal,
     until,
 )
 
 
 async def _quoted_and_paid(upstream, watcher, csn: str, kind: str, *subscription_ids: str):
-    request = RequestQuote(
-        request_id=f"quote-{kind}-{csn}",
-        actor=buyer(csn),
-        channel="self_service",
-        kind=kind,
-        subscription_ids=list(subscription_ids),
-        recipients=[],
-    )
-    await upstream.send(topics.QUOTE_COMMANDS, samples.event(request, csn))
-    [sent] = await watcher.wait_for(answering(request.request_id, "quote.sent"))
-    accept = AcceptQuote(
-        request_id=f"accept-{csn}", actor=buyer(csn), quote_number=sent.data["quote_number"]
-    )
-    await upstream.send(topics.QUOTE_COMMANDS, samples.event(accept, csn))
-    [paid] = await watcher.wait_for(about_subject(csn, "quote.paid"))
+    sent = await quote_sent(upstream, watcher, csn, *subscription_ids, kind=kind)
+    paid = await accept_quote(upstream, watcher, csn, sent.data["quote_number"])
     return sent, paid
 
 
@@ -70,11 +62,8 @@ async def test_quo_3_a_paid_new_purchase_quote_starts_a_new_subscription_on_the_
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await given_product_priced(upstream, admin_db, csn)
-    trial = samples.subscription(
-        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product, status="trial", seats=3
-    )
-    await given_subscriptions(upstream, admin_db, trial)
+    await given_product_priced(upstream, admin_db, csn)
+    trial = await given_a_subscription(upstream, admin_db, csn, status="trial", seats=3)
 
     sent, paid = await _quoted_and_paid(upstream, watcher, csn, "new", trial.subscription_id)
     assert sent.data["kind"] == "new" and sent.data["target_date"] is None
@@ -109,22 +98,11 @@ async def test_auto_5_an_open_new_purchase_quote_never_switches_auto_renew_off(
     """AUTO-5 is about renewal quotes: a new-purchase quote for other seats (QUO-3) changes
     nothing the subscription's own renewal buys, so auto-renew stays on."""
     csn = samples.unique_csn()
-    product = await given_product_priced(upstream, admin_db, csn)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product, auto_renew=True
+    await given_product_priced(upstream, admin_db, csn)
+    snapshot = await given_a_subscription(upstream, admin_db, csn, auto_renew=True)
+    sent = await quote_sent(
+        upstream, watcher, csn, snapshot.subscription_id, kind="new", changes=QuoteChanges(seats=4)
     )
-    await given_subscriptions(upstream, admin_db, snapshot)
-    request = RequestQuote(
-        request_id=f"quote-new-{csn}",
-        actor=buyer(csn),
-        channel="self_service",
-        kind="new",
-        subscription_ids=[snapshot.subscription_id],
-        recipients=[],
-        changes=QuoteChanges(seats=4),
-    )
-    await upstream.send(topics.QUOTE_COMMANDS, samples.event(request, csn))
-    [sent] = await watcher.wait_for(answering(request.request_id, "quote.sent"))
     assert sent.data["kind"] == "new"
     await stack.settled(admin_db)
     assert watcher.matching(about_subject(csn, "auto_renew.changed")) == []
@@ -149,8 +127,7 @@ async def test_man_2_a_bulk_of_a_card_and_a_bank_transfer_is_two_orders_each_on_
     )
     await given_subscriptions(upstream, admin_db, card, transfer)
 
-    renewal = samples.renewal_request(csn, [card.subscription_id, transfer.subscription_id])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(renewal, csn))
+    renewal = await request_renewal(upstream, csn, card.subscription_id, transfer.subscription_id)
     placed = await watcher.wait_for(answering(renewal.request_id, "order.placed"), count=2)
     assert sorted(len(p.data["lines"]) for p in placed) == [1, 1]
     by_subscription = {p.data["lines"][0]["subscription_id"]: p.data["order_id"] for p in placed}
@@ -166,11 +143,8 @@ async def test_seat_2_seats_added_after_a_reduction_are_renewed_too(
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await given_product_priced(upstream, admin_db, csn)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product, seats=5
-    )
-    await given_subscriptions(upstream, admin_db, snapshot)
+    await given_product_priced(upstream, admin_db, csn)
+    snapshot = await given_a_subscription(upstream, admin_db, csn, seats=5)
     reduce = ChangeRenewalTerms(
         request_id=f"reduce-{csn}", actor=buyer(csn), subscription_id=snapshot.subscription_id,
         seats=3,
@@ -181,12 +155,10 @@ async def test_seat_2_seats_added_after_a_reduction_are_renewed_too(
         request_id=f"add-{csn}", actor=buyer(csn), subscription_id=snapshot.subscription_id,
         seats=2,
     )  # fmt: skip
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(added, csn))
-    [updated] = await watcher.wait_for(answering(added.request_id, "seats.updated"))
+    updated = await command_answered(upstream, watcher, added, "seats.updated")
     assert updated.data["seats"] == 7
 
-    renewal = samples.renewal_request(csn, [snapshot.subscription_id])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(renewal, csn))
+    renewal = await request_renewal(upstream, csn, snapshot.subscription_id)
     [renewed] = await watcher.wait_for(answering(renewal.request_id, "subscription.renewed"))
     assert renewed.data["seats"] == 5  # the 3 kept and the 2 paid for since
     [placed] = await watcher.wait_for(answering(renewal.request_id, "order.placed"))
@@ -195,21 +167,16 @@ async def test_seat_2_seats_added_after_a_reduction_are_renewed_too(
 
 async def test_seat_1_seats_can_be_added_after_an_early_renewal(stack, upstream, watcher, admin_db):
     csn = samples.unique_csn()
-    product = await given_product_priced(upstream, admin_db, csn)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product, seats=2
-    )
-    await given_subscriptions(upstream, admin_db, snapshot)
-    renewal = samples.renewal_request(csn, [snapshot.subscription_id])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(renewal, csn))
+    await given_product_priced(upstream, admin_db, csn)
+    snapshot = await given_a_subscription(upstream, admin_db, csn, seats=2)
+    renewal = await request_renewal(upstream, csn, snapshot.subscription_id)
     await watcher.wait_for(answering(renewal.request_id, "subscription.renewed"))
 
     added = AddSeats(
         request_id=f"add-{csn}", actor=buyer(csn), subscription_id=snapshot.subscription_id,
         seats=1,
     )  # fmt: skip
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(added, csn))
-    [updated] = await watcher.wait_for(answering(added.request_id, "seats.updated"))
+    updated = await command_answered(upstream, watcher, added, "seats.updated")
     assert updated.data["seats"] == 3
     # The rest of the running term and the whole term paid ahead: more than one term's price.
     assert Decimal("420.00") < Decimal(updated.data["prorated_total"]) < Decimal("840.00")

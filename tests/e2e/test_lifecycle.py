@@ -13,8 +13,10 @@ from tests.scenarios.steps import (
     answering,
     charges_for,
     confirmation_to,
+    given_a_subscription,
     given_product_priced,
     given_subscriptions,
+    request_renewal,
     set_auto_renew,
     set_test_clock,
 )
@@ -51,11 +53,8 @@ async def test_auto_1_a_year_of_an_auto_renewing_subscription_walked_on_a_test_c
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await given_product_priced(upstream, admin_db, csn)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=START, product_code=product, auto_renew=True
-    )
-    await given_subscriptions(upstream, admin_db, snapshot)
+    await given_product_priced(upstream, admin_db, csn)
+    await given_a_subscription(upstream, admin_db, csn, renewal_date=START, auto_renew=True)
 
     await set_test_clock(upstream, csn, START - timedelta(days=1))
     await set_test_clock(upstream, csn, START)  # the renewal date: the engine renews it
@@ -84,16 +83,10 @@ async def test_life_2_life_3_a_failing_card_lapses_then_expires_and_renewal_is_r
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await given_product_priced(upstream, admin_db, csn)
-    snapshot = samples.subscription(
-        f"S-{csn}",
-        csn,
-        renewal_date=START,
-        product_code=product,
-        auto_renew=True,
-        payment_valid=False,
+    await given_product_priced(upstream, admin_db, csn)
+    snapshot = await given_a_subscription(
+        upstream, admin_db, csn, renewal_date=START, auto_renew=True, payment_valid=False
     )
-    await given_subscriptions(upstream, admin_db, snapshot)
 
     await set_test_clock(upstream, csn, START)
     [lapsed] = await watcher.wait_for(about_subject(csn, "subscription.lapsed"))
@@ -108,8 +101,7 @@ async def test_life_2_life_3_a_failing_card_lapses_then_expires_and_renewal_is_r
     [expired] = await watcher.wait_for(about_subject(csn, "subscription.expired"))
     assert expired.data["expired_on"] == (grace_ends + timedelta(days=1)).isoformat()
 
-    command = samples.renewal_request(csn, [snapshot.subscription_id])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+    command = await request_renewal(upstream, csn, snapshot.subscription_id)
     [refused] = await watcher.wait_for(answering(command.request_id, "renewal.rejected"))
     assert "EXPIRED" in refused.data["reasons"]
     assert await charges_for(admin_db, csn) == 0

@@ -40,6 +40,7 @@ from tests.scenarios.steps import (
     given_price_known,
     given_subscriptions,
     publish_price,
+    request_renewal,
 )
 from tests.support.smtp import free_port
 
@@ -181,8 +182,7 @@ async def renewed_customer(upstream, watcher, admin_db) -> dict[str, Any]:
     )
     await given_price_known(admin_db, product)
     await given_subscriptions(upstream, admin_db, snapshot)
-    command = samples.renewal_request(csn, [snapshot.subscription_id])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+    command = await request_renewal(upstream, csn, snapshot.subscription_id)
     [renewed] = await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
     await watcher.wait_for(about_subject(csn, "email.sent"), timeout=60)
     await upstream.send_raw(topics.RENEWAL_COMMANDS, b"{not json", key=csn.encode())

@@ -15,7 +15,6 @@ from aiokafka.errors import TopicAuthorizationFailedError
 from deploy.local import samples
 from deploy.local.client import UpstreamClient
 from shared.contracts import topics
-from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.payment_events import PaymentReceived
 from shared.messaging.principals import PRINCIPALS, Kind, writers_of
 from tests.integration.helpers import end_offsets
@@ -24,10 +23,12 @@ from tests.scenarios.steps import (
     about_subject,
     answering,
     charges_for,
+    given_a_subscription,
     given_one_subscription_each,
     given_price_known,
-    given_subscriptions,
     publish_price,
+    request_renewal,
+    set_test_clock,
     until,
 )
 
@@ -36,17 +37,10 @@ async def _bank_transfer_order(upstream, watcher, admin_db, csn: str, **snapshot
     product = f"P-{csn}"
     await publish_price(upstream, product)
     await given_price_known(admin_db, product)
-    snapshot = samples.subscription(
-        f"S-{csn}",
-        csn,
-        renewal_date=RENEWAL_DATE,
-        product_code=product,
-        payment_type="bank_transfer",
-        **snapshot_fields,
+    snapshot = await given_a_subscription(
+        upstream, admin_db, csn, payment_type="bank_transfer", **snapshot_fields
     )
-    await given_subscriptions(upstream, admin_db, snapshot)
-    command = samples.renewal_request(csn, [snapshot.subscription_id])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+    command = await request_renewal(upstream, csn, snapshot.subscription_id)
     [awaiting] = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"))
     return command, awaiting.data
 
@@ -190,17 +184,9 @@ async def test_auto_1_a_declined_card_is_retried_then_the_subscription_lapses_an
     # The payment simulator declines amounts ending in .13 (insufficient funds).
     await publish_price(upstream, product, renewal_price="420.13")
     await given_price_known(admin_db, product)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product, auto_renew=True
-    )
-    await given_subscriptions(upstream, admin_db, snapshot)
+    await given_a_subscription(upstream, admin_db, csn, auto_renew=True)
 
-    async def on(day: date) -> None:
-        await upstream.send(
-            topics.CLOCK_COMMANDS, samples.event(SetTestClock(csn=csn, today=day), csn)
-        )
-
-    await on(RENEWAL_DATE)
+    await set_test_clock(upstream, csn, RENEWAL_DATE)
     [failed] = await watcher.wait_for(about_subject(csn, "payment.failed"))
     assert failed.data["next_retry_on"] == (RENEWAL_DATE + timedelta(days=1)).isoformat()
     # Its email, from the event alone (issue 17 item 3): the order's amount, the next try.
@@ -208,15 +194,15 @@ async def test_auto_1_a_declined_card_is_retried_then_the_subscription_lapses_an
     [lapsed] = await watcher.wait_for(about_subject(csn, "subscription.lapsed"))
     expected_retries = [(1, 3), (3, 7), (7, None)]  # tried again 1, 3 and 7 days after
     for count, (day, next_try) in enumerate(expected_retries, start=2):
-        await on(RENEWAL_DATE + timedelta(days=day))
+        await set_test_clock(upstream, csn, RENEWAL_DATE + timedelta(days=day))
         failures = await watcher.wait_for(about_subject(csn, "payment.failed"), count=count)
         expected = (RENEWAL_DATE + timedelta(days=next_try)).isoformat() if next_try else None
         assert failures[-1].data["next_retry_on"] == expected
-    await on(RENEWAL_DATE + timedelta(days=20))
+    await set_test_clock(upstream, csn, RENEWAL_DATE + timedelta(days=20))
     await stack.settled(admin_db)
     assert len(watcher.matching(about_subject(csn, "payment.failed"))) == 4  # no fifth try
     grace_ends = date.fromisoformat(lapsed.data["grace_ends"])
-    await on(grace_ends + timedelta(days=1))
+    await set_test_clock(upstream, csn, grace_ends + timedelta(days=1))
     await watcher.wait_for(about_subject(csn, "subscription.expired"))
     assert await charges_for(admin_db, csn) == 0
     assert len(watcher.matching(about_subject(csn, "subscription.lapsed"))) == 1
@@ -240,15 +226,12 @@ async def test_issue_15_billing_killed_after_the_provider_charged_charges_once_a
     tests/integration/test_billing_service.py."""
     csn = samples.unique_csn()
     [snapshot] = await given_one_subscription_each(upstream, admin_db, [csn])
-    billing = stack.services["billing"]
-    await stack.restart("billing", {"RENEWALS_FAULTS": '["billing_after_charge"]'})
-    await asyncio.to_thread(billing.wait_ready)
-    command = samples.renewal_request(csn, [snapshot.subscription_id])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+    await stack.armed("billing", "billing_after_charge")
+    command = await request_renewal(upstream, csn, snapshot.subscription_id)
 
     # Killed with the attempt committed and the money taken, before the outcome was recorded:
     # the order is `charging`, with no payment row.
-    assert await asyncio.to_thread(billing.process.wait, 30) == -9
+    await stack.killed_at_its_fault("billing")
     [order] = await admin_db.fetch(
         "SELECT order_id, status, charge_status FROM billing.orders WHERE csn = $1", csn
     )

@@ -9,35 +9,32 @@ from decimal import Decimal
 
 from deploy.local import samples
 from shared.contracts import topics
-from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.common import Actor
-from shared.contracts.quote_commands import AcceptQuote, CancelQuote, QuoteChanges, RequestQuote
+from shared.contracts.quote_commands import CancelQuote, QuoteChanges, RequestQuote
 from shared.eligibility.dates import add_term
 from tests.scenarios.steps import (
     RENEWAL_DATE,
     about_subject,
+    accept_quote,
+    acceptance,
     answering,
     buyer,
     charges_for,
+    command_answered,
+    given_a_subscription,
     given_product_priced,
     given_subscriptions,
+    quote_sent,
+    request_quote,
+    set_test_clock,
     until,
 )
 
 
-async def _quoted(upstream, watcher, admin_db, csn: str, *snapshots, **request):
+async def _quoted(upstream, admin_db, csn: str, *snapshots, **request) -> RequestQuote:
+    """The snapshots stored, then a renewal quote of them asked for (request_quote's options)."""
     await given_subscriptions(upstream, admin_db, *snapshots)
-    command = RequestQuote(
-        request_id=f"quote-{csn}-{len(watcher.seen)}",
-        actor=buyer(csn),
-        channel=request.pop("channel", "self_service"),
-        kind="renewal",
-        subscription_ids=[s.subscription_id for s in snapshots],
-        recipients=request.pop("recipients", []),
-        **request,
-    )
-    await upstream.send(topics.QUOTE_COMMANDS, samples.event(command, csn))
-    return command
+    return await request_quote(upstream, csn, *(s.subscription_id for s in snapshots), **request)
 
 
 async def _priced(upstream, admin_db, csn: str) -> str:
@@ -68,9 +65,7 @@ async def test_quo_2_quo_8_a_bulk_quote_over_two_currencies_makes_two_quotes_and
         currency="EUR",
         country="FR",
     )
-    command = await _quoted(
-        upstream, watcher, admin_db, csn, usd, eur, recipients=["cfo@example.com"]
-    )
+    command = await _quoted(upstream, admin_db, csn, usd, eur, recipients=("cfo@example.com",))
 
     sent = await watcher.wait_for(answering(command.request_id, "quote.sent"), count=2)
     by_currency = {s.data["currency"]: s.data for s in sent}
@@ -98,22 +93,18 @@ async def test_quo_8_a_quote_accepted_and_paid_renews_with_its_term_and_seats_on
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product, seats=4
+    await _priced(upstream, admin_db, csn)
+    snapshot = await given_a_subscription(upstream, admin_db, csn, seats=4)
+    sent = await quote_sent(
+        upstream,
+        watcher,
+        csn,
+        snapshot.subscription_id,
+        changes=QuoteChanges(term="three_year", seats=2),
     )
-    command = await _quoted(
-        upstream, watcher, admin_db, csn, snapshot, changes=QuoteChanges(term="three_year", seats=2)
-    )
-    [sent] = await watcher.wait_for(answering(command.request_id, "quote.sent"))
     assert Decimal(sent.data["total"]) == Decimal("2358.00")  # 2 × 1,179.00 (PRICE-2)
 
-    accept = AcceptQuote(
-        request_id=f"accept-{csn}", actor=buyer(csn), quote_number=sent.data["quote_number"]
-    )
-    again = AcceptQuote(
-        request_id=f"accept-again-{csn}", actor=buyer(csn), quote_number=sent.data["quote_number"]
-    )
+    accept, again = (acceptance(csn, sent.data["quote_number"]) for _ in range(2))
     await upstream.send_many(
         topics.QUOTE_COMMANDS, [samples.event(accept, csn), samples.event(again, csn)]
     )
@@ -131,22 +122,16 @@ async def test_quo_8_a_quote_left_to_expire_is_expired_and_can_no_longer_be_acce
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product
-    )
-    command = await _quoted(upstream, watcher, admin_db, csn, snapshot)
-    [sent] = await watcher.wait_for(answering(command.request_id, "quote.sent"))
+    await _priced(upstream, admin_db, csn)
+    snapshot = await given_a_subscription(upstream, admin_db, csn)
+    sent = await quote_sent(upstream, watcher, csn, snapshot.subscription_id)
     expires_on = date.fromisoformat(sent.data["expires_on"])
 
-    clock = SetTestClock(csn=csn, today=expires_on + timedelta(days=1))
-    await upstream.send(topics.CLOCK_COMMANDS, samples.event(clock, csn))
+    await set_test_clock(upstream, csn, expires_on + timedelta(days=1))
     await watcher.wait_for(about_subject(csn, "quote.expired"))
-    accept = AcceptQuote(
-        request_id=f"late-{csn}", actor=buyer(csn), quote_number=sent.data["quote_number"]
+    rejected = await accept_quote(
+        upstream, watcher, csn, sent.data["quote_number"], answer="quote.rejected"
     )
-    await upstream.send(topics.QUOTE_COMMANDS, samples.event(accept, csn))
-    [rejected] = await watcher.wait_for(answering(accept.request_id, "quote.rejected"))
     assert rejected.data["reasons"] == ["QUOTE_EXPIRED"]
     assert await charges_for(admin_db, csn) == 0
 
@@ -155,12 +140,9 @@ async def test_quo_5_a_quote_is_cancelled_by_sales_but_not_self_service(
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product
-    )
-    command = await _quoted(upstream, watcher, admin_db, csn, snapshot)
-    [sent] = await watcher.wait_for(answering(command.request_id, "quote.sent"))
+    await _priced(upstream, admin_db, csn)
+    snapshot = await given_a_subscription(upstream, admin_db, csn)
+    sent = await quote_sent(upstream, watcher, csn, snapshot.subscription_id)
     number = sent.data["quote_number"]
 
     by_buyer = CancelQuote(
@@ -175,11 +157,9 @@ async def test_quo_5_a_quote_is_cancelled_by_sales_but_not_self_service(
         channel="sales",
         quote_number=number,
     )
-    await upstream.send(topics.QUOTE_COMMANDS, samples.event(by_buyer, csn))
-    [refused] = await watcher.wait_for(answering(by_buyer.request_id, "quote.rejected"))
+    refused = await command_answered(upstream, watcher, by_buyer, "quote.rejected")
     assert refused.data["reasons"] == ["QUOTE_CANCELLATION_NOT_SELF_SERVICE"]
-    await upstream.send(topics.QUOTE_COMMANDS, samples.event(by_sales, csn))
-    [cancelled] = await watcher.wait_for(answering(by_sales.request_id, "quote.cancelled"))
+    cancelled = await command_answered(upstream, watcher, by_sales, "quote.cancelled")
     assert cancelled.data["quote_number"] == number
 
 
@@ -187,22 +167,17 @@ async def test_quo_7_an_automatic_quote_30_days_before_once_with_two_replicas(
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
+    await _priced(upstream, admin_db, csn)
     renewal_date = date.today() + timedelta(days=45)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=renewal_date, product_code=product
-    )
-    await given_subscriptions(upstream, admin_db, snapshot)
+    snapshot = await given_a_subscription(upstream, admin_db, csn, renewal_date=renewal_date)
     second = stack.replica("quote")
     second.start()
     try:
         await asyncio.to_thread(second.wait_ready)
-        clock = SetTestClock(csn=csn, today=renewal_date - timedelta(days=31))
-        await upstream.send(topics.CLOCK_COMMANDS, samples.event(clock, csn))
+        await set_test_clock(upstream, csn, renewal_date - timedelta(days=31))
         await stack.settled(admin_db)
         assert watcher.matching(about_subject(csn, "quote.sent")) == []  # 31 days before: not yet
-        clock = SetTestClock(csn=csn, today=renewal_date - timedelta(days=30))
-        await upstream.send(topics.CLOCK_COMMANDS, samples.event(clock, csn))
+        await set_test_clock(upstream, csn, renewal_date - timedelta(days=30))
         [sent] = await watcher.wait_for(about_subject(csn, "quote.sent"))
         assert sent.data["request_id"] is None and sent.data["recipients"] == [snapshot.buyer.email]
         await watcher.wait_for(
@@ -220,27 +195,22 @@ async def test_auto_5_a_changing_quote_switches_auto_renew_off_and_the_subscript
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
+    await _priced(upstream, admin_db, csn)
     renewal_date = date.today() + timedelta(days=20)  # before the quote expires (30 days)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=renewal_date, product_code=product, auto_renew=True
+    snapshot = await given_a_subscription(
+        upstream, admin_db, csn, renewal_date=renewal_date, auto_renew=True
     )
-    command = await _quoted(
-        upstream, watcher, admin_db, csn, snapshot, changes=QuoteChanges(term="three_year")
+    sent = await quote_sent(
+        upstream, watcher, csn, snapshot.subscription_id, changes=QuoteChanges(term="three_year")
     )
-    [sent] = await watcher.wait_for(answering(command.request_id, "quote.sent"))
     [off] = await watcher.wait_for(about_subject(csn, "auto_renew.changed"))
     assert (off.data["enabled"], off.data["reason"]) == (False, "AUTO-5")
 
-    clock = SetTestClock(csn=csn, today=renewal_date)  # the renewal date: no automatic renewal
-    await upstream.send(topics.CLOCK_COMMANDS, samples.event(clock, csn))
+    await set_test_clock(upstream, csn, renewal_date)  # the renewal date: no automatic renewal
     await stack.settled(admin_db)
     assert watcher.matching(about_subject(csn, "subscription.renewed")) == []
 
-    accept = AcceptQuote(
-        request_id=f"accept-{csn}", actor=buyer(csn), quote_number=sent.data["quote_number"]
-    )
-    await upstream.send(topics.QUOTE_COMMANDS, samples.event(accept, csn))
+    await accept_quote(upstream, watcher, csn, sent.data["quote_number"])
     [renewed] = await watcher.wait_for(about_subject(csn, "subscription.renewed"))
     assert renewed.data["term"] == "three_year"
     changes = await watcher.wait_for(about_subject(csn, "auto_renew.changed"), count=2)
@@ -254,18 +224,14 @@ async def test_note_1_quo_7_an_open_quote_means_no_reminder_and_no_automatic_quo
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
+    await _priced(upstream, admin_db, csn)
     renewal_date = date.today() + timedelta(days=40)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=renewal_date, product_code=product
-    )
-    command = await _quoted(upstream, watcher, admin_db, csn, snapshot)
-    await watcher.wait_for(answering(command.request_id, "quote.sent"))
+    snapshot = await given_a_subscription(upstream, admin_db, csn, renewal_date=renewal_date)
+    await quote_sent(upstream, watcher, csn, snapshot.subscription_id)
     await watcher.wait_for(
         lambda s: s.type == "email.sent" and s.data["kind"] == "quote" and s.event["subject"] == csn
     )
-    clock = SetTestClock(csn=csn, today=renewal_date - timedelta(days=30))
-    await upstream.send(topics.CLOCK_COMMANDS, samples.event(clock, csn))
+    await set_test_clock(upstream, csn, renewal_date - timedelta(days=30))
     await stack.settled(admin_db)
     kinds = [s.data["kind"] for s in watcher.matching(about_subject(csn, "email.sent"))]
     assert "renewal_reminder" not in kinds
@@ -294,11 +260,8 @@ async def test_quo_6_a_running_promotion_applies_by_itself_and_shows_in_the_quot
         ),
         what="quote to store the promotion",
     )
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product
-    )
-    command = await _quoted(upstream, watcher, admin_db, csn, snapshot)
-    [sent] = await watcher.wait_for(answering(command.request_id, "quote.sent"))
+    snapshot = await given_a_subscription(upstream, admin_db, csn)
+    sent = await quote_sent(upstream, watcher, csn, snapshot.subscription_id)
     assert sent.data["promotions"] == [{"promotion_code": f"PROMO-{csn}", "percent_off": "10"}]
     assert Decimal(sent.data["lines"][0]["discount"]) == Decimal("42.00")
     assert Decimal(sent.data["total"]) == Decimal("378.00")  # 420.00 less 10 %
@@ -308,25 +271,15 @@ async def test_quo_1_quo_4_seats_added_by_a_quote_self_service_refused_sales_all
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await _priced(upstream, admin_db, csn)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product
-    )
-    self_service = await _quoted(
-        upstream, watcher, admin_db, csn, snapshot, changes=QuoteChanges(add_seats=2)
-    )
+    await _priced(upstream, admin_db, csn)
+    snapshot = await given_a_subscription(upstream, admin_db, csn)
+    more_seats = QuoteChanges(add_seats=2)
+    self_service = await request_quote(upstream, csn, snapshot.subscription_id, changes=more_seats)
     [refused] = await watcher.wait_for(answering(self_service.request_id, "quote.rejected"))
     assert refused.data["reasons"] == ["SEAT_ADDITION"]
-    sales = await _quoted(
-        upstream,
-        watcher,
-        admin_db,
-        csn,
-        snapshot,
-        channel="sales",
-        changes=QuoteChanges(add_seats=2),
+    await quote_sent(
+        upstream, watcher, csn, snapshot.subscription_id, channel="sales", changes=more_seats
     )
-    await watcher.wait_for(answering(sales.request_id, "quote.sent"))
 
 
 async def test_quo_3_one_quote_never_mixes_agents_of_record(stack, upstream, watcher, admin_db):
@@ -343,7 +296,7 @@ async def test_quo_3_one_quote_never_mixes_agents_of_record(stack, upstream, wat
         )
         for n in (1, 2)
     ]
-    command = await _quoted(upstream, watcher, admin_db, csn, *subscriptions, channel="sales")
+    command = await _quoted(upstream, admin_db, csn, *subscriptions, channel="sales")
     [refused] = await watcher.wait_for(answering(command.request_id, "quote.rejected"))
     assert "MIXED_PARTNER" in refused.data["reasons"]
 
@@ -367,11 +320,11 @@ async def test_man_2_a_quote_is_one_charge_on_one_payment_method(
         product_code=product,
         payment_type="bank_transfer",
     )
-    mixed = await _quoted(upstream, watcher, admin_db, csn, card, transfer)
+    mixed = await _quoted(upstream, admin_db, csn, card, transfer)
     [refused] = await watcher.wait_for(answering(mixed.request_id, "quote.rejected"))
     assert "PAYMENT_METHOD_MISMATCH" in refused.data["reasons"]
 
-    cards = await _quoted(upstream, watcher, admin_db, csn, card, other)
+    cards = await _quoted(upstream, admin_db, csn, card, other)
     [sent] = await watcher.wait_for(answering(cards.request_id, "quote.sent"))
     moved = samples.subscription(
         other.subscription_id,
@@ -392,11 +345,9 @@ async def test_man_2_a_quote_is_one_charge_on_one_payment_method(
         ),
         what="quote to follow the new payment method (snapshot, then renewal's state)",
     )
-    accept = AcceptQuote(
-        request_id=f"accept-{csn}", actor=buyer(csn), quote_number=sent.data["quote_number"]
+    rejected = await accept_quote(
+        upstream, watcher, csn, sent.data["quote_number"], answer="quote.rejected"
     )
-    await upstream.send(topics.QUOTE_COMMANDS, samples.event(accept, csn))
-    [rejected] = await watcher.wait_for(answering(accept.request_id, "quote.rejected"))
     assert rejected.data["reasons"] == ["PAYMENT_METHOD_MISMATCH"]
     await stack.settled(admin_db)
     assert await charges_for(admin_db, csn) == 0

@@ -17,8 +17,8 @@ from tests.scenarios.steps import (
     about_subject,
     answering,
     charges_for,
+    given_a_subscription,
     given_product_priced,
-    given_subscriptions,
     set_auto_renew,
     set_test_clock,
     state_of,
@@ -32,12 +32,11 @@ async def test_issue_14_auto_1_auto_5_an_automatic_quote_then_auto_renew_on_rene
     (QUO-7); the buyer then switches auto-renew on; on the renewal date it is renewed, not
     lapsed — the automatic quote changes nothing, so it never holds the renewal (AUTO-5)."""
     csn = samples.unique_csn()
-    product = await given_product_priced(upstream, admin_db, csn)
+    await given_product_priced(upstream, admin_db, csn)
     renewal_date = date.today() + timedelta(days=45)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=renewal_date, product_code=product, auto_renew=False
+    snapshot = await given_a_subscription(
+        upstream, admin_db, csn, renewal_date=renewal_date, auto_renew=False
     )
-    await given_subscriptions(upstream, admin_db, snapshot)
     await set_test_clock(upstream, csn, renewal_date - timedelta(days=30))
     [sent] = await watcher.wait_for(about_subject(csn, "quote.sent"))
     assert sent.data["request_id"] is None  # the automatic quote
@@ -75,12 +74,11 @@ async def test_issue_14_quo_7_auto_renew_switched_on_before_the_quote_day_gets_n
     state that the buyer switched auto-renew on (the subscription system's snapshot still says
     off), and sends no automatic quote on the quote day."""
     csn = samples.unique_csn()
-    product = await given_product_priced(upstream, admin_db, csn)
+    await given_product_priced(upstream, admin_db, csn)
     renewal_date = date.today() + timedelta(days=45)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=renewal_date, product_code=product, auto_renew=False
+    snapshot = await given_a_subscription(
+        upstream, admin_db, csn, renewal_date=renewal_date, auto_renew=False
     )
-    await given_subscriptions(upstream, admin_db, snapshot)
     await set_test_clock(upstream, csn, renewal_date - timedelta(days=31))
     switch = set_auto_renew(csn, [snapshot.subscription_id], True)
     await upstream.send(topics.RENEWAL_COMMANDS, samples.event(switch, csn))
@@ -105,12 +103,11 @@ async def test_issue_14_note_1_a_reminder_after_auto_renew_off_gives_the_manual_
     """Reminders say what will really happen: auto-renew switched off → renew it online (not
     "renews automatically"); 3 seats set for the next renewal (SEAT-2) → 3 × 420.00."""
     csn = samples.unique_csn()
-    product = await given_product_priced(upstream, admin_db, csn)
+    await given_product_priced(upstream, admin_db, csn)
     renewal_date = date.today() + timedelta(days=120)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=renewal_date, product_code=product, auto_renew=True
+    snapshot = await given_a_subscription(
+        upstream, admin_db, csn, renewal_date=renewal_date, auto_renew=True
     )
-    await given_subscriptions(upstream, admin_db, snapshot)
     await set_test_clock(upstream, csn, renewal_date - timedelta(days=95))  # before any reminder
     off = set_auto_renew(csn, [snapshot.subscription_id], False)
     await upstream.send(topics.RENEWAL_COMMANDS, samples.event(off, csn))

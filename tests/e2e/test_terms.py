@@ -12,17 +12,21 @@ from deploy.local import samples
 from shared.contracts import topics
 from shared.contracts.common import Actor
 from shared.contracts.payment_events import PaymentReceived
-from shared.contracts.quote_commands import AcceptQuote, CancelQuote, RequestQuote
+from shared.contracts.quote_commands import CancelQuote
 from shared.contracts.renewal_commands import SetAutoRenew
 from shared.eligibility.dates import add_term
 from tests.scenarios.steps import (
     about_subject,
+    accept_quote,
     answering,
     buyer,
     charges_for,
+    command_answered,
+    given_a_subscription,
     given_product_priced,
-    given_subscriptions,
     orders_for,
+    quote_sent,
+    request_renewal,
     set_test_clock,
     until,
 )
@@ -48,18 +52,9 @@ async def _refunds(admin_db, order_id: str) -> int:
     )
 
 
-async def _quote(upstream, watcher, csn: str, subscription_id: str):
-    command = RequestQuote(
-        request_id=f"quote-{csn}",
-        actor=buyer(csn),
-        channel="self_service",
-        kind="renewal",
-        subscription_ids=[subscription_id],
-        recipients=[],
-    )
-    await upstream.send(topics.QUOTE_COMMANDS, samples.event(command, csn))
-    [sent] = await watcher.wait_for(answering(command.request_id, "quote.sent"))
-    return sent.data["quote_number"]
+async def _quote_number(upstream, watcher, csn: str, subscription_id: str) -> str:
+    """A renewal quote of the subscription, sent: its number."""
+    return (await quote_sent(upstream, watcher, csn, subscription_id)).data["quote_number"]
 
 
 async def test_man_1_two_requests_for_one_bank_transfer_subscription_make_one_order(
@@ -68,11 +63,10 @@ async def test_man_1_two_requests_for_one_bank_transfer_subscription_make_one_or
     """A double click: the second request is refused RENEWAL_IN_PROGRESS while the first
     order awaits its bank transfer; one order, and once paid one renewal."""
     csn = samples.unique_csn()
-    product = await given_product_priced(upstream, admin_db, csn)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=START, product_code=product, payment_type="bank_transfer"
+    await given_product_priced(upstream, admin_db, csn)
+    snapshot = await given_a_subscription(
+        upstream, admin_db, csn, renewal_date=START, payment_type="bank_transfer"
     )
-    await given_subscriptions(upstream, admin_db, snapshot)
     first = samples.renewal_request(csn, [snapshot.subscription_id])
     second = samples.renewal_request(csn, [snapshot.subscription_id])
     await upstream.send_many(
@@ -89,8 +83,7 @@ async def test_man_1_two_requests_for_one_bank_transfer_subscription_make_one_or
     await _paid_by_hand(upstream, csn, awaiting)
     [renewed] = await watcher.wait_for(about_subject(csn, "subscription.renewed"))
     assert renewed.data["renewal_date"] == add_term(START, "annual").isoformat()
-    third = samples.renewal_request(csn, [snapshot.subscription_id])  # the same term, settled
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(third, csn))
+    third = await request_renewal(upstream, csn, snapshot.subscription_id)  # the same term, settled
     [again] = await watcher.wait_for(answering(third.request_id, "renewal.rejected"))
     assert "ALREADY_RENEWED" in again.data["reasons"]
     assert await charges_for(admin_db, csn) == 1
@@ -102,16 +95,14 @@ async def test_auto_1_the_engine_and_a_manual_request_on_the_renewal_date_charge
     """Billing is stopped between the manual order and its charge; the renewal date comes
     meanwhile: the engine leaves the term to the open order (it only announces the lapse)."""
     csn = samples.unique_csn()
-    product = await given_product_priced(upstream, admin_db, csn)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=START, product_code=product, auto_renew=True
+    await given_product_priced(upstream, admin_db, csn)
+    snapshot = await given_a_subscription(
+        upstream, admin_db, csn, renewal_date=START, auto_renew=True
     )
-    await given_subscriptions(upstream, admin_db, snapshot)
     await set_test_clock(upstream, csn, START - timedelta(days=1))
     await stack.kill("billing")
     try:
-        request = samples.renewal_request(csn, [snapshot.subscription_id])
-        await upstream.send(topics.RENEWAL_COMMANDS, samples.event(request, csn))
+        request = await request_renewal(upstream, csn, snapshot.subscription_id)
         await until(
             lambda: admin_db.fetchval(
                 "SELECT count(*) = 1 FROM renewal.term_reservations WHERE subscription_id = $1",
@@ -136,17 +127,13 @@ async def test_quo_8_a_quote_accepted_after_a_manual_renewal_of_the_same_term_ch
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await given_product_priced(upstream, admin_db, csn)
-    snapshot = samples.subscription(f"S-{csn}", csn, renewal_date=START, product_code=product)
-    await given_subscriptions(upstream, admin_db, snapshot)
-    number = await _quote(upstream, watcher, csn, snapshot.subscription_id)
+    await given_product_priced(upstream, admin_db, csn)
+    snapshot = await given_a_subscription(upstream, admin_db, csn, renewal_date=START)
+    number = await _quote_number(upstream, watcher, csn, snapshot.subscription_id)
 
-    request = samples.renewal_request(csn, [snapshot.subscription_id])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(request, csn))
+    request = await request_renewal(upstream, csn, snapshot.subscription_id)
     await watcher.wait_for(answering(request.request_id, "subscription.renewed"))
-    accept = AcceptQuote(request_id=f"accept-{csn}", actor=buyer(csn), quote_number=number)
-    await upstream.send(topics.QUOTE_COMMANDS, samples.event(accept, csn))
-    [refused] = await watcher.wait_for(answering(accept.request_id, "quote.rejected"))
+    refused = await accept_quote(upstream, watcher, csn, number, answer="quote.rejected")
     assert refused.data["reasons"] == ["ALREADY_RENEWED"]
     assert refused.data["quote_number"] == number
     assert await charges_for(admin_db, csn) == 1
@@ -159,15 +146,12 @@ async def test_quo_5_a_quote_cancelled_after_acceptance_is_refused_and_renews_on
     """The quote is paid by bank transfer, so it stays accepted and unpaid while sales tries
     to cancel it: QUOTE_ALREADY_ACCEPTED; the payment then renews it once."""
     csn = samples.unique_csn()
-    product = await given_product_priced(upstream, admin_db, csn)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=START, product_code=product, payment_type="bank_transfer"
+    await given_product_priced(upstream, admin_db, csn)
+    snapshot = await given_a_subscription(
+        upstream, admin_db, csn, renewal_date=START, payment_type="bank_transfer"
     )
-    await given_subscriptions(upstream, admin_db, snapshot)
-    number = await _quote(upstream, watcher, csn, snapshot.subscription_id)
-    accept = AcceptQuote(request_id=f"accept-{csn}", actor=buyer(csn), quote_number=number)
-    await upstream.send(topics.QUOTE_COMMANDS, samples.event(accept, csn))
-    [awaiting] = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"))
+    number = await _quote_number(upstream, watcher, csn, snapshot.subscription_id)
+    awaiting = await accept_quote(upstream, watcher, csn, number, answer="payment.awaiting_manual")
 
     cancel = CancelQuote(
         request_id=f"cancel-{csn}",
@@ -175,8 +159,7 @@ async def test_quo_5_a_quote_cancelled_after_acceptance_is_refused_and_renews_on
         channel="sales",
         quote_number=number,
     )
-    await upstream.send(topics.QUOTE_COMMANDS, samples.event(cancel, csn))
-    [refused] = await watcher.wait_for(answering(cancel.request_id, "quote.rejected"))
+    refused = await command_answered(upstream, watcher, cancel, "quote.rejected")
     assert refused.data["reasons"] == ["QUOTE_ALREADY_ACCEPTED"]
 
     await _paid_by_hand(upstream, csn, awaiting)
@@ -193,14 +176,12 @@ async def test_life_3_life_5_a_bank_transfer_after_expiry_is_refunded_once_and_s
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await given_product_priced(upstream, admin_db, csn)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=START, product_code=product, payment_type="bank_transfer"
+    await given_product_priced(upstream, admin_db, csn)
+    snapshot = await given_a_subscription(
+        upstream, admin_db, csn, renewal_date=START, payment_type="bank_transfer"
     )
-    await given_subscriptions(upstream, admin_db, snapshot)
     await set_test_clock(upstream, csn, START - timedelta(days=1))
-    request = samples.renewal_request(csn, [snapshot.subscription_id])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(request, csn))
+    request = await request_renewal(upstream, csn, snapshot.subscription_id)
     [awaiting] = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"))
     await set_test_clock(upstream, csn, START)
     [lapsed] = await watcher.wait_for(about_subject(csn, "subscription.lapsed"))
@@ -237,15 +218,13 @@ async def test_life_5_a_monthly_subscription_renewed_in_grace_ends_after_today(
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await given_product_priced(upstream, admin_db, csn, {"term": "monthly"})
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=START, product_code=product, term="monthly"
+    await given_product_priced(upstream, admin_db, csn, {"term": "monthly"})
+    snapshot = await given_a_subscription(
+        upstream, admin_db, csn, renewal_date=START, term="monthly"
     )
-    await given_subscriptions(upstream, admin_db, snapshot)
     today = START + timedelta(days=25)
     await set_test_clock(upstream, csn, today)
-    request = samples.renewal_request(csn, [snapshot.subscription_id])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(request, csn))
+    request = await request_renewal(upstream, csn, snapshot.subscription_id)
     [renewed] = await watcher.wait_for(answering(request.request_id, "subscription.renewed"))
     renewal_date = date.fromisoformat(renewed.data["renewal_date"])
     assert renewed.data["previous_renewal_date"] == START.isoformat()  # LIFE-4
@@ -256,14 +235,12 @@ async def test_life_5_a_monthly_subscription_40_days_late_is_expired_not_renewed
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await given_product_priced(upstream, admin_db, csn, {"term": "monthly"})
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=START, product_code=product, term="monthly"
+    await given_product_priced(upstream, admin_db, csn, {"term": "monthly"})
+    snapshot = await given_a_subscription(
+        upstream, admin_db, csn, renewal_date=START, term="monthly"
     )
-    await given_subscriptions(upstream, admin_db, snapshot)
     await set_test_clock(upstream, csn, START + timedelta(days=40))
-    request = samples.renewal_request(csn, [snapshot.subscription_id])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(request, csn))
+    request = await request_renewal(upstream, csn, snapshot.subscription_id)
     [refused] = await watcher.wait_for(answering(request.request_id, "renewal.rejected"))
     assert refused.data["reasons"] == ["EXPIRED"]
     assert await charges_for(admin_db, csn) == 0
@@ -273,16 +250,10 @@ async def test_auto_1_a_card_fixed_upstream_inside_grace_renews_at_once_from_the
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await given_product_priced(upstream, admin_db, csn)
-    invalid = samples.subscription(
-        f"S-{csn}",
-        csn,
-        renewal_date=START,
-        product_code=product,
-        auto_renew=True,
-        payment_valid=False,
+    await given_product_priced(upstream, admin_db, csn)
+    invalid = await given_a_subscription(
+        upstream, admin_db, csn, renewal_date=START, auto_renew=True, payment_valid=False
     )
-    await given_subscriptions(upstream, admin_db, invalid)
     await set_test_clock(upstream, csn, START)
     await watcher.wait_for(about_subject(csn, "subscription.lapsed"))
     await set_test_clock(upstream, csn, START + timedelta(days=3))
@@ -308,14 +279,12 @@ async def test_man_1_an_order_not_paid_by_its_pay_by_is_released_and_its_late_mo
     """Abandoned: past `pay_by` the reservation goes, a new order can be placed; the first
     order's money arriving after all goes back (RESERVATION_RELEASED); one renewal."""
     csn = samples.unique_csn()
-    product = await given_product_priced(upstream, admin_db, csn)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=START, product_code=product, payment_type="bank_transfer"
+    await given_product_priced(upstream, admin_db, csn)
+    snapshot = await given_a_subscription(
+        upstream, admin_db, csn, renewal_date=START, payment_type="bank_transfer"
     )
-    await given_subscriptions(upstream, admin_db, snapshot)
     await set_test_clock(upstream, csn, START - timedelta(days=19))
-    first = samples.renewal_request(csn, [snapshot.subscription_id])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(first, csn))
+    await request_renewal(upstream, csn, snapshot.subscription_id)
     [abandoned] = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"))
     await set_test_clock(
         upstream, csn, date.fromisoformat(abandoned.data["pay_by"]) + timedelta(days=1)
@@ -327,8 +296,7 @@ async def test_man_1_an_order_not_paid_by_its_pay_by_is_released_and_its_late_mo
         ),
         what="the abandoned order's reservation to be released",
     )
-    second = samples.renewal_request(csn, [snapshot.subscription_id])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(second, csn))
+    second = await request_renewal(upstream, csn, snapshot.subscription_id)
     waiting = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"), count=2)
     assert waiting[1].data["order_id"] != abandoned.data["order_id"]
 
@@ -350,9 +318,8 @@ async def test_auto_1_auto_renew_switched_on_inside_grace_renews_at_once_from_th
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await given_product_priced(upstream, admin_db, csn)
-    snapshot = samples.subscription(f"S-{csn}", csn, renewal_date=START, product_code=product)
-    await given_subscriptions(upstream, admin_db, snapshot)
+    await given_product_priced(upstream, admin_db, csn)
+    snapshot = await given_a_subscription(upstream, admin_db, csn, renewal_date=START)
     await set_test_clock(upstream, csn, START)
     await watcher.wait_for(about_subject(csn, "subscription.lapsed"))
     await set_test_clock(upstream, csn, START + timedelta(days=5))
@@ -376,16 +343,13 @@ async def test_quo_5_a_quote_order_not_paid_by_its_pay_by_reopens_the_quote_and_
     stack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = await given_product_priced(upstream, admin_db, csn)
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=START, product_code=product, payment_type="bank_transfer"
+    await given_product_priced(upstream, admin_db, csn)
+    snapshot = await given_a_subscription(
+        upstream, admin_db, csn, renewal_date=START, payment_type="bank_transfer"
     )
-    await given_subscriptions(upstream, admin_db, snapshot)
     await set_test_clock(upstream, csn, START - timedelta(days=19))
-    number = await _quote(upstream, watcher, csn, snapshot.subscription_id)
-    accept = AcceptQuote(request_id=f"accept-{csn}", actor=buyer(csn), quote_number=number)
-    await upstream.send(topics.QUOTE_COMMANDS, samples.event(accept, csn))
-    [awaiting] = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"))
+    number = await _quote_number(upstream, watcher, csn, snapshot.subscription_id)
+    awaiting = await accept_quote(upstream, watcher, csn, number, answer="payment.awaiting_manual")
     await set_test_clock(
         upstream, csn, date.fromisoformat(awaiting.data["pay_by"]) + timedelta(days=1)
     )

@@ -13,7 +13,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.contracts.topics import Topic
 from shared.db.settings import DatabaseSettings
-from tests.integration.helpers import kafka_admin_client, scratch_schema, topic_pairs
+from tests.integration.helpers import (
+    kafka_admin_client,
+    migrated_schema,
+    scratch_schema,
+    topic_pairs,
+)
 
 
 @pytest.fixture
@@ -34,4 +39,11 @@ async def fresh_topic(kafka_admin: AIOKafkaAdminClient) -> AsyncIterator[Topic]:
 async def scratch_database(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
     """A throwaway schema owned by `quote_svc`: the quote role's own rights, nobody else's data."""
     async with scratch_schema(admin_db, "quote") as settings:
+        yield settings
+
+
+@pytest.fixture
+async def renewal_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
+    """A migrated throwaway schema of renewal, for its handlers called directly."""
+    async with migrated_schema(admin_db, "renewal") as settings:
         yield settings

@@ -184,6 +184,37 @@ class Harness:
 
         await eventually(committed, timeout=timeout, what=f"{self.group_id} to commit {wanted}")
 
+    async def dead_lettered(
+        self,
+        upstream: UpstreamClient,
+        key: str,
+        *bad: bytes,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> list[Seen]:
+        """The `bad` records (with `headers`), then a good event, sent on one key: once the
+        consumer handled the good one and committed past them all, their letters on the DLQ,
+        one for each as the broker counts them."""
+        good = product()
+        async with TopicWatcher(self.bootstrap, [self.topic.dlq]) as dlq:
+            for value in bad:
+                await upstream.producer.send_and_wait(
+                    self.topic.name, value, key=key.encode(), headers=headers
+                )
+            await upstream.send(self.topic, price_event(good, key))
+            async with self.running():
+                await self.wait_handled(good)
+                letters = await dlq.wait_for(lambda seen: True, count=len(bad), timeout=10)
+                await self.wait_committed_to_the_end()
+        assert await self.effect_count(good) == 1  # the partition moved on, once
+        assert await self.dead_letters() == len(bad)
+        return letters
+
+    async def dead_letters(self) -> int:
+        """Records ever written to the test topic's DLQ, as the broker counts them (a watcher's
+        empty list would also mean one not read yet). A letter goes out before the consumer
+        commits past its record: read after `wait_committed_to_the_end`, 0 proves none."""
+        return sum((await end_offsets(self.bootstrap, self.topic.dlq)).values())
+
 
 async def make_harness(
     kafka_bootstrap: str,
@@ -297,20 +328,9 @@ async def test_bad_messages_go_to_the_dlq_unchanged_and_the_partition_moves_on(
             }
         ).encode(),
     }
-    good = product()
-    async with TopicWatcher(harness.bootstrap, [harness.topic.dlq]) as dlq:
-        for value in bad.values():
-            await upstream.producer.send_and_wait(
-                harness.topic.name, value, key=key, headers=[("x-origin", b"it-test")]
-            )
-        await upstream.send(harness.topic, price_event(good, key.decode()))
-
-        async with harness.running():
-            await harness.wait_handled(good)
-            letters = await dlq.wait_for(lambda seen: True, count=len(bad), timeout=10)
-            await harness.wait_committed_to_the_end()
-
-    assert await harness.effect_count(good) == 1
+    letters = await harness.dead_lettered(
+        upstream, key.decode(), *bad.values(), headers=[("x-origin", b"it-test")]
+    )
     assert len(letters) == len(bad)
     by_value: dict[bytes | None, Seen] = {letter.value: letter for letter in letters}
     assert set(by_value) == set(bad.values())  # the original bytes, unchanged
@@ -390,14 +410,13 @@ async def test_an_infrastructure_error_redelivers_the_batch_without_committing_i
     flaky, steady = product(), product()
     harness.effects.outages[flaky] = 1
     flaky_event, steady_event = price_event(flaky, key), price_event(steady, key)
-    async with TopicWatcher(harness.bootstrap, [harness.topic.dlq]) as dlq:
-        await upstream.send_many(harness.topic, [steady_event, flaky_event])
+    await upstream.send_many(harness.topic, [steady_event, flaky_event])
+    async with harness.running():
+        await harness.wait_handled(flaky, steady)
+        await harness.wait_committed_to_the_end()
 
-        async with harness.running():
-            await harness.wait_handled(flaky, steady)
-            await harness.wait_committed_to_the_end()
-
-        assert dlq.seen == []  # not the message's fault: retried, never dead-lettered
+    # Not the message's fault: retried, never dead-lettered.
+    assert await harness.dead_letters() == 0
     assert harness.effects.calls[flaky_event.id] == 2
     assert await harness.effect_count(flaky) == 1
     assert await harness.effect_count(steady) == 1  # its first, rolled-back try left nothing
@@ -411,16 +430,7 @@ async def test_a_deeply_nested_message_is_dead_lettered_and_the_next_command_han
     (RecursionError outside the dead-letter path). Now: dead-lettered, and the partition moves on."""
     key = unique_csn()
     nested = b"[" * 5000 + b"]" * 5000
-    good = product()
-    async with TopicWatcher(harness.bootstrap, [harness.topic.dlq]) as dlq:
-        await upstream.producer.send_and_wait(harness.topic.name, nested, key=key.encode())
-        await upstream.send(harness.topic, price_event(good, key))
-
-        async with harness.running():
-            await harness.wait_handled(good)
-            [letter] = await dlq.wait_for(lambda seen: True, timeout=10)
-            await harness.wait_committed_to_the_end()
-
+    [letter] = await harness.dead_lettered(upstream, key, nested)
     assert letter.value == nested
     assert letter.headers[ERROR_TYPE_HEADER] == "InvalidEventError"
     assert "RecursionError" in letter.headers[ERROR_HEADER]
@@ -470,14 +480,13 @@ async def test_a_deadlock_is_retried_as_the_infrastructure_s_and_never_dead_lett
     harness.effects.deadlocks[unlucky] = MAX_ATTEMPTS + 1
     harness.effects.deadlock_partner = admin_db
     events = [price_event(steady, key), price_event(unlucky, key)]
-    async with TopicWatcher(harness.bootstrap, [harness.topic.dlq]) as dlq:
-        await upstream.send_many(harness.topic, events)
+    await upstream.send_many(harness.topic, events)
+    async with harness.running():
+        await harness.wait_handled(unlucky, steady, timeout=30)
+        await harness.wait_committed_to_the_end()
 
-        async with harness.running():
-            await harness.wait_handled(unlucky, steady, timeout=30)
-            await harness.wait_committed_to_the_end()
-
-        assert dlq.seen == []  # not the message's fault: retried, never dead-lettered
+    # Not the message's fault: retried, never dead-lettered.
+    assert await harness.dead_letters() == 0
     for ending in harness.effects.partner_endings:
         await ending
     assert harness.effects.deadlocks[unlucky] == 0  # every deadlock happened
@@ -499,18 +508,7 @@ async def test_a_record_near_the_broker_s_size_limit_is_dead_lettered_truncated(
         key.encode(), b"", headers
     )
     big = b"{" + b"x" * (room - 200)
-    good = product()
-    async with TopicWatcher(harness.bootstrap, [harness.topic.dlq]) as dlq:
-        await upstream.producer.send_and_wait(
-            harness.topic.name, big, key=key.encode(), headers=headers
-        )
-        await upstream.send(harness.topic, price_event(good, key))
-
-        async with harness.running():
-            await harness.wait_handled(good)
-            [letter] = await dlq.wait_for(lambda seen: True, timeout=10)
-            await harness.wait_committed_to_the_end()
-
+    [letter] = await harness.dead_lettered(upstream, key, big, headers=headers)
     assert letter.value is not None and big.startswith(letter.value)
     assert 1_040_000 < len(letter.value) < len(big)
     assert letter.headers[TRUNCATED_HEADER] == "true"
@@ -536,16 +534,7 @@ async def test_a_dead_letter_the_broker_refuses_as_too_large_is_published_shorte
     )
     key = unique_csn()
     big = b"[" + b"1," * 250_000  # 500 KB, not JSON
-    good = product()
-    async with TopicWatcher(harness.bootstrap, [harness.topic.dlq]) as dlq:
-        await upstream.producer.send_and_wait(harness.topic.name, big, key=key.encode())
-        await upstream.send(harness.topic, price_event(good, key))
-
-        async with harness.running():
-            await harness.wait_handled(good)
-            [letter] = await dlq.wait_for(lambda seen: True, timeout=10)
-            await harness.wait_committed_to_the_end()
-
+    [letter] = await harness.dead_lettered(upstream, key, big)
     assert letter.value is not None and big.startswith(letter.value)
     assert 0 < len(letter.value) <= 64 * 1024
     assert letter.headers[TRUNCATED_HEADER] == "true"

@@ -43,7 +43,7 @@ from shared.messaging.settings import MessagingSettings
 from shared.plumbing.http import InLoopServer
 from shared.plumbing.metrics import OUTBOX_PARKED
 from shared.plumbing.otlp import PublishedSpans
-from tests.integration.helpers import connection_to, eventually
+from tests.integration.helpers import connection_to, end_offsets, eventually
 
 
 @pytest.fixture
@@ -101,6 +101,12 @@ async def outbox_ids(pool: asyncpg.Pool) -> list[int]:
     return [row["id"] for row in await pool.fetch("SELECT id FROM outbox ORDER BY id")]
 
 
+async def records_on(kafka_bootstrap: str, topic: Topic) -> int:
+    """Every record the broker holds on the test's own topic: once the relay's sends were
+    acknowledged, what a watcher may not have read yet is counted too."""
+    return sum((await end_offsets(kafka_bootstrap, topic.name)).values())
+
+
 async def drain(outbox_relay: OutboxRelay) -> list[int]:
     published = []
     while count := await outbox_relay.publish_pending():
@@ -127,6 +133,7 @@ async def test_rows_are_published_in_id_order_then_deleted(
 
     assert published == [8, 8, 4]
     assert await outbox_ids(pool) == []
+    assert await records_on(kafka_bootstrap, fresh_topic) == 20  # each once, none unread
     # One key, one partition: the order on it is the order the rows were written.
     assert [s.event["id"] for s in seen] == [e.id for e in events]
     assert {s.partition for s in seen} == {seen[0].partition}
@@ -203,20 +210,37 @@ async def test_an_event_too_large_for_the_broker_is_parked_and_the_others_go_out
     assert OUTBOX_PARKED.labels("it-relay", fresh_topic.name)._value.get() == parked_before + 1
 
 
+async def parked_between_two_published(
+    pool: asyncpg.Pool,
+    broker: KafkaBroker,
+    database: DatabaseSettings,
+    kafka_bootstrap: str,
+    fresh_topic: Topic,
+    refused_topic: Topic,
+) -> asyncpg.Record:
+    """Three rows of one key, the middle one for `refused_topic`, drained in one claim: the
+    two others published in their order, the outbox left empty; the middle row's parked row."""
+    before, refused, after = prices(unique_csn(), 3)
+    await write(pool, [(fresh_topic, before), (refused_topic, refused)])
+    await write(pool, [(fresh_topic, after)])
+    rows = await outbox_ids(pool)
+    async with TopicWatcher(kafka_bootstrap, [fresh_topic]) as watcher:
+        assert await drain(relay(pool, broker, database)) == [3]
+        seen = await watcher.wait_for(lambda s: True, count=2, timeout=10)
+    assert [s.event["id"] for s in seen] == [before.id, after.id]
+    assert await records_on(kafka_bootstrap, fresh_topic) == 2
+    assert await outbox_ids(pool) == []
+    [parked] = await parked_rows(pool)
+    assert parked["id"] == rows[1]
+    return parked
+
+
 async def test_an_event_for_a_topic_that_stays_unknown_is_parked(
     pool: asyncpg.Pool,
     fresh_topic: Topic,
     scratch_database: DatabaseSettings,
     kafka_bootstrap: str,
 ) -> None:
-    key = unique_csn()
-    before, missing, after = prices(key, 3)
-    await write(
-        pool,
-        [(fresh_topic, before), (Topic(f"it.{uuid.uuid4().hex[:12]}.missing"), missing)],
-    )
-    await write(pool, [(fresh_topic, after)])
-    rows = await outbox_ids(pool)
     # The services' broker, with a short request timeout: a topic missing from the metadata
     # fails after `request_timeout_ms` (40 s by default).
     impatient = KafkaBroker(
@@ -229,13 +253,10 @@ async def test_an_event_for_a_topic_that_stays_unknown_is_parked(
     )
     await impatient.start()
     try:
-        async with TopicWatcher(kafka_bootstrap, [fresh_topic]) as watcher:
-            assert await drain(relay(pool, impatient, scratch_database)) == [3]
-            seen = await watcher.wait_for(lambda s: True, count=2, timeout=10)
-        assert [s.event["id"] for s in seen] == [before.id, after.id]
-        assert await outbox_ids(pool) == []
-        [parked] = await parked_rows(pool)
-        assert parked["id"] == rows[1]
+        missing = Topic(f"it.{uuid.uuid4().hex[:12]}.missing")
+        parked = await parked_between_two_published(
+            pool, impatient, scratch_database, kafka_bootstrap, fresh_topic, missing
+        )
         assert parked["error"].startswith("UnknownTopicOrPartitionError")
     finally:
         await impatient.stop()
@@ -250,18 +271,9 @@ async def test_an_event_for_a_topic_the_service_may_not_write_is_parked(
 ) -> None:
     """The broker's ACLs refuse the principal this topic (the test principal may not write
     billing.events): parked with the error; the rest of the outbox goes out, in order."""
-    key = unique_csn()
-    before, forbidden, after = prices(key, 3)
-    await write(pool, [(fresh_topic, before), (topics.BILLING_EVENTS, forbidden)])
-    await write(pool, [(fresh_topic, after)])
-    rows = await outbox_ids(pool)
-    async with TopicWatcher(kafka_bootstrap, [fresh_topic]) as watcher:
-        assert await drain(relay(pool, broker, scratch_database)) == [3]
-        seen = await watcher.wait_for(lambda s: True, count=2, timeout=10)
-    assert [s.event["id"] for s in seen] == [before.id, after.id]
-    assert await outbox_ids(pool) == []
-    [parked] = await parked_rows(pool)
-    assert parked["id"] == rows[1]
+    parked = await parked_between_two_published(
+        pool, broker, scratch_database, kafka_bootstrap, fresh_topic, topics.BILLING_EVENTS
+    )
     assert parked["error"].startswith("TopicAuthorizationFailedError")
 
 
@@ -346,6 +358,7 @@ async def test_two_relays_of_one_schema_keep_the_order_of_a_key(
         await drain(second)
         seen = await watcher.wait_for(lambda s: True, count=10, timeout=10)
 
+    assert await records_on(kafka_bootstrap, fresh_topic) == 10  # neither relay sent one twice
     # CONTRACT.md: keyed by the CSN "so that everything about one customer stays in order".
     assert [s.event["id"] for s in seen] == [e.id for e in events]
 

@@ -5,32 +5,20 @@ nothing done); one within the limit is recorded for the bulk worker as before.""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-
-import asyncpg
-import pytest
 
 from deploy.local.samples import renewal_request, unique_csn
 from services.renewal.renewal_requests import record_renewal_request
 from shared.clock import FixedClock
 from shared.contracts.common import MAX_IDS
 from shared.contracts.envelope import new_event
-from shared.db.migrate import migrate
 from shared.db.settings import DatabaseSettings
 from shared.eligibility import Policy
 from shared.messaging.consumer import Delivery, UnitOfWork
-from tests.integration.helpers import connection_to, scratch_schema
+from tests.integration.helpers import connection_to
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 POLICY = Policy()
-
-
-@pytest.fixture
-async def renewal_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
-    async with scratch_schema(admin_db, "renewal") as settings:
-        await migrate("renewal", settings)
-        yield settings
 
 
 def request_of(

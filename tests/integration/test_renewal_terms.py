@@ -4,12 +4,8 @@ sent back, once, and renews nothing (LIFE-3, LIFE-5)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-
-import asyncpg
-import pytest
 
 from deploy.local.samples import renewal_request, subscription, unique_csn
 from services.renewal.bulk_worker import BulkWorker
@@ -26,7 +22,6 @@ from tests.integration.helpers import (
     connection_to,
     delivered,
     handle_in_transaction,
-    migrated_schema,
     taken_outbox,
 )
 
@@ -36,12 +31,6 @@ CLOCK = FixedClock(NOW)
 POLICY = Policy()
 # The upsert as the app wires it: stored, and its subscription.state announced.
 save_snapshot = snapshot_handler(POLICY, "/renewal", CLOCK)
-
-
-@pytest.fixture
-async def renewal_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
-    async with migrated_schema(admin_db, "renewal") as settings:
-        yield settings
 
 
 def _delivery(data, csn: str) -> Delivery:

@@ -7,7 +7,6 @@ nobody announces fails its transaction at commit (the check of migration 013).""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -28,41 +27,22 @@ from services.renewal.state import announced, snapshot_handler
 from shared.clock import FixedClock
 from shared.contracts.billing_events import PaymentAwaitingManual, PaymentSucceeded
 from shared.contracts.common import Actor, PriceLine
-from shared.contracts.envelope import new_event
 from shared.contracts.quote_events import QuoteExpired, QuoteSent
 from shared.contracts.renewal_commands import ChangeRenewalTerms, SetAutoRenew
-from shared.db.migrate import migrate
 from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
 from shared.eligibility import Policy
-from shared.messaging.consumer import Delivery, UnitOfWork
-from tests.integration.helpers import connection_to, scratch_schema
+from shared.messaging.consumer import Delivery
+from tests.integration.helpers import connection_to, delivered, handle_in_transaction
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
 CLOCK = FixedClock(NOW)
 POLICY = Policy()
-Handle = Callable[[UnitOfWork, Any], Awaitable[None]]
-
-
-@pytest.fixture
-async def renewal_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
-    async with scratch_schema(admin_db, "renewal") as settings:
-        await migrate("renewal", settings)
-        yield settings
 
 
 def _delivery(data: Any, csn: str) -> Delivery:
-    event = new_event(data, subject=csn, source="/t", time=NOW)
-    return Delivery(event, record=None, signer="portal")
-
-
-async def _run(settings: DatabaseSettings, handle: Handle, handled: Any) -> None:
-    """The handler in one transaction, as the consumer runs it."""
-    async with connection_to(settings) as connection, connection.transaction():
-        unit = UnitOfWork(connection)
-        await handle(unit, handled)
-        await unit.outbox.flush(connection)
+    return delivered(data, csn, time=NOW, signer="portal")
 
 
 async def _states(settings: DatabaseSettings) -> list[dict[str, Any]]:
@@ -83,7 +63,9 @@ async def _states(settings: DatabaseSettings) -> list[dict[str, Any]]:
 async def _given(settings: DatabaseSettings, renewal_date: date, **fields: Any) -> tuple[str, str]:
     csn = unique_csn("STATE")
     snapshot = subscription(f"S-{csn}", csn, renewal_date=renewal_date, **fields)
-    await _run(settings, snapshot_handler(POLICY, "/t", CLOCK), [_delivery(snapshot, csn)])
+    await handle_in_transaction(
+        settings, snapshot_handler(POLICY, "/t", CLOCK), [_delivery(snapshot, csn)]
+    )
     async with connection_to(settings) as connection:
         await connection.execute(
             "INSERT INTO prices VALUES ('ACDLT', 'annual', 'USD', 466, 420),"
@@ -151,9 +133,11 @@ async def test_a_batch_of_upserts_is_stored_as_one_by_one_and_announced_once_eac
     save = snapshot_handler(POLICY, "/t", CLOCK)
     alone, together = unique_csn("ALONE"), unique_csn("BATCH")
     for upsert in _upserts(alone):
-        await _run(renewal_db, save, [_delivery(upsert, alone)])
+        await handle_in_transaction(renewal_db, save, [_delivery(upsert, alone)])
     await _states(renewal_db)
-    await _run(renewal_db, save, [_delivery(upsert, together) for upsert in _upserts(together)])
+    await handle_in_transaction(
+        renewal_db, save, [_delivery(upsert, together) for upsert in _upserts(together)]
+    )
 
     first, second = TODAY + timedelta(days=40), TODAY + timedelta(days=70)
     assert await _stored(renewal_db, together) == await _stored(renewal_db, alone)
@@ -177,7 +161,9 @@ async def test_each_command_announces_what_it_changed_with_a_growing_version(
     actor = Actor(user_id=f"{csn}-buyer", csn=csn)
 
     off = SetAutoRenew(request_id="r-off", actor=actor, subscription_ids=[sid], enabled=False)
-    await _run(renewal_db, set_auto_renew_handler(CLOCK, POLICY, "/t"), _delivery(off, csn))
+    await handle_in_transaction(
+        renewal_db, set_auto_renew_handler(CLOCK, POLICY, "/t"), _delivery(off, csn)
+    )
     [state] = await _states(renewal_db)
     assert (state["auto_renew"], state["version"]) == (False, 2)
 
@@ -185,12 +171,12 @@ async def test_each_command_announces_what_it_changed_with_a_growing_version(
         request_id="r-terms", actor=actor, subscription_id=sid, term="three_year", seats=3
     )
     handlers = ChangeHandlers(CLOCK, POLICY, "/t").handlers()
-    await _run(renewal_db, handlers[ChangeRenewalTerms], _delivery(terms, csn))
+    await handle_in_transaction(renewal_db, handlers[ChangeRenewalTerms], _delivery(terms, csn))
     [state] = await _states(renewal_db)
     assert (state["next_term"], state["next_seats"], state["version"]) == ("three_year", 3, 3)
 
     # The same request again changes nothing: nothing to announce.
-    await _run(renewal_db, handlers[ChangeRenewalTerms], _delivery(terms, csn))
+    await handle_in_transaction(renewal_db, handlers[ChangeRenewalTerms], _delivery(terms, csn))
     assert await _states(renewal_db) == []
 
 
@@ -202,7 +188,7 @@ async def test_an_order_holds_the_term_as_pending_then_its_payment_renews(
     csn, sid = await _given(renewal_db, renewal_date)
     await _states(renewal_db)
     intake = record_renewal_request(CLOCK, "/t", POLICY)
-    await _run(renewal_db, intake, [_delivery(renewal_request(csn, [sid]), csn)])
+    await handle_in_transaction(renewal_db, intake, [_delivery(renewal_request(csn, [sid]), csn)])
     pool = await create_pool(renewal_db)
     try:
         worker = BulkWorker(pool, CLOCK, POLICY, source="/t", per_claim=10, poll_seconds=1)
@@ -218,7 +204,9 @@ async def test_an_order_holds_the_term_as_pending_then_its_payment_renews(
         currency="USD",
         payment_reference="P-1",
     )
-    await _run(renewal_db, billing_events_handler(CLOCK, "/t", POLICY), [_delivery(paid, csn)])
+    await handle_in_transaction(
+        renewal_db, billing_events_handler(CLOCK, "/t", POLICY), [_delivery(paid, csn)]
+    )
     [renewed] = await _states(renewal_db)
     assert renewed["pending_order"] is None
     assert renewed["renewal_date"] == date(renewal_date.year + 1, 3, 21).isoformat()
@@ -229,7 +217,7 @@ async def test_an_abandoned_order_releases_the_term(renewal_db: DatabaseSettings
     """A manual payment never made by `pay_by`: no longer pending."""
     csn, sid = await _given(renewal_db, TODAY + timedelta(days=20), payment_type="bank_transfer")
     intake = record_renewal_request(CLOCK, "/t", POLICY)
-    await _run(renewal_db, intake, [_delivery(renewal_request(csn, [sid]), csn)])
+    await handle_in_transaction(renewal_db, intake, [_delivery(renewal_request(csn, [sid]), csn)])
     pool = await create_pool(renewal_db)
     try:
         await BulkWorker(
@@ -244,7 +232,7 @@ async def test_an_abandoned_order_releases_the_term(renewal_db: DatabaseSettings
             pay_by=TODAY - timedelta(days=1),
         )
         settle = billing_events_handler(CLOCK, "/t", POLICY)
-        await _run(renewal_db, settle, [_delivery(waiting, csn)])
+        await handle_in_transaction(renewal_db, settle, [_delivery(waiting, csn)])
         assert await _states(renewal_db) == []  # a pay-by date is not part of the state
         abandoned = AbandonedOrders(pool, CLOCK, source="/t", batch_size=10, poll_seconds=1)
         assert await abandoned.step() == 1
@@ -294,11 +282,13 @@ async def test_an_open_quote_is_in_the_state_until_it_closes(renewal_db: Databas
         promotions=[],
     )
     handler = announced(quote_events_handler(CLOCK, "/t"), POLICY, "/t", CLOCK)
-    await _run(renewal_db, handler, [_delivery(sent, csn)])
+    await handle_in_transaction(renewal_db, handler, [_delivery(sent, csn)])
     [opened] = await _states(renewal_db)
     assert (opened["open_quote"], opened["auto_renew"]) == ("Q-1", False)
 
-    await _run(renewal_db, handler, [_delivery(QuoteExpired(quote_number="Q-1"), csn)])
+    await handle_in_transaction(
+        renewal_db, handler, [_delivery(QuoteExpired(quote_number="Q-1"), csn)]
+    )
     [closed] = await _states(renewal_db)
     assert (closed["open_quote"], closed["auto_renew"]) == (None, True)
     assert closed["version"] == opened["version"] + 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,12 +29,11 @@ from shared.contracts.renewal_commands import (
     ChangeRenewalTerms,
     SetAutoRenew,
 )
-from shared.db.migrate import migrate
-from shared.db.pool import create_pool
+from shared.db.pool import connect, create_pool
 from shared.db.settings import DatabaseSettings
 from shared.eligibility import Policy
 from shared.messaging.consumer import Delivery, UnitOfWork
-from tests.integration.helpers import connection_to, scratch_schema
+from tests.integration.helpers import connection_to, delivered
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CLOCK = FixedClock(NOW)
@@ -44,16 +43,8 @@ save_snapshot = snapshot_handler(POLICY, "/renewal", CLOCK)
 Handle = Callable[[UnitOfWork, Delivery], Awaitable[None]]
 
 
-@pytest.fixture
-async def renewal_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
-    async with scratch_schema(admin_db, "renewal") as settings:
-        await migrate("renewal", settings)
-        yield settings
-
-
 def delivery(data: Any, csn: str) -> Delivery:
-    event = new_event(data, subject=csn, source="/t", time=NOW)
-    return Delivery(event, record=None, signer="portal")  # as the consumer proved it
+    return delivered(data, csn, time=NOW, signer="portal")  # as the consumer proved it
 
 
 async def owned(settings: DatabaseSettings) -> tuple[str, str]:
@@ -70,14 +61,7 @@ async def owned(settings: DatabaseSettings) -> tuple[str, str]:
 
 async def holding(settings: DatabaseSettings, subscription_id: str) -> asyncpg.Connection:
     """The owner's transaction, holding its subscription's row."""
-    owner = await asyncpg.connect(
-        host=settings.host,
-        port=settings.port,
-        database=settings.database,
-        user=settings.user,
-        password=settings.password,
-        server_settings={"search_path": settings.schema_name},
-    )
+    owner = await connect(settings)
     await owner.execute("BEGIN")
     await owner.execute(
         "SELECT 1 FROM subscriptions WHERE subscription_id = $1 FOR UPDATE", subscription_id

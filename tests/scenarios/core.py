@@ -29,11 +29,11 @@ from tests.scenarios.steps import (
     charges_for,
     confirmation_to,
     given_a_hundred_subscriptions_in_three_groups,
+    given_a_subscription,
     given_one_subscription_each,
-    given_price_known,
-    given_subscriptions,
+    given_product_priced,
     orders_for,
-    publish_price,
+    request_renewal,
     until,
 )
 
@@ -42,16 +42,12 @@ async def test_life_4_manual_renewal_by_the_buyer_renews_charges_and_emails(
     stack: RunningStack, upstream, watcher, admin_db
 ):
     csn = samples.unique_csn()
-    product = f"P-{csn}"
-    await publish_price(upstream, product, renewal_price="420.00", list_price="466.00")
-    snapshot = samples.subscription(
-        f"S-{csn}", csn, renewal_date=RENEWAL_DATE, product_code=product, seats=3
+    await given_product_priced(
+        upstream, admin_db, csn, {"renewal_price": "420.00", "list_price": "466.00"}
     )
-    await given_price_known(admin_db, product)
-    await given_subscriptions(upstream, admin_db, snapshot)
+    snapshot = await given_a_subscription(upstream, admin_db, csn, seats=3)
 
-    command = samples.renewal_request(csn, [snapshot.subscription_id])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+    command = await request_renewal(upstream, csn, snapshot.subscription_id)
 
     [renewed] = await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
     # LIFE-4: the new term starts at the current renewal date, one term later.
@@ -75,8 +71,7 @@ async def test_man_1_man_2_man_3_a_hundred_subscriptions_in_three_groups_make_th
 ):
     csn = samples.unique_csn()
     snapshots = await given_a_hundred_subscriptions_in_three_groups(upstream, admin_db, csn)
-    command = samples.renewal_request(csn, [s.subscription_id for s in snapshots])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+    command = await request_renewal(upstream, csn, *(s.subscription_id for s in snapshots))
 
     [accepted] = await watcher.wait_for(answering(command.request_id, "bulk.accepted"))
     assert accepted.data["count"] == 100
@@ -109,8 +104,7 @@ async def test_garbage_and_invalid_events_go_to_the_dlq_and_the_partition_moves_
     key = csn.encode()  # same key: same partition as the good command after them
     await upstream.send_raw(topics.RENEWAL_COMMANDS, b"\x00garbage\xff", key=key)
     await upstream.send_raw(topics.RENEWAL_COMMANDS, invalid_bytes, key=key)
-    good = samples.renewal_request(csn, [snapshot.subscription_id])
-    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(good, csn))
+    good = await request_renewal(upstream, csn, snapshot.subscription_id)
 
     await watcher.wait_for(answering(good.request_id, "subscription.renewed"))
     dead = await watcher.wait_for(

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
 
 from deploy.local import samples
-from deploy.local.client import Seen, UpstreamClient
+from deploy.local.client import Seen, TopicWatcher, UpstreamClient
 from shared.contracts import topics
 from shared.contracts.clock_commands import SetTestClock
 from shared.contracts.common import Actor
-from shared.contracts.renewal_commands import SetAutoRenew
+from shared.contracts.quote_commands import AcceptQuote, QuoteChanges, QuoteCommand, RequestQuote
+from shared.contracts.renewal_commands import RenewalCommand, RequestRenewal, SetAutoRenew
 from shared.contracts.subscription_events import SubscriptionUpserted
 
 # Inside the renewal window (WIN-1 opens 90 days before) whatever day the suite runs, and one
@@ -79,6 +81,108 @@ def set_auto_renew(
     )
 
 
+async def command_answered(
+    upstream: UpstreamClient,
+    watcher: TopicWatcher,
+    command: RenewalCommand | QuoteCommand,
+    answer: str,
+) -> Seen:
+    """The command sent on its topic, keyed by its actor's CSN, and its one answer of type
+    `answer` (the event naming its `request_id`)."""
+    topic = topics.QUOTE_COMMANDS if isinstance(command, QuoteCommand) else topics.RENEWAL_COMMANDS
+    await upstream.send(topic, samples.event(command, command.actor.csn))
+    [answered] = await watcher.wait_for(answering(command.request_id, answer))
+    return answered
+
+
+async def request_renewal(
+    upstream: UpstreamClient, csn: str, *subscription_ids: str
+) -> RequestRenewal:
+    """The buyer asks to renew those subscriptions now (MAN-1); the command, sent."""
+    command = samples.renewal_request(csn, list(subscription_ids))
+    await upstream.send(topics.RENEWAL_COMMANDS, samples.event(command, csn))
+    return command
+
+
+async def request_quote(
+    upstream: UpstreamClient,
+    csn: str,
+    *subscription_ids: str,
+    kind: str = "renewal",
+    channel: str = "self_service",
+    recipients: tuple[str, ...] = (),
+    changes: QuoteChanges | None = None,
+) -> RequestQuote:
+    """The buyer (or sales, by `channel`) asks for a quote of those subscriptions (QUO-1..4);
+    the command, sent."""
+    command = RequestQuote(
+        request_id=f"quote-{kind}-{csn}-{uuid.uuid4().hex[:6]}",
+        actor=buyer(csn),
+        channel=channel,
+        kind=kind,
+        subscription_ids=list(subscription_ids),
+        recipients=list(recipients),
+        changes=changes,
+    )
+    await upstream.send(topics.QUOTE_COMMANDS, samples.event(command, csn))
+    return command
+
+
+async def quote_sent(
+    upstream: UpstreamClient,
+    watcher: TopicWatcher,
+    csn: str,
+    *subscription_ids: str,
+    **request: Any,
+) -> Seen:
+    """A quote of those subscriptions asked for (request_quote's options) and sent: its
+    `quote.sent`."""
+    command = await request_quote(upstream, csn, *subscription_ids, **request)
+    [sent] = await watcher.wait_for(answering(command.request_id, "quote.sent"))
+    return sent
+
+
+def acceptance(csn: str, quote_number: str) -> AcceptQuote:
+    """The buyer's command accepting (and so paying) the quote (QUO-8), a request of its own."""
+    return AcceptQuote(
+        request_id=f"accept-{csn}-{uuid.uuid4().hex[:6]}",
+        actor=buyer(csn),
+        quote_number=quote_number,
+    )
+
+
+async def accept_quote(
+    upstream: UpstreamClient,
+    watcher: TopicWatcher,
+    csn: str,
+    quote_number: str,
+    *,
+    answer: str = "quote.paid",
+) -> Seen:
+    """The buyer accepts the quote (QUO-8) and the product answers `answer`: `quote.paid` once
+    charged, `payment.awaiting_manual` when the order waits for a bank transfer, or
+    `quote.rejected` (the answer to this very command)."""
+    command = acceptance(csn, quote_number)
+    await upstream.send(topics.QUOTE_COMMANDS, samples.event(command, csn))
+    [answered] = await watcher.wait_for(answer_to_acceptance(command, csn, answer))
+    return answered
+
+
+def answer_to_acceptance(command: AcceptQuote, csn: str, event_type: str) -> Any:
+    """A refusal names the command; a payment names the quote; an order left waiting for a
+    bank transfer names neither: the CSN's."""
+    if event_type == "quote.rejected":
+        return answering(command.request_id, event_type)
+
+    def match(seen: Seen) -> bool:
+        return (
+            about_subject(csn, event_type)(seen)
+            and seen.data.get("quote_number", command.quote_number) == command.quote_number
+        )
+
+    return match
+
+
 async def renewal_date_of(admin_db: asyncpg.Connection, subscription_id: str) -> date:
     return await admin_db.fetchval(
         "SELECT renewal_date FROM renewal.subscriptions WHERE subscription_id = $1",
@@ -104,6 +208,23 @@ async def given_subscriptions(
             ),
             what=f"{service} to store {len(ids)} subscription(s)",
         )
+
+
+async def given_a_subscription(
+    upstream: UpstreamClient,
+    admin_db: asyncpg.Connection,
+    csn: str,
+    *,
+    renewal_date: date = RENEWAL_DATE,
+    **fields: Any,
+) -> SubscriptionUpserted:
+    """`S-<csn>` of the product `P-<csn>` (given_product_priced's), with samples.subscription's
+    `fields`, stored by every service that keeps it."""
+    snapshot = samples.subscription(
+        f"S-{csn}", csn, renewal_date=renewal_date, product_code=f"P-{csn}", **fields
+    )
+    await given_subscriptions(upstream, admin_db, snapshot)
+    return snapshot
 
 
 async def given_price_known(admin_db: asyncpg.Connection, product_code: str) -> None:
