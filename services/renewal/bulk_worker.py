@@ -18,10 +18,12 @@ import json
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
+from services.renewal.background import RenewalLoop
 from services.renewal.batches import finish_batches
 from services.renewal.billing_orders import place_order
 from services.renewal.reservations import open_reservations, reserve
@@ -29,7 +31,6 @@ from services.renewal.state import StateAnnouncer
 from services.renewal.store import Order, save_orders
 from services.renewal.subscriptions import Subscription, load_asked, to_domain
 from shared.catalog.store import load_catalog
-from shared.clock import Clock
 from shared.contracts.billing_commands import TOPIC as BILLING_COMMANDS
 from shared.contracts.envelope import new_event
 from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
@@ -39,7 +40,6 @@ from shared.eligibility import (
     Actor,
     Decision,
     Group,
-    Policy,
     Price,
     Promotion,
     Reservation,
@@ -50,7 +50,7 @@ from shared.messaging.identity import count_not_authorized, sender_named
 from shared.messaging.loops import WorkLoop
 from shared.messaging.outbox import Outbox
 from shared.messaging.parking import IsolatingClaims, park_item
-from shared.plumbing.faults import BULK_AFTER_COMMIT, BULK_BEFORE_COMMIT, FaultPoints
+from shared.plumbing.faults import BULK_AFTER_COMMIT, BULK_BEFORE_COMMIT
 from shared.test_clocks import CsnClock
 
 log = logging.getLogger(__name__)
@@ -68,27 +68,14 @@ def order_id_for(request_id: str, group: Group) -> str:
     return str(uuid.uuid5(ORDER_NAMESPACE, key))
 
 
-class BulkWorker:
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        clock: Clock,
-        policy: Policy,
-        *,
-        source: str,
-        per_claim: int,
-        poll_seconds: float,
-        faults: FaultPoints | None = None,
-    ) -> None:
-        self.pool = pool
-        self.clock = clock
-        self.policy = policy
-        self.faults = faults or FaultPoints()
-        self.source = source
-        self.per_claim = per_claim
-        self.poll_seconds = poll_seconds
+@dataclass(eq=False, kw_only=True)
+class BulkWorker(RenewalLoop):
+    per_claim: int
+    poll_seconds: float
+
+    def __post_init__(self) -> None:
         self.claims = IsolatingClaims(
-            pool, "bulk_worker", LOOP, self._work, self._pending, set_aside=self._set_aside
+            self.pool, "bulk_worker", LOOP, self._work, self._pending, set_aside=self._set_aside
         )
 
     def work_loop(self) -> WorkLoop:
