@@ -280,35 +280,24 @@ class EngineStep:
                 term_start=renewal_date,
             )
         )
-        self.history.append(
-            (
-                subscription.subscription_id,
-                self.now,
-                "auto_renewal_ordered",
-                {
-                    "order_id": order_id,
-                    "renewal_date": renewal_date,
-                    "attempt": order.attempt,
-                    "total": order.line.amount,
-                },
-                None,
-                None,
-                None,
-            )
+        self._record(
+            subscription,
+            "auto_renewal_ordered",
+            order_id=order_id,
+            attempt=order.attempt,
+            total=order.line.amount,
         )
 
     def _announce(self, event: EventData, subscription: Subscription, change: str) -> None:
         self.outbox.add(RENEWAL_EVENTS, self._event(event, subscription.csn))
+        self._record(subscription, change)
+
+    def _record(self, subscription: Subscription, change: str, **detail: Any) -> None:
+        """The audit trail's row: for the renewal date looked at; no actor, request or event
+        caused it (the engine's clock did)."""
+        detail = {"renewal_date": subscription.renewal_date, **detail}
         self.history.append(
-            (
-                subscription.subscription_id,
-                self.now,
-                change,
-                {"renewal_date": subscription.renewal_date},
-                None,
-                None,
-                None,
-            )
+            (subscription.subscription_id, self.now, change, detail, None, None, None)
         )
 
     def _event(self, data: EventData, csn: str) -> Any:
