@@ -57,11 +57,12 @@ class Order:
         return self.request_id is None
 
 
-def _detail(order: Order) -> dict[str, Any]:
+def _detail(order: Order) -> str:
     """The `detail` column as it has always been written (abandoned.py and the operator's
-    lookup read `quote_number` from it)."""
+    lookup read `quote_number` from it): a renewal's keeps nothing (the due-date engine writes
+    thousands a second: no JSON encoding for them)."""
     if order.purpose == "renewal":
-        return {}
+        return "{}"
     detail: dict[str, Any] = {}
     if order.purpose == "quote":
         detail = {"quote_number": order.quote_number, "kind": order.kind}
@@ -77,7 +78,7 @@ def _detail(order: Order) -> dict[str, Any]:
     ]
     if order.total is not None:
         detail["total"] = str(order.total)
-    return detail
+    return json.dumps(detail)
 
 
 def _order(row: Mapping[str, Any]) -> Order:
@@ -121,7 +122,7 @@ async def save_orders(connection: DbConnection, orders: Sequence[Order]) -> None
                     o.csn,
                     list(o.subscription_ids),
                     o.purpose,
-                    json.dumps(_detail(o)),
+                    _detail(o),
                 )
                 for o in orders
             ],
