@@ -1,6 +1,7 @@
-"""Finishing renewal batches: once no item waits for an order, a bulk request gets its
-`bulk.completed` with every subscription's outcome (single-subscription requests get their
-`subscription.renewed` or `renewal.rejected` instead).
+"""Renewal batches, as the bulk worker claims and works them, and finishing them: once no item
+waits for an order, a bulk request gets its `bulk.completed` with every subscription's outcome
+(single-subscription requests get their `subscription.renewed` or `renewal.rejected` instead).
+The SQL of `renewal_batches` and `renewal_batch_items` past their recording, set-based.
 """
 
 from __future__ import annotations
@@ -9,14 +10,118 @@ import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 from shared.clock import Clock
 from shared.contracts.envelope import new_event
 from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
 from shared.contracts.renewal_events import BulkCompleted, BulkOutcome
 from shared.db.types import DbConnection
+from shared.eligibility import Actor
 from shared.messaging import tracing
 from shared.messaging.outbox import Outbox
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A recorded renewal request, claimed to be worked: `key` its id scoped to its sender and
+    CSN (issue 16 item 3), `request_id` the client's own id, which its answers and orders carry;
+    `requested` the subscriptions it asks for, in the request's order (a position each)."""
+
+    key: str
+    request_id: str
+    csn: str
+    actor: Actor
+    traceparent: str | None
+    signer: str | None
+    requested: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """A worked item: the subscription at `position` of batch `key` was ordered (in `order_id`)
+    or rejected (for `reasons`)."""
+
+    key: str
+    position: int
+    status: Literal["ordered", "rejected"]
+    reasons: tuple[str, ...] = ()
+    order_id: str | None = None
+
+
+async def pending_batches(connection: DbConnection, limit: int) -> list[str]:
+    """The keys of the oldest batches still to be worked."""
+    rows = await connection.fetch(
+        "SELECT request_id FROM renewal_batches WHERE status = 'pending'"
+        " ORDER BY received_at LIMIT $1",
+        limit,
+    )
+    return [row["request_id"] for row in rows]
+
+
+async def claim_batches(connection: DbConnection, limit: int, only: str | None) -> list[Batch]:
+    """Lock up to `limit` pending batches, oldest first (or `only` that one), with what they ask
+    for: `SKIP LOCKED`, so workers share the batches and never work one twice."""
+    batches = await connection.fetch(
+        "SELECT request_id, csn, actor::text AS actor, traceparent, signer,"
+        " COALESCE(client_request_id, request_id) AS client_request_id"
+        " FROM renewal_batches"
+        " WHERE status = 'pending' AND ($2::text IS NULL OR request_id = $2)"
+        " ORDER BY received_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit,
+        only,
+    )
+    if not batches:
+        return []
+    items = await connection.fetch(
+        "SELECT request_id, subscription_id FROM renewal_batch_items"
+        " WHERE request_id = ANY($1::text[]) ORDER BY request_id, position",
+        [batch["request_id"] for batch in batches],
+    )
+    requested: dict[str, list[str]] = defaultdict(list)
+    for item in items:
+        requested[item["request_id"]].append(item["subscription_id"])
+    return [
+        Batch(
+            key=batch["request_id"],
+            request_id=batch["client_request_id"],
+            csn=batch["csn"],
+            actor=Actor(**json.loads(batch["actor"])),
+            traceparent=batch["traceparent"],
+            signer=batch["signer"],
+            requested=tuple(requested[batch["request_id"]]),
+        )
+        for batch in batches
+    ]
+
+
+async def save_worked(
+    connection: DbConnection, batches: Sequence[Batch], items: Sequence[BatchItem]
+) -> None:
+    """The outcome of every item of these batches, now worked (`ordered`: their orders wait for
+    billing)."""
+    await connection.execute(
+        """UPDATE renewal_batch_items AS item
+           SET status = u.status, reasons = u.reasons, order_id = u.order_id
+           FROM jsonb_to_recordset($1::jsonb)
+               AS u(key text, position int, status text, reasons text[], order_id text)
+           WHERE item.request_id = u.key AND item.position = u.position""",
+        json.dumps([asdict(item) for item in items]),
+    )
+    await connection.execute(
+        "UPDATE renewal_batches SET worked_at = now(), status = 'ordered'"
+        " WHERE request_id = ANY($1::text[])",
+        [batch.key for batch in batches],
+    )
+
+
+async def set_aside(connection: DbConnection, key: str) -> None:
+    """A batch that fails alone, for an operator: no worker claims it again."""
+    await connection.execute(
+        "UPDATE renewal_batches SET status = 'failed', worked_at = now()"
+        " WHERE request_id = $1 AND status = 'pending'",
+        key,
+    )
 
 
 @dataclass(frozen=True)

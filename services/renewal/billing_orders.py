@@ -1,7 +1,8 @@
 """The one place renewal builds what it asks billing to charge: `PlaceOrder` and its lines.
 
 Every path that buys time (manual and bulk renewals, the due-date engine, seats and alignment)
-prices its lines with the eligibility package, then orders them here.
+prices its lines with the eligibility package, then orders them here; a change's priced line as
+its order keeps it and its answer says it is rendered here too.
 """
 
 from __future__ import annotations
@@ -9,24 +10,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from services.renewal.subscriptions import Subscription
 from shared.contracts.billing_commands import PlaceOrder
 from shared.contracts.billing_events import OrderLine
+from shared.contracts.common import PriceLine as ContractPriceLine
 from shared.eligibility import PriceLine
+
+# What every rendering of a priced line says of it, under the eligibility package's own names.
+SAID_OF_A_LINE = ("subscription_id", "product_code", "term", "seats", "unit_price", "amount")
+
+
+def _said_of(line: PriceLine) -> dict[str, Any]:
+    return {name: getattr(line, name) for name in SAID_OF_A_LINE}
 
 
 def order_line(line: PriceLine, subscription: Subscription) -> OrderLine:
     """A priced line as billing charges it, with the product's name for the customer's email."""
-    return OrderLine(
-        subscription_id=line.subscription_id,
-        product_code=line.product_code,
-        product_name=subscription.snapshot.product_name,
-        term=line.term,
-        seats=line.seats,
-        unit_price=line.unit_price,
-        amount=line.amount,
-    )
+    return OrderLine(**_said_of(line), product_name=subscription.snapshot.product_name)
+
+
+def priced_line(line: PriceLine) -> ContractPriceLine:
+    """A change's priced line, with its discount, as its order keeps it and its answer says it."""
+    return ContractPriceLine(**_said_of(line), discount=line.discount)
 
 
 def place_order(

@@ -14,32 +14,37 @@ Run it as its own process: `python -m services.bulk_worker`.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
-import asyncpg
-
-from services.renewal.batches import finish_batches
+from services.renewal.background import RenewalLoop
+from services.renewal.batches import (
+    Batch,
+    BatchItem,
+    claim_batches,
+    finish_batches,
+    pending_batches,
+    save_worked,
+    set_aside,
+)
 from services.renewal.billing_orders import place_order
 from services.renewal.reservations import open_reservations, reserve
 from services.renewal.state import StateAnnouncer
 from services.renewal.store import Order, save_orders
 from services.renewal.subscriptions import Subscription, load_asked, to_domain
 from shared.catalog.store import load_catalog
-from shared.clock import Clock
 from shared.contracts.billing_commands import TOPIC as BILLING_COMMANDS
 from shared.contracts.envelope import new_event
 from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
 from shared.contracts.renewal_events import RenewalRejected
 from shared.db.types import DbConnection
 from shared.eligibility import (
-    Actor,
     Decision,
     Group,
-    Policy,
     Price,
     Promotion,
     Reservation,
@@ -50,7 +55,7 @@ from shared.messaging.identity import count_not_authorized, sender_named
 from shared.messaging.loops import WorkLoop
 from shared.messaging.outbox import Outbox
 from shared.messaging.parking import IsolatingClaims, park_item
-from shared.plumbing.faults import BULK_AFTER_COMMIT, BULK_BEFORE_COMMIT, FaultPoints
+from shared.plumbing.faults import BULK_AFTER_COMMIT, BULK_BEFORE_COMMIT
 from shared.test_clocks import CsnClock
 
 log = logging.getLogger(__name__)
@@ -68,27 +73,14 @@ def order_id_for(request_id: str, group: Group) -> str:
     return str(uuid.uuid5(ORDER_NAMESPACE, key))
 
 
-class BulkWorker:
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        clock: Clock,
-        policy: Policy,
-        *,
-        source: str,
-        per_claim: int,
-        poll_seconds: float,
-        faults: FaultPoints | None = None,
-    ) -> None:
-        self.pool = pool
-        self.clock = clock
-        self.policy = policy
-        self.faults = faults or FaultPoints()
-        self.source = source
-        self.per_claim = per_claim
-        self.poll_seconds = poll_seconds
+@dataclass(eq=False, kw_only=True)
+class BulkWorker(RenewalLoop):
+    per_claim: int
+    poll_seconds: float
+
+    def __post_init__(self) -> None:
         self.claims = IsolatingClaims(
-            pool, "bulk_worker", LOOP, self._work, self._pending, set_aside=self._set_aside
+            self.pool, "bulk_worker", LOOP, self._work, self._pending, set_aside=self._set_aside
         )
 
     def work_loop(self) -> WorkLoop:
@@ -108,53 +100,35 @@ class BulkWorker:
         return await self.claims.step()
 
     async def _pending(self) -> list[str]:
-        rows = await self.pool.fetch(
-            "SELECT request_id FROM renewal_batches WHERE status = 'pending'"
-            " ORDER BY received_at LIMIT $1",
-            self.per_claim,
-        )
-        return [row["request_id"] for row in rows]
+        async with self.pool.acquire() as connection:
+            return await pending_batches(connection, self.per_claim)
 
-    async def _set_aside(self, request_id: str, reason: str) -> None:
+    async def _set_aside(self, key: str, reason: str) -> None:
         async with self.pool.acquire() as connection, connection.transaction():
-            await connection.execute(
-                "UPDATE renewal_batches SET status = 'failed', worked_at = now()"
-                " WHERE request_id = $1 AND status = 'pending'",
-                request_id,
-            )
-            await park_item(connection, loop=LOOP, item=request_id, reason=reason)
+            await set_aside(connection, key)
+            await park_item(connection, loop=LOOP, item=key, reason=reason)
 
     async def _work(self, only: str | None = None) -> int:
         async with self.pool.acquire() as connection, connection.transaction():
-            batches = await connection.fetch(
-                "SELECT request_id, csn, actor::text AS actor, traceparent, signer,"
-                " COALESCE(client_request_id, request_id) AS client_request_id"
-                " FROM renewal_batches"
-                " WHERE status = 'pending' AND ($2::text IS NULL OR request_id = $2)"
-                " ORDER BY received_at LIMIT $1 FOR UPDATE SKIP LOCKED",
-                self.per_claim,
-                only,
-            )
+            batches = await claim_batches(connection, self.per_claim, only)
             if not batches:
                 return 0
-            request_ids = [b["request_id"] for b in batches]
-            requested = await self._requested(connection, request_ids)
+            request_ids = [batch.key for batch in batches]
             # Locked: what each batch asks of its own CSN; another tenant's rows only read, to be
             # refused (issue 16).
             subscriptions = await load_asked(
-                connection,
-                [(sid, b["csn"]) for b in batches for sid in requested[b["request_id"]]],
+                connection, [(sid, b.csn) for b in batches for sid in b.requested]
             )
-            today = await CsnClock(self.clock).today_for(connection, [b["csn"] for b in batches])
+            today = await CsnClock(self.clock).today_for(connection, [b.csn for b in batches])
             catalog = await self._catalog(connection, subscriptions.values())
             # Issue 14: a subscription an open order holds is not bought again (subscriptions
             # are locked above, so no other order can take them meanwhile).
             held = await open_reservations(connection, subscriptions)
             work = BatchWork(self, today, *catalog, held)
             for batch in batches:
-                with tracing.caused_by(batch["traceparent"]):  # the command's trace goes on
-                    work.decide(batch, requested[batch["request_id"]], subscriptions)
-            await work.save(connection, request_ids)
+                with tracing.caused_by(batch.traceparent):  # the command's trace goes on
+                    work.decide(batch, subscriptions)
+            await work.save(connection, batches)
             await finish_batches(
                 connection, request_ids, work.outbox, clock=self.clock, source=self.source
             )
@@ -169,20 +143,8 @@ class BulkWorker:
         return len(batches)
 
     @staticmethod
-    async def _requested(connection: DbConnection, request_ids: list[str]) -> dict[str, list[str]]:
-        items = await connection.fetch(
-            "SELECT request_id, subscription_id FROM renewal_batch_items"
-            " WHERE request_id = ANY($1::text[]) ORDER BY request_id, position",
-            request_ids,
-        )
-        requested: dict[str, list[str]] = {request_id: [] for request_id in request_ids}
-        for item in items:
-            requested[item["request_id"]].append(item["subscription_id"])
-        return requested
-
-    @staticmethod
     async def _catalog(
-        connection: DbConnection, subscriptions: Any
+        connection: DbConnection, subscriptions: Iterable[Subscription]
     ) -> tuple[list[Price], list[Promotion]]:
         products = {s.snapshot.product_code for s in subscriptions}
         prices, promotions = await load_catalog(connection, products)
@@ -195,7 +157,7 @@ class BatchWork:
     def __init__(
         self,
         worker: BulkWorker,
-        today: Any,
+        today: dict[str, date],
         prices: list[Price],
         promotions: list[Promotion],
         reservations: dict[str, Reservation],
@@ -209,19 +171,16 @@ class BatchWork:
         self.reservations = reservations
         self.reserved: list[Reservation] = []
         self.outbox = Outbox()
-        self.item_states: list[dict[str, Any]] = []
+        self.items: list[BatchItem] = []
         self.orders: list[Order] = []
 
-    def decide(
-        self, batch: asyncpg.Record, requested: Sequence[str], held: dict[str, Subscription]
-    ) -> None:
+    def decide(self, batch: Batch, held: dict[str, Subscription]) -> None:
         # The batch's key is the request id scoped to its sender and CSN (issue 16 item 3); the
         # answers and the orders carry the client's own request id.
-        key, request_id, csn = batch["request_id"], batch["client_request_id"], batch["csn"]
-        actor = Actor(**json.loads(batch["actor"]))
+        key, request_id, csn, requested = batch.key, batch.request_id, batch.csn, batch.requested
         found = [held[sid] for sid in dict.fromkeys(requested) if sid in held]
         decision = decide_manual_renewal(
-            actor,
+            batch.actor,
             [to_domain(s) for s in found],
             list(requested),
             prices=self.prices,
@@ -229,22 +188,26 @@ class BatchWork:
             today=self.today[csn],
             policy=self.worker.policy,
             reservations=self.reservations,
-            sender=sender_named(batch["signer"]),
+            sender=sender_named(batch.signer),
         )
         if decision.reasons:
             # The whole request is refused and nothing is done (MAN-1, e.g. over the bulk limit).
             self._reject(request_id, csn, None, decision.reasons)
-            for position in range(len(requested)):
-                self._item(key, position, "rejected", decision.reasons, None)
+            self.items += [
+                BatchItem(key, position, "rejected", tuple(decision.reasons))
+                for position in range(len(requested))
+            ]
             return
         order_of = self._place_orders(key, request_id, decision, held)
         for position, subscription_id in enumerate(requested):
             outcome = decision.outcome(subscription_id)
             if outcome.allowed:
-                self._item(key, position, "ordered", (), order_of[subscription_id])
+                self.items.append(
+                    BatchItem(key, position, "ordered", order_id=order_of[subscription_id])
+                )
             else:
                 self._reject(request_id, csn, subscription_id, outcome.reasons)
-                self._item(key, position, "rejected", outcome.reasons, None)
+                self.items.append(BatchItem(key, position, "rejected", tuple(outcome.reasons)))
 
     def _place_orders(
         self, key: str, request_id: str, decision: Decision, held: dict[str, Subscription]
@@ -292,37 +255,7 @@ class BatchWork:
     def _event(self, data: Any, csn: str) -> Any:
         return new_event(data, subject=csn, source=self.worker.source, time=self.worker.clock.now())
 
-    def _item(
-        self,
-        request_id: str,
-        position: int,
-        status: str,
-        reasons: Sequence[str],
-        order_id: str | None,
-    ) -> None:
-        self.item_states.append(
-            {
-                "request_id": request_id,
-                "position": position,
-                "status": status,
-                "reasons": list(reasons),
-                "order_id": order_id,
-            }
-        )
-
-    async def save(self, connection: DbConnection, request_ids: list[str]) -> None:
-        await connection.execute(
-            """UPDATE renewal_batch_items AS item
-               SET status = u.status, reasons = u.reasons, order_id = u.order_id
-               FROM jsonb_to_recordset($1::jsonb)
-                   AS u(request_id text, position int, status text, reasons text[], order_id text)
-               WHERE item.request_id = u.request_id AND item.position = u.position""",
-            json.dumps(self.item_states),
-        )
+    async def save(self, connection: DbConnection, batches: Sequence[Batch]) -> None:
+        await save_worked(connection, batches, self.items)
         await save_orders(connection, self.orders)
         await reserve(connection, self.reserved, self.worker.clock.now())
-        await connection.execute(
-            "UPDATE renewal_batches SET worked_at = now(), status = 'ordered'"
-            " WHERE request_id = ANY($1::text[])",
-            request_ids,
-        )

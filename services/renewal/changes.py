@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
-from services.renewal.billing_orders import place_order
+from services.renewal.billing_orders import place_order, priced_line
 from services.renewal.reservations import open_reservations, reserve
 from services.renewal.state import announced
-from services.renewal.store import Order, OrderLine, Purpose, save_orders
+from services.renewal.store import Order, OrderLine, Purpose, save_orders, save_renewal_terms
 from services.renewal.subscriptions import (
     Subscription,
     load_for_command,
@@ -59,7 +59,8 @@ CHANGE_ORDER_NAMESPACE = uuid.UUID("3d5a7c19-2b4e-4f60-8e1d-9a0b1c2d3e4f")
 
 @dataclass
 class ChangeContext:
-    """What every change handler needs: the subscriptions, the CSN's today, the catalog."""
+    """What every change handler needs: the subscriptions, the CSN's today, the catalog, the
+    policy."""
 
     unit: UnitOfWork
     delivery: Delivery
@@ -67,6 +68,7 @@ class ChangeContext:
     today: date
     prices: list[Price]
     promotions: list[Promotion]
+    policy: Policy
 
     @property
     def actor(self) -> Actor:
@@ -82,6 +84,7 @@ class ChangeContext:
             prices=self.prices,
             promotions=self.promotions,
             today=self.today,
+            policy=self.policy,
             sender=sender_of(self.delivery),
             **options,
         )
@@ -112,7 +115,7 @@ class ChangeHandlers:
         today = (await self.csn_clock.today_for(unit.connection, [csn]))[csn]
         products = {s.snapshot.product_code for s in held.values()}
         prices, promotions = await load_catalog(unit.connection, products)
-        return ChangeContext(unit, delivery, held, today, prices, promotions)
+        return ChangeContext(unit, delivery, held, today, prices, promotions, self.policy)
 
     async def change_terms(self, unit: UnitOfWork, delivery: Delivery[ChangeRenewalTerms]) -> None:
         """TERM-1, SEAT-2: recorded now, effective at the next renewal, at the renewal price of
@@ -122,23 +125,15 @@ class ChangeHandlers:
         if context is None:
             return
         decision = context.decide(
-            decide_change_terms,
-            command.subscription_id,
-            term=command.term,
-            seats=command.seats,
-            policy=self.policy,
+            decide_change_terms, command.subscription_id, term=command.term, seats=command.seats
         )
         if self._refused(context, decision):
             return
         subscription = context.held[command.subscription_id]
         term = command.term or subscription.next_term or subscription.term
         seats = command.seats if command.seats is not None else subscription.renewal_seats
-        await unit.connection.execute(
-            "UPDATE subscriptions SET next_term = $2, next_seats = $3, updated_at = now()"
-            " WHERE subscription_id = $1",
-            command.subscription_id,
-            term,
-            seats,
+        await save_renewal_terms(
+            unit.connection, [replace(subscription, next_term=term, next_seats=seats)]
         )
         await self._history(
             context,
@@ -163,9 +158,7 @@ class ChangeHandlers:
         context = await self._context(unit, delivery, [command.subscription_id])
         if context is None:
             return
-        decision = context.decide(
-            decide_add_seats, command.subscription_id, seats=command.seats, policy=self.policy
-        )
+        decision = context.decide(decide_add_seats, command.subscription_id, seats=command.seats)
         if self._refused(context, decision) or await self._in_progress(context):
             return
         assert decision.preview is not None
@@ -183,10 +176,7 @@ class ChangeHandlers:
         if context is None:
             return
         decision = context.decide(
-            decide_align_dates,
-            command.subscription_ids,
-            target_date=command.target_date,
-            policy=self.policy,
+            decide_align_dates, command.subscription_ids, target_date=command.target_date
         )
         if self._refused(context, decision) or await self._in_progress(context):
             return
@@ -333,19 +323,6 @@ class ChangeHandlers:
         return new_event(data, subject=csn, source=self.source, time=self.clock.now())
 
 
-def priced_line(line: PriceLine) -> ContractPriceLine:
-    """A change's priced line as its order keeps it and its answer says it."""
-    return ContractPriceLine(
-        subscription_id=line.subscription_id,
-        product_code=line.product_code,
-        term=line.term,
-        seats=line.seats,
-        unit_price=line.unit_price,
-        discount=line.discount,
-        amount=line.amount,
-    )
-
-
 def dates_updated(
     request_id: str,
     target_date: date,
@@ -373,12 +350,8 @@ async def align(
     now: Any,
 ) -> None:
     """Move every renewal date to the target (ALIGN-1), with its audit trail."""
-    ids = [s.subscription_id for s in subscriptions]
-    await unit.connection.execute(
-        "UPDATE subscriptions SET renewal_date = $2, updated_at = now()"
-        " WHERE subscription_id = ANY($1::text[])",
-        ids,
-        target_date,
+    await save_renewal_terms(
+        unit.connection, [replace(s, renewal_date=target_date) for s in subscriptions]
     )
     await record_history(
         unit.connection,

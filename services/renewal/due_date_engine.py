@@ -22,17 +22,24 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-import asyncpg
-
+from services.renewal.background import RenewalLoop
 from services.renewal.billing_orders import place_order
 from services.renewal.reservations import release_subscriptions, reserve
 from services.renewal.state import StateAnnouncer
+from services.renewal.store import (
+    AutoRenewalTry,
+    NextLook,
+    Order,
+    save_auto_renewal_tries,
+    save_next_looks,
+    save_orders,
+)
 from services.renewal.subscriptions import Subscription, from_row, record_history, to_domain
 from shared.catalog.store import load_prices
-from shared.clock import Clock
 from shared.contracts.billing_commands import TOPIC as BILLING_COMMANDS
 from shared.contracts.envelope import EventData, new_event
 from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
@@ -41,7 +48,6 @@ from shared.db.due_claims import claim_on_each_clock
 from shared.db.types import DbConnection
 from shared.eligibility import (
     AutomaticOrder,
-    Policy,
     Price,
     Reservation,
     decide_due_date,
@@ -52,7 +58,7 @@ from shared.messaging import tracing
 from shared.messaging.loops import WorkLoop
 from shared.messaging.outbox import Outbox
 from shared.messaging.parking import IsolatingClaims, not_parked
-from shared.plumbing.faults import ENGINE_AFTER_COMMIT, ENGINE_BEFORE_COMMIT, FaultPoints
+from shared.plumbing.faults import ENGINE_AFTER_COMMIT, ENGINE_BEFORE_COMMIT
 from shared.plumbing.metrics import DUE_DATE_ENGINE
 
 log = logging.getLogger(__name__)
@@ -123,26 +129,13 @@ def auto_order_id(subscription_id: str, renewal_date: date, attempt: int) -> str
     return str(uuid.uuid5(AUTO_ORDER_NAMESPACE, key))
 
 
-class DueDateEngine:
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        clock: Clock,
-        policy: Policy,
-        *,
-        source: str,
-        batch_size: int,
-        interval_seconds: float,
-        faults: FaultPoints | None = None,
-    ) -> None:
-        self.pool = pool
-        self.clock = clock
-        self.policy = policy
-        self.source = source
-        self.batch_size = batch_size
-        self.interval_seconds = interval_seconds
-        self.faults = faults or FaultPoints()
-        self.claims = IsolatingClaims(pool, "renewal", LOOP, self.run_once, self._candidates)
+@dataclass(eq=False, kw_only=True)
+class DueDateEngine(RenewalLoop):
+    batch_size: int
+    interval_seconds: float
+
+    def __post_init__(self) -> None:
+        self.claims = IsolatingClaims(self.pool, "renewal", LOOP, self.run_once, self._candidates)
 
     def work_loop(self) -> WorkLoop:
         return WorkLoop(
@@ -182,9 +175,9 @@ class EngineStep:
         self.due = due
         self.outbox = Outbox()
         self.now = engine.clock.now()
-        self.auto_orders: list[tuple[str, date, int, str, Any]] = []
-        self.orders: list[tuple[str, None, str, list[str]]] = []
-        self.checks: list[tuple[str, date | None, date | None, date, date]] = []
+        self.tries: list[AutoRenewalTry] = []
+        self.orders: list[Order] = []
+        self.looks: list[NextLook] = []
         self.history: list[tuple[Any, ...]] = []
         self.reserved: list[Reservation] = []
         self.expired: list[str] = []
@@ -254,8 +247,14 @@ class EngineStep:
                 subscription,
                 "expired",
             )
-        self.checks.append(
-            (subscription.subscription_id, lapse_for, expiry_for, decision.next_look, renewal_date)
+        self.looks.append(
+            NextLook(
+                subscription_id=subscription.subscription_id,
+                renewal_date=renewal_date,
+                next_check_on=decision.next_look,
+                lapse_announced_for=lapse_for,
+                expiry_announced_for=expiry_for,
+            )
         )
 
     def _order_renewal(self, subscription: Subscription, order: AutomaticOrder) -> None:
@@ -270,10 +269,10 @@ class EngineStep:
             next_retry_on=order.next_retry_on,
         )
         self.outbox.add(BILLING_COMMANDS, self._event(placed, snapshot.csn))
-        self.auto_orders.append(
-            (subscription.subscription_id, renewal_date, order.attempt, order_id, self.now)
+        self.tries.append(
+            AutoRenewalTry(subscription.subscription_id, renewal_date, order.attempt, order_id)
         )
-        self.orders.append((order_id, None, snapshot.csn, [subscription.subscription_id]))
+        self.orders.append(Order(order_id, None, snapshot.csn, (subscription.subscription_id,)))
         self.reserved.append(
             Reservation(
                 subscription_id=subscription.subscription_id,
@@ -281,35 +280,24 @@ class EngineStep:
                 term_start=renewal_date,
             )
         )
-        self.history.append(
-            (
-                subscription.subscription_id,
-                self.now,
-                "auto_renewal_ordered",
-                {
-                    "order_id": order_id,
-                    "renewal_date": renewal_date,
-                    "attempt": order.attempt,
-                    "total": order.line.amount,
-                },
-                None,
-                None,
-                None,
-            )
+        self._record(
+            subscription,
+            "auto_renewal_ordered",
+            order_id=order_id,
+            attempt=order.attempt,
+            total=order.line.amount,
         )
 
     def _announce(self, event: EventData, subscription: Subscription, change: str) -> None:
         self.outbox.add(RENEWAL_EVENTS, self._event(event, subscription.csn))
+        self._record(subscription, change)
+
+    def _record(self, subscription: Subscription, change: str, **detail: Any) -> None:
+        """The audit trail's row: for the renewal date looked at; no actor, request or event
+        caused it (the engine's clock did)."""
+        detail = {"renewal_date": subscription.renewal_date, **detail}
         self.history.append(
-            (
-                subscription.subscription_id,
-                self.now,
-                change,
-                {"renewal_date": subscription.renewal_date},
-                None,
-                None,
-                None,
-            )
+            (subscription.subscription_id, self.now, change, detail, None, None, None)
         )
 
     def _event(self, data: EventData, csn: str) -> Any:
@@ -322,31 +310,13 @@ class EngineStep:
                 DUE_DATE_ENGINE.labels("renewal", change).inc(done)
 
     async def save(self, connection: DbConnection) -> None:
-        if self.auto_orders:
-            await connection.copy_records_to_table(
-                "auto_renewals",
-                records=self.auto_orders,
-                columns=["subscription_id", "renewal_date", "attempt", "order_id", "created_at"],
-            )
-            await connection.copy_records_to_table(
-                "orders",
-                records=self.orders,
-                columns=["order_id", "request_id", "csn", "subscription_ids"],
-            )
-            await reserve(connection, self.reserved, self.now)
+        await save_auto_renewal_tries(connection, self.tries, self.now)
+        await save_orders(connection, self.orders)
+        await reserve(connection, self.reserved, self.now)
         # An order still open for an expired subscription can no longer take effect: its money,
         # should it arrive, goes back (services/renewal/settlement.py).
         await release_subscriptions(connection, self.expired)
-        if self.checks:
-            await connection.execute(
-                """UPDATE subscriptions AS s SET lapse_announced_for = u.lapse_for,
-                       expiry_announced_for = u.expiry_for, next_check_on = u.next_check,
-                       next_check_for = u.renewal_date, updated_at = now()
-                   FROM unnest($1::text[], $2::date[], $3::date[], $4::date[], $5::date[])
-                       AS u(subscription_id, lapse_for, expiry_for, next_check, renewal_date)
-                   WHERE s.subscription_id = u.subscription_id""",
-                *(list(column) for column in zip(*self.checks, strict=True)),
-            )
+        await save_next_looks(connection, self.looks)
         await record_history(connection, self.history)
         await StateAnnouncer(self.engine.policy, self.engine.source).announce_changes(
             connection, self.outbox, self.now

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -57,11 +57,12 @@ class Order:
         return self.request_id is None
 
 
-def _detail(order: Order) -> dict[str, Any]:
+def _detail(order: Order) -> str:
     """The `detail` column as it has always been written (abandoned.py and the operator's
-    lookup read `quote_number` from it)."""
+    lookup read `quote_number` from it): a renewal's keeps nothing (the due-date engine writes
+    thousands a second: no JSON encoding for them)."""
     if order.purpose == "renewal":
-        return {}
+        return "{}"
     detail: dict[str, Any] = {}
     if order.purpose == "quote":
         detail = {"quote_number": order.quote_number, "kind": order.kind}
@@ -77,7 +78,7 @@ def _detail(order: Order) -> dict[str, Any]:
     ]
     if order.total is not None:
         detail["total"] = str(order.total)
-    return detail
+    return json.dumps(detail)
 
 
 def _order(row: Mapping[str, Any]) -> Order:
@@ -109,7 +110,8 @@ COLUMNS = "order_id, request_id, csn, subscription_ids, purpose, status, detail:
 
 
 async def save_orders(connection: DbConnection, orders: Sequence[Order]) -> None:
-    """Record new orders, waiting for billing's answer."""
+    """Record new orders, waiting for billing's answer: one COPY for them all (the due-date
+    engine saves thousands a second through here)."""
     if orders:
         await connection.copy_records_to_table(
             "orders",
@@ -120,11 +122,37 @@ async def save_orders(connection: DbConnection, orders: Sequence[Order]) -> None
                     o.csn,
                     list(o.subscription_ids),
                     o.purpose,
-                    json.dumps(_detail(o)),
+                    _detail(o),
                 )
                 for o in orders
             ],
             columns=["order_id", "request_id", "csn", "subscription_ids", "purpose", "detail"],
+        )
+
+
+@dataclass(frozen=True)
+class AutoRenewalTry:
+    """One try of the due-date engine to renew a subscription for its renewal date (AUTO-1),
+    numbered: a failed charge is tried again under the next number."""
+
+    subscription_id: str
+    renewal_date: date
+    attempt: int
+    order_id: str
+
+
+async def save_auto_renewal_tries(
+    connection: DbConnection, tries: Sequence[AutoRenewalTry], now: datetime
+) -> None:
+    """Record the engine's tries with their orders. The same try twice (subscription, renewal
+    date, attempt) fails the whole transaction: a term is never charged twice."""
+    if tries:
+        await connection.copy_records_to_table(
+            "auto_renewals",
+            records=[
+                (t.subscription_id, t.renewal_date, t.attempt, t.order_id, now) for t in tries
+            ],
+            columns=["subscription_id", "renewal_date", "attempt", "order_id", "created_at"],
         )
 
 
@@ -165,7 +193,6 @@ async def save_renewal_terms(
     """What settling changed of each subscription: its renewal date, term and seats, and what
     the next renewal buys."""
     if subscriptions:
-        rows = list(subscriptions)
         await connection.execute(
             """UPDATE subscriptions AS s SET renewal_date = u.renewal_date, term = u.term,
                    seats = u.seats, next_term = u.next_term, next_seats = u.next_seats,
@@ -174,13 +201,21 @@ async def save_renewal_terms(
                            $6::int[])
                    AS u(subscription_id, renewal_date, term, seats, next_term, next_seats)
                WHERE s.subscription_id = u.subscription_id""",
-            [s.subscription_id for s in rows],
-            [s.renewal_date for s in rows],
-            [s.term for s in rows],
-            [s.seats for s in rows],
-            [s.next_term for s in rows],
-            [s.next_seats for s in rows],
+            *_columns(
+                subscriptions,
+                "subscription_id",
+                "renewal_date",
+                "term",
+                "seats",
+                "next_term",
+                "next_seats",
+            ),
         )
+
+
+def _columns(rows: Collection[Any], *names: str) -> list[list[Any]]:
+    """The rows as one list per attribute named: the arrays an `unnest` reads."""
+    return [[getattr(row, name) for row in rows] for name in names]
 
 
 async def look_again(connection: DbConnection, subscription_ids: Collection[str]) -> None:
@@ -189,6 +224,40 @@ async def look_again(connection: DbConnection, subscription_ids: Collection[str]
         await connection.execute(
             "UPDATE subscriptions SET next_check_for = NULL WHERE subscription_id = ANY($1)",
             list(subscription_ids),
+        )
+
+
+@dataclass(frozen=True)
+class NextLook:
+    """What the due-date engine settled of a subscription for its renewal date: the renewal
+    date its lapse and expiry were announced for (once each), and the day it looks again."""
+
+    subscription_id: str
+    renewal_date: date
+    next_check_on: date
+    lapse_announced_for: date | None
+    expiry_announced_for: date | None
+
+
+async def save_next_looks(connection: DbConnection, looks: Sequence[NextLook]) -> None:
+    """The engine's next look at each subscription, for the renewal date it looked at (a
+    renewal moves the date, and the look no longer applies: see due_date_engine.NEXT_CHECK)."""
+    if looks:
+        await connection.execute(
+            """UPDATE subscriptions AS s SET lapse_announced_for = u.lapse_for,
+                   expiry_announced_for = u.expiry_for, next_check_on = u.next_check,
+                   next_check_for = u.renewal_date, updated_at = now()
+               FROM unnest($1::text[], $2::date[], $3::date[], $4::date[], $5::date[])
+                   AS u(subscription_id, lapse_for, expiry_for, next_check, renewal_date)
+               WHERE s.subscription_id = u.subscription_id""",
+            *_columns(
+                looks,
+                "subscription_id",
+                "lapse_announced_for",
+                "expiry_announced_for",
+                "next_check_on",
+                "renewal_date",
+            ),
         )
 
 
