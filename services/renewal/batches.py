@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -49,19 +49,13 @@ class BatchItem:
     order_id: str | None = None
 
 
-async def pending_batches(connection: DbConnection, limit: int) -> list[str]:
-    """The keys of the oldest batches still to be worked."""
-    rows = await connection.fetch(
-        "SELECT request_id FROM renewal_batches WHERE status = 'pending'"
-        " ORDER BY received_at LIMIT $1",
-        limit,
-    )
-    return [row["request_id"] for row in rows]
-
-
-async def claim_batches(connection: DbConnection, limit: int, only: str | None) -> list[Batch]:
+async def claim_batches(
+    connection: DbConnection, limit: int, only: str | None, took: Callable[[list[str]], None]
+) -> list[Batch]:
     """Lock up to `limit` pending batches, oldest first (or `only` that one), with what they ask
-    for: `SKIP LOCKED`, so workers share the batches and never work one twice."""
+    for: `SKIP LOCKED`, so workers share the batches and never work one twice. `took` hears
+    their keys once locked, before anything of theirs is read (a batch whose row cannot be
+    read is then worked alone, and set aside)."""
     batches = await connection.fetch(
         "SELECT request_id, csn, actor::text AS actor, traceparent, signer,"
         " COALESCE(client_request_id, request_id) AS client_request_id"
@@ -73,6 +67,7 @@ async def claim_batches(connection: DbConnection, limit: int, only: str | None) 
     )
     if not batches:
         return []
+    took([batch["request_id"] for batch in batches])
     items = await connection.fetch(
         "SELECT request_id, subscription_id FROM renewal_batch_items"
         " WHERE request_id = ANY($1::text[]) ORDER BY request_id, position",

@@ -2,7 +2,8 @@
 
 Every path that buys time (manual and bulk renewals, the due-date engine, seats and alignment)
 prices its lines with the eligibility package, then orders them here; a change's priced line as
-its order keeps it and its answer says it is rendered here too.
+its order keeps it and its answer says it is rendered here too. An accepted quote's order comes
+priced by the quote service (`quote.orders`) and is passed on here as it was asked.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from services.renewal.subscriptions import Subscription
 from shared.contracts.billing_commands import PlaceOrder
 from shared.contracts.billing_events import OrderLine
 from shared.contracts.common import PriceLine as ContractPriceLine
+from shared.contracts.quote_orders import QuoteOrderRequested
 from shared.eligibility import PriceLine
 
 # What every rendering of a priced line says of it, under the eligibility package's own names.
@@ -59,4 +61,21 @@ def place_order(
         total=total,
         next_retry_on=next_retry_on,
         timezone=first.timezone,  # billing counts the order's dates from the CSN's today
+    )
+
+
+def place_quote_order(command: QuoteOrderRequested, held: Sequence[Subscription]) -> PlaceOrder:
+    """A quote's order as the quote service priced it (QUO-3), charged once renewal reserved
+    the terms of `held`, its subscriptions."""
+    return PlaceOrder(
+        request_id=command.request_id,
+        quote_number=command.quote_number,
+        order_id=command.order_id,
+        csn=command.csn,
+        currency=command.currency,
+        purchase_method=command.purchase_method,
+        payment_method=command.payment_method,
+        lines=command.lines,
+        total=command.total,
+        timezone=next((s.snapshot.timezone for s in held), None),  # as `place_order`'s
     )

@@ -27,7 +27,6 @@ from services.renewal.batches import (
     BatchItem,
     claim_batches,
     finish_batches,
-    pending_batches,
     save_worked,
     set_aside,
 )
@@ -80,7 +79,7 @@ class BulkWorker(RenewalLoop):
 
     def __post_init__(self) -> None:
         self.claims = IsolatingClaims(
-            self.pool, "bulk_worker", LOOP, self._work, self._pending, set_aside=self._set_aside
+            self.pool, "bulk_worker", LOOP, self._work, set_aside=self._set_aside
         )
 
     def work_loop(self) -> WorkLoop:
@@ -99,10 +98,6 @@ class BulkWorker(RenewalLoop):
         is set aside (status `failed`, for an operator) and the others go through."""
         return await self.claims.step()
 
-    async def _pending(self) -> list[str]:
-        async with self.pool.acquire() as connection:
-            return await pending_batches(connection, self.per_claim)
-
     async def _set_aside(self, key: str, reason: str) -> None:
         async with self.pool.acquire() as connection, connection.transaction():
             await set_aside(connection, key)
@@ -110,7 +105,7 @@ class BulkWorker(RenewalLoop):
 
     async def _work(self, only: str | None = None) -> int:
         async with self.pool.acquire() as connection, connection.transaction():
-            batches = await claim_batches(connection, self.per_claim, only)
+            batches = await claim_batches(connection, self.per_claim, only, self.claims.took)
             if not batches:
                 return 0
             request_ids = [batch.key for batch in batches]

@@ -135,7 +135,7 @@ class DueDateEngine(RenewalLoop):
     interval_seconds: float
 
     def __post_init__(self) -> None:
-        self.claims = IsolatingClaims(self.pool, "renewal", LOOP, self.run_once, self._candidates)
+        self.claims = IsolatingClaims(self.pool, "renewal", LOOP, self.run_once)
 
     def work_loop(self) -> WorkLoop:
         return WorkLoop(
@@ -153,6 +153,7 @@ class DueDateEngine(RenewalLoop):
             rows = await connection.fetch(DUE, self.clock.now(), self.batch_size, only)
             if not rows:
                 return 0
+            self.claims.took(row["subscription_id"] for row in rows)
             step = EngineStep(self, [(from_row(row), row) for row in rows])
             await step.decide(connection)
             await step.save(connection)
@@ -160,11 +161,6 @@ class DueDateEngine(RenewalLoop):
         self.faults.hit(ENGINE_AFTER_COMMIT)
         step.count()  # once committed
         return len(rows)
-
-    async def _candidates(self) -> list[str]:
-        async with self.pool.acquire() as connection, connection.transaction():
-            rows = await connection.fetch(DUE, self.clock.now(), self.batch_size, None)
-        return [row["subscription_id"] for row in rows]
 
 
 class EngineStep:

@@ -10,13 +10,13 @@ services/renewal/settlement.py) and `order.requested` goes to billing, all in on
 
 from __future__ import annotations
 
+from services.renewal.billing_orders import place_quote_order
 from services.renewal.reservations import open_reservations, reserve
 from services.renewal.state import announced
 from services.renewal.store import Order, OrderLine, order_exists, save_orders
 from services.renewal.subscriptions import load_subscriptions, to_domain
 from shared.clock import Clock
 from shared.contracts.billing_commands import TOPIC as BILLING_COMMANDS
-from shared.contracts.billing_commands import PlaceOrder
 from shared.contracts.envelope import new_event
 from shared.contracts.quote_orders import ANSWERS_TOPIC, QuoteOrderRefused, QuoteOrderRequested
 from shared.eligibility import Policy, Reservation, quote_order_reasons
@@ -83,19 +83,7 @@ def quote_order_handler(clock: Clock, policy: Policy, source: str) -> EventHandl
             ],
             now,
         )
-        placed = PlaceOrder(
-            request_id=command.request_id,
-            quote_number=command.quote_number,
-            order_id=command.order_id,
-            csn=command.csn,
-            currency=command.currency,
-            purchase_method=command.purchase_method,
-            payment_method=command.payment_method,
-            lines=command.lines,
-            total=command.total,
-            # billing counts the order's dates from the CSN's today
-            timezone=next((s.snapshot.timezone for s in held.values()), None),
-        )
+        placed = place_quote_order(command, list(held.values()))
         unit.outbox.add(
             BILLING_COMMANDS, new_event(placed, subject=command.csn, source=source, time=now)
         )

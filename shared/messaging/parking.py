@@ -58,14 +58,12 @@ SetAside = Callable[[str, str], Awaitable[None]]
 class IsolatingClaims:
     """A loop's step: `claim(None)` works a whole claim and returns how many items it took,
     naming them with `took` as soon as it holds them; `claim(item)` works that item alone;
-    `set_aside(item, reason)` parks one (default: a `parked_items` row). `candidates()`, for a
-    claim that does not call `took`: a query of the items a claim would take."""
+    `set_aside(item, reason)` parks one (default: a `parked_items` row)."""
 
     pool: asyncpg.Pool
     service: str
     loop: str
     claim: Claim
-    candidates: Callable[[], Awaitable[list[str]]] | None = None
     set_aside: SetAside | None = None
     # The items of the claim being worked, as the claim named them (`took`).
     _taken: list[str] = field(default_factory=list, init=False, repr=False)
@@ -81,11 +79,8 @@ class IsolatingClaims:
         except Exception as error:
             if is_transient(error):
                 raise
-            if self.candidates is not None:
-                items = await self.candidates()
-            elif self._taken:
-                items = self._taken
-            else:
+            items = self._taken
+            if not items:
                 raise  # it failed before taking anything: no item to blame, the loop backs off
             log.warning(
                 "a claim failed; working its items one at a time",

@@ -1,7 +1,6 @@
 """Issue 17 / issue 15 item 2: `IsolatingClaims` works one at a time the items its failed claim
 took, as the claim named them (`took`): no loop writes a second query of its candidates. A
-claim that failed before taking anything is raised to the loop; `candidates`, where a loop still
-passes it, is asked instead (renewal's engine and bulk worker)."""
+claim that failed before taking anything is raised to the loop."""
 
 from __future__ import annotations
 
@@ -23,7 +22,6 @@ class Loop:
         self.names_them = names_them
         self.worked: list[str] = []
         self.parked: dict[str, str] = {}
-        self.candidates_asked = 0
         self.claims = IsolatingClaims(
             cast(asyncpg.Pool, None), "test", "test_loop", self.claim, set_aside=self.set_aside
         )
@@ -36,10 +34,6 @@ class Loop:
             raise ValueError("this item breaks the claim")  # rolled back: nothing worked
         self.worked += taken
         return len(taken)
-
-    async def candidates(self) -> list[str]:
-        self.candidates_asked += 1
-        return list(self.due)
 
     async def set_aside(self, item: str, reason: str) -> None:
         self.parked[item] = reason
@@ -83,22 +77,3 @@ async def test_what_an_earlier_claim_took_is_not_blamed_for_a_later_failure() ->
         await loop.claims.step()
 
     assert loop.parked == {}
-
-
-async def test_a_loop_that_passes_its_candidates_is_asked_for_them() -> None:
-    """The constructor as renewal's engine and bulk worker call it (positional `candidates`)."""
-    loop = Loop(["S-1", BAD], names_them=False)
-    claims = IsolatingClaims(
-        cast(asyncpg.Pool, None),
-        "test",
-        "test_loop",
-        loop.claim,
-        loop.candidates,
-        set_aside=loop.set_aside,
-    )
-
-    assert await claims.step() == 2
-
-    assert loop.candidates_asked == 1
-    assert loop.worked == ["S-1"]
-    assert list(loop.parked) == [BAD]
