@@ -14,7 +14,8 @@ a reminder gives too (`reminder_option`): this module reads and saves.
 The claim reads only the subscriptions whose next reminder day came (`next_reminder_on`, worked
 out with the schedule each time the scheduler looks, issue 19 item 2), on each CSN's clock
 (shared/db/due_claims.py): by the instant that day comes in the CSN's zone, so that it reads up
-to now and not the next day's reminders (migration 013). It runs as a `WorkLoop`; a
+to now and not the next day's reminders (migration 013); each subscription it takes comes back
+typed (`DueReminder`). It runs as a `WorkLoop`; a
 subscription whose reminder raises is worked alone and parked (`parked_items`, loop
 `renewal_reminders`), and the others are reminded.
 """
@@ -22,8 +23,8 @@ subscription whose reminder raises is worked alone and parked (`parked_items`, l
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
 import asyncpg
 
@@ -35,6 +36,7 @@ from shared.clock import Clock
 from shared.contracts.state_events import SubscriptionState
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.due_claims import claim_on_each_clock
+from shared.db.types import DbConnection
 from shared.eligibility import Policy, Price, ReminderLook
 from shared.messaging.loops import WorkLoop
 from shared.messaging.parking import IsolatingClaims, not_parked
@@ -79,6 +81,40 @@ DUE = claim_on_each_clock(
     due_at=DUE_AT,
 )
 BATCH = 500
+
+
+@dataclass(frozen=True, kw_only=True)
+class DueReminder:
+    """A subscription the claim took: its next reminder day came, or is to be worked out."""
+
+    subscription_id: str
+    csn: str
+    renewal_date: date
+    look_from: date  # the first day not looked at yet for this renewal date
+    today: date  # the CSN's
+    # The subscription system's snapshot as stored: read only for a reminder to send (most of
+    # a claim may only get its next day), and a broken one fails that subscription's reminder
+    # alone, after the claim named what it took.
+    snapshot_json: str
+
+    def look(self, policy: Policy) -> ReminderLook:
+        """Which reminder is due and the next day to look: eligibility decides (NOTE-1)."""
+        return eligibility.next_reminder(self.renewal_date, self.today, self.look_from, policy)
+
+    def contact(self) -> Contact:
+        snapshot = SubscriptionUpserted.model_validate_json(self.snapshot_json)
+        return Contact(self.subscription_id, self.csn, snapshot, self.renewal_date)
+
+
+def _due_reminder(row: asyncpg.Record) -> DueReminder:
+    return DueReminder(
+        subscription_id=row["subscription_id"],
+        csn=row["csn"],
+        renewal_date=row["renewal_date"],
+        look_from=row["look_from"],
+        today=row["today"],
+        snapshot_json=row["snapshot"],
+    )
 
 
 class ReminderScheduler:
@@ -143,20 +179,17 @@ class ReminderScheduler:
         out (or `only` that one): remind those with a reminder day come, and store each one's
         next day; returns how many."""
         async with self.pool.acquire() as connection, connection.transaction():
-            rows = await self._due(connection, only)
-            self.claims.took(row["subscription_id"] for row in rows)
-            # Which reminder is due and the next day to look: eligibility decides (NOTE-1).
-            looks = {row["subscription_id"]: self._look(row) for row in rows}
-            reminded = [
-                (row, due) for row in rows if (due := looks[row["subscription_id"]].due) is not None
-            ]
+            due = await self._due(connection, only)
+            self.claims.took(sub.subscription_id for sub in due)
+            looked = [(sub, sub.look(self.policy)) for sub in due]
+            reminded = [(sub, offset) for sub, look in looked if (offset := look.due) is not None]
             # What renewal holds of them (auto-renew, the next term): what will really happen.
-            followed = await states(connection, [row["subscription_id"] for row, _ in reminded])
+            followed = await states(connection, [sub.subscription_id for sub, _ in reminded])
             buys: dict[str, tuple[eligibility.Subscription, date]] = {}
             emails = [
                 email
-                for row, due in reminded
-                if (email := self._reminder(row, due, followed.get(row["subscription_id"]), buys))
+                for sub, offset in reminded
+                if (email := self._reminder(sub, offset, followed.get(sub.subscription_id), buys))
                 is not None
             ]
             # Reminded through today where a reminder was due (sent, or none to this buyer), so
@@ -168,13 +201,10 @@ class ReminderScheduler:
                    FROM unnest($1::text[], $2::date[], $3::date[], $4::date[])
                        AS u(subscription_id, reminded_through, next_on, renewal_date)
                    WHERE s.subscription_id = u.subscription_id""",
-                [row["subscription_id"] for row in rows],
-                [
-                    None if looks[row["subscription_id"]].due is None else row["today"]
-                    for row in rows
-                ],
-                [looks[row["subscription_id"]].next_on for row in rows],
-                [row["renewal_date"] for row in rows],
+                [sub.subscription_id for sub, _ in looked],
+                [None if look.due is None else sub.today for sub, look in looked],
+                [look.next_on for _, look in looked],
+                [sub.renewal_date for sub, _ in looked],
             )
             if emails:
                 prices = await load_prices(
@@ -183,21 +213,17 @@ class ReminderScheduler:
                 for email in emails:
                     self._price(email, prices, *buys[email.contact.subscription_id])
                 await queue(connection, emails, self.clock.now())
-        if rows:
+        if due:
             self.faults.hit(REMINDERS_AFTER_COMMIT)
-        return len(rows)
+        return len(due)
 
-    async def _due(self, connection: Any, only: str | None) -> list[Any]:
-        return list(await connection.fetch(DUE, self.clock.now(), BATCH, only))
-
-    def _look(self, row: Any) -> ReminderLook:
-        return eligibility.next_reminder(
-            row["renewal_date"], row["today"], row["look_from"], self.policy
-        )
+    async def _due(self, connection: DbConnection, only: str | None) -> list[DueReminder]:
+        rows = await connection.fetch(DUE, self.clock.now(), BATCH, only)
+        return [_due_reminder(row) for row in rows]
 
     def _reminder(
         self,
-        row: Any,
+        sub: DueReminder,
         offset: int,
         state: SubscriptionState | None,
         buys: dict[str, tuple[eligibility.Subscription, date]],
@@ -205,31 +231,30 @@ class ReminderScheduler:
         """The reminder of `offset` days before: the latest due (older ones are past, not a
         backlog to send). The option and the price are those of renewal's state: auto-renew
         switched off gives the manual options, a next term or seats set their price."""
-        today: date = row["today"]
-        renewal_date: date = row["renewal_date"]
-        snapshot = SubscriptionUpserted.model_validate_json(row["snapshot"])
-        domain = followed_subscription(snapshot, state, renewal_date=renewal_date.isoformat())
+        contact = sub.contact()
+        domain = followed_subscription(
+            contact.snapshot, state, renewal_date=sub.renewal_date.isoformat()
+        )
         option = eligibility.reminder_option(
-            domain, today, self.policy, partner_reminds=self.settings.partner_reminds
+            domain, sub.today, self.policy, partner_reminds=self.settings.partner_reminds
         )
         if option is None:
             return None  # nothing to renew, or the partner reminds
-        buys[row["subscription_id"]] = domain, today
-        contact = Contact(row["subscription_id"], row["csn"], snapshot, renewal_date)
+        buys[sub.subscription_id] = domain, sub.today
         return Email(
-            f"renewal_reminder:{row['subscription_id']}:{renewal_date}:{offset}",
+            f"renewal_reminder:{sub.subscription_id}:{sub.renewal_date}:{offset}",
             "renewal_reminder",
             contact,
             {
-                "subscription_id": row["subscription_id"],
-                "renewal_date": renewal_date,
-                "days_before": (renewal_date - today).days,
+                "subscription_id": sub.subscription_id,
+                "renewal_date": sub.renewal_date,
+                "days_before": (sub.renewal_date - sub.today).days,
                 "option": option.value,
                 "payment_method": domain.payment_method.type,
-                "pay_link": self.settings.renew_link(row["subscription_id"]),
+                "pay_link": self.settings.renew_link(sub.subscription_id),
                 "grace_ends": eligibility.grace_ends(domain, self.policy),
                 "amount": None,
-                "currency": snapshot.currency,
+                "currency": contact.snapshot.currency,
             },
         )
 

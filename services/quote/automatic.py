@@ -8,7 +8,7 @@ subscriptions whose quote day came and that were not looked at for their renewal
 (`automatic_quote_for`, issue 19 item 2), on each CSN's clock (shared/db/due_claims.py): by
 the instant the renewal date comes in the CSN's zone (migration 010), so that it reads the
 renewal dates from now to the quote day's days ahead (two hours more, not a day), never those
-already past.
+already past; each subscription it takes comes back typed (`QuoteDay`).
 It runs as a `WorkLoop`; a subscription whose quote raises is worked alone and parked
 (`parked_items`, loop `automatic_quotes`), and the others are quoted.
 """
@@ -16,7 +16,8 @@ It runs as a `WorkLoop`; a subscription whose quote raises is worked alone and p
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
+from datetime import date
 
 import asyncpg
 
@@ -26,6 +27,7 @@ from shared import eligibility
 from shared.catalog.store import load_catalog
 from shared.clock import Clock
 from shared.db.due_claims import claim_on_each_clock
+from shared.db.types import DbConnection
 from shared.eligibility import Policy, Price, Promotion, QuoteRequest
 from shared.messaging import tracing
 from shared.messaging.consumer import UnitOfWork
@@ -75,6 +77,19 @@ DUE = claim_on_each_clock(
 BATCH = 200
 
 
+@dataclass(frozen=True)
+class QuoteDay:
+    """A subscription the claim took: its quote day came for this renewal date."""
+
+    subscription_id: str
+    renewal_date: date
+    today: date  # the CSN's
+
+
+def _quote_day(row: asyncpg.Record) -> QuoteDay:
+    return QuoteDay(row["subscription_id"], row["renewal_date"], row["today"])
+
+
 class AutomaticQuotes:
     def __init__(
         self,
@@ -102,29 +117,28 @@ class AutomaticQuotes:
         """One claim, its failing subscriptions parked (shared/messaging/parking.py)."""
         return await self.claims.step()
 
-    async def _due(self, connection: Any, only: str | None) -> list[Any]:
-        return list(
-            await connection.fetch(
-                DUE, self.clock.now(), self.policy.automatic_quote_days_before, only, BATCH
-            )
+    async def _due(self, connection: DbConnection, only: str | None) -> list[QuoteDay]:
+        rows = await connection.fetch(
+            DUE, self.clock.now(), self.policy.automatic_quote_days_before, only, BATCH
         )
+        return [_quote_day(row) for row in rows]
 
     async def send_due(self, only: str | None = None) -> int:
         """Quote up to BATCH subscriptions come to their quote day (or `only` that one)."""
         async with self.pool.acquire() as connection, connection.transaction():
-            rows = await self._due(connection, only)
-            if not rows:
+            due = await self._due(connection, only)
+            if not due:
                 return 0
-            self.claims.took(row["subscription_id"] for row in rows)
+            self.claims.took(day.subscription_id for day in due)
             unit = UnitOfWork(connection)
-            held = await subscriptions(connection, [r["subscription_id"] for r in rows])
+            held = await subscriptions(connection, [day.subscription_id for day in due])
             products = {snapshot.product_code for snapshot, _ in held.values()}
             prices, promotions = await load_catalog(connection, products)
-            claimed: list[tuple[str, Any, str | None]] = []
-            for row in rows:
+            claimed: list[tuple[str, date, str | None]] = []
+            for day in due:
                 with tracing.decision():  # one trace per automatic quote, and all it causes
-                    quote_number = await self._quote(unit, row, held, prices, promotions)
-                claimed.append((row["subscription_id"], row["renewal_date"], quote_number))
+                    quote_number = await self._quote(unit, day, held, prices, promotions)
+                claimed.append((day.subscription_id, day.renewal_date, quote_number))
             # One row per subscription and renewal date (the quote number, or NULL when none
             # was sent), and the renewal date looked at: out of the claim's index until a
             # renewal moves it.
@@ -143,18 +157,18 @@ class AutomaticQuotes:
             )
             await unit.outbox.flush(connection)
         self.faults.hit(AUTOMATIC_QUOTES_AFTER_COMMIT)
-        return len(rows)
+        return len(due)
 
     async def _quote(
         self,
         unit: UnitOfWork,
-        row: Any,
+        day: QuoteDay,
         held: Held,
         prices: list[Price],
         promotions: list[Promotion],
     ) -> str | None:
-        snapshot, domain = held[row["subscription_id"]]
-        if not eligibility.automatic_quote_due(domain, row["today"], self.policy):
+        snapshot, domain = held[day.subscription_id]
+        if not eligibility.automatic_quote_due(domain, day.today, self.policy):
             return None  # not selected by the policy (term, auto-renewal, trial)
         request = QuoteRequest(
             channel="sales", kind="renewal", subscription_ids=(snapshot.subscription_id,)
@@ -166,7 +180,7 @@ class AutomaticQuotes:
             request,
             prices=prices,
             promotions=promotions,
-            today=row["today"],
+            today=day.today,
             policy=self.policy,
         )
         if not decision.allowed:
@@ -184,7 +198,7 @@ class AutomaticQuotes:
             [snapshot.subscription_id],
             held,
             decision,
-            row["today"],
+            day.today,
             channel="sales",
             kind="renewal",
             recipients=[],

@@ -1,5 +1,6 @@
 """Quotes not paid by their expiry date become `quote.expired`, on each CSN's clock (QUO-8).
-A claim reads the sent quotes past their expiry date only (shared/db/due_claims.py).
+A claim reads the sent quotes past their expiry date only (shared/db/due_claims.py); each quote
+it takes comes back typed (`PastExpiry`).
 
 It runs as a `WorkLoop`; a quote whose expiry raises is worked alone and parked (`parked_items`,
 loop `quote_expiry`), and the others expire.
@@ -8,7 +9,7 @@ loop `quote_expiry`), and the others expire.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -18,6 +19,7 @@ from shared.contracts.envelope import new_event
 from shared.contracts.quote_events import TOPIC as QUOTE_EVENTS
 from shared.contracts.quote_events import QuoteExpired
 from shared.db.due_claims import claim_on_each_clock
+from shared.db.types import DbConnection
 from shared.messaging.loops import WorkLoop
 from shared.messaging.outbox import Outbox
 from shared.messaging.parking import IsolatingClaims, not_parked
@@ -50,6 +52,18 @@ DUE = claim_on_each_clock(
 )
 
 
+@dataclass(frozen=True)
+class PastExpiry:
+    """A sent quote the claim took: its expiry date passed on its CSN's clock."""
+
+    quote_number: str
+    csn: str
+
+
+def _past_expiry(row: asyncpg.Record) -> PastExpiry:
+    return PastExpiry(row["quote_number"], row["csn"])
+
+
 class QuoteExpiry:
     def __init__(
         self,
@@ -75,26 +89,27 @@ class QuoteExpiry:
         """One claim, its failing quotes parked (shared/messaging/parking.py)."""
         return await self.claims.step()
 
-    async def _due(self, connection: Any, only: str | None) -> list[Any]:
-        return list(await connection.fetch(DUE, self.clock.now(), BATCH, only))
+    async def _due(self, connection: DbConnection, only: str | None) -> list[PastExpiry]:
+        rows = await connection.fetch(DUE, self.clock.now(), BATCH, only)
+        return [_past_expiry(row) for row in rows]
 
     async def expire_due(self, only: str | None = None) -> int:
         """Expire up to BATCH quotes past their expiry date (or `only` that one)."""
         async with self.pool.acquire() as connection, connection.transaction():
-            rows = await self._due(connection, only)
-            if not rows:
+            due = await self._due(connection, only)
+            if not due:
                 return 0
-            self.claims.took(row["quote_number"] for row in rows)
-            await store.close(connection, [row["quote_number"] for row in rows], "expired")
+            self.claims.took(quote.quote_number for quote in due)
+            await store.close(connection, [quote.quote_number for quote in due], "expired")
             outbox = Outbox()
-            for row in rows:
+            for quote in due:
                 event = new_event(
-                    QuoteExpired(quote_number=row["quote_number"]),
-                    subject=row["csn"],
+                    QuoteExpired(quote_number=quote.quote_number),
+                    subject=quote.csn,
                     source=self.source,
                     time=self.clock.now(),
                 )
                 outbox.add(QUOTE_EVENTS, event)
             await outbox.flush(connection)
         self.faults.hit(QUOTE_EXPIRY_AFTER_COMMIT)
-        return len(rows)
+        return len(due)
