@@ -88,6 +88,12 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         await consumer.stop()
 
 
+async def records_on(bootstrap: str, topic: str) -> int:
+    """Every record the broker holds on `topic` (the sum of its end offsets): what a watcher may
+    not have read yet is counted too."""
+    return sum((await end_offsets(bootstrap, topic)).values())
+
+
 async def committed_offsets(
     admin: AIOKafkaAdminClient, group_id: str, topic: str
 ) -> dict[int, int]:
@@ -98,6 +104,26 @@ async def committed_offsets(
         for tp, meta in offsets.items()
         if tp.topic == topic and meta.offset >= 0
     }
+
+
+async def committed_to_the_end(
+    bootstrap: str,
+    admin: AIOKafkaAdminClient,
+    group_id: str,
+    topic: str,
+    timeout: float = 10.0,
+) -> None:
+    """Wait until the group has committed past every record on `topic` as of now (partitions
+    that hold none aside). A consumer dead-letters a record before it commits past it: after
+    this, the DLQ holds the letters of every one of those records."""
+    ends = await end_offsets(bootstrap, topic)
+    wanted = {p: end for p, end in ends.items() if end > 0}
+
+    async def committed() -> bool:
+        got = await committed_offsets(admin, group_id, topic)
+        return all(got.get(p) == end for p, end in wanted.items())
+
+    await eventually(committed, timeout=timeout, what=f"{group_id} to commit {wanted}")
 
 
 async def http_ready(port: int, host: str = "127.0.0.1") -> bool:

@@ -23,12 +23,13 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import REGISTRY
 
 from deploy.local.client import Seen, TopicWatcher, UpstreamClient
 from deploy.local.samples import event, unique_csn
 from services.billing import charges, orders
-from services.billing.app import create_app
+from services.billing.app import SERVICE, create_app
 from services.billing.provider import ChargeRequest, ChargeResult
 from services.billing.settings import BillingSettings
 from services.billing.simulator import SimulatedPaymentProvider
@@ -50,9 +51,11 @@ from shared.messaging.consumer import PoolHolder
 from shared.messaging.settings import MessagingSettings
 from tests.integration.helpers import (
     caught_up,
+    committed_to_the_end,
     eventually,
     http_ready,
     kafka_admin_client,
+    records_on,
     running,
     scratch_schema,
     topic_pairs,
@@ -104,10 +107,23 @@ class Billing:
     events: Topic
     database: DatabaseSettings
     provider: SpyProvider
+    bootstrap: str
+    admin: AIOKafkaAdminClient
 
     @property
     def schema(self) -> str:
         return self.database.schema_name
+
+    async def dead_letters(self) -> int:
+        """The records ever written to the commands' DLQ, as the broker counts them, once billing
+        committed past every command sent so far: a letter goes out before the offset moves past
+        its record, so a count that did not grow over a test proves it dead-lettered nothing (a
+        watcher's empty list would also mean a letter not read yet). The DLQ is the module's:
+        count before and after."""
+        # One consumer group per service and topic (ServiceRuntime.consume).
+        group_id = f"{SERVICE}.{self.commands.name}"
+        await committed_to_the_end(self.bootstrap, self.admin, group_id, self.commands.name)
+        return await records_on(self.bootstrap, self.commands.dlq)
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +165,7 @@ async def billing(kafka_bootstrap: str) -> AsyncIterator[Billing]:
 
                 try:
                     async with running(app, ready):
-                        yield Billing(commands, events, database, provider)
+                        yield Billing(commands, events, database, provider, kafka_bootstrap, admin)
                 finally:
                     await provider_pools.get().close()
     finally:
@@ -268,6 +284,7 @@ async def test_an_order_asked_for_twice_is_placed_and_charged_once(
     admin_db: asyncpg.Connection,
 ) -> None:
     command = place_order()
+    letters_before = await billing.dead_letters()
     # The same order asked twice (a retried request): two different events.
     asked = [event(command, subject=command.csn), event(command, subject=command.csn)]
     assert asked[0].id != asked[1].id
@@ -290,7 +307,7 @@ async def test_an_order_asked_for_twice_is_placed_and_charged_once(
     payments = await payment_rows(billing, admin_db, command.order_id)
     assert [p["outcome"] for p in payments] == ["succeeded"]
     assert payments[0]["payment_reference"] == succeeded.data["payment_reference"]
-    assert watcher.matching(lambda s: s.topic == billing.commands.dlq) == []
+    assert await billing.dead_letters() == letters_before
 
 
 async def test_an_invalid_payment_method_fails_the_payment_with_a_reason(
@@ -374,6 +391,7 @@ async def test_a_malformed_command_is_dead_lettered_and_orders_go_on(
     broken = event(command, subject=command.csn).model_dump(mode="json")
     broken["data"]["total"] = 840.0  # money as a float: refused by the contract
     good = event(command, subject=command.csn)
+    letters_before = await billing.dead_letters()
 
     await upstream.send_raw(billing.commands, json.dumps(broken).encode(), key=command.csn.encode())
     await upstream.send(billing.commands, good)
@@ -383,6 +401,7 @@ async def test_a_malformed_command_is_dead_lettered_and_orders_go_on(
     [letter] = await watcher.wait_for(lambda s: s.topic == billing.commands.dlq, timeout=10)
     assert "data.total" in letter.headers["x-dlq-error"]
     assert letter.event["id"] == broken["id"]
+    assert await billing.dead_letters() == letters_before + 1  # that one, once
 
 
 def refused_count(reason: str) -> float:
@@ -427,6 +446,7 @@ async def test_issue_16_an_order_whose_money_does_not_add_up_is_refused_and_neve
     }
     sound = place_order()
     before = {reason: refused_count(reason) for reason in cases}
+    letters_before = await billing.dead_letters()
     asked = [event(c, subject=c.csn) for c in cases.values()]
     again = [event(c, subject=c.csn) for c in cases.values()]  # a retried request: new event ids
 
@@ -455,7 +475,7 @@ async def test_issue_16_an_order_whose_money_does_not_add_up_is_refused_and_neve
         assert await ledger_rows(billing, admin_db, command.order_id) == []
         assert billing.provider.charged[command.order_id] == 0
         assert refused_count(reason) == before[reason] + 1
-    assert watcher.matching(lambda s: s.topic == billing.commands.dlq) == []
+    assert await billing.dead_letters() == letters_before
 
 
 async def ledger_rows(
@@ -626,6 +646,7 @@ async def test_issue_15_a_deadlock_recording_the_outcome_charges_once_and_record
                 FOR EACH ROW EXECUTE FUNCTION {schema}.it_deadlock_once();"""
     )
     before = deadlocks_seen()
+    letters_before = await billing.dead_letters()
     try:
         asked = event(command, subject=command.csn)
         await upstream.send(billing.commands, asked)
@@ -646,4 +667,4 @@ async def test_issue_15_a_deadlock_recording_the_outcome_charges_once_and_record
     assert [p["outcome"] for p in await payment_rows(billing, admin_db, command.order_id)] == [
         "succeeded"
     ]
-    assert watcher.matching(lambda s: s.topic == billing.commands.dlq) == []
+    assert await billing.dead_letters() == letters_before
