@@ -47,3 +47,17 @@ async def renewal_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSett
     """A migrated throwaway schema of renewal, for its handlers called directly."""
     async with migrated_schema(admin_db, "renewal") as settings:
         yield settings
+
+
+@pytest.fixture
+async def notification_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
+    """A migrated throwaway schema of notification, for its handlers and sender called directly."""
+    async with migrated_schema(admin_db, "notification") as settings:
+        yield settings
+
+
+@pytest.fixture
+async def billing_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
+    """A migrated throwaway schema of billing, for its handlers called directly."""
+    async with migrated_schema(admin_db, "billing") as settings:
+        yield settings

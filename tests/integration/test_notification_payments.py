@@ -4,7 +4,6 @@ no `order.placed` seen, no orders kept — handlers called directly on a real da
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -23,15 +22,9 @@ from shared.contracts.envelope import EventData
 from shared.db.settings import DatabaseSettings
 from shared.messaging.consumer import Delivery, PermanentError, UnitOfWork
 from shared.test_clocks import CsnClock
-from tests.integration.helpers import connection_to, delivered, migrated_schema
+from tests.integration.helpers import connection_to, delivered
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def notification_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
-    async with migrated_schema(admin_db, "notification") as settings:
-        yield settings
 
 
 def delivery(data: EventData, subject: str) -> Delivery:

@@ -32,20 +32,12 @@ from services.notification.templates import EmailRenderer
 from shared.clock import SystemClock
 from shared.contracts.envelope import new_event
 from shared.contracts.renewal_events import SubscriptionRenewed
-from shared.db.migrate import migrate
 from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
 from shared.messaging.consumer import Delivery, UnitOfWork
-from tests.integration.helpers import connection_to, eventually, scratch_schema
+from tests.integration.helpers import connection_to, eventually
 from tests.support.flaky_smtp import FlakySmtp
 from tests.support.smtp import Mailbox, SmtpServer, free_port
-
-
-@pytest.fixture
-async def notification_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
-    async with scratch_schema(admin_db, "notification") as settings:
-        await migrate("notification", settings)
-        yield settings
 
 
 def order_context(order_id: str) -> dict[str, Any]:
