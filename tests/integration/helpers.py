@@ -32,7 +32,7 @@ from shared.contracts.topics import DLQ_PARTITIONS, Topic
 from shared.db.migrate import migrate
 from shared.db.pool import connect, create_pool
 from shared.db.settings import DatabaseSettings
-from shared.messaging.consumer import Delivery, UnitOfWork
+from shared.messaging.consumer import Delivery, PoolHolder, UnitOfWork
 from shared.messaging.credentials import client_options
 
 
@@ -72,6 +72,26 @@ async def connection_to(settings: DatabaseSettings) -> AsyncIterator[asyncpg.Con
         yield connection
     finally:
         await connection.close()
+
+
+@asynccontextmanager
+async def pool_on(settings: DatabaseSettings) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the settings' schema, as the service opens one; closed afterwards."""
+    pool = await create_pool(settings)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@asynccontextmanager
+async def pools_on(settings: DatabaseSettings) -> AsyncIterator[PoolHolder]:
+    """The holder a service's runtime hands its loops and providers, holding a pool on the
+    settings' schema; closed afterwards."""
+    async with pool_on(settings) as pool:
+        holder = PoolHolder()
+        holder.pool = pool
+        yield holder
 
 
 async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
@@ -210,12 +230,8 @@ async def migrated_schema(
 @asynccontextmanager
 async def migrated(admin_db: asyncpg.Connection, service: str) -> AsyncIterator[asyncpg.Pool]:
     """A migrated throwaway schema of the service, and a pool on it."""
-    async with migrated_schema(admin_db, service) as settings:
-        pool = await create_pool(settings)
-        try:
-            yield pool
-        finally:
-            await pool.close()
+    async with migrated_schema(admin_db, service) as settings, pool_on(settings) as pool:
+        yield pool
 
 
 async def insert_quote(pool: asyncpg.Pool, quote_number: str, csn: str, expires_on: date) -> None:

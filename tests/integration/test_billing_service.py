@@ -45,9 +45,7 @@ from shared.contracts.topics import (
     PAYMENT_EVENTS,
     Topic,
 )
-from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
-from shared.messaging.consumer import PoolHolder
 from shared.messaging.settings import MessagingSettings
 from tests.integration.helpers import (
     caught_up,
@@ -55,6 +53,7 @@ from tests.integration.helpers import (
     eventually,
     http_ready,
     kafka_admin_client,
+    pools_on,
     records_on,
     running,
     scratch_schema,
@@ -139,6 +138,7 @@ async def billing(kafka_bootstrap: str) -> AsyncIterator[Billing]:
             kafka_admin_client(kafka_bootstrap) as admin,
             topic_pairs(admin, commands, events, payments, clocks),
             scratch_schema(admin_db, "billing") as database,
+            pools_on(database) as provider_pools,
         ):
             port = free_port()
             settings = BillingSettings(
@@ -149,8 +149,6 @@ async def billing(kafka_bootstrap: str) -> AsyncIterator[Billing]:
                 manual_payment_days=MANUAL_PAYMENT_DAYS,
                 charge_poll_seconds=0.2,
             )
-            provider_pools = PoolHolder()
-            provider_pools.pool = await create_pool(database)
             provider = SpyProvider(SimulatedPaymentProvider(provider_pools, FixedClock(NOW)))
             with pytest.MonkeyPatch.context() as patch:
                 patch.setattr(billing_commands, "TOPIC", commands)
@@ -163,11 +161,8 @@ async def billing(kafka_bootstrap: str) -> AsyncIterator[Billing]:
                 async def ready() -> bool:
                     return await http_ready(port)
 
-                try:
-                    async with running(app, ready):
-                        yield Billing(commands, events, database, provider, kafka_bootstrap, admin)
-                finally:
-                    await provider_pools.get().close()
+                async with running(app, ready):
+                    yield Billing(commands, events, database, provider, kafka_bootstrap, admin)
     finally:
         await admin_db.close()
 

@@ -33,7 +33,6 @@ from shared.contracts import topics
 from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, new_event
 from shared.contracts.topics import Topic
 from shared.db.migrate import migrate
-from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
 from shared.messaging import tracing
 from shared.messaging.broker import BrokerSender, create_broker
@@ -43,17 +42,14 @@ from shared.messaging.settings import MessagingSettings
 from shared.plumbing.http import InLoopServer
 from shared.plumbing.metrics import OUTBOX_PARKED
 from shared.plumbing.otlp import PublishedSpans
-from tests.integration.helpers import connection_to, eventually, records_on
+from tests.integration.helpers import connection_to, eventually, pool_on, records_on
 
 
 @pytest.fixture
 async def pool(scratch_database: DatabaseSettings) -> AsyncIterator[asyncpg.Pool]:
     await migrate("quote", scratch_database)
-    pool = await create_pool(scratch_database)
-    try:
+    async with pool_on(scratch_database) as pool:
         yield pool
-    finally:
-        await pool.close()
 
 
 @pytest.fixture
