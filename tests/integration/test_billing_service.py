@@ -15,7 +15,7 @@ import asyncio
 import json
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -208,6 +208,26 @@ def place_order(
     )
 
 
+Ask = Callable[[PlaceOrder], Awaitable[list[Seen]]]
+
+
+@pytest.fixture
+def ask(
+    billing: Billing,
+    upstream: UpstreamClient,
+    watcher: TopicWatcher,
+    admin_db: asyncpg.Connection,
+) -> Ask:
+    """Ask billing for the order once: its events about the order, once it settled."""
+
+    async def ask_once(command: PlaceOrder) -> list[Seen]:
+        asked = event(command, subject=command.csn)
+        await upstream.send(billing.commands, asked)
+        return await settled(billing, admin_db, watcher, command, [asked.id])
+
+    return ask_once
+
+
 def about(billing: Billing, order_id: str) -> Callable[[Seen], bool]:
     def match(seen: Seen) -> bool:
         return seen.topic == billing.events.name and seen.data.get("order_id") == order_id
@@ -307,15 +327,11 @@ async def test_an_order_asked_for_twice_is_placed_and_charged_once(
 
 async def test_an_invalid_payment_method_fails_the_payment_with_a_reason(
     billing: Billing,
-    upstream: UpstreamClient,
-    watcher: TopicWatcher,
+    ask: Ask,
     admin_db: asyncpg.Connection,
 ) -> None:
     command = place_order("card", valid=False)
-    asked = event(command, subject=command.csn)
-
-    await upstream.send(billing.commands, asked)
-    seen = await settled(billing, admin_db, watcher, command, [asked.id])
+    seen = await ask(command)
 
     assert [s.type for s in seen] == ["order.placed", "payment.failed"]
     failed = seen[1].data
@@ -333,15 +349,11 @@ async def test_an_invalid_payment_method_fails_the_payment_with_a_reason(
 
 async def test_auto_4_a_bank_transfer_waits_for_a_manual_payment(
     billing: Billing,
-    upstream: UpstreamClient,
-    watcher: TopicWatcher,
+    ask: Ask,
     admin_db: asyncpg.Connection,
 ) -> None:
     command = place_order("bank_transfer")
-    asked = event(command, subject=command.csn)
-
-    await upstream.send(billing.commands, asked)
-    seen = await settled(billing, admin_db, watcher, command, [asked.id])
+    seen = await ask(command)
 
     assert [s.type for s in seen] == ["order.placed", "payment.awaiting_manual"]
     awaiting = seen[1].data
@@ -359,18 +371,14 @@ async def test_auto_4_a_bank_transfer_waits_for_a_manual_payment(
 
 async def test_issue_14_pay_by_counts_from_the_csns_today_in_its_time_zone(
     billing: Billing,
-    upstream: UpstreamClient,
-    watcher: TopicWatcher,
+    ask: Ask,
     admin_db: asyncpg.Connection,
 ) -> None:
     """DOMAIN.md: a customer's today is the date in its CSN's time zone. At NOW (09:30 UTC on
     2 March) it is still 1 March, 22:30, in Pago Pago (UTC-11): the bank transfer is due 14
     days from 1 March, not from the UTC date."""
     command = place_order("bank_transfer").model_copy(update={"timezone": "Pacific/Pago_Pago"})
-    asked = event(command, subject=command.csn)
-
-    await upstream.send(billing.commands, asked)
-    seen = await settled(billing, admin_db, watcher, command, [asked.id])
+    seen = await ask(command)
 
     assert [s.type for s in seen] == ["order.placed", "payment.awaiting_manual"]
     assert date.fromisoformat(seen[1].data["pay_by"]) == date(2026, 3, 15)
@@ -485,18 +493,14 @@ async def ledger_rows(
 
 async def test_a_declined_charge_repeats_when_renewal_tries_again(
     billing: Billing,
-    upstream: UpstreamClient,
-    watcher: TopicWatcher,
+    ask: Ask,
     admin_db: asyncpg.Connection,
 ) -> None:
     """AUTO-1: `next_retry_on` of the order comes back in its `payment.failed`."""
     command = place_order(seats=1, unit_price="840.13").model_copy(
         update={"next_retry_on": date(2026, 3, 3)}
     )
-    asked = event(command, subject=command.csn)
-
-    await upstream.send(billing.commands, asked)
-    seen = await settled(billing, admin_db, watcher, command, [asked.id])
+    seen = await ask(command)
 
     assert [s.type for s in seen] == ["order.placed", "payment.failed"]
     assert seen[1].data["next_retry_on"] == "2026-03-03"
@@ -616,8 +620,7 @@ def deadlocks_seen() -> float:
 
 async def test_issue_15_a_deadlock_recording_the_outcome_charges_once_and_records_next_step(
     billing: Billing,
-    upstream: UpstreamClient,
-    watcher: TopicWatcher,
+    ask: Ask,
     admin_db: asyncpg.Connection,
 ) -> None:
     """A transient database error after the provider call is the infrastructure's, not the
@@ -643,9 +646,7 @@ async def test_issue_15_a_deadlock_recording_the_outcome_charges_once_and_record
     before = deadlocks_seen()
     letters_before = await billing.dead_letters()
     try:
-        asked = event(command, subject=command.csn)
-        await upstream.send(billing.commands, asked)
-        seen = await settled(billing, admin_db, watcher, command, [asked.id])
+        seen = await ask(command)
     finally:
         await admin_db.execute(
             f"DROP TRIGGER it_deadlock_once ON {schema}.orders;"
