@@ -22,6 +22,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream import FastStream
+from faststream.kafka import KafkaBroker
 
 from deploy.local.client import TopicWatcher
 from services.operations.health import http_ready as service_ready
@@ -32,8 +33,10 @@ from shared.contracts.topics import DLQ_PARTITIONS, Topic
 from shared.db.migrate import migrate
 from shared.db.pool import connect, create_pool
 from shared.db.settings import DatabaseSettings
+from shared.messaging.broker import create_broker
 from shared.messaging.consumer import Delivery, PoolHolder, UnitOfWork
 from shared.messaging.credentials import client_options
+from shared.messaging.settings import MessagingSettings
 
 
 async def eventually(
@@ -165,6 +168,17 @@ async def caught_up(
         )
 
     await eventually(read_to_the_end, timeout=timeout, what=f"{topic}[{partition}] read to {last}")
+
+
+@asynccontextmanager
+async def started_broker(bootstrap: str, client_id: str) -> AsyncIterator[KafkaBroker]:
+    """The service's FastStream broker (create_broker), connected; stopped afterwards."""
+    broker = create_broker(MessagingSettings(kafka_bootstrap=bootstrap), client_id=client_id)
+    await broker.start()
+    try:
+        yield broker
+    finally:
+        await broker.stop()
 
 
 @asynccontextmanager

@@ -35,14 +35,19 @@ from shared.contracts.topics import Topic
 from shared.db.migrate import migrate
 from shared.db.settings import DatabaseSettings
 from shared.messaging import tracing
-from shared.messaging.broker import BrokerSender, create_broker
+from shared.messaging.broker import BrokerSender
 from shared.messaging.credentials import broker_security, credentials
 from shared.messaging.outbox import Outbox, OutboxRelay
-from shared.messaging.settings import MessagingSettings
 from shared.plumbing.http import InLoopServer
 from shared.plumbing.metrics import OUTBOX_PARKED
 from shared.plumbing.otlp import PublishedSpans
-from tests.integration.helpers import connection_to, eventually, pool_on, records_on
+from tests.integration.helpers import (
+    connection_to,
+    eventually,
+    pool_on,
+    records_on,
+    started_broker,
+)
 
 
 @pytest.fixture
@@ -54,12 +59,8 @@ async def pool(scratch_database: DatabaseSettings) -> AsyncIterator[asyncpg.Pool
 
 @pytest.fixture
 async def broker(kafka_bootstrap: str) -> AsyncIterator[KafkaBroker]:
-    broker = create_broker(MessagingSettings(kafka_bootstrap=kafka_bootstrap), client_id="it-relay")
-    await broker.start()
-    try:
+    async with started_broker(kafka_bootstrap, "it-relay") as broker:
         yield broker
-    finally:
-        await broker.stop()
 
 
 def relay(
