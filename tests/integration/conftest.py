@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -42,8 +43,17 @@ async def scratch_database(admin_db: asyncpg.Connection) -> AsyncIterator[Databa
         yield settings
 
 
-@pytest.fixture
-async def renewal_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
-    """A migrated throwaway schema of renewal, for its handlers called directly."""
-    async with migrated_schema(admin_db, "renewal") as settings:
-        yield settings
+def migrated_db(service: str) -> Any:
+    """The fixture `<service>_db`: a migrated throwaway schema of the service, for its handlers
+    (and loops) called directly."""
+
+    async def schema(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
+        async with migrated_schema(admin_db, service) as settings:
+            yield settings
+
+    return pytest.fixture(schema, name=f"{service}_db")
+
+
+renewal_db = migrated_db("renewal")
+notification_db = migrated_db("notification")
+billing_db = migrated_db("billing")

@@ -22,6 +22,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream import FastStream
+from faststream.kafka import KafkaBroker
 
 from deploy.local.client import TopicWatcher
 from services.operations.health import http_ready as service_ready
@@ -32,8 +33,10 @@ from shared.contracts.topics import DLQ_PARTITIONS, Topic
 from shared.db.migrate import migrate
 from shared.db.pool import connect, create_pool
 from shared.db.settings import DatabaseSettings
-from shared.messaging.consumer import Delivery, UnitOfWork
+from shared.messaging.broker import create_broker
+from shared.messaging.consumer import Delivery, PoolHolder, UnitOfWork
 from shared.messaging.credentials import client_options
+from shared.messaging.settings import MessagingSettings
 
 
 async def eventually(
@@ -74,6 +77,26 @@ async def connection_to(settings: DatabaseSettings) -> AsyncIterator[asyncpg.Con
         await connection.close()
 
 
+@asynccontextmanager
+async def pool_on(settings: DatabaseSettings) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the settings' schema, as the service opens one; closed afterwards."""
+    pool = await create_pool(settings)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@asynccontextmanager
+async def pools_on(settings: DatabaseSettings) -> AsyncIterator[PoolHolder]:
+    """The holder a service's runtime hands its loops and providers, holding a pool on the
+    settings' schema; closed afterwards."""
+    async with pool_on(settings) as pool:
+        holder = PoolHolder()
+        holder.pool = pool
+        yield holder
+
+
 async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     consumer = AIOKafkaConsumer(**client_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
@@ -88,6 +111,12 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         await consumer.stop()
 
 
+async def records_on(bootstrap: str, topic: str) -> int:
+    """Every record the broker holds on `topic` (the sum of its end offsets): what a watcher may
+    not have read yet is counted too."""
+    return sum((await end_offsets(bootstrap, topic)).values())
+
+
 async def committed_offsets(
     admin: AIOKafkaAdminClient, group_id: str, topic: str
 ) -> dict[int, int]:
@@ -98,6 +127,26 @@ async def committed_offsets(
         for tp, meta in offsets.items()
         if tp.topic == topic and meta.offset >= 0
     }
+
+
+async def committed_to_the_end(
+    bootstrap: str,
+    admin: AIOKafkaAdminClient,
+    group_id: str,
+    topic: str,
+    timeout: float = 10.0,
+) -> None:
+    """Wait until the group has committed past every record on `topic` as of now (partitions
+    that hold none aside). A consumer dead-letters a record before it commits past it: after
+    this, the DLQ holds the letters of every one of those records."""
+    ends = await end_offsets(bootstrap, topic)
+    wanted = {p: end for p, end in ends.items() if end > 0}
+
+    async def committed() -> bool:
+        got = await committed_offsets(admin, group_id, topic)
+        return all(got.get(p) == end for p, end in wanted.items())
+
+    await eventually(committed, timeout=timeout, what=f"{group_id} to commit {wanted}")
 
 
 async def http_ready(port: int, host: str = "127.0.0.1") -> bool:
@@ -119,6 +168,17 @@ async def caught_up(
         )
 
     await eventually(read_to_the_end, timeout=timeout, what=f"{topic}[{partition}] read to {last}")
+
+
+@asynccontextmanager
+async def started_broker(bootstrap: str, client_id: str) -> AsyncIterator[KafkaBroker]:
+    """The service's FastStream broker (create_broker), connected; stopped afterwards."""
+    broker = create_broker(MessagingSettings(kafka_bootstrap=bootstrap), client_id=client_id)
+    await broker.start()
+    try:
+        yield broker
+    finally:
+        await broker.stop()
 
 
 @asynccontextmanager
@@ -184,12 +244,8 @@ async def migrated_schema(
 @asynccontextmanager
 async def migrated(admin_db: asyncpg.Connection, service: str) -> AsyncIterator[asyncpg.Pool]:
     """A migrated throwaway schema of the service, and a pool on it."""
-    async with migrated_schema(admin_db, service) as settings:
-        pool = await create_pool(settings)
-        try:
-            yield pool
-        finally:
-            await pool.close()
+    async with migrated_schema(admin_db, service) as settings, pool_on(settings) as pool:
+        yield pool
 
 
 async def insert_quote(pool: asyncpg.Pool, quote_number: str, csn: str, expires_on: date) -> None:

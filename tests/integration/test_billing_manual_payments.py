@@ -4,13 +4,9 @@ and changes nothing."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-
-import asyncpg
-import pytest
 
 from deploy.local.samples import unique_csn
 from services.billing.manual_payments import payment_received_handler
@@ -21,7 +17,6 @@ from tests.integration.helpers import (
     connection_to,
     delivered,
     handle_in_transaction,
-    migrated_schema,
     taken_outbox,
 )
 
@@ -29,12 +24,6 @@ NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 REFERENCE = "SIM-0123456789ABCDEF"
 # The subject the provider gave the payment: billing answers about its order's CSN instead.
 PAYER = "CSN-FROM-PROVIDER"
-
-
-@pytest.fixture
-async def billing_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
-    async with migrated_schema(admin_db, "billing") as settings:
-        yield settings
 
 
 async def _awaiting_order(settings: DatabaseSettings, order_id: str, csn: str) -> None:

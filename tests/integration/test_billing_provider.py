@@ -15,25 +15,18 @@ from services.billing.provider import ChargeRequest, ChargeResult
 from services.billing.simulator import SimulatedPaymentProvider
 from shared.clock import FixedClock
 from shared.contracts.subscription_events import PaymentMethod
-from shared.db.migrate import apply_migrations
-from shared.db.pool import create_pool
+from shared.db.settings import DatabaseSettings
 from shared.messaging.consumer import PoolHolder
-from tests.integration.helpers import scratch_schema
+from tests.integration.helpers import pool_on
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 CARD = PaymentMethod(type="card", recurring=True, valid=True)
 
 
 @pytest.fixture
-async def ledger(admin_db: asyncpg.Connection) -> AsyncIterator[tuple[asyncpg.Pool, str]]:
-    async with scratch_schema(admin_db, "billing") as database:
-        pool = await create_pool(database)
-        try:
-            async with pool.acquire() as connection:
-                await apply_migrations(connection, database.schema_name, "billing")
-            yield pool, database.schema_name
-        finally:
-            await pool.close()
+async def ledger(billing_db: DatabaseSettings) -> AsyncIterator[tuple[asyncpg.Pool, str]]:
+    async with pool_on(billing_db) as pool:
+        yield pool, billing_db.schema_name
 
 
 def provider_on(pool: asyncpg.Pool) -> SimulatedPaymentProvider:

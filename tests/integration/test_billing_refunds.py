@@ -4,12 +4,8 @@ the provider port, announced once as `payment.refunded`; the lines named set the
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-
-import asyncpg
-import pytest
 
 from deploy.local.samples import unique_csn
 from services.billing.refunds import Refunder, refund_requested_handler
@@ -18,11 +14,9 @@ from services.billing.simulator import SimulatedPaymentProvider
 from shared.clock import FixedClock
 from shared.contracts.billing_commands import RefundPayment
 from shared.contracts.envelope import new_event
-from shared.db.migrate import migrate
-from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
-from shared.messaging.consumer import Delivery, PoolHolder, UnitOfWork
-from tests.integration.helpers import connection_to, scratch_schema
+from shared.messaging.consumer import Delivery, UnitOfWork
+from tests.integration.helpers import connection_to, pools_on
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 CLOCK = FixedClock(NOW)
@@ -30,13 +24,6 @@ LINES = [
     {"subscription_id": "S-1", "amount": "420.00"},
     {"subscription_id": "S-2", "amount": "840.00"},
 ]
-
-
-@pytest.fixture
-async def billing_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
-    async with scratch_schema(admin_db, "billing") as settings:
-        await migrate("billing", settings)
-        yield settings
 
 
 async def _paid_order(settings: DatabaseSettings, order_id: str, csn: str) -> None:
@@ -80,18 +67,13 @@ async def test_life_3_a_refund_asked_twice_is_given_back_once_and_announced_once
     await _ask(billing_db, everything, everything, one_line)
     await _ask(billing_db, everything)  # asked again later: still one refund
 
-    pool = await create_pool(billing_db)
-    holder = PoolHolder()
-    holder.pool = pool
-    try:
+    async with pools_on(billing_db) as pools:
         calls = ProviderCalls(
             source="/billing", batch_size=10, lease=timedelta(seconds=60), timeout_seconds=10
         )
-        refunder = Refunder(holder, SimulatedPaymentProvider(holder, CLOCK), CLOCK, calls)
+        refunder = Refunder(pools, SimulatedPaymentProvider(pools, CLOCK), CLOCK, calls)
         assert await refunder.step() == 2
         assert await refunder.step() == 0
-    finally:
-        await pool.close()
     async with connection_to(billing_db) as connection:
         given = await connection.fetch(
             "SELECT idempotency_key, amount FROM simulated_provider_refunds ORDER BY 1"

@@ -15,7 +15,7 @@ import asyncio
 import json
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -23,12 +23,13 @@ from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import REGISTRY
 
 from deploy.local.client import Seen, TopicWatcher, UpstreamClient
 from deploy.local.samples import event, unique_csn
 from services.billing import charges, orders
-from services.billing.app import create_app
+from services.billing.app import SERVICE, create_app
 from services.billing.provider import ChargeRequest, ChargeResult
 from services.billing.settings import BillingSettings
 from services.billing.simulator import SimulatedPaymentProvider
@@ -44,15 +45,16 @@ from shared.contracts.topics import (
     PAYMENT_EVENTS,
     Topic,
 )
-from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
-from shared.messaging.consumer import PoolHolder
 from shared.messaging.settings import MessagingSettings
 from tests.integration.helpers import (
     caught_up,
+    committed_to_the_end,
     eventually,
     http_ready,
     kafka_admin_client,
+    pools_on,
+    records_on,
     running,
     scratch_schema,
     topic_pairs,
@@ -104,10 +106,23 @@ class Billing:
     events: Topic
     database: DatabaseSettings
     provider: SpyProvider
+    bootstrap: str
+    admin: AIOKafkaAdminClient
 
     @property
     def schema(self) -> str:
         return self.database.schema_name
+
+    async def dead_letters(self) -> int:
+        """The records ever written to the commands' DLQ, as the broker counts them, once billing
+        committed past every command sent so far: a letter goes out before the offset moves past
+        its record, so a count that did not grow over a test proves it dead-lettered nothing (a
+        watcher's empty list would also mean a letter not read yet). The DLQ is the module's:
+        count before and after."""
+        # One consumer group per service and topic (ServiceRuntime.consume).
+        group_id = f"{SERVICE}.{self.commands.name}"
+        await committed_to_the_end(self.bootstrap, self.admin, group_id, self.commands.name)
+        return await records_on(self.bootstrap, self.commands.dlq)
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +138,7 @@ async def billing(kafka_bootstrap: str) -> AsyncIterator[Billing]:
             kafka_admin_client(kafka_bootstrap) as admin,
             topic_pairs(admin, commands, events, payments, clocks),
             scratch_schema(admin_db, "billing") as database,
+            pools_on(database) as provider_pools,
         ):
             port = free_port()
             settings = BillingSettings(
@@ -133,8 +149,6 @@ async def billing(kafka_bootstrap: str) -> AsyncIterator[Billing]:
                 manual_payment_days=MANUAL_PAYMENT_DAYS,
                 charge_poll_seconds=0.2,
             )
-            provider_pools = PoolHolder()
-            provider_pools.pool = await create_pool(database)
             provider = SpyProvider(SimulatedPaymentProvider(provider_pools, FixedClock(NOW)))
             with pytest.MonkeyPatch.context() as patch:
                 patch.setattr(billing_commands, "TOPIC", commands)
@@ -147,11 +161,8 @@ async def billing(kafka_bootstrap: str) -> AsyncIterator[Billing]:
                 async def ready() -> bool:
                     return await http_ready(port)
 
-                try:
-                    async with running(app, ready):
-                        yield Billing(commands, events, database, provider)
-                finally:
-                    await provider_pools.get().close()
+                async with running(app, ready):
+                    yield Billing(commands, events, database, provider, kafka_bootstrap, admin)
     finally:
         await admin_db.close()
 
@@ -195,6 +206,26 @@ def place_order(
         ],
         total=amount,
     )
+
+
+Ask = Callable[[PlaceOrder], Awaitable[list[Seen]]]
+
+
+@pytest.fixture
+def ask(
+    billing: Billing,
+    upstream: UpstreamClient,
+    watcher: TopicWatcher,
+    admin_db: asyncpg.Connection,
+) -> Ask:
+    """Ask billing for the order once: its events about the order, once it settled."""
+
+    async def ask_once(command: PlaceOrder) -> list[Seen]:
+        asked = event(command, subject=command.csn)
+        await upstream.send(billing.commands, asked)
+        return await settled(billing, admin_db, watcher, command, [asked.id])
+
+    return ask_once
 
 
 def about(billing: Billing, order_id: str) -> Callable[[Seen], bool]:
@@ -268,6 +299,7 @@ async def test_an_order_asked_for_twice_is_placed_and_charged_once(
     admin_db: asyncpg.Connection,
 ) -> None:
     command = place_order()
+    letters_before = await billing.dead_letters()
     # The same order asked twice (a retried request): two different events.
     asked = [event(command, subject=command.csn), event(command, subject=command.csn)]
     assert asked[0].id != asked[1].id
@@ -290,20 +322,16 @@ async def test_an_order_asked_for_twice_is_placed_and_charged_once(
     payments = await payment_rows(billing, admin_db, command.order_id)
     assert [p["outcome"] for p in payments] == ["succeeded"]
     assert payments[0]["payment_reference"] == succeeded.data["payment_reference"]
-    assert watcher.matching(lambda s: s.topic == billing.commands.dlq) == []
+    assert await billing.dead_letters() == letters_before
 
 
 async def test_an_invalid_payment_method_fails_the_payment_with_a_reason(
     billing: Billing,
-    upstream: UpstreamClient,
-    watcher: TopicWatcher,
+    ask: Ask,
     admin_db: asyncpg.Connection,
 ) -> None:
     command = place_order("card", valid=False)
-    asked = event(command, subject=command.csn)
-
-    await upstream.send(billing.commands, asked)
-    seen = await settled(billing, admin_db, watcher, command, [asked.id])
+    seen = await ask(command)
 
     assert [s.type for s in seen] == ["order.placed", "payment.failed"]
     failed = seen[1].data
@@ -321,15 +349,11 @@ async def test_an_invalid_payment_method_fails_the_payment_with_a_reason(
 
 async def test_auto_4_a_bank_transfer_waits_for_a_manual_payment(
     billing: Billing,
-    upstream: UpstreamClient,
-    watcher: TopicWatcher,
+    ask: Ask,
     admin_db: asyncpg.Connection,
 ) -> None:
     command = place_order("bank_transfer")
-    asked = event(command, subject=command.csn)
-
-    await upstream.send(billing.commands, asked)
-    seen = await settled(billing, admin_db, watcher, command, [asked.id])
+    seen = await ask(command)
 
     assert [s.type for s in seen] == ["order.placed", "payment.awaiting_manual"]
     awaiting = seen[1].data
@@ -347,18 +371,14 @@ async def test_auto_4_a_bank_transfer_waits_for_a_manual_payment(
 
 async def test_issue_14_pay_by_counts_from_the_csns_today_in_its_time_zone(
     billing: Billing,
-    upstream: UpstreamClient,
-    watcher: TopicWatcher,
+    ask: Ask,
     admin_db: asyncpg.Connection,
 ) -> None:
     """DOMAIN.md: a customer's today is the date in its CSN's time zone. At NOW (09:30 UTC on
     2 March) it is still 1 March, 22:30, in Pago Pago (UTC-11): the bank transfer is due 14
     days from 1 March, not from the UTC date."""
     command = place_order("bank_transfer").model_copy(update={"timezone": "Pacific/Pago_Pago"})
-    asked = event(command, subject=command.csn)
-
-    await upstream.send(billing.commands, asked)
-    seen = await settled(billing, admin_db, watcher, command, [asked.id])
+    seen = await ask(command)
 
     assert [s.type for s in seen] == ["order.placed", "payment.awaiting_manual"]
     assert date.fromisoformat(seen[1].data["pay_by"]) == date(2026, 3, 15)
@@ -374,6 +394,7 @@ async def test_a_malformed_command_is_dead_lettered_and_orders_go_on(
     broken = event(command, subject=command.csn).model_dump(mode="json")
     broken["data"]["total"] = 840.0  # money as a float: refused by the contract
     good = event(command, subject=command.csn)
+    letters_before = await billing.dead_letters()
 
     await upstream.send_raw(billing.commands, json.dumps(broken).encode(), key=command.csn.encode())
     await upstream.send(billing.commands, good)
@@ -383,6 +404,7 @@ async def test_a_malformed_command_is_dead_lettered_and_orders_go_on(
     [letter] = await watcher.wait_for(lambda s: s.topic == billing.commands.dlq, timeout=10)
     assert "data.total" in letter.headers["x-dlq-error"]
     assert letter.event["id"] == broken["id"]
+    assert await billing.dead_letters() == letters_before + 1  # that one, once
 
 
 def refused_count(reason: str) -> float:
@@ -427,6 +449,7 @@ async def test_issue_16_an_order_whose_money_does_not_add_up_is_refused_and_neve
     }
     sound = place_order()
     before = {reason: refused_count(reason) for reason in cases}
+    letters_before = await billing.dead_letters()
     asked = [event(c, subject=c.csn) for c in cases.values()]
     again = [event(c, subject=c.csn) for c in cases.values()]  # a retried request: new event ids
 
@@ -455,7 +478,7 @@ async def test_issue_16_an_order_whose_money_does_not_add_up_is_refused_and_neve
         assert await ledger_rows(billing, admin_db, command.order_id) == []
         assert billing.provider.charged[command.order_id] == 0
         assert refused_count(reason) == before[reason] + 1
-    assert watcher.matching(lambda s: s.topic == billing.commands.dlq) == []
+    assert await billing.dead_letters() == letters_before
 
 
 async def ledger_rows(
@@ -470,18 +493,14 @@ async def ledger_rows(
 
 async def test_a_declined_charge_repeats_when_renewal_tries_again(
     billing: Billing,
-    upstream: UpstreamClient,
-    watcher: TopicWatcher,
+    ask: Ask,
     admin_db: asyncpg.Connection,
 ) -> None:
     """AUTO-1: `next_retry_on` of the order comes back in its `payment.failed`."""
     command = place_order(seats=1, unit_price="840.13").model_copy(
         update={"next_retry_on": date(2026, 3, 3)}
     )
-    asked = event(command, subject=command.csn)
-
-    await upstream.send(billing.commands, asked)
-    seen = await settled(billing, admin_db, watcher, command, [asked.id])
+    seen = await ask(command)
 
     assert [s.type for s in seen] == ["order.placed", "payment.failed"]
     assert seen[1].data["next_retry_on"] == "2026-03-03"
@@ -601,8 +620,7 @@ def deadlocks_seen() -> float:
 
 async def test_issue_15_a_deadlock_recording_the_outcome_charges_once_and_records_next_step(
     billing: Billing,
-    upstream: UpstreamClient,
-    watcher: TopicWatcher,
+    ask: Ask,
     admin_db: asyncpg.Connection,
 ) -> None:
     """A transient database error after the provider call is the infrastructure's, not the
@@ -626,10 +644,9 @@ async def test_issue_15_a_deadlock_recording_the_outcome_charges_once_and_record
                 FOR EACH ROW EXECUTE FUNCTION {schema}.it_deadlock_once();"""
     )
     before = deadlocks_seen()
+    letters_before = await billing.dead_letters()
     try:
-        asked = event(command, subject=command.csn)
-        await upstream.send(billing.commands, asked)
-        seen = await settled(billing, admin_db, watcher, command, [asked.id])
+        seen = await ask(command)
     finally:
         await admin_db.execute(
             f"DROP TRIGGER it_deadlock_once ON {schema}.orders;"
@@ -646,4 +663,4 @@ async def test_issue_15_a_deadlock_recording_the_outcome_charges_once_and_record
     assert [p["outcome"] for p in await payment_rows(billing, admin_db, command.order_id)] == [
         "succeeded"
     ]
-    assert watcher.matching(lambda s: s.topic == billing.commands.dlq) == []
+    assert await billing.dead_letters() == letters_before

@@ -46,9 +46,10 @@ from shared.messaging.runtime import ServiceRuntime
 from shared.messaging.settings import MessagingSettings
 from tests.integration.helpers import (
     committed_offsets,
+    committed_to_the_end,
     connection_to,
-    end_offsets,
     eventually,
+    records_on,
     running,
 )
 
@@ -175,14 +176,9 @@ class Harness:
         await eventually(all_there, timeout=timeout, what=f"effects of {product_codes}")
 
     async def wait_committed_to_the_end(self, timeout: float = 10.0) -> None:
-        ends = await end_offsets(self.bootstrap, self.topic.name)
-        wanted = {p: end for p, end in ends.items() if end > 0}
-
-        async def committed() -> bool:
-            got = await committed_offsets(self.admin, self.group_id, self.topic.name)
-            return all(got.get(p) == end for p, end in wanted.items())
-
-        await eventually(committed, timeout=timeout, what=f"{self.group_id} to commit {wanted}")
+        await committed_to_the_end(
+            self.bootstrap, self.admin, self.group_id, self.topic.name, timeout
+        )
 
     async def dead_lettered(
         self,
@@ -213,7 +209,7 @@ class Harness:
         """Records ever written to the test topic's DLQ, as the broker counts them (a watcher's
         empty list would also mean one not read yet). A letter goes out before the consumer
         commits past its record: read after `wait_committed_to_the_end`, 0 proves none."""
-        return sum((await end_offsets(self.bootstrap, self.topic.dlq)).values())
+        return await records_on(self.bootstrap, self.topic.dlq)
 
 
 async def make_harness(

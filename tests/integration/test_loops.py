@@ -10,19 +10,15 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
 from shared.messaging.loops import WorkLoop
-from tests.integration.helpers import eventually
+from tests.integration.helpers import eventually, pool_on
 
 
 @pytest.fixture
 async def pool(scratch_database: DatabaseSettings) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(scratch_database)
-    try:
+    async with pool_on(scratch_database) as pool:
         yield pool
-    finally:
-        await pool.close()
 
 
 async def test_listen_is_reestablished_after_its_connection_is_killed(

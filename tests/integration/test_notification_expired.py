@@ -5,10 +5,8 @@ on a real database."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 
-import asyncpg
 import pytest
 
 from deploy.local.samples import price, subscription, unique_csn
@@ -22,16 +20,10 @@ from shared.contracts.renewal_events import SubscriptionExpired
 from shared.db.settings import DatabaseSettings
 from shared.messaging.consumer import Delivery, UnitOfWork
 from shared.test_clocks import CsnClock
-from tests.integration.helpers import connection_to, delivered, migrated_schema
+from tests.integration.helpers import connection_to, delivered
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 RENEWAL_DATE = date(2026, 1, 1)  # grace (45 days) ended on 15 February
-
-
-@pytest.fixture
-async def notification_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
-    async with migrated_schema(admin_db, "notification") as settings:
-        yield settings
 
 
 def delivery(data: EventData, subject: str) -> Delivery:

@@ -5,12 +5,10 @@ event and the directory alone — handlers called directly on a real database.""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
 import pytest
 
 from deploy.local.samples import subscription, unique_csn
@@ -28,16 +26,10 @@ from shared.contracts.renewal_events import (
 from shared.db.settings import DatabaseSettings
 from shared.messaging.consumer import Delivery, UnitOfWork
 from shared.test_clocks import CsnClock
-from tests.integration.helpers import connection_to, delivered, migrated_schema
+from tests.integration.helpers import connection_to, delivered
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 RENEWAL_DATE = date(2026, 4, 1)
-
-
-@pytest.fixture
-async def notification_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
-    async with migrated_schema(admin_db, "notification") as settings:
-        yield settings
 
 
 async def queued_for(

@@ -6,33 +6,23 @@ once it has every line of its order (issue 17 item 3, issue 19 item 1)."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
-import pytest
 
 from deploy.local.samples import buyer_of
 from services.notification.queue import renewal_events_handler
 from shared.clock import FixedClock
 from shared.contracts.envelope import new_event
 from shared.contracts.renewal_events import BulkAccepted, SubscriptionRenewed
-from shared.db.migrate import migrate
 from shared.db.settings import DatabaseSettings
 from shared.messaging.consumer import Delivery, UnitOfWork
-from tests.integration.helpers import connection_to, scratch_schema
+from tests.integration.helpers import connection_to
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LATER = datetime(2026, 3, 1, 12, 5, tzinfo=UTC)
-
-
-@pytest.fixture
-async def notification_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
-    async with scratch_schema(admin_db, "notification") as settings:
-        await migrate("notification", settings)
-        yield settings
 
 
 def renewed(

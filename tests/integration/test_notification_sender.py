@@ -24,7 +24,7 @@ from aiosmtpd.controller import Controller
 from prometheus_client import REGISTRY
 
 from deploy.local.samples import buyer_of, unique_csn
-from services.notification.leases import CLAIM, LEASES_LOST, Leases, Mark
+from services.notification.leases import CLAIM, LEASES_LOST, Claim, Leases, Mark
 from services.notification.queue import renewal_events_handler
 from services.notification.sender import EmailSender
 from services.notification.settings import NotificationSettings
@@ -32,20 +32,11 @@ from services.notification.templates import EmailRenderer
 from shared.clock import SystemClock
 from shared.contracts.envelope import new_event
 from shared.contracts.renewal_events import SubscriptionRenewed
-from shared.db.migrate import migrate
-from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
 from shared.messaging.consumer import Delivery, UnitOfWork
-from tests.integration.helpers import connection_to, eventually, scratch_schema
+from tests.integration.helpers import connection_to, eventually, pool_on
 from tests.support.flaky_smtp import FlakySmtp
 from tests.support.smtp import Mailbox, SmtpServer, free_port
-
-
-@pytest.fixture
-async def notification_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
-    async with scratch_schema(admin_db, "notification") as settings:
-        await migrate("notification", settings)
-        yield settings
 
 
 def order_context(order_id: str) -> dict[str, Any]:
@@ -73,39 +64,47 @@ async def queue(pool: asyncpg.Pool, key: str, context: dict[str, Any], due: date
     )
 
 
+async def queue_due(pool: asyncpg.Pool, keys: list[str], due: datetime | None = None) -> None:
+    """An order confirmation for each key, due at `due` (now if not given)."""
+    for key in keys:
+        await queue(pool, key, order_context(key), due or datetime.now(UTC))
+
+
+@pytest.fixture
+async def pool(notification_db: DatabaseSettings) -> AsyncIterator[asyncpg.Pool]:
+    async with pool_on(notification_db) as pool:
+        yield pool
+
+
+def sender_on(pool: asyncpg.Pool, database: DatabaseSettings, **settings: Any) -> EmailSender:
+    """A sender as the service builds one, on `pool`, with `settings` besides the database."""
+    configured = NotificationSettings(database=database, **settings)
+    return EmailSender(pool, SystemClock(), configured, EmailRenderer())
+
+
 async def test_an_email_that_cannot_be_rendered_fails_alone(
-    notification_db: DatabaseSettings,
+    notification_db: DatabaseSettings, pool: asyncpg.Pool
 ) -> None:
-    pool = await create_pool(notification_db)
     now = datetime.now(UTC)
     broken = order_context("ORD-BROKEN")
     del broken["order_id"]  # the template needs it: StrictUndefined refuses to render
-    good_key = f"order_confirmation:ORD-{uuid.uuid4().hex[:8]}"
-    try:
-        with SmtpServer() as smtp:
-            settings = NotificationSettings(
-                database=notification_db, smtp_port=smtp.port, senders=1, poll_seconds=0.1
+    [good_key] = keys(1)
+    with SmtpServer() as smtp:
+        sender = sender_on(pool, notification_db, smtp_port=smtp.port, senders=1, poll_seconds=0.1)
+        await queue(pool, "order_confirmation:BROKEN", broken, now - timedelta(minutes=1))
+        await queue_due(pool, [good_key], now)
+        async with sending(sender):
+            # One claim takes both; the order they are delivered in is not fixed.
+            wanted = {"order_confirmation:BROKEN": "failed", good_key: "sent"}
+            await eventually(
+                lambda: _statuses_are(pool, wanted), timeout=5, what="one sent, one failed"
             )
-            sender = EmailSender(pool, SystemClock(), settings, EmailRenderer())
-            await queue(pool, "order_confirmation:BROKEN", broken, now - timedelta(minutes=1))
-            await queue(pool, good_key, order_context(good_key), now)
-            async with sending(sender):
-                # One claim takes both; the order they are delivered in is not fixed.
-                wanted = {"order_confirmation:BROKEN": "failed", good_key: "sent"}
-                await eventually(
-                    lambda: _statuses_are(pool, wanted), timeout=5, what="one sent, one failed"
-                )
-            assert len(smtp.mailbox.with_key(good_key)) == 1
-            events = [
-                json.loads(row["value"])
-                for row in await pool.fetch("SELECT value FROM outbox ORDER BY id")
-            ]
-            failed = [e for e in events if e["type"] == "email.failed"]
-            assert [e["data"]["notification_id"] for e in failed] == ["order_confirmation:BROKEN"]
-            assert "order_id" in failed[0]["data"]["reason"]
-            assert [e["type"] for e in events if e is not failed[0]] == ["email.sent"]
-    finally:
-        await pool.close()
+        assert len(smtp.mailbox.with_key(good_key)) == 1
+    events = await outbox_events(pool)
+    failed = [e for e in events if e["type"] == "email.failed"]
+    assert [e["data"]["notification_id"] for e in failed] == ["order_confirmation:BROKEN"]
+    assert "order_id" in failed[0]["data"]["reason"]
+    assert [e["type"] for e in events if e is not failed[0]] == ["email.sent"]
 
 
 # --- Issue 15 item 4 and issue 19 item 1: a lease that covers its claim, marks that check it ---
@@ -161,9 +160,13 @@ async def statuses(pool: asyncpg.Pool) -> dict[str, str]:
     return {row["notification_key"]: row["status"] for row in rows}
 
 
-async def announced(pool: asyncpg.Pool, event_type: str) -> Counter[str]:
+async def outbox_events(pool: asyncpg.Pool) -> list[dict[str, Any]]:
     rows = await pool.fetch("SELECT value FROM outbox ORDER BY id")
-    events = [json.loads(row["value"]) for row in rows]
+    return [json.loads(row["value"]) for row in rows]
+
+
+async def announced(pool: asyncpg.Pool, event_type: str) -> Counter[str]:
+    events = await outbox_events(pool)
     return Counter(e["data"]["notification_id"] for e in events if e["type"] == event_type)
 
 
@@ -171,42 +174,41 @@ def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
+def leases_lost() -> float:
+    """Marks a sender did not apply: another sender had leased the email since."""
+    return sample(LEASES_LOST, service="notification", stage="after_send")
+
+
 def keys(count: int) -> list[str]:
     return [f"order_confirmation:ORD-{uuid.uuid4().hex[:8]}" for _ in range(count)]
 
 
 async def test_issue_15_4_a_claim_slower_than_its_lease_is_renewed_and_each_email_goes_once(
-    notification_db: DatabaseSettings,
+    notification_db: DatabaseSettings, pool: asyncpg.Pool
 ) -> None:
     """Six emails at 0.3 s each take 1.8 s, the lease is 1 s: the holder renews it while it
     sends, so the other sender never re-leases them and nothing goes twice."""
-    pool = await create_pool(notification_db)
     mailbox = SlowMailbox(delay=0.3, slow=1000)
     wanted = keys(6)
-    try:
-        with smtp_server(mailbox) as port:
-            settings = NotificationSettings(
-                database=notification_db,
+    with smtp_server(mailbox) as port:
+        await queue_due(pool, wanted)
+        one, other = (
+            sender_on(
+                pool,
+                notification_db,
                 smtp_port=port,
                 senders=1,
                 claim_size=6,
                 lease_seconds=1.0,
                 poll_seconds=0.05,
             )
-            for key in wanted:
-                await queue(pool, key, order_context(key), datetime.now(UTC))
-            one, other = (
-                EmailSender(pool, SystemClock(), settings, EmailRenderer()) for _ in range(2)
-            )
-            async with sending(one, other):
-                await eventually(
-                    lambda: _all_sent(pool, wanted), timeout=15, what="every email sent"
-                )
-            copies = Counter(m["X-Notification-Key"] for m in mailbox.all())
-            assert copies == dict.fromkeys(wanted, 1)
-            assert await announced(pool, "email.sent") == dict.fromkeys(wanted, 1)
-    finally:
-        await pool.close()
+            for _ in range(2)
+        )
+        async with sending(one, other):
+            await eventually(lambda: _all_sent(pool, wanted), timeout=15, what="every email sent")
+    copies = Counter(m["X-Notification-Key"] for m in mailbox.all())
+    assert copies == dict.fromkeys(wanted, 1)
+    assert await announced(pool, "email.sent") == dict.fromkeys(wanted, 1)
 
 
 async def _all_sent(pool: asyncpg.Pool, wanted: list[str]) -> bool:
@@ -218,47 +220,35 @@ async def _statuses_are(pool: asyncpg.Pool, wanted: dict[str, str]) -> bool:
 
 
 async def test_issue_15_4_a_sender_whose_lease_lapsed_mid_send_does_not_mark_it_and_says_so(
-    notification_db: DatabaseSettings,
+    notification_db: DatabaseSettings, pool: asyncpg.Pool
 ) -> None:
     """An SMTP server that takes 1.5 s on a 0.4 s lease: the other sender re-leases and sends it
     too (SMTP cannot take an email back), but only the holder marks it sent and announces it;
     the first finds it no longer holds the lease, logs it and counts it."""
-    pool = await create_pool(notification_db)
     mailbox = SlowMailbox(delay=1.5, slow=1)
     [key] = keys(1)
-    lost_before = sample(LEASES_LOST, service="notification", stage="after_send")
-    try:
-        with smtp_server(mailbox) as port:
-            settings = NotificationSettings(
-                database=notification_db,
-                smtp_port=port,
-                senders=2,
-                lease_seconds=0.4,
-                poll_seconds=0.05,
+    lost_before = leases_lost()
+    with smtp_server(mailbox) as port:
+        await queue_due(pool, [key])
+        sender = sender_on(
+            pool, notification_db, smtp_port=port, senders=2, lease_seconds=0.4, poll_seconds=0.05
+        )
+        async with sending(sender):
+            await eventually(
+                lambda: leases_lost() > lost_before,
+                timeout=10,
+                what="the lapsed holder's mark refused",
             )
-            await queue(pool, key, order_context(key), datetime.now(UTC))
-            async with sending(EmailSender(pool, SystemClock(), settings, EmailRenderer())):
-                await eventually(
-                    lambda: (
-                        sample(LEASES_LOST, service="notification", stage="after_send")
-                        > lost_before
-                    ),
-                    timeout=10,
-                    what="the lapsed holder's mark refused",
-                )
-            assert await statuses(pool) == {key: "sent"}
-            assert len(mailbox.with_key(key)) == 2
-            assert await announced(pool, "email.sent") == {key: 1}
-    finally:
-        await pool.close()
+    assert await statuses(pool) == {key: "sent"}
+    assert len(mailbox.with_key(key)) == 2
+    assert await announced(pool, "email.sent") == {key: 1}
 
 
 async def test_issue_15_4_a_database_error_while_marking_is_seen_by_the_loop_and_not_resent(
-    notification_db: DatabaseSettings,
+    notification_db: DatabaseSettings, pool: asyncpg.Pool
 ) -> None:
     """Marking sent fails twice (a trigger raises): the sender's loop sees the error, backs off,
     and marks it on a later step, without sending the email again."""
-    pool = await create_pool(notification_db)
     await pool.execute(
         """CREATE SEQUENCE marks_tried;
            CREATE FUNCTION fail_twice() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -272,175 +262,160 @@ async def test_issue_15_4_a_database_error_while_marking_is_seen_by_the_loop_and
     [key] = keys(1)
     errors = {"service": "notification", "loop": "email_sender_0", "error_type": "RaiseError"}
     errors_before = sample("renewals_loop_errors_total", **errors)
-    try:
-        with SmtpServer() as smtp:
-            settings = NotificationSettings(
-                database=notification_db,
-                smtp_port=smtp.port,
-                senders=1,
-                lease_seconds=0.5,
-                poll_seconds=0.05,
-            )
-            await queue(pool, key, order_context(key), datetime.now(UTC))
-            async with sending(EmailSender(pool, SystemClock(), settings, EmailRenderer())):
-                await eventually(lambda: _all_sent(pool, [key]), timeout=10, what="marked sent")
-            assert len(smtp.mailbox.with_key(key)) == 1
-            assert await announced(pool, "email.sent") == {key: 1}
-            assert sample("renewals_loop_errors_total", **errors) == errors_before + 2
-    finally:
-        await pool.close()
+    with SmtpServer() as smtp:
+        await queue_due(pool, [key])
+        sender = sender_on(
+            pool,
+            notification_db,
+            smtp_port=smtp.port,
+            senders=1,
+            lease_seconds=0.5,
+            poll_seconds=0.05,
+        )
+        async with sending(sender):
+            await eventually(lambda: _all_sent(pool, [key]), timeout=10, what="marked sent")
+        assert len(smtp.mailbox.with_key(key)) == 1
+    assert await announced(pool, "email.sent") == {key: 1}
+    assert sample("renewals_loop_errors_total", **errors) == errors_before + 2
 
 
 async def test_issue_19_1_marks_are_recorded_set_based_each_only_where_its_claim_holds_it(
-    notification_db: DatabaseSettings,
+    pool: asyncpg.Pool,
 ) -> None:
     """One statement records a claim's marks (sent, retry, failed) with their events; the mark
     of an email another claim has leased since is not applied, and is counted."""
-    pool = await create_pool(notification_db)
     leases = Leases(pool, SystemClock(), lease_seconds=60, service="notification")
+    lost_before = leases_lost()
     wanted = keys(4)
-    lost_before = sample(LEASES_LOST, service="notification", stage="after_send")
-    try:
-        for key in wanted:
-            await queue(pool, key, order_context(key), datetime.now(UTC))
-        claim = await leases.claim(4)
-        assert sorted(e.key for e in claim.emails) == sorted(wanted)
-        sent, retry, failed, taken = wanted
-        await pool.execute(  # its lease expired and another sender took it
-            "UPDATE emails SET lease_token = $2 WHERE notification_key = $1", taken, uuid.uuid4()
-        )
-        now = datetime.now(UTC)
+    claim = await claimed_then_one_taken(pool, leases, wanted)
+    assert sorted(e.key for e in claim.emails) == sorted(wanted)
+    sent, retry, failed, taken = wanted
+    now = datetime.now(UTC)
 
-        def mark(key: str, status: str, event: bool) -> Mark:
-            rows = [("notification.events", key.encode(), b"{}", "{}")] if event else []
-            return Mark(claim.token, key, "order_confirmation", status, now, outbox_rows=rows)
+    def mark(key: str, status: str, event: bool) -> Mark:
+        rows = [("notification.events", key.encode(), b"{}", "{}")] if event else []
+        return Mark(claim.token, key, "order_confirmation", status, now, outbox_rows=rows)
 
-        marks = [
-            mark(sent, "sent", True),
-            mark(retry, "pending", False),
-            mark(failed, "failed", True),
-            mark(taken, "sent", True),
-        ]
-        recorded = await leases.record(marks)
-        assert [m.key for m in recorded] == [sent, retry, failed]
-        rows = await pool.fetch(
-            "SELECT notification_key, status, attempts, lease_until FROM emails"
-            " WHERE notification_key = ANY($1::text[])",
-            wanted,
-        )
-        found = {r["notification_key"]: (r["status"], r["attempts"]) for r in rows}
-        assert found == {
-            sent: ("sent", 1),
-            retry: ("pending", 1),
-            failed: ("failed", 1),
-            taken: ("pending", 0),
-        }
-        assert {r["notification_key"] for r in rows if r["lease_until"] is None} == {
-            sent,
-            retry,
-            failed,
-        }
-        events = await pool.fetch("SELECT convert_from(key, 'UTF8') AS key FROM outbox")
-        assert sorted(e["key"] for e in events) == sorted([sent, failed])
-        after = sample(LEASES_LOST, service="notification", stage="after_send")
-        assert after == lost_before + 1
-    finally:
-        await pool.close()
+    marks = [
+        mark(sent, "sent", True),
+        mark(retry, "pending", False),
+        mark(failed, "failed", True),
+        mark(taken, "sent", True),
+    ]
+    recorded = await leases.record(marks)
+    assert [m.key for m in recorded] == [sent, retry, failed]
+    rows = await pool.fetch(
+        "SELECT notification_key, status, attempts, lease_until FROM emails"
+        " WHERE notification_key = ANY($1::text[])",
+        wanted,
+    )
+    found = {r["notification_key"]: (r["status"], r["attempts"]) for r in rows}
+    assert found == {
+        sent: ("sent", 1),
+        retry: ("pending", 1),
+        failed: ("failed", 1),
+        taken: ("pending", 0),
+    }
+    assert {r["notification_key"] for r in rows if r["lease_until"] is None} == {
+        sent,
+        retry,
+        failed,
+    }
+    assert sorted(await outbox_keys(pool)) == sorted([sent, failed])
+    assert leases_lost() == lost_before + 1
+
+
+async def claimed_then_one_taken(pool: asyncpg.Pool, leases: Leases, wanted: list[str]) -> Claim:
+    """The `wanted` emails queued and leased in one claim; since, the last one's lease expired
+    and another sender took it (its token is no longer the claim's)."""
+    await queue_due(pool, wanted)
+    claim = await leases.claim(len(wanted))
+    await pool.execute(
+        "UPDATE emails SET lease_token = $2 WHERE notification_key = $1", wanted[-1], uuid.uuid4()
+    )
+    return claim
+
+
+async def outbox_keys(pool: asyncpg.Pool) -> list[str]:
+    """The keys of the events the marks wrote to the outbox."""
+    rows = await pool.fetch("SELECT convert_from(key, 'UTF8') AS key FROM outbox ORDER BY id")
+    return [row["key"] for row in rows]
 
 
 async def test_issue_19_one_mark_alone_goes_by_its_key_and_only_where_its_claim_holds_it(
-    notification_db: DatabaseSettings,
+    pool: asyncpg.Pool,
 ) -> None:
     """The sender's usual mark — one email, right after SMTP accepted it — takes the one-row
     statement (MARK_ONE): applied with its event while the claim holds the email, not applied
     (and counted) once another claim has it, and a retry mark carries no event."""
-    pool = await create_pool(notification_db)
     leases = Leases(pool, SystemClock(), lease_seconds=60, service="notification")
+    lost_before = leases_lost()
     sent, retry, taken = wanted = keys(3)
-    lost_before = sample(LEASES_LOST, service="notification", stage="after_send")
-    try:
-        for key in wanted:
-            await queue(pool, key, order_context(key), datetime.now(UTC))
-        claim = await leases.claim(3)
-        await pool.execute(  # its lease expired and another sender took it
-            "UPDATE emails SET lease_token = $2 WHERE notification_key = $1", taken, uuid.uuid4()
-        )
-        now = datetime.now(UTC)
-        event = [("notification.events", sent.encode(), b"{}", "{}")]
-        one_sent = Mark(
-            claim.token, sent, "order_confirmation", "sent", now, now, "Hi", None, event
-        )
-        one_retry = Mark(claim.token, retry, "order_confirmation", "pending", now, error="4xx")
-        one_taken = Mark(claim.token, taken, "order_confirmation", "sent", now, outbox_rows=event)
-        assert await leases.record([one_sent]) == [one_sent]
-        assert await leases.record([one_retry]) == [one_retry]
-        assert await leases.record([one_taken]) == []
-        rows = await pool.fetch(
-            "SELECT notification_key, status, attempts, subject, last_error, lease_until"
-            " FROM emails WHERE notification_key = ANY($1::text[])",
-            wanted,
-        )
-        found = {r["notification_key"]: tuple(r)[1:] for r in rows}
-        assert found[sent] == ("sent", 1, "Hi", None, None)
-        assert found[retry] == ("pending", 1, None, "4xx", None)
-        assert found[taken][:2] == ("pending", 0)
-        events = await pool.fetch("SELECT convert_from(key, 'UTF8') AS key FROM outbox")
-        assert [e["key"] for e in events] == [sent]
-        after = sample(LEASES_LOST, service="notification", stage="after_send")
-        assert after == lost_before + 1
-    finally:
-        await pool.close()
+    claim = await claimed_then_one_taken(pool, leases, wanted)
+    now = datetime.now(UTC)
+    event = [("notification.events", sent.encode(), b"{}", "{}")]
+    one_sent = Mark(claim.token, sent, "order_confirmation", "sent", now, now, "Hi", None, event)
+    one_retry = Mark(claim.token, retry, "order_confirmation", "pending", now, error="4xx")
+    one_taken = Mark(claim.token, taken, "order_confirmation", "sent", now, outbox_rows=event)
+    assert await leases.record([one_sent]) == [one_sent]
+    assert await leases.record([one_retry]) == [one_retry]
+    assert await leases.record([one_taken]) == []
+    rows = await pool.fetch(
+        "SELECT notification_key, status, attempts, subject, last_error, lease_until"
+        " FROM emails WHERE notification_key = ANY($1::text[])",
+        wanted,
+    )
+    found = {r["notification_key"]: tuple(r)[1:] for r in rows}
+    assert found[sent] == ("sent", 1, "Hi", None, None)
+    assert found[retry] == ("pending", 1, None, "4xx", None)
+    assert found[taken][:2] == ("pending", 0)
+    assert await outbox_keys(pool) == [sent]
+    assert leases_lost() == lost_before + 1
 
 
 async def test_issue_19_1_the_claim_reads_only_claimable_emails_through_its_partial_index(
-    notification_db: DatabaseSettings,
+    pool: asyncpg.Pool,
 ) -> None:
     """Among 20,000 sent, 2,000 leased, 1,000 not yet due and 4,000 due emails, a claim of 20
     walks the `emails_claimable` index and stops after 20 entries: no sort, no scan of the
     pending emails; what a customer just did goes before reminders."""
-    pool = await create_pool(notification_db)
     now = datetime.now(UTC)
-    try:
-        # 1-20,000 sent; 20,001-22,000 leased; 22,001-23,000 due in an hour; the rest due, half
-        # of them reminders (as half of all the others).
-        await pool.execute(
-            """INSERT INTO emails (notification_key, kind, csn, recipients, locale, context,
-                                   next_attempt_at, created_at, status, lease_until)
-               SELECT 'k' || n, CASE WHEN n % 2 = 0 THEN 'renewal_reminder'
-                                     ELSE 'order_confirmation' END,
-                      'CSN', '{a@example.com}', 'en-US', '{}',
-                      CASE WHEN n BETWEEN 22001 AND 23000 THEN $1::timestamptz + interval '1 hour'
-                           ELSE $1::timestamptz - make_interval(secs => n) END,
-                      $1,
-                      CASE WHEN n <= 20000 THEN 'sent' ELSE 'pending' END,
-                      CASE WHEN n BETWEEN 20001 AND 22000 THEN $1::timestamptz + interval '1 minute' END
-               FROM generate_series(1, 27000) AS n""",
-            now,
-        )
-        await pool.execute("ANALYZE emails")
-        async with pool.acquire() as connection:
-            claiming = connection.transaction()
-            await claiming.start()
-            [plan] = json.loads(
-                await connection.fetchval(
-                    "EXPLAIN (ANALYZE, FORMAT JSON) " + CLAIM, now, now, 20, uuid.uuid4()
-                )
+    # 1-20,000 sent; 20,001-22,000 leased; 22,001-23,000 due in an hour; the rest due, half
+    # of them reminders (as half of all the others).
+    await pool.execute(
+        """INSERT INTO emails (notification_key, kind, csn, recipients, locale, context,
+                               next_attempt_at, created_at, status, lease_until)
+           SELECT 'k' || n, CASE WHEN n % 2 = 0 THEN 'renewal_reminder'
+                                 ELSE 'order_confirmation' END,
+                  'CSN', '{a@example.com}', 'en-US', '{}',
+                  CASE WHEN n BETWEEN 22001 AND 23000 THEN $1::timestamptz + interval '1 hour'
+                       ELSE $1::timestamptz - make_interval(secs => n) END,
+                  $1,
+                  CASE WHEN n <= 20000 THEN 'sent' ELSE 'pending' END,
+                  CASE WHEN n BETWEEN 20001 AND 22000 THEN $1::timestamptz + interval '1 minute' END
+           FROM generate_series(1, 27000) AS n""",
+        now,
+    )
+    await pool.execute("ANALYZE emails")
+    async with pool.acquire() as connection:
+        claiming = connection.transaction()
+        await claiming.start()
+        [plan] = json.loads(
+            await connection.fetchval(
+                "EXPLAIN (ANALYZE, FORMAT JSON) " + CLAIM, now, now, 20, uuid.uuid4()
             )
-            claimed = await connection.fetch("SELECT kind FROM emails WHERE lease_until = $1", now)
-            await claiming.rollback()  # EXPLAIN ANALYZE claimed them for real
-        nodes = list(_nodes(plan["Plan"]))
-        [claiming_scan] = [n for n in nodes if n.get("Index Name") == "emails_claimable"]
-        assert claiming_scan["Node Type"] == "Index Scan"
-        assert claiming_scan["Actual Rows"] == 20  # read 20 entries of the index, and stopped
-        # The claimed rows are then updated through the primary key: nothing else reads emails.
-        others = {n.get("Index Name") for n in nodes if "Scan" in n["Node Type"]} - {
-            "emails_claimable"
-        }
-        assert others <= {"emails_pkey", None}, others
-        assert not [n for n in nodes if n["Node Type"] in ("Sort", "Seq Scan", "Bitmap Heap Scan")]
-        assert [row["kind"] for row in claimed] == ["order_confirmation"] * 20
-    finally:
-        await pool.close()
+        )
+        claimed = await connection.fetch("SELECT kind FROM emails WHERE lease_until = $1", now)
+        await claiming.rollback()  # EXPLAIN ANALYZE claimed them for real
+    nodes = list(_nodes(plan["Plan"]))
+    [claiming_scan] = [n for n in nodes if n.get("Index Name") == "emails_claimable"]
+    assert claiming_scan["Node Type"] == "Index Scan"
+    assert claiming_scan["Actual Rows"] == 20  # read 20 entries of the index, and stopped
+    # The claimed rows are then updated through the primary key: nothing else reads emails.
+    others = {n.get("Index Name") for n in nodes if "Scan" in n["Node Type"]} - {"emails_claimable"}
+    assert others <= {"emails_pkey", None}, others
+    assert not [n for n in nodes if n["Node Type"] in ("Sort", "Seq Scan", "Bitmap Heap Scan")]
+    assert [row["kind"] for row in claimed] == ["order_confirmation"] * 20
 
 
 def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -450,7 +425,7 @@ def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 async def test_issue_19_1_senders_and_queueing_together_never_deadlock_and_send_each_once(
-    notification_db: DatabaseSettings, admin_db: asyncpg.Connection
+    notification_db: DatabaseSettings, pool: asyncpg.Pool, admin_db: asyncpg.Connection
 ) -> None:
     """Two senders (two loops each) while 300 orders are queued: their confirmations upserted
     from `subscription.renewed` (five lines each, shuffled into separate batches of 25, one
@@ -466,7 +441,6 @@ async def test_issue_19_1_senders_and_queueing_together_never_deadlock_and_send_
     handle = renewal_events_handler(SystemClock())
 
     deadlocks_before = await _deadlocks(admin_db)
-    pool = await create_pool(notification_db)
     retried: list[str] = []
 
     async def consume(deliveries: list[Delivery]) -> None:
@@ -481,25 +455,23 @@ async def test_issue_19_1_senders_and_queueing_together_never_deadlock_and_send_
                     except asyncpg.DeadlockDetectedError as error:
                         retried.append(repr(error))
 
-    try:
-        with SmtpServer() as smtp:
-            settings = NotificationSettings(
-                database=notification_db, smtp_port=smtp.port, senders=2, poll_seconds=0.05
-            )
-            senders = [EmailSender(pool, SystemClock(), settings, EmailRenderer()) for _ in "ab"]
-            async with sending(*senders):
-                await asyncio.gather(*(consume(_owned(renewals, part, 4)) for part in range(4)))
-                wanted = [f"order_confirmation:{order}" for order in orders]
-                await eventually(lambda: _all_sent(pool, wanted), timeout=30, what="all sent")
-            copies = Counter(m["X-Notification-Key"] for m in smtp.mailbox.all())
-            assert copies == dict.fromkeys(wanted, 1)
-            texts = {m["X-Notification-Key"]: _plain_text(m) for m in smtp.mailbox.all()}
-            without_total = [k for k, text in texts.items() if "€2,100.00" not in text]
-            assert without_total == []
-            partial = [k for k, text in texts.items() if text.count("next renewal on") != 5]
-            assert partial == []
-    finally:
-        await pool.close()  # a backend reports its deadlocks to pg_stat_database when it ends
+    with SmtpServer() as smtp:
+        senders = [
+            sender_on(pool, notification_db, smtp_port=smtp.port, senders=2, poll_seconds=0.05)
+            for _ in "ab"
+        ]
+        async with sending(*senders):
+            await asyncio.gather(*(consume(_owned(renewals, part, 4)) for part in range(4)))
+            wanted = [f"order_confirmation:{order}" for order in orders]
+            await eventually(lambda: _all_sent(pool, wanted), timeout=30, what="all sent")
+        copies = Counter(m["X-Notification-Key"] for m in smtp.mailbox.all())
+        assert copies == dict.fromkeys(wanted, 1)
+        texts = {m["X-Notification-Key"]: _plain_text(m) for m in smtp.mailbox.all()}
+    without_total = [k for k, text in texts.items() if "€2,100.00" not in text]
+    assert without_total == []
+    partial = [k for k, text in texts.items() if text.count("next renewal on") != 5]
+    assert partial == []
+    await pool.close()  # a backend reports its deadlocks to pg_stat_database when it ends
     assert retried == []
     await eventually(
         lambda: _stats_flushed(admin_db, notification_db.user), timeout=10, what="backends gone"
@@ -556,7 +528,7 @@ async def _stats_flushed(admin_db: asyncpg.Connection, role: str) -> bool:
 
 @pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "one-by-one"])
 async def test_issue_19_5_a_connection_broken_mid_batch_sends_each_email_once(
-    notification_db: DatabaseSettings, pipelining: bool
+    notification_db: DatabaseSettings, pool: asyncpg.Pool, pipelining: bool
 ) -> None:
     """A claim of 30 on one session, which the server breaks three times: right after accepting
     the 5th message (the sender finds it closed at its next MAIL: a new session, no retry), on
@@ -564,34 +536,31 @@ async def test_issue_19_5_a_connection_broken_mid_batch_sends_each_email_once(
     retried, after its backoff), and on the 20th MAIL (nothing of that email went out: sent on
     a new session at once). Each email is accepted exactly once, marked and announced once;
     only the 12th took two tries; four sessions carried the 31 messages."""
-    pool = await create_pool(notification_db)
     wanted = keys(30)
-    try:
-        async with FlakySmtp(
-            pipelining=pipelining,
-            drop_after_accept={5},
-            drop_before_answer={12},
-            drop_on_mail={20},
-        ) as server:
-            settings = NotificationSettings(
-                database=notification_db,
-                smtp_port=server.port,
-                senders=1,
-                claim_size=30,
-                retry_base_seconds=0.05,
-                poll_seconds=0.05,
-            )
-            now = datetime.now(UTC)
-            for n, key in enumerate(wanted):  # sent in this order
-                await queue(pool, key, order_context(key), now - timedelta(seconds=60 - n))
-            async with sending(EmailSender(pool, SystemClock(), settings, EmailRenderer())):
-                await eventually(lambda: _all_sent(pool, wanted), timeout=15, what="all sent")
-            assert server.accepted == dict.fromkeys(wanted, 1)
-            assert server.received == 31  # the 12th twice: dropped unanswered, then accepted
-            assert server.connections == 4
-        assert await announced(pool, "email.sent") == dict.fromkeys(wanted, 1)
-        rows = await pool.fetch("SELECT notification_key, attempts FROM emails")
-        tries = {row["notification_key"]: row["attempts"] for row in rows}
-        assert tries == {key: 2 if key == wanted[11] else 1 for key in wanted}
-    finally:
-        await pool.close()
+    async with FlakySmtp(
+        pipelining=pipelining,
+        drop_after_accept={5},
+        drop_before_answer={12},
+        drop_on_mail={20},
+    ) as server:
+        sender = sender_on(
+            pool,
+            notification_db,
+            smtp_port=server.port,
+            senders=1,
+            claim_size=30,
+            retry_base_seconds=0.05,
+            poll_seconds=0.05,
+        )
+        now = datetime.now(UTC)
+        for n, key in enumerate(wanted):  # sent in this order
+            await queue_due(pool, [key], now - timedelta(seconds=60 - n))
+        async with sending(sender):
+            await eventually(lambda: _all_sent(pool, wanted), timeout=15, what="all sent")
+        assert server.accepted == dict.fromkeys(wanted, 1)
+        assert server.received == 31  # the 12th twice: dropped unanswered, then accepted
+        assert server.connections == 4
+    assert await announced(pool, "email.sent") == dict.fromkeys(wanted, 1)
+    rows = await pool.fetch("SELECT notification_key, attempts FROM emails")
+    tries = {row["notification_key"]: row["attempts"] for row in rows}
+    assert tries == {key: 2 if key == wanted[11] else 1 for key in wanted}

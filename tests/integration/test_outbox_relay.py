@@ -33,37 +33,34 @@ from shared.contracts import topics
 from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, new_event
 from shared.contracts.topics import Topic
 from shared.db.migrate import migrate
-from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
 from shared.messaging import tracing
-from shared.messaging.broker import BrokerSender, create_broker
+from shared.messaging.broker import BrokerSender
 from shared.messaging.credentials import broker_security, credentials
 from shared.messaging.outbox import Outbox, OutboxRelay
-from shared.messaging.settings import MessagingSettings
 from shared.plumbing.http import InLoopServer
 from shared.plumbing.metrics import OUTBOX_PARKED
 from shared.plumbing.otlp import PublishedSpans
-from tests.integration.helpers import connection_to, end_offsets, eventually
+from tests.integration.helpers import (
+    connection_to,
+    eventually,
+    pool_on,
+    records_on,
+    started_broker,
+)
 
 
 @pytest.fixture
 async def pool(scratch_database: DatabaseSettings) -> AsyncIterator[asyncpg.Pool]:
     await migrate("quote", scratch_database)
-    pool = await create_pool(scratch_database)
-    try:
+    async with pool_on(scratch_database) as pool:
         yield pool
-    finally:
-        await pool.close()
 
 
 @pytest.fixture
 async def broker(kafka_bootstrap: str) -> AsyncIterator[KafkaBroker]:
-    broker = create_broker(MessagingSettings(kafka_bootstrap=kafka_bootstrap), client_id="it-relay")
-    await broker.start()
-    try:
+    async with started_broker(kafka_bootstrap, "it-relay") as broker:
         yield broker
-    finally:
-        await broker.stop()
 
 
 def relay(
@@ -101,12 +98,6 @@ async def outbox_ids(pool: asyncpg.Pool) -> list[int]:
     return [row["id"] for row in await pool.fetch("SELECT id FROM outbox ORDER BY id")]
 
 
-async def records_on(kafka_bootstrap: str, topic: Topic) -> int:
-    """Every record the broker holds on the test's own topic: once the relay's sends were
-    acknowledged, what a watcher may not have read yet is counted too."""
-    return sum((await end_offsets(kafka_bootstrap, topic.name)).values())
-
-
 async def drain(outbox_relay: OutboxRelay) -> list[int]:
     published = []
     while count := await outbox_relay.publish_pending():
@@ -133,7 +124,7 @@ async def test_rows_are_published_in_id_order_then_deleted(
 
     assert published == [8, 8, 4]
     assert await outbox_ids(pool) == []
-    assert await records_on(kafka_bootstrap, fresh_topic) == 20  # each once, none unread
+    assert await records_on(kafka_bootstrap, fresh_topic.name) == 20  # each once, none unread
     # One key, one partition: the order on it is the order the rows were written.
     assert [s.event["id"] for s in seen] == [e.id for e in events]
     assert {s.partition for s in seen} == {seen[0].partition}
@@ -228,7 +219,7 @@ async def parked_between_two_published(
         assert await drain(relay(pool, broker, database)) == [3]
         seen = await watcher.wait_for(lambda s: True, count=2, timeout=10)
     assert [s.event["id"] for s in seen] == [before.id, after.id]
-    assert await records_on(kafka_bootstrap, fresh_topic) == 2
+    assert await records_on(kafka_bootstrap, fresh_topic.name) == 2
     assert await outbox_ids(pool) == []
     [parked] = await parked_rows(pool)
     assert parked["id"] == rows[1]
@@ -358,7 +349,7 @@ async def test_two_relays_of_one_schema_keep_the_order_of_a_key(
         await drain(second)
         seen = await watcher.wait_for(lambda s: True, count=10, timeout=10)
 
-    assert await records_on(kafka_bootstrap, fresh_topic) == 10  # neither relay sent one twice
+    assert await records_on(kafka_bootstrap, fresh_topic.name) == 10  # neither relay sent one twice
     # CONTRACT.md: keyed by the CSN "so that everything about one customer stays in order".
     assert [s.event["id"] for s in seen] == [e.id for e in events]
 

@@ -18,9 +18,9 @@ from shared.contracts.topics import Topic
 from shared.db.migrate import migrate
 from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
-from shared.messaging.broker import BrokerSender, create_broker
+from shared.messaging.broker import BrokerSender
 from shared.messaging.outbox import OutboxRelay
-from shared.messaging.settings import MessagingSettings
+from tests.integration.helpers import started_broker
 from tests.integration.operations.conftest import cli
 
 
@@ -45,12 +45,8 @@ async def park(admin_db: asyncpg.Connection, topic: str, key: str, value: bytes)
 
 @pytest.fixture
 async def broker(kafka_bootstrap: str) -> AsyncIterator[KafkaBroker]:
-    broker = create_broker(MessagingSettings(kafka_bootstrap=kafka_bootstrap), client_id="it-ops")
-    await broker.start()
-    try:
+    async with started_broker(kafka_bootstrap, "it-ops") as broker:
         yield broker
-    finally:
-        await broker.stop()
 
 
 async def test_a_parked_event_is_listed_then_retried_and_published(

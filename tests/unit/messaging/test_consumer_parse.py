@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -14,12 +13,11 @@ from faststream.kafka.parser import AioKafkaBatchParser
 
 from deploy.local.samples import price
 from shared.contracts import catalog_events
-from shared.contracts.envelope import TYPE_HEADER, CloudEvent, encode, new_event
+from shared.contracts.envelope import TYPE_HEADER, CloudEvent, encode
 from shared.messaging.consumer import (
     Delivery,
     EventConsumer,
     PermanentError,
-    PoolHolder,
     UnitOfWork,
     _raw_values,
     _tolerant_batch_parser,
@@ -28,45 +26,20 @@ from shared.messaging.consumer import (
     header_type,
 )
 from shared.messaging.dlq import ERROR_HEADER, ERROR_TYPE_HEADER, DeadLetter, dead_letter_headers
-from shared.messaging.settings import MessagingSettings
-from shared.plumbing.faults import FaultPoints
-
-TOPIC = catalog_events.TOPIC
-NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class FakeRecord:
-    """The fields of an aiokafka ConsumerRecord the consumer reads."""
-
-    value: bytes | None
-    offset: int = 0
-    key: bytes | None = b"ACDLT"
-    topic: str = TOPIC.name
-    partition: int = 0
-    headers: tuple[tuple[str, bytes], ...] = field(default_factory=tuple)
+from tests.unit.messaging.catalog_records import (
+    TOPIC,
+    FakeRecord,
+    consumer_of,
+    price_event,
+    spring_promotion,
+)
 
 
 def consumer() -> EventConsumer:
     async def unused(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
         raise AssertionError("parsing never calls the handler")
 
-    return EventConsumer(
-        service="test",
-        topic=TOPIC,
-        registry=catalog_events.REGISTRY,
-        group_id="test.catalog.events",
-        handler=unused,
-        pools=PoolHolder(),
-        settings=MessagingSettings(),
-        faults=FaultPoints(),
-    )
-
-
-def price_event(event_id: str | None = None, **fields: Any) -> CloudEvent[Any]:
-    return new_event(
-        price(**fields), subject="ACDLT", source="/catalog", time=NOW, event_id=event_id
-    )
+    return consumer_of(unused)
 
 
 def records(*values: bytes | None) -> list[FakeRecord]:
@@ -283,16 +256,7 @@ async def test_dispatch_by_type_refuses_an_unhandled_type_as_a_permanent_error()
         raise AssertionError("not called for a promotion")
 
     handle = dispatch_by_type({catalog_events.PricePublished: on_price})
-    promotion = catalog_events.PromotionPublished(
-        promotion_code="SPRING",
-        product_codes=["ACDLT"],
-        percent_off="15",  # type: ignore[arg-type]
-        starts_on=NOW.date(),
-        ends_on=NOW.date(),
-    )
-    delivery = Delivery(
-        new_event(promotion, subject="ACDLT", source="/catalog", time=NOW), FakeRecord(None)
-    )
+    delivery = Delivery(spring_promotion(), FakeRecord(None))
 
     with pytest.raises(PermanentError, match=r"promotion\.published is not handled"):
         await handle(UnitOfWork(connection=None), [delivery])  # type: ignore[arg-type]
@@ -314,16 +278,9 @@ async def test_a_batch_handler_gets_all_its_deliveries_at_once_in_order() -> Non
             catalog_events.PromotionPublished: on_promotion,
         }
     )
-    promotion = catalog_events.PromotionPublished(
-        promotion_code="SPRING",
-        product_codes=["ACDLT"],
-        percent_off="15",  # type: ignore[arg-type]
-        starts_on=NOW.date(),
-        ends_on=NOW.date(),
-    )
     deliveries = [
         Delivery(price_event(product_code="A"), FakeRecord(None)),
-        Delivery(new_event(promotion, subject="ACDLT", source="/c", time=NOW), FakeRecord(None)),
+        Delivery(spring_promotion(), FakeRecord(None)),
         Delivery(price_event(product_code="B"), FakeRecord(None)),
         Delivery(price_event(product_code="C"), FakeRecord(None)),
     ]
@@ -344,16 +301,9 @@ async def test_a_batch_handler_registered_for_two_types_gets_them_together_in_or
     handle = dispatch_by_type(
         {catalog_events.PricePublished: both, catalog_events.PromotionPublished: both}
     )
-    promotion = catalog_events.PromotionPublished(
-        promotion_code="SPRING",
-        product_codes=["ACDLT"],
-        percent_off="15",  # type: ignore[arg-type]
-        starts_on=NOW.date(),
-        ends_on=NOW.date(),
-    )
     deliveries = [
         Delivery(price_event(product_code="A"), FakeRecord(None)),
-        Delivery(new_event(promotion, subject="ACDLT", source="/c", time=NOW), FakeRecord(None)),
+        Delivery(spring_promotion(), FakeRecord(None)),
     ]
 
     await handle(UnitOfWork(connection=None), deliveries)  # type: ignore[arg-type]
@@ -380,14 +330,7 @@ def test_a_record_with_its_type_header_gives_the_same_event_as_without() -> None
 
 def test_the_body_type_decides_when_the_header_names_another() -> None:
     """The header is a hint for validation: a body of another type is read as what it is."""
-    promotion = catalog_events.PromotionPublished(
-        promotion_code="SPRING",
-        product_codes=["ACDLT"],
-        percent_off="15",  # type: ignore[arg-type]
-        starts_on=NOW.date(),
-        ends_on=NOW.date(),
-    )
-    event = new_event(promotion, subject="ACDLT", source="/c", time=NOW)
+    event = spring_promotion()
 
     [delivery], letters, _ = consumer()._parse([typed(encode(event), "price.published")])
 

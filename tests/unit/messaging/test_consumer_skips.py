@@ -10,57 +10,30 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import REGISTRY
 
-from deploy.local.samples import price
 from shared.contracts import catalog_events
-from shared.contracts.envelope import TYPE_HEADER, CloudEvent, encode, new_event
+from shared.contracts.envelope import TYPE_HEADER, CloudEvent, encode
 from shared.messaging.consumer import (
     Delivery,
     EventConsumer,
-    PoolHolder,
     UnitOfWork,
     dispatch_by_type,
     dispatch_some,
     header_type,
 )
 from shared.messaging.outbox import Outbox
-from shared.messaging.settings import MessagingSettings
-from shared.plumbing.faults import FaultPoints
+from tests.unit.messaging.catalog_records import (
+    TOPIC,
+    FakeRecord,
+    consumer_of,
+    price_event,
+    spring_promotion,
+)
 
-TOPIC = catalog_events.TOPIC
-NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 PRICE, PROMOTION = "price.published", "promotion.published"
-
-
-@dataclass(frozen=True)
-class FakeRecord:
-    """The fields of an aiokafka ConsumerRecord the consumer reads."""
-
-    value: bytes | None
-    offset: int = 0
-    key: bytes | None = b"ACDLT"
-    topic: str = TOPIC.name
-    partition: int = 0
-    headers: tuple[tuple[str, bytes | None], ...] = field(default_factory=tuple)
-
-
-def price_event() -> CloudEvent[Any]:
-    return new_event(price(), subject="ACDLT", source="/catalog", time=NOW)
-
-
-def promotion_event() -> CloudEvent[Any]:
-    promotion = catalog_events.PromotionPublished(
-        promotion_code="SPRING",
-        product_codes=["ACDLT"],
-        percent_off="10",
-        starts_on="2025-03-01",
-        ends_on="2025-04-01",
-    )
-    return new_event(promotion, subject="ACDLT", source="/catalog", time=NOW)
 
 
 def as_outbox_writes_it(event: CloudEvent[Any], offset: int = 0) -> FakeRecord:
@@ -82,19 +55,13 @@ class Calls:
 
 def consumer(calls: Calls, *, only_prices: bool = True) -> EventConsumer:
     handlers = {catalog_events.PricePublished: calls.handle}
-    return EventConsumer(
-        service="test-skips",
-        topic=TOPIC,
-        registry=catalog_events.REGISTRY,
-        group_id="test-skips.catalog.events",
-        handler=(
+    return consumer_of(
+        (
             dispatch_some(catalog_events.REGISTRY, handlers)
             if only_prices
             else dispatch_by_type(handlers)
         ),
-        pools=PoolHolder(),  # never opened: a database access would raise
-        settings=MessagingSettings(),
-        faults=FaultPoints(),
+        service="test-skips",
     )
 
 
@@ -113,7 +80,7 @@ def test_dispatch_some_ignores_the_types_it_has_no_handler_for() -> None:
 
 
 def test_the_outbox_writes_the_type_header_the_consumer_reads() -> None:
-    event = promotion_event()
+    event = spring_promotion()
     assert header_type(as_outbox_writes_it(event).headers) == PROMOTION
     assert header_type(()) is None
     assert header_type(((TYPE_HEADER, None),)) is None
@@ -121,7 +88,7 @@ def test_the_outbox_writes_the_type_header_the_consumer_reads() -> None:
 
 
 def test_a_record_of_an_ignored_type_is_skipped_unparsed_and_counted() -> None:
-    promotion, kept = promotion_event(), price_event()
+    promotion, kept = spring_promotion(), price_event()
     # Its value is not even JSON: had it been parsed, it would be a dead letter.
     unparsable = FakeRecord(
         b"\x00 not json", offset=1, headers=((TYPE_HEADER, PROMOTION.encode()),)
@@ -137,7 +104,7 @@ def test_a_record_of_an_ignored_type_is_skipped_unparsed_and_counted() -> None:
 
 
 def test_without_its_header_an_ignored_type_is_parsed_and_ignored() -> None:
-    promotion = promotion_event()
+    promotion = spring_promotion()
 
     deliveries, letters, skipped = consumer(Calls())._parse([FakeRecord(encode(promotion))])
 
@@ -146,7 +113,7 @@ def test_without_its_header_an_ignored_type_is_parsed_and_ignored() -> None:
 
 
 def test_a_consumer_that_ignores_nothing_skips_nothing() -> None:
-    promotion = promotion_event()
+    promotion = spring_promotion()
 
     deliveries, letters, skipped = consumer(Calls(), only_prices=False)._parse(
         [as_outbox_writes_it(promotion)]
@@ -162,7 +129,7 @@ async def test_a_batch_of_ignored_types_only_touches_no_database_and_calls_no_ha
     before = skipped_count(PROMOTION)
 
     await consumer(calls).consume_batch(
-        [as_outbox_writes_it(promotion_event(), offset=i) for i in range(3)]
+        [as_outbox_writes_it(spring_promotion(), offset=i) for i in range(3)]
     )
 
     assert calls.prices == []

@@ -18,7 +18,7 @@ from shared.contracts.envelope import encode, new_event
 from shared.contracts.quote_commands import CancelQuote
 from shared.contracts.renewal_commands import SetAutoRenew
 from shared.eligibility.identity import Sender
-from shared.messaging.consumer import Delivery, EventConsumer, PoolHolder, UnitOfWork
+from shared.messaging.consumer import Delivery, UnitOfWork
 from shared.messaging.identity import identified, request_key, sender_of
 from shared.messaging.principals import (
     PARTNER_CSNS,
@@ -28,7 +28,6 @@ from shared.messaging.principals import (
     signers_of,
     writers_of,
 )
-from shared.messaging.settings import MessagingSettings
 from shared.messaging.signing import (
     SIGNATURE_HEADER,
     SIGNER_HEADER,
@@ -37,7 +36,7 @@ from shared.messaging.signing import (
     signature,
     signed_headers,
 )
-from shared.plumbing.faults import FaultPoints
+from tests.unit.messaging.catalog_records import consumer_of
 
 TOPIC = renewal_commands.TOPIC.name
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -151,15 +150,10 @@ def test_the_consumer_hands_the_proof_on_and_scopes_the_inbox_by_signer_and_csn(
     async def unused(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
         raise AssertionError
 
-    consumer = EventConsumer(
-        service="test",
+    consumer = consumer_of(
+        unused,
         topic=renewal_commands.TOPIC,
         registry=renewal_commands.REGISTRY,
-        group_id="test.renewal.commands",
-        handler=unused,
-        pools=PoolHolder(),
-        settings=MessagingSettings(),
-        faults=FaultPoints(),
         verifier=verifier(),
     )
     event = auto_renew()
