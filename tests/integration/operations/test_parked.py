@@ -26,7 +26,10 @@ from tests.integration.operations.conftest import cli
 
 @pytest.fixture
 async def quote_schema(admin_db: asyncpg.Connection) -> None:
-    await migrate("quote")
+    """The rows are the quote service's; `renewals outbox list` reads every service's schema,
+    so every one is migrated (alone on a fresh database, the test found the others missing)."""
+    for service in ("renewal", "billing", "quote", "notification"):
+        await migrate(service)
 
 
 async def park(admin_db: asyncpg.Connection, topic: str, key: str, value: bytes) -> int:
