@@ -15,15 +15,11 @@ from shared.eligibility.dates import (
     term_start,
 )
 from shared.eligibility.decisions import (
-    alignment_target,
-    decide_accept_quote,
     decide_add_seats,
     decide_align_dates,
     decide_auto_renew,
-    decide_cancel_quote,
     decide_change_terms,
     decide_manual_renewal,
-    decide_quote,
 )
 from shared.eligibility.due_dates import (
     AutomaticOrder,
@@ -58,6 +54,12 @@ from shared.eligibility.pricing import (
     PriceBasis,
     PriceLine,
     Totals,
+)
+from shared.eligibility.quote_decisions import (
+    alignment_target,
+    decide_accept_quote,
+    decide_cancel_quote,
+    decide_quote,
 )
 from shared.eligibility.reasons import Reason
 from shared.eligibility.reminders import (

@@ -6,14 +6,13 @@ from shared.eligibility.decisions import (
     decide_add_seats,
     decide_align_dates,
     decide_auto_renew,
-    decide_cancel_quote,
     decide_change_terms,
     decide_manual_renewal,
-    decide_quote,
 )
 from shared.eligibility.model import QuoteRequest
 from shared.eligibility.outcomes import Decision
 from shared.eligibility.parsing import ExplainRequest
+from shared.eligibility.quote_decisions import decide_cancel_quote, decide_quote
 
 
 def explain(request: ExplainRequest) -> Decision:
