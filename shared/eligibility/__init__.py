@@ -40,6 +40,8 @@ from shared.eligibility.model import (
     QuoteChanges,
     QuoteRequest,
     Subscription,
+    renewal_seats_of,
+    renewal_term_of,
 )
 from shared.eligibility.outcomes import Action, Advisory, Decision, SubscriptionOutcome
 from shared.eligibility.parsing import (
@@ -140,6 +142,8 @@ __all__ = [
     "quote_order_reasons",
     "quote_suspends_auto_renew",
     "reminder_option",
+    "renewal_seats_of",
+    "renewal_term_of",
     "renewed_term",
     "reservation_reasons",
     "seats_after_addition",
