@@ -75,9 +75,7 @@ def decide_manual_renewal(
     others are refused one by one.
     """
     reservations = reservations or {}
-    pricing = Pricing(
-        prices=tuple(prices), promotions=tuple(promotions), today=today, policy=policy
-    )
+    pricing = Pricing.of(prices, promotions, today=today, policy=policy)
 
     def find(subscription: Subscription) -> Finding:
         return Finding(
@@ -165,9 +163,7 @@ def decide_change_terms(
     NO_PRICE for the new term. The preview is the next renewal at the renewal price of the new
     term (PRICE-1: the renewal price holds across a term switch); the renewal date is unchanged.
     """
-    pricing = Pricing(
-        prices=tuple(prices), promotions=tuple(promotions), today=today, policy=policy
-    )
+    pricing = Pricing.of(prices, promotions, today=today, policy=policy)
     request_reasons = seat_count_reasons(seats)
     if term is None and seats is None:
         request_reasons.append(Reason.INVALID_QUANTITY)
@@ -219,9 +215,7 @@ def decide_add_seats(
     "at any time": after an early renewal too, when they are charged for the rest of the running
     term plus the term already paid ahead (`prorated_days_left`).
     """
-    pricing = Pricing(
-        prices=tuple(prices), promotions=tuple(promotions), today=today, policy=policy
-    )
+    pricing = Pricing.of(prices, promotions, today=today, policy=policy)
 
     def find(subscription: Subscription) -> Finding:
         return Finding(
@@ -264,9 +258,7 @@ def decide_align_dates(
     (INVALID_QUANTITY), SELF-1/SELF-2, NO_PRICE. Allowed only when every subscription is.
     One subscription the actor may not act on refuses it with NOT_AUTHORIZED and nothing more.
     """
-    pricing = Pricing(
-        prices=tuple(prices), promotions=tuple(promotions), today=today, policy=policy
-    )
+    pricing = Pricing.of(prices, promotions, today=today, policy=policy)
     ids = unique_ids(requested_ids)
     resolved = resolve(subscriptions, ids)
     known = [s for _, s in resolved if s is not None]

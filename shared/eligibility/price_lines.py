@@ -3,7 +3,7 @@ renewal date it leaves behind."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -57,6 +57,18 @@ class Pricing:
     promotions: Sequence[Promotion]
     today: date
     policy: Policy
+
+    @classmethod
+    def of(
+        cls,
+        prices: Iterable[Price],
+        promotions: Iterable[Promotion],
+        *,
+        today: date,
+        policy: Policy,
+    ) -> Pricing:
+        """Priced on `today`, from a price list and promotions read once (they may be iterators)."""
+        return cls(prices=tuple(prices), promotions=tuple(promotions), today=today, policy=policy)
 
     def next_renewal(self, subscription: Subscription) -> PriceLine | None:
         """TERM-1, SEAT-2: the next renewal as recorded, its term and seats, in its currency."""

@@ -77,9 +77,7 @@ def decide_quote(
     A proven sender of another channel than the request's, or one subscription the sender may
     not quote, refuses the whole quote with NOT_AUTHORIZED and nothing more (issue 16).
     """
-    pricing = Pricing(
-        prices=tuple(prices), promotions=tuple(promotions), today=today, policy=policy
-    )
+    pricing = Pricing.of(prices, promotions, today=today, policy=policy)
     changes = request.changes
     ids = unique_ids(request.subscription_ids)
     resolved = resolve(subscriptions, ids)
