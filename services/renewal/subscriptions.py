@@ -35,13 +35,13 @@ class Subscription:
 
     @property
     def renewal_term(self) -> Term:
-        """The term the next renewal buys (TERM-1)."""
-        return self.next_term or self.term
+        """TERM-1, as the rules decide it."""
+        return eligibility.renewal_term_of(self)
 
     @property
     def renewal_seats(self) -> int:
-        """The seats the next renewal buys (SEAT-2)."""
-        return self.next_seats if self.next_seats is not None else self.seats
+        """SEAT-2, as the rules decide it."""
+        return eligibility.renewal_seats_of(self)
 
     @property
     def subscription_id(self) -> str:

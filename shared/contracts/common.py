@@ -12,6 +12,13 @@ from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, Wi
 
 from shared.contracts.envelope import Contract
 
+# The domain's vocabulary is defined once, by the rules (the eligibility package depends on no
+# contract); the contracts re-export it and their schema spells it out as it is.
+from shared.eligibility.model import PaymentMethodType as PaymentMethodType
+from shared.eligibility.model import Plan as Plan
+from shared.eligibility.model import PurchaseMethod as PurchaseMethod
+from shared.eligibility.model import Term as Term
+
 # Bounds of the contract (issue 15): what is outside them is malformed and dead-lettered at
 # the door, before any handler or loop can choke on it. Business limits stay business refusals
 # (BULK_LIMIT_EXCEEDED, INVALID_QUANTITY): the technical caps are far above them.
@@ -186,20 +193,6 @@ TimeZoneName = Annotated[
     AfterValidator(_known_zone),
 ]
 """Where a customer's day starts and ends: its "today" is the date there (absent: UTC)."""
-
-Term = Literal["monthly", "annual", "three_year"]
-Plan = Literal["standard", "premium"]
-PurchaseMethod = Literal["direct_online", "direct_sales", "partner"]
-PaymentMethodType = Literal[
-    "card",
-    "paypal",
-    "direct_debit",
-    "bank_transfer",
-    "alipay",
-    "convenience_store",
-    "atm_transfer",
-    "invoice",
-]
 
 ReasonCode = Literal[
     "NOT_AUTHORIZED",

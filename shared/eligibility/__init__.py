@@ -15,15 +15,11 @@ from shared.eligibility.dates import (
     term_start,
 )
 from shared.eligibility.decisions import (
-    alignment_target,
-    decide_accept_quote,
     decide_add_seats,
     decide_align_dates,
     decide_auto_renew,
-    decide_cancel_quote,
     decide_change_terms,
     decide_manual_renewal,
-    decide_quote,
 )
 from shared.eligibility.due_dates import (
     AutomaticOrder,
@@ -44,6 +40,8 @@ from shared.eligibility.model import (
     QuoteChanges,
     QuoteRequest,
     Subscription,
+    renewal_seats_of,
+    renewal_term_of,
 )
 from shared.eligibility.outcomes import Action, Advisory, Decision, SubscriptionOutcome
 from shared.eligibility.parsing import (
@@ -58,6 +56,12 @@ from shared.eligibility.pricing import (
     PriceBasis,
     PriceLine,
     Totals,
+)
+from shared.eligibility.quote_decisions import (
+    alignment_target,
+    decide_accept_quote,
+    decide_cancel_quote,
+    decide_quote,
 )
 from shared.eligibility.reasons import Reason
 from shared.eligibility.reminders import (
@@ -138,6 +142,8 @@ __all__ = [
     "quote_order_reasons",
     "quote_suspends_auto_renew",
     "reminder_option",
+    "renewal_seats_of",
+    "renewal_term_of",
     "renewed_term",
     "reservation_reasons",
     "seats_after_addition",

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from shared.eligibility.dates import expires_on, grace_ends
-from shared.eligibility.decisions import renewal_line
 from shared.eligibility.model import Price, Subscription
 from shared.eligibility.policy import Policy
+from shared.eligibility.price_lines import Pricing
 from shared.eligibility.pricing import PriceLine
 from shared.eligibility.schedules import quote_holds_automatic_renewal, renews_automatically
 from shared.eligibility.terms import Reservation, reservation_reasons
@@ -59,16 +59,8 @@ def next_renewal_line(
     term's renewal price, from the renewal date (LIFE-4) — as the automatic renewal charges it
     and the reminders quote it: the line a manual renewal would get, without its promotions (a
     promotion is offered to a buyer, PRICE-3); None when the catalog has no such price."""
-    return renewal_line(
-        subscription,
-        term=subscription.renewal_term,
-        seats=subscription.renewal_seats,
-        currency=subscription.currency,
-        prices=prices,
-        promotions=(),
-        today=today,
-        policy=policy,
-    )
+    pricing = Pricing(prices=prices, promotions=(), today=today, policy=policy)
+    return pricing.next_renewal(subscription)
 
 
 def decide_due_date(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BeforeValidator
 
@@ -120,12 +120,40 @@ class Subscription:
     @property
     def renewal_term(self) -> Term:
         """The term the next renewal buys (TERM-1)."""
-        return self.next_term or self.term
+        return renewal_term_of(self)
 
     @property
     def renewal_seats(self) -> int:
         """The seats the next renewal buys (SEAT-2)."""
-        return self.next_seats if self.next_seats is not None else self.seats
+        return renewal_seats_of(self)
+
+
+class NextRenewal(Protocol):
+    """What the next renewal buys is read from: the running term and seats, and the changes
+    recorded for the next renewal (an `eligibility.Subscription`, or a service's stored row)."""
+
+    @property
+    def term(self) -> Term: ...
+
+    @property
+    def seats(self) -> int: ...
+
+    @property
+    def next_term(self) -> Term | None: ...
+
+    @property
+    def next_seats(self) -> int | None: ...
+
+
+def renewal_term_of(subscription: NextRenewal) -> Term:
+    """TERM-1: the term the next renewal buys — the one recorded for it, else the running one."""
+    return subscription.next_term or subscription.term
+
+
+def renewal_seats_of(subscription: NextRenewal) -> int:
+    """SEAT-2: the seats the next renewal buys — as recorded for it (up or down), else the
+    running count."""
+    return subscription.next_seats if subscription.next_seats is not None else subscription.seats
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 
 from shared.eligibility import Actor, Person, Quote, decide_cancel_quote
-from shared.eligibility.decisions import decide_accept_quote
 from shared.eligibility.identity import Sender, command_reasons
+from shared.eligibility.quote_decisions import decide_accept_quote
 
 from .builders import (
     ACTOR,
