@@ -13,22 +13,46 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 import pytest
 
-from deploy.local.samples import unique_csn
+from deploy.local.samples import subscription, unique_csn
 from services.quote import store
 from services.quote.quotes import QuoteHandlers
+from services.renewal.abandoned import AbandonedOrders
+from services.renewal.quote_orders import quote_order_handler
+from services.renewal.settlement import billing_events_handler
+from services.renewal.state import snapshot_handler
 from shared.clock import FixedClock
-from shared.contracts import billing_events
-from shared.contracts.billing_events import PaymentFailed, PaymentSucceeded
+from shared.contracts import billing_events, quote_orders
+from shared.contracts.billing_events import (
+    OrderLine,
+    PaymentAwaitingManual,
+    PaymentFailed,
+    PaymentSucceeded,
+)
 from shared.contracts.envelope import EventData, new_event
+from shared.contracts.quote_orders import QuoteOrderRequested, TermStart
+from shared.contracts.subscription_events import PaymentMethod
+from shared.db.pool import create_pool
+from shared.db.settings import DatabaseSettings
 from shared.eligibility import Policy
-from shared.messaging.consumer import Delivery, UnitOfWork, dispatch_some
-from tests.integration.helpers import CountingConnection, insert_quote, migrated
+from shared.messaging.consumer import Delivery, UnitOfWork, dispatch_by_type, dispatch_some
+from tests.integration.helpers import (
+    CountingConnection,
+    delivered,
+    handle_in_transaction,
+    insert_quote,
+    migrated,
+    migrated_schema,
+    taken_outbox,
+)
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+POLICY = Policy()
+QUOTES = QuoteHandlers(FixedClock(NOW), POLICY, "/it/quote")
 
 
 @pytest.fixture
@@ -116,3 +140,112 @@ async def test_a_batch_of_payment_outcomes_takes_one_statement_per_outcome_and_t
         causes.setdefault(payment.data.order_id, payment.event.traceparent or "")
     for event in paid:
         assert event["traceparent"].split("-")[1] == causes[event["data"]["order_id"]].split("-")[1]
+
+
+# A quote's order from acceptance to a late payment, renewal and quote on their own schemas -----
+
+RENEWAL_CLOCK = FixedClock(NOW)
+
+
+@pytest.fixture
+async def renewal_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
+    async with migrated_schema(admin_db, "renewal") as settings:
+        yield settings
+
+
+async def _renewal_orders_the_quote(
+    settings: DatabaseSettings, csn: str, quote_number: str, order_id: str
+) -> str:
+    """Renewal holds the quoted subscription (paid by bank transfer), reserves its term and
+    orders it (QUO-8, issue 14): the subscription's id."""
+    sid = f"S-{csn}"
+    renewal_date = NOW.date() + timedelta(days=20)
+    snapshot = subscription(sid, csn, renewal_date=renewal_date, payment_type="bank_transfer")
+    follow = snapshot_handler(POLICY, "/it/renewal", RENEWAL_CLOCK)
+    await handle_in_transaction(settings, follow, [delivered(snapshot, csn, time=NOW)])
+    command = QuoteOrderRequested(
+        request_id=f"r-{order_id}",
+        quote_number=quote_number,
+        kind="renewal",
+        order_id=order_id,
+        csn=csn,
+        currency="USD",
+        purchase_method="direct_online",
+        payment_method=PaymentMethod(type="bank_transfer", recurring=False, valid=True),
+        lines=[
+            OrderLine(
+                subscription_id=sid,
+                product_code="ACDLT",
+                term="annual",
+                seats=1,
+                unit_price=Decimal("10.00"),
+                amount=Decimal("10.00"),
+            )
+        ],
+        total=Decimal("10.00"),
+        term_starts=[TermStart(subscription_id=sid, term_start=renewal_date)],
+    )
+    place = quote_order_handler(RENEWAL_CLOCK, POLICY, "/it/renewal")
+    await handle_in_transaction(settings, place, delivered(command, csn, time=NOW))
+    return sid
+
+
+async def test_issue_14_a_payment_after_the_quote_order_was_released_leaves_the_quote_open(
+    quote_pool: asyncpg.Pool, renewal_db: DatabaseSettings
+) -> None:
+    """A quote's order not paid by its pay-by date is released (the quote opens again); money
+    that still comes goes back, and the quote stays open, not paid: no `quote.paid`."""
+    order_id = "ORD-IT-LATE01"
+    quote_number, csn = await accepted_quote(quote_pool, order_id)
+    await _renewal_orders_the_quote(renewal_db, csn, quote_number, order_id)
+    settle = billing_events_handler(RENEWAL_CLOCK, "/it/renewal", POLICY)
+    waiting = PaymentAwaitingManual(
+        order_id=order_id,
+        amount=Decimal("10.00"),
+        currency="USD",
+        payment_reference="P-late",
+        pay_by=NOW.date() - timedelta(days=1),
+    )
+    await handle_in_transaction(renewal_db, settle, [delivered(waiting, csn, time=NOW)])
+    pool = await create_pool(renewal_db)
+    try:
+        abandoned = AbandonedOrders(
+            pool, RENEWAL_CLOCK, source="/it/renewal", batch_size=10, poll_seconds=1
+        )
+        assert await abandoned.step() == 1
+    finally:
+        await pool.close()
+    late = succeeded(order_id)
+    await handle_in_transaction(renewal_db, settle, [late])
+
+    renewal_wrote = await taken_outbox(renewal_db)
+    assert [e["type"] for e in renewal_wrote if e["type"] == "payment.refund_requested"] == [
+        "payment.refund_requested"
+    ]
+    await quote_hears(quote_pool, renewal_wrote, [late])
+
+    rows = await quote_pool.fetch("SELECT status, order_id FROM quotes")
+    assert [(row["status"], row["order_id"]) for row in rows] == [("sent", None)]
+    announced = await quote_pool.fetch("SELECT value FROM outbox")
+    assert [json.loads(row["value"])["type"] for row in announced] == []
+
+
+async def quote_hears(
+    pool: asyncpg.Pool, renewal_wrote: list[dict[str, Any]], billing: list[Delivery]
+) -> None:
+    """What quote consumes of it, each topic's batch handled as the app wires it: renewal's
+    answers on `quote.order_answers`, and billing's payment outcomes."""
+    registry = quote_orders.ANSWERS_REGISTRY
+    answers = [
+        Delivery(registry.parse(json.dumps(e).encode()), None)
+        for e in renewal_wrote
+        if e["type"] in registry.models
+    ]
+    for handle, batch in (
+        (dispatch_by_type(QUOTES.order_answers()), answers),
+        (dispatch_some(billing_events.REGISTRY, QUOTES.billing()), billing),
+    ):
+        async with pool.acquire() as connection, connection.transaction():
+            unit = UnitOfWork(connection)
+            await handle(unit, batch)
+            await unit.outbox.flush(connection)
