@@ -13,7 +13,6 @@ from services.quote.settings import QuoteSettings
 from shared.catalog.store import catalog_handler
 from shared.clock import Clock, SystemClock
 from shared.contracts import (
-    billing_events,
     catalog_events,
     quote_commands,
     quote_events,
@@ -21,7 +20,7 @@ from shared.contracts import (
     state_events,
     subscription_events,
 )
-from shared.messaging.consumer import dispatch_by_type, dispatch_some
+from shared.messaging.consumer import dispatch_by_type
 from shared.messaging.identity import identified
 from shared.messaging.runtime import ServiceRuntime
 from shared.test_clocks import follow_test_clocks
@@ -54,11 +53,8 @@ def create_app(settings: QuoteSettings | None = None, clock: Clock | None = None
         identified(SERVICE, dispatch_by_type(quotes.commands()), quotes.refuse()),
         signed=True,
     )
-    runtime.consume(
-        billing_events.TOPIC,
-        billing_events.REGISTRY,
-        dispatch_some(billing_events.REGISTRY, quotes.billing()),
-    )
+    # Renewal's answers to the orders of accepted quotes, their payment outcomes included: quote
+    # reads no `billing.events`, most of which are of renewal's own orders (issue 19 item 3).
     runtime.consume(
         quote_orders.ANSWERS_TOPIC,
         quote_orders.ANSWERS_REGISTRY,

@@ -7,9 +7,10 @@ expiry date from the policy and its recipients (the buyer and up to the policy's
 Accepting a quote (the buyer, before it expires) asks renewal for one order for its total
 (`quote.orders`): renewal owns every subscription's terms, reserves the ones the quote buys and
 asks billing, or refuses (`quote.order_answers`, answered `quote.rejected`: RENEWAL_IN_PROGRESS,
-ALREADY_RENEWED, EXPIRED). Billing's `payment.succeeded` makes it paid (`quote.paid`), and
-renewal renews its subscriptions with the quote's terms and seats. Only partners and sales
-cancel quotes, and never once accepted (QUO-5, QUOTE_ALREADY_ACCEPTED).
+ALREADY_RENEWED, EXPIRED). Renewal settles billing's payment, renewing the subscriptions with the
+quote's terms and seats, and answers it on the same topic (`quote_order.paid`, made `quote.paid`;
+`quote_order.payment_failed`): quote reads no `billing.events` (issue 19 item 3).
+Only partners and sales cancel quotes, and never once accepted (QUO-5, QUOTE_ALREADY_ACCEPTED).
 A refusal is `quote.rejected` with every reason. An unknown quote number is refused
 `NOT_AUTHORIZED` (the contract has no reason of its own for it, and saying nothing more does not
 tell a caller which numbers exist); a cancelled one is refused `QUOTE_EXPIRED`.
@@ -32,7 +33,7 @@ from services.quote.store import StoredQuote
 from shared import eligibility
 from shared.catalog.store import load_catalog
 from shared.clock import Clock
-from shared.contracts.billing_events import OrderLine, PaymentFailed, PaymentSucceeded
+from shared.contracts.billing_events import OrderLine
 from shared.contracts.common import PriceLine
 from shared.contracts.envelope import CloudEvent, EventData, new_event
 from shared.contracts.quote_commands import AcceptQuote, CancelQuote, QuoteKind, RequestQuote
@@ -46,6 +47,8 @@ from shared.contracts.quote_events import (
 )
 from shared.contracts.quote_orders import TOPIC as QUOTE_ORDERS
 from shared.contracts.quote_orders import (
+    QuoteOrderPaid,
+    QuoteOrderPaymentFailed,
     QuoteOrderRefused,
     QuoteOrderReleased,
     QuoteOrderRequested,
@@ -73,7 +76,7 @@ from shared.test_clocks import CsnClock
 QUOTE_ORDER_NAMESPACE = uuid.UUID("9e2f4a61-7b3c-4d58-a0e1-5c6d7e8f9a0b")
 
 QuoteCommand = RequestQuote | AcceptQuote | CancelQuote
-PaymentOutcome = PaymentSucceeded | PaymentFailed
+PaymentAnswer = QuoteOrderPaid | QuoteOrderPaymentFailed
 
 
 class QuoteHandlers:
@@ -86,13 +89,16 @@ class QuoteHandlers:
     def commands(self) -> dict[type, EventHandler]:
         return {RequestQuote: self.request, AcceptQuote: self.accept, CancelQuote: self.cancel}
 
-    def billing(self) -> dict[type, EventHandler | BatchEventHandler]:
-        """Only the payment outcomes: billing's other events are skipped unread (issue 19)."""
-        outcomes = handles_batch(self.payment_outcomes)
-        return {PaymentSucceeded: outcomes, PaymentFailed: outcomes}
-
-    def order_answers(self) -> dict[type, EventHandler]:
-        return {QuoteOrderRefused: self.order_refused, QuoteOrderReleased: self.order_released}
+    def order_answers(self) -> dict[type, EventHandler | BatchEventHandler]:
+        """Renewal's answers to the orders of accepted quotes; the payment outcomes a batch at
+        a time, after the refusals and releases of the batch (`dispatch_by_type`)."""
+        payments = handles_batch(self.payment_outcomes)
+        return {
+            QuoteOrderRefused: self.order_refused,
+            QuoteOrderReleased: self.order_released,
+            QuoteOrderPaid: payments,
+            QuoteOrderPaymentFailed: payments,
+        }
 
     async def _today(self, unit: UnitOfWork, csn: str) -> date:
         return (await self.csn_clock.today_for(unit.connection, [csn]))[csn]
@@ -332,24 +338,26 @@ class QuoteHandlers:
             ),
         )
 
-    # billing's answers -----------------------------------------------------------------------
+    # renewal's answers -----------------------------------------------------------------------
 
     async def payment_outcomes(
-        self, unit: UnitOfWork, deliveries: list[Delivery[PaymentOutcome]]
+        self, unit: UnitOfWork, deliveries: list[Delivery[PaymentAnswer]]
     ) -> None:
-        """`payment.succeeded` makes the quote of its order paid (`quote.paid`); `payment.failed`
-        opens it again, to be accepted (and paid) again until it expires. Most payments are of
-        renewal's orders, not a quote's: one statement per outcome and batch, not per event,
-        finds the few that are (issue 19 items 3 and 4).
+        """`quote_order.paid` makes the quote of its order paid (`quote.paid`);
+        `quote_order.payment_failed` opens it again, to be accepted (and paid) again until it
+        expires. Renewal answers only the first payment outcome of each quote's order (its
+        claim of the order), so quote hears of no other order's payment (issue 19 item 3);
+        one statement per outcome and batch, not per event (item 4).
 
         Set-based and the same as one by one in order: the first outcome of an order decides,
         as it leaves its quote no longer `accepted` with that order (paid; or open, without
-        it), so a later outcome of the same order changes nothing either way."""
-        first: dict[str, Delivery[PaymentOutcome]] = {}
+        it), so a later outcome of the same order changes nothing either way; nor does one for
+        an order released before (`quote_order.released` opened its quote)."""
+        first: dict[str, Delivery[PaymentAnswer]] = {}
         for delivery in deliveries:
             first.setdefault(delivery.data.order_id, delivery)
-        paid = [o for o, d in first.items() if isinstance(d.data, PaymentSucceeded)]
-        failed = [o for o, d in first.items() if isinstance(d.data, PaymentFailed)]
+        paid = [o for o, d in first.items() if isinstance(d.data, QuoteOrderPaid)]
+        failed = [o for o, d in first.items() if isinstance(d.data, QuoteOrderPaymentFailed)]
         if paid:
             position = {order_id: i for i, order_id in enumerate(paid)}
             quotes = await store.mark_paid(unit.connection, paid)

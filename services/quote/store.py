@@ -3,7 +3,7 @@ status (accepted, paid, open again, cancelled, expired): the SQL, and the typed 
 
 A quote is sent (QUO-1), accepted by its buyer with one order (QUO-4), paid, or open again when
 its order was refused, released or failed; a partner or sales cancels it (QUO-5), the expiry
-closes it (QUO-8). The statements that follow billing's answers or the expiry are set-based:
+closes it (QUO-8). The statements that follow payment outcomes or the expiry are set-based:
 one per batch, whatever its size (issue 19 item 4).
 """
 

@@ -15,9 +15,12 @@ paid order, by its purpose:
   `seats.updated` answers the command;
 - `alignment`: the renewal dates move to the target (ALIGN-1), answered by `renewal_dates.updated`.
 A failed one answers its command with `renewal.rejected` (an automatic renewal's failure is the
-due-date engine's to retry). Only an order still waiting for billing's answer changes state, and
-the first answer of the batch for an order is the one that counts, so an answer seen twice, or an
-order that isn't renewal's (a quote's), changes nothing. The whole batch is settled in a handful
+due-date engine's to retry). A quote's order, paid or failed, is answered to the quote service
+(`quote_order.paid`, `quote_order.payment_failed` on `quote.order_answers`), which makes the
+quote paid (`quote.paid`) or opens it again: quote reads no `billing.events` (issue 19 item 3).
+Only an order still waiting for billing's answer changes state, and the first answer of the
+batch for an order is the one that counts, so an answer seen twice, or an order that isn't
+renewal's, changes nothing. The whole batch is settled in a handful
 of set-based statements; a subscription changed by two orders of the batch changes twice, from
 where the first left it, as one by one.
 """
@@ -55,6 +58,8 @@ from shared.contracts.billing_events import (
     PaymentSucceeded,
 )
 from shared.contracts.envelope import EventData, new_event, trace_of
+from shared.contracts.quote_orders import ANSWERS_TOPIC as QUOTE_ORDER_ANSWERS
+from shared.contracts.quote_orders import QuoteOrderPaid, QuoteOrderPaymentFailed
 from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
 from shared.contracts.renewal_events import RenewalRejected, SeatsUpdated, SubscriptionRenewed
 from shared.eligibility import (
@@ -150,6 +155,8 @@ class Settlement:
                     if line.subscription_id in current
                 }
             self.renew(order, delivery, current)
+        if order.purpose == "quote":
+            self._answer_quote(order, QuoteOrderPaid)
 
     # renewal, and a renewal quote --------------------------------------------------------------
 
@@ -333,7 +340,9 @@ class Settlement:
             self.engine_looks_again.extend(order.subscription_ids)
             return
         if order.purpose == "quote":
-            return  # the quote service answers it: the quote can be accepted again
+            # The quote service answers the buyer: the quote can be accepted again.
+            self._answer_quote(order, QuoteOrderPaymentFailed)
+            return
         for sid in order.subscription_ids:
             self._announce(
                 RenewalRejected(
@@ -360,6 +369,24 @@ class Settlement:
     def _announce(self, event: EventData, csn: str) -> None:
         self.unit.outbox.add(
             RENEWAL_EVENTS, new_event(event, subject=csn, source=self.source, time=self.now)
+        )
+
+    def _answer_quote(
+        self, order: Order, answer: type[QuoteOrderPaid] | type[QuoteOrderPaymentFailed]
+    ) -> None:
+        """The payment outcome of a quote's order, told to the quote service, which reads no
+        `billing.events` (issue 19 item 3): the claim lets only an order's first outcome here,
+        so a payment seen twice is answered once. A payment after the order was released
+        (abandoned.py) is answered too: its quote, open again by then, stays as it is."""
+        assert order.quote_number is not None
+        self.unit.outbox.add(
+            QUOTE_ORDER_ANSWERS,
+            new_event(
+                answer(quote_number=order.quote_number, order_id=order.order_id),
+                subject=order.csn,
+                source=self.source,
+                time=self.now,
+            ),
         )
 
     async def save(self) -> None:

@@ -1,6 +1,7 @@
 """`quote.orders` and `quote.order_answers` (internal): an accepted quote's order goes through
 renewal, which reserves the terms it buys before billing charges anything (issue 14), and tells
-the quote service when it refused the order or let it go unpaid."""
+the quote service when it refused the order, let it go unpaid, or billing's payment settled it
+(paid or failed): quote hears of its orders here only, not from `billing.events` (issue 19)."""
 
 from __future__ import annotations
 
@@ -78,5 +79,28 @@ class QuoteOrderReleased(EventData):
     order_id: OrderId
 
 
+class QuoteOrderPaid(EventData):
+    """Billing was paid for the quote's order (its first payment outcome): the quote is paid."""
+
+    event_type: ClassVar[str] = "quote_order.paid"
+    quote_number: QuoteNumber
+    order_id: OrderId
+
+
+class QuoteOrderPaymentFailed(EventData):
+    """The quote's order was not paid (its first payment outcome): the quote is open again, to
+    be accepted and paid again until it expires."""
+
+    event_type: ClassVar[str] = "quote_order.payment_failed"
+    quote_number: QuoteNumber
+    order_id: OrderId
+
+
 REGISTRY = EventRegistry(TOPIC.name, QuoteOrderRequested)
-ANSWERS_REGISTRY = EventRegistry(ANSWERS_TOPIC.name, QuoteOrderRefused, QuoteOrderReleased)
+ANSWERS_REGISTRY = EventRegistry(
+    ANSWERS_TOPIC.name,
+    QuoteOrderRefused,
+    QuoteOrderReleased,
+    QuoteOrderPaid,
+    QuoteOrderPaymentFailed,
+)

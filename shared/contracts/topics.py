@@ -42,7 +42,8 @@ SUBSCRIPTION_STATE = Topic("subscription.state", compacted=True)
 # Internal: renewal (and later quote) ask billing for an order. Not part of the public contract.
 BILLING_COMMANDS = Topic("billing.commands", public=False)
 # Internal: quote asks renewal to reserve the terms an accepted quote buys and to place its order
-# (`quote.orders`); renewal answers a refusal (`quote.order_answers`). Renewal owns every term.
+# (`quote.orders`); renewal answers a refusal, a release, and the order's payment outcome
+# (`quote.order_answers`). Renewal owns every term.
 QUOTE_ORDERS = Topic("quote.orders", public=False)
 QUOTE_ORDER_ANSWERS = Topic("quote.order_answers", public=False)
 

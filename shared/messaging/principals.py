@@ -88,7 +88,7 @@ SERVICE_CONSUMES: dict[str, tuple[Topic, ...]] = {
         topics.CATALOG_EVENTS,
         topics.SUBSCRIPTION_EVENTS,
         topics.QUOTE_COMMANDS,
-        topics.BILLING_EVENTS,
+        # Renewal answers a quote's order, its payment outcome too: no `billing.events` (#19).
         topics.QUOTE_ORDER_ANSWERS,
         topics.CLOCK_COMMANDS,
         topics.SUBSCRIPTION_STATE,  # what renewal holds of each subscription: quote follows it

@@ -166,6 +166,20 @@ async def test_a_service_reading_a_topic_it_does_not_consume_is_refused(
         )
 
 
+async def test_issue_19_the_quote_service_reading_billing_events_is_refused(
+    kafka_bootstrap: str,
+) -> None:
+    """Renewal answers the payment of a quote's order (`quote.order_answers`): quote has no
+    read of `billing.events` left, whose payments are nearly all of renewal's orders."""
+    with pytest.raises(TopicAuthorizationFailedError):
+        await consume_once(
+            kafka_bootstrap,
+            "quote",
+            topics.BILLING_EVENTS.name,
+            f"quote.it-{uuid.uuid4().hex[:6]}",
+        )
+
+
 async def test_an_upstream_system_reading_the_product_s_internal_topic_is_refused(
     kafka_bootstrap: str,
 ) -> None:

@@ -3,8 +3,9 @@
 the bulk worker, a quote's order, a seats or alignment command), then billing's answer is
 handed to `billing_events_handler` as the consumer would, and the test reads what it saved and
 announced. Renewal paid (LIFE-4, MAN-3), payment failed, a paid quote of each kind (QUO-3,
-QUO-8), seats (SEAT-1), alignment (ALIGN-1), money that arrives after the order was released
-(issue 14), and a batch settled set-based (issue 19 item 4).
+QUO-8; each answered to the quote service once, issue 19 item 3), seats (SEAT-1), alignment
+(ALIGN-1), money that arrives after the order was released (issue 14), and a batch settled
+set-based (issue 19 item 4).
 """
 
 from __future__ import annotations
@@ -309,7 +310,8 @@ async def test_quo_8_auto_5_a_paid_renewal_quote_renews_for_its_term_and_seats(
 
     events = await _settled(renewal_db, csn, _paid(order_id, "300.00"))
 
-    assert [e["type"] for e in events] == ["subscription.renewed"]
+    assert [e["type"] for e in events] == ["subscription.renewed", "quote_order.paid"]
+    assert events[1]["data"] == {"quote_number": "Q-2026-000001", "order_id": order_id}
     renewed = events[0]["data"]
     assert (renewed["term"], renewed["seats"], renewed["renewal_date"]) == (
         "three_year",
@@ -338,7 +340,9 @@ async def test_quo_3_a_paid_alignment_quote_moves_the_renewal_date_to_its_target
         renewal_db, csn, sid, renewal_date, kind="alignment", target_date=target
     )
 
-    assert await _settled(renewal_db, csn, _paid(order_id, "100.00")) == []  # quote.paid answers
+    # The quote service is answered (it announces `quote.paid`): no event of renewal's own.
+    events = await _settled(renewal_db, csn, _paid(order_id, "100.00"))
+    assert [(e["type"], e["data"]["order_id"]) for e in events] == [("quote_order.paid", order_id)]
 
     assert (await _subscription(renewal_db, sid))["renewal_date"] == target
     assert await _history(renewal_db, sid) == ["renewal_date_aligned"]
@@ -355,7 +359,8 @@ async def test_quo_3_life_3_a_paid_new_purchase_quote_starts_a_new_subscription_
         renewal_db, csn, sid, expired_on, kind="new", term="three_year", seats=2
     )
 
-    await _settled(renewal_db, csn, _paid(order_id, "200.00"), _paid(order_id, "200.00"))
+    events = await _settled(renewal_db, csn, _paid(order_id, "200.00"), _paid(order_id, "200.00"))
+    assert [(e["type"], e["data"]["order_id"]) for e in events] == [("quote_order.paid", order_id)]
 
     new_id = new_subscription_id(order_id, sid)
     started = await _subscription(renewal_db, new_id)
@@ -366,6 +371,29 @@ async def test_quo_3_life_3_a_paid_new_purchase_quote_starts_a_new_subscription_
     )
     assert (await _subscription(renewal_db, sid))["renewal_date"] == expired_on
     assert await _history(renewal_db, new_id) == ["new_purchase"]
+
+
+async def test_issue_19_a_quote_orders_failed_payment_is_answered_to_the_quote_service_once(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """The term is released and the quote service hears it (it opens the quote again): no
+    `renewal.rejected`, as no renewal request asked; the same failure again answers nothing."""
+    renewal_date = TODAY + timedelta(days=20)
+    csn, sid = await _given(renewal_db, renewal_date)
+    order_id = await _quote_order(renewal_db, csn, sid, renewal_date, kind="renewal")
+    failed = PaymentFailed(order_id=order_id, reason="card declined", next_retry_on=None)
+
+    events = await _settled(renewal_db, csn, failed, failed)
+
+    assert [(e["type"], e["subject"], e["data"]) for e in events] == [
+        (
+            "quote_order.payment_failed",
+            csn,
+            {"quote_number": "Q-2026-000001", "order_id": order_id},
+        )
+    ]
+    assert await _reserved(renewal_db) == []
+    assert await _settled(renewal_db, csn, failed) == []
 
 
 async def test_seat_1_paid_seats_are_added_and_answered(renewal_db: DatabaseSettings) -> None:

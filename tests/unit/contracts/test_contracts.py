@@ -321,6 +321,8 @@ SAMPLES: dict[str, list[EventData]] = {
             reasons=["RENEWAL_IN_PROGRESS"],
         ),
         quote_orders.QuoteOrderReleased(quote_number="Q-2026-000001", order_id="O-2"),
+        quote_orders.QuoteOrderPaid(quote_number="Q-2026-000001", order_id="O-2"),
+        quote_orders.QuoteOrderPaymentFailed(quote_number="Q-2026-000001", order_id="O-2"),
     ],
     "subscription.state": [
         subscription_state("SUB-1", "5100000001", renewal_date=TODAY, open_quote="Q-1")
