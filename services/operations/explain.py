@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import TypeAdapter
 
@@ -32,14 +32,8 @@ from shared.eligibility import (
 from shared.eligibility.parsing import ExplainAction
 from shared.test_clocks import CsnClock
 
-LIVE_ACTIONS: tuple[ExplainAction, ...] = (
-    "manual_renewal",
-    "auto_renew_on",
-    "auto_renew_off",
-    "quote",
-    "change_terms",
-    "add_seats",
-    "align_dates",
+LIVE_ACTIONS: tuple[ExplainAction, ...] = tuple(
+    action for action in get_args(ExplainAction) if action != "cancel_quote"
 )
 """What can be asked of one subscription from renewal's database alone (a quote's cancellation
 needs the quote: ask `eligibility explain` with it)."""

@@ -130,7 +130,7 @@ class ChangeHandlers:
         if self._refused(context, decision):
             return
         subscription = context.held[command.subscription_id]
-        term = command.term or subscription.next_term or subscription.term
+        term = command.term or subscription.renewal_term
         seats = command.seats if command.seats is not None else subscription.renewal_seats
         await save_renewal_terms(
             unit.connection, [replace(subscription, next_term=term, next_seats=seats)]

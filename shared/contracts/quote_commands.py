@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -20,11 +20,13 @@ from shared.contracts.common import (
 )
 from shared.contracts.envelope import Contract, EventData, EventRegistry
 from shared.contracts.topics import QUOTE_COMMANDS
+from shared.eligibility.model import Channel
+from shared.eligibility.model import QuoteKind as QuoteKind
 
 TOPIC = QUOTE_COMMANDS
 
-QuoteChannel = Literal["self_service", "partner", "sales"]
-QuoteKind = Literal["renewal", "new", "alignment"]
+# The rules' vocabulary, defined once by the eligibility package (as shared/contracts/common.py's).
+QuoteChannel = Channel
 
 
 class QuoteChanges(Contract):

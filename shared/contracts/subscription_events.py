@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -24,10 +24,11 @@ from shared.contracts.common import (
 )
 from shared.contracts.envelope import Contract, EventData, EventRegistry
 from shared.contracts.topics import SUBSCRIPTION_EVENTS
+from shared.eligibility.model import Status
 
 TOPIC = SUBSCRIPTION_EVENTS
 
-SubscriptionStatus = Literal["trial", "active"]
+SubscriptionStatus = Status  # the rules' vocabulary (shared/eligibility/model.py)
 
 
 class PaymentMethod(Contract):
