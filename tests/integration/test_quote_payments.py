@@ -53,7 +53,6 @@ from tests.integration.helpers import (
     handle_in_transaction,
     insert_quote,
     migrated,
-    migrated_schema,
     taken_outbox,
 )
 
@@ -145,12 +144,6 @@ async def test_a_batch_of_payment_answers_takes_one_statement_per_outcome_and_th
 # A quote's order from acceptance to a late payment, renewal and quote on their own schemas -----
 
 RENEWAL_CLOCK = FixedClock(NOW)
-
-
-@pytest.fixture
-async def renewal_db(admin_db: asyncpg.Connection) -> AsyncIterator[DatabaseSettings]:
-    async with migrated_schema(admin_db, "renewal") as settings:
-        yield settings
 
 
 async def _renewal_orders_the_quote(
