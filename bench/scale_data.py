@@ -105,9 +105,9 @@ STATEMENTS: list[tuple[str, str]] = [
         "renewal",
         f"""INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date, term,
             seats, updated_at, auto_renew, lapse_announced_for, expiry_announced_for,
-            next_check_on, next_check_for, next_term, next_seats, state_version, time_zone)
+            next_check_on, next_check_for, next_term, next_seats, time_zone)
         SELECT {SUB}, 1, {CSN}, {SNAPSHOT}, {RENEWAL_DATE}, 'annual', {SEATS}, {LAST_YEAR},
-            {AUTO}, NULL, NULL, NULL, NULL, NULL, NULL, 0,
+            {AUTO}, NULL, NULL, NULL, NULL, NULL, NULL,
             NULL -- no scale CSN has a zone: UTC (migration 014's trigger sets it so anyway)
             {ROWS}""",
     ),

@@ -3,9 +3,10 @@ the transaction that changed it (issue 14 item 2).
 
 Triggers note every change of what the state is made of — the subscription's row, the order
 holding its next term, an open quote covering it — in `state_changes` (migration 013); a write
-path calls `announce_changes` once after its writes: one statement takes the noted ids, bumps
-each subscription's `state_version` and reads its state, and one outbox row per subscription
-follows, keyed by the subscription id. A change left unannounced fails the transaction at commit.
+path calls `announce_changes` once after its writes: one statement takes the noted ids, locks
+each subscription, reads its state and gives it the next number of `state_versions` (migration
+016), and one outbox row per subscription follows, keyed by the subscription id. A change left
+unannounced fails the transaction at commit.
 """
 
 from __future__ import annotations
@@ -27,24 +28,22 @@ from shared.messaging.outbox import Outbox
 
 Handled = TypeVar("Handled")
 
-# Locks in id order (as every other writer does) before bumping: a path that changed only a
-# reservation or a quote has not locked the subscription yet.
+# Locks in id order (as every other writer does) before taking a version: a path that changed
+# only a reservation or a quote has not locked the subscription yet, and the lock orders the
+# versions of one subscription as its transactions commit (migration 016).
 CHANGED_STATES = """
 WITH changed AS (
     DELETE FROM state_changes RETURNING subscription_id
-), locked AS (
-    SELECT subscription_id FROM subscriptions
-    WHERE subscription_id IN (SELECT subscription_id FROM changed)
-    ORDER BY subscription_id FOR UPDATE
-), bumped AS (
-    UPDATE subscriptions AS s SET state_version = s.state_version + 1
-    FROM locked WHERE s.subscription_id = locked.subscription_id
-    RETURNING s.subscription_id, s.snapshot::text AS snapshot, s.renewal_date, s.term, s.seats,
-        s.auto_renew, s.lapse_announced_for, s.expiry_announced_for, s.next_term, s.next_seats,
-        s.state_version
+), locked AS MATERIALIZED (
+    SELECT s.subscription_id, s.snapshot::text AS snapshot, s.renewal_date, s.term, s.seats,
+        s.auto_renew, s.lapse_announced_for, s.expiry_announced_for, s.next_term, s.next_seats
+    FROM subscriptions AS s
+    WHERE s.subscription_id IN (SELECT subscription_id FROM changed)
+    ORDER BY s.subscription_id FOR UPDATE
 )
-SELECT b.*, r.order_id AS pending_order, q.quote_number AS open_quote
-FROM bumped AS b
+SELECT b.*, nextval('state_versions') AS state_version, r.order_id AS pending_order,
+    q.quote_number AS open_quote
+FROM locked AS b
 LEFT JOIN term_reservations AS r USING (subscription_id)
 LEFT JOIN LATERAL (
     -- The newest open quote covering it, found on the sent quotes' lines (migration 009's
