@@ -5,6 +5,19 @@ import asyncpg
 from shared.db.settings import DatabaseSettings
 
 
+class PooledConnection(asyncpg.Connection):
+    """A pool's connection, handed back as it is: asyncpg's default sends a reset query on
+    every release (`pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`), a round
+    trip and four statements for each use of the pool, which the hot paths acquire per batch
+    and the email senders per email (issue 19 item 6). Nothing here leaves session state on a
+    connection: settings are transaction-local (`set_config(..., true)`), no advisory lock is
+    taken, a listener is removed before its connection goes back (asyncpg then UNLISTENs),
+    and a transaction left open is still rolled back by asyncpg on release."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 async def create_pool(settings: DatabaseSettings) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         host=settings.host,
@@ -14,6 +27,7 @@ async def create_pool(settings: DatabaseSettings) -> asyncpg.Pool:
         password=settings.password,
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
+        connection_class=PooledConnection,
         # The role can use only its own schema; the search_path makes unqualified names land there.
         # No JIT: the services' statements are short, and a generic plan's estimate (a claim's
         # `key <= $1` is a third of the table to the planner) crosses jit_above_cost and pays
