@@ -30,6 +30,7 @@ from services.quote.expiry import BATCH as EXPIRY_BATCH
 from services.quote.expiry import DUE as EXPIRY_DUE
 from services.renewal.due_date_engine import DUE as ENGINE_DUE
 from services.renewal.state import CHANGED_STATES
+from shared.test_clocks import save_time_zones
 
 SUBSCRIPTIONS = 50_000
 # The tables that grow with the business (subscriptions and their history), loaded here; and
@@ -284,3 +285,43 @@ async def test_a_claim_with_nothing_due_reads_no_subscription(
     read = {f"{n.get('Index Name', n['Node Type'])}": rows_read(n) for n in scans}
     assert plan["Actual Rows"] == 0, "the scale data has something due today?"
     assert sum(read.values()) == 0, f"{claim.name} read {read}"
+
+
+@pytest.mark.parametrize("service", ["renewal", "notification", "quote"])
+async def test_saving_a_csns_time_zone_moves_its_subscriptions_without_reading_the_others(
+    loaded: dict, service: str
+) -> None:
+    """Every batch of `subscription.upserted` saves its CSNs' zones (shared/test_clocks.py), and
+    the triggers of the shared time-zone SQL move the zone of each CSN's subscriptions. Quote had
+    no index of the CSN alone (quote migration 011): each save read every subscription, 642 ms a
+    statement at a million. The transaction's own table statistics (`pg_stat_xact_user_tables`)
+    show each service's subscriptions found by index, never scanned whole."""
+    connection = await scale_data.service_connect(service)
+    try:
+        transaction = connection.transaction()
+        await transaction.start()
+        try:
+            await save_time_zones(
+                connection,
+                [
+                    ZoneOf("SCALE-00000001", "Europe/Paris"),  # its subscriptions move
+                    ZoneOf(f"NEW-{uuid.uuid4().hex[:8]}", "Asia/Tokyo"),  # none yet
+                ],
+            )
+            await save_time_zones(connection, [ZoneOf("SCALE-00000001", None)])  # back to UTC
+            scans = await connection.fetchrow(
+                "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables"
+                " WHERE relid = 'subscriptions'::regclass"
+            )
+        finally:
+            await transaction.rollback()
+    finally:
+        await connection.close()
+    assert scans["seq_scan"] == 0, dict(scans)
+    assert scans["idx_scan"] > 0, dict(scans)  # it did look: the zone moved by index
+
+
+@dataclass(frozen=True)
+class ZoneOf:
+    csn: str
+    timezone: str | None
