@@ -22,7 +22,7 @@ so that "empty tables" means empty and runs do not feed each other:
                 above (a load, not a flood): latency p50 / p99 per request (`--bulk-requests`,
                 `--no-bulk`)
   scale         N subscriptions and a year of their history loaded set-based into each
-                service's schema with its own role (bench/scale_data.py), ANALYZE, then the
+                service's schema with its own role (bench/scale_data.py), VACUUM (ANALYZE), then the
                 manual and automatic phases again: each rate against its empty-table figure
                 (target: within 10 %), and the hot statements' EXPLAIN (ANALYZE, BUFFERS)
                 (bench/hotspots.py; plans in .local/bench/explain.txt) — `pg_stat_statements`'
@@ -477,7 +477,7 @@ def render_scale(
     out: dict[str, Any] = {"subscriptions": args.scale, "load": load}
     print(
         f"\nScale: {args.scale:,} subscriptions and their history loaded in"
-        f" {load['seconds']:.0f} s (bench/scale_data.py), then ANALYZE"
+        f" {load['seconds']:.0f} s (bench/scale_data.py), then VACUUM (ANALYZE)"
     )
     print(table(["table", "rows"], sorted(load["rows"].items())))
     scale_manual: e2e.E2EResult | None = scale.get("e2e")
