@@ -62,6 +62,7 @@ from shared.contracts.quote_orders import ANSWERS_TOPIC as QUOTE_ORDER_ANSWERS
 from shared.contracts.quote_orders import QuoteOrderPaid, QuoteOrderPaymentFailed
 from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
 from shared.contracts.renewal_events import RenewalRejected, SeatsUpdated, SubscriptionRenewed
+from shared.contracts.topics import Topic
 from shared.eligibility import (
     Policy,
     email_recipient,
@@ -366,9 +367,9 @@ class Settlement:
             (sid, self.now, change, detail, None, order.request_id, delivery.event.id)
         )
 
-    def _announce(self, event: EventData, csn: str) -> None:
+    def _announce(self, event: EventData, csn: str, topic: Topic = RENEWAL_EVENTS) -> None:
         self.unit.outbox.add(
-            RENEWAL_EVENTS, new_event(event, subject=csn, source=self.source, time=self.now)
+            topic, new_event(event, subject=csn, source=self.source, time=self.now)
         )
 
     def _answer_quote(
@@ -379,14 +380,10 @@ class Settlement:
         so a payment seen twice is answered once. A payment after the order was released
         (abandoned.py) is answered too: its quote, open again by then, stays as it is."""
         assert order.quote_number is not None
-        self.unit.outbox.add(
+        self._announce(
+            answer(quote_number=order.quote_number, order_id=order.order_id),
+            order.csn,
             QUOTE_ORDER_ANSWERS,
-            new_event(
-                answer(quote_number=order.quote_number, order_id=order.order_id),
-                subject=order.csn,
-                source=self.source,
-                time=self.now,
-            ),
         )
 
     async def save(self) -> None:

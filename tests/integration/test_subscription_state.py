@@ -35,7 +35,7 @@ from shared.db.settings import DatabaseSettings
 from shared.eligibility import Policy
 from shared.messaging.consumer import Delivery
 from shared.messaging.outbox import Outbox
-from tests.integration.helpers import connection_to, delivered, handle_in_transaction
+from tests.integration.helpers import connection_to, delivered, eventually, handle_in_transaction
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
@@ -339,25 +339,19 @@ async def test_of_two_transactions_announcing_one_subscription_the_later_takes_t
         await second_tx.start()
         await second.execute("INSERT INTO state_changes VALUES ($1)", sid)  # as a quote's trigger
         later = asyncio.create_task(announcer.announce_changes(second, announced_second, NOW))
-        waited = await _waits_for_a_lock(first, second)
+        pid = second.get_server_pid()
+        await eventually(  # a positive signal: its backend waits for a lock
+            lambda: first.fetchval(
+                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid
+            ),
+            timeout=5,
+            what="the second announce to wait for the first's lock",
+        )
         await first_tx.commit()
         await later
         await second_tx.commit()
-    assert waited
     assert _versions(announced_second) > _versions(announced_first)
 
 
 def _versions(outbox: Outbox) -> list[int]:
     return [json.loads(row[2])["data"]["version"] for row in outbox.rows]
-
-
-async def _waits_for_a_lock(holder: asyncpg.Connection, waiter: asyncpg.Connection) -> bool:
-    """Until `waiter`'s backend waits for a lock (pg_stat_activity says so): a positive signal."""
-    pid = waiter.get_server_pid()
-    for _ in range(250):
-        if await holder.fetchval(
-            "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid
-        ):
-            return True
-        await asyncio.sleep(0.02)
-    return False
