@@ -185,12 +185,12 @@ def _read(hot: Hot, mode: str, plan: str) -> Explained:
     executed = re.search(r"Execution Time: ([\d.]+) ms", plan)
     lines = plan.splitlines()
     # Every node that reads a table (sequential or index scan), with the rows it read in all.
-    scans = [
+    read_by_node = [
         _scan(line, lines[i + 1 : i + 5])
         for i, line in enumerate(lines)
         if " Scan " in line and " on " in line and "never executed" not in line
     ]
-    scans = [text for text, read in sorted(scans, key=lambda scan: -scan[1]) if read >= 1000]
+    scans = [text for text, read in sorted(read_by_node, key=lambda scan: -scan[1]) if read >= 1000]
     top_buffers = next((line.strip() for line in plan.splitlines() if "Buffers:" in line), "")
     return Explained(
         hot.service,
