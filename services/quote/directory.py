@@ -11,55 +11,115 @@ from shared.contracts.state_events import SubscriptionState
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.types import DbConnection
 from shared.messaging.consumer import BatchEventHandler, Delivery, UnitOfWork, handles_batch
-from shared.state_following import follow_states, followed_subscription, state_from_column
+from shared.state_following import followed_subscription, state_from_column
 from shared.test_clocks import save_time_zones
 
 Held = dict[str, tuple[SubscriptionUpserted, eligibility.Subscription]]
 """The subscriptions found, by id: each one's snapshot and the eligibility package's view."""
 
 
-async def save_snapshot(unit: UnitOfWork, delivery: Delivery[SubscriptionUpserted]) -> None:
-    data = delivery.data
-    await save_time_zones(unit.connection, [data])
+async def _save_snapshots(
+    unit: UnitOfWork, deliveries: list[Delivery[SubscriptionUpserted]]
+) -> None:
+    """The newest snapshot of each subscription of the batch, in two statements whatever its
+    size (issue 19 item 4): the CSNs' zones first (the subscriptions take theirs on insert)."""
+    # Every snapshot, in order: the last to name a CSN gives its zone, as one by one.
+    await save_time_zones(unit.connection, [delivery.data for delivery in deliveries])
+    newest: dict[str, SubscriptionUpserted] = {}
+    for delivery in deliveries:
+        held = newest.get(delivery.data.subscription_id)
+        if held is None or held.revision < delivery.data.revision:
+            newest[delivery.data.subscription_id] = delivery.data
+    snapshots = [newest[sid] for sid in sorted(newest)]  # locked in id order, as states are
     # A state renewal published before the snapshot came keeps its date, term and seats.
     await unit.connection.execute(
         """INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date,
                                       term, seats)
-           SELECT $1, $2, $3, $4::jsonb, COALESCE((f.state ->> 'renewal_date')::date, $5),
-                  COALESCE(f.state ->> 'term', $6), COALESCE((f.state ->> 'seats')::int, $7)
-           FROM (SELECT 1) AS one
-           LEFT JOIN subscription_states AS f ON f.subscription_id = $1
+           SELECT u.subscription_id, u.revision, u.csn, u.snapshot::jsonb,
+                  COALESCE((f.state ->> 'renewal_date')::date, u.renewal_date),
+                  COALESCE(f.state ->> 'term', u.term),
+                  COALESCE((f.state ->> 'seats')::int, u.seats)
+           FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::date[],
+                       $6::text[], $7::int[])
+               WITH ORDINALITY AS u(subscription_id, revision, csn, snapshot, renewal_date,
+                                    term, seats, n)
+           LEFT JOIN subscription_states AS f USING (subscription_id)
+           ORDER BY u.n
            ON CONFLICT (subscription_id) DO UPDATE SET revision = EXCLUDED.revision,
                csn = EXCLUDED.csn, snapshot = EXCLUDED.snapshot
            WHERE subscriptions.revision < EXCLUDED.revision""",
-        data.subscription_id,
-        data.revision,
-        data.csn,
-        data.model_dump_json(),
-        data.renewal_date,
-        data.term,
-        data.seats,
+        [s.subscription_id for s in snapshots],
+        [s.revision for s in snapshots],
+        [s.csn for s in snapshots],
+        [s.model_dump_json() for s in snapshots],
+        [s.renewal_date for s in snapshots],
+        [s.term for s in snapshots],
+        [s.seats for s in snapshots],
     )
 
 
-async def _follow(unit: UnitOfWork, deliveries: list[Delivery[SubscriptionState]]) -> None:
-    taken = await follow_states(unit.connection, deliveries)
-    if taken:
-        await unit.connection.execute(
-            """UPDATE subscriptions AS s SET renewal_date = u.renewal_date, term = u.term,
-                   seats = u.seats
-               FROM unnest($1::text[], $2::date[], $3::text[], $4::int[])
-                   AS u(subscription_id, renewal_date, term, seats)
-               WHERE s.subscription_id = u.subscription_id""",
-            [row["subscription_id"] for row in taken],
-            [row["renewal_date"] for row in taken],
-            [row["term"] for row in taken],
-            [row["seats"] for row in taken],
+save_snapshot: BatchEventHandler = handles_batch(_save_snapshots)
+"""`subscription.upserted`: the newest snapshot of each subscription of the batch kept."""
+
+
+def _read_by_quote(state: str) -> str:
+    """What quote reads of a state (`followed_fields`): not its version, the grace, an open
+    quote or a pending order, nor lapsed and expired (worked out from the dates)."""
+    fields = ", ".join(
+        f"{state} -> '{name}'"
+        for name in (
+            "renewal_date",
+            "term",
+            "seats",
+            "next_term",
+            "next_seats",
+            "auto_renew",
+            "payment_method",
         )
+    )
+    return f"jsonb_build_array({fields}, {state} ->> 'status' = 'trial')"
+
+
+# The newest version of each subscription kept, as shared/state_following.py FOLLOW does, but
+# only where it changes what quote reads (issue 19 item 3): renewal publishes two states a
+# renewal (its order pending, then settled with the date moved), and the first changes nothing
+# here. A version passed by is never needed: any older one that comes again (a replay) reads
+# the same as the one kept, or is older than it. Then the claim's columns, where they moved.
+FOLLOW = f"""
+WITH kept AS (
+    INSERT INTO subscription_states AS s (subscription_id, version, state)
+    SELECT u.state ->> 'subscription_id', (u.state ->> 'version')::bigint, u.state
+    FROM unnest($1::jsonb[]) WITH ORDINALITY AS u(state, n) ORDER BY u.n
+    ON CONFLICT (subscription_id) DO UPDATE SET version = EXCLUDED.version, state = EXCLUDED.state
+    WHERE s.version < EXCLUDED.version
+      AND {_read_by_quote("s.state")} IS DISTINCT FROM {_read_by_quote("EXCLUDED.state")}
+    RETURNING s.subscription_id, (s.state ->> 'renewal_date')::date AS renewal_date,
+              s.state ->> 'term' AS term, (s.state ->> 'seats')::int AS seats
+)
+UPDATE subscriptions AS s SET renewal_date = k.renewal_date, term = k.term, seats = k.seats
+FROM kept AS k
+WHERE s.subscription_id = k.subscription_id
+  AND (s.renewal_date, s.term, s.seats) IS DISTINCT FROM (k.renewal_date, k.term, k.seats)
+"""
+
+
+async def _follow(unit: UnitOfWork, deliveries: list[Delivery[SubscriptionState]]) -> None:
+    newest: dict[str, SubscriptionState] = {}
+    for delivery in deliveries:
+        state = delivery.data
+        held = newest.get(state.subscription_id)
+        if held is None or held.version < state.version:
+            newest[state.subscription_id] = state
+    # Each state as pydantic writes it (no dict in between), locked in id order as every
+    # batch locks them.
+    await unit.connection.execute(
+        FOLLOW, [state.model_dump_json() for _, state in sorted(newest.items())]
+    )
 
 
 follow_state: BatchEventHandler = handles_batch(_follow)
-"""`subscription.state`: the newest state of each subscription kept, its columns moved."""
+"""`subscription.state`: the newest state of each subscription kept where quote reads a change,
+its columns moved where they changed: one statement a batch."""
 
 
 async def subscriptions(connection: DbConnection, subscription_ids: Iterable[str]) -> Held:

@@ -46,8 +46,7 @@ async def _save(pool: asyncpg.Pool, service: str, snapshots: list[SubscriptionUp
             save = snapshot_handler(Policy(), "/it", FixedClock(NOW))
             await save(unit, [_delivery(s) for s in snapshots])
         else:
-            for snapshot in snapshots:
-                await save_quote_snapshot(unit, _delivery(snapshot))
+            await save_quote_snapshot(unit, [_delivery(s) for s in snapshots])
 
 
 @pytest.fixture(params=["renewal", "quote", "notification"])

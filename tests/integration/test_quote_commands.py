@@ -55,7 +55,7 @@ async def _customer(settings: DatabaseSettings, subscriptions: int = 1) -> tuple
     ids = [f"S-{csn}-{n}" for n in range(subscriptions)]
     for sid in ids:
         snapshot = subscription(sid, csn, renewal_date=TODAY + timedelta(days=30))
-        await handle_in_transaction(settings, save_snapshot, delivered(snapshot, csn, time=NOW))
+        await handle_in_transaction(settings, save_snapshot, [delivered(snapshot, csn, time=NOW)])
     return csn, ids
 
 

@@ -43,7 +43,7 @@ async def _snapshot(service: str, pool: asyncpg.Pool, csn: str) -> str:
     async with pool.acquire() as connection, connection.transaction():
         unit = UnitOfWork(connection)
         if service == "quote":
-            await quote_directory.save_snapshot(unit, _delivery(snapshot))
+            await quote_directory.save_snapshot(unit, [_delivery(snapshot)])
         else:
             save = notification_directory.save_snapshots(CsnClock(FixedClock(NOW)).today_for)
             await save(unit, [_delivery(snapshot)])

@@ -1,0 +1,137 @@
+"""Quote's copy of the subscriptions at the cost of what it needs (issue 19 items 3 and 4): a
+batch of snapshots saved at once with the same effects as one by one, and a `subscription.state`
+that changes nothing quote reads (an order pending, then settled) writes no row."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+from typing import Any
+
+import asyncpg
+import pytest
+
+from deploy.local.samples import subscription, subscription_state, unique_csn
+from services.quote import directory
+from shared.contracts.envelope import new_event
+from shared.messaging.consumer import Delivery, UnitOfWork
+from tests.integration.helpers import migrated
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+SNAPSHOT_DATE = date(2026, 6, 1)
+RENEWED_DATE = date(2027, 6, 1)
+
+
+def _delivery(data: Any) -> Delivery:
+    return Delivery(new_event(data, subject=data.csn, source="/it", time=NOW), record=None)
+
+
+@pytest.fixture
+async def pool(admin_db: asyncpg.Connection) -> AsyncIterator[asyncpg.Pool]:
+    async with migrated(admin_db, "quote") as pool:
+        yield pool
+
+
+async def _handle(pool: asyncpg.Pool, handler: Any, *data: Any) -> None:
+    async with pool.acquire() as connection, connection.transaction():
+        await handler(UnitOfWork(connection), [_delivery(item) for item in data])
+
+
+async def test_a_batch_of_snapshots_keeps_the_newest_of_each_and_renewal_s_date(
+    pool: asyncpg.Pool,
+) -> None:
+    """One batch: the same subscription twice out of order, one whose state came first, and the
+    CSN's zone as its last snapshot names it."""
+    csn = unique_csn()
+    first, stated = f"S-{csn}-1", f"S-{csn}-2"
+    await _handle(
+        pool,
+        directory.follow_state,
+        subscription_state(stated, csn, renewal_date=RENEWED_DATE, seats=7),
+    )
+    await _handle(
+        pool,
+        directory.save_snapshot,
+        subscription(first, csn, renewal_date=SNAPSHOT_DATE, revision=2, seats=3),
+        subscription(first, csn, renewal_date=SNAPSHOT_DATE, revision=1, seats=2),
+        subscription(stated, csn, renewal_date=SNAPSHOT_DATE, timezone="Europe/Paris"),
+    )
+    rows = await pool.fetch(
+        "SELECT subscription_id, revision, renewal_date, seats, time_zone FROM subscriptions"
+        " ORDER BY subscription_id"
+    )
+    assert [tuple(row.values()) for row in rows] == [
+        (first, 2, SNAPSHOT_DATE, 3, "Europe/Paris"),
+        (stated, 1, RENEWED_DATE, 7, "Europe/Paris"),
+    ]
+
+
+async def _versions(pool: asyncpg.Pool, sid: str) -> tuple[Any, ...]:
+    """The state's version and both rows' transaction ids: a row written has a new xmin."""
+    row = await pool.fetchrow(
+        "SELECT f.version, f.xmin::text AS state_xmin, s.xmin::text AS column_xmin,"
+        " s.renewal_date FROM subscription_states AS f JOIN subscriptions AS s"
+        " USING (subscription_id) WHERE subscription_id = $1",
+        sid,
+    )
+    assert row is not None
+    return tuple(row.values())
+
+
+async def test_a_state_that_changes_nothing_quote_reads_writes_no_row(pool: asyncpg.Pool) -> None:
+    """The two states of a renewal: its order pending (nothing quote reads changes: no row
+    written), then settled with the date moved (both rows written); the first replayed after
+    the second changes nothing."""
+    csn = unique_csn()
+    sid = f"S-{csn}"
+    await _handle(pool, directory.save_snapshot, subscription(sid, csn, renewal_date=SNAPSHOT_DATE))
+    held = subscription_state(sid, csn, renewal_date=SNAPSHOT_DATE, version=1)
+    await _handle(pool, directory.follow_state, held)
+    before = await _versions(pool, sid)
+    assert before[0] == 1
+
+    pending = subscription_state(
+        sid,
+        csn,
+        renewal_date=SNAPSHOT_DATE,
+        version=2,
+        pending_order="O-1",
+        status="lapsed",
+        grace_ends=date(2026, 9, 1),
+    )
+    await _handle(pool, directory.follow_state, pending)
+    assert await _versions(pool, sid) == before
+
+    renewed = subscription_state(sid, csn, renewal_date=RENEWED_DATE, version=3)
+    await _handle(pool, directory.follow_state, renewed)
+    after = await _versions(pool, sid)
+    assert after[0] == 3 and after[3] == RENEWED_DATE
+    assert after[1] != before[1] and after[2] != before[2]
+
+    await _handle(pool, directory.follow_state, pending)  # replayed
+    assert await _versions(pool, sid) == after
+
+
+async def test_a_state_that_changes_what_quote_reads_is_kept_without_moving_the_columns(
+    pool: asyncpg.Pool,
+) -> None:
+    """Auto-renew switched on: the state is kept (QUO-7 reads it), the claim's columns, the
+    same, are not written."""
+    csn = unique_csn()
+    sid = f"S-{csn}"
+    await _handle(pool, directory.save_snapshot, subscription(sid, csn, renewal_date=SNAPSHOT_DATE))
+    await _handle(
+        pool, directory.follow_state, subscription_state(sid, csn, renewal_date=SNAPSHOT_DATE)
+    )
+    before = await _versions(pool, sid)
+    await _handle(
+        pool,
+        directory.follow_state,
+        subscription_state(sid, csn, renewal_date=SNAPSHOT_DATE, version=2, auto_renew=True),
+    )
+    after = await _versions(pool, sid)
+    assert after[0] == 2 and after[1] != before[1]
+    assert after[2] == before[2]  # the columns did not move: no write
+    async with pool.acquire() as connection:
+        [(_, domain)] = (await directory.subscriptions(connection, [sid])).values()
+    assert domain.auto_renew is True
