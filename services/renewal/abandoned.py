@@ -33,7 +33,9 @@ WITH due AS (
     SELECT r.subscription_id FROM term_reservations AS r
     JOIN subscriptions AS s USING (subscription_id)
     {TODAY.joins}
-    WHERE r.pay_by < {TODAY.today}
+    -- Only a manual payment has a pay_by: said apart from the CSN's today, which needs the
+    -- joins, so that the automatic renewals in flight are never read (their partial index).
+    WHERE r.pay_by IS NOT NULL AND r.pay_by < {TODAY.today}
     LIMIT $2
     FOR UPDATE OF r, s SKIP LOCKED)  -- s too: the announce bumps its state version
 DELETE FROM term_reservations AS r USING due WHERE r.subscription_id = due.subscription_id
