@@ -131,6 +131,7 @@ IMAGES: tuple[Image, ...] = (
         {
             "postgres-entrypoint.sh": "deploy/docker/postgres/entrypoint.sh",
             "db_bootstrap.sql": "deploy/local/db_bootstrap.sql",
+            "postgres_tuning.conf": "deploy/local/postgres_tuning.conf",
         },
     ),
     Image(

@@ -9,6 +9,7 @@ RUN mkdir -p /etc/postgresql-common/createcluster.d \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15 \
  && rm -rf /var/lib/apt/lists/*
 COPY db_bootstrap.sql /usr/local/share/renewals/db_bootstrap.sql
+COPY postgres_tuning.conf /usr/local/share/renewals/postgres_tuning.conf
 COPY postgres-entrypoint.sh /usr/local/bin/postgres-entrypoint
 ENV PGDATA=/var/lib/renewals-pg RENEWALS_PG_PORT=5432 RENEWALS_SECRETS_FILE=/run/secrets/renewals.env
 HEALTHCHECK --interval=1s --timeout=3s --retries=60 CMD test -f /run/renewals-pg-ready && pg_isready -q -h 127.0.0.1 -p "$RENEWALS_PG_PORT"

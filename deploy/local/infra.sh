@@ -396,6 +396,15 @@ EOF
   if ((EUID == 0)); then chown postgres:postgres "$PG_DATA/pg_hba.conf"; fi
 }
 
+# The project's settings (postgres_tuning.conf) copied beside postgresql.conf at every start, and
+# included by it once: an edit of the file applies at the next start, even of an older cluster.
+pg_tune() {
+  install -m 600 "$HERE/postgres_tuning.conf" "$PG_DATA/renewals_tuning.conf"
+  if ((EUID == 0)); then chown postgres:postgres "$PG_DATA/renewals_tuning.conf"; fi
+  grep -q "^include_if_exists = 'renewals_tuning.conf'" "$PG_DATA/postgresql.conf" ||
+    echo "include_if_exists = 'renewals_tuning.conf'" >>"$PG_DATA/postgresql.conf"
+}
+
 pg_up() {
   local pid
   [[ -x $PG_BIN/postgres ]] || die "PostgreSQL 15 is not installed: run deploy/local/bootstrap.sh first"
@@ -443,6 +452,7 @@ pg_up() {
     die "postgres: 127.0.0.1:$PG_PORT is taken by a process this script did not start (set RENEWALS_PG_PORT)"
   fi
   pg_init
+  pg_tune
   say "postgres: starting on 127.0.0.1:$PG_PORT"
   as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 -s \
     -o "-p $PG_PORT -k $PG_SOCKET_DIR -c listen_addresses=127.0.0.1 -c max_connections=200" \

@@ -46,6 +46,12 @@ host    all       all   127.0.0.1/32   scram-sha-256
 HBA
 fi
 
+# The project's settings (deploy/local/postgres_tuning.conf), as the local infrastructure has them.
+install -m 600 -o postgres -g postgres /usr/local/share/renewals/postgres_tuning.conf \
+  "$PGDATA/renewals_tuning.conf"
+grep -q "^include_if_exists = 'renewals_tuning.conf'" "$PGDATA/postgresql.conf" ||
+  echo "include_if_exists = 'renewals_tuning.conf'" >>"$PGDATA/postgresql.conf"
+
 as_postgres "$BIN/pg_ctl" -D "$PGDATA" -w -o "-c listen_addresses='' -k $SOCKETS" start >/dev/null
 # runuser keeps the environment (the passwords) for psql.
 as_postgres psql -q -h "$SOCKETS" -U postgres -d postgres \
