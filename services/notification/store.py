@@ -322,5 +322,17 @@ async def open_quote(
 
 
 async def close_quote(connection: DbConnection, quote_number: str) -> None:
-    """A quote paid, expired or cancelled no longer covers its subscriptions' renewal."""
-    await connection.execute("DELETE FROM open_quotes WHERE quote_number = $1", quote_number)
+    """A quote paid, expired or cancelled no longer covers its subscriptions' renewal: the
+    reminder claim looks at them again at once (it set aside those it found covered,
+    reminders.py `COVERED`), their rows locked in id order."""
+    await connection.execute(
+        """WITH closed AS (
+               DELETE FROM open_quotes WHERE quote_number = $1 RETURNING subscription_ids),
+           locked AS MATERIALIZED (
+               SELECT s.subscription_id FROM subscriptions AS s, closed
+               WHERE s.subscription_id = ANY(closed.subscription_ids)
+               ORDER BY s.subscription_id FOR UPDATE OF s)
+           UPDATE subscriptions AS s SET next_reminder_for = NULL
+           FROM locked WHERE s.subscription_id = locked.subscription_id""",
+        quote_number,
+    )

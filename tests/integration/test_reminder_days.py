@@ -7,6 +7,7 @@ before then, and reminds on that day."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -15,8 +16,9 @@ import pytest
 
 from deploy.local.samples import price, subscription, subscription_state, unique_csn
 from services.notification.directory import follow_state, save_snapshots
-from services.notification.reminders import ReminderScheduler
+from services.notification.reminders import BATCH, DUE, ReminderScheduler
 from services.notification.settings import NotificationSettings
+from services.notification.store import close_quote, open_quote
 from shared.catalog.store import save_price
 from shared.clock import FixedClock
 from shared.contracts.envelope import new_event
@@ -26,6 +28,7 @@ from shared.eligibility import Policy
 from shared.messaging.consumer import Delivery, UnitOfWork
 from shared.test_clocks import CsnClock
 from tests.integration.helpers import scratch_schema
+from tests.integration.test_hot_queries import nodes, rows_read
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 TODAY = NOW.date()
@@ -149,3 +152,44 @@ async def test_note_1_a_date_moved_nearer_is_read_at_once_when_a_reminder_day_ca
 
     assert await scheduler(pool, 8, (90, 30, 7)).step() == 1
     assert await reminders(pool, sid) == [f"renewal_reminder:{sid}:{TODAY + timedelta(days=37)}:30"]
+
+
+async def claim_reads(pool: asyncpg.Pool, days_on: int) -> int:
+    """The subscriptions the reminder claim reads (returned or thrown away), `days_on` on."""
+    async with pool.acquire() as connection, connection.transaction():
+        [plan] = json.loads(
+            await connection.fetchval(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) {DUE}",
+                NOW + timedelta(days=days_on),
+                BATCH,
+                None,
+            )
+        )
+    return sum(
+        rows_read(node)
+        for node in nodes(plan["Plan"])
+        if node.get("Relation Name") == "subscriptions"
+    )
+
+
+async def test_note_1_a_subscription_an_open_quote_covers_is_read_once_and_again_when_it_closes(
+    pool: asyncpg.Pool,
+) -> None:
+    """Issue 19 item 2: its 30-day reminder day came while a quote covers its renewal: the
+    claim takes it once, reminds nothing and sets it aside — later claims do not read it (they
+    read and threw it away at every poll) — and once the quote closes it is looked at again at
+    once and gets the reminder of the day that came."""
+    assert await scheduler(pool, 0, (90, 30, 7)).step() == 0
+    sid = await seen(pool, 45)
+    async with pool.acquire() as connection:
+        await open_quote(connection, "Q-1", [sid])
+    assert await scheduler(pool, 16, (90, 30, 7)).step() == 1
+    assert await reminders(pool, sid) == []
+
+    assert await claim_reads(pool, 16) == 0
+    assert await scheduler(pool, 17, (90, 30, 7)).step() == 0
+
+    async with pool.acquire() as connection:
+        await close_quote(connection, "Q-1")
+    assert await scheduler(pool, 17, (90, 30, 7)).step() == 1
+    assert await reminders(pool, sid) == [f"renewal_reminder:{sid}:{TODAY + timedelta(days=45)}:30"]
