@@ -5,8 +5,8 @@ one after the other on one SMTP session; the lease is renewed while they go out,
 the server accepted are marked sent, with their `email.sent`, `mark_every` at a time in one
 statement (and at the end of the claim, or sooner when their lease runs short) — only while the
 token still holds them. A sender killed after the SMTP server accepted messages and before
-their mark sends them again once the lease expires: at most `mark_every` duplicates (5) per
-sender per crash; 1 would be the most SMTP allows, at a statement per email. Temporary SMTP failures (4xx, connection errors) are retried with exponential backoff;
+their mark sends them again once the lease expires: at most `mark_every` duplicates (1 by
+default, the most SMTP allows, at a statement per email) per sender per crash. Temporary SMTP failures (4xx, connection errors) are retried with exponential backoff;
 after the last try, or on a permanent refusal (5xx), `email.failed`.
 """
 
