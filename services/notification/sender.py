@@ -1,11 +1,12 @@
 """Delivers queued emails over SMTP, each exactly once as far as SMTP allows.
 
 Emails are leased a claim at a time (`claim_size` emails under one token, `leases.py`) and sent
-one after the other on one SMTP session; the lease is renewed while they go out, and each email
-the server accepted is marked sent, with its `email.sent`, at once — only while the token still
-holds it. A process killed after the SMTP server accepted a message and before its mark sends
-that one message again once the lease expires: at most one duplicate per crash, the most SMTP
-allows. Temporary SMTP failures (4xx, connection errors) are retried with exponential backoff;
+one after the other on one SMTP session; the lease is renewed while they go out, and the emails
+the server accepted are marked sent, with their `email.sent`, `mark_every` at a time in one
+statement (and at the end of the claim, or sooner when their lease runs short) — only while the
+token still holds them. A sender killed after the SMTP server accepted messages and before
+their mark sends them again once the lease expires: at most `mark_every` duplicates (1 by
+default, the most SMTP allows, at a statement per email) per sender per crash. Temporary SMTP failures (4xx, connection errors) are retried with exponential backoff;
 after the last try, or on a permanent refusal (5xx), `email.failed`.
 """
 
@@ -93,10 +94,10 @@ class EmailSender:
             smtp.close()
 
     async def send_due(self, smtp: SmtpSession) -> int:
-        """One claim: each email checked to be still held, sent, and marked before the next
-        is sent — so that a crash duplicates at most the one email between SMTP's acceptance
-        and its mark. The marks that no crash bound depends on (failures, retries) wait for
-        the next one and go in its statement."""
+        """One claim: each email checked to be still held and sent; the accepted ones marked
+        `mark_every` at a time — so that a crash duplicates at most those between SMTP's
+        acceptance and their mark — and the rest at the end. The marks that no crash bound
+        depends on (failures, retries) go in the next statement."""
         waiting = self.unmarked  # kept by an earlier step: marked first, not sent again
         self.unmarked = []
         await self._record(waiting)
@@ -108,7 +109,8 @@ class EmailSender:
         if len(claim.emails) == self.settings.claim_size:
             for loop in self._loops:  # a full claim: more may be waiting for the other senders
                 loop.wake()
-        accepted = 0
+        accepted = unmarked = 0  # accepted by SMTP in this claim / since the last marks
+        first_unmarked: str | None = None  # the first of those, its lease the shortest
         marks: list[Mark] = []
         ready: list[tuple[LeasedEmail, RenderedEmail, OutgoingEmail]] = []
         for email in claim.emails:  # rendered first: each one's envelope goes out with the last
@@ -134,11 +136,19 @@ class EmailSender:
                 continue
             self.faults.hit(AFTER_SMTP_ACCEPT)
             marks.append(self._sent(claim, email, rendered))
-            marks, waiting = [], marks
-            await self._record(waiting)
             accepted += 1
-            if accepted == 1 and len(claim.emails) > 1:
-                self.faults.hit(SENDER_MID_CLAIM)
+            unmarked += 1
+            if index + 1 < len(ready) and (
+                unmarked >= self.settings.mark_every
+                or self.leases.running_out(claim, first_unmarked or email.key)
+            ):
+                marks, waiting = [], marks
+                await self._record(waiting)
+                if accepted == unmarked:  # the claim's first marks: the rest still to send
+                    self.faults.hit(SENDER_MID_CLAIM)
+                unmarked, first_unmarked = 0, None
+            elif first_unmarked is None:
+                first_unmarked = email.key
         await self._record(marks)
         return len(claim.emails)
 

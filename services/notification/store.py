@@ -107,18 +107,21 @@ async def save_subscriptions(
     snapshots: Iterable[SubscriptionUpserted],
     reminders_after: Mapping[str, date],
 ) -> None:
-    """Keep each subscription's newest snapshot; a new one is reminded of only after its CSN's
-    `reminders_after` day."""
+    """Keep each subscription's newest snapshot; a new one is reminded of only from its CSN's
+    `reminders_after` day, and the claim first reads it on the first reminder day from then
+    (`first_reminder_day`, migration 014)."""
     await connection.execute(
         """INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date,
-                                      reminders_after)
-           SELECT u.subscription_id, u.revision, u.csn, u.snapshot,
-                  -- a state renewal published before the snapshot came keeps its date
-                  COALESCE((f.state ->> 'renewal_date')::date, u.renewal_date),
-                  u.reminders_after
+                                      reminders_after, next_reminder_on, next_reminder_for)
+           SELECT u.subscription_id, u.revision, u.csn, u.snapshot, d.renewal_date,
+                  u.reminders_after, first_reminder_day(d.renewal_date, u.reminders_after),
+                  d.renewal_date
            FROM jsonb_to_recordset($1::jsonb) AS u(subscription_id text, revision bigint,
                csn text, snapshot jsonb, renewal_date date, reminders_after date)
            LEFT JOIN subscription_states AS f USING (subscription_id)
+           -- a state renewal published before the snapshot came keeps its date
+           CROSS JOIN LATERAL (SELECT COALESCE((f.state ->> 'renewal_date')::date,
+                                               u.renewal_date) AS renewal_date) AS d
            ON CONFLICT (subscription_id) DO UPDATE SET revision = EXCLUDED.revision,
                csn = EXCLUDED.csn, snapshot = EXCLUDED.snapshot, updated_at = now()
            WHERE subscriptions.revision < EXCLUDED.revision""",
@@ -142,8 +145,10 @@ async def move_renewal_dates(connection: DbConnection, taken: Sequence[asyncpg.R
     """The reminders count from the date renewal holds (a renewal, an alignment): `taken` are
     the states just followed (`follow_states`). A date moved forward (renewed) is reminded of
     only after the old one: the reminders of the term just paid for are not sent again for the
-    next. The only writer of these columns: `subscription.renewed` carries the same dates and
-    is not followed twice."""
+    next. The first day a reminder of the new date can be due goes with it (migration 014): the
+    reminder claim reads the subscription on that day, not at once to work it out. The only
+    writer of these columns: `subscription.renewed` carries the same dates and is not followed
+    twice."""
     if not taken:
         return
     await connection.execute(
@@ -151,6 +156,14 @@ async def move_renewal_dates(connection: DbConnection, taken: Sequence[asyncpg.R
                reminders_after = CASE WHEN u.renewal_date > s.renewal_date
                    THEN GREATEST(s.reminders_after, s.renewal_date)
                    ELSE s.reminders_after END,
+               -- from the first day not looked at yet: the reminders_after just set, or after
+               -- the last day looked at (the claim's look_from)
+               next_reminder_on = first_reminder_day(u.renewal_date, GREATEST(
+                   CASE WHEN u.renewal_date > s.renewal_date
+                        THEN GREATEST(s.reminders_after, s.renewal_date)
+                        ELSE s.reminders_after END,
+                   s.reminded_through + 1)),
+               next_reminder_for = u.renewal_date,
                updated_at = now()
            FROM unnest($1::text[], $2::date[]) AS u(subscription_id, renewal_date)
            WHERE s.subscription_id = u.subscription_id
@@ -309,5 +322,17 @@ async def open_quote(
 
 
 async def close_quote(connection: DbConnection, quote_number: str) -> None:
-    """A quote paid, expired or cancelled no longer covers its subscriptions' renewal."""
-    await connection.execute("DELETE FROM open_quotes WHERE quote_number = $1", quote_number)
+    """A quote paid, expired or cancelled no longer covers its subscriptions' renewal: the
+    reminder claim looks at them again at once (it set aside those it found covered,
+    reminders.py `COVERED`), their rows locked in id order."""
+    await connection.execute(
+        """WITH closed AS (
+               DELETE FROM open_quotes WHERE quote_number = $1 RETURNING subscription_ids),
+           locked AS MATERIALIZED (
+               SELECT s.subscription_id FROM subscriptions AS s, closed
+               WHERE s.subscription_id = ANY(closed.subscription_ids)
+               ORDER BY s.subscription_id FOR UPDATE OF s)
+           UPDATE subscriptions AS s SET next_reminder_for = NULL
+           FROM locked WHERE s.subscription_id = locked.subscription_id""",
+        quote_number,
+    )

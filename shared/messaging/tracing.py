@@ -8,8 +8,9 @@ Standard library only: the contracts import it.
 
 from __future__ import annotations
 
+import os
+import random
 import re
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -58,11 +59,28 @@ def parse(traceparent: str | None, tracestate: str | None = None) -> Span | None
 
 def start() -> Span:
     """The root span of a new trace: a command that came without one, or a loop's decision."""
-    return Span(secrets.token_hex(16), _span_id())
+    return Span(_random_hex(16), _span_id())
 
 
 def _span_id() -> str:
-    return secrets.token_hex(8)
+    return _random_hex(8)
+
+
+# Trace and span ids only need to be unique, not unpredictable (W3C: "randomly generated"; no
+# secret rides on them): a Mersenne Twister seeded from the OS, not `secrets` (SystemRandom,
+# a getrandom() system call per id: 2.5 % of renewal's CPU, two ids an event). Seeded again in
+# a forked child, so that parent and child never draw the same ids.
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)
+_ZERO_IDS = {bytes(8), bytes(16)}
+
+
+def _random_hex(size: int) -> str:
+    """`size` random bytes as lowercase hex; never all zeros (an invalid id, W3C)."""
+    value = _ids.randbytes(size)
+    while value in _ZERO_IDS:
+        value = _ids.randbytes(size)
+    return value.hex()
 
 
 _current: ContextVar[Span | None] = ContextVar("trace_span", default=None)

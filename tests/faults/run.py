@@ -528,7 +528,7 @@ def render(result: figures.Figures, summary: dict[str, Any]) -> None:
         f" {emails.get('confirmations_missing_at_smtp', 0)}, without email.sent"
         f" {emails.get('confirmations_without_email_sent', 0)}; duplicates"
         f" {emails.get('duplicates', 0)} (allowed {emails.get('duplicates_allowed', 0)}:"
-        f" {figures.EMAIL_DUPLICATES_PER_CRASH} (its senders) per notification crash ×"
+        f" {figures.EMAIL_DUPLICATES_PER_CRASH} (its senders × mark_every) per notification crash ×"
         f" {emails.get('sender_crashes', 0)}, and"
         f" {emails.get('duplicates_of_marks_lost_by_postgres', 0)} first sent in the last"
         f" {figures.LOST_MARKS_SECONDS} s before a PostgreSQL crash)"

@@ -34,6 +34,7 @@ from shared.contracts.envelope import new_event
 from shared.contracts.renewal_events import SubscriptionRenewed
 from shared.db.settings import DatabaseSettings
 from shared.messaging.consumer import Delivery, UnitOfWork
+from shared.plumbing.faults import AFTER_SMTP_ACCEPT, FaultPoints
 from tests.integration.helpers import connection_to, eventually, pool_on
 from tests.support.flaky_smtp import FlakySmtp
 from tests.support.smtp import Mailbox, SmtpServer, free_port
@@ -564,3 +565,50 @@ async def test_issue_19_5_a_connection_broken_mid_batch_sends_each_email_once(
     rows = await pool.fetch("SELECT notification_key, attempts FROM emails")
     tries = {row["notification_key"]: row["attempts"] for row in rows}
     assert tries == {key: 2 if key == wanted[11] else 1 for key in wanted}
+
+
+# --- Issue 19 item 1: marks a few emails at a time; a crash duplicates at most those ---
+
+
+class _CrashAtAccept(FaultPoints):
+    """The sender "killed" (its step raises, its unrecorded marks gone, as with SIGKILL) when
+    SMTP has accepted its `nth` email — once."""
+
+    def __init__(self, nth: int) -> None:
+        super().__init__()
+        self.left = nth
+
+    def hit(self, point: str) -> None:
+        if point == AFTER_SMTP_ACCEPT:
+            self.left -= 1
+            if self.left == 0:
+                raise RuntimeError("killed after SMTP accepted")
+
+
+async def test_issue_19_1_marked_three_at_a_time_a_crash_resends_only_those_since_the_last_marks(
+    notification_db: DatabaseSettings, pool: asyncpg.Pool
+) -> None:
+    """A claim of eight, marked three at a time: the sender dies when SMTP accepted the 5th.
+    The first three were marked (not sent again); the 4th and 5th were accepted since, so they
+    go out once more when the lease expires — fewer than `mark_every`, the stated bound — and
+    the last three once; `email.sent` is announced once for each."""
+    wanted = keys(8)
+    with SmtpServer() as smtp:
+        now = datetime.now(UTC)
+        for n, key in enumerate(wanted):  # sent in this order
+            await queue_due(pool, [key], now - timedelta(seconds=60 - n))
+        configured = NotificationSettings(
+            database=notification_db,
+            smtp_port=smtp.port,
+            senders=1,
+            claim_size=8,
+            mark_every=3,
+            lease_seconds=2.0,
+            poll_seconds=0.05,
+        )
+        sender = EmailSender(pool, SystemClock(), configured, EmailRenderer(), _CrashAtAccept(5))
+        async with sending(sender):
+            await eventually(lambda: _all_sent(pool, wanted), timeout=15, what="all sent")
+        copies = Counter(m["X-Notification-Key"] for m in smtp.mailbox.all())
+    assert copies == {key: 2 if n in (3, 4) else 1 for n, key in enumerate(wanted)}
+    assert await announced(pool, "email.sent") == dict.fromkeys(wanted, 1)

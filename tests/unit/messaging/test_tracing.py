@@ -4,6 +4,7 @@ continuing the trace of the work at hand."""
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 
 import pytest
@@ -150,3 +151,32 @@ async def test_the_consumer_sets_each_delivery_s_trace_and_none_for_a_batch_grou
 
 def _fields_of(command):
     return {name: getattr(command, name) for name in type(command).model_fields}
+
+
+def test_span_and_trace_ids_are_distinct_lowercase_hex_and_never_all_zeros(monkeypatch):
+    """Issue 19 item 6: ids come from a seeded Mersenne Twister, not SystemRandom; they must
+    stay unique and valid (W3C: an all-zero id is invalid, so one drawn is drawn again)."""
+    spans = [tracing.start() for _ in range(2_000)]
+    ids = [s.span_id for s in spans] + [s.trace_id for s in spans]
+    assert len(set(ids)) == len(ids)
+    assert all(tracing.parse(s.traceparent) == s for s in spans)
+
+    draws = iter([bytes(8), bytes(8), bytes.fromhex("00f067aa0ba902b7")])
+    monkeypatch.setattr(tracing._ids, "randbytes", lambda size: next(draws))
+    assert tracing.Span(TRACE, SPAN).child().span_id == "00f067aa0ba902b7"
+
+
+def test_a_forked_child_draws_other_ids_than_its_parent():
+    """The generator is seeded again in a forked child: without it, both would draw the same
+    sequence of ids from the moment of the fork."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, to the parent, then out without pytest's teardown
+        os.write(write, tracing.start().span_id.encode())
+        os._exit(0)
+    os.close(write)
+    parent_id = tracing.start().span_id
+    with os.fdopen(read) as pipe:
+        child_id = pipe.read()
+    os.waitpid(pid, 0)
+    assert len(child_id) == 16 and child_id != parent_id
