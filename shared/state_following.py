@@ -17,6 +17,7 @@ from shared.contracts.state_events import SubscriptionState
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.types import DbConnection
 from shared.messaging.consumer import Delivery
+from shared.newest import newest_per_subscription
 
 # The newest version wins; an older one (replayed, or read again after compaction) is ignored.
 # Returns the states taken, for the service to move the columns its claims are keyed on.
@@ -35,12 +36,8 @@ async def follow_states(
     connection: DbConnection, deliveries: Sequence[Delivery]
 ) -> list[asyncpg.Record]:
     """Keep the newest state of each subscription of the batch; the ones taken."""
-    newest: dict[str, SubscriptionState] = {}
-    for delivery in deliveries:
-        state: SubscriptionState = delivery.data
-        held = newest.get(state.subscription_id)
-        if held is None or held.version < state.version:
-            newest[state.subscription_id] = state
+    states: list[SubscriptionState] = [delivery.data for delivery in deliveries]
+    newest = newest_per_subscription(states, lambda s: s.version)
     if not newest:
         return []
     rows = [

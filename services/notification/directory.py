@@ -9,6 +9,7 @@ from services.notification import store
 from shared.contracts.state_events import SubscriptionState
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.messaging.consumer import BatchEventHandler, Delivery, UnitOfWork, handles_batch
+from shared.newest import newest_per_subscription
 from shared.state_following import follow_states
 from shared.test_clocks import save_time_zones
 
@@ -17,12 +18,8 @@ def save_snapshots(today_of: Any) -> BatchEventHandler:
     """`subscription.upserted`: the newest snapshot of each subscription of the batch kept."""
 
     async def save(unit: UnitOfWork, deliveries: list[Delivery[SubscriptionUpserted]]) -> None:
-        latest: dict[str, SubscriptionUpserted] = {}
-        for delivery in deliveries:
-            snapshot = delivery.data
-            held = latest.get(snapshot.subscription_id)
-            if held is None or held.revision < snapshot.revision:
-                latest[snapshot.subscription_id] = snapshot
+        snapshots: list[SubscriptionUpserted] = [delivery.data for delivery in deliveries]
+        latest = newest_per_subscription(snapshots, lambda s: s.revision)
         await save_time_zones(unit.connection, latest.values())  # before today: it reads them
         today = await today_of(unit.connection, {s.csn for s in latest.values()})
         await store.save_subscriptions(unit.connection, latest.values(), today)

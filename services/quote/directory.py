@@ -11,6 +11,7 @@ from shared.contracts.state_events import SubscriptionState
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.types import DbConnection
 from shared.messaging.consumer import BatchEventHandler, Delivery, UnitOfWork, handles_batch
+from shared.newest import newest_per_subscription
 from shared.state_following import followed_subscription, state_from_column
 from shared.test_clocks import save_time_zones
 
@@ -25,11 +26,7 @@ async def _save_snapshots(
     size (issue 19 item 4): the CSNs' zones first (the subscriptions take theirs on insert)."""
     # Every snapshot, in order: the last to name a CSN gives its zone, as one by one.
     await save_time_zones(unit.connection, [delivery.data for delivery in deliveries])
-    newest: dict[str, SubscriptionUpserted] = {}
-    for delivery in deliveries:
-        held = newest.get(delivery.data.subscription_id)
-        if held is None or held.revision < delivery.data.revision:
-            newest[delivery.data.subscription_id] = delivery.data
+    newest = newest_per_subscription((d.data for d in deliveries), lambda s: s.revision)
     snapshots = [newest[sid] for sid in sorted(newest)]  # locked in id order, as states are
     # A state renewal published before the snapshot came keeps its date, term and seats.
     await unit.connection.execute(
@@ -104,12 +101,7 @@ WHERE s.subscription_id = k.subscription_id
 
 
 async def _follow(unit: UnitOfWork, deliveries: list[Delivery[SubscriptionState]]) -> None:
-    newest: dict[str, SubscriptionState] = {}
-    for delivery in deliveries:
-        state = delivery.data
-        held = newest.get(state.subscription_id)
-        if held is None or held.version < state.version:
-            newest[state.subscription_id] = state
+    newest = newest_per_subscription((d.data for d in deliveries), lambda s: s.version)
     # Each state as pydantic writes it (no dict in between), locked in id order as every
     # batch locks them.
     await unit.connection.execute(

@@ -16,6 +16,7 @@ from shared.contracts.common import Person, Term
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.types import DbConnection
 from shared.messaging.consumer import Delivery, UnitOfWork
+from shared.newest import newest_per_subscription
 from shared.test_clocks import save_time_zones
 
 
@@ -115,12 +116,9 @@ async def save_snapshots(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
     """
     snapshots: list[SubscriptionUpserted] = [delivery.data for delivery in deliveries]
     first: dict[str, SubscriptionUpserted] = {}
-    newest: dict[str, SubscriptionUpserted] = {}
     for data in snapshots:
         first.setdefault(data.subscription_id, data)
-        held = newest.get(data.subscription_id)
-        if held is None or held.revision < data.revision:
-            newest[data.subscription_id] = data
+    newest = newest_per_subscription(snapshots, lambda s: s.revision)
     await save_time_zones(unit.connection, snapshots)
     owned = [first[sid] for sid in newest]
     kept = list(newest.values())
