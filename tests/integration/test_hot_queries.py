@@ -23,6 +23,7 @@ import pytest
 
 from bench import database, hotspots, scale_data
 from services.notification.reminders import BATCH as REMINDERS_BATCH
+from services.notification.reminders import COVERED as REMINDERS_COVERED
 from services.notification.reminders import DUE as REMINDERS_DUE
 from services.quote.automatic import BATCH as QUOTES_BATCH
 from services.quote.automatic import DUE as QUOTES_DUE
@@ -319,6 +320,55 @@ async def test_saving_a_csns_time_zone_moves_its_subscriptions_without_reading_t
         await connection.close()
     assert scans["seq_scan"] == 0, dict(scans)
     assert scans["idx_scan"] > 0, dict(scans)  # it did look: the zone moved by index
+
+
+@pytest.mark.parametrize("mode", ["auto", "force_generic_plan"])
+async def test_the_reminders_quote_probe_reads_the_quotes_of_the_claim_not_every_open_quote(
+    loaded: dict, mode: str
+) -> None:
+    """NOTE-1, issue 19: which of a claim's subscriptions an open quote covers is asked once per
+    claim (`reminders.COVERED`). Asked as an overlap of the whole claim's ids, the planner read
+    every open quote for its custom plan (580-650 ms a claim of 500 among the 41,220 open quotes
+    of a million subscriptions); a GIN probe per id reads only the quotes that cover them."""
+    ids, expected = await _a_claim_and_its_covered()
+    connection = await scale_data.service_connect("notification")
+    try:
+        transaction = connection.transaction()
+        await transaction.start()
+        try:
+            await connection.execute(f"SET LOCAL plan_cache_mode = {mode}")
+            covered = await connection.fetch(REMINDERS_COVERED, ids)
+            scans = await connection.fetchrow(
+                "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables"
+                " WHERE relid = 'open_quotes'::regclass"
+            )
+        finally:
+            await transaction.rollback()
+    finally:
+        await connection.close()
+    assert {row["sid"] for row in covered} == expected
+    assert scans["seq_scan"] == 0, dict(scans)
+
+
+async def _a_claim_and_its_covered() -> tuple[list[str], set[str]]:
+    """A claim's worth of subscriptions, some an open quote covers; and which, answered the
+    slow, obvious way (every open quote read). On a connection of its own: the probe's counts
+    of scans are read from its transaction's statistics."""
+    connection = await scale_data.service_connect("notification")
+    try:
+        ids = await connection.fetchval(
+            """SELECT array_agg(sid) FROM (
+                   (SELECT unnest(subscription_ids) FROM open_quotes LIMIT $1 / 5)
+                   UNION (SELECT subscription_id FROM subscriptions LIMIT $1)
+                   LIMIT $1) AS claimed(sid)""",
+            REMINDERS_BATCH,
+        )
+        rows = await connection.fetch("SELECT subscription_ids FROM open_quotes")
+    finally:
+        await connection.close()
+    covered = {sid for row in rows for sid in row["subscription_ids"]} & set(ids)
+    assert covered, "the scale data has open quotes among these subscriptions"
+    return ids, covered
 
 
 @dataclass(frozen=True)
