@@ -83,6 +83,7 @@ def create_app(
         state_events.TOPIC,
         state_events.REGISTRY,
         dispatch_by_type({state_events.SubscriptionState: follow_state}),
+        inbox=False,  # idempotent by version (the newest wins): no inbox row needed
     )
     runtime.consume(billing_events.TOPIC, billing_events.REGISTRY, billing_events_handler(notices))
     follow_test_clocks(runtime, settings.messaging.test_clocks_enabled)

@@ -44,6 +44,7 @@ def create_app(settings: QuoteSettings | None = None, clock: Clock | None = None
         state_events.TOPIC,
         state_events.REGISTRY,
         dispatch_by_type({state_events.SubscriptionState: follow_state}),
+        inbox=False,  # idempotent by version (the newest wins): no inbox row needed
     )
     # Commands come signed by the portal, the sales tool or a partner's tool (issue 16): an
     # unproven sender, or claims its sender contradicts, are refused before any handler.

@@ -282,9 +282,11 @@ class EventConsumer:
         settings: MessagingSettings,
         faults: FaultPoints,
         verifier: SignatureVerifier | None = None,
+        inbox: bool = True,
     ) -> None:
         self.service = service
         self.verifier = verifier
+        self.inbox = inbox
         self.topic = topic
         self.registry = registry
         self.group_id = group_id
@@ -489,6 +491,8 @@ class EventConsumer:
         )
 
     async def _claim(self, connection: DbConnection, deliveries: list[Delivery]) -> list[Delivery]:
+        if not self.inbox:
+            return deliveries  # the handler's own key makes the same event twice one effect
         rows = await connection.fetch(
             "INSERT INTO inbox (event_id, topic) SELECT unnest($1::text[]), $2"
             " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",

@@ -77,9 +77,15 @@ class ServiceRuntime:
         handler: BatchHandler,
         *,
         signed: bool = False,
+        inbox: bool = True,
     ) -> None:
         """`signed`: a command topic several upstream systems write; each record's signature is
-        verified (shared/messaging/signing.py) and its handler is told who sent it."""
+        verified (shared/messaging/signing.py) and its handler is told who sent it.
+        `inbox=False`: the handler is idempotent by a key of its own — following
+        `subscription.state`, the newest version wins and an older or equal one changes nothing
+        (shared/state_following.py) — so the same event twice is one effect without an inbox
+        row: the row would cost an insert into a table that grows with every message (two
+        states a renewal, in each follower; issue 19) to skip what the handler skips anyway."""
         consumer = EventConsumer(
             service=self.service,
             topic=topic,
@@ -91,6 +97,7 @@ class ServiceRuntime:
             settings=self.messaging,
             faults=self.faults,
             verifier=SignatureVerifier(topic.name, signers_of(topic.name)) if signed else None,
+            inbox=inbox,
         )
         consumer.register(self.broker)
         self.consumers.append(consumer)

@@ -218,6 +218,8 @@ async def make_harness(
     fresh_topic: Topic,
     scratch_database: DatabaseSettings,
     dispatch: Callable[[Effects], BatchHandler],
+    *,
+    inbox: bool = True,
 ) -> Harness:
     async with connection_to(scratch_database) as connection:
         await connection.execute(
@@ -234,7 +236,7 @@ async def make_harness(
     runtime = ServiceRuntime(f"it-{uuid.uuid4().hex[:8]}", messaging, scratch_database)
     runtime.migrations_of = "quote"  # the quote schema's tables, in the throwaway schema
     effects = Effects(kafka_admin, f"{runtime.service}.{fresh_topic.name}", fresh_topic.name)
-    runtime.consume(fresh_topic, catalog_events.REGISTRY, dispatch(effects))
+    runtime.consume(fresh_topic, catalog_events.REGISTRY, dispatch(effects), inbox=inbox)
     return Harness(kafka_bootstrap, fresh_topic, scratch_database, runtime, effects, kafka_admin)
 
 
@@ -597,6 +599,39 @@ async def test_issue_19_a_type_the_service_ignores_is_skipped_without_an_inbox_r
         assert harness.effects.calls[promotion.id] == 0
     assert await harness.effect_count(handled) == 1
     assert handled_count(labels) == 1
+
+
+async def test_issue_19_a_topic_consumed_without_inbox_leaves_duplicates_to_its_handler(
+    kafka_bootstrap: str,
+    kafka_admin: AIOKafkaAdminClient,
+    fresh_topic: Topic,
+    scratch_database: DatabaseSettings,
+    upstream: UpstreamClient,
+) -> None:
+    """`inbox=False` (the followers of `subscription.state`, idempotent by version): no inbox
+    row is written, and an event delivered again after it was handled reaches the handler
+    again — its own key, not the inbox, makes it one effect (test_state_following)."""
+    harness = await make_harness(
+        kafka_bootstrap,
+        kafka_admin,
+        fresh_topic,
+        scratch_database,
+        lambda effects: dispatch_by_type({catalog_events.PricePublished: effects.handle}),
+        inbox=False,
+    )
+    key = unique_csn()
+    again, later = product(), product()
+    redelivered = price_event(again, key)
+    await upstream.send(harness.topic, redelivered)
+
+    async with harness.running():
+        await harness.wait_handled(again)
+        await upstream.send_many(harness.topic, [redelivered, price_event(later, key)])
+        await harness.wait_handled(later)
+        await harness.wait_committed_to_the_end()
+
+    assert harness.effects.calls[redelivered.id] == 2
+    assert await harness.inbox_count(redelivered.id) == 0
 
 
 def skipped(labels: dict[str, str], event_type: str) -> float:

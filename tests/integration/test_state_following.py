@@ -74,6 +74,27 @@ async def test_the_newest_version_wins_in_any_order(follower: tuple[str, asyncpg
     assert await pool.fetchval("SELECT version FROM subscription_states") == 5
 
 
+async def test_issue_19_the_same_state_twice_is_one_effect_without_an_inbox(
+    follower: tuple[str, asyncpg.Pool],
+) -> None:
+    """Both followers consume `subscription.state` without inbox rows (`inbox=False` in their
+    apps): a redelivered state must change nothing, by its version alone — neither the state
+    kept nor the subscription's row (its dates, notification's `reminders_after`) is written
+    again (their row versions, `xmin`, unchanged)."""
+    service, pool = follower
+    csn = unique_csn()
+    sid = await _snapshot(service, pool, csn)
+    state = subscription_state(sid, csn, renewal_date=RENEWED_DATE, version=7, auto_renew=True)
+    written = """SELECT s.xmin::text AS subscription, f.xmin::text AS state, s.renewal_date
+                 FROM subscriptions AS s JOIN subscription_states AS f USING (subscription_id)
+                 WHERE subscription_id = $1"""
+    await _follow(service, pool, state)
+    first = await pool.fetchrow(written, sid)
+    await _follow(service, pool, state)  # redelivered after a crash before the offset commit
+    assert await pool.fetchrow(written, sid) == first
+    assert first["renewal_date"] == RENEWED_DATE
+
+
 async def test_a_state_before_the_snapshot_keeps_renewal_s_date(
     follower: tuple[str, asyncpg.Pool],
 ) -> None:
