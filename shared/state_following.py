@@ -47,6 +47,19 @@ async def follow_states(
     return list(await connection.fetch(FOLLOW, json.dumps(rows)))
 
 
+# What a state holds that renewal owns and its followers read in place of the snapshot's (with
+# whether it is a trial): `followed_fields`, and quote's test of a state changing what it reads.
+RENEWAL_OWNED = (
+    "renewal_date",
+    "term",
+    "seats",
+    "next_term",
+    "next_seats",
+    "auto_renew",
+    "payment_method",
+)
+
+
 def state_from_column(raw: str | None) -> SubscriptionState | None:
     """The stored state (jsonb read as text), or None before the first one arrived."""
     return None if raw is None else SubscriptionState.model_validate_json(raw)
@@ -60,13 +73,7 @@ def followed_fields(
     fields = snapshot.model_dump(mode="json")
     if state is not None:
         fields.update(
-            renewal_date=state.renewal_date.isoformat(),
-            term=state.term,
-            seats=state.seats,
-            next_term=state.next_term,
-            next_seats=state.next_seats,
-            auto_renew=state.auto_renew,
-            payment_method=state.payment_method.model_dump(mode="json"),
+            state.model_dump(mode="json", include=set(RENEWAL_OWNED)),
             # Lapsed and expired are worked out from the dates by the rules themselves.
             status="trial" if state.status == "trial" else "active",
         )

@@ -12,7 +12,7 @@ from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.types import DbConnection
 from shared.messaging.consumer import BatchEventHandler, Delivery, UnitOfWork, handles_batch
 from shared.newest import newest_per_subscription
-from shared.state_following import followed_subscription, state_from_column
+from shared.state_following import RENEWAL_OWNED, followed_subscription, state_from_column
 from shared.test_clocks import save_time_zones
 
 Held = dict[str, tuple[SubscriptionUpserted, eligibility.Subscription]]
@@ -62,18 +62,7 @@ save_snapshot: BatchEventHandler = handles_batch(_save_snapshots)
 def _read_by_quote(state: str) -> str:
     """What quote reads of a state (`followed_fields`): not its version, the grace, an open
     quote or a pending order, nor lapsed and expired (worked out from the dates)."""
-    fields = ", ".join(
-        f"{state} -> '{name}'"
-        for name in (
-            "renewal_date",
-            "term",
-            "seats",
-            "next_term",
-            "next_seats",
-            "auto_renew",
-            "payment_method",
-        )
-    )
+    fields = ", ".join(f"{state} -> '{name}'" for name in RENEWAL_OWNED)
     return f"jsonb_build_array({fields}, {state} ->> 'status' = 'trial')"
 
 
