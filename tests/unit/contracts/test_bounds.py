@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
+from pydantic import Field, TypeAdapter, ValidationError
 
 from deploy.local import samples
 from shared.contracts import REGISTRIES, billing_events, payment_events, renewal_commands
@@ -22,7 +23,9 @@ from shared.contracts.common import (
     MAX_SEATS,
     MAX_TEXT_LENGTH,
     MAX_UNIT_PRICE,
+    MONEY_DECIMALS,
     Actor,
+    Amount,
     PriceLine,
 )
 from shared.contracts.envelope import EventData, InvalidEventError, encode, new_event
@@ -308,3 +311,37 @@ def test_an_error_message_written_by_the_product_is_cut_not_refused() -> None:
     failed = billing_events.PaymentFailed(order_id="O-1", reason="e" * 5000, next_retry_on=None)
 
     assert len(failed.reason) == MAX_TEXT_LENGTH
+
+
+@pytest.mark.parametrize(
+    "amount",
+    [
+        "0",
+        "0.00",
+        "0.00000",
+        "1",
+        "1.5",
+        "1179.00",
+        "1.2345",
+        "1.23450",
+        "1.234500000",
+        "1.23456",
+        "0.00001",
+        "10.000010",
+        "100.00000000000000000000000000001",
+        "5.0000000000000000000000",
+    ],
+)
+def test_the_money_decimals_check_refuses_what_pydantic_decimal_places_refuses(amount: str) -> None:
+    """#19 item 6: the contract's own check of the decimals (cheaper) keeps pydantic's rule."""
+    theirs = TypeAdapter(Annotated[Decimal, Field(decimal_places=MONEY_DECIMALS)])
+    ours = TypeAdapter(Amount)
+
+    def outcome(adapter: TypeAdapter[Decimal]) -> str:
+        try:
+            adapter.validate_python(Decimal(amount))
+        except ValidationError as refused_amount:
+            return refused_amount.errors()[0]["type"]
+        return "valid"
+
+    assert outcome(ours) == outcome(theirs)
