@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from decimal import Decimal
+from functools import lru_cache
 from typing import get_args
 
 from babel.numbers import is_currency
@@ -33,11 +34,17 @@ def order_refusals(order: PlaceOrder) -> list[OrderRefusal]:
         found.add("INVALID_PRICE")
     if sum((line.amount for line in order.lines), Decimal(0)) != order.total:
         found.add("TOTAL_MISMATCH")
-    if not is_currency(order.currency):
+    if not _known_currency(order.currency):
         found.add("UNKNOWN_CURRENCY")
     elif not all(_in_minor_units(amount, order.currency) for amount in _amounts(order)):
         found.add("AMOUNT_PRECISION")
     return [reason for reason in REFUSALS if reason in found]
+
+
+@lru_cache(maxsize=512)  # bounded: the code comes from a message (3 letters by the contract)
+def _known_currency(code: str) -> bool:
+    # Babel's `is_currency` builds a set of every currency on each call (4 % of billing, #19).
+    return is_currency(code)
 
 
 def refusal_reason(refusals: Iterable[OrderRefusal]) -> str:
