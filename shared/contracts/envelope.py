@@ -226,7 +226,9 @@ def trace_of(event: CloudEvent[Any]) -> tracing.Span:
 
 
 def encode(event: CloudEvent[Any]) -> bytes:
-    return event.model_dump_json(exclude_none=False).encode()
+    # The serializer's own bytes: `model_dump_json` decodes them to a str, which was encoded
+    # back here (2 of 5.5 µs for a 1 kB event, #19). Same bytes.
+    return event.__pydantic_serializer__.to_json(event, exclude_none=False)
 
 
 def inline_json_schema(*models: type[BaseModel]) -> dict[str, Any]:

@@ -1,11 +1,14 @@
-"""A new event's id: a random UUID4, never the same twice, not even across a fork (#19)."""
+"""A new event's id (a random UUID4, never the same twice, not even across a fork) and its
+bytes (#19)."""
 
 from __future__ import annotations
 
 import os
 import uuid
+from datetime import date
 
-from shared.contracts.envelope import CloudEvent, envelope_of, new_event_id
+from deploy.local import samples
+from shared.contracts.envelope import CloudEvent, encode, envelope_of, new_event_id
 from shared.contracts.state_events import SubscriptionState
 
 
@@ -41,3 +44,11 @@ def test_a_forked_child_draws_other_ids_than_its_parent() -> None:
 def test_each_models_envelope_is_made_once_and_is_pydantics_own() -> None:
     assert envelope_of(SubscriptionState) is envelope_of(SubscriptionState)
     assert envelope_of(SubscriptionState) is CloudEvent[SubscriptionState]
+
+
+def test_an_event_is_encoded_as_pydantic_dumps_it() -> None:
+    """`encode` takes the serializer's bytes directly (#19): the same bytes as the JSON dump."""
+    event = samples.event(
+        samples.subscription("5100000001", "S-1", renewal_date=date(2027, 1, 1)), "5100000001"
+    )
+    assert encode(event) == event.model_dump_json(exclude_none=False).encode()
