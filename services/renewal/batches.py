@@ -91,22 +91,53 @@ async def claim_batches(
 
 
 async def save_worked(
-    connection: DbConnection, batches: Sequence[Batch], items: Sequence[BatchItem]
+    connection: DbConnection,
+    batches: Sequence[Batch],
+    items: Sequence[BatchItem],
+    outbox: Outbox,
+    *,
+    clock: Clock,
+    source: str,
 ) -> None:
-    """The outcome of every item of these batches, now worked (`ordered`: their orders wait for
-    billing)."""
+    """The outcome of every item of these batches, now worked, and each batch's status in the
+    same statement (#19 plan item 7): `ordered` while an order waits for billing, `completed` at
+    once when every item was refused, answered then with its `bulk.completed` (a bulk request)."""
+    ordered = {item.key for item in items if item.status == "ordered"}
+    completed = [batch for batch in batches if batch.key not in ordered]
     await connection.execute(
-        """UPDATE renewal_batch_items AS item
-           SET status = u.status, reasons = u.reasons, order_id = u.order_id
-           FROM jsonb_to_recordset($1::jsonb)
-               AS u(key text, position int, status text, reasons text[], order_id text)
-           WHERE item.request_id = u.key AND item.position = u.position""",
+        """WITH worked AS (
+               UPDATE renewal_batch_items AS item
+               SET status = u.status, reasons = u.reasons, order_id = u.order_id
+               FROM jsonb_to_recordset($1::jsonb)
+                   AS u(key text, position int, status text, reasons text[], order_id text)
+               WHERE item.request_id = u.key AND item.position = u.position)
+           UPDATE renewal_batches SET worked_at = now(),
+               status = CASE WHEN request_id = ANY($3::text[]) THEN 'ordered' ELSE 'completed' END
+           WHERE request_id = ANY($2::text[])""",
         json.dumps([asdict(item) for item in items]),
-    )
-    await connection.execute(
-        "UPDATE renewal_batches SET worked_at = now(), status = 'ordered'"
-        " WHERE request_id = ANY($1::text[])",
         [batch.key for batch in batches],
+        list(ordered),
+    )
+    refused: dict[str, list[BulkOutcome]] = defaultdict(list)
+    requested = {batch.key: batch.requested for batch in batches}
+    for item in items:
+        if item.key not in ordered:
+            refused[item.key].append(
+                BulkOutcome(
+                    subscription_id=requested[item.key][item.position],
+                    status="rejected",
+                    reasons=list(item.reasons),
+                )
+            )
+    _answer_bulk(
+        outbox,
+        [
+            Completed(b.key, b.request_id, b.csn, len(b.requested), tracing.parse(b.traceparent))
+            for b in completed
+        ],
+        refused,
+        clock=clock,
+        source=source,
     )
 
 
@@ -130,68 +161,101 @@ class SettledItem:
     reasons: list[str] = field(default_factory=list)
 
 
-async def settle_items(connection: DbConnection, items: Sequence[SettledItem]) -> list[str]:
-    """Save the outcomes of the items billing's answers settled; returns the requests (batches)
-    they belong to, one statement for them all."""
+@dataclass(frozen=True)
+class Completed:
+    """A batch just completed: `key` its scoped id, `request_id` the client's."""
+
+    key: str
+    request_id: str
+    csn: str
+    total_items: int
+    cause: tracing.Span | None
+
+
+async def settle_items(
+    connection: DbConnection,
+    items: Sequence[SettledItem],
+    outbox: Outbox,
+    *,
+    clock: Clock,
+    source: str,
+) -> None:
+    """Save the outcomes of the items billing's answers settled and complete, in the same
+    statement (#19 plan item 7), each batch no item of which waits any more; a completed bulk
+    request is answered with its `bulk.completed`. The statement's snapshot still shows the items
+    it settles as ordered: the test of what waits leaves them out."""
     if not items:
-        return []
-    settled = await connection.fetch(
+        return
+    finished = await connection.fetch(
         """WITH settled AS (
                UPDATE renewal_batch_items AS i SET status = u.status, reasons = u.reasons
                FROM jsonb_to_recordset($1::jsonb)
                    AS u(order_id text, subscription_id text, status text, reasons text[])
                WHERE i.order_id = u.order_id
                  AND (u.subscription_id IS NULL OR i.subscription_id = u.subscription_id)
-               RETURNING i.request_id)
-           SELECT DISTINCT request_id FROM settled""",
+               RETURNING i.request_id, i.position),
+           waiting AS (  -- what still waits once these are settled: one set, not a probe each
+               SELECT i.request_id, i.position FROM renewal_batch_items AS i
+               WHERE i.request_id IN (SELECT request_id FROM settled)
+                 AND i.status IN ('pending', 'ordered')
+               EXCEPT SELECT request_id, position FROM settled)
+           UPDATE renewal_batches AS b SET status = 'completed'
+           WHERE b.request_id IN (SELECT request_id FROM settled) AND b.status <> 'completed'
+             AND b.request_id NOT IN (SELECT request_id FROM waiting)
+           RETURNING b.request_id, b.csn, b.total_items, b.traceparent,
+                     COALESCE(b.client_request_id, b.request_id) AS client_request_id""",
         json.dumps([asdict(item) for item in items]),
     )
-    return [row["request_id"] for row in settled]
+    completed = [
+        Completed(
+            row["request_id"],
+            row["client_request_id"],
+            row["csn"],
+            row["total_items"],
+            tracing.parse(row["traceparent"]),
+        )
+        for row in finished
+    ]
+    bulk = [batch.key for batch in completed if batch.total_items > 1]
+    if not bulk:
+        return
+    # Read afresh: this statement sees the items as they are now, settled.
+    rows = await connection.fetch(
+        "SELECT request_id, subscription_id, status, reasons, order_id FROM renewal_batch_items"
+        " WHERE request_id = ANY($1::text[]) ORDER BY request_id, position",
+        bulk,
+    )
+    outcomes: dict[str, list[BulkOutcome]] = defaultdict(list)
+    for row in rows:
+        outcomes[row["request_id"]].append(
+            BulkOutcome(
+                subscription_id=row["subscription_id"],
+                status="succeeded" if row["status"] == "renewed" else "rejected",
+                reasons=list(row["reasons"]),
+                order_id=row["order_id"],
+            )
+        )
+    _answer_bulk(outbox, completed, outcomes, clock=clock, source=source)
 
 
-async def finish_batches(
-    connection: DbConnection,
-    request_ids: list[str],
+def _answer_bulk(
     outbox: Outbox,
+    completed: Sequence[Completed],
+    outcomes: dict[str, list[BulkOutcome]],
     *,
     clock: Clock,
     source: str,
 ) -> None:
-    finished = await connection.fetch(
-        """UPDATE renewal_batches AS b SET status = 'completed'
-           WHERE b.request_id = ANY($1::text[]) AND b.status <> 'completed'
-             AND NOT EXISTS (SELECT 1 FROM renewal_batch_items AS i
-                             WHERE i.request_id = b.request_id AND i.status IN ('pending', 'ordered'))
-           RETURNING b.request_id, b.csn, b.total_items, b.traceparent,
-                     COALESCE(b.client_request_id, b.request_id) AS client_request_id""",
-        request_ids,
-    )
-    bulk = {row["request_id"]: row["csn"] for row in finished if row["total_items"] > 1}
-    # The batch's key is scoped to its sender (issue 16); the answer names the client's id.
-    client_ids = {row["request_id"]: row["client_request_id"] for row in finished}
-    traces = {row["request_id"]: tracing.parse(row["traceparent"]) for row in finished}
-    if not bulk:
-        return
-    items = await connection.fetch(
-        "SELECT request_id, subscription_id, status, reasons, order_id FROM renewal_batch_items"
-        " WHERE request_id = ANY($1::text[]) ORDER BY request_id, position",
-        list(bulk),
-    )
-    outcomes: dict[str, list[BulkOutcome]] = defaultdict(list)
-    for item in items:
-        outcomes[item["request_id"]].append(
-            BulkOutcome(
-                subscription_id=item["subscription_id"],
-                status="succeeded" if item["status"] == "renewed" else "rejected",
-                reasons=list(item["reasons"]),
-                order_id=item["order_id"],
-            )
-        )
-    for request_id, csn in bulk.items():
-        results = outcomes[request_id]
+    """`bulk.completed` for each completed bulk request, with every subscription's outcome
+    (`outcomes` by batch key, in the request's order); a single-subscription request got its
+    own answer already (`subscription.renewed` or `renewal.rejected`)."""
+    for batch in completed:
+        if batch.total_items <= 1:
+            continue
+        results = outcomes[batch.key]
         succeeded = sum(1 for outcome in results if outcome.status == "succeeded")
-        completed = BulkCompleted(
-            request_id=client_ids[request_id],
+        answer = BulkCompleted(
+            request_id=batch.request_id,  # the batch's key is scoped to its sender (issue 16)
             succeeded=succeeded,
             rejected=len(results) - succeeded,
             outcomes=results,
@@ -199,6 +263,6 @@ async def finish_batches(
         outbox.add(
             RENEWAL_EVENTS,
             new_event(
-                completed, subject=csn, source=source, time=clock.now(), cause=traces[request_id]
+                answer, subject=batch.csn, source=source, time=clock.now(), cause=batch.cause
             ),
         )

@@ -26,7 +26,6 @@ from services.renewal.batches import (
     Batch,
     BatchItem,
     claim_batches,
-    finish_batches,
     save_worked,
     set_aside,
 )
@@ -108,7 +107,6 @@ class BulkWorker(RenewalLoop):
             batches = await claim_batches(connection, self.per_claim, only, self.claims.took)
             if not batches:
                 return 0
-            request_ids = [batch.key for batch in batches]
             # Locked: what each batch asks of its own CSN; another tenant's rows only read, to be
             # refused (issue 16).
             subscriptions = await load_asked(
@@ -124,9 +122,6 @@ class BulkWorker(RenewalLoop):
                 with tracing.caused_by(batch.traceparent):  # the command's trace goes on
                     work.decide(batch, subscriptions)
             await work.save(connection, batches)
-            await finish_batches(
-                connection, request_ids, work.outbox, clock=self.clock, source=self.source
-            )
             await StateAnnouncer(self.policy, self.source).announce_changes(
                 connection, work.outbox, self.clock.now()
             )
@@ -251,6 +246,9 @@ class BatchWork:
         return new_event(data, subject=csn, source=self.worker.source, time=self.worker.clock.now())
 
     async def save(self, connection: DbConnection, batches: Sequence[Batch]) -> None:
-        await save_worked(connection, batches, self.items)
+        worker = self.worker
+        await save_worked(
+            connection, batches, self.items, self.outbox, clock=worker.clock, source=worker.source
+        )
         await save_orders(connection, self.orders)
         await reserve(connection, self.reserved, self.worker.clock.now())

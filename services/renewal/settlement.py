@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
-from services.renewal.batches import SettledItem, finish_batches, settle_items
+from services.renewal.batches import SettledItem, settle_items
 from services.renewal.changes import dates_updated
 from services.renewal.new_purchases import NewPurchase, new_subscription_id, start_subscriptions
 from services.renewal.reservations import note_pay_by, take_reservations
@@ -392,11 +392,9 @@ class Settlement:
         await save_renewal_terms(connection, self.changed.values())
         await look_again(connection, self.engine_looks_again)
         await record_history(connection, self.history)
-        if self.settled_items:
-            finished = await settle_items(connection, self.settled_items)
-            await finish_batches(
-                connection, finished, self.unit.outbox, clock=self.clock, source=self.source
-            )
+        await settle_items(
+            connection, self.settled_items, self.unit.outbox, clock=self.clock, source=self.source
+        )
 
 
 def _renewed(

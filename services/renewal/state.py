@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from services.renewal.subscriptions import Subscription, from_row, save_snapshots, to_domain
+from services.renewal.subscriptions import Subscription, from_row, save_snapshots
 from shared.clock import Clock
 from shared.contracts.envelope import new_event
 from shared.contracts.state_events import TOPIC as SUBSCRIPTION_STATE
@@ -84,7 +84,7 @@ class StateAnnouncer:
             csn=subscription.csn,
             status=status_of(subscription),
             renewal_date=subscription.renewal_date,
-            grace_ends=grace_ends(to_domain(subscription), self.policy),
+            grace_ends=grace_ends(subscription, self.policy),
             term=subscription.term,
             seats=subscription.seats,
             next_term=subscription.next_term,

@@ -12,8 +12,8 @@ from typing import Any
 import asyncpg
 
 from shared import eligibility
-from shared.contracts.common import Person, Term
-from shared.contracts.subscription_events import SubscriptionUpserted
+from shared.contracts.common import Person, PurchaseMethod, Term
+from shared.contracts.subscription_events import SubscriptionFlags, SubscriptionUpserted
 from shared.db.types import DbConnection
 from shared.messaging.consumer import Delivery, UnitOfWork
 from shared.newest import newest_per_subscription
@@ -52,6 +52,20 @@ class Subscription:
     @property
     def csn(self) -> str:
         return self.snapshot.csn
+
+    # What grace is decided on (eligibility.GraceFacts): asked of the row itself, it is not
+    # converted whole (`to_domain`) for it (#19 plan item 9).
+    @property
+    def country(self) -> str:
+        return self.snapshot.country
+
+    @property
+    def purchase_method(self) -> PurchaseMethod:
+        return self.snapshot.purchase_method
+
+    @property
+    def flags(self) -> SubscriptionFlags:
+        return self.snapshot.flags
 
 
 def to_domain(subscription: Subscription) -> eligibility.Subscription:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import calendar
+import functools
 from datetime import date, timedelta
 from enum import StrEnum
 
-from shared.eligibility.model import Subscription, Term
+from shared.eligibility.model import GraceFacts, Subscription, Term
 from shared.eligibility.policy import Policy
 from shared.eligibility.self_service import renewable_by_quote_or_manual_payment
 
@@ -31,6 +32,13 @@ class RenewalMethod(StrEnum):
     QUOTE = "quote"
 
 
+# Pure functions of a few hashable values, asked again and again for the same ones (one decision
+# asks a subscription's grace up to five times; a batch's subscriptions share their dates):
+# cached on those values (#19 plan item 9). Bounded, so a long-running service stays small.
+CACHED = 4096
+
+
+@functools.lru_cache(maxsize=CACHED)
 def add_months(day: date, months: int) -> date:
     """Calendar months; a day the target month lacks becomes its last day (31 Jan + 1 = 28/29 Feb)."""
     month_index = day.year * 12 + (day.month - 1) + months
@@ -71,26 +79,34 @@ def method_grace_ends(renewal_date: date, method: RenewalMethod, policy: Policy)
     return renewal_date + timedelta(days=method_grace_days(method, policy))
 
 
-def grace_days(subscription: Subscription, policy: Policy) -> int:
+def grace_days(subscription: GraceFacts, policy: Policy) -> int:
     """LIFE-3: the longest grace of the renewal methods still open to the subscription."""
     if renewable_by_quote_or_manual_payment(subscription, policy):
         return max(policy.grace_days_quote_or_manual, policy.grace_days_otherwise)
     return policy.grace_days_otherwise
 
 
-def grace_ends(subscription: Subscription, policy: Policy) -> date:
-    """LIFE-3: the last day of grace; the subscription is expired from the day after.
+def grace_ends(subscription: GraceFacts, policy: Policy) -> date:
+    """LIFE-3: the last day of grace; the subscription is expired from the day after."""
+    return last_day_of_grace(
+        subscription.renewal_date, subscription.renewal_term, grace_days(subscription, policy)
+    )
+
+
+@functools.lru_cache(maxsize=CACHED)
+def last_day_of_grace(renewal_date: date, term: Term, days: int) -> date:
+    """LIFE-3: `days` of grace after the renewal date of a `term`.
 
     LIFE-5: where grace is longer than the term (monthly), it ends the day before the missed
     term would end, so that a renewal in grace (which starts at the old date, LIFE-4) always
     ends after today: nobody pays for a term already over.
     """
-    by_policy = subscription.renewal_date + timedelta(days=grace_days(subscription, policy))
-    missed_term_ends = add_term(subscription.renewal_date, subscription.renewal_term)
+    by_policy = renewal_date + timedelta(days=days)
+    missed_term_ends = add_term(renewal_date, term)
     return min(by_policy, missed_term_ends - timedelta(days=1))
 
 
-def expires_on(subscription: Subscription, policy: Policy) -> date:
+def expires_on(subscription: GraceFacts, policy: Policy) -> date:
     """LIFE-3: the day the subscription expires for good if it is not renewed."""
     return grace_ends(subscription, policy) + timedelta(days=1)
 

@@ -145,6 +145,43 @@ class NextRenewal(Protocol):
     def next_seats(self) -> int | None: ...
 
 
+class FlagsFacts(Protocol):
+    """A product's flags as self-service reads them (SELF-1)."""
+
+    @property
+    def maintenance_plan(self) -> bool: ...
+
+    @property
+    def third_party_platform(self) -> bool: ...
+
+    @property
+    def legacy_system(self) -> bool: ...
+
+    @property
+    def retired_product(self) -> bool: ...
+
+
+class GraceFacts(Protocol):
+    """What grace (LIFE-3, LIFE-5) and self-service (SELF-1, SELF-2) are decided on: an
+    `eligibility.Subscription`, or a service's stored row that has these, which then need not
+    be converted whole to know when its grace ends."""
+
+    @property
+    def renewal_date(self) -> date: ...
+
+    @property
+    def renewal_term(self) -> Term: ...
+
+    @property
+    def country(self) -> str: ...
+
+    @property
+    def purchase_method(self) -> PurchaseMethod: ...
+
+    @property
+    def flags(self) -> FlagsFacts: ...
+
+
 def renewal_term_of(subscription: NextRenewal) -> Term:
     """TERM-1: the term the next renewal buys — the one recorded for it, else the running one."""
     return subscription.next_term or subscription.term

@@ -6,6 +6,7 @@ the currency's minor unit as Babel's currency data gives it (JPY has none, USD t
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
@@ -37,6 +38,7 @@ class Money:
         return f"{self.amount} {self.currency}"
 
 
+@functools.lru_cache(maxsize=256)  # Babel's lookup, asked for each amount rounded (#19 plan item 9)
 def minor_unit(currency: str) -> Decimal:
     """The smallest amount of the currency: Decimal("0.01") for USD, Decimal("1") for JPY."""
     return Decimal(1).scaleb(-get_currency_precision(currency))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from shared.eligibility.model import Subscription
+from shared.eligibility.model import GraceFacts
 from shared.eligibility.policy import Policy
 from shared.eligibility.reasons import Reason
 
 
-def self_service_reasons(subscription: Subscription, policy: Policy) -> tuple[Reason, ...]:
+def self_service_reasons(subscription: GraceFacts, policy: Policy) -> tuple[Reason, ...]:
     """Every reason the account's self-service options are closed to this subscription.
 
     SELF-2: bought directly (online, or through the vendor's sales team) in a self-service
@@ -30,11 +30,11 @@ def self_service_reasons(subscription: Subscription, policy: Policy) -> tuple[Re
     return tuple(reasons)
 
 
-def self_service_available(subscription: Subscription, policy: Policy) -> bool:
+def self_service_available(subscription: GraceFacts, policy: Policy) -> bool:
     return not self_service_reasons(subscription, policy)
 
 
-def renewable_by_quote_or_manual_payment(subscription: Subscription, policy: Policy) -> bool:
+def renewable_by_quote_or_manual_payment(subscription: GraceFacts, policy: Policy) -> bool:
     """Whether a quote or a manual online payment can renew it (which gives the 45-day grace).
 
     Manual online payment and self-service quotes need self-service (SELF-1, SELF-2); a partner

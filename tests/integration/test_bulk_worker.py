@@ -1,12 +1,14 @@
 """The bulk worker on a real database, called directly (issue 17 items 1, 5): the batches it
 claims, the item outcomes and orders it saves (MAN-1, MAN-2), and a batch whose decision raises
 (a price that breaks rounding) set aside for an operator while the others of its claim are
-ordered (issue 15 item 2).
+ordered (issue 15 item 2). A claim saves its items and batches in one statement, a bulk request
+refused whole completed at once (#19 plan item 7).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -69,12 +71,39 @@ async def requested(settings: DatabaseSettings, csn: str, sids: list[str], **sna
         )
 
 
-async def worked(settings: DatabaseSettings) -> list[int]:
-    """What two steps of the worker took: the second finds nothing left to claim."""
+class CountingPool:
+    """The worker's pool, counting the statements its connections are sent."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.statements: list[str] = []
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[it.CountingConnection]:
+        async with self.pool.acquire() as connection:
+            counting = it.CountingConnection(connection)
+            counting.statements = self.statements
+            yield counting
+
+
+async def worked(settings: DatabaseSettings, statements: list[str] | None = None) -> list[int]:
+    """What two steps of the worker took: the second finds nothing left to claim. The
+    statements it sent are appended to `statements`."""
     pool = await create_pool(settings)
     try:
-        worker = BulkWorker(pool, CLOCK, POLICY, source=SOURCE, per_claim=10, poll_seconds=1)
-        return [await worker.work_pending(), await worker.work_pending()]
+        counting = CountingPool(pool)
+        worker = BulkWorker(
+            counting,  # type: ignore[arg-type]
+            CLOCK,
+            POLICY,
+            source=SOURCE,
+            per_claim=10,
+            poll_seconds=1,
+        )
+        steps = [await worker.work_pending(), await worker.work_pending()]
+        if statements is not None:
+            statements += counting.statements
+        return steps
     finally:
         await pool.close()
 
@@ -131,3 +160,50 @@ async def test_a_batch_whose_decision_raises_is_set_aside_and_the_others_are_ord
     assert statuses == {good: "ordered", bad: "failed"}
     assert list(reasons) == [bad]
     assert "InvalidOperation" in reasons[bad]
+
+
+async def test_issue_19_a_claim_saves_its_items_and_batches_in_one_statement(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """#19 plan item 7: a claim of an ordered request and of a bulk request refused whole
+    writes their items and batches in one statement; the refused one is completed at once and
+    answered (`bulk.completed` with every outcome, MAN-1) without a second look."""
+    ordered = await requested(renewal_db, unique_csn("BULK"), [f"S-{unique_csn()}"])
+    csn = unique_csn("BULK")
+    unknown = [f"S-{csn}-unknown-1", f"S-{csn}-unknown-2"]
+    await it.handle_in_transaction(
+        renewal_db,
+        record_renewal_request(CLOCK, SOURCE, POLICY),
+        [it.delivered(renewal_request(csn, unknown), csn, time=NOW)],
+    )
+    await it.taken_outbox(renewal_db)
+    statements: list[str] = []
+
+    assert await worked(renewal_db, statements) == [2, 0]  # both batches, one claim
+
+    async with it.connection_to(renewal_db) as connection:
+        batches = await connection.fetch(
+            "SELECT request_id, status, worked_at FROM renewal_batches"
+        )
+    statuses = {row["request_id"]: row["status"] for row in batches}
+    refused = next(key for key in statuses if key != ordered)
+    assert statuses == {ordered: "ordered", refused: "completed"}
+    assert all(row["worked_at"] is not None for row in batches)
+    written = [
+        s for s in statements if "renewal_batch" in s and not s.lstrip().startswith("SELECT")
+    ]
+    assert len(written) == 1, written
+    events = [e for e in await it.taken_outbox(renewal_db) if e["type"] != "subscription.state"]
+    assert sorted(e["type"] for e in events) == [
+        "bulk.completed",
+        "order.requested",
+        "renewal.rejected",
+        "renewal.rejected",
+    ]
+    [completed] = [e for e in events if e["type"] == "bulk.completed"]
+    assert completed["subject"] == csn
+    assert (completed["data"]["succeeded"], completed["data"]["rejected"]) == (0, 2)
+    assert [
+        (o["subscription_id"], o["status"], o["reasons"], o["order_id"])
+        for o in completed["data"]["outcomes"]
+    ] == [(sid, "rejected", ["UNKNOWN_SUBSCRIPTION"], None) for sid in unknown]

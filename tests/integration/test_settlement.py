@@ -508,3 +508,83 @@ async def test_issue_19_a_batch_of_answers_is_settled_in_statements_that_do_not_
         return len(counting.statements)
 
     assert await statements_for(20) == await statements_for(2)
+
+
+async def test_issue_19_a_settled_request_completes_in_the_statement_that_settles_its_items(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """#19 plan item 7: billing's answers to a single-subscription request and to a bulk one
+    settle their items and complete both batches in one statement; only the bulk request's
+    items are read again, for its `bulk.completed`."""
+    csn, single = await _given(renewal_db, TODAY + timedelta(days=20))
+    single_order = await _requested_renewal(renewal_db, csn, [single])
+    bulk_csn, renewable = await _given(renewal_db, TODAY + timedelta(days=20))
+    _, other = await _given(renewal_db, TODAY + timedelta(days=20), csn=bulk_csn, suffix=2)
+    bulk_order = await _requested_renewal(renewal_db, bulk_csn, [renewable, other])
+    answers = [_paid(single_order), _paid(bulk_order, "840.00")]
+
+    async with connection_to(renewal_db) as connection, connection.transaction():
+        counting = CountingConnection(connection)
+        unit = UnitOfWork(counting)  # type: ignore[arg-type]
+        await settle(unit, [delivered(a, "CSN-ANY", time=NOW) for a in answers])
+        await unit.outbox.flush(connection)
+
+    batch_statements = [s for s in counting.statements if "renewal_batch" in s]
+    assert len(batch_statements) == 2, batch_statements
+    assert batch_statements[1].lstrip().startswith("SELECT")  # the bulk request's outcomes
+    async with connection_to(renewal_db) as connection:
+        statuses = await connection.fetch("SELECT status FROM renewal_batches")
+    assert [row["status"] for row in statuses] == ["completed", "completed"]
+    events = [e for e in await taken_outbox(renewal_db) if e["type"] != "subscription.state"]
+    assert sorted(e["type"] for e in events) == [
+        "bulk.completed",
+        "subscription.renewed",
+        "subscription.renewed",
+        "subscription.renewed",
+    ]
+    [completed] = [e for e in events if e["type"] == "bulk.completed"]
+    assert (completed["subject"], completed["data"]["succeeded"]) == (bulk_csn, 2)
+    assert [(o["subscription_id"], o["order_id"]) for o in completed["data"]["outcomes"]] == [
+        (renewable, bulk_order),
+        (other, bulk_order),
+    ]
+
+
+async def test_man_2_a_bulk_request_of_two_orders_completes_with_the_second_answer_only(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """Two payment methods, two orders (MAN-2): the first answer settles its item and leaves
+    the request waiting for the other; the second completes it, once (#19 plan item 7: the
+    statement that settles the items also decides what still waits)."""
+    csn, by_card = await _given(renewal_db, TODAY + timedelta(days=20))
+    _, by_paypal = await _given(
+        renewal_db, TODAY + timedelta(days=20), csn=csn, suffix=2, payment_type="paypal"
+    )
+    intake = record_renewal_request(CLOCK, SOURCE, POLICY)
+    await handle_in_transaction(
+        renewal_db, intake, [delivered(renewal_request(csn, [by_card, by_paypal]), csn, time=NOW)]
+    )
+    pool = await create_pool(renewal_db)
+    try:
+        worker = BulkWorker(pool, CLOCK, POLICY, source=SOURCE, per_claim=10, poll_seconds=1)
+        assert await worker.work_pending() == 1
+    finally:
+        await pool.close()
+    orders = {
+        e["data"]["lines"][0]["subscription_id"]: e["data"]["order_id"]
+        for e in await taken_outbox(renewal_db)
+        if e["type"] == "order.requested"
+    }
+    assert set(orders) == {by_card, by_paypal}
+
+    first = await _settled(renewal_db, csn, _paid(orders[by_card]))
+    second = await _settled(renewal_db, csn, _paid(orders[by_paypal]))
+
+    assert [e["type"] for e in first] == ["subscription.renewed"]
+    assert [e["type"] for e in second] == ["subscription.renewed", "bulk.completed"]
+    assert [(o["subscription_id"], o["status"]) for o in second[1]["data"]["outcomes"]] == [
+        (by_card, "succeeded"),
+        (by_paypal, "succeeded"),
+    ]
+    async with connection_to(renewal_db) as connection:
+        assert await connection.fetchval("SELECT status FROM renewal_batches") == "completed"

@@ -1,7 +1,8 @@
 """The eligibility view of a stored subscription (services/renewal/subscriptions.py `to_domain`),
 built from the snapshot already validated, is the one the eligibility package's own parser
 makes of the same fields: every rule (AUTO-1, LIFE-2, LIFE-3, TERM-1, SEAT-2, ROLE-2) reads the
-same subscription either way."""
+same subscription either way. Its grace (LIFE-3, LIFE-5) is asked of the row itself, unconverted
+(#19 plan item 9): the same day as the view's, whatever decides it."""
 
 from __future__ import annotations
 
@@ -74,4 +75,34 @@ def test_the_view_is_what_the_package_parses_from_the_same_fields(
         "monthly",
         7,
         True,
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},  # self-service: the 45 days of a manual payment
+        {"country": "BR"},  # no self-service: 30 days
+        {"purchase_method": "partner", "partner_csn": "C-PARTNER", "country": "BR"},
+        {
+            "flags": SubscriptionFlags(
+                maintenance_plan=False,
+                third_party_platform=False,
+                legacy_system=False,
+                retired_product=True,
+            )
+        },
+    ],
+)
+@pytest.mark.parametrize(("term", "next_term"), [("annual", None), ("annual", "monthly")])
+def test_life_3_the_rows_grace_is_the_views(
+    overrides: dict[str, Any], term: str, next_term: str | None
+) -> None:
+    snapshot = subscription("S-1", "C-1", renewal_date=RENEWAL_DATE, **overrides)
+    row = Subscription(snapshot, STORED_DATE, term, 1, True, next_term=next_term)  # type: ignore[arg-type]
+    policy = eligibility.Policy()
+
+    assert eligibility.grace_ends(row, policy) == eligibility.grace_ends(to_domain(row), policy)
+    assert eligibility.grace_ends(row, eligibility.Policy(grace_days_otherwise=3)) == (
+        eligibility.grace_ends(to_domain(row), eligibility.Policy(grace_days_otherwise=3))
     )
