@@ -6,7 +6,6 @@ snapshot. Each service has its own `subscription_states` table (its migrations).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -51,8 +50,8 @@ def read_by_followers(state: str) -> str:
 # Returns the states taken, for the service to move the columns its claims are keyed on.
 FOLLOW = f"""
 INSERT INTO subscription_states AS s (subscription_id, version, state)
-SELECT u.subscription_id, u.version, u.state
-FROM jsonb_to_recordset($1::jsonb) AS u(subscription_id text, version bigint, state jsonb)
+SELECT u.state ->> 'subscription_id', (u.state ->> 'version')::bigint, u.state
+FROM unnest($1::jsonb[]) WITH ORDINALITY AS u(state, n) ORDER BY u.n
 ON CONFLICT (subscription_id) DO UPDATE SET version = EXCLUDED.version, state = EXCLUDED.state
 WHERE s.version < EXCLUDED.version
   AND {read_by_followers("s.state")} IS DISTINCT FROM {read_by_followers("EXCLUDED.state")}
@@ -69,11 +68,10 @@ async def follow_states(
     newest = newest_per_subscription(states, lambda s: s.version)
     if not newest:
         return []
-    rows = [
-        {"subscription_id": sid, "version": s.version, "state": s.model_dump(mode="json")}
-        for sid, s in sorted(newest.items())  # locked in id order, as every batch locks them
-    ]
-    return list(await connection.fetch(FOLLOW, json.dumps(rows)))
+    # Each state as pydantic writes it (no dict in between: a fifth of the Python), locked in
+    # id order as every batch locks them.
+    rows = [state.model_dump_json() for _, state in sorted(newest.items())]
+    return list(await connection.fetch(FOLLOW, rows))
 
 
 def state_from_column(raw: str | None) -> SubscriptionState | None:
