@@ -67,7 +67,11 @@ def create_app(
 ) -> FastStream:
     settings = settings or NotificationSettings()
     clock = clock or SystemClock()
-    runtime = ServiceRuntime(SERVICE, settings.messaging, settings.database)
+    # Each sender holds a connection of the pool for its whole claim (sender.py): that many on
+    # top of what the consumers and the reminders share.
+    pool_size = settings.database.pool_max_size + settings.senders
+    database = settings.database.model_copy(update={"pool_max_size": pool_size})
+    runtime = ServiceRuntime(SERVICE, settings.messaging, database)
     csn_clock = CsnClock(clock)
     notices = notice_handlers(clock, settings)
     runtime.consume(

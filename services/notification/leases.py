@@ -20,6 +20,7 @@ import asyncpg
 from prometheus_client import Counter
 
 from shared.clock import Clock
+from shared.db.types import DbConnection
 
 log = logging.getLogger(__name__)
 
@@ -105,31 +106,28 @@ SELECT array_agg(notification_key || ' ' || lease_token) AS marked,
 FROM marked"""
 
 # MARK for one email — a claim of one, or a sender marking each email SMTP accepted
-# (`mark_every` 1, sender.py). Its one row is found by its primary key alone, locked, and
-# updated when its token and status are still those of the claim (with `status = 'pending'` a
-# qual of emails, the planner walked every pending email of `emails_claimable` instead, as in
-# MARK: 3.7 ms a mark in a run with thousands queued, against 0.16). One row locked: no lock
-# order to keep. Same answer as MARK.
+# (`mark_every` 1, sender.py): one UPDATE by the primary key, applied when the claim's token and
+# the pending status still hold (an UPDATE that waited for the row's lock checks them again on
+# the row it then locks), feeding its event to the outbox; one row locked: no lock order to keep.
+# (issue 19, s9 plan item 2b: it was a `FOR UPDATE` CTE read by key, joined again by key to
+# update, and an array_agg of the keys marked — two reads of the primary key where one does.)
+# `IS NOT DISTINCT FROM`, not `=`: written `status = 'pending'`, the planner may walk the whole
+# partial index `emails_claimable` (`WHERE status = 'pending'`) instead of the primary key when
+# that index's statistics are a moment old and estimate it tiny — 4-7 ms a mark with 20,000
+# queued, against 0.1 (test_issue_19_one_mark_reads_its_email_by_its_key_alone); the status is
+# never NULL, so both say the same.
 MARK_ONE = """
-WITH held AS MATERIALIZED (
-    SELECT notification_key, lease_token, status FROM emails
-    WHERE notification_key = $1 FOR UPDATE),
-marked AS (
-    UPDATE emails AS e SET status = $3, attempts = e.attempts + 1, next_attempt_at = $4,
-                           sent_at = $5, subject = COALESCE($6, e.subject), last_error = $7,
-                           lease_until = NULL
-    FROM held
-    WHERE e.notification_key = held.notification_key AND held.lease_token = $2
-      AND held.status = 'pending'
-    RETURNING e.notification_key, e.lease_token),
+WITH marked AS (
+    UPDATE emails SET status = $3, attempts = attempts + 1, next_attempt_at = $4, sent_at = $5,
+                      subject = COALESCE($6, subject), last_error = $7, lease_until = NULL
+    WHERE notification_key = $1 AND lease_token = $2 AND status IS NOT DISTINCT FROM 'pending'
+    RETURNING notification_key),
 announced AS (
     INSERT INTO outbox (topic, key, value, headers)
     SELECT u.topic, u.key, u.value, u.headers::jsonb
     FROM marked, unnest($8::text[], $9::bytea[], $10::bytea[], $11::text[])
         AS u(topic, key, value, headers))
-SELECT array_agg(notification_key || ' ' || lease_token) AS marked,
-       set_config('synchronous_commit', 'off', true)
-FROM marked"""
+SELECT count(*) = 1 AS marked, set_config('synchronous_commit', 'off', true) FROM marked"""
 
 
 @dataclass(frozen=True)
@@ -210,18 +208,34 @@ class Mark:
 
 
 class Leases:
+    """Claims, renewals and marks, through `database`: the pool, or one connection a sender
+    holds for a whole claim (`on`)."""
+
     def __init__(
-        self, pool: asyncpg.Pool, clock: Clock, *, lease_seconds: float, service: str
+        self,
+        database: asyncpg.Pool | DbConnection,
+        clock: Clock,
+        *,
+        lease_seconds: float,
+        service: str,
     ) -> None:
-        self.pool = pool
+        self.database = database
         self.clock = clock
         self.lease = timedelta(seconds=lease_seconds)
         self.service = service
 
+    def on(self, connection: DbConnection) -> Leases:
+        """The same leases through `connection` alone: a sender marks each email SMTP accepted
+        (issue 19, s9 plan item 2b), and a pool's acquire and release for each mark cost about
+        as much Python as the mark itself."""
+        return Leases(
+            connection, self.clock, lease_seconds=self.lease.total_seconds(), service=self.service
+        )
+
     async def claim(self, size: int) -> Claim:
         now = self.clock.now()
         token = uuid.uuid4()
-        rows = await self.pool.fetch(CLAIM, now, now + self.lease, size, token)
+        rows = await self.database.fetch(CLAIM, now, now + self.lease, size, token)
         # RETURNING keeps no order: the claim's own (customers' emails first, oldest first).
         emails = sorted(map(_leased, rows), key=lambda e: (e.reminder, e.next_attempt_at))
         return Claim(token, emails, {email.key: now + self.lease for email in emails})
@@ -234,9 +248,9 @@ class Leases:
             return True
         until = now + self.lease
         rest = list(claim.until)[list(claim.until).index(key) :]
-        for row in await self.pool.fetch(RENEW_CLAIM, rest, claim.token, until):
+        for row in await self.database.fetch(RENEW_CLAIM, rest, claim.token, until):
             claim.until[row["notification_key"]] = until
-        if claim.until[key] != until and not await self.pool.fetchval(
+        if claim.until[key] != until and not await self.database.fetchval(
             RENEW_ONE, key, claim.token, until
         ):
             self._lost(key, "before_send")
@@ -256,17 +270,17 @@ class Leases:
         if not marks:
             return []
         if len(marks) == 1:
-            row = await self._record_one(marks[0])
+            marked = await self._record_one(marks[0])
         else:
             events = [(mark.key, mark.token, *row) for mark in marks for row in mark.outbox_rows]
             event_columns = [list(c) for c in zip(*events, strict=True)] or [[]] * 6
             mark_columns = [list(c) for c in zip(*(mark.columns() for mark in marks), strict=True)]
-            row = await self.pool.fetchrow(MARK, *mark_columns, *event_columns)
-        marked = set(row["marked"] or ()) if row is not None else set()
+            row = await self.database.fetchrow(MARK, *mark_columns, *event_columns)
+            marked = set(row["marked"] or ()) if row is not None else set()
         missed = [mark for mark in marks if f"{mark.key} {mark.token}" not in marked]
         if missed:
             # Recorded by an earlier try whose answer was lost with its connection?
-            rows = await self.pool.fetch(
+            rows = await self.database.fetch(
                 "SELECT notification_key, status, lease_token FROM emails"
                 " WHERE notification_key = ANY($1::text[])",
                 [mark.key for mark in missed],
@@ -283,9 +297,10 @@ class Leases:
                     self._lost(mark.key, "after_send" if mark.status == "sent" else "after_refusal")
         return [mark for mark in marks if f"{mark.key} {mark.token}" in marked]
 
-    async def _record_one(self, mark: Mark) -> asyncpg.Record | None:
+    async def _record_one(self, mark: Mark) -> set[str]:
         event_columns = [list(c) for c in zip(*mark.outbox_rows, strict=True)] or [[]] * 4
-        return await self.pool.fetchrow(MARK_ONE, *mark.columns(), *event_columns)
+        applied = await self.database.fetchval(MARK_ONE, *mark.columns(), *event_columns)
+        return {f"{mark.key} {mark.token}"} if applied else set()
 
     def _lost(self, key: str, stage: str) -> None:
         LEASES_LOST_TOTAL.labels(self.service, stage).inc()

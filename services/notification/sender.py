@@ -98,10 +98,16 @@ class EmailSender:
         `mark_every` at a time — so that a crash duplicates at most those between SMTP's
         acceptance and their mark — and the rest at the end. The marks that no crash bound
         depends on (failures, retries) go in the next statement."""
+        # One connection for the whole claim, its marks each a statement on it (issue 19, s9
+        # plan item 2b): the senders hold one each while they send (`pool_size`, app.py).
+        async with self.pool.acquire() as connection:
+            return await self._send_claim(smtp, self.leases.on(connection))
+
+    async def _send_claim(self, smtp: SmtpSession, leases: Leases) -> int:
         waiting = self.unmarked  # kept by an earlier step: marked first, not sent again
         self.unmarked = []
-        await self._record(waiting)
-        claim = await self.leases.claim(self.settings.claim_size)
+        await self._record(leases, waiting)
+        claim = await leases.claim(self.settings.claim_size)
         if claim.emails:
             # Leased, nothing sent: a crash here leaves the claim to the next sender once its
             # lease runs out (each email then sent once).
@@ -125,7 +131,7 @@ class EmailSender:
                     self._failed(claim, email, unrendered, f"cannot render: {error!r}", False)
                 )
         for index, (email, rendered, message) in enumerate(ready):
-            if not await self.leases.hold(claim, email.key):
+            if not await leases.hold(claim, email.key):
                 continue  # its lease expired and another sender has it now: theirs to send
             following = ready[index + 1][2] if index + 1 < len(ready) else None
             try:
@@ -140,25 +146,25 @@ class EmailSender:
             unmarked += 1
             if index + 1 < len(ready) and (
                 unmarked >= self.settings.mark_every
-                or self.leases.running_out(claim, first_unmarked or email.key)
+                or leases.running_out(claim, first_unmarked or email.key)
             ):
                 marks, waiting = [], marks
-                await self._record(waiting)
+                await self._record(leases, waiting)
                 if accepted == unmarked:  # the claim's first marks: the rest still to send
                     self.faults.hit(SENDER_MID_CLAIM)
                 unmarked, first_unmarked = 0, None
             elif first_unmarked is None:
                 first_unmarked = email.key
-        await self._record(marks)
+        await self._record(leases, marks)
         return len(claim.emails)
 
-    async def _record(self, marks: list[Mark]) -> None:
+    async def _record(self, leases: Leases, marks: list[Mark]) -> None:
         """Record `marks` in one statement; on a database error keep them for the next step
         and raise (the loop logs, counts and backs off)."""
         if not marks:
             return
         try:
-            recorded = await self.leases.record(marks)
+            recorded = await leases.record(marks)
         except Exception:
             for mark in marks:
                 mark.failures += 1

@@ -117,15 +117,28 @@ class EmailRenderer:
     def render(self, kind: str, locale: str, context: dict[str, Any]) -> RenderedEmail:
         language = language_of(locale, self.languages)
         subject_template, text_template, html_template = self._compiled(language, kind)
-        values = {**context, **self._helpers(locale, language)}
+        # The environment's globals first, as `Template.render` puts them, once for the three.
+        values = {**self.environment.globals, **context, **self._helpers(locale, language)}
         if "items" in context:
             values["products"] = ", ".join(
                 dict.fromkeys(i["product_name"] for i in context["items"])
             )
-        subject = " ".join(subject_template.render(values).split())
-        text = text_template.render(values)
+        subject = " ".join(self._render(subject_template, values).split())
+        text = self._render(text_template, values)
         values.update(subject=subject, language=language, signature=SIGNATURES[language])
-        return RenderedEmail(subject=subject, text=text, html=html_template.render(values))
+        return RenderedEmail(subject=subject, text=text, html=self._render(html_template, values))
+
+    def _render(self, template: Template, values: dict[str, Any]) -> str:
+        """`template.render(values)` without its two copies of `values` (one per template, each
+        merged with the globals): a shared context reads them as they are (issue 19, s9 plan
+        item 10: a quarter of the render's CPU). No template writes to it: `set` writes to the
+        template's own context."""
+        try:
+            return self.environment.concat(
+                template.root_render_func(template.new_context(values, shared=True))
+            )
+        except Exception:
+            self.environment.handle_exception()  # raises it again, with the template's lines
 
     def _compiled(self, language: str, kind: str) -> tuple[Template, Template, Template]:
         compiled = self._templates.get((language, kind))

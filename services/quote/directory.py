@@ -12,7 +12,7 @@ from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.types import DbConnection
 from shared.messaging.consumer import BatchEventHandler, Delivery, UnitOfWork, handles_batch
 from shared.newest import newest_per_subscription
-from shared.state_following import RENEWAL_OWNED, followed_subscription, state_from_column
+from shared.state_following import followed_subscription, read_by_followers, state_from_column
 from shared.test_clocks import save_time_zones
 
 Held = dict[str, tuple[SubscriptionUpserted, eligibility.Subscription]]
@@ -59,18 +59,10 @@ save_snapshot: BatchEventHandler = handles_batch(_save_snapshots)
 """`subscription.upserted`: the newest snapshot of each subscription of the batch kept."""
 
 
-def _read_by_quote(state: str) -> str:
-    """What quote reads of a state (`followed_fields`): not its version, the grace, an open
-    quote or a pending order, nor lapsed and expired (worked out from the dates)."""
-    fields = ", ".join(f"{state} -> '{name}'" for name in RENEWAL_OWNED)
-    return f"jsonb_build_array({fields}, {state} ->> 'status' = 'trial')"
-
-
-# The newest version of each subscription kept, as shared/state_following.py FOLLOW does, but
-# only where it changes what quote reads (issue 19 item 3): renewal publishes two states a
-# renewal (its order pending, then settled with the date moved), and the first changes nothing
-# here. A version passed by is never needed: any older one that comes again (a replay) reads
-# the same as the one kept, or is older than it. Then the claim's columns, where they moved.
+# The newest version of each subscription kept where it changes what quote reads, as
+# shared/state_following.py FOLLOW keeps it (issue 19 item 3: `read_by_followers`, why a
+# version passed by is never needed); then, in the same statement, the claim's columns, where
+# they moved.
 FOLLOW = f"""
 WITH kept AS (
     INSERT INTO subscription_states AS s (subscription_id, version, state)
@@ -78,7 +70,7 @@ WITH kept AS (
     FROM unnest($1::jsonb[]) WITH ORDINALITY AS u(state, n) ORDER BY u.n
     ON CONFLICT (subscription_id) DO UPDATE SET version = EXCLUDED.version, state = EXCLUDED.state
     WHERE s.version < EXCLUDED.version
-      AND {_read_by_quote("s.state")} IS DISTINCT FROM {_read_by_quote("EXCLUDED.state")}
+      AND {read_by_followers("s.state")} IS DISTINCT FROM {read_by_followers("EXCLUDED.state")}
     RETURNING s.subscription_id, (s.state ->> 'renewal_date')::date AS renewal_date,
               s.state ->> 'term' AS term, (s.state ->> 'seats')::int AS seats
 )

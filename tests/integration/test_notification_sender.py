@@ -24,7 +24,7 @@ from aiosmtpd.controller import Controller
 from prometheus_client import REGISTRY
 
 from deploy.local.samples import buyer_of, unique_csn
-from services.notification.leases import CLAIM, LEASES_LOST, Claim, Leases, Mark
+from services.notification.leases import CLAIM, LEASES_LOST, MARK_ONE, Claim, Leases, Mark
 from services.notification.queue import renewal_events_handler
 from services.notification.sender import EmailSender
 from services.notification.settings import NotificationSettings
@@ -372,6 +372,48 @@ async def test_issue_19_one_mark_alone_goes_by_its_key_and_only_where_its_claim_
     assert found[taken][:2] == ("pending", 0)
     assert await outbox_keys(pool) == [sent]
     assert leases_lost() == lost_before + 1
+
+
+@pytest.mark.parametrize("plan_cache_mode", ["force_generic_plan", "force_custom_plan"])
+async def test_issue_19_one_mark_reads_its_email_by_its_key_alone(
+    pool: asyncpg.Pool, plan_cache_mode: str
+) -> None:
+    """MARK_ONE, a plain UPDATE by key, token and status (s9 plan item 2b), reads its one email
+    through the primary key, even when `emails_claimable`'s statistics are a moment old (taken
+    with no email pending, 10,000 pending since): written `status = 'pending'`, the planner
+    walked that whole partial index instead (4-7 ms a mark against 0.1), with either plan."""
+    insert = """INSERT INTO emails (notification_key, kind, csn, recipients, locale, context,
+                                    next_attempt_at, created_at, status)
+                SELECT 'k' || n, 'order_confirmation', 'CSN', '{a@example.com}', 'en-US', '{}',
+                       now(), now(), $1
+                FROM generate_series($2::int, $3::int) AS n"""
+    await pool.execute(insert, "sent", 1, 10_000)
+    await pool.execute("ANALYZE emails")  # the partial index looks empty
+    await pool.execute(insert, "pending", 10_001, 20_000)
+    token = uuid.uuid4()
+    await pool.execute(
+        "UPDATE emails SET lease_token = $1 WHERE notification_key = 'k15000'", token
+    )
+    now = datetime.now(UTC)
+    mark = Mark(token, "k15000", "order_confirmation", "sent", now, now, "Hi")
+    event = [["notification.events"], [b"k15000"], [b"{}"], ["{}"]]
+    async with pool.acquire() as connection:
+        marking = connection.transaction()
+        await marking.start()
+        await connection.execute(f"SET LOCAL plan_cache_mode = {plan_cache_mode}")
+        [plan] = json.loads(
+            await connection.fetchval(
+                "EXPLAIN (ANALYZE, FORMAT JSON) " + MARK_ONE, *mark.columns(), *event
+            )
+        )
+        marked = await connection.fetchval(
+            "SELECT status FROM emails WHERE notification_key = 'k15000'"
+        )
+        await marking.rollback()  # EXPLAIN ANALYZE marked it for real
+    nodes = _nodes(plan["Plan"])
+    scans = [n for n in nodes if n.get("Relation Name") == "emails" and "Scan" in n["Node Type"]]
+    assert [(n["Node Type"], n.get("Index Name")) for n in scans] == [("Index Scan", "emails_pkey")]
+    assert marked == "sent"
 
 
 async def test_issue_19_1_the_claim_reads_only_claimable_emails_through_its_partial_index(

@@ -95,6 +95,49 @@ async def test_issue_19_the_same_state_twice_is_one_effect_without_an_inbox(
     assert first["renewal_date"] == RENEWED_DATE
 
 
+async def test_issue_19_4_a_state_that_changes_nothing_its_follower_reads_writes_no_row(
+    follower: tuple[str, asyncpg.Pool],
+) -> None:
+    """Both followers keep a state only where it changes what they read (`read_by_followers`:
+    notification's reminders and emails read what quote reads). A renewal's first state (its
+    order pending, lapsed in grace) writes neither the state nor the subscription's row; the
+    settled one (date moved) writes both; auto-renew switched on is kept; the pending state
+    replayed afterwards changes nothing."""
+    service, pool = follower
+    csn = unique_csn()
+    sid = await _snapshot(service, pool, csn)
+    written = """SELECT f.version, f.xmin::text AS state, s.xmin::text AS subscription,
+                        s.renewal_date
+                 FROM subscriptions AS s JOIN subscription_states AS f USING (subscription_id)
+                 WHERE subscription_id = $1"""
+    await _follow(service, pool, subscription_state(sid, csn, renewal_date=SNAPSHOT_DATE))
+    first = await pool.fetchrow(written, sid)
+    pending = subscription_state(
+        sid,
+        csn,
+        renewal_date=SNAPSHOT_DATE,
+        version=2,
+        pending_order="O-1",
+        status="lapsed",
+        grace_ends=date(2026, 9, 1),
+    )
+    await _follow(service, pool, pending)
+    assert await pool.fetchrow(written, sid) == first
+
+    await _follow(service, pool, subscription_state(sid, csn, renewal_date=RENEWED_DATE, version=3))
+    renewed = await pool.fetchrow(written, sid)
+    assert (renewed["version"], renewed["renewal_date"]) == (3, RENEWED_DATE)
+    assert renewed["state"] != first["state"] and renewed["subscription"] != first["subscription"]
+
+    switched = subscription_state(sid, csn, renewal_date=RENEWED_DATE, version=4, auto_renew=True)
+    await _follow(service, pool, switched)
+    kept = await pool.fetchrow(written, sid)
+    assert kept["version"] == 4 and kept["state"] != renewed["state"]
+
+    await _follow(service, pool, pending)  # replayed
+    assert await pool.fetchrow(written, sid) == kept
+
+
 async def test_a_state_before_the_snapshot_keeps_renewal_s_date(
     follower: tuple[str, asyncpg.Pool],
 ) -> None:

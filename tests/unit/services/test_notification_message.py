@@ -106,6 +106,28 @@ def test_a_header_is_encoded_exactly_as_the_email_package_encodes_it(name: str, 
     assert _header(name, value) == f"{name}: {reference_header}"
 
 
+ASCII_WORDS = st.lists(
+    st.tuples(
+        st.text(st.sampled_from("abcXYZ019-:()@.<>;,"), min_size=1, max_size=14),
+        st.sampled_from([" ", " ", " ", "  ", "\t", " \t"]),
+    ),
+    min_size=1,
+    max_size=40,
+).map(lambda words: "".join(word + space for word, space in words).rstrip())
+
+
+@settings(max_examples=500, deadline=None)
+@given(name=st.sampled_from(["Subject", "To", "X-Notification-Key"]), value=ASCII_WORDS)
+def test_an_ascii_header_is_folded_exactly_as_the_email_package_folds_it(
+    name: str, value: str
+) -> None:
+    """s9 plan item 10: one line of ASCII longer than a line (an order confirmation's subject)
+    is folded by `_folded_ascii` into the very lines `Header(value, "us-ascii")` writes: after a
+    `;`, else a `,`, else at a space or tab, runs of spaces kept, a word too long alone."""
+    reference_header = Header(value, "us-ascii", header_name=name).encode(linesep="\r\n")
+    assert _header(name, value) == f"{name}: {reference_header}"
+
+
 def test_a_long_notification_key_reads_back_as_it_was_written() -> None:
     """A key with no space to fold at (`awaiting_manual_payment:<uuid>`) once went onto a
     folded line of its own and read back with a leading space: no lookup by key found it."""

@@ -7,7 +7,14 @@ from typing import Any
 import pytest
 from jinja2 import UndefinedError
 
-from services.notification.templates import EmailRenderer, language_of
+from services.notification.samples import SAMPLES
+from services.notification.templates import (
+    SIGNATURES,
+    EmailRenderer,
+    RenderedEmail,
+    kinds,
+    language_of,
+)
 
 
 def order_context(**changes: Any) -> dict[str, Any]:
@@ -115,3 +122,26 @@ def test_language_of_falls_back_to_english_for_a_malformed_locale(locale: str) -
     assert language_of(locale) == "en"
     email = EmailRenderer().render("order_confirmation", locale, order_context())
     assert email.subject.startswith("Your renewal is confirmed")
+
+
+@pytest.mark.parametrize("kind", kinds())
+@pytest.mark.parametrize("locale", ["en-US", "fr-FR", "fr-CA", "de-DE"])
+def test_issue_19_every_email_renders_as_jinja_s_own_render_gives_it(
+    kind: str, locale: str
+) -> None:
+    """s9 plan item 10: the renderer renders its three templates on one shared context, not
+    through `Template.render` (two copies of the values each); every kind, in every language,
+    comes out character for character as `Template.render` writes it."""
+    renderer = EmailRenderer()
+    context = SAMPLES[kind]
+    language = language_of(locale, renderer.languages)
+    subject_template, text_template, html_template = renderer._compiled(language, kind)
+    values = {**context, **renderer._helpers(locale, language)}
+    if "items" in context:
+        values["products"] = ", ".join(dict.fromkeys(i["product_name"] for i in context["items"]))
+    subject = " ".join(subject_template.render(values).split())
+    text = text_template.render(values)
+    values.update(subject=subject, language=language, signature=SIGNATURES[language])
+    assert renderer.render(kind, locale, context) == RenderedEmail(
+        subject=subject, text=text, html=html_template.render(values)
+    )
