@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 
 from shared.messaging.credentials import broker_security, credentials
+from shared.messaging.partitioning import partition_of
 from shared.messaging.settings import MessagingSettings
 
 
@@ -61,8 +62,18 @@ class BrokerSender:
         key: bytes | None,
         headers: Sequence[tuple[str, bytes]],
     ) -> asyncio.Future[Any]:
-        """Queue the record; returns its acknowledgement to wait for."""
-        future: asyncio.Future[Any] = await self.producer.send(
-            topic, value, key=key, headers=headers
+        """Queue the record; returns its acknowledgement to wait for.
+
+        A keyed record goes to the partition aiokafka's default partitioner would pick, computed
+        here once per key (`partitioning.partition_of`); before the producer knows the topic
+        (its first record), aiokafka picks it itself, the same way."""
+        producer = self.producer
+        partition = None
+        if key is not None:
+            partitions = producer.client.cluster.partitions_for_topic(topic)
+            if partitions:
+                partition = partition_of(key, len(partitions))
+        future: asyncio.Future[Any] = await producer.send(
+            topic, value, key=key, headers=headers, partition=partition
         )
         return future

@@ -134,6 +134,25 @@ async def test_rows_are_published_in_id_order_then_deleted(
         assert s.headers["ce-type"] == "price.published"
 
 
+async def test_a_keyed_record_goes_where_aiokafka_would_put_it(
+    broker: KafkaBroker, fresh_topic: Topic
+) -> None:
+    """#19 plan item 3b: the relay's sender computes each key's partition itself, once per key
+    (`partitioning.partition_of`): the same partition aiokafka's producer picks for that key
+    on the topic's partitions, so the order of a key's events is the same as before."""
+    sender = BrokerSender(broker)
+    keys = [unique_csn().encode() for _ in range(30)] + [b"", b"k", "Zürich".encode()]
+    ours: list[int] = []
+    for key in keys:
+        sent = await (await sender.send(fresh_topic.name, b"ours", key=key, headers=[]))
+        # aiokafka's own choice for the same key: no partition given, its default partitioner.
+        theirs = await (await sender.producer.send(fresh_topic.name, b"theirs", key=key))
+        assert sent.partition == theirs.partition, key
+        ours.append(sent.partition)
+    assert sender.producer.client.cluster.partitions_for_topic(fresh_topic.name) == {0, 1, 2}
+    assert set(ours) == {0, 1, 2}  # the keys spread over every partition: the check means something
+
+
 async def test_rows_of_a_rolled_back_transaction_are_never_published(
     pool: asyncpg.Pool, broker: KafkaBroker, scratch_database: DatabaseSettings
 ) -> None:
