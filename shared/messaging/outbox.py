@@ -66,7 +66,24 @@ class KafkaSender(Protocol):
         *,
         key: bytes | None,
         headers: Sequence[tuple[str, bytes]],
-    ) -> asyncio.Future[Any]: ...
+    ) -> asyncio.Future[Any]:
+        """Queue one record; returns its acknowledgement (raises if the producer refuses it)."""
+        ...
+
+    async def send_many(
+        self, topic: str, records: Sequence[tuple[bytes | None, bytes, Sequence[tuple[str, bytes]]]]
+    ) -> list[asyncio.Future[Any]]:
+        """Queue (key, value, headers) records of one topic in order; returns the
+        acknowledgement of each, a failed one for a record that could not be queued."""
+        ...
+
+
+def _by_topic(rows: list[asyncpg.Record]) -> dict[str, list[int]]:
+    """The rows' positions by topic, each list in id order."""
+    positions: dict[str, list[int]] = {}
+    for position, row in enumerate(rows):
+        positions.setdefault(row["topic"], []).append(position)
+    return positions
 
 
 def refused_for_its_own_sake(error: BaseException) -> bool:
@@ -162,19 +179,17 @@ class OutboxRelay:
         return len(rows)
 
     async def _publish(self, rows: list[asyncpg.Record]) -> dict[int, BaseException]:
-        """Send the rows in id order, wait for every acknowledgement; returns the rows refused
-        for their own sake (by position). Any other failure raises: the claim rolls back."""
-        refused: dict[int, BaseException] = {}
+        """Send the rows, in id order within each topic, and wait for every acknowledgement;
+        returns the rows refused for their own sake (by position). Any other failure raises:
+        the claim rolls back."""
         sends: dict[int, asyncio.Future[Any]] = {}
-        failure: BaseException | None = None
-        for position, row in enumerate(rows):
-            try:
-                sends[position] = await self._send(row)
-            except Exception as error:  # refused by the producer itself (too large, no topic)
-                if not refused_for_its_own_sake(error):
-                    failure = error
-                    break
-                refused[position] = error
+        for topic, positions in _by_topic(rows).items():
+            # One call a topic: the sender puts the records in a batch per partition.
+            records = [
+                (rows[p]["key"], rows[p]["value"], list(_headers(rows[p]["headers"])))
+                for p in positions
+            ]
+            sends.update(zip(positions, await self.sender.send_many(topic, records), strict=True))
         # Each acknowledgement in its turn: one produce request answers many rows, so most are
         # in when their turn comes, and a finished future is read at no cost — `gather` added a
         # callback and a turn of the event loop per row.
@@ -184,13 +199,12 @@ class OutboxRelay:
                 await sent
             except Exception as refusal:
                 answers[position] = refusal
-        if failure is not None:
-            raise failure
-        for position, answer in answers.items():
+        refused: dict[int, BaseException] = {}
+        for position, answer in sorted(answers.items()):
             if not refused_for_its_own_sake(answer):
                 raise answer
-            # The broker refused the produce request this row travelled in, perhaps with others:
-            # alone, its own answer says whether it is the culprit.
+            # The broker (or the producer) refused the batch this row travelled in, perhaps
+            # with others: alone, its own answer says whether it is the culprit.
             try:
                 await (await self._send(rows[position]))
             except Exception as alone:

@@ -35,9 +35,10 @@ from shared.contracts.topics import Topic
 from shared.db.migrate import migrate
 from shared.db.settings import DatabaseSettings
 from shared.messaging import tracing
-from shared.messaging.broker import BrokerSender
+from shared.messaging.broker import ALONE_BYTES, BrokerSender
 from shared.messaging.credentials import broker_security, credentials
 from shared.messaging.outbox import Outbox, OutboxRelay
+from shared.messaging.partitioning import partition_of
 from shared.plumbing.http import InLoopServer
 from shared.plumbing.metrics import OUTBOX_PARKED
 from shared.plumbing.otlp import PublishedSpans
@@ -132,6 +133,107 @@ async def test_rows_are_published_in_id_order_then_deleted(
         assert s.key == key.encode()
         assert s.headers["content-type"] == CONTENT_TYPE
         assert s.headers["ce-type"] == "price.published"
+
+
+async def test_a_keyed_record_goes_where_aiokafka_would_put_it(
+    broker: KafkaBroker, fresh_topic: Topic
+) -> None:
+    """#19 plan item 3b: the relay's sender computes each key's partition itself, once per key
+    (`partitioning.partition_of`): the same partition aiokafka's producer picks for that key
+    on the topic's partitions, so the order of a key's events is the same as before."""
+    sender = BrokerSender(broker)
+    keys = [unique_csn().encode() for _ in range(30)] + [b"", b"k", "Zürich".encode()]
+    ours: list[int] = []
+    for key in keys:
+        sent = await (await sender.send(fresh_topic.name, b"ours", key=key, headers=[]))
+        # aiokafka's own choice for the same key: no partition given, its default partitioner.
+        theirs = await (await sender.producer.send(fresh_topic.name, b"theirs", key=key))
+        assert sent.partition == theirs.partition, key
+        ours.append(sent.partition)
+    assert sender.producer.client.cluster.partitions_for_topic(fresh_topic.name) == {0, 1, 2}
+    assert set(ours) == {0, 1, 2}  # the keys spread over every partition: the check means something
+
+
+class CountingProducer:
+    """Counts what the relay hands aiokafka's producer: records one by one, or batches."""
+
+    def __init__(self, producer: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sends = 0
+        self.batches: list[int] = []  # the partition of each batch sent
+        send, send_batch = producer.send, producer.send_batch
+
+        async def counted_send(*args: Any, **kwargs: Any) -> Any:
+            self.sends += 1
+            return await send(*args, **kwargs)
+
+        async def counted_send_batch(batch: Any, topic: str, *, partition: int) -> Any:
+            self.batches.append(partition)
+            return await send_batch(batch, topic, partition=partition)
+
+        monkeypatch.setattr(producer, "send", counted_send)
+        monkeypatch.setattr(producer, "send_batch", counted_send_batch)
+
+
+async def test_a_claim_goes_out_as_one_batch_per_partition_each_key_in_order(
+    pool: asyncpg.Pool,
+    broker: KafkaBroker,
+    fresh_topic: Topic,
+    scratch_database: DatabaseSettings,
+    kafka_bootstrap: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """#19 item 6: the relay appends a claim's records to one aiokafka batch per partition
+    (create_batch / send_batch), not `producer.send` per record; every row once, each key's
+    events in the order they were written."""
+    outbox_relay = relay(pool, broker, scratch_database, batch_size=500)
+    await write(pool, [(fresh_topic, prices(unique_csn(), 1)[0])])
+    await drain(outbox_relay)  # the producer learns the topic's partitions (its first record)
+    keys = [unique_csn() for _ in range(12)]
+    events = {key: prices(key, 5) for key in keys}
+    # Interleaved, as a relay's claim is: one event of each key, then the next of each.
+    await write(pool, [(fresh_topic, events[key][n]) for n in range(5) for key in keys])
+    counting = CountingProducer(BrokerSender(broker).producer, monkeypatch)
+
+    async with TopicWatcher(kafka_bootstrap, [fresh_topic]) as watcher:
+        assert await drain(outbox_relay) == [60]
+        seen = await watcher.wait_for(lambda s: True, count=60, timeout=10)
+
+    partitions = {partition_of(key.encode(), 3) for key in keys}
+    assert counting.sends == 0
+    assert sorted(counting.batches) == sorted(partitions) and len(partitions) > 1
+    assert await records_on(kafka_bootstrap, fresh_topic.name) == 61  # each once
+    for key in keys:
+        assert [s.event["id"] for s in seen if s.key == key.encode()] == [e.id for e in events[key]]
+
+
+async def test_a_key_keeps_its_order_over_batches_that_fill_up(
+    pool: asyncpg.Pool,
+    broker: KafkaBroker,
+    fresh_topic: Topic,
+    scratch_database: DatabaseSettings,
+    kafka_bootstrap: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """#19 item 6: a partition's records beyond one batch (256 KiB) go in the next batch,
+    queued after it; a record larger than ALONE_BYTES goes through `producer.send` alone, as
+    before batches. One key: one partition, its order the order of the rows."""
+    outbox_relay = relay(pool, broker, scratch_database, batch_size=500)
+    key = unique_csn()
+    await write_raw(pool, fresh_topic, key, b"0")
+    await drain(outbox_relay)  # the producer learns the topic's partitions
+    values = [b"%d " % n + b"x" * 30_000 for n in range(1, 25)]  # 24 x 30 kB: 3 batches
+    values[10] = b"10 " + b"y" * (ALONE_BYTES + 1)
+    for value in values:
+        await write_raw(pool, fresh_topic, key, value)
+    counting = CountingProducer(BrokerSender(broker).producer, monkeypatch)
+
+    async with TopicWatcher(kafka_bootstrap, [fresh_topic]) as watcher:
+        assert await drain(outbox_relay) == [24]
+        seen = await watcher.wait_for(lambda s: True, count=24, timeout=10)
+
+    assert [s.value for s in seen] == values
+    assert counting.sends == 1 and len(counting.batches) >= 3
+    assert set(counting.batches) == {partition_of(key.encode(), 3)}
 
 
 async def test_rows_of_a_rolled_back_transaction_are_never_published(
@@ -274,6 +376,9 @@ class UnreachableBroker:
     async def send(self, *args: Any, **kwargs: Any) -> Any:
         raise KafkaTimeoutError()
 
+    async def send_many(self, *args: Any, **kwargs: Any) -> Any:
+        raise KafkaTimeoutError()
+
 
 async def test_a_broker_away_parks_nothing_and_leaves_the_rows_in_place(
     pool: asyncpg.Pool, fresh_topic: Topic, scratch_database: DatabaseSettings
@@ -324,6 +429,11 @@ class GatedBroker:
         self.reached.set()
         await self.gate.wait()
         return await self.sender.send(*args, **kwargs)
+
+    async def send_many(self, *args: Any, **kwargs: Any) -> Any:
+        self.reached.set()
+        await self.gate.wait()
+        return await self.sender.send_many(*args, **kwargs)
 
 
 async def test_two_relays_of_one_schema_keep_the_order_of_a_key(
