@@ -1,7 +1,8 @@
 """`python -m services.renewal`: run the renewal service."""
 
+import asyncio
+
 from services.renewal.app import create_app
-from shared.plumbing.event_loop import run_service
 
 if __name__ == "__main__":
-    run_service(create_app().run())
+    asyncio.run(create_app().run())
