@@ -24,7 +24,16 @@ from aiosmtpd.controller import Controller
 from prometheus_client import REGISTRY
 
 from deploy.local.samples import buyer_of, unique_csn
-from services.notification.leases import CLAIM, LEASES_LOST, MARK_ONE, Claim, Leases, Mark
+from services.notification.leases import (
+    CLAIM,
+    LEASES_LOST,
+    MARK_ONE,
+    RENEW_CLAIM,
+    RENEW_ONE,
+    Claim,
+    Leases,
+    Mark,
+)
 from services.notification.queue import renewal_events_handler
 from services.notification.sender import EmailSender
 from services.notification.settings import NotificationSettings
@@ -414,6 +423,47 @@ async def test_issue_19_one_mark_reads_its_email_by_its_key_alone(
     scans = [n for n in nodes if n.get("Relation Name") == "emails" and "Scan" in n["Node Type"]]
     assert [(n["Node Type"], n.get("Index Name")) for n in scans] == [("Index Scan", "emails_pkey")]
     assert marked == "sent"
+
+
+@pytest.mark.parametrize("plan_cache_mode", ["force_generic_plan", "force_custom_plan"])
+@pytest.mark.parametrize("renewal", ["RENEW_ONE", "RENEW_CLAIM"])
+async def test_issue_19_a_lease_renewal_reads_its_emails_by_their_keys_alone(
+    pool: asyncpg.Pool, plan_cache_mode: str, renewal: str
+) -> None:
+    """The lease renewals before a send (RENEW_ONE, RENEW_CLAIM) read their emails through the
+    primary key, even when `emails_claimable`'s statistics are a moment old: the same trap as
+    MARK_ONE's (`status = 'pending'` made the planner walk that whole partial index)."""
+    insert = """INSERT INTO emails (notification_key, kind, csn, recipients, locale, context,
+                                    next_attempt_at, created_at, status)
+                SELECT 'k' || n, 'order_confirmation', 'CSN', '{a@example.com}', 'en-US', '{}',
+                       now(), now(), $1
+                FROM generate_series($2::int, $3::int) AS n"""
+    await pool.execute(insert, "sent", 1, 10_000)
+    await pool.execute("ANALYZE emails")  # the partial index looks empty
+    await pool.execute(insert, "pending", 10_001, 20_000)
+    token = uuid.uuid4()
+    await pool.execute(
+        "UPDATE emails SET lease_token = $1 WHERE notification_key = 'k15000'", token
+    )
+    until = datetime.now(UTC) + timedelta(minutes=1)
+    statement, key = (RENEW_ONE, "k15000") if renewal == "RENEW_ONE" else (RENEW_CLAIM, ["k15000"])
+    async with pool.acquire() as connection:
+        renewing = connection.transaction()
+        await renewing.start()
+        await connection.execute(f"SET LOCAL plan_cache_mode = {plan_cache_mode}")
+        [plan] = json.loads(
+            await connection.fetchval(
+                "EXPLAIN (ANALYZE, FORMAT JSON) " + statement, key, token, until
+            )
+        )
+        renewed = await connection.fetchval(
+            "SELECT lease_until FROM emails WHERE notification_key = 'k15000'"
+        )
+        await renewing.rollback()
+    nodes = _nodes(plan["Plan"])
+    scans = [n for n in nodes if n.get("Relation Name") == "emails" and "Scan" in n["Node Type"]]
+    assert {n.get("Index Name") for n in scans} == {"emails_pkey"}, scans
+    assert renewed == until
 
 
 async def test_issue_19_1_the_claim_reads_only_claimable_emails_through_its_partial_index(
