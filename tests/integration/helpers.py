@@ -346,3 +346,12 @@ def renewal_quote_sent(
         recipients=[],
         promotions=[],
     )
+
+
+async def index_names(connection: asyncpg.Connection, schema: str) -> set[str]:
+    """The indexes of a schema's `subscriptions`."""
+    rows = await connection.fetch(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'subscriptions'",
+        schema,
+    )
+    return {row["indexname"] for row in rows}

@@ -7,10 +7,8 @@ settlement's new renewal date).
 
 from __future__ import annotations
 
-import asyncpg
-
 from shared.db.settings import DatabaseSettings
-from tests.integration.helpers import connection_to
+from tests.integration.helpers import connection_to, index_names
 
 # What reads each one: the primary key every write path's lookup by id; the CSN's the lookups by
 # customer; the two next-check keys the due-date engine's claim (migrations 009 and 014).
@@ -30,11 +28,3 @@ async def test_no_index_of_subscriptions_that_no_statement_reads(
 
     # migration 017 dropped subscriptions_renewal_date, read by no claim since migration 009
     assert names == READ_BY_A_STATEMENT
-
-
-async def index_names(connection: asyncpg.Connection, schema: str) -> set[str]:
-    rows = await connection.fetch(
-        "SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'subscriptions'",
-        schema,
-    )
-    return {row["indexname"] for row in rows}
