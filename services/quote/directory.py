@@ -12,7 +12,8 @@ from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.db.types import DbConnection
 from shared.messaging.consumer import BatchEventHandler, Delivery, UnitOfWork, handles_batch
 from shared.newest import newest_per_subscription
-from shared.state_following import followed_subscription, read_by_followers, state_from_column
+from shared.state_following import FOLLOW as FOLLOW_STATES
+from shared.state_following import followed_subscription, newest_states, state_from_column
 from shared.test_clocks import save_time_zones
 
 Held = dict[str, tuple[SubscriptionUpserted, eligibility.Subscription]]
@@ -59,21 +60,11 @@ save_snapshot: BatchEventHandler = handles_batch(_save_snapshots)
 """`subscription.upserted`: the newest snapshot of each subscription of the batch kept."""
 
 
-# The newest version of each subscription kept where it changes what quote reads, as
-# shared/state_following.py FOLLOW keeps it (issue 19 item 3: `read_by_followers`, why a
-# version passed by is never needed); then, in the same statement, the claim's columns, where
-# they moved.
+# The newest version of each subscription kept where it changes what quote reads, by
+# shared/state_following.py's FOLLOW (issue 19 item 3: `read_by_followers`, why a version passed
+# by is never needed); then, in the same statement, the claim's columns, where they moved.
 FOLLOW = f"""
-WITH kept AS (
-    INSERT INTO subscription_states AS s (subscription_id, version, state)
-    SELECT u.state ->> 'subscription_id', (u.state ->> 'version')::bigint, u.state
-    FROM unnest($1::jsonb[]) WITH ORDINALITY AS u(state, n) ORDER BY u.n
-    ON CONFLICT (subscription_id) DO UPDATE SET version = EXCLUDED.version, state = EXCLUDED.state
-    WHERE s.version < EXCLUDED.version
-      AND {read_by_followers("s.state")} IS DISTINCT FROM {read_by_followers("EXCLUDED.state")}
-    RETURNING s.subscription_id, (s.state ->> 'renewal_date')::date AS renewal_date,
-              s.state ->> 'term' AS term, (s.state ->> 'seats')::int AS seats
-)
+WITH kept AS ({FOLLOW_STATES})
 UPDATE subscriptions AS s SET renewal_date = k.renewal_date, term = k.term, seats = k.seats
 FROM kept AS k
 WHERE s.subscription_id = k.subscription_id
@@ -82,12 +73,7 @@ WHERE s.subscription_id = k.subscription_id
 
 
 async def _follow(unit: UnitOfWork, deliveries: list[Delivery[SubscriptionState]]) -> None:
-    newest = newest_per_subscription((d.data for d in deliveries), lambda s: s.version)
-    # Each state as pydantic writes it (no dict in between), locked in id order as every
-    # batch locks them.
-    await unit.connection.execute(
-        FOLLOW, [state.model_dump_json() for _, state in sorted(newest.items())]
-    )
+    await unit.connection.execute(FOLLOW, newest_states(deliveries))
 
 
 follow_state: BatchEventHandler = handles_batch(_follow)
