@@ -383,14 +383,9 @@ async def test_issue_19_one_mark_alone_goes_by_its_key_and_only_where_its_claim_
     assert leases_lost() == lost_before + 1
 
 
-@pytest.mark.parametrize("plan_cache_mode", ["force_generic_plan", "force_custom_plan"])
-async def test_issue_19_one_mark_reads_its_email_by_its_key_alone(
-    pool: asyncpg.Pool, plan_cache_mode: str
-) -> None:
-    """MARK_ONE, a plain UPDATE by key, token and status (s9 plan item 2b), reads its one email
-    through the primary key, even when `emails_claimable`'s statistics are a moment old (taken
-    with no email pending, 10,000 pending since): written `status = 'pending'`, the planner
-    walked that whole partial index instead (4-7 ms a mark against 0.1), with either plan."""
+async def one_leased_among_stale_statistics(pool: asyncpg.Pool) -> uuid.UUID:
+    """10,000 sent emails, `emails` analyzed (its partial index of pending ones looks empty),
+    then 10,000 pending: the statistics a moment old. `k15000` is leased; its token."""
     insert = """INSERT INTO emails (notification_key, kind, csn, recipients, locale, context,
                                     next_attempt_at, created_at, status)
                 SELECT 'k' || n, 'order_confirmation', 'CSN', '{a@example.com}', 'en-US', '{}',
@@ -403,24 +398,45 @@ async def test_issue_19_one_mark_reads_its_email_by_its_key_alone(
     await pool.execute(
         "UPDATE emails SET lease_token = $1 WHERE notification_key = 'k15000'", token
     )
+    return token
+
+
+async def emails_scanned_and_column(
+    pool: asyncpg.Pool, plan_cache_mode: str, statement: str, arguments: list[Any], column: str
+) -> tuple[list[dict[str, Any]], Any]:
+    """`statement` run by EXPLAIN ANALYZE under `plan_cache_mode`, rolled back (ANALYZE runs it
+    for real): its scans of `emails`, and `k15000`'s `column` as the statement left it."""
+    async with pool.acquire() as connection:
+        explaining = connection.transaction()
+        await explaining.start()
+        await connection.execute(f"SET LOCAL plan_cache_mode = {plan_cache_mode}")
+        [plan] = json.loads(
+            await connection.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, *arguments)
+        )
+        value = await connection.fetchval(
+            f"SELECT {column} FROM emails WHERE notification_key = 'k15000'"
+        )
+        await explaining.rollback()
+    nodes = _nodes(plan["Plan"])
+    scans = [n for n in nodes if n.get("Relation Name") == "emails" and "Scan" in n["Node Type"]]
+    return scans, value
+
+
+@pytest.mark.parametrize("plan_cache_mode", ["force_generic_plan", "force_custom_plan"])
+async def test_issue_19_one_mark_reads_its_email_by_its_key_alone(
+    pool: asyncpg.Pool, plan_cache_mode: str
+) -> None:
+    """MARK_ONE, a plain UPDATE by key, token and status (s9 plan item 2b), reads its one email
+    through the primary key, even when `emails_claimable`'s statistics are a moment old (taken
+    with no email pending, 10,000 pending since): written `status = 'pending'`, the planner
+    walked that whole partial index instead (4-7 ms a mark against 0.1), with either plan."""
+    token = await one_leased_among_stale_statistics(pool)
     now = datetime.now(UTC)
     mark = Mark(token, "k15000", "order_confirmation", "sent", now, now, "Hi")
     event = [["notification.events"], [b"k15000"], [b"{}"], ["{}"]]
-    async with pool.acquire() as connection:
-        marking = connection.transaction()
-        await marking.start()
-        await connection.execute(f"SET LOCAL plan_cache_mode = {plan_cache_mode}")
-        [plan] = json.loads(
-            await connection.fetchval(
-                "EXPLAIN (ANALYZE, FORMAT JSON) " + MARK_ONE, *mark.columns(), *event
-            )
-        )
-        marked = await connection.fetchval(
-            "SELECT status FROM emails WHERE notification_key = 'k15000'"
-        )
-        await marking.rollback()  # EXPLAIN ANALYZE marked it for real
-    nodes = _nodes(plan["Plan"])
-    scans = [n for n in nodes if n.get("Relation Name") == "emails" and "Scan" in n["Node Type"]]
+    scans, marked = await emails_scanned_and_column(
+        pool, plan_cache_mode, MARK_ONE, [*mark.columns(), *event], "status"
+    )
     assert [(n["Node Type"], n.get("Index Name")) for n in scans] == [("Index Scan", "emails_pkey")]
     assert marked == "sent"
 
@@ -433,35 +449,12 @@ async def test_issue_19_a_lease_renewal_reads_its_emails_by_their_keys_alone(
     """The lease renewals before a send (RENEW_ONE, RENEW_CLAIM) read their emails through the
     primary key, even when `emails_claimable`'s statistics are a moment old: the same trap as
     MARK_ONE's (`status = 'pending'` made the planner walk that whole partial index)."""
-    insert = """INSERT INTO emails (notification_key, kind, csn, recipients, locale, context,
-                                    next_attempt_at, created_at, status)
-                SELECT 'k' || n, 'order_confirmation', 'CSN', '{a@example.com}', 'en-US', '{}',
-                       now(), now(), $1
-                FROM generate_series($2::int, $3::int) AS n"""
-    await pool.execute(insert, "sent", 1, 10_000)
-    await pool.execute("ANALYZE emails")  # the partial index looks empty
-    await pool.execute(insert, "pending", 10_001, 20_000)
-    token = uuid.uuid4()
-    await pool.execute(
-        "UPDATE emails SET lease_token = $1 WHERE notification_key = 'k15000'", token
-    )
+    token = await one_leased_among_stale_statistics(pool)
     until = datetime.now(UTC) + timedelta(minutes=1)
     statement, key = (RENEW_ONE, "k15000") if renewal == "RENEW_ONE" else (RENEW_CLAIM, ["k15000"])
-    async with pool.acquire() as connection:
-        renewing = connection.transaction()
-        await renewing.start()
-        await connection.execute(f"SET LOCAL plan_cache_mode = {plan_cache_mode}")
-        [plan] = json.loads(
-            await connection.fetchval(
-                "EXPLAIN (ANALYZE, FORMAT JSON) " + statement, key, token, until
-            )
-        )
-        renewed = await connection.fetchval(
-            "SELECT lease_until FROM emails WHERE notification_key = 'k15000'"
-        )
-        await renewing.rollback()
-    nodes = _nodes(plan["Plan"])
-    scans = [n for n in nodes if n.get("Relation Name") == "emails" and "Scan" in n["Node Type"]]
+    scans, renewed = await emails_scanned_and_column(
+        pool, plan_cache_mode, statement, [key, token, until], "lease_until"
+    )
     assert {n.get("Index Name") for n in scans} == {"emails_pkey"}, scans
     assert renewed == until
 

@@ -78,40 +78,6 @@ async def _versions(pool: asyncpg.Pool, sid: str) -> tuple[Any, ...]:
     return tuple(row.values())
 
 
-async def test_a_state_that_changes_nothing_quote_reads_writes_no_row(pool: asyncpg.Pool) -> None:
-    """The two states of a renewal: its order pending (nothing quote reads changes: no row
-    written), then settled with the date moved (both rows written); the first replayed after
-    the second changes nothing."""
-    csn = unique_csn()
-    sid = f"S-{csn}"
-    await _handle(pool, directory.save_snapshot, subscription(sid, csn, renewal_date=SNAPSHOT_DATE))
-    held = subscription_state(sid, csn, renewal_date=SNAPSHOT_DATE, version=1)
-    await _handle(pool, directory.follow_state, held)
-    before = await _versions(pool, sid)
-    assert before[0] == 1
-
-    pending = subscription_state(
-        sid,
-        csn,
-        renewal_date=SNAPSHOT_DATE,
-        version=2,
-        pending_order="O-1",
-        status="lapsed",
-        grace_ends=date(2026, 9, 1),
-    )
-    await _handle(pool, directory.follow_state, pending)
-    assert await _versions(pool, sid) == before
-
-    renewed = subscription_state(sid, csn, renewal_date=RENEWED_DATE, version=3)
-    await _handle(pool, directory.follow_state, renewed)
-    after = await _versions(pool, sid)
-    assert after[0] == 3 and after[3] == RENEWED_DATE
-    assert after[1] != before[1] and after[2] != before[2]
-
-    await _handle(pool, directory.follow_state, pending)  # replayed
-    assert await _versions(pool, sid) == after
-
-
 async def test_a_state_that_changes_what_quote_reads_is_kept_without_moving_the_columns(
     pool: asyncpg.Pool,
 ) -> None:
