@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
+import signal
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -28,6 +30,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from deploy.local.client import TopicWatcher
+from deploy.local.launcher import REPO_ROOT
 from deploy.local.samples import event, price, unique_csn
 from shared.contracts import topics
 from shared.contracts.envelope import CONTENT_TYPE, CloudEvent, new_event
@@ -49,6 +52,8 @@ from tests.integration.helpers import (
     records_on,
     started_broker,
 )
+
+INFRA = REPO_ROOT / "deploy" / "local" / "infra.sh"
 
 
 @pytest.fixture
@@ -97,6 +102,10 @@ async def write(pool: asyncpg.Pool, rows: list[tuple[Topic, CloudEvent[Any]]]) -
 
 async def outbox_ids(pool: asyncpg.Pool) -> list[int]:
     return [row["id"] for row in await pool.fetch("SELECT id FROM outbox ORDER BY id")]
+
+
+async def outbox_empty(pool: asyncpg.Pool) -> bool:
+    return not await pool.fetchval("SELECT count(*) FROM outbox")
 
 
 async def drain(outbox_relay: OutboxRelay) -> list[int]:
@@ -551,3 +560,90 @@ async def test_another_service_s_role_can_neither_take_nor_block_the_relay_lock(
 
         assert await relay(pool, broker, scratch_database).publish_pending() == 2
     assert await outbox_ids(pool) == []
+
+
+class SentThenHeld:
+    """A sender whose `hold_after`-th `send_many` finds the broker frozen (SIGSTOP): its records
+    go into the producer and their acks cannot come; it then waits to be released. A relay
+    caught between its send and its acks."""
+
+    def __init__(self, broker: KafkaBroker, hold_after: int) -> None:
+        self.sender = BrokerSender(broker)
+        self.hold_after = hold_after
+        self.calls = 0
+        self.held: list[asyncio.Future[Any]] = []
+        self.sent = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def send(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.sender.send(*args, **kwargs)
+
+    async def send_many(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls != self.hold_after:
+            return await self.sender.send_many(*args, **kwargs)
+        os.kill(kafka_pid(), signal.SIGSTOP)
+        self.held = await self.sender.send_many(*args, **kwargs)
+        self.sent.set()
+        await self.release.wait()
+        return self.held
+
+
+def kafka_pid() -> int:
+    """The suite's broker process, as deploy/local/infra.sh recorded it."""
+    return int((REPO_ROOT / ".local" / "run" / "kafka.pid").read_text())
+
+
+async def restart_kafka() -> None:
+    """SIGKILL the suite's broker and start it again (deploy/local/infra.sh, as the fault suite
+    does); returns once its partitions have leaders again."""
+    process = await asyncio.create_subprocess_exec(
+        str(INFRA),
+        "restart-kafka",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await process.communicate()
+    assert process.returncode == 0, output.decode(errors="replace")
+
+
+async def test_a_broker_killed_between_send_and_acks_loses_and_parks_nothing(
+    pool: asyncpg.Pool,
+    broker: KafkaBroker,
+    fresh_topic: Topic,
+    scratch_database: DatabaseSettings,
+    kafka_bootstrap: str,
+) -> None:
+    """Session 9's fault run once missed one `subscription.renewed` after a broker SIGKILL, with
+    renewal's outbox empty. Here the broker dies while a claim's records are in the producer and
+    their acks are not in: every row must reach the topic (the producer retries; the rows are
+    deleted only after their acks), none is parked for a refusal that was only the restart."""
+    keys = [unique_csn() for _ in range(30)]
+    events = [e for key in keys for e in prices(key, 20)]  # 600 rows, 30 keys
+    await write(pool, [(fresh_topic, e) for e in events])
+    sender = SentThenHeld(broker, hold_after=2)
+    outbox_relay = relay(pool, sender, scratch_database, batch_size=100, poll_seconds=0.2)
+    async with TopicWatcher(kafka_bootstrap, [fresh_topic]) as watcher:
+        task = asyncio.create_task(outbox_relay.loop.run())
+        try:
+            await asyncio.wait_for(sender.sent.wait(), timeout=20)
+            unacknowledged = sum(not ack.done() for ack in sender.held)
+            await restart_kafka()  # SIGKILL of the frozen broker, then a start
+            sender.release.set()
+            await eventually(
+                lambda: outbox_empty(pool), timeout=120, what="the outbox relayed after the restart"
+            )
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        assert unacknowledged == len(sender.held) > 0  # the kill came between send and acks
+        assert await parked_rows(pool) == []
+        seen = await watcher.wait_for(lambda s: True, count=len(events), timeout=60)
+
+    assert {s.event["id"] for s in seen} == {e.id for e in events}
+    # Each key's events in the order they were written (a resend after the restart may repeat
+    # some: at least once; the consumers' inbox makes that once).
+    for key in keys:
+        ids = [s.event["id"] for s in seen if s.key == key.encode()]
+        assert list(dict.fromkeys(ids)) == [e.id for e in events if e.subject == key]
