@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import asyncpg
 from faststream import FastStream
 
 from services.notification import store
@@ -36,6 +37,7 @@ from shared.messaging.consumer import (
     dispatch_by_type,
     dispatch_some,
 )
+from shared.messaging.loops import WorkLoop
 from shared.messaging.runtime import ServiceRuntime
 from shared.test_clocks import CsnClock, follow_test_clocks
 
@@ -109,9 +111,17 @@ def create_app(
     )
     runtime.consume(quote_events.TOPIC, quote_events.REGISTRY, quote_handlers)
     runtime.produces(notification_events.TOPIC, notification_events.REGISTRY)
-    runtime.work(
-        lambda pool: EmailSender(
-            pool, clock, settings, EmailRenderer(), faults=runtime.faults
+
+    def senders(pool: asyncpg.Pool) -> list[WorkLoop]:
+        assert runtime.relay is not None  # made before the loops start
+        return EmailSender(
+            pool,
+            clock,
+            settings,
+            EmailRenderer(),
+            faults=runtime.faults,
+            wake_relay=runtime.relay.loop.wake,  # its marks' events: no NOTIFY (migration 017)
         ).loops()
-    )
+
+    runtime.work(senders)
     return runtime.build_app()

@@ -32,6 +32,10 @@ LEASES_LOST_TOTAL = Counter(
     ["service", "stage"],  # before_send | after_send | after_refusal
 )
 
+# The setting (transaction-local) under which the outbox's trigger sends no NOTIFY (notification
+# migration 017): set by a mark whose sender wakes the relay of its own process.
+RELAY_WOKEN_HERE = "renewals.relay_woken_here"
+
 # Pending, due and not leased — the predicate and order the `emails_claimable` index serves
 # (migration 005). MATERIALIZED: the claim is evaluated once, so that concurrent claims do not
 # re-run it row by row (the `IN (SELECT … FOR UPDATE SKIP LOCKED)` form returned 40-57 rows
@@ -120,8 +124,13 @@ FROM marked"""
 # that index's statistics are a moment old and estimate it tiny — 4-7 ms a mark with 20,000
 # queued, against 0.1 (test_issue_19_one_mark_reads_its_email_by_its_key_alone); the status is
 # never NULL, so both say the same.
-MARK_ONE = """
-WITH marked AS (
+#
+# `$12` 'on' when the sender wakes its process's relay itself (`Leases.relay_woken_here`): the
+# outbox's trigger then sends no NOTIFY (migration 017), set for this transaction in `quiet`,
+# which the INSERT reads before its end-of-statement trigger is looked at.
+MARK_ONE = f"""
+WITH quiet AS (SELECT set_config('{RELAY_WOKEN_HERE}', $12, true)),
+marked AS (
     UPDATE emails SET status = $3, attempts = attempts + 1, next_attempt_at = $4, sent_at = $5,
                       subject = COALESCE($6, subject), last_error = $7, lease_until = NULL
     WHERE notification_key = $1 AND lease_token = $2 AND status IS NOT DISTINCT FROM 'pending'
@@ -129,7 +138,7 @@ WITH marked AS (
 announced AS (
     INSERT INTO outbox (topic, key, value, headers)
     SELECT u.topic, u.key, u.value, u.headers::jsonb
-    FROM marked, unnest($8::text[], $9::bytea[], $10::bytea[], $11::text[])
+    FROM marked, quiet, unnest($8::text[], $9::bytea[], $10::bytea[], $11::text[])
         AS u(topic, key, value, headers))
 SELECT count(*) = 1 AS marked, set_config('synchronous_commit', 'off', true) FROM marked"""
 
@@ -222,18 +231,27 @@ class Leases:
         *,
         lease_seconds: float,
         service: str,
+        relay_woken_here: bool = False,
     ) -> None:
         self.database = database
         self.clock = clock
         self.lease = timedelta(seconds=lease_seconds)
         self.service = service
+        # The caller wakes this process's relay after its marks: a mark alone (MARK_ONE) then
+        # adds its event to the outbox without a NOTIFY.
+        self.relay_woken_here = relay_woken_here
+        self._quiet = "on" if relay_woken_here else "off"
 
     def on(self, connection: DbConnection) -> Leases:
         """The same leases through `connection` alone: a sender marks each email SMTP accepted
         (issue 19, s9 plan item 2b), and a pool's acquire and release for each mark cost about
         as much Python as the mark itself."""
         return Leases(
-            connection, self.clock, lease_seconds=self.lease.total_seconds(), service=self.service
+            connection,
+            self.clock,
+            lease_seconds=self.lease.total_seconds(),
+            service=self.service,
+            relay_woken_here=self.relay_woken_here,
         )
 
     async def claim(self, size: int) -> Claim:
@@ -303,7 +321,9 @@ class Leases:
 
     async def _record_one(self, mark: Mark) -> set[str]:
         event_columns = [list(c) for c in zip(*mark.outbox_rows, strict=True)] or [[]] * 4
-        applied = await self.database.fetchval(MARK_ONE, *mark.columns(), *event_columns)
+        applied = await self.database.fetchval(
+            MARK_ONE, *mark.columns(), *event_columns, self._quiet
+        )
         return {f"{mark.key} {mark.token}"} if applied else set()
 
     def _lost(self, key: str, stage: str) -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,6 +44,9 @@ from shared.plumbing.metrics import EMAILS
 log = logging.getLogger(__name__)
 
 SERVICE = "notification"
+# How long the events of marks may wait in the outbox for the relay to be woken (`wake_relay`):
+# at the end of each claim, and sooner when a claim takes longer.
+RELAY_WAKE_SECONDS = 0.05
 
 
 class EmailSender:
@@ -55,13 +60,25 @@ class EmailSender:
         settings: NotificationSettings,
         renderer: EmailRenderer,
         faults: FaultPoints | None = None,
+        wake_relay: Callable[[], None] | None = None,
     ) -> None:
         self.pool = pool
         self.clock = clock
         self.settings = settings
         self.renderer = renderer
         self.faults = faults or FaultPoints()
-        self.leases = Leases(pool, clock, lease_seconds=settings.lease_seconds, service=SERVICE)
+        # The outbox relay of this process, woken here after the marks (issue 19): each mark's
+        # event then goes into the outbox without a NOTIFY (migration 017), and a claim's
+        # events wake the relay once, not once each. None: every mark notifies, as before.
+        self.wake_relay = wake_relay
+        self._unpublished_since: float | None = None  # a mark's event the relay was not woken for
+        self.leases = Leases(
+            pool,
+            clock,
+            lease_seconds=settings.lease_seconds,
+            service=SERVICE,
+            relay_woken_here=wake_relay is not None,
+        )
         # Emails SMTP accepted whose mark met a database error: marked first at the next step
         # (under the same lease token), not sent again.
         self.unmarked: list[Mark] = []
@@ -101,7 +118,10 @@ class EmailSender:
         # One connection for the whole claim, its marks each a statement on it (issue 19, s9
         # plan item 2b): the senders hold one each while they send (`pool_size`, app.py).
         async with self.pool.acquire() as connection:
-            return await self._send_claim(smtp, self.leases.on(connection))
+            try:
+                return await self._send_claim(smtp, self.leases.on(connection))
+            finally:
+                self._wake_relay(at_once=True)  # however the claim ended
 
     async def _send_claim(self, smtp: SmtpSession, leases: Leases) -> int:
         waiting = self.unmarked  # kept by an earlier step: marked first, not sent again
@@ -179,6 +199,19 @@ class EmailSender:
         for mark in recorded:
             if mark.status == "sent":
                 EMAILS.labels(SERVICE, mark.kind, "sent").inc()
+        if self._unpublished_since is None and any(mark.outbox_rows for mark in recorded):
+            self._unpublished_since = time.monotonic()
+        self._wake_relay(at_once=False)
+
+    def _wake_relay(self, *, at_once: bool) -> None:
+        """Wake the relay for the events marks added: `at_once`, or once the first of them has
+        waited `RELAY_WAKE_SECONDS`."""
+        since = self._unpublished_since
+        if self.wake_relay is None or since is None:
+            return
+        if at_once or time.monotonic() - since >= RELAY_WAKE_SECONDS:
+            self._unpublished_since = None
+            self.wake_relay()
 
     def _message(self, email: LeasedEmail, rendered: RenderedEmail) -> OutgoingEmail:
         return build_message(

@@ -109,16 +109,17 @@ async def save_subscriptions(
 ) -> None:
     """Keep each subscription's newest snapshot; a new one is reminded of only from its CSN's
     `reminders_after` day, and the claim first reads it on the first reminder day from then
-    (`first_reminder_day`, migration 014)."""
+    (`first_reminder_day`, migrations 014 and 016: the schedule read once, joined)."""
     await connection.execute(
         """INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date,
                                       reminders_after, next_reminder_on, next_reminder_for)
            SELECT u.subscription_id, u.revision, u.csn, u.snapshot, d.renewal_date,
-                  u.reminders_after, first_reminder_day(d.renewal_date, u.reminders_after),
-                  d.renewal_date
+                  u.reminders_after,
+                  first_reminder_day(d.renewal_date, u.reminders_after, r.days), d.renewal_date
            FROM jsonb_to_recordset($1::jsonb) AS u(subscription_id text, revision bigint,
                csn text, snapshot jsonb, renewal_date date, reminders_after date)
            LEFT JOIN subscription_states AS f USING (subscription_id)
+           LEFT JOIN reminder_schedule AS r ON true  -- one row, or none yet
            -- a state renewal published before the snapshot came keeps its date
            CROSS JOIN LATERAL (SELECT COALESCE((f.state ->> 'renewal_date')::date,
                                                u.renewal_date) AS renewal_date) AS d
@@ -152,25 +153,33 @@ async def move_renewal_dates(connection: DbConnection, taken: Sequence[asyncpg.R
     if not taken:
         return
     await connection.execute(
-        """UPDATE subscriptions AS s SET renewal_date = u.renewal_date,
-               reminders_after = CASE WHEN u.renewal_date > s.renewal_date
-                   THEN GREATEST(s.reminders_after, s.renewal_date)
-                   ELSE s.reminders_after END,
-               -- from the first day not looked at yet: the reminders_after just set, or after
-               -- the last day looked at (the claim's look_from)
-               next_reminder_on = first_reminder_day(u.renewal_date, GREATEST(
-                   CASE WHEN u.renewal_date > s.renewal_date
-                        THEN GREATEST(s.reminders_after, s.renewal_date)
-                        ELSE s.reminders_after END,
-                   s.reminded_through + 1)),
-               next_reminder_for = u.renewal_date,
-               updated_at = now()
-           FROM unnest($1::text[], $2::date[]) AS u(subscription_id, renewal_date)
-           WHERE s.subscription_id = u.subscription_id
-             AND s.renewal_date IS DISTINCT FROM u.renewal_date""",
+        MOVE_RENEWAL_DATES,
         [row["subscription_id"] for row in taken],
         [row["renewal_date"] for row in taken],
     )
+
+
+# $1 the subscriptions whose state was just taken, $2 their renewal dates (`move_renewal_dates`).
+# The schedule is read once, joined, and `first_reminder_day` inlined (migration 016): its
+# SQL function of migration 014 ran as a query of its own for each row.
+MOVE_RENEWAL_DATES = """
+UPDATE subscriptions AS s SET renewal_date = u.renewal_date,
+    reminders_after = CASE WHEN u.renewal_date > s.renewal_date
+        THEN GREATEST(s.reminders_after, s.renewal_date)
+        ELSE s.reminders_after END,
+    -- from the first day not looked at yet: the reminders_after just set, or after
+    -- the last day looked at (the claim's look_from)
+    next_reminder_on = first_reminder_day(u.renewal_date, GREATEST(
+        CASE WHEN u.renewal_date > s.renewal_date
+             THEN GREATEST(s.reminders_after, s.renewal_date)
+             ELSE s.reminders_after END,
+        s.reminded_through + 1), r.days),
+    next_reminder_for = u.renewal_date,
+    updated_at = now()
+FROM unnest($1::text[], $2::date[]) AS u(subscription_id, renewal_date)
+LEFT JOIN reminder_schedule AS r ON true  -- one row, or none yet
+WHERE s.subscription_id = u.subscription_id
+  AND s.renewal_date IS DISTINCT FROM u.renewal_date"""
 
 
 async def states(

@@ -435,7 +435,7 @@ async def test_issue_19_one_mark_reads_its_email_by_its_key_alone(
     mark = Mark(token, "k15000", "order_confirmation", "sent", now, now, "Hi")
     event = [["notification.events"], [b"k15000"], [b"{}"], ["{}"]]
     scans, marked = await emails_scanned_and_column(
-        pool, plan_cache_mode, MARK_ONE, [*mark.columns(), *event], "status"
+        pool, plan_cache_mode, MARK_ONE, [*mark.columns(), *event, "off"], "status"
     )
     assert [(n["Node Type"], n.get("Index Name")) for n in scans] == [("Index Scan", "emails_pkey")]
     assert marked == "sent"
@@ -697,3 +697,74 @@ async def test_issue_19_1_marked_three_at_a_time_a_crash_resends_only_those_sinc
         copies = Counter(m["X-Notification-Key"] for m in smtp.mailbox.all())
     assert copies == {key: 2 if n in (3, 4) else 1 for n, key in enumerate(wanted)}
     assert await announced(pool, "email.sent") == dict.fromkeys(wanted, 1)
+
+
+# --- Issue 19: a sender's marks wake the relay of its own process, without a NOTIFY each ---
+
+
+async def notifications_until_marker(
+    notification_db: DatabaseSettings, pool: asyncpg.Pool, record: Any
+) -> list[str]:
+    """The payloads of the outbox's notifications that `record()` caused, read up to a marker
+    NOTIFY sent after it (notifications arrive in commit order: all of them come before it)."""
+    channel = f"{notification_db.schema_name}_outbox"
+    payloads: list[str] = []
+    async with connection_to(notification_db) as listener:
+        await listener.add_listener(channel, lambda *args: payloads.append(args[3]))
+        await record()
+        await pool.execute("SELECT pg_notify($1, 'marker')", channel)
+        await eventually(lambda: "marker" in payloads, timeout=5, what="the marker")
+    return payloads[: payloads.index("marker")]
+
+
+async def test_issue_19_a_mark_whose_sender_wakes_the_relay_adds_its_event_without_a_notify(
+    notification_db: DatabaseSettings, pool: asyncpg.Pool
+) -> None:
+    """Migration 017: MARK_ONE for a sender that wakes its relay itself (`relay_woken_here`)
+    writes its event and sends no NOTIFY; any other mark still notifies."""
+    quiet = Leases(
+        pool, SystemClock(), lease_seconds=60, service="notification", relay_woken_here=True
+    )
+    loud = Leases(pool, SystemClock(), lease_seconds=60, service="notification")
+    first, second = wanted = keys(2)
+    await queue_due(pool, wanted)
+    claim = await quiet.claim(2)
+    now = datetime.now(UTC)
+
+    def sent(key: str) -> Mark:
+        event = [("notification.events", key.encode(), b"{}", "{}")]
+        return Mark(claim.token, key, "order_confirmation", "sent", now, now, "Hi", None, event)
+
+    assert (
+        await notifications_until_marker(notification_db, pool, lambda: quiet.record([sent(first)]))
+        == []
+    )
+    assert await notifications_until_marker(
+        notification_db, pool, lambda: loud.record([sent(second)])
+    ) == [""]
+    assert await outbox_keys(pool) == [first, second]
+
+
+async def test_issue_19_a_sender_wakes_the_relay_after_its_marks(
+    notification_db: DatabaseSettings, pool: asyncpg.Pool
+) -> None:
+    """Three emails in one claim: each marked sent with its event in the outbox (no NOTIFY),
+    and the relay woken once their marks are in (`wake_relay`), not once per email."""
+    wanted = keys(3)
+    woken: list[int] = []
+
+    with SmtpServer() as smtp:
+        configured = NotificationSettings(
+            database=notification_db, smtp_port=smtp.port, senders=1, poll_seconds=0.1
+        )
+        sender = EmailSender(
+            pool, SystemClock(), configured, EmailRenderer(), wake_relay=lambda: woken.append(1)
+        )
+        await queue_due(pool, wanted)
+        async with sending(sender):
+            await eventually(
+                lambda: _statuses_are(pool, dict.fromkeys(wanted, "sent")), timeout=5, what="sent"
+            )
+            await eventually(lambda: woken, timeout=5, what="the relay woken")
+    assert await announced(pool, "email.sent") == Counter(wanted)
+    assert 1 <= len(woken) <= 3
