@@ -108,6 +108,7 @@ def create_runtime(settings: RenewalSettings, clock: Clock) -> ServiceRuntime:
             source=settings.source,
             batch_size=settings.engine_batch_size,
             interval_seconds=settings.engine_interval_seconds,
+            schema=settings.database.schema_name,
             faults=runtime.faults,
         ).work_loop()
     )

@@ -39,12 +39,12 @@ class Batch:
 
 @dataclass(frozen=True)
 class BatchItem:
-    """A worked item: the subscription at `position` of batch `key` was ordered (in `order_id`)
-    or rejected (for `reasons`)."""
+    """An item: the subscription at `position` of batch `key` was ordered (in `order_id`) or
+    rejected (for `reasons`) once worked; pending until then."""
 
     key: str
     position: int
-    status: Literal["ordered", "rejected"]
+    status: Literal["pending", "ordered", "rejected"]
     reasons: tuple[str, ...] = ()
     order_id: str | None = None
 

@@ -13,7 +13,8 @@ After downtime it simply catches up: every step is recorded against the renewal 
 A claim reads only what is due: the subscriptions whose next look (`NEXT_CHECK`) came, on an
 index of the instant it comes (`DUE_AT`), on each CSN's clock (shared/db/due_claims.py); the open quotes of AUTO-5 only for
 the subscriptions claimed (issue 19 item 2).
-It runs as a `WorkLoop`; a subscription whose decision raises (a price that breaks rounding) is
+It runs as a `WorkLoop`, woken by the NOTIFY of whatever makes a subscription due (a CSN's clock
+moved, a subscription stored already due: migration 018) and polling as a fallback; a subscription whose decision raises (a price that breaks rounding) is
 worked alone and parked (`parked_items`, loop `due_date_engine`), and the others go on.
 """
 
@@ -124,6 +125,11 @@ ORDER BY claimed.renewal_date""",
 )
 
 
+def wake_channel(schema: str) -> str:
+    """Where the transactions that make something due notify the engine (migration 018)."""
+    return f"{schema}_due_date_engine"
+
+
 def auto_order_id(subscription_id: str, renewal_date: date, attempt: int) -> str:
     key = f"{subscription_id}|{renewal_date.isoformat()}|{attempt}"
     return str(uuid.uuid5(AUTO_ORDER_NAMESPACE, key))
@@ -133,13 +139,19 @@ def auto_order_id(subscription_id: str, renewal_date: date, attempt: int) -> str
 class DueDateEngine(RenewalLoop):
     batch_size: int
     interval_seconds: float
+    schema: str | None = None  # to LISTEN in (None: poll only)
 
     def __post_init__(self) -> None:
         self.claims = IsolatingClaims(self.pool, "renewal", LOOP, self.run_once)
 
     def work_loop(self) -> WorkLoop:
         return WorkLoop(
-            LOOP, self.step, service="renewal", poll_seconds=self.interval_seconds, pool=self.pool
+            LOOP,
+            self.step,
+            service="renewal",
+            poll_seconds=self.interval_seconds,
+            pool=self.pool,
+            channel=wake_channel(self.schema) if self.schema else None,
         )
 
     async def step(self) -> int:

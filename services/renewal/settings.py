@@ -20,6 +20,7 @@ class RenewalSettings(BaseSettings):
     # The bulk worker: how many recorded batches one transaction works, and its fallback poll.
     bulk_batches_per_claim: int = 500
     bulk_poll_seconds: float = 0.5
-    # The due-date engine: how often it looks, and how many subscriptions one transaction takes.
+    # The due-date engine: how often it looks when nothing woke it (migration 018), and how many
+    # subscriptions one transaction takes.
     engine_interval_seconds: float = 2.0
     engine_batch_size: int = 500

@@ -144,9 +144,11 @@ async def test_man_1_each_item_saves_its_outcome_and_the_eligible_ones_one_order
 async def test_a_batch_whose_decision_raises_is_set_aside_and_the_others_are_ordered(
     renewal_db: DatabaseSettings,
 ) -> None:
-    good = await requested(renewal_db, unique_csn("BULK"), [f"S-{unique_csn()}"])
-    bad_csn = unique_csn("BULK")
-    bad = await requested(renewal_db, bad_csn, [f"S-{bad_csn}"], product_code="POISON")
+    good_csn, bad_csn = unique_csn("BULK"), unique_csn("BULK")
+    good = await requested(renewal_db, good_csn, [f"S-{good_csn}-1", f"S-{good_csn}-2"])
+    bad = await requested(
+        renewal_db, bad_csn, [f"S-{bad_csn}-1", f"S-{bad_csn}-2"], product_code="POISON"
+    )
 
     assert await worked(renewal_db) == [2, 0]  # the claim failed: each batch worked alone
 
@@ -168,7 +170,8 @@ async def test_issue_19_a_claim_saves_its_items_and_batches_in_one_statement(
     """#19 plan item 7: a claim of an ordered request and of a bulk request refused whole
     writes their items and batches in one statement; the refused one is completed at once and
     answered (`bulk.completed` with every outcome, MAN-1) without a second look."""
-    ordered = await requested(renewal_db, unique_csn("BULK"), [f"S-{unique_csn()}"])
+    ordered_csn = unique_csn("BULK")
+    ordered = await requested(renewal_db, ordered_csn, [f"S-{ordered_csn}-1", f"S-{ordered_csn}-2"])
     csn = unique_csn("BULK")
     unknown = [f"S-{csn}-unknown-1", f"S-{csn}-unknown-2"]
     await it.handle_in_transaction(

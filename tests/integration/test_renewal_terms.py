@@ -8,13 +8,11 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from deploy.local.samples import renewal_request, subscription, unique_csn
-from services.renewal.bulk_worker import BulkWorker
 from services.renewal.renewal_requests import record_renewal_request
 from services.renewal.settlement import billing_events_handler
 from services.renewal.state import snapshot_handler
 from shared.clock import FixedClock
 from shared.contracts.billing_events import PaymentSucceeded
-from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
 from shared.eligibility import Policy
 from shared.messaging.consumer import Delivery, UnitOfWork
@@ -47,21 +45,16 @@ async def _given(settings: DatabaseSettings, csn: str, renewal_date: date, **fie
     return snapshot.subscription_id
 
 
-async def test_man_1_two_requests_in_one_claim_make_one_order_and_one_renewal_in_progress(
+async def test_man_1_two_requests_decided_together_make_one_order_and_one_renewal_in_progress(
     renewal_db: DatabaseSettings,
 ) -> None:
+    """A double click: two single requests of one consumed batch, worked at intake together."""
     csn = unique_csn()
     sid = await _given(renewal_db, csn, TODAY + timedelta(days=20), payment_type="bank_transfer")
     first, second = renewal_request(csn, [sid]), renewal_request(csn, [sid])
     intake = record_renewal_request(CLOCK, "/renewal", POLICY)
     await handle_in_transaction(renewal_db, intake, [_delivery(first, csn), _delivery(second, csn)])
 
-    pool = await create_pool(renewal_db)
-    try:
-        worker = BulkWorker(pool, CLOCK, POLICY, source="/renewal", per_claim=10, poll_seconds=1)
-        assert await worker.work_pending() == 2  # both batches in one claim
-    finally:
-        await pool.close()
     events = await taken_outbox(renewal_db)
     orders = [e for e in events if e["type"] == "order.requested"]
     refusals = [e["data"] for e in events if e["type"] == "renewal.rejected"]

@@ -18,7 +18,6 @@ import pytest
 from deploy.local.samples import renewal_request, subscription, unique_csn
 from services.renewal.abandoned import AbandonedOrders
 from services.renewal.auto_renew import set_auto_renew_handler
-from services.renewal.bulk_worker import BulkWorker
 from services.renewal.changes import ChangeHandlers
 from services.renewal.due_date_engine import DueDateEngine
 from services.renewal.open_quotes import quote_events_handler
@@ -187,18 +186,13 @@ async def test_each_command_announces_what_it_changed_with_a_growing_version(
 async def test_an_order_holds_the_term_as_pending_then_its_payment_renews(
     renewal_db: DatabaseSettings,
 ) -> None:
-    """MAN-1 through the bulk worker, LIFE-4 on payment: pending_order, then the new date."""
+    """MAN-1 worked at intake (one subscription), LIFE-4 on payment: pending_order, then the new
+    date."""
     renewal_date = TODAY + timedelta(days=20)
     csn, sid = await _given(renewal_db, renewal_date)
     [given] = await _states(renewal_db)
     intake = record_renewal_request(CLOCK, "/t", POLICY)
     await handle_in_transaction(renewal_db, intake, [_delivery(renewal_request(csn, [sid]), csn)])
-    pool = await create_pool(renewal_db)
-    try:
-        worker = BulkWorker(pool, CLOCK, POLICY, source="/t", per_claim=10, poll_seconds=1)
-        assert await worker.work_pending() == 1
-    finally:
-        await pool.close()
     [reserved] = await _states(renewal_db)
     assert reserved["pending_order"] is not None and reserved["version"] > given["version"]
 
@@ -224,9 +218,6 @@ async def test_an_abandoned_order_releases_the_term(renewal_db: DatabaseSettings
     await handle_in_transaction(renewal_db, intake, [_delivery(renewal_request(csn, [sid]), csn)])
     pool = await create_pool(renewal_db)
     try:
-        await BulkWorker(
-            pool, CLOCK, POLICY, source="/t", per_claim=10, poll_seconds=1
-        ).work_pending()
         [reserved] = [s for s in await _states(renewal_db) if s["pending_order"]]
         waiting = PaymentAwaitingManual(
             order_id=reserved["pending_order"],

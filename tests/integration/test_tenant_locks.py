@@ -118,11 +118,22 @@ async def test_a_stranger_s_commands_are_refused_without_waiting_for_the_owner_s
                 ("renewal.rejected", ["NOT_AUTHORIZED"])
             ], name
 
-        # A renewal request is worked by the bulk worker: it too leaves the owner's row alone.
+        # A renewal request of one subscription is worked at intake: it too leaves the owner's
+        # row alone.
         intake = record_renewal_request(CLOCK, "/renewal", POLICY)
         request = renewal_request(stranger, [sid])
         async with connection_to(renewal_db) as connection, connection.transaction():
-            await intake(UnitOfWork(connection), [delivery(request, stranger)])
+            await connection.execute("SET LOCAL lock_timeout = '1s'")
+            unit = UnitOfWork(connection)
+            await intake(unit, [delivery(request, stranger)])
+            answers = [json.loads(value) for _, _, value, _ in unit.outbox.rows]
+        assert [(e["type"], e["data"]["reasons"]) for e in answers] == [
+            ("renewal.rejected", ["NOT_AUTHORIZED"])
+        ]
+        # A bulk one is worked by the bulk worker: the same.
+        bulk = renewal_request(stranger, [sid, f"{sid}-2"])
+        async with connection_to(renewal_db) as connection, connection.transaction():
+            await intake(UnitOfWork(connection), [delivery(bulk, stranger)])
         pool = await create_pool(renewal_db)
         try:
             worker = BulkWorker(pool, CLOCK, POLICY, source="/renewal", per_claim=5, poll_seconds=1)
@@ -132,7 +143,7 @@ async def test_a_stranger_s_commands_are_refused_without_waiting_for_the_owner_s
         async with connection_to(renewal_db) as connection:
             answer = await connection.fetchval(
                 "SELECT value FROM outbox WHERE convert_from(value, 'UTF8') LIKE $1",
-                f"%{request.request_id}%",
+                f"%{bulk.request_id}%",
             )
         assert json.loads(answer)["data"]["reasons"] == ["NOT_AUTHORIZED"]
 
