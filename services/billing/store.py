@@ -11,7 +11,6 @@ its size (a manual payment comes one event at a time).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -164,7 +163,8 @@ async def claim_charges(
     return [
         ChargeAttempt(
             order=_order(row),
-            method=PaymentMethod.model_validate(json.loads(row["payment_method"])),
+            # Validated from its text as read (no dict in between: #19).
+            method=PaymentMethod.model_validate_json(row["payment_method"]),
             next_retry_on=row["next_retry_on"],
             number=row["charge_attempts"],
             traceparent=row["traceparent"],
