@@ -247,15 +247,20 @@ STATEMENTS: list[tuple[str, str]] = [
         UNION ALL
         SELECT md5('scale-renewed-' || g)::uuid::text, 'renewal.events', {LAST_YEAR} {ROWS}""",
     ),
-    # -- quote (services/quote/migrations 001-005)
+    # -- quote (services/quote/migrations 001-005, the snapshot apart since 012)
     (
         "quote",
-        f"""INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date,
+        f"""INSERT INTO subscriptions (subscription_id, revision, csn, renewal_date,
             term, seats, automatic_quote_for, time_zone)
-        SELECT {SUB}, 1, {CSN}, {SNAPSHOT}, {RENEWAL_DATE}, 'annual', {SEATS},
+        SELECT {SUB}, 1, {CSN}, {RENEWAL_DATE}, 'annual', {SEATS},
             CASE WHEN {QUOTE_DAY_PASSED} THEN {RENEWAL_DATE} END,
             NULL -- no scale CSN has a zone: UTC (migration 010's trigger sets it so anyway)
             {ROWS}""",
+    ),
+    (
+        "quote",
+        f"""INSERT INTO subscription_snapshots (subscription_id, snapshot)
+        SELECT {SUB}, {SNAPSHOT} {ROWS}""",
     ),
     (
         "quote",

@@ -11,12 +11,13 @@ its size (a manual payment comes one event at a time).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+
+from pydantic import TypeAdapter
 
 from services.billing.provider import ChargeResult, RefundResult
 from shared.contracts.billing_commands import PlaceOrder
@@ -80,6 +81,8 @@ class NewOrder:
     traceparent: str | None
 
 
+# The commands as pydantic writes them (one array, no dict in between: a third of the cost of
+# building and dumping dicts, #19), and beside them, in the same order, what billing adds.
 PLACE = """
 INSERT INTO orders (order_id, request_id, quote_number, csn, currency, purchase_method,
                     payment_method, lines, total, next_retry_on, status,
@@ -87,15 +90,20 @@ INSERT INTO orders (order_id, request_id, quote_number, csn, currency, purchase_
 SELECT u.order_id, u.request_id, u.quote_number, u.csn, u.currency,
        u.purchase_method, u.payment_method, u.lines, u.total, u.next_retry_on,
        -- A refused order is recorded as settled: the charger never claims it.
-       CASE WHEN u.refused THEN 'refused' ELSE 'placed' END,
-       CASE WHEN u.refused THEN 'recorded' ELSE 'pending' END,
-       u.refusals, $2, u.traceparent
-FROM jsonb_to_recordset($1::jsonb) AS u(
+       CASE WHEN b.refusals <> '' THEN 'refused' ELSE 'placed' END,
+       CASE WHEN b.refusals <> '' THEN 'recorded' ELSE 'pending' END,
+       string_to_array(b.refusals, ','), $2, b.traceparent
+FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (
     order_id text, request_id text, quote_number text, csn text, currency text,
     purchase_method text, payment_method jsonb, lines jsonb, total numeric,
-    next_retry_on date, refused boolean, refusals text[], traceparent text)
+    next_retry_on date)) WITH ORDINALITY AS u(
+    order_id, request_id, quote_number, csn, currency, purchase_method, payment_method, lines,
+    total, next_retry_on, n)
+JOIN unnest($3::text[], $4::text[]) WITH ORDINALITY AS b(refusals, traceparent, n) USING (n)
 ON CONFLICT (order_id) DO NOTHING RETURNING order_id
 """
+
+_COMMANDS = TypeAdapter(list[PlaceOrder])
 
 
 async def place_orders(
@@ -103,28 +111,15 @@ async def place_orders(
 ) -> set[str]:
     """Record each order once, its charge `pending` (a refused one `refused`, never charged);
     the ids recorded now: an order placed before is left as it is."""
-    rows = await connection.fetch(PLACE, json.dumps([_placed(order) for order in orders]), now)
+    rows = await connection.fetch(
+        PLACE,
+        _COMMANDS.dump_json([order.command for order in orders]).decode(),
+        now,
+        # The reasons are the contract's names, which hold no comma.
+        [",".join(order.refusals) for order in orders],
+        [order.traceparent for order in orders],
+    )
     return {row["order_id"] for row in rows}
-
-
-def _placed(order: NewOrder) -> dict[str, Any]:
-    """The order as `PLACE` reads it from JSON."""
-    command = order.command
-    return {
-        "order_id": command.order_id,
-        "request_id": command.request_id,
-        "quote_number": command.quote_number,
-        "csn": command.csn,
-        "currency": command.currency,
-        "purchase_method": command.purchase_method,
-        "payment_method": command.payment_method.model_dump(mode="json"),
-        "lines": [line.model_dump(mode="json") for line in command.lines],
-        "total": str(command.total),
-        "next_retry_on": command.next_retry_on and command.next_retry_on.isoformat(),
-        "refused": bool(order.refusals),
-        "refusals": list(order.refusals),
-        "traceparent": order.traceparent,
-    }
 
 
 @dataclass(frozen=True)
@@ -168,7 +163,8 @@ async def claim_charges(
     return [
         ChargeAttempt(
             order=_order(row),
-            method=PaymentMethod.model_validate(json.loads(row["payment_method"])),
+            # Validated from its text as read (no dict in between: #19).
+            method=PaymentMethod.model_validate_json(row["payment_method"]),
             next_retry_on=row["next_retry_on"],
             number=row["charge_attempts"],
             traceparent=row["traceparent"],

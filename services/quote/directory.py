@@ -29,23 +29,32 @@ async def _save_snapshots(
     await save_time_zones(unit.connection, [delivery.data for delivery in deliveries])
     newest = newest_per_subscription((d.data for d in deliveries), lambda s: s.revision)
     snapshots = [newest[sid] for sid in sorted(newest)]  # locked in id order, as states are
-    # A state renewal published before the snapshot came keeps its date, term and seats.
+    # A state renewal published before the snapshot came keeps its date, term and seats. The
+    # snapshot is kept apart (migration 012), written only where the subscription's row took
+    # the newer revision: each row is locked before its snapshot, in id order.
     await unit.connection.execute(
-        """INSERT INTO subscriptions (subscription_id, revision, csn, snapshot, renewal_date,
-                                      term, seats)
-           SELECT u.subscription_id, u.revision, u.csn, u.snapshot::jsonb,
-                  COALESCE((f.state ->> 'renewal_date')::date, u.renewal_date),
-                  COALESCE(f.state ->> 'term', u.term),
-                  COALESCE((f.state ->> 'seats')::int, u.seats)
-           FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::date[],
-                       $6::text[], $7::int[])
-               WITH ORDINALITY AS u(subscription_id, revision, csn, snapshot, renewal_date,
-                                    term, seats, n)
-           LEFT JOIN subscription_states AS f USING (subscription_id)
+        """WITH u AS (
+               SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[],
+                                    $5::date[], $6::text[], $7::int[])
+                   WITH ORDINALITY AS u(subscription_id, revision, csn, snapshot,
+                                        renewal_date, term, seats, n)),
+           saved AS (
+               INSERT INTO subscriptions (subscription_id, revision, csn, renewal_date, term,
+                                          seats)
+               SELECT u.subscription_id, u.revision, u.csn,
+                      COALESCE((f.state ->> 'renewal_date')::date, u.renewal_date),
+                      COALESCE(f.state ->> 'term', u.term),
+                      COALESCE((f.state ->> 'seats')::int, u.seats)
+               FROM u LEFT JOIN subscription_states AS f USING (subscription_id)
+               ORDER BY u.n
+               ON CONFLICT (subscription_id) DO UPDATE SET revision = EXCLUDED.revision,
+                   csn = EXCLUDED.csn
+               WHERE subscriptions.revision < EXCLUDED.revision
+               RETURNING subscription_id)
+           INSERT INTO subscription_snapshots AS k (subscription_id, snapshot)
+           SELECT u.subscription_id, u.snapshot::jsonb FROM u JOIN saved USING (subscription_id)
            ORDER BY u.n
-           ON CONFLICT (subscription_id) DO UPDATE SET revision = EXCLUDED.revision,
-               csn = EXCLUDED.csn, snapshot = EXCLUDED.snapshot
-           WHERE subscriptions.revision < EXCLUDED.revision""",
+           ON CONFLICT (subscription_id) DO UPDATE SET snapshot = EXCLUDED.snapshot""",
         [s.subscription_id for s in snapshots],
         [s.revision for s in snapshots],
         [s.csn for s in snapshots],
@@ -84,8 +93,9 @@ its columns moved where they changed: one statement a batch."""
 async def subscriptions(connection: DbConnection, subscription_ids: Iterable[str]) -> Held:
     """The snapshot and the eligibility package's view of each subscription found."""
     rows = await connection.fetch(
-        "SELECT s.snapshot::text AS snapshot, s.renewal_date, s.term, s.seats,"
+        "SELECT k.snapshot::text AS snapshot, s.renewal_date, s.term, s.seats,"
         " f.state::text AS state FROM subscriptions AS s"
+        " JOIN subscription_snapshots AS k USING (subscription_id)"
         " LEFT JOIN subscription_states AS f USING (subscription_id)"
         " WHERE s.subscription_id = ANY($1::text[])",
         sorted(set(subscription_ids)),

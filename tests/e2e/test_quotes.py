@@ -339,7 +339,7 @@ async def test_man_2_a_quote_is_one_charge_on_one_payment_method(
         lambda: admin_db.fetchval(
             "SELECT s.snapshot->'payment_method'->>'type' = 'bank_transfer'"
             " AND f.state->'payment_method'->>'type' = 'bank_transfer'"
-            " FROM quote.subscriptions AS s JOIN quote.subscription_states AS f"
+            " FROM quote.subscription_snapshots AS s JOIN quote.subscription_states AS f"
             " USING (subscription_id) WHERE subscription_id = $1",
             other.subscription_id,
         ),

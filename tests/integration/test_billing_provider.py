@@ -4,6 +4,7 @@ billing afterwards, a key charged again is the same charge, and `lookup` finds w
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -17,7 +18,7 @@ from shared.clock import FixedClock
 from shared.contracts.subscription_events import PaymentMethod
 from shared.db.settings import DatabaseSettings
 from shared.messaging.consumer import PoolHolder
-from tests.integration.helpers import pool_on
+from tests.integration.helpers import eventually, pool_on
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 CARD = PaymentMethod(type="card", recurring=True, valid=True)
@@ -104,3 +105,31 @@ async def test_the_ledger_outlives_the_callers_transaction(
         == result
         == ChargeResult("succeeded", payment_reference=result.payment_reference)
     )
+
+
+async def test_issue_19_a_key_being_charged_by_another_call_is_that_charge_once_it_commits(
+    ledger: tuple[asyncpg.Pool, str],
+) -> None:
+    """Two chargers on one order (a lease run out under a live attempt): the second call's
+    insert waits for the first's to commit, then answers with the charge the first made — one
+    row, the same outcome — instead of failing with `ConcurrentChargeError` (the ledger read
+    again in the insert's own snapshot, before #19, could not see it)."""
+    pool, _ = ledger
+    provider = provider_on(pool)
+    async with pool.acquire() as first, first.transaction():
+        await first.execute(
+            "INSERT INTO simulated_provider_charges (idempotency_key, amount, currency, outcome,"
+            " payment_reference, at) VALUES ('ORD-1', 840.00, 'USD', 'succeeded', 'SIM-FIRST', $1)",
+            NOW,
+        )
+        second = asyncio.create_task(
+            provider.charge_many([ChargeRequest("ORD-1", Decimal("840.00"), "USD", CARD)])
+        )
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND query LIKE '%INSERT INTO simulated_provider_charges%'"
+        )
+        # The second insert waits on the first's uncommitted row.
+        await eventually(lambda: pool.fetchval(waiting), timeout=10, what="the second insert")
+    assert await second == [ChargeResult("succeeded", "SIM-FIRST")]
+    assert await pool.fetchval("SELECT count(*) FROM simulated_provider_charges") == 1

@@ -101,3 +101,58 @@ async def test_a_state_that_changes_what_quote_reads_is_kept_without_moving_the_
     async with pool.acquire() as connection:
         [(_, domain)] = (await directory.subscriptions(connection, [sid])).values()
     assert domain.auto_renew is True
+
+
+async def test_issue_19_a_renewal_s_follow_writes_a_row_without_the_snapshot(
+    pool: asyncpg.Pool,
+) -> None:
+    """Issue 19 (migration 012): a renewal moves the claim's columns (not HOT: they are keyed),
+    and the row it writes again no longer carries the 900-byte snapshot, which stays where it
+    was (its row unwritten); a newer snapshot writes it, an older one does not, and quote reads
+    the snapshot back with renewal's date."""
+    csn = unique_csn()
+    sid = f"S-{csn}"
+    await _handle(
+        pool,
+        directory.save_snapshot,
+        subscription(sid, csn, renewal_date=SNAPSHOT_DATE, seats=2, revision=3),
+    )
+    snapshot_xmin = "SELECT xmin::text FROM subscription_snapshots WHERE subscription_id = $1"
+    written = await pool.fetchval(snapshot_xmin, sid)
+    assert written is not None
+
+    await _handle(
+        pool, directory.follow_state, subscription_state(sid, csn, renewal_date=RENEWED_DATE)
+    )
+    assert await pool.fetchval(snapshot_xmin, sid) == written
+    assert "snapshot" not in {
+        row["attname"]
+        for row in await pool.fetch(
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'subscriptions'::regclass"
+            " AND attnum > 0 AND NOT attisdropped"
+        )
+    }
+
+    await _handle(
+        pool,
+        directory.save_snapshot,
+        subscription(sid, csn, renewal_date=SNAPSHOT_DATE, seats=2, revision=2),
+    )
+    assert await pool.fetchval(snapshot_xmin, sid) == written  # older: not written
+    await _handle(
+        pool,
+        directory.save_snapshot,
+        subscription(
+            sid,
+            csn,
+            renewal_date=SNAPSHOT_DATE,
+            seats=2,
+            revision=5,
+            product_name="AutoCAD LT 2027",
+        ),
+    )
+    assert await pool.fetchval(snapshot_xmin, sid) != written
+    async with pool.acquire() as connection:
+        [(snapshot, domain)] = (await directory.subscriptions(connection, [sid])).values()
+    assert (snapshot.revision, snapshot.product_name) == (5, "AutoCAD LT 2027")
+    assert domain.renewal_date == RENEWED_DATE  # renewal's date, not the snapshot's

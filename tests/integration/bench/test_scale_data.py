@@ -65,9 +65,11 @@ async def test_the_services_read_the_snapshots_back(loaded: dict) -> None:
     for service in ("renewal", "notification", "quote"):
         connection = await scale_data.service_connect(service)
         try:
+            # quote keeps the snapshot apart (its migration 012)
+            snapshots = "subscription_snapshots" if service == "quote" else "subscriptions"
             rows = await connection.fetch(
-                "SELECT subscription_id, csn, renewal_date, snapshot::text AS snapshot"
-                " FROM subscriptions"
+                "SELECT s.subscription_id, s.csn, s.renewal_date, k.snapshot::text AS snapshot"
+                f" FROM subscriptions AS s JOIN {snapshots} AS k USING (subscription_id)"
             )
         finally:
             await connection.close()
