@@ -388,6 +388,8 @@ pg_init() {
   rm -f "$pwfile"
   cat >"$PG_DATA/pg_hba.conf" <<'EOF'
 # Written by deploy/local/infra.sh: trust on the socket, passwords over TCP, 127.0.0.1 only.
+# The socket is the server's user's alone (unix_socket_permissions=0700, set at every start):
+# trust there is for infra.sh as that user (or root), never for another account of the machine.
 # TYPE  DATABASE  USER  ADDRESS        METHOD
 local   all       all                  trust
 host    all       all   127.0.0.1/32   scram-sha-256
@@ -455,7 +457,7 @@ pg_up() {
   pg_tune
   say "postgres: starting on 127.0.0.1:$PG_PORT"
   as_postgres "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 -s \
-    -o "-p $PG_PORT -k $PG_SOCKET_DIR -c listen_addresses=127.0.0.1 -c max_connections=200" \
+    -o "-p $PG_PORT -k $PG_SOCKET_DIR -c unix_socket_permissions=0700 -c listen_addresses=127.0.0.1 -c max_connections=200" \
     start 9>&- || {
     show_log_tail "$PG_LOG"
     die "postgres: pg_ctl start failed (log above)"
@@ -467,7 +469,8 @@ pg_up() {
   }
 }
 
-# As the superuser, on the socket (trust): the only use of it. The roles' passwords reach psql
+# As the superuser, on the socket (trust; only the server's own user, or root, may open it): the
+# only use of it. The roles' passwords reach psql
 # in its environment (db_bootstrap.sql reads them with \getenv), never on its command line.
 pg_bootstrap() (
   # A subshell: the exported passwords reach psql and nothing started later.

@@ -3,7 +3,9 @@ no creating anywhere but at home."""
 
 from __future__ import annotations
 
+import stat
 import uuid
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -99,3 +101,16 @@ async def test_each_role_logs_in_with_its_generated_password() -> None:
     for service in SERVICES:
         async with connection_to(DatabaseSettings.for_service(service)) as connection:
             assert await connection.fetchval("SELECT current_user") == f"{service}_svc"
+
+
+async def test_only_the_servers_own_user_reaches_the_trusted_socket(
+    admin_db: asyncpg.Connection,
+) -> None:
+    """pg_hba trusts the Unix socket (deploy/local/infra.sh bootstraps the roles over it): the
+    socket file must then be closed to every other account of the machine, or any of them is the
+    superuser without a password."""
+    directory = (await admin_db.fetchval("SHOW unix_socket_directories")).split(",")[0].strip()
+    port = await admin_db.fetchval("SHOW port")
+    socket_file = Path(directory) / f".s.PGSQL.{port}"
+    assert stat.S_ISSOCK(socket_file.stat().st_mode)
+    assert stat.S_IMODE(socket_file.stat().st_mode) & 0o077 == 0, oct(socket_file.stat().st_mode)
