@@ -97,6 +97,8 @@ def identified(service: str, handler: BatchHandler, refuse: Refusal) -> BatchHan
 
 def count_not_authorized(service: str, reasons: Sequence[Any]) -> None:
     """A command refused NOT_AUTHORIZED by the rules (another tenant's subscription or quote, a
-    partner that is not its agent of record): counted with the sender refusals."""
+    partner that is not its agent of record): counted with the sender refusals. Once per
+    command, with every reason of its decision (`Decision.all_reasons`): the counter counts
+    commands, not the subscriptions or answers a refusal names."""
     if Reason.NOT_AUTHORIZED in reasons:
         COMMANDS_REFUSED_BY_IDENTITY.labels(service, "not_authorized").inc()
