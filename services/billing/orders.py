@@ -25,6 +25,7 @@ from shared.contracts.billing_events import TOPIC as BILLING_EVENTS
 from shared.contracts.billing_events import OrderPlaced, OrderRefusal
 from shared.contracts.envelope import CloudEvent, EventData, new_event
 from shared.messaging.consumer import BatchEventHandler, Delivery, UnitOfWork, handles_batch
+from shared.plumbing.committed_counts import count_on_commit
 from shared.test_clocks import save_time_zones
 
 ORDERS_REFUSED = Counter(
@@ -65,7 +66,7 @@ def place_order_handler(clock: Clock, source: str) -> BatchEventHandler:
             if order_id in placed:
                 unit.outbox.add(BILLING_EVENTS, answer)
                 for reason in orders[order_id].refusals:
-                    ORDERS_REFUSED.labels("billing", reason).inc()
+                    count_on_commit(ORDERS_REFUSED.labels("billing", reason))
 
     return handles_batch(place_orders)
 

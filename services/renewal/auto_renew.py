@@ -49,10 +49,10 @@ def set_auto_renew_handler(clock: Clock, policy: Policy, source: str) -> EventHa
             sender=sender_of(delivery),
         )
         now = clock.now()
+        # One command, counted once, however many of its subscriptions are refused.
+        count_not_authorized("renewal", decision.all_reasons)
 
         def announce(event: EventData) -> None:
-            if isinstance(event, RenewalRejected):
-                count_not_authorized("renewal", event.reasons)
             unit.outbox.add(RENEWAL_EVENTS, new_event(event, subject=csn, source=source, time=now))
 
         if decision.reasons:  # the whole request refused: nothing is switched

@@ -23,6 +23,7 @@ from services.renewal.state import StateAnnouncer
 from shared.messaging.loops import WorkLoop
 from shared.messaging.outbox import Outbox
 from shared.messaging.parking import IsolatingClaims, park_item
+from shared.plumbing.committed_counts import counted_on_commit
 from shared.plumbing.faults import BULK_AFTER_COMMIT, BULK_BEFORE_COMMIT
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,12 @@ class BulkWorker(RenewalLoop):
             await park_item(connection, loop=LOOP, item=key, reason=reason)
 
     async def _work(self, only: str | None = None) -> int:
+        # A claim that fails is worked again one batch at a time: what it counted (refusals),
+        # only if it commits.
+        with counted_on_commit():
+            return await self._work_in_one_transaction(only)
+
+    async def _work_in_one_transaction(self, only: str | None) -> int:
         async with self.pool.acquire() as connection, connection.transaction():
             batches = await claim_batches(connection, self.per_claim, only, self.claims.took)
             if not batches:

@@ -213,8 +213,9 @@ class ChangeHandlers:
             [(None, decision.reasons)] if decision.reasons else []
         )
         refusals += [(o.subscription_id, o.reasons) for o in decision.subscriptions if o.reasons]
+        # One command, counted once, however many answers name its refused subscriptions.
+        count_not_authorized("renewal", decision.all_reasons)
         for subscription_id, reasons in refusals:
-            count_not_authorized("renewal", reasons)
             self._announce(
                 context,
                 RenewalRejected(

@@ -143,6 +143,8 @@ class BatchWork:
             reservations=self.reservations,
             sender=sender_named(batch.signer),
         )
+        # One request, counted once, however many of its subscriptions are refused.
+        count_not_authorized(self.counted_as, decision.all_reasons)
         if decision.reasons:
             # The whole request is refused and nothing is done (MAN-1, e.g. over the bulk limit).
             self._reject(request_id, csn, None, decision.reasons)
@@ -202,7 +204,6 @@ class BatchWork:
             subscription_id=subscription_id,
             reasons=list(reasons),
         )
-        count_not_authorized(self.counted_as, reasons)
         self.outbox.add(RENEWAL_EVENTS, self._event(rejected, csn))
 
     def _event(self, data: Any, csn: str) -> Any:

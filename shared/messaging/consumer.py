@@ -53,6 +53,7 @@ from shared.messaging.dlq import DeadLetter, publish_dead_letters
 from shared.messaging.outbox import Outbox
 from shared.messaging.settings import MessagingSettings
 from shared.messaging.signing import SignatureVerifier, Unproven
+from shared.plumbing.committed_counts import counted_on_commit
 from shared.plumbing.faults import AFTER_DB_COMMIT, FaultPoints
 from shared.plumbing.logs import log_context
 from shared.plumbing.metrics import (
@@ -443,9 +444,12 @@ class EventConsumer:
             return 0, 0, []
         pool = self.pools.get()
         try:
-            async with pool.acquire() as connection, connection.transaction():
-                fresh = await self._claim(connection, deliveries)
-                await self._apply(connection, fresh)
+            # A batch that fails is handled again message by message: what it counted, only
+            # if it commits.
+            with counted_on_commit():
+                async with pool.acquire() as connection, connection.transaction():
+                    fresh = await self._claim(connection, deliveries)
+                    await self._apply(connection, fresh)
             return len(fresh), len(deliveries) - len(fresh), []
         except Exception as error:
             if is_transient(error):
@@ -471,9 +475,10 @@ class EventConsumer:
         attempt = 0
         for attempt in range(1, self.settings.handler_max_attempts + 1):
             try:
-                async with pool.acquire() as connection, connection.transaction():
-                    fresh = await self._claim(connection, [delivery])
-                    await self._apply(connection, fresh)
+                with counted_on_commit():
+                    async with pool.acquire() as connection, connection.transaction():
+                        fresh = await self._claim(connection, [delivery])
+                        await self._apply(connection, fresh)
                 return bool(fresh)
             except Exception as exc:
                 if is_transient(exc):

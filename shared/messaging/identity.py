@@ -17,6 +17,7 @@ from shared.eligibility.model import Actor
 from shared.eligibility.reasons import Reason
 from shared.messaging.consumer import BatchHandler, Delivery, UnitOfWork
 from shared.messaging.principals import BY_NAME
+from shared.plumbing.committed_counts import count_on_commit
 from shared.plumbing.metrics import COMMANDS_REFUSED_BY_IDENTITY
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def identified(service: str, handler: BatchHandler, refuse: Refusal) -> BatchHan
             if why is None:
                 admitted.append(delivery)
                 continue
-            COMMANDS_REFUSED_BY_IDENTITY.labels(service, why).inc()
+            count_on_commit(COMMANDS_REFUSED_BY_IDENTITY.labels(service, why))
             log.warning(
                 "command refused for who sent it",
                 extra={
@@ -97,6 +98,8 @@ def identified(service: str, handler: BatchHandler, refuse: Refusal) -> BatchHan
 
 def count_not_authorized(service: str, reasons: Sequence[Any]) -> None:
     """A command refused NOT_AUTHORIZED by the rules (another tenant's subscription or quote, a
-    partner that is not its agent of record): counted with the sender refusals."""
+    partner that is not its agent of record): counted with the sender refusals. Once per
+    command, with every reason of its decision (`Decision.all_reasons`): the counter counts
+    commands, not the subscriptions or answers a refusal names."""
     if Reason.NOT_AUTHORIZED in reasons:
-        COMMANDS_REFUSED_BY_IDENTITY.labels(service, "not_authorized").inc()
+        count_on_commit(COMMANDS_REFUSED_BY_IDENTITY.labels(service, "not_authorized"))

@@ -4,8 +4,11 @@ it, read by `CsnClock`."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -314,4 +317,131 @@ async def test_quo_7_the_quote_day_comes_at_the_csns_midnight_across_the_clocks_
         assert before == []
         assert [(row["subscription_id"], row["today"]) for row in after] == [
             (f"S-{csn}", date(2026, 10, 1))
+        ]
+
+
+# Days whose midnight the clocks skip or repeat in the CSN's zone (the tz database of both
+# PostgreSQL and Python's zoneinfo): (zone, day, what happens at its start).
+DST_DAYS = [
+    ("America/Santiago", date(2026, 9, 6), "00:00 skipped: the day begins at 01:00"),
+    ("America/Santiago", date(2026, 4, 5), "24:00 back to 23:00: the day begins an hour later"),
+    ("America/Havana", date(2026, 3, 8), "00:00 skipped"),
+    ("America/Havana", date(2026, 11, 1), "01:00 back to 00:00: midnight twice"),
+    ("Atlantic/Azores", date(2026, 3, 29), "00:00 skipped"),
+    ("Atlantic/Azores", date(2026, 10, 25), "01:00 back to 00:00: midnight twice"),
+    ("Asia/Beirut", date(2026, 3, 29), "00:00 skipped"),
+    ("Asia/Beirut", date(2026, 10, 25), "24:00 back to 23:00"),
+    ("Africa/Cairo", date(2026, 4, 24), "00:00 skipped"),
+    ("America/Asuncion", date(2023, 10, 1), "00:00 skipped"),
+    ("America/Asuncion", date(2023, 3, 26), "24:00 back to 23:00"),
+    ("Europe/London", date(2026, 10, 25), "an ordinary midnight, the clocks go back at 02:00"),
+]
+TICK = timedelta(microseconds=1)
+
+
+@pytest.mark.parametrize("service", ["renewal", "notification", "quote"])
+async def test_a_csns_day_begins_at_its_local_midnight_when_the_clocks_skip_or_repeat_it(
+    admin_db: asyncpg.Connection, service: str
+) -> None:
+    """`local_midnight(day, zone)` (each claim's index key: renewal 014, notification 013,
+    quote 010) is the first instant whose date in the zone is `day` — the instant the CSN's
+    today (CsnClock, zoneinfo; and the claims' own SQL today) becomes that day, not a tick
+    earlier or later — and the next day begins after it. Where midnight comes twice, the first
+    one: the second is an hour late, and the claims would pass by what today says is due."""
+    async with migrated(admin_db, service) as pool:
+        rows = await pool.fetch(
+            "SELECT d.zone, d.day, local_midnight(d.day, d.zone) AS begins,"
+            "       local_midnight(d.day + 1, d.zone) AS next_begins,"
+            "       (local_midnight(d.day, d.zone) AT TIME ZONE d.zone)::date AS sql_today,"
+            "       ((local_midnight(d.day, d.zone) - interval '1 microsecond')"
+            "           AT TIME ZONE d.zone)::date AS sql_yesterday"
+            " FROM unnest($1::text[], $2::date[]) AS d(zone, day)",
+            [zone for zone, _, _ in DST_DAYS],
+            [day for _, day, _ in DST_DAYS],
+        )
+    found = {
+        (row["zone"], row["day"]): (
+            row["begins"].astimezone(ZoneInfo(row["zone"])).date(),
+            (row["begins"] - TICK).astimezone(ZoneInfo(row["zone"])).date(),
+            row["sql_today"],
+            row["sql_yesterday"],
+            row["next_begins"] > row["begins"],
+        )
+        for row in rows
+    }
+    assert found == {
+        (zone, day): (day, day - timedelta(days=1), day, day - timedelta(days=1), True)
+        for zone, day, _ in DST_DAYS
+    }
+
+
+async def test_local_midnight_is_inlined_where_it_is_called(admin_db: asyncpg.Connection) -> None:
+    """Immutable built-ins only (shared/db/sql/local_midnight_first_instant.sql): the planner
+    puts its expression in place of the call, instead of running the SQL function for each row
+    (a stable piece, such as `timestamptz - interval`, would stop that: 30 times slower)."""
+    async with migrated(admin_db, "renewal") as pool:
+        plan = await pool.fetchval(
+            "EXPLAIN (VERBOSE, FORMAT JSON) SELECT local_midnight(renewal_date, time_zone)"
+            " FROM subscriptions"
+        )
+    output = json.loads(plan)[0]["Plan"]["Output"]
+    assert "local_midnight" not in output[0] and "AT TIME ZONE" in output[0]
+
+
+# 04:30 UTC on 1 November 2026: 00:30 in Havana, after the first of its two midnights (the
+# clocks go back from 01:00 to 00:00 at 05:00 UTC). 1 November is the CSN's today.
+HAVANA = "America/Havana"
+FIRST_MIDNIGHT_PASSED = datetime(2026, 11, 1, 4, 30, tzinfo=UTC)
+BEFORE_MIDNIGHT = datetime(2026, 11, 1, 3, 59, tzinfo=UTC)  # 23:59 on 31 October
+
+
+class DueThatDay(NamedTuple):
+    """A claim, and a subscription of the CSN's it should take on 1 November."""
+
+    service: str
+    renewal_date: date
+    claim: str
+    params: tuple[object, ...]  # the claim's parameters after now
+    setup: str | None = None  # run after the subscription is saved
+
+
+DUE_ON_1_NOVEMBER = [
+    # AUTO-1: renewed on the renewal date.
+    DueThatDay("renewal", date(2026, 11, 1), ENGINE_DUE, (100, None)),
+    # NOTE-1: the next reminder day.
+    DueThatDay(
+        "notification",
+        date(2027, 3, 1),
+        REMINDERS_DUE,
+        (100, None),
+        LOOKED_AT.replace("2026-12-01", "2026-11-01"),
+    ),
+    # QUO-7: 1 December's quote day, 30 days before.
+    DueThatDay("quote", date(2026, 12, 1), AUTOMATIC_QUOTES_DUE, (30, None, 100)),
+]
+
+
+@pytest.mark.parametrize("due", DUE_ON_1_NOVEMBER, ids=[due.service for due in DUE_ON_1_NOVEMBER])
+async def test_what_is_due_is_claimed_from_the_first_of_two_midnights(
+    admin_db: asyncpg.Connection, due: DueThatDay
+) -> None:
+    """A day whose midnight comes twice (Havana, 1 November 2026): what is due that day is
+    claimed once the CSN's today is that day — from the first midnight, not an hour later at
+    the second — and not before it."""
+    async with migrated(admin_db, due.service) as pool:
+        csn = unique_csn()
+        renews = subscription(
+            f"S-{csn}", csn, renewal_date=due.renewal_date, auto_renew=True, timezone=HAVANA
+        )
+        await _save(pool, due.service, [renews])
+        async with pool.acquire() as connection, connection.transaction():
+            if due.setup:
+                await connection.execute(due.setup)
+            today = await CsnClock(FixedClock(FIRST_MIDNIGHT_PASSED)).today_for(connection, [csn])
+            before = await connection.fetch(due.claim, BEFORE_MIDNIGHT, *due.params)
+            after = await connection.fetch(due.claim, FIRST_MIDNIGHT_PASSED, *due.params)
+        assert today == {csn: date(2026, 11, 1)}
+        assert before == []
+        assert [(row["subscription_id"], row["today"]) for row in after] == [
+            (f"S-{csn}", date(2026, 11, 1))
         ]

@@ -23,7 +23,8 @@ def test_an_include_is_replaced_by_the_file_it_names_relative_to_the_migration(
 
 def test_every_service_s_migrations_are_plain_sql_once_expanded() -> None:
     """No include is left for the server (it does not know psql's meta-commands), and the
-    three services whose claims key on local midnight each define it once, by the include."""
+    three services whose claims key on local midnight each define it once, by the include (and
+    replace it once, by another)."""
     for service in MIGRATION_SETS:
         migrations = migrations_for(service)
         assert not any("\\ir " in migration.sql for migration in migrations), service
@@ -35,3 +36,14 @@ def test_every_service_s_migrations_are_plain_sql_once_expanded() -> None:
             "billing": [],
         }[service]
         assert defining == expected
+        # and replace it once with the first of two midnights (local_midnight_first_instant.sql)
+        replacing = [
+            m.name for m in migrations if "CREATE OR REPLACE FUNCTION local_midnight" in m.sql
+        ]
+        replaced = {
+            "renewal": ["renewal/020_first_of_two_midnights"],
+            "notification": ["notification/018_first_of_two_midnights"],
+            "quote": ["quote/013_first_of_two_midnights"],
+            "billing": [],
+        }[service]
+        assert replacing == replaced
