@@ -17,6 +17,7 @@ from shared.contracts.billing_events import PaymentRejected, PaymentSucceeded
 from shared.contracts.envelope import EventData, new_event
 from shared.contracts.payment_events import PaymentReceived
 from shared.messaging.consumer import Delivery, EventHandler, UnitOfWork
+from shared.plumbing.committed_counts import count_on_commit
 from shared.plumbing.metrics import RENEWALS_PAYMENTS
 
 
@@ -40,7 +41,8 @@ def payment_received_handler(clock: Clock, source: str) -> EventHandler:
             )
         else:
             await store.record_manual_payment(unit.connection, payment, now)
-            RENEWALS_PAYMENTS.labels("billing", "succeeded").inc()
+            # Once it commits: a batch that fails is handled again, message by message.
+            count_on_commit(RENEWALS_PAYMENTS.labels("billing", "succeeded"))
             # The payment's fields are named as the contract's: it is what succeeded.
             answer = PaymentSucceeded.model_validate(payment, from_attributes=True)
         subject = order.csn if order is not None else delivery.event.subject

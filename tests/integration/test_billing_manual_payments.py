@@ -6,17 +6,25 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
+
+from prometheus_client import REGISTRY
 
 from deploy.local.samples import unique_csn
 from services.billing.manual_payments import payment_received_handler
 from shared.clock import FixedClock
+from shared.contracts import payment_events
 from shared.contracts.payment_events import PaymentReceived
 from shared.db.settings import DatabaseSettings
+from shared.messaging.consumer import Delivery, EventConsumer, UnitOfWork
+from shared.messaging.settings import MessagingSettings
+from shared.plumbing.faults import FaultPoints
 from tests.integration.helpers import (
     connection_to,
     delivered,
     handle_in_transaction,
+    pools_on,
     taken_outbox,
 )
 
@@ -110,3 +118,45 @@ async def test_auto_4_a_payment_that_does_not_match_is_rejected_with_every_reaso
         ("payment.rejected", PAYER, ["UNKNOWN_ORDER"]),
     ]
     assert await _state(billing_db, "O-short") == ("awaiting_manual", ["awaiting_manual"])
+
+
+def _payments_succeeded() -> float:
+    labels = {"service": "billing", "outcome": "succeeded"}
+    return REGISTRY.get_sample_value("renewals_payments_total", labels) or 0.0
+
+
+async def test_a_payment_in_a_batch_retried_one_by_one_counts_once(
+    billing_db: DatabaseSettings,
+) -> None:
+    """The consumer handles a batch in one transaction and, when it fails, each message alone
+    (shared/messaging/consumer.py): the payment counted in the batch that rolled back must not
+    be counted again when its message commits alone (the alert on payments reads the counter)."""
+    csn = unique_csn()
+    await _awaiting_order(billing_db, "O-batch", csn)
+    handle = payment_received_handler(FixedClock(NOW), "/billing")
+    good = delivered(_payment("O-batch"), PAYER, time=NOW)
+    poison = delivered(_payment("O-poison"), PAYER, time=NOW)
+    poison = Delivery(poison.event, SimpleNamespace(topic="t", partition=0, offset=1))
+
+    async def payments_then_a_failure(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
+        for delivery in deliveries:
+            if delivery is poison:
+                raise RuntimeError("this one fails, every time")
+            await handle(unit, delivery)
+
+    async with pools_on(billing_db) as pools:
+        consumer = EventConsumer(
+            service="billing",
+            topic=payment_events.TOPIC,
+            registry=payment_events.REGISTRY,
+            group_id="it",
+            handler=payments_then_a_failure,
+            pools=pools,
+            settings=MessagingSettings(handler_max_attempts=1),
+            faults=FaultPoints(),
+        )
+        before = _payments_succeeded()
+        handled, _, [letter] = await consumer._handle([good, poison])
+    assert (handled, letter.record) == (1, poison.record)
+    assert await _state(billing_db, "O-batch") == ("succeeded", ["awaiting_manual", "succeeded"])
+    assert _payments_succeeded() - before == 1
