@@ -183,9 +183,20 @@ async def settle_items(
     """Save the outcomes of the items billing's answers settled and complete, in the same
     statement (#19 plan item 7), each batch no item of which waits any more; a completed bulk
     request is answered with its `bulk.completed`. The statement's snapshot still shows the items
-    it settles as ordered: the test of what waits leaves them out."""
+    it settles as ordered: the test of what waits leaves them out.
+
+    Their batches are locked first, in key order: two transactions settling the last two items
+    of one batch at once (a payment and an abandonment, or two consumers in a rebalance) would
+    each see the other's item still waiting and neither complete it. The second now waits for
+    the first to commit, and its statement, read after, sees that item settled."""
     if not items:
         return
+    await connection.execute(
+        """SELECT FROM renewal_batches WHERE request_id IN (
+               SELECT request_id FROM renewal_batch_items WHERE order_id = ANY($1::text[]))
+           ORDER BY request_id FOR UPDATE""",
+        list({item.order_id for item in items}),
+    )
     finished = await connection.fetch(
         """WITH settled AS (
                UPDATE renewal_batch_items AS i SET status = u.status, reasons = u.reasons

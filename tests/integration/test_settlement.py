@@ -515,8 +515,9 @@ async def test_issue_19_a_settled_request_completes_in_the_statement_that_settle
     renewal_db: DatabaseSettings,
 ) -> None:
     """#19 plan item 7: billing's answers to a single-subscription request and to a bulk one
-    settle their items and complete both batches in one statement; only the bulk request's
-    items are read again, for its `bulk.completed`."""
+    settle their items and complete both batches in one statement (after one that locks their
+    batches: test_batch_completion.py); only the bulk request's items are read again, for its
+    `bulk.completed`."""
     csn, single = await _given(renewal_db, TODAY + timedelta(days=20))
     single_order = await _requested_renewal(renewal_db, csn, [single])
     bulk_csn, renewable = await _given(renewal_db, TODAY + timedelta(days=20))
@@ -531,8 +532,9 @@ async def test_issue_19_a_settled_request_completes_in_the_statement_that_settle
         await unit.outbox.flush(connection)
 
     batch_statements = [s for s in counting.statements if "renewal_batch" in s]
-    assert len(batch_statements) == 2, batch_statements
-    assert batch_statements[1].lstrip().startswith("SELECT")  # the bulk request's outcomes
+    assert len(batch_statements) == 3, batch_statements
+    assert "FOR UPDATE" in batch_statements[0]  # the batches locked, nothing written
+    assert batch_statements[2].lstrip().startswith("SELECT")  # the bulk request's outcomes
     async with connection_to(renewal_db) as connection:
         statuses = await connection.fetch("SELECT status FROM renewal_batches")
     assert [row["status"] for row in statuses] == ["completed", "completed"]
