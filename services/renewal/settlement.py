@@ -7,7 +7,8 @@ paid order, by its purpose:
   next renewal buys (TERM-1, SEAT-2), and `subscription.renewed` is announced — when the term
   can still take effect (`eligibility.settle_paid_renewal`): money for an expired subscription
   (LIFE-3, LIFE-5) or for a reservation released meanwhile goes back (billing is asked to
-  refund it, `payment.refunded`), and the subscription stays as it is;
+  refund it, `payment.refunded`), the subscription stays as it is, and a manual request hears
+  why (`eligibility.refund_refusal`: EXPIRED only when it expired);
 - an `alignment` or `new` quote does what its kind says (QUO-3, `eligibility.settle_paid_quote`):
   the renewal dates move to the quote's target, or a new subscription starts on the payment day
   (services/renewal/new_purchases.py); `quote.paid` (the quote service's) is their answer;
@@ -65,7 +66,9 @@ from shared.contracts.renewal_events import RenewalRejected, SeatsUpdated, Subsc
 from shared.contracts.topics import Topic
 from shared.eligibility import (
     Policy,
+    RefundReason,
     email_recipient,
+    refund_refusal,
     seats_after_addition,
     settle_paid_quote,
     settle_paid_renewal,
@@ -163,7 +166,7 @@ class Settlement:
 
     def renew(self, order: Order, delivery: Paid, current: Current) -> None:
         today = self.today[order.csn]
-        refunded: dict[str, str] = {}
+        refunded: dict[str, RefundReason] = {}
         renewed: list[SubscriptionRenewed] = []
         for sid, subscription in list(current.items()):
             term, seats = subscription.renewal_term, subscription.renewal_seats
@@ -223,7 +226,7 @@ class Settlement:
         and seats (services/renewal/new_purchases.py). Money that can no longer buy what the
         quote said goes back (`eligibility.settle_paid_quote`)."""
         lines = {line.subscription_id: line for line in order.lines}
-        refunded: dict[str, str] = {}
+        refunded: dict[str, RefundReason] = {}
         for sid, subscription in current.items():
             line = lines[sid]
             paid = settle_paid_quote(
@@ -271,7 +274,7 @@ class Settlement:
         if refunded:
             self._refund(order, refunded)
 
-    def _refund(self, order: Order, refunded: dict[str, str]) -> None:
+    def _refund(self, order: Order, refunded: dict[str, RefundReason]) -> None:
         """The money of subscriptions that could not renew goes back, once (LIFE-3, LIFE-5),
         and a manual request is answered for them."""
         everything = set(refunded) == set(order.subscription_ids)
@@ -288,7 +291,7 @@ class Settlement:
         if order.request_id is None or order.purpose != "renewal":
             return
         for sid, why in refunded.items():
-            reasons = [_reason(why)]
+            reasons: list[str] = [refund_refusal(why)]
             self._announce(
                 RenewalRejected(request_id=order.request_id, subscription_id=sid, reasons=reasons),
                 order.csn,
@@ -412,11 +415,6 @@ def _renewed(
         product_name=was.snapshot.product_name,
         buyer=email_recipient(was.snapshot),  # ROLE-3
     )
-
-
-def _reason(refund_reason: str) -> str:
-    """The refusal a manual request gets for money that went back (CONTRACT.md's reasons)."""
-    return "ALREADY_RENEWED" if refund_reason == "ALREADY_RENEWED" else "EXPIRED"
 
 
 def billing_events_handler(clock: Clock, source: str, policy: Policy) -> BatchHandler:

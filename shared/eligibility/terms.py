@@ -56,6 +56,20 @@ class RefundReason(StrEnum):
     """The term the order bought was bought by another order."""
 
 
+def refund_refusal(refund: RefundReason) -> Reason:
+    """What a request whose money went back is answered (issue 19): the refund's cause, said
+    with CONTRACT.md's reasons. Only money after expiry is EXPIRED (LIFE-3, LIFE-5). An order
+    released because its manual payment was not received by its `pay_by` (issue 14) left the
+    subscription renewable; the contract has no reason for "paid after the pay-by date", and
+    the closest honest one is a payment that did not go through: PAYMENT_METHOD_INVALID, the
+    answer a failed payment of an order gets — the customer may order and pay again."""
+    return {
+        RefundReason.EXPIRED: Reason.EXPIRED,
+        RefundReason.RESERVATION_RELEASED: Reason.PAYMENT_METHOD_INVALID,
+        RefundReason.ALREADY_RENEWED: Reason.ALREADY_RENEWED,
+    }[refund]
+
+
 @dataclass(frozen=True)
 class PaidRenewal:
     """What a paid renewal order does to one subscription: renew (`starts_on`, `renewal_date`)

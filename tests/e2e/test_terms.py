@@ -277,14 +277,16 @@ async def test_man_1_an_order_not_paid_by_its_pay_by_is_released_and_its_late_mo
     stack, upstream, watcher, admin_db
 ):
     """Abandoned: past `pay_by` the reservation goes, a new order can be placed; the first
-    order's money arriving after all goes back (RESERVATION_RELEASED); one renewal."""
+    order's money arriving after all goes back (RESERVATION_RELEASED), and its request is
+    refused as a payment that did not go through, not EXPIRED: the subscription is not
+    (issue 19); one renewal."""
     csn = samples.unique_csn()
     await given_product_priced(upstream, admin_db, csn)
     snapshot = await given_a_subscription(
         upstream, admin_db, csn, renewal_date=START, payment_type="bank_transfer"
     )
     await set_test_clock(upstream, csn, START - timedelta(days=19))
-    await request_renewal(upstream, csn, snapshot.subscription_id)
+    first = await request_renewal(upstream, csn, snapshot.subscription_id)
     [abandoned] = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"))
     await set_test_clock(
         upstream, csn, date.fromisoformat(abandoned.data["pay_by"]) + timedelta(days=1)
@@ -306,6 +308,8 @@ async def test_man_1_an_order_not_paid_by_its_pay_by_is_released_and_its_late_mo
         abandoned.data["order_id"],
         "RESERVATION_RELEASED",
     )
+    [answer] = await watcher.wait_for(answering(first.request_id, "renewal.rejected"))
+    assert answer.data["reasons"] == ["PAYMENT_METHOD_INVALID"]
     await _paid_by_hand(upstream, csn, waiting[1])
     [renewed] = await watcher.wait_for(answering(second.request_id, "subscription.renewed"))
     assert renewed.data["renewal_date"] == add_term(START, "annual").isoformat()

@@ -454,7 +454,9 @@ async def test_issue_14_money_for_an_order_released_meanwhile_goes_back(
     renewal_db: DatabaseSettings,
 ) -> None:
     """A manual payment not made by its pay-by date released the term; the money that still
-    comes is refunded (RESERVATION_RELEASED) and the request refused; nothing renews."""
+    comes is refunded (RESERVATION_RELEASED) and the request refused; nothing renews. The
+    subscription has not expired: the refusal says the order's payment did not go through
+    (PAYMENT_METHOD_INVALID, as a failed payment's), not EXPIRED (issue 19)."""
     renewal_date = TODAY + timedelta(days=20)
     csn, sid = await _given(renewal_db, renewal_date, payment_type="bank_transfer")
     order_id = await _requested_renewal(renewal_db, csn, [sid])
@@ -478,7 +480,7 @@ async def test_issue_14_money_for_an_order_released_meanwhile_goes_back(
 
     assert [(e["type"], e["data"].get("reason"), e["data"].get("reasons")) for e in events] == [
         ("payment.refund_requested", "RESERVATION_RELEASED", None),
-        ("renewal.rejected", None, ["EXPIRED"]),
+        ("renewal.rejected", None, ["PAYMENT_METHOD_INVALID"]),
     ]
     assert (await _subscription(renewal_db, sid))["renewal_date"] == renewal_date
     assert await _history(renewal_db, sid) == ["order_abandoned", "payment_refunded"]
@@ -589,3 +591,31 @@ async def test_man_2_a_bulk_request_of_two_orders_completes_with_the_second_answ
     ]
     async with connection_to(renewal_db) as connection:
         assert await connection.fetchval("SELECT status FROM renewal_batches") == "completed"
+
+
+def _settle_on(day: date) -> Any:
+    """Billing's answers settled when the CSN's today is `day` (its money arrived late)."""
+    late = FixedClock(datetime.combine(day, NOW.timetz()))
+    return billing_events_handler(late, SOURCE, POLICY)
+
+
+async def test_life_3_money_after_a_real_expiry_is_still_refused_expired(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """The counterpart of the abandoned order above: a bank transfer paid, on time for its
+    order, but after grace ended (LIFE-3, LIFE-5) goes back and the request hears EXPIRED."""
+    renewal_date = TODAY + timedelta(days=20)
+    csn, sid = await _given(renewal_db, renewal_date, payment_type="bank_transfer")
+    order_id = await _requested_renewal(renewal_db, csn, [sid])
+    after_grace = renewal_date + timedelta(days=POLICY.grace_days_quote_or_manual + 1)
+
+    await handle_in_transaction(
+        renewal_db, _settle_on(after_grace), [delivered(_paid(order_id), csn, time=NOW)]
+    )
+
+    events = [e for e in await taken_outbox(renewal_db) if e["type"] != "subscription.state"]
+    assert [(e["type"], e["data"].get("reason"), e["data"].get("reasons")) for e in events] == [
+        ("payment.refund_requested", "EXPIRED", None),
+        ("renewal.rejected", None, ["EXPIRED"]),
+    ]
+    assert (await _subscription(renewal_db, sid))["renewal_date"] == renewal_date

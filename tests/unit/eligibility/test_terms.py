@@ -15,6 +15,7 @@ from shared.eligibility import (
     decide_manual_renewal,
     grace_ends,
     quote_order_reasons,
+    refund_refusal,
     reservation_reasons,
     settle_paid_renewal,
 )
@@ -188,3 +189,11 @@ def test_auto_5_only_an_open_quote_that_changes_the_renewal_holds_the_automatic_
     assert not quote_holds_automatic_renewal(sub, [("annual", 3)])  # QUO-7: changes nothing
     assert quote_holds_automatic_renewal(sub, [("three_year", 3)])
     assert quote_holds_automatic_renewal(sub, [("annual", 2)])
+
+
+def test_life_3_issue_19_the_refusal_for_money_that_went_back_says_why_it_went_back():
+    """Only money after expiry is refused EXPIRED (LIFE-3); an order abandoned by its pay-by
+    date is refused as a payment that did not go through, the subscription still renewable."""
+    assert refund_refusal(RefundReason.EXPIRED) == Reason.EXPIRED
+    assert refund_refusal(RefundReason.ALREADY_RENEWED) == Reason.ALREADY_RENEWED
+    assert refund_refusal(RefundReason.RESERVATION_RELEASED) == Reason.PAYMENT_METHOD_INVALID
