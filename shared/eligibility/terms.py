@@ -54,6 +54,8 @@ class RefundReason(StrEnum):
     """The order was abandoned (not paid by its `pay_by`, its quote expired): it bought nothing."""
     ALREADY_RENEWED = "ALREADY_RENEWED"
     """The term the order bought was bought by another order."""
+    UNKNOWN_SUBSCRIPTION = "UNKNOWN_SUBSCRIPTION"
+    """The order names a subscription the product does not hold (issue 19): it bought nothing."""
 
 
 def refund_refusal(refund: RefundReason) -> Reason:
@@ -67,6 +69,7 @@ def refund_refusal(refund: RefundReason) -> Reason:
         RefundReason.EXPIRED: Reason.EXPIRED,
         RefundReason.RESERVATION_RELEASED: Reason.PAYMENT_METHOD_INVALID,
         RefundReason.ALREADY_RENEWED: Reason.ALREADY_RENEWED,
+        RefundReason.UNKNOWN_SUBSCRIPTION: Reason.UNKNOWN_SUBSCRIPTION,
     }[refund]
 
 
@@ -81,7 +84,7 @@ class PaidRenewal:
 
 
 def settle_paid_renewal(
-    subscription: Subscription,
+    subscription: Subscription | None,
     reserved_start: date | None,
     today: date,
     policy: Policy,
@@ -92,8 +95,11 @@ def settle_paid_renewal(
     `reserved_start` is the term start its reservation holds (None: released). The term starts
     at the current renewal date and lasts `term` (or what the next renewal buys); a subscription
     past grace stays expired, and the money goes back. Because grace never outlasts the missed
-    term (LIFE-5), a renewal that is allowed always ends after today.
+    term (LIFE-5), a renewal that is allowed always ends after today. A subscription the product
+    does not hold (None) can renew nothing: the money goes back (issue 19).
     """
+    if subscription is None:
+        return PaidRenewal(refund=RefundReason.UNKNOWN_SUBSCRIPTION)
     if today > grace_ends(subscription, policy):
         return PaidRenewal(refund=RefundReason.EXPIRED)
     if reserved_start is None:
@@ -106,7 +112,7 @@ def settle_paid_renewal(
 
 def settle_paid_quote(
     kind: QuoteKind,
-    subscription: Subscription,
+    subscription: Subscription | None,
     reserved_start: date | None,
     today: date,
     policy: Policy,
@@ -122,8 +128,11 @@ def settle_paid_quote(
       was priced for still hold (ALREADY_RENEWED otherwise) and the subscription has not expired;
     - `new`: a new subscription starts on the payment day, `today`, for `term` (LIFE-3: the
       quoted subscription itself is left as it is; `starts_on` is the new one's start date).
-    Whatever the kind, an order whose reservation was released bought nothing: refunded.
+    Whatever the kind, an order whose reservation was released, or a subscription the product
+    does not hold (None), bought nothing: refunded.
     """
+    if subscription is None:
+        return PaidRenewal(refund=RefundReason.UNKNOWN_SUBSCRIPTION)
     if kind == "renewal":
         return settle_paid_renewal(subscription, reserved_start, today, policy, term)
     if reserved_start is None:

@@ -619,3 +619,40 @@ async def test_life_3_money_after_a_real_expiry_is_still_refused_expired(
         ("renewal.rejected", None, ["EXPIRED"]),
     ]
     assert (await _subscription(renewal_db, sid))["renewal_date"] == renewal_date
+
+
+async def test_issue_19_an_order_naming_a_subscription_not_held_goes_back_and_the_batch_settles(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """One order of the batch names a subscription renewal does not hold (a renewal request's,
+    and a seats command's): their money goes back (UNKNOWN_SUBSCRIPTION) and their requests
+    hear it; the good order of the same batch renews as if alone, and nothing is raised."""
+    csn, sid = await _given(renewal_db, TODAY + timedelta(days=20))
+    good = await _requested_renewal(renewal_db, csn, [sid])
+    async with connection_to(renewal_db) as connection:
+        await connection.execute(
+            "INSERT INTO orders (order_id, request_id, csn, subscription_ids, purpose, detail)"
+            " VALUES ('O-gone', 'r-gone', $1, $2, 'renewal', '{}'),"
+            " ('O-gone-seats', 'r-gone-seats', $1, $2, 'seats', $3)",
+            csn,
+            ["S-GONE"],
+            '{"seats_added": 2, "total": "40.00",'
+            ' "lines": [{"subscription_id": "S-GONE", "term": "annual", "seats": 2}]}',
+        )
+
+    events = await _settled(
+        renewal_db, csn, _paid("O-gone"), _paid(good), _paid("O-gone-seats", "40.00")
+    )
+
+    assert [(e["type"], e["data"].get("order_id"), e["data"].get("reason")) for e in events] == [
+        ("payment.refund_requested", "O-gone", "UNKNOWN_SUBSCRIPTION"),
+        ("renewal.rejected", None, None),
+        ("subscription.renewed", good, None),
+        ("payment.refund_requested", "O-gone-seats", "UNKNOWN_SUBSCRIPTION"),
+        ("renewal.rejected", None, None),
+    ]
+    assert [e["data"]["request_id"] for e in (events[1], events[4])] == ["r-gone", "r-gone-seats"]
+    for rejected in (events[1], events[4]):
+        assert rejected["data"]["subscription_id"] == "S-GONE"
+        assert rejected["data"]["reasons"] == ["UNKNOWN_SUBSCRIPTION"]
+    assert (await _subscription(renewal_db, sid))["renewal_date"] == date(2027, 3, 21)

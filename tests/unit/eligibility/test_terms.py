@@ -17,6 +17,7 @@ from shared.eligibility import (
     quote_order_reasons,
     refund_refusal,
     reservation_reasons,
+    settle_paid_quote,
     settle_paid_renewal,
 )
 from shared.eligibility.dates import add_term
@@ -197,3 +198,14 @@ def test_life_3_issue_19_the_refusal_for_money_that_went_back_says_why_it_went_b
     assert refund_refusal(RefundReason.EXPIRED) == Reason.EXPIRED
     assert refund_refusal(RefundReason.ALREADY_RENEWED) == Reason.ALREADY_RENEWED
     assert refund_refusal(RefundReason.RESERVATION_RELEASED) == Reason.PAYMENT_METHOD_INVALID
+    assert refund_refusal(RefundReason.UNKNOWN_SUBSCRIPTION) == Reason.UNKNOWN_SUBSCRIPTION
+
+
+def test_issue_19_money_for_a_subscription_not_held_goes_back_whatever_the_kind():
+    """An order naming a subscription the product does not hold bought nothing."""
+    assert settle_paid_renewal(None, TODAY, TODAY, policy()).refund == (
+        RefundReason.UNKNOWN_SUBSCRIPTION
+    )
+    for kind in ("renewal", "alignment", "new"):
+        paid = settle_paid_quote(kind, None, TODAY, TODAY, policy(), target_date=TODAY)
+        assert paid.refund == RefundReason.UNKNOWN_SUBSCRIPTION
