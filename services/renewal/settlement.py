@@ -19,6 +19,8 @@ A failed one answers its command with `renewal.rejected` (an automatic renewal's
 due-date engine's to retry). A quote's order, paid or failed, is answered to the quote service
 (`quote_order.paid`, `quote_order.payment_failed` on `quote.order_answers`), which makes the
 quote paid (`quote.paid`) or opens it again: quote reads no `billing.events` (issue 19 item 3).
+A paid quote's order whose every line's money went back is not the quote paid
+(`eligibility.quote_took_effect`): `quote_order.refunded`, with why, opens it again.
 An order naming a subscription renewal does not hold (renewal never places one, but its row is
 data) bought nothing: its money goes back (UNKNOWN_SUBSCRIPTION), its request hears it, and the
 rest of the batch settles (issue 19).
@@ -65,7 +67,11 @@ from shared.contracts.billing_events import (
 )
 from shared.contracts.envelope import EventData, new_event, trace_of
 from shared.contracts.quote_orders import ANSWERS_TOPIC as QUOTE_ORDER_ANSWERS
-from shared.contracts.quote_orders import QuoteOrderPaid, QuoteOrderPaymentFailed
+from shared.contracts.quote_orders import (
+    QuoteOrderPaid,
+    QuoteOrderPaymentFailed,
+    QuoteOrderRefunded,
+)
 from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
 from shared.contracts.renewal_events import RenewalRejected, SeatsUpdated, SubscriptionRenewed
 from shared.contracts.topics import Topic
@@ -73,11 +79,13 @@ from shared.eligibility import (
     Policy,
     RefundReason,
     email_recipient,
+    quote_took_effect,
     refund_refusal,
     seats_after_addition,
     settle_paid_quote,
     settle_paid_renewal,
 )
+from shared.eligibility.reasons import in_contract_order
 from shared.messaging import tracing
 from shared.messaging.consumer import (
     BatchHandler,
@@ -152,6 +160,7 @@ class Settlement:
 
     def _paid(self, order: Order, delivery: Paid) -> None:
         lines = self._lines(order)
+        refunded: Refunded = {}
         current = {sid: s for sid, s in lines.items() if s is not None}
         if order.purpose in ("seats", "alignment") and len(current) < len(lines):
             # The change is one for all its subscriptions (ALIGN-1): none of it takes effect.
@@ -161,7 +170,7 @@ class Settlement:
         elif order.purpose == "alignment":
             self._align(order, delivery, current)
         elif order.purpose == "quote" and order.kind != "renewal":
-            self._settle_quote_kind(order, delivery, lines)
+            refunded = self._settle_quote_kind(order, delivery, lines)
         else:
             if order.purpose == "quote":  # QUO-8: the quote's term and seats are bought
                 bought = {line.subscription_id: line for line in order.lines}
@@ -172,9 +181,9 @@ class Settlement:
                     for sid, s in lines.items()
                     if sid in bought
                 }
-            self.renew(order, delivery, lines)
+            refunded = self.renew(order, delivery, lines)
         if order.purpose == "quote":
-            self._answer_quote(order, QuoteOrderPaid)
+            self._answer_paid_quote(order, refunded)
 
     def _lines(self, order: Order) -> Lines:
         """The order's subscriptions as the batch left them so far; None for one renewal does
@@ -307,7 +316,7 @@ class Settlement:
     def _refund(self, order: Order, refunded: Refunded, *, whole: bool = False) -> None:
         """The money of subscriptions that could not renew (or of the `whole` order) goes back,
         once (LIFE-3, LIFE-5), and a request is answered for them with the refund's cause
-        (`eligibility.refund_refusal`)."""
+        (`eligibility.refund_refusal`); a quote's order is answered to the quote service."""
         everything = whole or set(refunded) == set(order.subscription_ids)
         command = RefundPayment(
             order_id=order.order_id,
@@ -320,7 +329,7 @@ class Settlement:
             new_event(command, subject=order.csn, source=self.source, time=self.now),
         )
         if order.request_id is None or order.purpose == "quote":
-            return  # automatic: nobody asked; a quote's: the quote service answers it
+            return  # automatic: nobody asked; a quote's: `_answer_paid_quote`
         for sid, why in refunded.items():
             reasons: list[str] = [refund_refusal(why)]
             self._announce(
@@ -407,13 +416,29 @@ class Settlement:
             topic, new_event(event, subject=csn, source=self.source, time=self.now)
         )
 
+    def _answer_paid_quote(self, order: Order, refunded: Refunded) -> None:
+        """A paid quote's order is the quote paid when its money bought something; when every
+        line's went back, the quote service hears why, and the quote is open again (QUO-3,
+        `eligibility.quote_took_effect`; issue 19). Money after the order was released
+        (abandoned.py) went back too: its quote, open again by then, stays as it is."""
+        if quote_took_effect(order.subscription_ids, refunded):
+            self._answer_quote(order, QuoteOrderPaid)
+            return
+        assert order.quote_number is not None and order.request_id is not None
+        answer = QuoteOrderRefunded(
+            request_id=order.request_id,  # the acceptance's: its answer is `quote.rejected`
+            quote_number=order.quote_number,
+            order_id=order.order_id,
+            reasons=list(in_contract_order(refund_refusal(why) for why in refunded.values())),
+        )
+        self._announce(answer, order.csn, QUOTE_ORDER_ANSWERS)
+
     def _answer_quote(
         self, order: Order, answer: type[QuoteOrderPaid] | type[QuoteOrderPaymentFailed]
     ) -> None:
         """The payment outcome of a quote's order, told to the quote service, which reads no
         `billing.events` (issue 19 item 3): the claim lets only an order's first outcome here,
-        so a payment seen twice is answered once. A payment after the order was released
-        (abandoned.py) is answered too: its quote, open again by then, stays as it is."""
+        so a payment seen twice is answered once."""
         assert order.quote_number is not None
         self._announce(
             answer(quote_number=order.quote_number, order_id=order.order_id),

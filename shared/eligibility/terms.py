@@ -9,7 +9,7 @@ refused (RENEWAL_IN_PROGRESS), and once it settled the same term is no longer fo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -71,6 +71,15 @@ def refund_refusal(refund: RefundReason) -> Reason:
         RefundReason.ALREADY_RENEWED: Reason.ALREADY_RENEWED,
         RefundReason.UNKNOWN_SUBSCRIPTION: Reason.UNKNOWN_SUBSCRIPTION,
     }[refund]
+
+
+def quote_took_effect(subscription_ids: Collection[str], refunded: Collection[str]) -> bool:
+    """QUO-3, QUO-8: a quote's order makes the quote paid only when its money bought
+    something — at least one line took effect. When every line's money went back the quote is
+    not paid (it is open again, as after a failed payment); when some did, the quote is paid
+    and only the other lines' money goes back (accepting it again could buy nothing more:
+    ALREADY_RENEWED for the lines bought, and the others as they were refused)."""
+    return bool(set(subscription_ids) - set(refunded))
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from shared.eligibility.dates import add_term
 from tests.scenarios.steps import (
     about_subject,
     accept_quote,
+    acceptance,
+    answer_to_acceptance,
     answering,
     buyer,
     charges_for,
@@ -379,3 +381,41 @@ async def test_quo_5_a_quote_order_not_paid_by_its_pay_by_reopens_the_quote_and_
     assert watcher.matching(about_subject(csn, "subscription.renewed")) == []
     assert watcher.matching(about_subject(csn, "quote.paid")) == []
     assert await _refunds(admin_db, awaiting.data["order_id"]) == 1
+
+
+async def test_life_3_quo_3_a_quote_paid_after_expiry_is_refunded_and_answered_not_paid(
+    stack, upstream, watcher, admin_db
+):
+    """Issue 19: the bank transfer for an accepted quote comes after the subscription expired
+    (LIFE-3): the money goes back, the acceptance is answered `quote.rejected` EXPIRED, and
+    there is no `quote.paid` and no renewal."""
+    csn = samples.unique_csn()
+    await given_product_priced(upstream, admin_db, csn)
+    snapshot = await given_a_subscription(
+        upstream, admin_db, csn, renewal_date=START, payment_type="bank_transfer"
+    )
+    await set_test_clock(upstream, csn, START)
+    [lapsed] = await watcher.wait_for(about_subject(csn, "subscription.lapsed"))
+    grace_ends = date.fromisoformat(lapsed.data["grace_ends"])
+    # Quoted and accepted on grace's last day (WIN-2); the order waits for the bank transfer
+    # past it, its pay-by date still ahead: the order is not abandoned, only too late.
+    await set_test_clock(upstream, csn, grace_ends)
+    number = await _quote_number(upstream, watcher, csn, snapshot.subscription_id)
+    accept = acceptance(csn, number)
+    await upstream.send(topics.QUOTE_COMMANDS, samples.event(accept, csn))
+    [awaiting] = await watcher.wait_for(
+        answer_to_acceptance(accept, csn, "payment.awaiting_manual")
+    )
+    assert date.fromisoformat(awaiting.data["pay_by"]) > grace_ends + timedelta(days=1)
+    await set_test_clock(upstream, csn, grace_ends + timedelta(days=1))
+    await watcher.wait_for(about_subject(csn, "subscription.expired"))
+
+    late = await _paid_by_hand(upstream, csn, awaiting)
+    [refunded] = await watcher.wait_for(about_subject(csn, "payment.refunded"))
+    assert (refunded.data["order_id"], refunded.data["reason"]) == (late.order_id, "EXPIRED")
+    [rejected] = await watcher.wait_for(answering(accept.request_id, "quote.rejected"))
+    assert (rejected.data["quote_number"], rejected.data["reasons"]) == (number, ["EXPIRED"])
+    await stack.settled(admin_db)
+    assert watcher.matching(about_subject(csn, "quote.paid")) == []
+    assert watcher.matching(about_subject(csn, "subscription.renewed")) == []
+    assert await _refunds(admin_db, late.order_id) == 1

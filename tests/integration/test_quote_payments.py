@@ -187,7 +187,8 @@ async def test_issue_14_a_payment_after_the_quote_order_was_released_leaves_the_
     quote_pool: asyncpg.Pool, renewal_db: DatabaseSettings
 ) -> None:
     """A quote's order not paid by its pay-by date is released (the quote opens again); money
-    that still comes goes back, and the quote stays open, not paid: no `quote.paid`."""
+    that still comes goes back, and the quote stays open, not paid: no `quote.paid`, and no
+    `quote.rejected` either (the quote, open again, is no longer accepted with that order)."""
     order_id = "ORD-IT-LATE01"
     quote_number, csn = await accepted_quote(quote_pool, order_id)
     await _renewal_orders_the_quote(renewal_db, csn, quote_number, order_id)
@@ -215,7 +216,7 @@ async def test_issue_14_a_payment_after_the_quote_order_was_released_leaves_the_
     assert [e["type"] for e in renewal_wrote if e["type"] != "subscription.state"] == [
         "quote_order.released",
         "payment.refund_requested",
-        "quote_order.paid",
+        "quote_order.refunded",
     ]
     await quote_hears(quote_pool, renewal_wrote)
 
@@ -223,6 +224,49 @@ async def test_issue_14_a_payment_after_the_quote_order_was_released_leaves_the_
     assert [(row["status"], row["order_id"]) for row in rows] == [("sent", None)]
     announced = await quote_pool.fetch("SELECT value FROM outbox")
     assert [json.loads(row["value"])["type"] for row in announced] == []
+
+
+async def test_life_3_issue_19_a_quote_paid_after_its_subscription_expired_is_open_again(
+    quote_pool: asyncpg.Pool, renewal_db: DatabaseSettings
+) -> None:
+    """The bank transfer for an accepted quote arrives after the subscription's grace ended
+    (LIFE-3, LIFE-5): renewal renews nothing and gives the money back; quote does not say
+    `quote.paid` but answers the acceptance `quote.rejected` EXPIRED, and the quote is open
+    again, not paid (it expires or is cancelled as any open quote; auto-renew follows)."""
+    order_id = "ORD-IT-EXPI01"
+    quote_number, csn = await accepted_quote(quote_pool, order_id)
+    await _renewal_orders_the_quote(renewal_db, csn, quote_number, order_id)
+    await taken_outbox(renewal_db)
+    renewal_date = NOW.date() + timedelta(days=20)
+    after_grace = renewal_date + timedelta(days=POLICY.grace_days_quote_or_manual + 1)
+    late = FixedClock(datetime.combine(after_grace, NOW.timetz()))
+    settle = billing_events_handler(late, "/it/renewal", POLICY)
+    await handle_in_transaction(renewal_db, settle, [billing_said(order_id, csn, "succeeded")])
+
+    renewal_wrote = await taken_outbox(renewal_db)
+    assert [e["type"] for e in renewal_wrote if e["type"] != "subscription.state"] == [
+        "payment.refund_requested",
+        "quote_order.refunded",
+    ]
+    await quote_hears(quote_pool, renewal_wrote)
+
+    rows = await quote_pool.fetch("SELECT status, order_id FROM quotes")
+    assert [(row["status"], row["order_id"]) for row in rows] == [("sent", None)]
+    announced = [
+        json.loads(row["value"]) for row in await quote_pool.fetch("SELECT value FROM outbox")
+    ]
+    assert [(e["type"], e["subject"], e["data"]) for e in announced] == [
+        (
+            "quote.rejected",
+            csn,
+            {
+                "request_id": f"r-{order_id}",
+                "reasons": ["EXPIRED"],
+                "quote_number": quote_number,
+                "subscription_ids": [],
+            },
+        )
+    ]
 
 
 def billing_said(order_id: str, csn: str, outcome: str) -> Delivery:

@@ -249,9 +249,12 @@ async def _quote_order(
     term: str = "annual",
     seats: int = 1,
     target_date: date | None = None,
+    more: dict[str, date] | None = None,
 ) -> str:
-    """The quote service's accepted quote, reserved and ordered by renewal (QUO-8)."""
+    """The quote service's accepted quote, reserved and ordered by renewal (QUO-8); `more`
+    quoted subscriptions, each with its term start, are lines of it too."""
     order_id = f"O-Q-{kind}-{csn}"
+    starts = {sid: term_start, **(more or {})}
     command = QuoteOrderRequested(
         request_id=f"r-{order_id}",
         quote_number="Q-2026-000001",
@@ -263,16 +266,17 @@ async def _quote_order(
         payment_method=PaymentMethod(type="card", recurring=True, valid=True),
         lines=[
             OrderLine(
-                subscription_id=sid,
+                subscription_id=quoted,
                 product_code="ACDLT",
                 term=term,  # type: ignore[arg-type]
                 seats=seats,
                 unit_price=Decimal("100.00"),
                 amount=Decimal("100.00") * seats,
             )
+            for quoted in starts
         ],
-        total=Decimal("100.00") * seats,
-        term_starts=[TermStart(subscription_id=sid, term_start=term_start)],
+        total=Decimal("100.00") * seats * len(starts),
+        term_starts=[TermStart(subscription_id=q, term_start=d) for q, d in starts.items()],
         target_date=target_date,
     )
     handle = quote_order_handler(CLOCK, POLICY, SOURCE)
@@ -619,6 +623,76 @@ async def test_life_3_money_after_a_real_expiry_is_still_refused_expired(
         ("renewal.rejected", None, ["EXPIRED"]),
     ]
     assert (await _subscription(renewal_db, sid))["renewal_date"] == renewal_date
+
+
+async def test_life_3_quo_3_a_quote_whose_money_went_back_is_not_answered_paid(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """Issue 19: a renewal quote's order paid after the subscription expired renews nothing;
+    its money goes back, and the quote service hears that (`quote_order.refunded`, with the
+    acceptance's request id and why), not `quote_order.paid`."""
+    renewal_date = TODAY + timedelta(days=20)
+    csn, sid = await _given(renewal_db, renewal_date)
+    order_id = await _quote_order(renewal_db, csn, sid, renewal_date, kind="renewal")
+    after_grace = renewal_date + timedelta(days=POLICY.grace_days_quote_or_manual + 1)
+
+    await handle_in_transaction(
+        renewal_db,
+        _settle_on(after_grace),
+        [delivered(_paid(order_id, "100.00"), csn, time=NOW)],
+    )
+
+    events = [e for e in await taken_outbox(renewal_db) if e["type"] != "subscription.state"]
+    assert [(e["type"], e["data"]) for e in events] == [
+        (
+            "payment.refund_requested",
+            {"order_id": order_id, "csn": csn, "subscription_ids": [], "reason": "EXPIRED"},
+        ),
+        (
+            "quote_order.refunded",
+            {
+                "request_id": f"r-{order_id}",
+                "quote_number": "Q-2026-000001",
+                "order_id": order_id,
+                "reasons": ["EXPIRED"],
+            },
+        ),
+    ]
+    assert (await _subscription(renewal_db, sid))["renewal_date"] == renewal_date
+
+
+async def test_quo_3_a_quote_with_one_line_renewed_and_one_refunded_is_paid(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """Two lines, one expired by the time the money came (LIFE-3): that line's money goes
+    back (billing refunds that line only), the other renews, and the quote is paid — it
+    bought a term, and accepting it again could buy nothing more."""
+    csn, renewable = await _given(renewal_db, TODAY + timedelta(days=20))
+    _, expiring = await _given(renewal_db, TODAY - timedelta(days=40), csn=csn, suffix=2)
+    order_id = await _quote_order(
+        renewal_db,
+        csn,
+        renewable,
+        TODAY + timedelta(days=20),
+        kind="renewal",
+        more={expiring: TODAY - timedelta(days=40)},
+    )
+
+    # Paid ten days later: the second subscription's grace (45 days from its date) is over.
+    await handle_in_transaction(
+        renewal_db,
+        _settle_on(TODAY + timedelta(days=10)),
+        [delivered(_paid(order_id, "200.00"), csn, time=NOW)],
+    )
+
+    events = [e for e in await taken_outbox(renewal_db) if e["type"] != "subscription.state"]
+    assert [(e["type"], e["data"].get("subscription_id")) for e in events] == [
+        ("subscription.renewed", renewable),
+        ("payment.refund_requested", None),
+        ("quote_order.paid", None),
+    ]
+    assert events[1]["data"]["subscription_ids"] == [expiring]
+    assert events[2]["data"] == {"quote_number": "Q-2026-000001", "order_id": order_id}
 
 
 async def test_issue_19_an_order_naming_a_subscription_not_held_goes_back_and_the_batch_settles(

@@ -15,6 +15,7 @@ from shared.eligibility import (
     decide_manual_renewal,
     grace_ends,
     quote_order_reasons,
+    quote_took_effect,
     refund_refusal,
     reservation_reasons,
     settle_paid_quote,
@@ -209,3 +210,10 @@ def test_issue_19_money_for_a_subscription_not_held_goes_back_whatever_the_kind(
     for kind in ("renewal", "alignment", "new"):
         paid = settle_paid_quote(kind, None, TODAY, TODAY, policy(), target_date=TODAY)
         assert paid.refund == RefundReason.UNKNOWN_SUBSCRIPTION
+
+
+def test_quo_3_a_quote_is_paid_when_its_money_bought_something():
+    """Every line's money went back: the quote is not paid; one line took effect: it is."""
+    assert not quote_took_effect(["S-1", "S-2"], {"S-1", "S-2"})
+    assert quote_took_effect(["S-1", "S-2"], {"S-2"})
+    assert quote_took_effect(["S-1"], set())
