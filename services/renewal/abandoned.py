@@ -1,7 +1,10 @@
 """Orders abandoned: a manual payment not received by its `pay_by` (on the CSN's clock) releases
 the terms its order reserved, so that the customer can order again (issue 14); a quote's order
-reopens its quote (`quote_order.released`). Money that still arrives for it later goes back
-(services/renewal/settlement.py: RESERVATION_RELEASED).
+reopens its quote (`quote_order.released`), and a manual renewal request is answered then, in
+the release's transaction: `renewal.rejected` for each subscription released
+(`eligibility.abandoned_refusal`), its batch item settled rejected, which completes a bulk
+request with nothing else waiting (`bulk.completed`; issue 19). Money that still arrives for it
+later only goes back (services/renewal/settlement.py: RESERVATION_RELEASED), unanswered.
 
 It runs as a `WorkLoop`, in batches claimed with `FOR UPDATE SKIP LOCKED` (replicas share it).
 """
@@ -9,16 +12,21 @@ It runs as a `WorkLoop`, in batches claimed with `FOR UPDATE SKIP LOCKED` (repli
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 import asyncpg
 
+from services.renewal.batches import SettledItem, settle_items
 from services.renewal.state import StateAnnouncer
-from services.renewal.store import open_quote_orders
+from services.renewal.store import Order, waiting_orders
 from services.renewal.subscriptions import record_history
 from shared.clock import Clock
 from shared.contracts.envelope import new_event
 from shared.contracts.quote_orders import ANSWERS_TOPIC, QuoteOrderReleased
-from shared.eligibility import Policy
+from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
+from shared.contracts.renewal_events import RenewalRejected
+from shared.db.types import DbConnection
+from shared.eligibility import Policy, abandoned_refusal
 from shared.messaging.loops import WorkLoop
 from shared.messaging.outbox import Outbox
 from shared.test_clocks import csn_today_sql
@@ -85,20 +93,52 @@ class AbandonedOrders:
                     for row in rows
                 ],
             )
-            # The quote orders among them: the quote service reopens their quotes.
-            quotes = await open_quote_orders(connection, {row["order_id"] for row in rows})
+            orders = await waiting_orders(connection, {row["order_id"] for row in rows})
             outbox = Outbox()
-            for quote in quotes:
-                assert quote.quote_number is not None
-                released = QuoteOrderReleased(
-                    quote_number=quote.quote_number, order_id=quote.order_id
-                )
-                outbox.add(
-                    ANSWERS_TOPIC,
-                    new_event(released, subject=quote.csn, source=self.source, time=now),
-                )
+            for order in orders:
+                if order.purpose == "quote":  # the quote service reopens the quote
+                    assert order.quote_number is not None
+                    released = QuoteOrderReleased(
+                        quote_number=order.quote_number, order_id=order.order_id
+                    )
+                    outbox.add(
+                        ANSWERS_TOPIC,
+                        new_event(released, subject=order.csn, source=self.source, time=now),
+                    )
+            released_of = {(row["order_id"], row["subscription_id"]) for row in rows}
+            await self._answer_requests(connection, outbox, orders, released_of, now)
             await self.announcer.announce_changes(connection, outbox, now)  # pending_order gone
             await outbox.flush(connection)
         if rows:
             log.info("abandoned orders released", extra={"subscriptions": len(rows)})
         return len(rows)
+
+    async def _answer_requests(
+        self,
+        connection: DbConnection,
+        outbox: Outbox,
+        orders: list[Order],
+        released: set[tuple[str, str]],
+        now: datetime,
+    ) -> None:
+        """Each subscription released of a manual renewal request is that request's answer:
+        refused (`eligibility.abandoned_refusal`), its batch item settled so, which completes
+        a request nothing else waits for. Only the subscriptions released now: a batch cut
+        through an order releases the rest, and answers them, at the next step."""
+        reasons = [str(abandoned_refusal())]
+        items: list[SettledItem] = []
+        for order in orders:
+            if order.purpose != "renewal" or order.request_id is None:
+                continue  # a change's order is answered by its payment; the engine's by nobody
+            for sid in order.subscription_ids:
+                if (order.order_id, sid) not in released:
+                    continue
+                rejected = RenewalRejected(
+                    request_id=order.request_id, subscription_id=sid, reasons=reasons
+                )
+                outbox.add(
+                    RENEWAL_EVENTS,
+                    new_event(rejected, subject=order.csn, source=self.source, time=now),
+                )
+                items.append(SettledItem(order.order_id, "rejected", sid, reasons))
+        await settle_items(connection, items, outbox, clock=self.clock, source=self.source)

@@ -80,6 +80,7 @@ from shared.eligibility import (
     RefundReason,
     email_recipient,
     quote_took_effect,
+    refund_answers_request,
     refund_refusal,
     seats_after_addition,
     settle_paid_quote,
@@ -331,6 +332,8 @@ class Settlement:
         if order.request_id is None or order.purpose == "quote":
             return  # automatic: nobody asked; a quote's: `_answer_paid_quote`
         for sid, why in refunded.items():
+            if not refund_answers_request(why):
+                continue  # abandoned: its release answered the request (abandoned.py)
             reasons: list[str] = [refund_refusal(why)]
             self._announce(
                 RenewalRejected(request_id=order.request_id, subscription_id=sid, reasons=reasons),

@@ -58,19 +58,32 @@ class RefundReason(StrEnum):
     """The order names a subscription the product does not hold (issue 19): it bought nothing."""
 
 
+def abandoned_refusal() -> Reason:
+    """What a manual request is answered when its order is released because its manual
+    payment was not received by its `pay_by` (issue 14, 19). The subscription is still
+    renewable; the contract has no reason for "not paid by the pay-by date", and the closest
+    honest one is a payment that did not go through: PAYMENT_METHOD_INVALID, the answer a
+    failed payment of an order gets — the customer may order and pay again."""
+    return Reason.PAYMENT_METHOD_INVALID
+
+
 def refund_refusal(refund: RefundReason) -> Reason:
-    """What a request whose money went back is answered (issue 19): the refund's cause, said
-    with CONTRACT.md's reasons. Only money after expiry is EXPIRED (LIFE-3, LIFE-5). An order
-    released because its manual payment was not received by its `pay_by` (issue 14) left the
-    subscription renewable; the contract has no reason for "paid after the pay-by date", and
-    the closest honest one is a payment that did not go through: PAYMENT_METHOD_INVALID, the
-    answer a failed payment of an order gets — the customer may order and pay again."""
+    """Why a paid order's money went back (issue 19), said with CONTRACT.md's reasons. Only
+    money after expiry is EXPIRED (LIFE-3, LIFE-5); money for an abandoned order is refused as
+    the order was at its release (`abandoned_refusal`)."""
     return {
         RefundReason.EXPIRED: Reason.EXPIRED,
-        RefundReason.RESERVATION_RELEASED: Reason.PAYMENT_METHOD_INVALID,
+        RefundReason.RESERVATION_RELEASED: abandoned_refusal(),
         RefundReason.ALREADY_RENEWED: Reason.ALREADY_RENEWED,
         RefundReason.UNKNOWN_SUBSCRIPTION: Reason.UNKNOWN_SUBSCRIPTION,
     }[refund]
+
+
+def refund_answers_request(refund: RefundReason) -> bool:
+    """Whether a request hears of its money going back (`refund_refusal`). Not when its order
+    had been abandoned: the release answered the request already (`abandoned_refusal`), and a
+    command gets exactly one answer (CONTRACT.md) — the late money only goes back."""
+    return refund is not RefundReason.RESERVATION_RELEASED
 
 
 def quote_took_effect(subscription_ids: Collection[str], refunded: Collection[str]) -> bool:

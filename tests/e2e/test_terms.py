@@ -26,6 +26,7 @@ from tests.scenarios.steps import (
     command_answered,
     given_a_subscription,
     given_product_priced,
+    given_subscriptions,
     orders_for,
     quote_sent,
     request_renewal,
@@ -278,10 +279,11 @@ async def test_auto_1_a_card_fixed_upstream_inside_grace_renews_at_once_from_the
 async def test_man_1_an_order_not_paid_by_its_pay_by_is_released_and_its_late_money_refunded(
     stack, upstream, watcher, admin_db
 ):
-    """Abandoned: past `pay_by` the reservation goes, a new order can be placed; the first
-    order's money arriving after all goes back (RESERVATION_RELEASED), and its request is
-    refused as a payment that did not go through, not EXPIRED: the subscription is not
-    (issue 19); one renewal."""
+    """Abandoned: past `pay_by` the reservation goes and the request is answered then, refused
+    as a payment that did not go through (not EXPIRED: the subscription is not; issue 19); a
+    new order can be placed. The first order's money arriving after all only goes back
+    (RESERVATION_RELEASED): the request, answered already, is not answered again; one
+    renewal."""
     csn = samples.unique_csn()
     await given_product_priced(upstream, admin_db, csn)
     snapshot = await given_a_subscription(
@@ -300,6 +302,8 @@ async def test_man_1_an_order_not_paid_by_its_pay_by_is_released_and_its_late_mo
         ),
         what="the abandoned order's reservation to be released",
     )
+    [answer] = await watcher.wait_for(answering(first.request_id, "renewal.rejected"))
+    assert answer.data["reasons"] == ["PAYMENT_METHOD_INVALID"]
     second = await request_renewal(upstream, csn, snapshot.subscription_id)
     waiting = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"), count=2)
     assert waiting[1].data["order_id"] != abandoned.data["order_id"]
@@ -310,14 +314,58 @@ async def test_man_1_an_order_not_paid_by_its_pay_by_is_released_and_its_late_mo
         abandoned.data["order_id"],
         "RESERVATION_RELEASED",
     )
-    [answer] = await watcher.wait_for(answering(first.request_id, "renewal.rejected"))
-    assert answer.data["reasons"] == ["PAYMENT_METHOD_INVALID"]
     await _paid_by_hand(upstream, csn, waiting[1])
     [renewed] = await watcher.wait_for(answering(second.request_id, "subscription.renewed"))
     assert renewed.data["renewal_date"] == add_term(START, "annual").isoformat()
     await stack.settled(admin_db)
+    # The refund and the later renewal were settled after the late money: one answer still.
+    assert len(watcher.matching(answering(first.request_id, "renewal.rejected"))) == 1
     assert len(watcher.matching(about_subject(csn, "subscription.renewed"))) == 1
     assert await _refunds(admin_db, abandoned.data["order_id"]) == 1
+
+
+async def test_man_2_a_bulk_request_whose_bank_transfer_is_abandoned_completes_at_the_release(
+    stack, upstream, watcher, admin_db
+):
+    """Two payment methods, two orders (MAN-2): the card's renews; the bank transfer's is not
+    paid by its `pay_by`, and its release answers the request — that subscription rejected
+    PAYMENT_METHOD_INVALID, and the request completes (`bulk.completed`, issue 19). Its money
+    arriving after all only goes back: no second answer."""
+    csn = samples.unique_csn()
+    await given_product_priced(upstream, admin_db, csn)
+    card = samples.subscription(f"S1-{csn}", csn, renewal_date=START, product_code=f"P-{csn}")
+    transfer = samples.subscription(
+        f"S2-{csn}", csn, renewal_date=START, product_code=f"P-{csn}", payment_type="bank_transfer"
+    )
+    await given_subscriptions(upstream, admin_db, card, transfer)
+    await set_test_clock(upstream, csn, START - timedelta(days=19))
+    command = await request_renewal(upstream, csn, card.subscription_id, transfer.subscription_id)
+    [renewed] = await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
+    assert renewed.data["subscription_id"] == card.subscription_id
+    [awaiting] = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"))
+    assert watcher.matching(answering(command.request_id, "bulk.completed")) == []
+
+    await set_test_clock(
+        upstream, csn, date.fromisoformat(awaiting.data["pay_by"]) + timedelta(days=1)
+    )
+    [completed] = await watcher.wait_for(answering(command.request_id, "bulk.completed"))
+    assert (completed.data["succeeded"], completed.data["rejected"]) == (1, 1)
+    assert [
+        (o["subscription_id"], o["status"], o["reasons"]) for o in completed.data["outcomes"]
+    ] == [
+        (card.subscription_id, "succeeded", []),
+        (transfer.subscription_id, "rejected", ["PAYMENT_METHOD_INVALID"]),
+    ]
+    [refused] = await watcher.wait_for(answering(command.request_id, "renewal.rejected"))
+    assert refused.data["subscription_id"] == transfer.subscription_id
+
+    await _paid_by_hand(upstream, csn, awaiting)
+    [refunded] = await watcher.wait_for(about_subject(csn, "payment.refunded"))
+    assert refunded.data["reason"] == "RESERVATION_RELEASED"
+    await stack.settled(admin_db)
+    assert len(watcher.matching(answering(command.request_id, "bulk.completed"))) == 1
+    assert len(watcher.matching(answering(command.request_id, "renewal.rejected"))) == 1
+    assert len(watcher.matching(about_subject(csn, "subscription.renewed"))) == 1
 
 
 async def test_auto_1_auto_renew_switched_on_inside_grace_renews_at_once_from_the_old_date(

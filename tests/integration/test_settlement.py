@@ -88,8 +88,18 @@ async def _given(
 
 
 async def _requested_renewal(settings: DatabaseSettings, csn: str, sids: list[str]) -> str:
-    """A manual renewal request worked (MAN-1): by renewal's intake for one subscription, by
-    the bulk worker for more; its order's id."""
+    """A manual renewal request worked (MAN-1), making one order: its id."""
+    _, orders = await _worked_request(settings, csn, sids)
+    [order_id] = set(orders.values())
+    return order_id
+
+
+async def _worked_request(
+    settings: DatabaseSettings, csn: str, sids: list[str]
+) -> tuple[str, dict[str, str]]:
+    """A manual renewal request worked: by renewal's intake for one subscription, by the bulk
+    worker for more. Its request id, and its orders by their first subscription (MAN-2: one
+    order a payment method)."""
     request = renewal_request(csn, sids)
     intake = record_renewal_request(CLOCK, SOURCE, POLICY)
     await handle_in_transaction(settings, intake, [delivered(request, csn, time=NOW)])
@@ -99,8 +109,12 @@ async def _requested_renewal(settings: DatabaseSettings, csn: str, sids: list[st
         assert await worker.work_pending() == (1 if len(sids) > 1 else 0)
     finally:
         await pool.close()
-    [order] = [e for e in await taken_outbox(settings) if e["type"] == "order.requested"]
-    return str(order["data"]["order_id"])
+    orders = {
+        e["data"]["lines"][0]["subscription_id"]: str(e["data"]["order_id"])
+        for e in await taken_outbox(settings)
+        if e["type"] == "order.requested"
+    }
+    return request.request_id, orders
 
 
 def _paid(order_id: str, amount: str = "420.00") -> PaymentSucceeded:
@@ -457,37 +471,95 @@ async def test_align_1_a_paid_alignment_moves_every_date_and_is_answered(
 async def test_issue_14_money_for_an_order_released_meanwhile_goes_back(
     renewal_db: DatabaseSettings,
 ) -> None:
-    """A manual payment not made by its pay-by date released the term; the money that still
-    comes is refunded (RESERVATION_RELEASED) and the request refused; nothing renews. The
-    subscription has not expired: the refusal says the order's payment did not go through
-    (PAYMENT_METHOD_INVALID, as a failed payment's), not EXPIRED (issue 19)."""
+    """A manual payment not made by its pay-by date released the term, and the release
+    answered the request: refused, in the release's transaction. The subscription has not
+    expired: the refusal says the order's payment did not go through (PAYMENT_METHOD_INVALID,
+    as a failed payment's), not EXPIRED (issue 19). The money that still comes is refunded
+    (RESERVATION_RELEASED) and nothing renews; the request, answered, is not answered again."""
     renewal_date = TODAY + timedelta(days=20)
     csn, sid = await _given(renewal_db, renewal_date, payment_type="bank_transfer")
     order_id = await _requested_renewal(renewal_db, csn, [sid])
+
+    released = await _abandon(renewal_db, csn, order_id)
+
+    assert [(e["type"], e["data"]["subscription_id"], e["data"]["reasons"]) for e in released] == [
+        ("renewal.rejected", sid, ["PAYMENT_METHOD_INVALID"])
+    ]
+    assert released[0]["data"]["request_id"] == await _request_of(renewal_db, order_id)
+
+    events = await _settled(renewal_db, csn, _paid(order_id))
+
+    assert [(e["type"], e["data"].get("reason")) for e in events] == [
+        ("payment.refund_requested", "RESERVATION_RELEASED"),
+    ]
+    assert (await _subscription(renewal_db, sid))["renewal_date"] == renewal_date
+    assert await _history(renewal_db, sid) == ["order_abandoned", "payment_refunded"]
+
+
+async def _request_of(settings: DatabaseSettings, order_id: str) -> str:
+    async with connection_to(settings) as connection:
+        return str(
+            await connection.fetchval("SELECT request_id FROM orders WHERE order_id = $1", order_id)
+        )
+
+
+async def _abandon(settings: DatabaseSettings, csn: str, order_id: str) -> list[dict[str, Any]]:
+    """The order's manual payment was due yesterday: the abandoned-orders loop releases it;
+    the events it wrote, but the states."""
     waiting = PaymentAwaitingManual(
         order_id=order_id,
         amount=Decimal("420.00"),
         currency="USD",
-        payment_reference="P-manual",
+        payment_reference=f"P-manual-{order_id}",
         pay_by=TODAY - timedelta(days=1),
     )
-    assert await _settled(renewal_db, csn, waiting) == []
-    pool = await create_pool(renewal_db)
+    assert await _settled(settings, csn, waiting) == []
+    pool = await create_pool(settings)
     try:
         abandoned = AbandonedOrders(pool, CLOCK, source=SOURCE, batch_size=10, poll_seconds=1)
         assert await abandoned.step() == 1
+        assert await abandoned.step() == 0  # released once, answered once
     finally:
         await pool.close()
-    await taken_outbox(renewal_db)
+    return [e for e in await taken_outbox(settings) if e["type"] != "subscription.state"]
 
-    events = await _settled(renewal_db, csn, _paid(order_id))
 
-    assert [(e["type"], e["data"].get("reason"), e["data"].get("reasons")) for e in events] == [
-        ("payment.refund_requested", "RESERVATION_RELEASED", None),
-        ("renewal.rejected", None, ["PAYMENT_METHOD_INVALID"]),
+async def test_man_2_issue_19_a_bulk_request_completes_when_its_bank_transfer_is_abandoned(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """Two payment methods, two orders (MAN-2): the card's renews and the request waits for
+    the bank transfer's, which is never paid by its pay-by date. Its release settles that item
+    rejected (PAYMENT_METHOD_INVALID) and completes the request, with the card's outcome as it
+    was; the money that comes after all only goes back."""
+    csn, by_card = await _given(renewal_db, TODAY + timedelta(days=20))
+    _, by_transfer = await _given(
+        renewal_db, TODAY + timedelta(days=20), csn=csn, suffix=2, payment_type="bank_transfer"
+    )
+    request_id, orders = await _worked_request(renewal_db, csn, [by_card, by_transfer])
+    assert [e["type"] for e in await _settled(renewal_db, csn, _paid(orders[by_card]))] == [
+        "subscription.renewed"
     ]
-    assert (await _subscription(renewal_db, sid))["renewal_date"] == renewal_date
-    assert await _history(renewal_db, sid) == ["order_abandoned", "payment_refunded"]
+
+    released = await _abandon(renewal_db, csn, orders[by_transfer])
+
+    assert [e["type"] for e in released] == ["renewal.rejected", "bulk.completed"]
+    assert released[0]["data"]["subscription_id"] == by_transfer
+    completed = released[1]["data"]
+    assert completed["request_id"] == request_id
+    assert (completed["succeeded"], completed["rejected"]) == (1, 1)
+    assert [
+        (o["subscription_id"], o["status"], o["reasons"], o["order_id"])
+        for o in completed["outcomes"]
+    ] == [
+        (by_card, "succeeded", [], orders[by_card]),
+        (by_transfer, "rejected", ["PAYMENT_METHOD_INVALID"], orders[by_transfer]),
+    ]
+    late = await _settled(renewal_db, csn, _paid(orders[by_transfer]))
+    assert [(e["type"], e["data"].get("reason")) for e in late] == [
+        ("payment.refund_requested", "RESERVATION_RELEASED")
+    ]
+    async with connection_to(renewal_db) as connection:
+        assert await connection.fetchval("SELECT status FROM renewal_batches") == "completed"
 
 
 async def test_issue_19_a_batch_of_answers_is_settled_in_statements_that_do_not_grow_with_it(
@@ -567,21 +639,7 @@ async def test_man_2_a_bulk_request_of_two_orders_completes_with_the_second_answ
     _, by_paypal = await _given(
         renewal_db, TODAY + timedelta(days=20), csn=csn, suffix=2, payment_type="paypal"
     )
-    intake = record_renewal_request(CLOCK, SOURCE, POLICY)
-    await handle_in_transaction(
-        renewal_db, intake, [delivered(renewal_request(csn, [by_card, by_paypal]), csn, time=NOW)]
-    )
-    pool = await create_pool(renewal_db)
-    try:
-        worker = BulkWorker(pool, CLOCK, POLICY, source=SOURCE, per_claim=10, poll_seconds=1)
-        assert await worker.work_pending() == 1
-    finally:
-        await pool.close()
-    orders = {
-        e["data"]["lines"][0]["subscription_id"]: e["data"]["order_id"]
-        for e in await taken_outbox(renewal_db)
-        if e["type"] == "order.requested"
-    }
+    _, orders = await _worked_request(renewal_db, csn, [by_card, by_paypal])
     assert set(orders) == {by_card, by_paypal}
 
     first = await _settled(renewal_db, csn, _paid(orders[by_card]))

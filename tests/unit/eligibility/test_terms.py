@@ -11,11 +11,13 @@ from shared.eligibility import (
     Reason,
     RefundReason,
     Reservation,
+    abandoned_refusal,
     decide_cancel_quote,
     decide_manual_renewal,
     grace_ends,
     quote_order_reasons,
     quote_took_effect,
+    refund_answers_request,
     refund_refusal,
     reservation_reasons,
     settle_paid_quote,
@@ -200,6 +202,17 @@ def test_life_3_issue_19_the_refusal_for_money_that_went_back_says_why_it_went_b
     assert refund_refusal(RefundReason.ALREADY_RENEWED) == Reason.ALREADY_RENEWED
     assert refund_refusal(RefundReason.RESERVATION_RELEASED) == Reason.PAYMENT_METHOD_INVALID
     assert refund_refusal(RefundReason.UNKNOWN_SUBSCRIPTION) == Reason.UNKNOWN_SUBSCRIPTION
+
+
+def test_issue_19_an_abandoned_order_is_answered_at_its_release_and_its_late_money_not_again():
+    """Released unpaid at its pay-by date: the request is refused as a payment that did not go
+    through; money after that goes back without a second answer (one answer per command);
+    every other cause of a refund is the request's answer."""
+    assert abandoned_refusal() == Reason.PAYMENT_METHOD_INVALID
+    assert refund_refusal(RefundReason.RESERVATION_RELEASED) == abandoned_refusal()
+    assert not refund_answers_request(RefundReason.RESERVATION_RELEASED)
+    for refund in set(RefundReason) - {RefundReason.RESERVATION_RELEASED}:
+        assert refund_answers_request(refund)
 
 
 def test_issue_19_money_for_a_subscription_not_held_goes_back_whatever_the_kind():
