@@ -378,9 +378,9 @@ class QuoteHandlers:
         self, unit: UnitOfWork, delivery: Delivery[QuoteOrderRefused | QuoteOrderRefunded]
     ) -> None:
         """Renewal placed no order (the term is being bought or was bought, or expired), or
-        its payment bought nothing and went back (the subscriptions expired meanwhile: issue
-        19): the buyer's acceptance is answered why, and the quote is open again until it
-        expires — not paid. A quote no longer accepted with that order (released, accepted
+        its payment bought nothing and went back, or its subscriptions expired while it waited
+        for its money (issue 19): the buyer's acceptance is answered why, and the quote is open
+        again until it expires — not paid. A quote no longer accepted with that order (released, accepted
         again) is left as it is, and nothing is said."""
         refused = delivery.data
         reopened = await store.reopen(

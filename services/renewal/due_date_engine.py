@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from services.renewal import expired_orders
 from services.renewal.background import RenewalLoop
 from services.renewal.billing_orders import place_order
 from services.renewal.reservations import release_subscriptions, reserve
@@ -322,8 +323,12 @@ class EngineStep:
         await save_orders(connection, self.orders)
         await reserve(connection, self.reserved, self.now)
         # An order still open for an expired subscription can no longer take effect: its money,
-        # should it arrive, goes back (services/renewal/settlement.py).
-        await release_subscriptions(connection, self.expired)
+        # should it arrive, goes back (services/renewal/settlement.py); a quote's order let go
+        # is told to quote now (expired_orders.py).
+        released = await release_subscriptions(connection, self.expired)
+        await expired_orders.tell_quotes(
+            connection, self.outbox, released, source=self.engine.source, now=self.now
+        )
         await save_next_looks(connection, self.looks)
         await record_history(connection, self.history)
         await StateAnnouncer(self.engine.policy, self.engine.source).announce_changes(

@@ -62,7 +62,9 @@ class QuoteOrderRequested(EventData):
 
 
 class QuoteOrderRefused(EventData):
-    """Renewal placed no order: every reason (RENEWAL_IN_PROGRESS, ALREADY_RENEWED, EXPIRED)."""
+    """Renewal placed no order: every reason (RENEWAL_IN_PROGRESS, ALREADY_RENEWED, EXPIRED);
+    or its order, unpaid, was let go because its subscriptions expired meanwhile (EXPIRED,
+    LIFE-3; issue 19). Either way the quote is open again, not paid."""
 
     event_type: ClassVar[str] = "quote_order.refused"
     request_id: RequestId

@@ -431,12 +431,15 @@ async def test_quo_5_a_quote_order_not_paid_by_its_pay_by_reopens_the_quote_and_
     assert await _refunds(admin_db, awaiting.data["order_id"]) == 1
 
 
-async def test_life_3_quo_3_a_quote_paid_after_expiry_is_refunded_and_answered_not_paid(
+async def test_life_3_quo_3_issue_19_a_quote_order_whose_subscription_expires_reopens_its_quote(
     stack, upstream, watcher, admin_db
 ):
-    """Issue 19: the bank transfer for an accepted quote comes after the subscription expired
-    (LIFE-3): the money goes back, the acceptance is answered `quote.rejected` EXPIRED, and
-    there is no `quote.paid` and no renewal."""
+    """Issue 19: the subscription of an accepted quote expires (LIFE-3) while its order waits
+    for the bank transfer, its pay-by date still ahead. The expiry lets the order go and quote
+    hears it then: the acceptance is answered `quote.rejected` EXPIRED and the quote is open
+    again — and, a renewal quote expiring with grace, it ends (`quote.expired`) instead of
+    staying accepted for ever. The money that comes too late goes back: no `quote.paid`, no
+    renewal, and no second answer to the acceptance."""
     csn = samples.unique_csn()
     await given_product_priced(upstream, admin_db, csn)
     snapshot = await given_a_subscription(
@@ -448,22 +451,31 @@ async def test_life_3_quo_3_a_quote_paid_after_expiry_is_refunded_and_answered_n
     # Quoted and accepted on grace's last day (WIN-2); the order waits for the bank transfer
     # past it, its pay-by date still ahead: the order is not abandoned, only too late.
     await set_test_clock(upstream, csn, grace_ends)
-    number = await _quote_number(upstream, watcher, csn, snapshot.subscription_id)
+    sent = await quote_sent(upstream, watcher, csn, snapshot.subscription_id)
+    number = sent.data["quote_number"]
     accept = acceptance(csn, number)
     await upstream.send(topics.QUOTE_COMMANDS, samples.event(accept, csn))
     [awaiting] = await watcher.wait_for(
         answer_to_acceptance(accept, csn, "payment.awaiting_manual")
     )
     assert date.fromisoformat(awaiting.data["pay_by"]) > grace_ends + timedelta(days=1)
+
     await set_test_clock(upstream, csn, grace_ends + timedelta(days=1))
     await watcher.wait_for(about_subject(csn, "subscription.expired"))
+    [rejected] = await watcher.wait_for(answering(accept.request_id, "quote.rejected"))
+    assert (rejected.data["quote_number"], rejected.data["reasons"]) == (number, ["EXPIRED"])
+    # A renewal quote can't be paid once grace is over: it expired with it, and open again it
+    # ends at once (QUO-8), giving the subscription its open quote back (AUTO-5).
+    assert date.fromisoformat(sent.data["expires_on"]) == grace_ends
+    await watcher.wait_for(
+        lambda seen: seen.type == "quote.expired" and seen.data["quote_number"] == number
+    )
 
     late = await _paid_by_hand(upstream, csn, awaiting)
     [refunded] = await watcher.wait_for(about_subject(csn, "payment.refunded"))
     assert (refunded.data["order_id"], refunded.data["reason"]) == (late.order_id, "EXPIRED")
-    [rejected] = await watcher.wait_for(answering(accept.request_id, "quote.rejected"))
-    assert (rejected.data["quote_number"], rejected.data["reasons"]) == (number, ["EXPIRED"])
     await stack.settled(admin_db)
+    assert len(watcher.matching(answering(accept.request_id, "quote.rejected"))) == 1
     assert watcher.matching(about_subject(csn, "quote.paid")) == []
     assert watcher.matching(about_subject(csn, "subscription.renewed")) == []
     assert await _refunds(admin_db, late.order_id) == 1
