@@ -12,20 +12,16 @@ It runs as a `WorkLoop`, in batches claimed with `FOR UPDATE SKIP LOCKED` (repli
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 import asyncpg
 
-from services.renewal.batches import SettledItem, settle_items
+from services.renewal.released_orders import answer_requests
 from services.renewal.state import StateAnnouncer
-from services.renewal.store import Order, waiting_orders
+from services.renewal.store import waiting_orders
 from services.renewal.subscriptions import record_history
 from shared.clock import Clock
 from shared.contracts.envelope import new_event
 from shared.contracts.quote_orders import ANSWERS_TOPIC, QuoteOrderReleased
-from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
-from shared.contracts.renewal_events import RenewalRejected
-from shared.db.types import DbConnection
 from shared.eligibility import Policy, abandoned_refusal
 from shared.messaging.loops import WorkLoop
 from shared.messaging.outbox import Outbox
@@ -106,39 +102,17 @@ class AbandonedOrders:
                         new_event(released, subject=order.csn, source=self.source, time=now),
                     )
             released_of = {(row["order_id"], row["subscription_id"]) for row in rows}
-            await self._answer_requests(connection, outbox, orders, released_of, now)
+            await answer_requests(
+                connection,
+                outbox,
+                orders,
+                released_of,
+                [abandoned_refusal()],
+                clock=self.clock,
+                source=self.source,
+            )
             await self.announcer.announce_changes(connection, outbox, now)  # pending_order gone
             await outbox.flush(connection)
         if rows:
             log.info("abandoned orders released", extra={"subscriptions": len(rows)})
         return len(rows)
-
-    async def _answer_requests(
-        self,
-        connection: DbConnection,
-        outbox: Outbox,
-        orders: list[Order],
-        released: set[tuple[str, str]],
-        now: datetime,
-    ) -> None:
-        """Each subscription released of a manual renewal request is that request's answer:
-        refused (`eligibility.abandoned_refusal`), its batch item settled so, which completes
-        a request nothing else waits for. Only the subscriptions released now: a batch cut
-        through an order releases the rest, and answers them, at the next step."""
-        reasons = [str(abandoned_refusal())]
-        items: list[SettledItem] = []
-        for order in orders:
-            if order.purpose != "renewal" or order.request_id is None:
-                continue  # a change's order is answered by its payment; the engine's by nobody
-            for sid in order.subscription_ids:
-                if (order.order_id, sid) not in released:
-                    continue
-                rejected = RenewalRejected(
-                    request_id=order.request_id, subscription_id=sid, reasons=reasons
-                )
-                outbox.add(
-                    RENEWAL_EVENTS,
-                    new_event(rejected, subject=order.csn, source=self.source, time=now),
-                )
-                items.append(SettledItem(order.order_id, "rejected", sid, reasons))
-        await settle_items(connection, items, outbox, clock=self.clock, source=self.source)

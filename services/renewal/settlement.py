@@ -332,8 +332,8 @@ class Settlement:
         if order.request_id is None or order.purpose == "quote":
             return  # automatic: nobody asked; a quote's: `_answer_paid_quote`
         for sid, why in refunded.items():
-            if not refund_answers_request(why):
-                continue  # abandoned: its release answered the request (abandoned.py)
+            if not refund_answers_request(why, held=(order.order_id, sid) in self.reserved):
+                continue  # let go before the money came: answered then (released_orders.py)
             reasons: list[str] = [refund_refusal(why)]
             self._announce(
                 RenewalRejected(request_id=order.request_id, subscription_id=sid, reasons=reasons),

@@ -79,11 +79,14 @@ def refund_refusal(refund: RefundReason) -> Reason:
     }[refund]
 
 
-def refund_answers_request(refund: RefundReason) -> bool:
+def refund_answers_request(refund: RefundReason, *, held: bool) -> bool:
     """Whether a request hears of its money going back (`refund_refusal`). Not when its order
-    had been abandoned: the release answered the request already (`abandoned_refusal`), and a
-    command gets exactly one answer (CONTRACT.md) — the late money only goes back."""
-    return refund is not RefundReason.RESERVATION_RELEASED
+    was let go before the money came (`held` False: its reservation released): abandoned at
+    its `pay_by` (`abandoned_refusal`) or at the subscription's expiry (EXPIRED, LIFE-3), the
+    release answered the request already, and a command gets exactly one answer (CONTRACT.md)
+    — the late money only goes back. A subscription the product does not hold held nothing
+    and heard nothing: it is answered."""
+    return held or refund is RefundReason.UNKNOWN_SUBSCRIPTION
 
 
 def quote_took_effect(subscription_ids: Collection[str], refunded: Collection[str]) -> bool:

@@ -191,6 +191,9 @@ async def test_life_3_life_5_a_bank_transfer_after_expiry_is_refunded_once_and_s
     grace_ends = date.fromisoformat(lapsed.data["grace_ends"])
     await set_test_clock(upstream, csn, grace_ends + timedelta(days=1))
     await watcher.wait_for(about_subject(csn, "subscription.expired"))
+    # The expiry let the order go: the request is answered then, not only if money comes (#19).
+    [answer] = await watcher.wait_for(answering(request.request_id, "renewal.rejected"))
+    assert answer.data["reasons"] == ["EXPIRED"]
 
     late = await _paid_by_hand(upstream, csn, awaiting)
     [refunded] = await watcher.wait_for(about_subject(csn, "payment.refunded"))
@@ -200,11 +203,10 @@ async def test_life_3_life_5_a_bank_transfer_after_expiry_is_refunded_once_and_s
         late.currency,
     )
     assert refunded.data["reason"] == "EXPIRED"
-    [answer] = await watcher.wait_for(answering(request.request_id, "renewal.rejected"))
-    assert answer.data["reasons"] == ["EXPIRED"]
     await _paid_by_hand(upstream, csn, awaiting)  # the bank sends it again
     await watcher.wait_for(about_subject(csn, "payment.rejected"))
     await stack.settled(admin_db)
+    assert len(watcher.matching(answering(request.request_id, "renewal.rejected"))) == 1
     assert await _refunds(admin_db, late.order_id) == 1
     assert len(watcher.matching(about_subject(csn, "payment.refunded"))) == 1
     assert watcher.matching(about_subject(csn, "subscription.renewed")) == []

@@ -22,6 +22,7 @@ from deploy.local.samples import renewal_request, subscription, unique_csn
 from services.renewal.abandoned import AbandonedOrders
 from services.renewal.bulk_worker import BulkWorker
 from services.renewal.changes import ChangeHandlers
+from services.renewal.due_date_engine import DueDateEngine
 from services.renewal.new_purchases import new_subscription_id
 from services.renewal.open_quotes import quote_events_handler
 from services.renewal.quote_orders import quote_order_handler
@@ -681,6 +682,45 @@ async def test_life_3_money_after_a_real_expiry_is_still_refused_expired(
         ("renewal.rejected", None, ["EXPIRED"]),
     ]
     assert (await _subscription(renewal_db, sid))["renewal_date"] == renewal_date
+
+
+async def test_life_3_issue_19_an_order_let_go_at_expiry_answers_its_request_then_not_again(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """A bank transfer not received by the end of grace: the expiry (LIFE-3) lets the order's
+    term go and answers the request then, EXPIRED, in the engine's transaction, its batch item
+    settled rejected — not only if the money comes. The money that comes after all goes
+    back, and the request, answered, is not answered again."""
+    renewal_date = TODAY + timedelta(days=20)
+    csn, sid = await _given(renewal_db, renewal_date, payment_type="bank_transfer")
+    order_id = await _requested_renewal(renewal_db, csn, [sid])
+    after_grace = renewal_date + timedelta(days=POLICY.grace_days_quote_or_manual + 1)
+    late = FixedClock(datetime.combine(after_grace, NOW.timetz()))
+    pool = await create_pool(renewal_db)
+    try:
+        engine = DueDateEngine(pool, late, POLICY, source=SOURCE, batch_size=10, interval_seconds=1)
+        assert await engine.run_once() == 1
+    finally:
+        await pool.close()
+
+    at_expiry = [e for e in await taken_outbox(renewal_db) if e["type"] != "subscription.state"]
+    assert [(e["type"], e["data"].get("reasons")) for e in at_expiry] == [
+        ("subscription.lapsed", None),
+        ("subscription.expired", None),
+        ("renewal.rejected", ["EXPIRED"]),
+    ]
+    assert at_expiry[2]["data"]["request_id"] == await _request_of(renewal_db, order_id)
+    async with connection_to(renewal_db) as connection:
+        item = await connection.fetchrow("SELECT status, reasons FROM renewal_batch_items")
+    assert item is not None and (item["status"], list(item["reasons"])) == ("rejected", ["EXPIRED"])
+
+    await handle_in_transaction(
+        renewal_db, _settle_on(after_grace), [delivered(_paid(order_id), csn, time=NOW)]
+    )
+    events = [e for e in await taken_outbox(renewal_db) if e["type"] != "subscription.state"]
+    assert [(e["type"], e["data"].get("reason")) for e in events] == [
+        ("payment.refund_requested", "EXPIRED")
+    ]
 
 
 async def test_life_3_quo_3_a_quote_whose_money_went_back_is_not_answered_paid(

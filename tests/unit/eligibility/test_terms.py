@@ -210,9 +210,17 @@ def test_issue_19_an_abandoned_order_is_answered_at_its_release_and_its_late_mon
     every other cause of a refund is the request's answer."""
     assert abandoned_refusal() == Reason.PAYMENT_METHOD_INVALID
     assert refund_refusal(RefundReason.RESERVATION_RELEASED) == abandoned_refusal()
-    assert not refund_answers_request(RefundReason.RESERVATION_RELEASED)
-    for refund in set(RefundReason) - {RefundReason.RESERVATION_RELEASED}:
-        assert refund_answers_request(refund)
+    assert not refund_answers_request(RefundReason.RESERVATION_RELEASED, held=False)
+
+
+def test_life_3_issue_19_money_for_an_order_let_go_is_not_answered_again():
+    """The order was let go before its money came (abandoned, or at expiry): its release
+    answered the request. Money for an order still held is answered; so is a subscription the
+    product does not hold, which held nothing and heard nothing."""
+    assert not refund_answers_request(RefundReason.EXPIRED, held=False)  # let go at expiry
+    for refund in (RefundReason.EXPIRED, RefundReason.ALREADY_RENEWED):
+        assert refund_answers_request(refund, held=True)
+    assert refund_answers_request(RefundReason.UNKNOWN_SUBSCRIPTION, held=False)
 
 
 def test_issue_19_money_for_a_subscription_not_held_goes_back_whatever_the_kind():
