@@ -9,7 +9,8 @@ Accepting a quote (the buyer, before it expires) asks renewal for one order for 
 asks billing, or refuses (`quote.order_answers`, answered `quote.rejected`: RENEWAL_IN_PROGRESS,
 ALREADY_RENEWED, EXPIRED). Renewal settles billing's payment, renewing the subscriptions with the
 quote's terms and seats, and answers it on the same topic (`quote_order.paid`, made `quote.paid`;
-`quote_order.payment_failed`): quote reads no `billing.events` (issue 19 item 3).
+`quote_order.payment_failed`; `quote_order.refunded` when the money bought nothing and went
+back, answered `quote.rejected` as a refusal is): quote reads no `billing.events` (issue 19).
 Only partners and sales cancel quotes, and never once accepted (QUO-5, QUOTE_ALREADY_ACCEPTED).
 A refusal is `quote.rejected` with every reason. An unknown quote number is refused
 `NOT_AUTHORIZED` (the contract has no reason of its own for it, and saying nothing more does not
@@ -49,6 +50,7 @@ from shared.contracts.quote_orders import TOPIC as QUOTE_ORDERS
 from shared.contracts.quote_orders import (
     QuoteOrderPaid,
     QuoteOrderPaymentFailed,
+    QuoteOrderRefunded,
     QuoteOrderRefused,
     QuoteOrderReleased,
     QuoteOrderRequested,
@@ -95,6 +97,7 @@ class QuoteHandlers:
         payments = handles_batch(self.payment_outcomes)
         return {
             QuoteOrderRefused: self.order_refused,
+            QuoteOrderRefunded: self.order_refused,  # the same for the quote and its buyer
             QuoteOrderReleased: self.order_released,
             QuoteOrderPaid: payments,
             QuoteOrderPaymentFailed: payments,
@@ -371,9 +374,14 @@ class QuoteHandlers:
         if failed:
             await store.reopen(unit.connection, failed)
 
-    async def order_refused(self, unit: UnitOfWork, delivery: Delivery[QuoteOrderRefused]) -> None:
-        """Renewal placed no order (the term is being bought or was bought, or expired): the
-        buyer is told why, and the quote is open again until it expires."""
+    async def order_refused(
+        self, unit: UnitOfWork, delivery: Delivery[QuoteOrderRefused | QuoteOrderRefunded]
+    ) -> None:
+        """Renewal placed no order (the term is being bought or was bought, or expired), or
+        its payment bought nothing and went back, or its subscriptions expired while it waited
+        for its money (issue 19): the buyer's acceptance is answered why, and the quote is open
+        again until it expires — not paid. A quote no longer accepted with that order (released, accepted
+        again) is left as it is, and nothing is said."""
         refused = delivery.data
         reopened = await store.reopen(
             unit.connection, [refused.order_id], quote_number=refused.quote_number

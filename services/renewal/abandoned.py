@@ -1,7 +1,10 @@
 """Orders abandoned: a manual payment not received by its `pay_by` (on the CSN's clock) releases
 the terms its order reserved, so that the customer can order again (issue 14); a quote's order
-reopens its quote (`quote_order.released`). Money that still arrives for it later goes back
-(services/renewal/settlement.py: RESERVATION_RELEASED).
+reopens its quote (`quote_order.released`), and a manual renewal request is answered then, in
+the release's transaction: `renewal.rejected` for each subscription released
+(`eligibility.abandoned_refusal`), its batch item settled rejected, which completes a bulk
+request with nothing else waiting (`bulk.completed`; issue 19). Money that still arrives for it
+later only goes back (services/renewal/settlement.py: RESERVATION_RELEASED), unanswered.
 
 It runs as a `WorkLoop`, in batches claimed with `FOR UPDATE SKIP LOCKED` (replicas share it).
 """
@@ -12,13 +15,14 @@ import logging
 
 import asyncpg
 
+from services.renewal.released_orders import answer_requests
 from services.renewal.state import StateAnnouncer
-from services.renewal.store import open_quote_orders
+from services.renewal.store import waiting_orders
 from services.renewal.subscriptions import record_history
 from shared.clock import Clock
 from shared.contracts.envelope import new_event
 from shared.contracts.quote_orders import ANSWERS_TOPIC, QuoteOrderReleased
-from shared.eligibility import Policy
+from shared.eligibility import Policy, abandoned_refusal
 from shared.messaging.loops import WorkLoop
 from shared.messaging.outbox import Outbox
 from shared.test_clocks import csn_today_sql
@@ -85,18 +89,28 @@ class AbandonedOrders:
                     for row in rows
                 ],
             )
-            # The quote orders among them: the quote service reopens their quotes.
-            quotes = await open_quote_orders(connection, {row["order_id"] for row in rows})
+            orders = await waiting_orders(connection, {row["order_id"] for row in rows})
             outbox = Outbox()
-            for quote in quotes:
-                assert quote.quote_number is not None
-                released = QuoteOrderReleased(
-                    quote_number=quote.quote_number, order_id=quote.order_id
-                )
-                outbox.add(
-                    ANSWERS_TOPIC,
-                    new_event(released, subject=quote.csn, source=self.source, time=now),
-                )
+            for order in orders:
+                if order.purpose == "quote":  # the quote service reopens the quote
+                    assert order.quote_number is not None
+                    released = QuoteOrderReleased(
+                        quote_number=order.quote_number, order_id=order.order_id
+                    )
+                    outbox.add(
+                        ANSWERS_TOPIC,
+                        new_event(released, subject=order.csn, source=self.source, time=now),
+                    )
+            released_of = {(row["order_id"], row["subscription_id"]) for row in rows}
+            await answer_requests(
+                connection,
+                outbox,
+                orders,
+                released_of,
+                [abandoned_refusal()],
+                clock=self.clock,
+                source=self.source,
+            )
             await self.announcer.announce_changes(connection, outbox, now)  # pending_order gone
             await outbox.flush(connection)
         if rows:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from services.renewal import released_orders
 from services.renewal.background import RenewalLoop
 from services.renewal.billing_orders import place_order
 from services.renewal.reservations import release_subscriptions, reserve
@@ -322,8 +323,17 @@ class EngineStep:
         await save_orders(connection, self.orders)
         await reserve(connection, self.reserved, self.now)
         # An order still open for an expired subscription can no longer take effect: its money,
-        # should it arrive, goes back (services/renewal/settlement.py).
-        await release_subscriptions(connection, self.expired)
+        # should it arrive, goes back (services/renewal/settlement.py); whoever waits for it
+        # is answered now (released_orders.py).
+        released = await release_subscriptions(connection, self.expired)
+        await released_orders.answer_expired(
+            connection,
+            self.outbox,
+            released,
+            clock=self.engine.clock,
+            source=self.engine.source,
+            now=self.now,
+        )
         await save_next_looks(connection, self.looks)
         await record_history(connection, self.history)
         await StateAnnouncer(self.engine.policy, self.engine.source).announce_changes(

@@ -71,6 +71,15 @@ async def release_subscriptions(
     return [(row["subscription_id"], row["order_id"]) for row in rows]
 
 
+async def orders_holding(connection: DbConnection, order_ids: Iterable[str]) -> set[str]:
+    """Those of these orders that still hold a reservation."""
+    rows = await connection.fetch(
+        "SELECT DISTINCT order_id FROM term_reservations WHERE order_id = ANY($1::text[])",
+        list(set(order_ids)),
+    )
+    return {row["order_id"] for row in rows}
+
+
 async def note_pay_by(connection: DbConnection, pay_by: dict[str, date]) -> None:
     """Billing said these orders wait for a manual payment until `pay_by`."""
     if pay_by:

@@ -7,7 +7,8 @@ paid order, by its purpose:
   next renewal buys (TERM-1, SEAT-2), and `subscription.renewed` is announced — when the term
   can still take effect (`eligibility.settle_paid_renewal`): money for an expired subscription
   (LIFE-3, LIFE-5) or for a reservation released meanwhile goes back (billing is asked to
-  refund it, `payment.refunded`), and the subscription stays as it is;
+  refund it, `payment.refunded`), the subscription stays as it is, and a manual request hears
+  why (`eligibility.refund_refusal`: EXPIRED only when it expired);
 - an `alignment` or `new` quote does what its kind says (QUO-3, `eligibility.settle_paid_quote`):
   the renewal dates move to the quote's target, or a new subscription starts on the payment day
   (services/renewal/new_purchases.py); `quote.paid` (the quote service's) is their answer;
@@ -18,6 +19,11 @@ A failed one answers its command with `renewal.rejected` (an automatic renewal's
 due-date engine's to retry). A quote's order, paid or failed, is answered to the quote service
 (`quote_order.paid`, `quote_order.payment_failed` on `quote.order_answers`), which makes the
 quote paid (`quote.paid`) or opens it again: quote reads no `billing.events` (issue 19 item 3).
+A paid quote's order whose every line's money went back is not the quote paid
+(`eligibility.quote_took_effect`): `quote_order.refunded`, with why, opens it again.
+An order naming a subscription renewal does not hold (renewal never places one, but its row is
+data) bought nothing: its money goes back (UNKNOWN_SUBSCRIPTION), its request hears it, and the
+rest of the batch settles (issue 19).
 Only an order still waiting for billing's answer changes state, and the first answer of the
 batch for an order is the one that counts, so an answer seen twice, or an order that isn't
 renewal's, changes nothing. The whole batch is settled in a handful
@@ -27,6 +33,7 @@ where the first left it, as one by one.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
@@ -48,6 +55,7 @@ from services.renewal.subscriptions import (
     record_history,
     to_domain,
 )
+from shared import eligibility
 from shared.clock import Clock
 from shared.contracts.billing_commands import TOPIC as BILLING_COMMANDS
 from shared.contracts.billing_commands import RefundPayment
@@ -59,17 +67,26 @@ from shared.contracts.billing_events import (
 )
 from shared.contracts.envelope import EventData, new_event, trace_of
 from shared.contracts.quote_orders import ANSWERS_TOPIC as QUOTE_ORDER_ANSWERS
-from shared.contracts.quote_orders import QuoteOrderPaid, QuoteOrderPaymentFailed
+from shared.contracts.quote_orders import (
+    QuoteOrderPaid,
+    QuoteOrderPaymentFailed,
+    QuoteOrderRefunded,
+)
 from shared.contracts.renewal_events import TOPIC as RENEWAL_EVENTS
 from shared.contracts.renewal_events import RenewalRejected, SeatsUpdated, SubscriptionRenewed
 from shared.contracts.topics import Topic
 from shared.eligibility import (
     Policy,
+    RefundReason,
     email_recipient,
+    quote_took_effect,
+    refund_answers_request,
+    refund_refusal,
     seats_after_addition,
     settle_paid_quote,
     settle_paid_renewal,
 )
+from shared.eligibility.reasons import in_contract_order
 from shared.messaging import tracing
 from shared.messaging.consumer import (
     BatchHandler,
@@ -81,11 +98,15 @@ from shared.messaging.consumer import (
 from shared.plumbing.metrics import RENEWALS_RENEWED
 from shared.test_clocks import CsnClock
 
+log = logging.getLogger(__name__)
+
 PAYMENT_METHOD_INVALID = "PAYMENT_METHOD_INVALID"
 
 Outcome = Delivery[PaymentSucceeded] | Delivery[PaymentFailed]
 Paid = Delivery[PaymentSucceeded]
 Current = dict[str, Subscription]  # an order's subscriptions, as the batch left them so far
+Lines = dict[str, Subscription | None]  # the same, None for one renewal does not hold
+Refunded = dict[str, RefundReason]  # the subscriptions whose money goes back, and why
 
 
 @dataclass
@@ -139,47 +160,66 @@ class Settlement:
         await self.save()
 
     def _paid(self, order: Order, delivery: Paid) -> None:
-        current = {sid: self.changed.get(sid, self.held[sid]) for sid in order.subscription_ids}
-        if order.purpose == "seats":
+        lines = self._lines(order)
+        refunded: Refunded = {}
+        current = {sid: s for sid, s in lines.items() if s is not None}
+        if order.purpose in ("seats", "alignment") and len(current) < len(lines):
+            # The change is one for all its subscriptions (ALIGN-1): none of it takes effect.
+            self._refund(order, _unknown(lines), whole=True)
+        elif order.purpose == "seats":
             self._add_seats(order, delivery, current)
         elif order.purpose == "alignment":
             self._align(order, delivery, current)
         elif order.purpose == "quote" and order.kind != "renewal":
-            self._settle_quote_kind(order, delivery, current)
+            refunded = self._settle_quote_kind(order, delivery, lines)
         else:
             if order.purpose == "quote":  # QUO-8: the quote's term and seats are bought
-                current = {
-                    line.subscription_id: replace(
-                        current[line.subscription_id], next_term=line.term, next_seats=line.seats
-                    )
-                    for line in order.lines
-                    if line.subscription_id in current
+                bought = {line.subscription_id: line for line in order.lines}
+                lines = {
+                    sid: replace(s, next_term=bought[sid].term, next_seats=bought[sid].seats)
+                    if s is not None
+                    else None
+                    for sid, s in lines.items()
+                    if sid in bought
                 }
-            self.renew(order, delivery, current)
+            refunded = self.renew(order, delivery, lines)
         if order.purpose == "quote":
-            self._answer_quote(order, QuoteOrderPaid)
+            self._answer_paid_quote(order, refunded)
+
+    def _lines(self, order: Order) -> Lines:
+        """The order's subscriptions as the batch left them so far; None for one renewal does
+        not hold (issue 19), which the rules refund and the log tells an operator of."""
+        lines = {sid: self.changed.get(sid, self.held.get(sid)) for sid in order.subscription_ids}
+        if unknown := _unknown(lines):
+            log.error(
+                "paid order names subscriptions renewal does not hold; its money goes back",
+                extra={"order_id": order.order_id, "subscription_ids": sorted(unknown)},
+            )
+        return lines
 
     # renewal, and a renewal quote --------------------------------------------------------------
 
-    def renew(self, order: Order, delivery: Paid, current: Current) -> None:
+    def renew(self, order: Order, delivery: Paid, lines: Lines) -> Refunded:
+        """Returns the subscriptions whose money goes back, and why."""
         today = self.today[order.csn]
-        refunded: dict[str, str] = {}
+        refunded: Refunded = {}
         renewed: list[SubscriptionRenewed] = []
-        for sid, subscription in list(current.items()):
-            term, seats = subscription.renewal_term, subscription.renewal_seats
+        current: Current = {}
+        for sid, subscription in lines.items():
             paid = settle_paid_renewal(  # LIFE-3, LIFE-4, LIFE-5
-                to_domain(subscription),
+                _domain(subscription),
                 self.reserved.get((order.order_id, sid)),
                 today,
                 self.policy,
             )
             if paid.refund is not None:
                 refunded[sid] = paid.refund
-                del current[sid]
                 detail: dict[str, Any] = {"order_id": order.order_id, "reason": paid.refund}
                 self._record(sid, "payment_refunded", detail, order, delivery)
                 continue
-            assert paid.renewal_date is not None
+            assert subscription is not None and paid.renewal_date is not None
+            current[sid] = subscription
+            term, seats = subscription.renewal_term, subscription.renewal_seats
             self.changed[sid] = replace(
                 subscription,
                 renewal_date=paid.renewal_date,
@@ -214,25 +254,26 @@ class Settlement:
             self._refund(order, refunded)
         if not order.automatic and order.purpose == "renewal":
             self.settled_items += [SettledItem(order.order_id, "renewed", sid) for sid in current]
+        return refunded
 
     # an alignment or a new-purchase quote ------------------------------------------------------
 
-    def _settle_quote_kind(self, order: Order, delivery: Paid, current: Current) -> None:
+    def _settle_quote_kind(self, order: Order, delivery: Paid, current: Lines) -> Refunded:
         """QUO-3: a paid alignment quote moves the renewal dates to its target; a paid
         new-purchase quote starts a new subscription on the payment day, for the quoted term
         and seats (services/renewal/new_purchases.py). Money that can no longer buy what the
         quote said goes back (`eligibility.settle_paid_quote`)."""
         lines = {line.subscription_id: line for line in order.lines}
-        refunded: dict[str, str] = {}
+        refunded: Refunded = {}
         for sid, subscription in current.items():
-            line = lines[sid]
+            line = lines.get(sid)
             paid = settle_paid_quote(
                 order.kind,
-                to_domain(subscription),
+                _domain(subscription if line is not None else None),  # no line: nothing bought
                 self.reserved.get((order.order_id, sid)),
                 self.today[order.csn],
                 self.policy,
-                term=line.term,
+                term=line.term if line is not None else None,
                 target_date=order.target_date,
             )
             if paid.refund is not None:
@@ -240,6 +281,7 @@ class Settlement:
                 detail: dict[str, Any] = {"order_id": order.order_id, "reason": paid.refund}
                 self._record(sid, "payment_refunded", detail, order, delivery)
                 continue
+            assert subscription is not None and line is not None
             assert paid.starts_on is not None and paid.renewal_date is not None
             if order.kind == "alignment":
                 self.changed[sid] = replace(subscription, renewal_date=paid.renewal_date)
@@ -270,11 +312,13 @@ class Settlement:
             self._record(purchase.subscription_id, "new_purchase", detail, order, delivery)
         if refunded:
             self._refund(order, refunded)
+        return refunded
 
-    def _refund(self, order: Order, refunded: dict[str, str]) -> None:
-        """The money of subscriptions that could not renew goes back, once (LIFE-3, LIFE-5),
-        and a manual request is answered for them."""
-        everything = set(refunded) == set(order.subscription_ids)
+    def _refund(self, order: Order, refunded: Refunded, *, whole: bool = False) -> None:
+        """The money of subscriptions that could not renew (or of the `whole` order) goes back,
+        once (LIFE-3, LIFE-5), and a request is answered for them with the refund's cause
+        (`eligibility.refund_refusal`); a quote's order is answered to the quote service."""
+        everything = whole or set(refunded) == set(order.subscription_ids)
         command = RefundPayment(
             order_id=order.order_id,
             csn=order.csn,
@@ -285,15 +329,18 @@ class Settlement:
             BILLING_COMMANDS,
             new_event(command, subject=order.csn, source=self.source, time=self.now),
         )
-        if order.request_id is None or order.purpose != "renewal":
-            return
+        if order.request_id is None or order.purpose == "quote":
+            return  # automatic: nobody asked; a quote's: `_answer_paid_quote`
         for sid, why in refunded.items():
-            reasons = [_reason(why)]
+            if not refund_answers_request(why, held=(order.order_id, sid) in self.reserved):
+                continue  # let go before the money came: answered then (released_orders.py)
+            reasons: list[str] = [refund_refusal(why)]
             self._announce(
                 RenewalRejected(request_id=order.request_id, subscription_id=sid, reasons=reasons),
                 order.csn,
             )
-            self.settled_items.append(SettledItem(order.order_id, "rejected", sid, reasons))
+            if order.purpose == "renewal":  # a manual request's batch item
+                self.settled_items.append(SettledItem(order.order_id, "rejected", sid, reasons))
 
     # seats and alignment -----------------------------------------------------------------------
 
@@ -372,13 +419,29 @@ class Settlement:
             topic, new_event(event, subject=csn, source=self.source, time=self.now)
         )
 
+    def _answer_paid_quote(self, order: Order, refunded: Refunded) -> None:
+        """A paid quote's order is the quote paid when its money bought something; when every
+        line's went back, the quote service hears why, and the quote is open again (QUO-3,
+        `eligibility.quote_took_effect`; issue 19). Money after the order was released
+        (abandoned.py) went back too: its quote, open again by then, stays as it is."""
+        if quote_took_effect(order.subscription_ids, refunded):
+            self._answer_quote(order, QuoteOrderPaid)
+            return
+        assert order.quote_number is not None and order.request_id is not None
+        answer = QuoteOrderRefunded(
+            request_id=order.request_id,  # the acceptance's: its answer is `quote.rejected`
+            quote_number=order.quote_number,
+            order_id=order.order_id,
+            reasons=list(in_contract_order(refund_refusal(why) for why in refunded.values())),
+        )
+        self._announce(answer, order.csn, QUOTE_ORDER_ANSWERS)
+
     def _answer_quote(
         self, order: Order, answer: type[QuoteOrderPaid] | type[QuoteOrderPaymentFailed]
     ) -> None:
         """The payment outcome of a quote's order, told to the quote service, which reads no
         `billing.events` (issue 19 item 3): the claim lets only an order's first outcome here,
-        so a payment seen twice is answered once. A payment after the order was released
-        (abandoned.py) is answered too: its quote, open again by then, stays as it is."""
+        so a payment seen twice is answered once."""
         assert order.quote_number is not None
         self._announce(
             answer(quote_number=order.quote_number, order_id=order.order_id),
@@ -414,9 +477,14 @@ def _renewed(
     )
 
 
-def _reason(refund_reason: str) -> str:
-    """The refusal a manual request gets for money that went back (CONTRACT.md's reasons)."""
-    return "ALREADY_RENEWED" if refund_reason == "ALREADY_RENEWED" else "EXPIRED"
+def _domain(subscription: Subscription | None) -> eligibility.Subscription | None:
+    """The rules' view of a subscription; None for one renewal does not hold."""
+    return to_domain(subscription) if subscription is not None else None
+
+
+def _unknown(lines: Lines) -> Refunded:
+    """The subscriptions of an order renewal does not hold: their money goes back."""
+    return {sid: RefundReason.UNKNOWN_SUBSCRIPTION for sid, s in lines.items() if s is None}
 
 
 def billing_events_handler(clock: Clock, source: str, policy: Policy) -> BatchHandler:

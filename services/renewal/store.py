@@ -177,11 +177,10 @@ async def claim_answered(connection: DbConnection, paid: Mapping[str, bool]) -> 
     return [by_id[order_id] for order_id in paid if order_id in by_id]
 
 
-async def open_quote_orders(connection: DbConnection, order_ids: Collection[str]) -> list[Order]:
-    """Those of these orders that are a quote's and still wait for billing."""
+async def waiting_orders(connection: DbConnection, order_ids: Collection[str]) -> list[Order]:
+    """Those of these orders that still wait for billing."""
     rows = await connection.fetch(
-        f"SELECT {COLUMNS} FROM orders WHERE order_id = ANY($1::text[])"
-        " AND purpose = 'quote' AND status = 'requested'",
+        f"SELECT {COLUMNS} FROM orders WHERE order_id = ANY($1::text[]) AND status = 'requested'",
         list(order_ids),
     )
     return [_order(row) for row in rows]

@@ -144,8 +144,8 @@ class PaymentRejected(EventData):
 class PaymentRefunded(EventData):
     """Money that arrived for an order that can no longer take effect (a manual payment after
     expiry, LIFE-3/LIFE-5; an order whose reservation was released) went back through the
-    payment provider, once per order. `reason`: EXPIRED, RESERVATION_RELEASED or
-    ALREADY_RENEWED."""
+    payment provider, once per order. `reason`: EXPIRED, RESERVATION_RELEASED, ALREADY_RENEWED
+    or UNKNOWN_SUBSCRIPTION (the order names a subscription the product does not hold)."""
 
     event_type: ClassVar[str] = "payment.refunded"
     order_id: OrderId

@@ -1,7 +1,8 @@
 """`quote.orders` and `quote.order_answers` (internal): an accepted quote's order goes through
 renewal, which reserves the terms it buys before billing charges anything (issue 14), and tells
 the quote service when it refused the order, let it go unpaid, or billing's payment settled it
-(paid or failed): quote hears of its orders here only, not from `billing.events` (issue 19)."""
+(paid; paid but every line's money given back; or failed): quote hears of its orders here only,
+not from `billing.events` (issue 19)."""
 
 from __future__ import annotations
 
@@ -61,7 +62,9 @@ class QuoteOrderRequested(EventData):
 
 
 class QuoteOrderRefused(EventData):
-    """Renewal placed no order: every reason (RENEWAL_IN_PROGRESS, ALREADY_RENEWED, EXPIRED)."""
+    """Renewal placed no order: every reason (RENEWAL_IN_PROGRESS, ALREADY_RENEWED, EXPIRED);
+    or its order, unpaid, was let go because its subscriptions expired meanwhile (EXPIRED,
+    LIFE-3; issue 19). Either way the quote is open again, not paid."""
 
     event_type: ClassVar[str] = "quote_order.refused"
     request_id: RequestId
@@ -87,6 +90,19 @@ class QuoteOrderPaid(EventData):
     order_id: OrderId
 
 
+class QuoteOrderRefunded(EventData):
+    """Billing was paid for the quote's order but the money bought nothing and goes back (every
+    line: the subscriptions expired meanwhile, LIFE-3/LIFE-5, or the terms were bought or let
+    go): the quote is not paid; it is open again, and its acceptance `request_id` is answered
+    `quote.rejected` with `reasons` (issue 19). An order with some lines renewed is paid."""
+
+    event_type: ClassVar[str] = "quote_order.refunded"
+    request_id: RequestId
+    quote_number: QuoteNumber
+    order_id: OrderId
+    reasons: list[ReasonCode] = Field(min_length=1, max_length=MAX_REASONS)
+
+
 class QuoteOrderPaymentFailed(EventData):
     """The quote's order was not paid (its first payment outcome): the quote is open again, to
     be accepted and paid again until it expires."""
@@ -102,5 +118,6 @@ ANSWERS_REGISTRY = EventRegistry(
     QuoteOrderRefused,
     QuoteOrderReleased,
     QuoteOrderPaid,
+    QuoteOrderRefunded,
     QuoteOrderPaymentFailed,
 )

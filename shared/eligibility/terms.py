@@ -9,7 +9,7 @@ refused (RENEWAL_IN_PROGRESS), and once it settled the same term is no longer fo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -54,6 +54,48 @@ class RefundReason(StrEnum):
     """The order was abandoned (not paid by its `pay_by`, its quote expired): it bought nothing."""
     ALREADY_RENEWED = "ALREADY_RENEWED"
     """The term the order bought was bought by another order."""
+    UNKNOWN_SUBSCRIPTION = "UNKNOWN_SUBSCRIPTION"
+    """The order names a subscription the product does not hold (issue 19): it bought nothing."""
+
+
+def abandoned_refusal() -> Reason:
+    """What a manual request is answered when its order is released because its manual
+    payment was not received by its `pay_by` (issue 14, 19). The subscription is still
+    renewable; the contract has no reason for "not paid by the pay-by date", and the closest
+    honest one is a payment that did not go through: PAYMENT_METHOD_INVALID, the answer a
+    failed payment of an order gets — the customer may order and pay again."""
+    return Reason.PAYMENT_METHOD_INVALID
+
+
+def refund_refusal(refund: RefundReason) -> Reason:
+    """Why a paid order's money went back (issue 19), said with CONTRACT.md's reasons. Only
+    money after expiry is EXPIRED (LIFE-3, LIFE-5); money for an abandoned order is refused as
+    the order was at its release (`abandoned_refusal`)."""
+    return {
+        RefundReason.EXPIRED: Reason.EXPIRED,
+        RefundReason.RESERVATION_RELEASED: abandoned_refusal(),
+        RefundReason.ALREADY_RENEWED: Reason.ALREADY_RENEWED,
+        RefundReason.UNKNOWN_SUBSCRIPTION: Reason.UNKNOWN_SUBSCRIPTION,
+    }[refund]
+
+
+def refund_answers_request(refund: RefundReason, *, held: bool) -> bool:
+    """Whether a request hears of its money going back (`refund_refusal`). Not when its order
+    was let go before the money came (`held` False: its reservation released): abandoned at
+    its `pay_by` (`abandoned_refusal`) or at the subscription's expiry (EXPIRED, LIFE-3), the
+    release answered the request already, and a command gets exactly one answer (CONTRACT.md)
+    — the late money only goes back. A subscription the product does not hold held nothing
+    and heard nothing: it is answered."""
+    return held or refund is RefundReason.UNKNOWN_SUBSCRIPTION
+
+
+def quote_took_effect(subscription_ids: Collection[str], refunded: Collection[str]) -> bool:
+    """QUO-3, QUO-8: a quote's order makes the quote paid only when its money bought
+    something — at least one line took effect. When every line's money went back the quote is
+    not paid (it is open again, as after a failed payment); when some did, the quote is paid
+    and only the other lines' money goes back (accepting it again could buy nothing more:
+    ALREADY_RENEWED for the lines bought, and the others as they were refused)."""
+    return bool(set(subscription_ids) - set(refunded))
 
 
 @dataclass(frozen=True)
@@ -67,7 +109,7 @@ class PaidRenewal:
 
 
 def settle_paid_renewal(
-    subscription: Subscription,
+    subscription: Subscription | None,
     reserved_start: date | None,
     today: date,
     policy: Policy,
@@ -78,8 +120,11 @@ def settle_paid_renewal(
     `reserved_start` is the term start its reservation holds (None: released). The term starts
     at the current renewal date and lasts `term` (or what the next renewal buys); a subscription
     past grace stays expired, and the money goes back. Because grace never outlasts the missed
-    term (LIFE-5), a renewal that is allowed always ends after today.
+    term (LIFE-5), a renewal that is allowed always ends after today. A subscription the product
+    does not hold (None) can renew nothing: the money goes back (issue 19).
     """
+    if subscription is None:
+        return PaidRenewal(refund=RefundReason.UNKNOWN_SUBSCRIPTION)
     if today > grace_ends(subscription, policy):
         return PaidRenewal(refund=RefundReason.EXPIRED)
     if reserved_start is None:
@@ -92,7 +137,7 @@ def settle_paid_renewal(
 
 def settle_paid_quote(
     kind: QuoteKind,
-    subscription: Subscription,
+    subscription: Subscription | None,
     reserved_start: date | None,
     today: date,
     policy: Policy,
@@ -108,8 +153,11 @@ def settle_paid_quote(
       was priced for still hold (ALREADY_RENEWED otherwise) and the subscription has not expired;
     - `new`: a new subscription starts on the payment day, `today`, for `term` (LIFE-3: the
       quoted subscription itself is left as it is; `starts_on` is the new one's start date).
-    Whatever the kind, an order whose reservation was released bought nothing: refunded.
+    Whatever the kind, an order whose reservation was released, or a subscription the product
+    does not hold (None), bought nothing: refunded.
     """
+    if subscription is None:
+        return PaidRenewal(refund=RefundReason.UNKNOWN_SUBSCRIPTION)
     if kind == "renewal":
         return settle_paid_renewal(subscription, reserved_start, today, policy, term)
     if reserved_start is None:

@@ -18,12 +18,15 @@ from shared.eligibility.dates import add_term
 from tests.scenarios.steps import (
     about_subject,
     accept_quote,
+    acceptance,
+    answer_to_acceptance,
     answering,
     buyer,
     charges_for,
     command_answered,
     given_a_subscription,
     given_product_priced,
+    given_subscriptions,
     orders_for,
     quote_sent,
     request_renewal,
@@ -188,6 +191,9 @@ async def test_life_3_life_5_a_bank_transfer_after_expiry_is_refunded_once_and_s
     grace_ends = date.fromisoformat(lapsed.data["grace_ends"])
     await set_test_clock(upstream, csn, grace_ends + timedelta(days=1))
     await watcher.wait_for(about_subject(csn, "subscription.expired"))
+    # The expiry let the order go: the request is answered then, not only if money comes (#19).
+    [answer] = await watcher.wait_for(answering(request.request_id, "renewal.rejected"))
+    assert answer.data["reasons"] == ["EXPIRED"]
 
     late = await _paid_by_hand(upstream, csn, awaiting)
     [refunded] = await watcher.wait_for(about_subject(csn, "payment.refunded"))
@@ -197,11 +203,10 @@ async def test_life_3_life_5_a_bank_transfer_after_expiry_is_refunded_once_and_s
         late.currency,
     )
     assert refunded.data["reason"] == "EXPIRED"
-    [answer] = await watcher.wait_for(answering(request.request_id, "renewal.rejected"))
-    assert answer.data["reasons"] == ["EXPIRED"]
     await _paid_by_hand(upstream, csn, awaiting)  # the bank sends it again
     await watcher.wait_for(about_subject(csn, "payment.rejected"))
     await stack.settled(admin_db)
+    assert len(watcher.matching(answering(request.request_id, "renewal.rejected"))) == 1
     assert await _refunds(admin_db, late.order_id) == 1
     assert len(watcher.matching(about_subject(csn, "payment.refunded"))) == 1
     assert watcher.matching(about_subject(csn, "subscription.renewed")) == []
@@ -276,15 +281,18 @@ async def test_auto_1_a_card_fixed_upstream_inside_grace_renews_at_once_from_the
 async def test_man_1_an_order_not_paid_by_its_pay_by_is_released_and_its_late_money_refunded(
     stack, upstream, watcher, admin_db
 ):
-    """Abandoned: past `pay_by` the reservation goes, a new order can be placed; the first
-    order's money arriving after all goes back (RESERVATION_RELEASED); one renewal."""
+    """Abandoned: past `pay_by` the reservation goes and the request is answered then, refused
+    as a payment that did not go through (not EXPIRED: the subscription is not; issue 19); a
+    new order can be placed. The first order's money arriving after all only goes back
+    (RESERVATION_RELEASED): the request, answered already, is not answered again; one
+    renewal."""
     csn = samples.unique_csn()
     await given_product_priced(upstream, admin_db, csn)
     snapshot = await given_a_subscription(
         upstream, admin_db, csn, renewal_date=START, payment_type="bank_transfer"
     )
     await set_test_clock(upstream, csn, START - timedelta(days=19))
-    await request_renewal(upstream, csn, snapshot.subscription_id)
+    first = await request_renewal(upstream, csn, snapshot.subscription_id)
     [abandoned] = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"))
     await set_test_clock(
         upstream, csn, date.fromisoformat(abandoned.data["pay_by"]) + timedelta(days=1)
@@ -296,6 +304,8 @@ async def test_man_1_an_order_not_paid_by_its_pay_by_is_released_and_its_late_mo
         ),
         what="the abandoned order's reservation to be released",
     )
+    [answer] = await watcher.wait_for(answering(first.request_id, "renewal.rejected"))
+    assert answer.data["reasons"] == ["PAYMENT_METHOD_INVALID"]
     second = await request_renewal(upstream, csn, snapshot.subscription_id)
     waiting = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"), count=2)
     assert waiting[1].data["order_id"] != abandoned.data["order_id"]
@@ -310,8 +320,54 @@ async def test_man_1_an_order_not_paid_by_its_pay_by_is_released_and_its_late_mo
     [renewed] = await watcher.wait_for(answering(second.request_id, "subscription.renewed"))
     assert renewed.data["renewal_date"] == add_term(START, "annual").isoformat()
     await stack.settled(admin_db)
+    # The refund and the later renewal were settled after the late money: one answer still.
+    assert len(watcher.matching(answering(first.request_id, "renewal.rejected"))) == 1
     assert len(watcher.matching(about_subject(csn, "subscription.renewed"))) == 1
     assert await _refunds(admin_db, abandoned.data["order_id"]) == 1
+
+
+async def test_man_2_a_bulk_request_whose_bank_transfer_is_abandoned_completes_at_the_release(
+    stack, upstream, watcher, admin_db
+):
+    """Two payment methods, two orders (MAN-2): the card's renews; the bank transfer's is not
+    paid by its `pay_by`, and its release answers the request — that subscription rejected
+    PAYMENT_METHOD_INVALID, and the request completes (`bulk.completed`, issue 19). Its money
+    arriving after all only goes back: no second answer."""
+    csn = samples.unique_csn()
+    await given_product_priced(upstream, admin_db, csn)
+    card = samples.subscription(f"S1-{csn}", csn, renewal_date=START, product_code=f"P-{csn}")
+    transfer = samples.subscription(
+        f"S2-{csn}", csn, renewal_date=START, product_code=f"P-{csn}", payment_type="bank_transfer"
+    )
+    await given_subscriptions(upstream, admin_db, card, transfer)
+    await set_test_clock(upstream, csn, START - timedelta(days=19))
+    command = await request_renewal(upstream, csn, card.subscription_id, transfer.subscription_id)
+    [renewed] = await watcher.wait_for(answering(command.request_id, "subscription.renewed"))
+    assert renewed.data["subscription_id"] == card.subscription_id
+    [awaiting] = await watcher.wait_for(about_subject(csn, "payment.awaiting_manual"))
+    assert watcher.matching(answering(command.request_id, "bulk.completed")) == []
+
+    await set_test_clock(
+        upstream, csn, date.fromisoformat(awaiting.data["pay_by"]) + timedelta(days=1)
+    )
+    [completed] = await watcher.wait_for(answering(command.request_id, "bulk.completed"))
+    assert (completed.data["succeeded"], completed.data["rejected"]) == (1, 1)
+    assert [
+        (o["subscription_id"], o["status"], o["reasons"]) for o in completed.data["outcomes"]
+    ] == [
+        (card.subscription_id, "succeeded", []),
+        (transfer.subscription_id, "rejected", ["PAYMENT_METHOD_INVALID"]),
+    ]
+    [refused] = await watcher.wait_for(answering(command.request_id, "renewal.rejected"))
+    assert refused.data["subscription_id"] == transfer.subscription_id
+
+    await _paid_by_hand(upstream, csn, awaiting)
+    [refunded] = await watcher.wait_for(about_subject(csn, "payment.refunded"))
+    assert refunded.data["reason"] == "RESERVATION_RELEASED"
+    await stack.settled(admin_db)
+    assert len(watcher.matching(answering(command.request_id, "bulk.completed"))) == 1
+    assert len(watcher.matching(answering(command.request_id, "renewal.rejected"))) == 1
+    assert len(watcher.matching(about_subject(csn, "subscription.renewed"))) == 1
 
 
 async def test_auto_1_auto_renew_switched_on_inside_grace_renews_at_once_from_the_old_date(
@@ -375,3 +431,53 @@ async def test_quo_5_a_quote_order_not_paid_by_its_pay_by_reopens_the_quote_and_
     assert watcher.matching(about_subject(csn, "subscription.renewed")) == []
     assert watcher.matching(about_subject(csn, "quote.paid")) == []
     assert await _refunds(admin_db, awaiting.data["order_id"]) == 1
+
+
+async def test_life_3_quo_3_issue_19_a_quote_order_whose_subscription_expires_reopens_its_quote(
+    stack, upstream, watcher, admin_db
+):
+    """Issue 19: the subscription of an accepted quote expires (LIFE-3) while its order waits
+    for the bank transfer, its pay-by date still ahead. The expiry lets the order go and quote
+    hears it then: the acceptance is answered `quote.rejected` EXPIRED and the quote is open
+    again — and, a renewal quote expiring with grace, it ends (`quote.expired`) instead of
+    staying accepted for ever. The money that comes too late goes back: no `quote.paid`, no
+    renewal, and no second answer to the acceptance."""
+    csn = samples.unique_csn()
+    await given_product_priced(upstream, admin_db, csn)
+    snapshot = await given_a_subscription(
+        upstream, admin_db, csn, renewal_date=START, payment_type="bank_transfer"
+    )
+    await set_test_clock(upstream, csn, START)
+    [lapsed] = await watcher.wait_for(about_subject(csn, "subscription.lapsed"))
+    grace_ends = date.fromisoformat(lapsed.data["grace_ends"])
+    # Quoted and accepted on grace's last day (WIN-2); the order waits for the bank transfer
+    # past it, its pay-by date still ahead: the order is not abandoned, only too late.
+    await set_test_clock(upstream, csn, grace_ends)
+    sent = await quote_sent(upstream, watcher, csn, snapshot.subscription_id)
+    number = sent.data["quote_number"]
+    accept = acceptance(csn, number)
+    await upstream.send(topics.QUOTE_COMMANDS, samples.event(accept, csn))
+    [awaiting] = await watcher.wait_for(
+        answer_to_acceptance(accept, csn, "payment.awaiting_manual")
+    )
+    assert date.fromisoformat(awaiting.data["pay_by"]) > grace_ends + timedelta(days=1)
+
+    await set_test_clock(upstream, csn, grace_ends + timedelta(days=1))
+    await watcher.wait_for(about_subject(csn, "subscription.expired"))
+    [rejected] = await watcher.wait_for(answering(accept.request_id, "quote.rejected"))
+    assert (rejected.data["quote_number"], rejected.data["reasons"]) == (number, ["EXPIRED"])
+    # A renewal quote can't be paid once grace is over: it expired with it, and open again it
+    # ends at once (QUO-8), giving the subscription its open quote back (AUTO-5).
+    assert date.fromisoformat(sent.data["expires_on"]) == grace_ends
+    await watcher.wait_for(
+        lambda seen: seen.type == "quote.expired" and seen.data["quote_number"] == number
+    )
+
+    late = await _paid_by_hand(upstream, csn, awaiting)
+    [refunded] = await watcher.wait_for(about_subject(csn, "payment.refunded"))
+    assert (refunded.data["order_id"], refunded.data["reason"]) == (late.order_id, "EXPIRED")
+    await stack.settled(admin_db)
+    assert len(watcher.matching(answering(accept.request_id, "quote.rejected"))) == 1
+    assert watcher.matching(about_subject(csn, "quote.paid")) == []
+    assert watcher.matching(about_subject(csn, "subscription.renewed")) == []
+    assert await _refunds(admin_db, late.order_id) == 1

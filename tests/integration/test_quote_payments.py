@@ -24,6 +24,7 @@ from deploy.local.samples import subscription, unique_csn
 from services.quote import store
 from services.quote.quotes import QuoteHandlers
 from services.renewal.abandoned import AbandonedOrders
+from services.renewal.due_date_engine import DueDateEngine
 from services.renewal.quote_orders import quote_order_handler
 from services.renewal.settlement import billing_events_handler
 from services.renewal.state import snapshot_handler
@@ -144,6 +145,13 @@ async def test_a_batch_of_payment_answers_takes_one_statement_per_outcome_and_th
 # A quote's order from acceptance to a late payment, renewal and quote on their own schemas -----
 
 RENEWAL_CLOCK = FixedClock(NOW)
+QUOTED_RENEWAL_DATE = NOW.date() + timedelta(days=20)
+# The day after the quoted subscription's grace ended (LIFE-3): it is expired.
+AFTER_GRACE = FixedClock(
+    datetime.combine(
+        QUOTED_RENEWAL_DATE + timedelta(days=POLICY.grace_days_quote_or_manual + 1), NOW.timetz()
+    )
+)
 
 
 async def _renewal_orders_the_quote(
@@ -152,7 +160,7 @@ async def _renewal_orders_the_quote(
     """Renewal holds the quoted subscription (paid by bank transfer), reserves its term and
     orders it (QUO-8, issue 14): the subscription's id."""
     sid = f"S-{csn}"
-    renewal_date = NOW.date() + timedelta(days=20)
+    renewal_date = QUOTED_RENEWAL_DATE
     snapshot = subscription(sid, csn, renewal_date=renewal_date, payment_type="bank_transfer")
     follow = snapshot_handler(POLICY, "/it/renewal", RENEWAL_CLOCK)
     await handle_in_transaction(settings, follow, [delivered(snapshot, csn, time=NOW)])
@@ -183,11 +191,27 @@ async def _renewal_orders_the_quote(
     return sid
 
 
+async def _money_after_grace_goes_back(
+    quote_pool: asyncpg.Pool, renewal_db: DatabaseSettings, csn: str, order_id: str
+) -> None:
+    """The bank transfer for the quote's order comes after the subscription expired: renewal
+    refunds it and answers quote `quote_order.refunded`, which quote hears."""
+    settle = billing_events_handler(AFTER_GRACE, "/it/renewal", POLICY)
+    await handle_in_transaction(renewal_db, settle, [billing_said(order_id, csn, "succeeded")])
+    renewal_wrote = await taken_outbox(renewal_db)
+    assert [e["type"] for e in renewal_wrote if e["type"] != "subscription.state"] == [
+        "payment.refund_requested",
+        "quote_order.refunded",
+    ]
+    await quote_hears(quote_pool, renewal_wrote)
+
+
 async def test_issue_14_a_payment_after_the_quote_order_was_released_leaves_the_quote_open(
     quote_pool: asyncpg.Pool, renewal_db: DatabaseSettings
 ) -> None:
     """A quote's order not paid by its pay-by date is released (the quote opens again); money
-    that still comes goes back, and the quote stays open, not paid: no `quote.paid`."""
+    that still comes goes back, and the quote stays open, not paid: no `quote.paid`, and no
+    `quote.rejected` either (the quote, open again, is no longer accepted with that order)."""
     order_id = "ORD-IT-LATE01"
     quote_number, csn = await accepted_quote(quote_pool, order_id)
     await _renewal_orders_the_quote(renewal_db, csn, quote_number, order_id)
@@ -215,7 +239,7 @@ async def test_issue_14_a_payment_after_the_quote_order_was_released_leaves_the_
     assert [e["type"] for e in renewal_wrote if e["type"] != "subscription.state"] == [
         "quote_order.released",
         "payment.refund_requested",
-        "quote_order.paid",
+        "quote_order.refunded",
     ]
     await quote_hears(quote_pool, renewal_wrote)
 
@@ -223,6 +247,86 @@ async def test_issue_14_a_payment_after_the_quote_order_was_released_leaves_the_
     assert [(row["status"], row["order_id"]) for row in rows] == [("sent", None)]
     announced = await quote_pool.fetch("SELECT value FROM outbox")
     assert [json.loads(row["value"])["type"] for row in announced] == []
+
+
+async def test_life_3_issue_19_a_quote_paid_after_its_subscription_expired_is_open_again(
+    quote_pool: asyncpg.Pool, renewal_db: DatabaseSettings
+) -> None:
+    """The bank transfer for an accepted quote arrives after the subscription's grace ended
+    (LIFE-3, LIFE-5): renewal renews nothing and gives the money back; quote does not say
+    `quote.paid` but answers the acceptance `quote.rejected` EXPIRED, and the quote is open
+    again, not paid (it expires or is cancelled as any open quote; auto-renew follows)."""
+    order_id = "ORD-IT-EXPI01"
+    quote_number, csn = await accepted_quote(quote_pool, order_id)
+    await _renewal_orders_the_quote(renewal_db, csn, quote_number, order_id)
+    await taken_outbox(renewal_db)
+
+    await _money_after_grace_goes_back(quote_pool, renewal_db, csn, order_id)
+
+    rows = await quote_pool.fetch("SELECT status, order_id FROM quotes")
+    assert [(row["status"], row["order_id"]) for row in rows] == [("sent", None)]
+    announced = [
+        json.loads(row["value"]) for row in await quote_pool.fetch("SELECT value FROM outbox")
+    ]
+    assert [(e["type"], e["subject"], e["data"]) for e in announced] == [
+        (
+            "quote.rejected",
+            csn,
+            {
+                "request_id": f"r-{order_id}",
+                "reasons": ["EXPIRED"],
+                "quote_number": quote_number,
+                "subscription_ids": [],
+            },
+        )
+    ]
+
+
+async def test_life_3_issue_19_a_quote_order_whose_subscription_expires_unpaid_reopens_its_quote(
+    quote_pool: asyncpg.Pool, renewal_db: DatabaseSettings
+) -> None:
+    """The subscription of an accepted quote expires (LIFE-3) while its order waits for the
+    bank transfer, its pay-by date still ahead: the expiry lets the order's term go, and quote
+    hears it then, as it would from the money coming late (EXPIRED) — the acceptance is
+    answered `quote.rejected` EXPIRED and the quote is open again, no longer held `accepted`
+    for ever (it expires or is cancelled as any open quote). The money that still comes goes
+    back, and the acceptance, answered, hears nothing more."""
+    order_id = "ORD-IT-EXPR01"
+    quote_number, csn = await accepted_quote(quote_pool, order_id)
+    await _renewal_orders_the_quote(renewal_db, csn, quote_number, order_id)
+    await taken_outbox(renewal_db)
+    pool = await create_pool(renewal_db)
+    try:
+        engine = DueDateEngine(
+            pool, AFTER_GRACE, POLICY, source="/it/renewal", batch_size=10, interval_seconds=1
+        )
+        assert await engine.run_once() == 1
+    finally:
+        await pool.close()
+
+    at_expiry = await taken_outbox(renewal_db)
+    assert [e["type"] for e in at_expiry if e["type"] != "subscription.state"] == [
+        "subscription.lapsed",  # the engine's first look at it, past grace: both, once each
+        "subscription.expired",
+        "quote_order.refused",
+    ]
+    [refused] = [e["data"] for e in at_expiry if e["type"] == "quote_order.refused"]
+    assert (refused["request_id"], refused["order_id"], refused["reasons"]) == (
+        f"r-{order_id}",
+        order_id,
+        ["EXPIRED"],
+    )
+    await quote_hears(quote_pool, at_expiry)
+    rows = await quote_pool.fetch("SELECT status, order_id FROM quotes")
+    assert [(row["status"], row["order_id"]) for row in rows] == [("sent", None)]
+
+    await _money_after_grace_goes_back(quote_pool, renewal_db, csn, order_id)
+    announced = [
+        json.loads(row["value"]) for row in await quote_pool.fetch("SELECT value FROM outbox")
+    ]
+    assert [(e["type"], e["data"]["request_id"], e["data"]["reasons"]) for e in announced] == [
+        ("quote.rejected", f"r-{order_id}", ["EXPIRED"])
+    ]
 
 
 def billing_said(order_id: str, csn: str, outcome: str) -> Delivery:

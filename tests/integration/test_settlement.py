@@ -22,6 +22,7 @@ from deploy.local.samples import renewal_request, subscription, unique_csn
 from services.renewal.abandoned import AbandonedOrders
 from services.renewal.bulk_worker import BulkWorker
 from services.renewal.changes import ChangeHandlers
+from services.renewal.due_date_engine import DueDateEngine
 from services.renewal.new_purchases import new_subscription_id
 from services.renewal.open_quotes import quote_events_handler
 from services.renewal.quote_orders import quote_order_handler
@@ -88,8 +89,18 @@ async def _given(
 
 
 async def _requested_renewal(settings: DatabaseSettings, csn: str, sids: list[str]) -> str:
-    """A manual renewal request worked (MAN-1): by renewal's intake for one subscription, by
-    the bulk worker for more; its order's id."""
+    """A manual renewal request worked (MAN-1), making one order: its id."""
+    _, orders = await _worked_request(settings, csn, sids)
+    [order_id] = set(orders.values())
+    return order_id
+
+
+async def _worked_request(
+    settings: DatabaseSettings, csn: str, sids: list[str]
+) -> tuple[str, dict[str, str]]:
+    """A manual renewal request worked: by renewal's intake for one subscription, by the bulk
+    worker for more. Its request id, and its orders by their first subscription (MAN-2: one
+    order a payment method)."""
     request = renewal_request(csn, sids)
     intake = record_renewal_request(CLOCK, SOURCE, POLICY)
     await handle_in_transaction(settings, intake, [delivered(request, csn, time=NOW)])
@@ -99,8 +110,12 @@ async def _requested_renewal(settings: DatabaseSettings, csn: str, sids: list[st
         assert await worker.work_pending() == (1 if len(sids) > 1 else 0)
     finally:
         await pool.close()
-    [order] = [e for e in await taken_outbox(settings) if e["type"] == "order.requested"]
-    return str(order["data"]["order_id"])
+    orders = {
+        e["data"]["lines"][0]["subscription_id"]: str(e["data"]["order_id"])
+        for e in await taken_outbox(settings)
+        if e["type"] == "order.requested"
+    }
+    return request.request_id, orders
 
 
 def _paid(order_id: str, amount: str = "420.00") -> PaymentSucceeded:
@@ -249,9 +264,12 @@ async def _quote_order(
     term: str = "annual",
     seats: int = 1,
     target_date: date | None = None,
+    more: dict[str, date] | None = None,
 ) -> str:
-    """The quote service's accepted quote, reserved and ordered by renewal (QUO-8)."""
+    """The quote service's accepted quote, reserved and ordered by renewal (QUO-8); `more`
+    quoted subscriptions, each with its term start, are lines of it too."""
     order_id = f"O-Q-{kind}-{csn}"
+    starts = {sid: term_start, **(more or {})}
     command = QuoteOrderRequested(
         request_id=f"r-{order_id}",
         quote_number="Q-2026-000001",
@@ -263,16 +281,17 @@ async def _quote_order(
         payment_method=PaymentMethod(type="card", recurring=True, valid=True),
         lines=[
             OrderLine(
-                subscription_id=sid,
+                subscription_id=quoted,
                 product_code="ACDLT",
                 term=term,  # type: ignore[arg-type]
                 seats=seats,
                 unit_price=Decimal("100.00"),
                 amount=Decimal("100.00") * seats,
             )
+            for quoted in starts
         ],
-        total=Decimal("100.00") * seats,
-        term_starts=[TermStart(subscription_id=sid, term_start=term_start)],
+        total=Decimal("100.00") * seats * len(starts),
+        term_starts=[TermStart(subscription_id=q, term_start=d) for q, d in starts.items()],
         target_date=target_date,
     )
     handle = quote_order_handler(CLOCK, POLICY, SOURCE)
@@ -453,35 +472,95 @@ async def test_align_1_a_paid_alignment_moves_every_date_and_is_answered(
 async def test_issue_14_money_for_an_order_released_meanwhile_goes_back(
     renewal_db: DatabaseSettings,
 ) -> None:
-    """A manual payment not made by its pay-by date released the term; the money that still
-    comes is refunded (RESERVATION_RELEASED) and the request refused; nothing renews."""
+    """A manual payment not made by its pay-by date released the term, and the release
+    answered the request: refused, in the release's transaction. The subscription has not
+    expired: the refusal says the order's payment did not go through (PAYMENT_METHOD_INVALID,
+    as a failed payment's), not EXPIRED (issue 19). The money that still comes is refunded
+    (RESERVATION_RELEASED) and nothing renews; the request, answered, is not answered again."""
     renewal_date = TODAY + timedelta(days=20)
     csn, sid = await _given(renewal_db, renewal_date, payment_type="bank_transfer")
     order_id = await _requested_renewal(renewal_db, csn, [sid])
+
+    released = await _abandon(renewal_db, csn, order_id)
+
+    assert [(e["type"], e["data"]["subscription_id"], e["data"]["reasons"]) for e in released] == [
+        ("renewal.rejected", sid, ["PAYMENT_METHOD_INVALID"])
+    ]
+    assert released[0]["data"]["request_id"] == await _request_of(renewal_db, order_id)
+
+    events = await _settled(renewal_db, csn, _paid(order_id))
+
+    assert [(e["type"], e["data"].get("reason")) for e in events] == [
+        ("payment.refund_requested", "RESERVATION_RELEASED"),
+    ]
+    assert (await _subscription(renewal_db, sid))["renewal_date"] == renewal_date
+    assert await _history(renewal_db, sid) == ["order_abandoned", "payment_refunded"]
+
+
+async def _request_of(settings: DatabaseSettings, order_id: str) -> str:
+    async with connection_to(settings) as connection:
+        return str(
+            await connection.fetchval("SELECT request_id FROM orders WHERE order_id = $1", order_id)
+        )
+
+
+async def _abandon(settings: DatabaseSettings, csn: str, order_id: str) -> list[dict[str, Any]]:
+    """The order's manual payment was due yesterday: the abandoned-orders loop releases it;
+    the events it wrote, but the states."""
     waiting = PaymentAwaitingManual(
         order_id=order_id,
         amount=Decimal("420.00"),
         currency="USD",
-        payment_reference="P-manual",
+        payment_reference=f"P-manual-{order_id}",
         pay_by=TODAY - timedelta(days=1),
     )
-    assert await _settled(renewal_db, csn, waiting) == []
-    pool = await create_pool(renewal_db)
+    assert await _settled(settings, csn, waiting) == []
+    pool = await create_pool(settings)
     try:
         abandoned = AbandonedOrders(pool, CLOCK, source=SOURCE, batch_size=10, poll_seconds=1)
         assert await abandoned.step() == 1
+        assert await abandoned.step() == 0  # released once, answered once
     finally:
         await pool.close()
-    await taken_outbox(renewal_db)
+    return [e for e in await taken_outbox(settings) if e["type"] != "subscription.state"]
 
-    events = await _settled(renewal_db, csn, _paid(order_id))
 
-    assert [(e["type"], e["data"].get("reason"), e["data"].get("reasons")) for e in events] == [
-        ("payment.refund_requested", "RESERVATION_RELEASED", None),
-        ("renewal.rejected", None, ["EXPIRED"]),
+async def test_man_2_issue_19_a_bulk_request_completes_when_its_bank_transfer_is_abandoned(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """Two payment methods, two orders (MAN-2): the card's renews and the request waits for
+    the bank transfer's, which is never paid by its pay-by date. Its release settles that item
+    rejected (PAYMENT_METHOD_INVALID) and completes the request, with the card's outcome as it
+    was; the money that comes after all only goes back."""
+    csn, by_card = await _given(renewal_db, TODAY + timedelta(days=20))
+    _, by_transfer = await _given(
+        renewal_db, TODAY + timedelta(days=20), csn=csn, suffix=2, payment_type="bank_transfer"
+    )
+    request_id, orders = await _worked_request(renewal_db, csn, [by_card, by_transfer])
+    assert [e["type"] for e in await _settled(renewal_db, csn, _paid(orders[by_card]))] == [
+        "subscription.renewed"
     ]
-    assert (await _subscription(renewal_db, sid))["renewal_date"] == renewal_date
-    assert await _history(renewal_db, sid) == ["order_abandoned", "payment_refunded"]
+
+    released = await _abandon(renewal_db, csn, orders[by_transfer])
+
+    assert [e["type"] for e in released] == ["renewal.rejected", "bulk.completed"]
+    assert released[0]["data"]["subscription_id"] == by_transfer
+    completed = released[1]["data"]
+    assert completed["request_id"] == request_id
+    assert (completed["succeeded"], completed["rejected"]) == (1, 1)
+    assert [
+        (o["subscription_id"], o["status"], o["reasons"], o["order_id"])
+        for o in completed["outcomes"]
+    ] == [
+        (by_card, "succeeded", [], orders[by_card]),
+        (by_transfer, "rejected", ["PAYMENT_METHOD_INVALID"], orders[by_transfer]),
+    ]
+    late = await _settled(renewal_db, csn, _paid(orders[by_transfer]))
+    assert [(e["type"], e["data"].get("reason")) for e in late] == [
+        ("payment.refund_requested", "RESERVATION_RELEASED")
+    ]
+    async with connection_to(renewal_db) as connection:
+        assert await connection.fetchval("SELECT status FROM renewal_batches") == "completed"
 
 
 async def test_issue_19_a_batch_of_answers_is_settled_in_statements_that_do_not_grow_with_it(
@@ -563,21 +642,7 @@ async def test_man_2_a_bulk_request_of_two_orders_completes_with_the_second_answ
     _, by_paypal = await _given(
         renewal_db, TODAY + timedelta(days=20), csn=csn, suffix=2, payment_type="paypal"
     )
-    intake = record_renewal_request(CLOCK, SOURCE, POLICY)
-    await handle_in_transaction(
-        renewal_db, intake, [delivered(renewal_request(csn, [by_card, by_paypal]), csn, time=NOW)]
-    )
-    pool = await create_pool(renewal_db)
-    try:
-        worker = BulkWorker(pool, CLOCK, POLICY, source=SOURCE, per_claim=10, poll_seconds=1)
-        assert await worker.work_pending() == 1
-    finally:
-        await pool.close()
-    orders = {
-        e["data"]["lines"][0]["subscription_id"]: e["data"]["order_id"]
-        for e in await taken_outbox(renewal_db)
-        if e["type"] == "order.requested"
-    }
+    _, orders = await _worked_request(renewal_db, csn, [by_card, by_paypal])
     assert set(orders) == {by_card, by_paypal}
 
     first = await _settled(renewal_db, csn, _paid(orders[by_card]))
@@ -591,3 +656,177 @@ async def test_man_2_a_bulk_request_of_two_orders_completes_with_the_second_answ
     ]
     async with connection_to(renewal_db) as connection:
         assert await connection.fetchval("SELECT status FROM renewal_batches") == "completed"
+
+
+def _settle_on(day: date) -> Any:
+    """Billing's answers settled when the CSN's today is `day` (its money arrived late)."""
+    late = FixedClock(datetime.combine(day, NOW.timetz()))
+    return billing_events_handler(late, SOURCE, POLICY)
+
+
+async def test_life_3_money_after_a_real_expiry_is_still_refused_expired(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """The counterpart of the abandoned order above: a bank transfer paid, on time for its
+    order, but after grace ended (LIFE-3, LIFE-5) goes back and the request hears EXPIRED."""
+    renewal_date = TODAY + timedelta(days=20)
+    csn, sid = await _given(renewal_db, renewal_date, payment_type="bank_transfer")
+    order_id = await _requested_renewal(renewal_db, csn, [sid])
+    after_grace = renewal_date + timedelta(days=POLICY.grace_days_quote_or_manual + 1)
+
+    await handle_in_transaction(
+        renewal_db, _settle_on(after_grace), [delivered(_paid(order_id), csn, time=NOW)]
+    )
+
+    events = [e for e in await taken_outbox(renewal_db) if e["type"] != "subscription.state"]
+    assert [(e["type"], e["data"].get("reason"), e["data"].get("reasons")) for e in events] == [
+        ("payment.refund_requested", "EXPIRED", None),
+        ("renewal.rejected", None, ["EXPIRED"]),
+    ]
+    assert (await _subscription(renewal_db, sid))["renewal_date"] == renewal_date
+
+
+async def test_life_3_issue_19_an_order_let_go_at_expiry_answers_its_request_then_not_again(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """A bank transfer not received by the end of grace: the expiry (LIFE-3) lets the order's
+    term go and answers the request then, EXPIRED, in the engine's transaction, its batch item
+    settled rejected — not only if the money comes. The money that comes after all goes
+    back, and the request, answered, is not answered again."""
+    renewal_date = TODAY + timedelta(days=20)
+    csn, sid = await _given(renewal_db, renewal_date, payment_type="bank_transfer")
+    order_id = await _requested_renewal(renewal_db, csn, [sid])
+    after_grace = renewal_date + timedelta(days=POLICY.grace_days_quote_or_manual + 1)
+    late = FixedClock(datetime.combine(after_grace, NOW.timetz()))
+    pool = await create_pool(renewal_db)
+    try:
+        engine = DueDateEngine(pool, late, POLICY, source=SOURCE, batch_size=10, interval_seconds=1)
+        assert await engine.run_once() == 1
+    finally:
+        await pool.close()
+
+    at_expiry = [e for e in await taken_outbox(renewal_db) if e["type"] != "subscription.state"]
+    assert [(e["type"], e["data"].get("reasons")) for e in at_expiry] == [
+        ("subscription.lapsed", None),
+        ("subscription.expired", None),
+        ("renewal.rejected", ["EXPIRED"]),
+    ]
+    assert at_expiry[2]["data"]["request_id"] == await _request_of(renewal_db, order_id)
+    async with connection_to(renewal_db) as connection:
+        item = await connection.fetchrow("SELECT status, reasons FROM renewal_batch_items")
+    assert item is not None and (item["status"], list(item["reasons"])) == ("rejected", ["EXPIRED"])
+
+    await handle_in_transaction(
+        renewal_db, _settle_on(after_grace), [delivered(_paid(order_id), csn, time=NOW)]
+    )
+    events = [e for e in await taken_outbox(renewal_db) if e["type"] != "subscription.state"]
+    assert [(e["type"], e["data"].get("reason")) for e in events] == [
+        ("payment.refund_requested", "EXPIRED")
+    ]
+
+
+async def test_life_3_quo_3_a_quote_whose_money_went_back_is_not_answered_paid(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """Issue 19: a renewal quote's order paid after the subscription expired renews nothing;
+    its money goes back, and the quote service hears that (`quote_order.refunded`, with the
+    acceptance's request id and why), not `quote_order.paid`."""
+    renewal_date = TODAY + timedelta(days=20)
+    csn, sid = await _given(renewal_db, renewal_date)
+    order_id = await _quote_order(renewal_db, csn, sid, renewal_date, kind="renewal")
+    after_grace = renewal_date + timedelta(days=POLICY.grace_days_quote_or_manual + 1)
+
+    await handle_in_transaction(
+        renewal_db,
+        _settle_on(after_grace),
+        [delivered(_paid(order_id, "100.00"), csn, time=NOW)],
+    )
+
+    events = [e for e in await taken_outbox(renewal_db) if e["type"] != "subscription.state"]
+    assert [(e["type"], e["data"]) for e in events] == [
+        (
+            "payment.refund_requested",
+            {"order_id": order_id, "csn": csn, "subscription_ids": [], "reason": "EXPIRED"},
+        ),
+        (
+            "quote_order.refunded",
+            {
+                "request_id": f"r-{order_id}",
+                "quote_number": "Q-2026-000001",
+                "order_id": order_id,
+                "reasons": ["EXPIRED"],
+            },
+        ),
+    ]
+    assert (await _subscription(renewal_db, sid))["renewal_date"] == renewal_date
+
+
+async def test_quo_3_a_quote_with_one_line_renewed_and_one_refunded_is_paid(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """Two lines, one expired by the time the money came (LIFE-3): that line's money goes
+    back (billing refunds that line only), the other renews, and the quote is paid — it
+    bought a term, and accepting it again could buy nothing more."""
+    csn, renewable = await _given(renewal_db, TODAY + timedelta(days=20))
+    _, expiring = await _given(renewal_db, TODAY - timedelta(days=40), csn=csn, suffix=2)
+    order_id = await _quote_order(
+        renewal_db,
+        csn,
+        renewable,
+        TODAY + timedelta(days=20),
+        kind="renewal",
+        more={expiring: TODAY - timedelta(days=40)},
+    )
+
+    # Paid ten days later: the second subscription's grace (45 days from its date) is over.
+    await handle_in_transaction(
+        renewal_db,
+        _settle_on(TODAY + timedelta(days=10)),
+        [delivered(_paid(order_id, "200.00"), csn, time=NOW)],
+    )
+
+    events = [e for e in await taken_outbox(renewal_db) if e["type"] != "subscription.state"]
+    assert [(e["type"], e["data"].get("subscription_id")) for e in events] == [
+        ("subscription.renewed", renewable),
+        ("payment.refund_requested", None),
+        ("quote_order.paid", None),
+    ]
+    assert events[1]["data"]["subscription_ids"] == [expiring]
+    assert events[2]["data"] == {"quote_number": "Q-2026-000001", "order_id": order_id}
+
+
+async def test_issue_19_an_order_naming_a_subscription_not_held_goes_back_and_the_batch_settles(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """One order of the batch names a subscription renewal does not hold (a renewal request's,
+    and a seats command's): their money goes back (UNKNOWN_SUBSCRIPTION) and their requests
+    hear it; the good order of the same batch renews as if alone, and nothing is raised."""
+    csn, sid = await _given(renewal_db, TODAY + timedelta(days=20))
+    good = await _requested_renewal(renewal_db, csn, [sid])
+    async with connection_to(renewal_db) as connection:
+        await connection.execute(
+            "INSERT INTO orders (order_id, request_id, csn, subscription_ids, purpose, detail)"
+            " VALUES ('O-gone', 'r-gone', $1, $2, 'renewal', '{}'),"
+            " ('O-gone-seats', 'r-gone-seats', $1, $2, 'seats', $3)",
+            csn,
+            ["S-GONE"],
+            '{"seats_added": 2, "total": "40.00",'
+            ' "lines": [{"subscription_id": "S-GONE", "term": "annual", "seats": 2}]}',
+        )
+
+    events = await _settled(
+        renewal_db, csn, _paid("O-gone"), _paid(good), _paid("O-gone-seats", "40.00")
+    )
+
+    assert [(e["type"], e["data"].get("order_id"), e["data"].get("reason")) for e in events] == [
+        ("payment.refund_requested", "O-gone", "UNKNOWN_SUBSCRIPTION"),
+        ("renewal.rejected", None, None),
+        ("subscription.renewed", good, None),
+        ("payment.refund_requested", "O-gone-seats", "UNKNOWN_SUBSCRIPTION"),
+        ("renewal.rejected", None, None),
+    ]
+    assert [e["data"]["request_id"] for e in (events[1], events[4])] == ["r-gone", "r-gone-seats"]
+    for rejected in (events[1], events[4]):
+        assert rejected["data"]["subscription_id"] == "S-GONE"
+        assert rejected["data"]["reasons"] == ["UNKNOWN_SUBSCRIPTION"]
+    assert (await _subscription(renewal_db, sid))["renewal_date"] == date(2027, 3, 21)

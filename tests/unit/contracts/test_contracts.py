@@ -322,6 +322,9 @@ SAMPLES: dict[str, list[EventData]] = {
         ),
         quote_orders.QuoteOrderReleased(quote_number="Q-2026-000001", order_id="O-2"),
         quote_orders.QuoteOrderPaid(quote_number="Q-2026-000001", order_id="O-2"),
+        quote_orders.QuoteOrderRefunded(
+            request_id="r-1", quote_number="Q-2026-000001", order_id="O-2", reasons=["EXPIRED"]
+        ),
         quote_orders.QuoteOrderPaymentFailed(quote_number="Q-2026-000001", order_id="O-2"),
     ],
     "subscription.state": [

@@ -11,11 +11,16 @@ from shared.eligibility import (
     Reason,
     RefundReason,
     Reservation,
+    abandoned_refusal,
     decide_cancel_quote,
     decide_manual_renewal,
     grace_ends,
     quote_order_reasons,
+    quote_took_effect,
+    refund_answers_request,
+    refund_refusal,
     reservation_reasons,
+    settle_paid_quote,
     settle_paid_renewal,
 )
 from shared.eligibility.dates import add_term
@@ -188,3 +193,48 @@ def test_auto_5_only_an_open_quote_that_changes_the_renewal_holds_the_automatic_
     assert not quote_holds_automatic_renewal(sub, [("annual", 3)])  # QUO-7: changes nothing
     assert quote_holds_automatic_renewal(sub, [("three_year", 3)])
     assert quote_holds_automatic_renewal(sub, [("annual", 2)])
+
+
+def test_life_3_issue_19_the_refusal_for_money_that_went_back_says_why_it_went_back():
+    """Only money after expiry is refused EXPIRED (LIFE-3); an order abandoned by its pay-by
+    date is refused as a payment that did not go through, the subscription still renewable."""
+    assert refund_refusal(RefundReason.EXPIRED) == Reason.EXPIRED
+    assert refund_refusal(RefundReason.ALREADY_RENEWED) == Reason.ALREADY_RENEWED
+    assert refund_refusal(RefundReason.RESERVATION_RELEASED) == Reason.PAYMENT_METHOD_INVALID
+    assert refund_refusal(RefundReason.UNKNOWN_SUBSCRIPTION) == Reason.UNKNOWN_SUBSCRIPTION
+
+
+def test_issue_19_an_abandoned_order_is_answered_at_its_release_and_its_late_money_not_again():
+    """Released unpaid at its pay-by date: the request is refused as a payment that did not go
+    through; money after that goes back without a second answer (one answer per command);
+    every other cause of a refund is the request's answer."""
+    assert abandoned_refusal() == Reason.PAYMENT_METHOD_INVALID
+    assert refund_refusal(RefundReason.RESERVATION_RELEASED) == abandoned_refusal()
+    assert not refund_answers_request(RefundReason.RESERVATION_RELEASED, held=False)
+
+
+def test_life_3_issue_19_money_for_an_order_let_go_is_not_answered_again():
+    """The order was let go before its money came (abandoned, or at expiry): its release
+    answered the request. Money for an order still held is answered; so is a subscription the
+    product does not hold, which held nothing and heard nothing."""
+    assert not refund_answers_request(RefundReason.EXPIRED, held=False)  # let go at expiry
+    for refund in (RefundReason.EXPIRED, RefundReason.ALREADY_RENEWED):
+        assert refund_answers_request(refund, held=True)
+    assert refund_answers_request(RefundReason.UNKNOWN_SUBSCRIPTION, held=False)
+
+
+def test_issue_19_money_for_a_subscription_not_held_goes_back_whatever_the_kind():
+    """An order naming a subscription the product does not hold bought nothing."""
+    assert settle_paid_renewal(None, TODAY, TODAY, policy()).refund == (
+        RefundReason.UNKNOWN_SUBSCRIPTION
+    )
+    for kind in ("renewal", "alignment", "new"):
+        paid = settle_paid_quote(kind, None, TODAY, TODAY, policy(), target_date=TODAY)
+        assert paid.refund == RefundReason.UNKNOWN_SUBSCRIPTION
+
+
+def test_quo_3_a_quote_is_paid_when_its_money_bought_something():
+    """Every line's money went back: the quote is not paid; one line took effect: it is."""
+    assert not quote_took_effect(["S-1", "S-2"], {"S-1", "S-2"})
+    assert quote_took_effect(["S-1", "S-2"], {"S-2"})
+    assert quote_took_effect(["S-1"], set())
