@@ -8,7 +8,9 @@ paid order, by its purpose:
   can still take effect (`eligibility.settle_paid_renewal`): money for an expired subscription
   (LIFE-3, LIFE-5) or for a reservation released meanwhile goes back (billing is asked to
   refund it, `payment.refunded`), the subscription stays as it is, and a manual request hears
-  why (`eligibility.refund_refusal`: EXPIRED only when it expired);
+  why (`eligibility.refund_refusal`: EXPIRED only when it expired) — unless its order was let
+  go before the money came, whose release answered it already (`refund_answers_request`,
+  services/renewal/released_orders.py): one answer per command;
 - an `alignment` or `new` quote does what its kind says (QUO-3, `eligibility.settle_paid_quote`):
   the renewal dates move to the quote's target, or a new subscription starts on the payment day
   (services/renewal/new_purchases.py); `quote.paid` (the quote service's) is their answer;
@@ -95,6 +97,7 @@ from shared.messaging.consumer import (
     dispatch_some,
     handles_batch,
 )
+from shared.plumbing.committed_counts import count_on_commit
 from shared.plumbing.metrics import RENEWALS_RENEWED
 from shared.test_clocks import CsnClock
 
@@ -249,7 +252,8 @@ class Settlement:
         for event in renewed:
             self._announce(event.model_copy(update=order_fields), order.csn)
         trigger = "automatic" if order.automatic else "command"
-        RENEWALS_RENEWED.labels("renewal", trigger).inc(len(current))
+        # Once it commits: a batch that fails is settled again, answer by answer.
+        count_on_commit(RENEWALS_RENEWED.labels("renewal", trigger), len(current))
         if refunded:
             self._refund(order, refunded)
         if not order.automatic and order.purpose == "renewal":

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 from decimal import Decimal
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -34,9 +35,17 @@ from shared.db.migrate import migrate
 from shared.db.pool import connect, create_pool
 from shared.db.settings import DatabaseSettings
 from shared.messaging.broker import create_broker
-from shared.messaging.consumer import Delivery, PoolHolder, UnitOfWork
+from shared.messaging.consumer import (
+    BatchHandler,
+    DeadLetter,
+    Delivery,
+    EventConsumer,
+    PoolHolder,
+    UnitOfWork,
+)
 from shared.messaging.credentials import client_options
 from shared.messaging.settings import MessagingSettings
+from shared.plumbing.faults import FaultPoints
 
 
 async def eventually(
@@ -95,6 +104,38 @@ async def pools_on(settings: DatabaseSettings) -> AsyncIterator[PoolHolder]:
         holder = PoolHolder()
         holder.pool = pool
         yield holder
+
+
+def read_from_a_record(delivery: Delivery[Any]) -> Delivery[Any]:
+    """The delivery as the consumer reads it from a record (a dead letter names its record)."""
+    record = SimpleNamespace(topic="t", partition=0, offset=1)
+    return Delivery(delivery.event, record, delivery.signer, delivery.unproven)
+
+
+async def consumed_as_a_batch(
+    settings: DatabaseSettings,
+    contract: ModuleType,
+    handler: BatchHandler,
+    deliveries: list[Delivery[Any]],
+    *,
+    service: str,
+    attempts: int = 1,
+) -> tuple[int, list[DeadLetter]]:
+    """`deliveries` handled by a real consumer of the `contract`'s topic (its TOPIC, REGISTRY):
+    as one batch in one transaction and, when that fails, each alone — (handled, dead letters)."""
+    async with pools_on(settings) as pools:
+        consumer = EventConsumer(
+            service=service,
+            topic=contract.TOPIC,
+            registry=contract.REGISTRY,
+            group_id="it",
+            handler=handler,
+            pools=pools,
+            settings=MessagingSettings(handler_max_attempts=attempts),
+            faults=FaultPoints(),
+        )
+        handled, _, letters = await consumer._handle(deliveries)
+    return handled, letters
 
 
 async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:

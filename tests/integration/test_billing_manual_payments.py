@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from types import SimpleNamespace
 from typing import Any
 
 from prometheus_client import REGISTRY
@@ -17,14 +16,13 @@ from shared.clock import FixedClock
 from shared.contracts import payment_events
 from shared.contracts.payment_events import PaymentReceived
 from shared.db.settings import DatabaseSettings
-from shared.messaging.consumer import Delivery, EventConsumer, UnitOfWork
-from shared.messaging.settings import MessagingSettings
-from shared.plumbing.faults import FaultPoints
+from shared.messaging.consumer import Delivery, UnitOfWork
 from tests.integration.helpers import (
     connection_to,
+    consumed_as_a_batch,
     delivered,
     handle_in_transaction,
-    pools_on,
+    read_from_a_record,
     taken_outbox,
 )
 
@@ -135,8 +133,7 @@ async def test_a_payment_in_a_batch_retried_one_by_one_counts_once(
     await _awaiting_order(billing_db, "O-batch", csn)
     handle = payment_received_handler(FixedClock(NOW), "/billing")
     good = delivered(_payment("O-batch"), PAYER, time=NOW)
-    poison = delivered(_payment("O-poison"), PAYER, time=NOW)
-    poison = Delivery(poison.event, SimpleNamespace(topic="t", partition=0, offset=1))
+    poison = read_from_a_record(delivered(_payment("O-poison"), PAYER, time=NOW))
 
     async def payments_then_a_failure(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
         for delivery in deliveries:
@@ -144,19 +141,10 @@ async def test_a_payment_in_a_batch_retried_one_by_one_counts_once(
                 raise RuntimeError("this one fails, every time")
             await handle(unit, delivery)
 
-    async with pools_on(billing_db) as pools:
-        consumer = EventConsumer(
-            service="billing",
-            topic=payment_events.TOPIC,
-            registry=payment_events.REGISTRY,
-            group_id="it",
-            handler=payments_then_a_failure,
-            pools=pools,
-            settings=MessagingSettings(handler_max_attempts=1),
-            faults=FaultPoints(),
-        )
-        before = _payments_succeeded()
-        handled, _, [letter] = await consumer._handle([good, poison])
+    before = _payments_succeeded()
+    handled, [letter] = await consumed_as_a_batch(
+        billing_db, payment_events, payments_then_a_failure, [good, poison], service="billing"
+    )
     assert (handled, letter.record) == (1, poison.record)
     assert await _state(billing_db, "O-batch") == ("succeeded", ["awaiting_manual", "succeeded"])
     assert _payments_succeeded() - before == 1

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
@@ -44,20 +43,17 @@ from shared.db.settings import DatabaseSettings
 from shared.eligibility import Policy
 from shared.messaging.consumer import (
     Delivery,
-    EventConsumer,
-    PoolHolder,
     UnitOfWork,
     dispatch_by_type,
 )
 from shared.messaging.identity import identified
-from shared.messaging.settings import MessagingSettings
 from shared.messaging.signing import Unproven
-from shared.plumbing.faults import FaultPoints
 from tests.integration.helpers import (
+    consumed_as_a_batch,
     delivered,
     handle_in_transaction,
     migrated_schema,
-    pool_on,
+    read_from_a_record,
 )
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -272,29 +268,23 @@ async def test_a_refusal_in_a_batch_retried_one_by_one_counts_once(
     """The consumer handles a batch in one transaction and, when it fails, each message alone
     (shared/messaging/consumer.py): a refusal counted in the batch that rolled back is counted
     again when its message is handled alone. It counts once, when its transaction commits."""
-    async with owned(admin_db, "renewal") as (settings, owner), pool_on(settings) as pool:
+    async with owned(admin_db, "renewal") as (settings, owner):
         unsigned = owner.from_stranger(renewal_request(owner.stranger_csn, owner.ids[:1]))
         unsigned = Delivery(unsigned.event, None, unproven=Unproven.UNSIGNED)
         poison = owner.from_stranger(renewal_request(owner.stranger_csn, owner.ids[1:]))
-        record = SimpleNamespace(topic="t", partition=0, offset=1)  # for its dead letter
-        poison = Delivery(poison.event, record, signer=poison.signer)
+        poison = read_from_a_record(poison)  # for its dead letter
 
         async def fails(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
             raise RuntimeError("the admitted command fails, every time")
 
-        holder = PoolHolder()
-        holder.pool = pool
-        consumer = EventConsumer(
-            service="renewal",
-            topic=renewal_commands.TOPIC,
-            registry=renewal_commands.REGISTRY,
-            group_id="it",
-            handler=identified("renewal", fails, refuse_renewal_command(CLOCK, "/renewal")),
-            pools=holder,
-            settings=MessagingSettings(handler_max_attempts=2),
-            faults=FaultPoints(),
-        )
         before = refused("renewal", "unsigned")
-        handled, _, [letter] = await consumer._handle([unsigned, poison])
+        handled, [letter] = await consumed_as_a_batch(
+            settings,
+            renewal_commands,
+            identified("renewal", fails, refuse_renewal_command(CLOCK, "/renewal")),
+            [unsigned, poison],
+            service="renewal",
+            attempts=2,
+        )
         assert (handled, letter.record) == (1, poison.record)  # the refusal alone, committed
         assert refused("renewal", "unsigned") - before == 1

@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from deploy.local.samples import renewal_request, subscription, unique_csn
 from services.renewal.abandoned import AbandonedOrders
@@ -30,6 +31,7 @@ from services.renewal.renewal_requests import record_renewal_request
 from services.renewal.settlement import billing_events_handler
 from services.renewal.state import announced, snapshot_handler
 from shared.clock import FixedClock
+from shared.contracts import billing_events
 from shared.contracts.billing_events import (
     OrderLine,
     PaymentAwaitingManual,
@@ -44,13 +46,15 @@ from shared.contracts.subscription_events import PaymentMethod
 from shared.db.pool import create_pool
 from shared.db.settings import DatabaseSettings
 from shared.eligibility import Policy
-from shared.messaging.consumer import UnitOfWork
+from shared.messaging.consumer import Delivery, UnitOfWork
 from tests.integration.helpers import (
     CountingConnection,
     connection_to,
+    consumed_as_a_batch,
     delivered,
     handle_in_transaction,
     migrated_schema,
+    read_from_a_record,
     renewal_quote_sent,
     taken_outbox,
 )
@@ -830,3 +834,32 @@ async def test_issue_19_an_order_naming_a_subscription_not_held_goes_back_and_th
         assert rejected["data"]["subscription_id"] == "S-GONE"
         assert rejected["data"]["reasons"] == ["UNKNOWN_SUBSCRIPTION"]
     assert (await _subscription(renewal_db, sid))["renewal_date"] == date(2027, 3, 21)
+
+
+def _renewed_by_command() -> float:
+    labels = {"service": "renewal", "trigger": "command"}
+    return REGISTRY.get_sample_value("renewals_subscriptions_renewed_total", labels) or 0.0
+
+
+async def test_a_renewal_settled_in_a_batch_retried_one_by_one_counts_once(
+    renewal_db: DatabaseSettings,
+) -> None:
+    """The consumer settles a batch of billing's answers in one transaction and, when it fails,
+    each answer alone (shared/messaging/consumer.py): the renewal counted in the batch that
+    rolled back must not be counted again when its answer commits alone."""
+    csn, subscription_id = await _given(renewal_db, NOW.date() + timedelta(days=20))
+    order_id = await _requested_renewal(renewal_db, csn, [subscription_id])
+    good = delivered(_paid(order_id), csn, time=NOW)
+    poison = read_from_a_record(delivered(_paid("O-poison"), csn, time=NOW))
+
+    async def settle_then_fail(unit: UnitOfWork, deliveries: list[Delivery]) -> None:
+        await settle(unit, [d for d in deliveries if d is not poison])
+        if poison in deliveries:
+            raise RuntimeError("this one fails, every time")
+
+    before = _renewed_by_command()
+    handled, [letter] = await consumed_as_a_batch(
+        renewal_db, billing_events, settle_then_fail, [good, poison], service="renewal"
+    )
+    assert (handled, letter.record) == (1, poison.record)
+    assert _renewed_by_command() - before == 1
