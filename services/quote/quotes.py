@@ -400,7 +400,9 @@ class QuoteHandlers:
     async def order_released(
         self, unit: UnitOfWork, delivery: Delivery[QuoteOrderReleased]
     ) -> None:
-        """Not paid by its `pay_by`: the quote is open again (cancellable, and it expires)."""
+        """Not paid by its `pay_by`: the quote is open again (cancellable, and it expires).
+        Renewal now says so with `quote_order.refused` (its acceptance answered too, issue 19);
+        this answer of older renewals may still be on the topic."""
         released = delivery.data
         await store.reopen(unit.connection, [released.order_id], quote_number=released.quote_number)
 

@@ -1,10 +1,13 @@
 """Orders abandoned: a manual payment not received by its `pay_by` (on the CSN's clock) releases
-the terms its order reserved, so that the customer can order again (issue 14); a quote's order
-reopens its quote (`quote_order.released`), and a manual renewal request is answered then, in
-the release's transaction: `renewal.rejected` for each subscription released
-(`eligibility.abandoned_refusal`), its batch item settled rejected, which completes a bulk
-request with nothing else waiting (`bulk.completed`; issue 19). Money that still arrives for it
-later only goes back (services/renewal/settlement.py: RESERVATION_RELEASED), unanswered.
+the terms its order reserved, so that the customer can order again (issue 14); whoever waits
+for the order is answered then, in the release's transaction, for the reason
+`eligibility.abandoned_refusal` gives (issue 19): a manual renewal request with
+`renewal.rejected` for each subscription released, its batch item settled rejected, which
+completes a bulk request with nothing else waiting (`bulk.completed`); a quote's acceptance
+with `quote_order.refused`, which reopens the quote and answers the acceptance
+`quote.rejected`, as the expiry does (services/renewal/released_orders.py). Money that still
+arrives for it later only goes back (services/renewal/settlement.py: RESERVATION_RELEASED),
+unanswered.
 
 It runs as a `WorkLoop`, in batches claimed with `FOR UPDATE SKIP LOCKED` (replicas share it).
 """
@@ -21,7 +24,7 @@ from services.renewal.store import waiting_orders
 from services.renewal.subscriptions import record_history
 from shared.clock import Clock
 from shared.contracts.envelope import new_event
-from shared.contracts.quote_orders import ANSWERS_TOPIC, QuoteOrderReleased
+from shared.contracts.quote_orders import ANSWERS_TOPIC, QuoteOrderRefused
 from shared.eligibility import Policy, abandoned_refusal
 from shared.messaging.loops import WorkLoop
 from shared.messaging.outbox import Outbox
@@ -91,25 +94,23 @@ class AbandonedOrders:
             )
             orders = await waiting_orders(connection, {row["order_id"] for row in rows})
             outbox = Outbox()
+            why = abandoned_refusal()
             for order in orders:
-                if order.purpose == "quote":  # the quote service reopens the quote
-                    assert order.quote_number is not None
-                    released = QuoteOrderReleased(
-                        quote_number=order.quote_number, order_id=order.order_id
+                if order.purpose == "quote":  # the quote service reopens it, answers the buyer
+                    assert order.quote_number is not None and order.request_id is not None
+                    refused = QuoteOrderRefused(
+                        request_id=order.request_id,  # the acceptance's
+                        quote_number=order.quote_number,
+                        order_id=order.order_id,
+                        reasons=[why],
                     )
                     outbox.add(
                         ANSWERS_TOPIC,
-                        new_event(released, subject=order.csn, source=self.source, time=now),
+                        new_event(refused, subject=order.csn, source=self.source, time=now),
                     )
             released_of = {(row["order_id"], row["subscription_id"]) for row in rows}
             await answer_requests(
-                connection,
-                outbox,
-                orders,
-                released_of,
-                [abandoned_refusal()],
-                clock=self.clock,
-                source=self.source,
+                connection, outbox, orders, released_of, [why], clock=self.clock, source=self.source
             )
             await self.announcer.announce_changes(connection, outbox, now)  # pending_order gone
             await outbox.flush(connection)

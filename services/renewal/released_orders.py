@@ -13,7 +13,8 @@ answers, in its own transaction, through its outbox:
   an expired subscription is: accepting it is refused EXPIRED (nothing renews an expired
   subscription, LIFE-3), and it ends at its expiry date (QUO-8; a renewal quote's is at most
   its subscriptions' grace end, so at once) or when cancelled, which frees the subscriptions'
-  `open_quote` and gives their auto-renew back (AUTO-5). (Abandoned: `quote_order.released`.)
+  `open_quote` and gives their auto-renew back (AUTO-5); abandoned, the same with
+  `eligibility.abandoned_refusal` (abandoned.py).
 Money that still comes goes back and answers nobody again (`eligibility.refund_answers_request`):
 one answer per command (CONTRACT.md).
 """

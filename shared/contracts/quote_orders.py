@@ -63,8 +63,10 @@ class QuoteOrderRequested(EventData):
 
 class QuoteOrderRefused(EventData):
     """Renewal placed no order: every reason (RENEWAL_IN_PROGRESS, ALREADY_RENEWED, EXPIRED);
-    or its order, unpaid, was let go because its subscriptions expired meanwhile (EXPIRED,
-    LIFE-3; issue 19). Either way the quote is open again, not paid."""
+    or its order, unpaid, was let go: its subscriptions expired meanwhile (EXPIRED, LIFE-3), or
+    its manual payment did not come by its `pay_by` (PAYMENT_METHOD_INVALID,
+    `eligibility.abandoned_refusal`; issue 19). Either way the quote is open again, not paid,
+    and the acceptance is answered `quote.rejected`."""
 
     event_type: ClassVar[str] = "quote_order.refused"
     request_id: RequestId
@@ -75,7 +77,9 @@ class QuoteOrderRefused(EventData):
 
 class QuoteOrderReleased(EventData):
     """The quote's order was not paid by its `pay_by`: renewal let its terms go (money that
-    still arrives goes back), and the quote is open again until it expires."""
+    still arrives goes back), and the quote is open again until it expires. Renewal now says
+    it with `quote_order.refused`, which answers the acceptance too (issue 19); this one, from
+    older renewals, may still be on the topic, and quote still reads it."""
 
     event_type: ClassVar[str] = "quote_order.released"
     quote_number: QuoteNumber

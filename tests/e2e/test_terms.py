@@ -398,6 +398,8 @@ async def test_auto_1_auto_renew_switched_on_inside_grace_renews_at_once_from_th
 async def test_quo_5_a_quote_order_not_paid_by_its_pay_by_reopens_the_quote_and_late_money_goes_back(
     stack, upstream, watcher, admin_db
 ):
+    """The acceptance is answered at the release (issue 19: it waited for ever), once: the late
+    money only goes back."""
     csn = samples.unique_csn()
     await given_product_priced(upstream, admin_db, csn)
     snapshot = await given_a_subscription(
@@ -415,6 +417,9 @@ async def test_quo_5_a_quote_order_not_paid_by_its_pay_by_reopens_the_quote_and_
         ),
         what="the abandoned quote order to reopen its quote",
     )
+    [rejected] = await watcher.wait_for(about_subject(csn, "quote.rejected"))
+    assert rejected.data["request_id"].startswith(f"accept-{csn}")  # the acceptance's answer
+    assert rejected.data["reasons"] == ["PAYMENT_METHOD_INVALID"]
     cancel = CancelQuote(
         request_id=f"cancel-{csn}",
         actor=Actor(user_id="rep-1", csn=csn),
@@ -430,6 +435,7 @@ async def test_quo_5_a_quote_order_not_paid_by_its_pay_by_reopens_the_quote_and_
     await stack.settled(admin_db)
     assert watcher.matching(about_subject(csn, "subscription.renewed")) == []
     assert watcher.matching(about_subject(csn, "quote.paid")) == []
+    assert len(watcher.matching(about_subject(csn, "quote.rejected"))) == 1
     assert await _refunds(admin_db, awaiting.data["order_id"]) == 1
 
 

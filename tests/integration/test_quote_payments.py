@@ -206,12 +206,13 @@ async def _money_after_grace_goes_back(
     await quote_hears(quote_pool, renewal_wrote)
 
 
-async def test_issue_14_a_payment_after_the_quote_order_was_released_leaves_the_quote_open(
+async def test_issue_14_19_a_released_quote_order_answers_the_acceptance_once_late_money_goes_back(
     quote_pool: asyncpg.Pool, renewal_db: DatabaseSettings
 ) -> None:
-    """A quote's order not paid by its pay-by date is released (the quote opens again); money
-    that still comes goes back, and the quote stays open, not paid: no `quote.paid`, and no
-    `quote.rejected` either (the quote, open again, is no longer accepted with that order)."""
+    """A quote's order not paid by its pay-by date is released: the quote opens again and the
+    acceptance is answered then, `quote.rejected` PAYMENT_METHOD_INVALID (issue 19: it waited
+    for ever). Money that still comes goes back, and the quote stays open, not paid: no
+    `quote.paid`, and no second answer (the quote is no longer accepted with that order)."""
     order_id = "ORD-IT-LATE01"
     quote_number, csn = await accepted_quote(quote_pool, order_id)
     await _renewal_orders_the_quote(renewal_db, csn, quote_number, order_id)
@@ -237,7 +238,7 @@ async def test_issue_14_a_payment_after_the_quote_order_was_released_leaves_the_
 
     renewal_wrote = await taken_outbox(renewal_db)
     assert [e["type"] for e in renewal_wrote if e["type"] != "subscription.state"] == [
-        "quote_order.released",
+        "quote_order.refused",
         "payment.refund_requested",
         "quote_order.refunded",
     ]
@@ -245,8 +246,12 @@ async def test_issue_14_a_payment_after_the_quote_order_was_released_leaves_the_
 
     rows = await quote_pool.fetch("SELECT status, order_id FROM quotes")
     assert [(row["status"], row["order_id"]) for row in rows] == [("sent", None)]
-    announced = await quote_pool.fetch("SELECT value FROM outbox")
-    assert [json.loads(row["value"])["type"] for row in announced] == []
+    announced = [
+        json.loads(row["value"]) for row in await quote_pool.fetch("SELECT value FROM outbox")
+    ]
+    assert [(e["type"], e["data"]["reasons"]) for e in announced] == [
+        ("quote.rejected", ["PAYMENT_METHOD_INVALID"])
+    ]
 
 
 async def test_life_3_issue_19_a_quote_paid_after_its_subscription_expired_is_open_again(
