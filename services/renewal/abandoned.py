@@ -18,13 +18,11 @@ import logging
 
 import asyncpg
 
-from services.renewal.released_orders import answer_requests
+from services.renewal.released_orders import answer_requests, refuse_quote_order
 from services.renewal.state import StateAnnouncer
 from services.renewal.store import waiting_orders
 from services.renewal.subscriptions import record_history
 from shared.clock import Clock
-from shared.contracts.envelope import new_event
-from shared.contracts.quote_orders import ANSWERS_TOPIC, QuoteOrderRefused
 from shared.eligibility import Policy, abandoned_refusal
 from shared.messaging.loops import WorkLoop
 from shared.messaging.outbox import Outbox
@@ -97,17 +95,7 @@ class AbandonedOrders:
             why = abandoned_refusal()
             for order in orders:
                 if order.purpose == "quote":  # the quote service reopens it, answers the buyer
-                    assert order.quote_number is not None and order.request_id is not None
-                    refused = QuoteOrderRefused(
-                        request_id=order.request_id,  # the acceptance's
-                        quote_number=order.quote_number,
-                        order_id=order.order_id,
-                        reasons=[why],
-                    )
-                    outbox.add(
-                        ANSWERS_TOPIC,
-                        new_event(refused, subject=order.csn, source=self.source, time=now),
-                    )
+                    refuse_quote_order(outbox, order, why, source=self.source, now=now)
             released_of = {(row["order_id"], row["subscription_id"]) for row in rows}
             await answer_requests(
                 connection, outbox, orders, released_of, [why], clock=self.clock, source=self.source

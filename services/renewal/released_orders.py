@@ -90,13 +90,20 @@ async def answer_expired(
     await answer_requests(connection, outbox, orders, let_go, [expired], clock=clock, source=source)
     holding = await orders_holding(connection, order_ids)
     for order in orders:
-        if order.purpose != "quote" or order.order_id in holding:
-            continue
-        assert order.quote_number is not None and order.request_id is not None
-        refused = QuoteOrderRefused(
-            request_id=order.request_id,  # the acceptance's: its answer is `quote.rejected`
-            quote_number=order.quote_number,
-            order_id=order.order_id,
-            reasons=[expired],
-        )
-        outbox.add(ANSWERS_TOPIC, new_event(refused, subject=order.csn, source=source, time=now))
+        if order.purpose == "quote" and order.order_id not in holding:
+            refuse_quote_order(outbox, order, expired, source=source, now=now)
+
+
+def refuse_quote_order(
+    outbox: Outbox, order: Order, reason: Reason, *, source: str, now: datetime
+) -> None:
+    """A quote's order let go: quote hears `quote_order.refused` for `reason`, opens the quote
+    again and answers the acceptance `quote.rejected`."""
+    assert order.quote_number is not None and order.request_id is not None
+    refused = QuoteOrderRefused(
+        request_id=order.request_id,  # the acceptance's: its answer is `quote.rejected`
+        quote_number=order.quote_number,
+        order_id=order.order_id,
+        reasons=[reason],
+    )
+    outbox.add(ANSWERS_TOPIC, new_event(refused, subject=order.csn, source=source, time=now))
