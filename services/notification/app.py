@@ -7,10 +7,10 @@ from collections.abc import Mapping
 import asyncpg
 from faststream import FastStream
 
-from services.notification import store
 from services.notification.directory import follow_state, save_snapshots
 from services.notification.notices import notice_handlers
 from services.notification.queue import renewal_events_handler
+from services.notification.quotes import quote_events_handler
 from services.notification.reminders import ReminderScheduler
 from services.notification.sender import EmailSender
 from services.notification.settings import NotificationSettings
@@ -27,13 +27,10 @@ from shared.contracts import (
     subscription_events,
 )
 from shared.contracts.billing_events import PaymentAwaitingManual, PaymentFailed
-from shared.contracts.quote_events import QuoteCancelled, QuoteExpired, QuotePaid, QuoteSent
 from shared.contracts.subscription_events import SubscriptionUpserted
 from shared.messaging.consumer import (
-    Delivery,
     EventHandler,
     TypeDispatch,
-    UnitOfWork,
     dispatch_by_type,
     dispatch_some,
 )
@@ -42,13 +39,6 @@ from shared.messaging.runtime import ServiceRuntime
 from shared.test_clocks import CsnClock, follow_test_clocks
 
 SERVICE = "notification"
-
-
-async def close_quote(
-    unit: UnitOfWork, delivery: Delivery[QuotePaid | QuoteExpired | QuoteCancelled]
-) -> None:
-    """A quote paid, expired or cancelled no longer covers its subscriptions' renewal."""
-    await store.close_quote(unit.connection, delivery.data.quote_number)
 
 
 def billing_events_handler(notices: Mapping[type, EventHandler]) -> TypeDispatch:
@@ -100,16 +90,9 @@ def create_app(
         ).work_loop()
     )
     runtime.consume(catalog_events.TOPIC, catalog_events.REGISTRY, catalog_handler())
-    quote_handlers = dispatch_some(
-        quote_events.REGISTRY,
-        {
-            QuoteSent: notices[QuoteSent],
-            QuotePaid: close_quote,
-            QuoteExpired: close_quote,
-            QuoteCancelled: close_quote,
-        },
+    runtime.consume(
+        quote_events.TOPIC, quote_events.REGISTRY, quote_events_handler(clock, settings)
     )
-    runtime.consume(quote_events.TOPIC, quote_events.REGISTRY, quote_handlers)
     runtime.produces(notification_events.TOPIC, notification_events.REGISTRY)
 
     def senders(pool: asyncpg.Pool) -> list[WorkLoop]:

@@ -11,7 +11,7 @@ makes it one email however often the event is seen:
 | `renewal_terms.updated` | `renewal_terms_changed` | `renewal_terms_changed:<request>` |
 | `payment.failed` | `payment_failed` | `payment_failed:<order>` |
 | `payment.awaiting_manual` | `awaiting_manual_payment` | `awaiting_manual_payment:<order>` |
-| `quote.sent` | `quote` (to every recipient of the quote) | `quote:<quote number>` |
+| `quote.sent` | `quote` (to every recipient of the quote), queued a batch at a time by quotes.py | `quote:<quote number>` |
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from shared import eligibility
 from shared.catalog.store import load_catalog
 from shared.clock import Clock
 from shared.contracts.billing_events import PaymentAwaitingManual, PaymentFailed
-from shared.contracts.quote_events import QuoteSent
 from shared.contracts.renewal_events import (
     AutoRenewChanged,
     RenewalTermsUpdated,
@@ -210,38 +209,7 @@ def notice_handlers(clock: Clock, settings: NotificationSettings) -> dict[type, 
         )
         await save(unit, email)
 
-    async def quote_sent(unit: UnitOfWork, delivery: Delivery[QuoteSent]) -> None:
-        """QUO-8: number, expiry date, total with discounts, the lines, how to accept and pay;
-        to the buyer and every recipient of the quote (QUO-2)."""
-        event = delivery.data
-        await store.open_quote(unit.connection, event.quote_number, event.subscription_ids)
-        found = await store.contacts(unit.connection, event.subscription_ids)
-        names = {sid: contact.snapshot.product_name for sid, contact in found.items()}
-        email = Email(
-            f"quote:{event.quote_number}",
-            "quote",
-            found[event.subscription_ids[0]],
-            {
-                "quote_number": event.quote_number,
-                "expires_on": event.expires_on,
-                "total": event.total,
-                "currency": event.currency,
-                "lines": [
-                    {**line.model_dump(mode="json"), "product_name": names[line.subscription_id]}
-                    for line in event.lines
-                ],
-                "promotions": [p.model_dump(mode="json") for p in event.promotions],
-                "accept_link": f"{links.account_url}/quotes/{event.quote_number}",
-                "product_name": ", ".join(dict.fromkeys(names.values())),
-            },
-            subscription_ids=list(event.subscription_ids),
-            recipients=list(event.recipients),
-            quote_number=event.quote_number,
-        )
-        await save(unit, email)
-
     return {
-        QuoteSent: quote_sent,
         SubscriptionLapsed: about_one(lapsed),
         SubscriptionExpired: expired,
         AutoRenewChanged: about_one(auto_renew_changed),

@@ -58,6 +58,9 @@ class Email:
     order_id: str | None = None
     recipients: list[str] = field(default_factory=list)  # the contact's recipient when empty
     quote_number: str | None = None
+    # The trace of the event it is made from; None: the one being handled (a batch's handler
+    # names each email's own).
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -242,8 +245,8 @@ async def queue(connection: DbConnection, emails: Sequence[Email], now: datetime
                 e.order_id,
                 now,
                 e.quote_number,
-                # The event being handled; a reminder (a decision of its own) starts a trace.
-                (tracing.current() or tracing.start()).traceparent,
+                # The event it is made from; a reminder (a decision of its own) starts a trace.
+                e.traceparent or (tracing.current() or tracing.start()).traceparent,
             )
             for e in emails
         ],
@@ -318,30 +321,36 @@ ON CONFLICT (notification_key) DO UPDATE SET
 WHERE e.status = 'pending' AND NOT EXCLUDED.subscription_ids <@ e.subscription_ids"""
 
 
-async def open_quote(
-    connection: DbConnection, quote_number: str, subscription_ids: Iterable[str]
-) -> None:
-    """NOTE-1: no reminder while a quote sent covers its subscriptions' renewal."""
-    await connection.execute(
-        "INSERT INTO open_quotes (quote_number, subscription_ids) VALUES ($1, $2)"
-        " ON CONFLICT (quote_number) DO NOTHING",
-        quote_number,
-        list(subscription_ids),
-    )
+async def open_quotes(connection: DbConnection, quotes: Mapping[str, Sequence[str]]) -> None:
+    """NOTE-1: no reminder while a quote sent covers its subscriptions' renewal; `quotes`: the
+    subscriptions of each quote number. A quote kept already keeps its row."""
+    if quotes:
+        await connection.execute(
+            "INSERT INTO open_quotes (quote_number, subscription_ids)"
+            " SELECT q.quote_number, q.subscription_ids"
+            " FROM jsonb_to_recordset($1::jsonb) AS q(quote_number text, subscription_ids text[])"
+            " ON CONFLICT (quote_number) DO NOTHING",
+            # Arrays of arrays of unequal lengths: JSON, as SQL arrays must be rectangular.
+            json.dumps(
+                [{"quote_number": n, "subscription_ids": list(s)} for n, s in quotes.items()]
+            ),
+        )
 
 
-async def close_quote(connection: DbConnection, quote_number: str) -> None:
-    """A quote paid, expired or cancelled no longer covers its subscriptions' renewal: the
+async def close_quotes(connection: DbConnection, quote_numbers: Sequence[str]) -> None:
+    """Quotes paid, expired or cancelled no longer cover their subscriptions' renewal: the
     reminder claim looks at them again at once (it set aside those it found covered,
     reminders.py `COVERED`), their rows locked in id order."""
-    await connection.execute(
-        """WITH closed AS (
-               DELETE FROM open_quotes WHERE quote_number = $1 RETURNING subscription_ids),
-           locked AS MATERIALIZED (
-               SELECT s.subscription_id FROM subscriptions AS s, closed
-               WHERE s.subscription_id = ANY(closed.subscription_ids)
-               ORDER BY s.subscription_id FOR UPDATE OF s)
-           UPDATE subscriptions AS s SET next_reminder_for = NULL
-           FROM locked WHERE s.subscription_id = locked.subscription_id""",
-        quote_number,
-    )
+    if quote_numbers:
+        await connection.execute(
+            """WITH closed AS (
+                   DELETE FROM open_quotes WHERE quote_number = ANY($1::text[])
+                   RETURNING subscription_ids),
+               locked AS MATERIALIZED (
+                   SELECT s.subscription_id FROM subscriptions AS s
+                   WHERE s.subscription_id IN (SELECT unnest(subscription_ids) FROM closed)
+                   ORDER BY s.subscription_id FOR UPDATE OF s)
+               UPDATE subscriptions AS s SET next_reminder_for = NULL
+               FROM locked WHERE s.subscription_id = locked.subscription_id""",
+            list(quote_numbers),
+        )

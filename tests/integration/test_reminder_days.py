@@ -18,7 +18,7 @@ from deploy.local.samples import price, subscription, subscription_state, unique
 from services.notification.directory import follow_state, save_snapshots
 from services.notification.reminders import BATCH, DUE, ReminderScheduler
 from services.notification.settings import NotificationSettings
-from services.notification.store import close_quote, open_quote
+from services.notification.store import close_quotes, open_quotes
 from shared.catalog.store import save_price
 from shared.clock import FixedClock
 from shared.contracts.envelope import new_event
@@ -182,7 +182,7 @@ async def test_note_1_a_subscription_an_open_quote_covers_is_read_once_and_again
     assert await scheduler(pool, 0, (90, 30, 7)).step() == 0
     sid = await seen(pool, 45)
     async with pool.acquire() as connection:
-        await open_quote(connection, "Q-1", [sid])
+        await open_quotes(connection, {"Q-1": [sid]})
     assert await scheduler(pool, 16, (90, 30, 7)).step() == 1
     assert await reminders(pool, sid) == []
 
@@ -190,6 +190,6 @@ async def test_note_1_a_subscription_an_open_quote_covers_is_read_once_and_again
     assert await scheduler(pool, 17, (90, 30, 7)).step() == 0
 
     async with pool.acquire() as connection:
-        await close_quote(connection, "Q-1")
+        await close_quotes(connection, ["Q-1"])
     assert await scheduler(pool, 17, (90, 30, 7)).step() == 1
     assert await reminders(pool, sid) == [f"renewal_reminder:{sid}:{TODAY + timedelta(days=45)}:30"]
