@@ -11,8 +11,8 @@ statement here is set-based: one per batch, whatever its size (issue 19 item 4).
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
@@ -260,36 +260,60 @@ async def save_next_looks(connection: DbConnection, looks: Sequence[NextLook]) -
         )
 
 
-async def remember_quote(
-    connection: DbConnection,
-    quote_number: str,
-    csn: str,
-    lines: Sequence[Mapping[str, Any]],
-    auto_renew_suspended: Sequence[str],
-) -> bool:
-    """Keep a sent renewal quote while it is open (AUTO-5), with the subscriptions whose
-    auto-renew it switched off; False when it was kept already (the same `quote.sent` again)."""
-    return bool(
-        await connection.fetchval(
-            "INSERT INTO quotes (quote_number, csn, lines, auto_renew_suspended)"
-            " VALUES ($1, $2, $3::jsonb, $4) ON CONFLICT (quote_number) DO NOTHING RETURNING true",
-            quote_number,
-            csn,
-            json.dumps(list(lines)),
-            list(auto_renew_suspended),
+@dataclass
+class KeptQuote:
+    """A renewal quote renewal keeps (AUTO-5): its status (sent while open, then paid or
+    closed) and the subscriptions whose auto-renew it switched off."""
+
+    quote_number: str
+    csn: str
+    lines: list[dict[str, Any]]
+    status: Literal["sent", "paid", "closed"]
+    auto_renew_suspended: list[str]
+
+
+async def kept_quotes(
+    connection: DbConnection, quote_numbers: Iterable[str]
+) -> dict[str, KeptQuote]:
+    """The quotes kept of `quote_numbers`, locked (in number order) until the transaction ends."""
+    rows = await connection.fetch(
+        "SELECT quote_number, csn, status, auto_renew_suspended FROM quotes"
+        " WHERE quote_number = ANY($1::text[]) ORDER BY quote_number FOR UPDATE",
+        sorted(set(quote_numbers)),
+    )
+    return {
+        row["quote_number"]: KeptQuote(
+            row["quote_number"], row["csn"], [], row["status"], list(row["auto_renew_suspended"])
         )
-    )
+        for row in rows
+    }
 
 
-async def close_quote(
-    connection: DbConnection, quote_number: str, status: Literal["paid", "closed"]
-) -> list[str]:
-    """An open quote paid, or closed (expired, cancelled): the subscriptions whose auto-renew
-    it had switched off (none when it was not open)."""
-    suspended = await connection.fetchval(
-        "UPDATE quotes SET status = $2 WHERE quote_number = $1 AND status = 'sent'"
-        " RETURNING auto_renew_suspended",
-        quote_number,
-        status,
-    )
-    return list(suspended or ())
+async def keep_quotes(
+    connection: DbConnection, new: Sequence[KeptQuote], moved: Sequence[KeptQuote]
+) -> None:
+    """Store the `new` quotes and the status of the `moved` ones: a statement each. A new one
+    stored meanwhile by another transaction fails this one (its batch is then handled event by
+    event), rather than leave an auto-renew switched off that no quote would switch back on."""
+    if new:
+        stored = await connection.fetchval(
+            """WITH stored AS (
+                   INSERT INTO quotes (quote_number, csn, lines, status, auto_renew_suspended)
+                   SELECT q.quote_number, q.csn, q.lines, q.status, q.auto_renew_suspended
+                   FROM jsonb_to_recordset($1::jsonb) AS q(quote_number text, csn text,
+                       lines jsonb, status text, auto_renew_suspended text[])
+                   ON CONFLICT (quote_number) DO NOTHING RETURNING 1)
+               SELECT count(*) FROM stored""",
+            # In number order, as the quotes' rows are locked everywhere.
+            json.dumps([asdict(q) for q in sorted(new, key=lambda q: q.quote_number)]),
+        )
+        if stored != len(new):
+            raise RuntimeError("a quote was stored by another transaction meanwhile")
+    if moved:
+        await connection.execute(
+            "UPDATE quotes AS q SET status = u.status"
+            " FROM unnest($1::text[], $2::text[]) AS u(quote_number, status)"
+            " WHERE q.quote_number = u.quote_number",
+            [quote.quote_number for quote in moved],
+            [quote.status for quote in moved],
+        )
