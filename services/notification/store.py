@@ -224,33 +224,40 @@ def _contact(row: Mapping[str, Any]) -> Contact:
 
 
 async def queue(connection: DbConnection, emails: Sequence[Email], now: datetime) -> None:
-    """Queue emails, due now; one whose key was queued before is not queued again."""
-    await connection.executemany(
-        """INSERT INTO emails (notification_key, kind, csn, recipients, locale, context,
-                               subscription_ids, order_id, quote_number, next_attempt_at,
-                               created_at, traceparent)
-           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $10, $9, $9, $11)
-           ON CONFLICT (notification_key) DO NOTHING""",
-        [
-            (
-                e.key,
-                e.kind,
-                e.contact.csn,
-                e.recipients or [e.contact.recipient.email],  # ROLE-3
-                e.contact.recipient.locale,
-                json.dumps(
-                    {"product_name": e.contact.snapshot.product_name, **e.context}, default=str
-                ),
-                e.subscription_ids or [e.contact.subscription_id],
-                e.order_id,
-                now,
-                e.quote_number,
-                # The event it is made from; a reminder (a decision of its own) starts a trace.
-                e.traceparent or (tracing.current() or tracing.start()).traceparent,
-            )
-            for e in emails
-        ],
-    )
+    """Queue emails, due now, in one statement; one whose key was queued before is not queued
+    again (of two with one key, the first)."""
+    if not emails:
+        return
+    rows = [
+        {
+            "notification_key": e.key,
+            "kind": e.kind,
+            "csn": e.contact.csn,
+            "recipients": e.recipients or [e.contact.recipient.email],  # ROLE-3
+            "locale": e.contact.recipient.locale,
+            "context": {"product_name": e.contact.snapshot.product_name, **e.context},
+            "subscription_ids": e.subscription_ids or [e.contact.subscription_id],
+            "order_id": e.order_id,
+            "quote_number": e.quote_number,
+            # The event it is made from; a reminder (a decision of its own) starts a trace.
+            "traceparent": e.traceparent or (tracing.current() or tracing.start()).traceparent,
+        }
+        for e in emails
+    ]
+    await connection.execute(QUEUE, json.dumps(rows, default=str), now)
+
+
+QUEUE = """
+INSERT INTO emails (notification_key, kind, csn, recipients, locale, context, subscription_ids,
+                    order_id, quote_number, next_attempt_at, created_at, traceparent)
+SELECT u.notification_key, u.kind, u.csn, u.recipients, u.locale, u.context, u.subscription_ids,
+       u.order_id, u.quote_number, $2, $2, u.traceparent
+FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (
+    notification_key text, kind text, csn text, recipients text[], locale text, context jsonb,
+    subscription_ids text[], order_id text, quote_number text, traceparent text))
+    WITH ORDINALITY AS u
+ORDER BY u.ordinality
+ON CONFLICT (notification_key) DO NOTHING"""
 
 
 async def queue_confirmations(

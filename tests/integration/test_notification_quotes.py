@@ -12,9 +12,11 @@ from decimal import Decimal
 import asyncpg
 
 from deploy.local.samples import subscription, unique_csn
+from services.notification import store
 from services.notification.directory import save_snapshots
 from services.notification.quotes import quote_events_handler
 from services.notification.settings import NotificationSettings
+from services.notification.store import Email
 from shared.clock import FixedClock
 from shared.contracts.quote_events import QuoteCancelled, QuotePaid
 from shared.db.settings import DatabaseSettings
@@ -162,4 +164,32 @@ async def test_quo_2_note_1_a_quote_sent_and_closed_in_one_batch_ends_closed_wit
         (f"quote:{quote(1)}", [f"buyer@{csn.lower()}.example.com"]),
         (f"quote:{quote(2)}", [f"buyer@{csn.lower()}.example.com"]),
         (f"quote:{quote(3)}", [f"buyer@{csn.lower()}.example.com"]),
+    ]
+
+
+async def test_emails_are_queued_in_one_statement_the_first_of_one_key_kept(
+    notification_db: DatabaseSettings,
+) -> None:
+    """`store.queue`, which every email but the confirmation goes through (a claim of
+    reminders, a batch of quotes): one statement however many, and of two with one key in it
+    the first, as one INSERT after the other kept it."""
+    csn = unique_csn()
+    async with connection_to(notification_db) as connection, connection.transaction():
+        [sid] = await known(connection, csn, 1)
+        contact = (await store.contacts(connection, [sid]))[sid]
+        emails = [
+            Email(f"k:{csn}:{n % 3}", "lapsed", contact, {"n": n}, traceparent=None)
+            for n in range(6)
+        ]
+        counting = CountingConnection(connection)
+        await store.queue(counting, emails, NOW)  # type: ignore[arg-type]
+        rows = await connection.fetch(
+            "SELECT notification_key, context ->> 'n' AS n FROM emails WHERE csn = $1 ORDER BY 1",
+            csn,
+        )
+    assert len(counting.statements) == 1
+    assert [(row["notification_key"], row["n"]) for row in rows] == [
+        (f"k:{csn}:0", "0"),
+        (f"k:{csn}:1", "1"),
+        (f"k:{csn}:2", "2"),
     ]
