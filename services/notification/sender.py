@@ -196,9 +196,9 @@ class EmailSender:
                         extra={"key": mark.key, "status": mark.status},
                     )
             raise
-        for mark in recorded:
-            if mark.status == "sent":
-                EMAILS.labels(SERVICE, mark.kind, "sent").inc()
+        for mark in recorded:  # counted once applied: a mark another sender's lease refused
+            if mark.status in ("sent", "failed"):  # is that sender's to count
+                EMAILS.labels(SERVICE, mark.kind, mark.status).inc()
         if self._unpublished_since is None and any(mark.outbox_rows for mark in recorded):
             self._unpublished_since = time.monotonic()
         self._wake_relay(at_once=False)
@@ -282,7 +282,6 @@ class EmailSender:
                 "email delivery failed, will retry", extra={"key": email.key, "error": reason}
             )
             return Mark(claim.token, email.key, email.kind, "pending", retry_at, error=reason)
-        EMAILS.labels(SERVICE, email.kind, "failed").inc()
         log.error("email delivery failed for good", extra={"key": email.key, "error": reason})
         failed = EmailFailed(**self._event_fields(email, rendered), reason=reason)
         outbox = self._announced(email, failed, now)
