@@ -60,7 +60,6 @@ class _Batch:
     new: dict[str, KeptQuote] = field(default_factory=dict)
     moved: dict[str, KeptQuote] = field(default_factory=dict)
     auto_renew: dict[str, bool] = field(default_factory=dict)  # switched: the last value
-    history: list[tuple[Any, ...]] = field(default_factory=list)
     switches: list[tuple[Delivery[Any], str, bool]] = field(default_factory=list)
 
     def sent(self, delivery: Delivery[QuoteSent]) -> None:

@@ -275,7 +275,8 @@ class KeptQuote:
 async def kept_quotes(
     connection: DbConnection, quote_numbers: Iterable[str]
 ) -> dict[str, KeptQuote]:
-    """The quotes kept of `quote_numbers`, locked (in number order) until the transaction ends."""
+    """The quotes kept of `quote_numbers`, locked (in number order) until the transaction ends;
+    their lines are not read (empty): only a new quote is written whole (`keep_quotes`)."""
     rows = await connection.fetch(
         "SELECT quote_number, csn, status, auto_renew_suspended FROM quotes"
         " WHERE quote_number = ANY($1::text[]) ORDER BY quote_number FOR UPDATE",
