@@ -7,7 +7,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from bench.run import good, parse_args
+from bench.e2e import KAFKA, E2EResult
+from bench.run import good, parse_args, render
+from bench.smtp import MailCheck
 
 
 @pytest.mark.parametrize(
@@ -34,3 +36,36 @@ def test_a_warmup_that_lost_a_renewal_makes_the_run_bad() -> None:
 def test_a_warmup_with_failures_makes_the_run_bad() -> None:
     failed = SimpleNamespace(complete=True, failures={"renewal.rejected": 1})
     assert good({"warmup": failed}, {}) is False
+
+
+def _warmup_that_sent(mail: MailCheck) -> E2EResult:
+    return E2EResult(
+        subscriptions=10,
+        complete=True,
+        seconds=1.0,
+        publish_seconds=0.1,
+        emails_sent=10,
+        smtp_received=mail.messages,
+        latencies_ms=[100.0] * 10,
+        services=[],
+        infra_cpu={KAFKA: 0.005},
+        stages=[],
+        failures={},
+        setup_seconds=0.0,
+        idle_cpu={},
+        mail=mail,
+    )
+
+
+def test_a_warmup_that_sent_an_email_twice_makes_the_run_bad() -> None:
+    args = parse_args(["--no-ceilings", "--no-scale"])
+    twice = MailCheck(messages=11, watched=10, by_kind={"order_confirmation": 11}, duplicates=1)
+    once = MailCheck(messages=10, watched=10, by_kind={"order_confirmation": 10}, duplicates=0)
+
+    good_run = render(args, {"warmup": _warmup_that_sent(once)}, 1.0)
+    bad_run = render(args, {"warmup": _warmup_that_sent(twice)}, 1.0)
+
+    assert good_run["emails_good"] is True
+    assert good_run["warmup"]["kafka_cpu_ms_per_renewal"] == 0.5
+    assert bad_run["emails_good"] is False
+    assert good({"warmup": _warmup_that_sent(twice)}, bad_run) is False
