@@ -1,8 +1,13 @@
 """asyncpg pools pinned to one service schema."""
 
+import asyncio
+import logging
+
 import asyncpg
 
 from shared.db.settings import DatabaseSettings
+
+log = logging.getLogger(__name__)
 
 
 class PooledConnection(asyncpg.Connection):
@@ -40,6 +45,23 @@ async def create_pool(settings: DatabaseSettings) -> asyncpg.Pool:
     )
     assert pool is not None
     return pool
+
+
+async def close_pool(pool: asyncpg.Pool, timeout_seconds: float = 10.0) -> None:
+    """Closed gracefully within the timeout, else terminated: `Pool.close()` waits for every
+    connection to come back, and one a bug never gives back would hold a stopping service for
+    ever (asyncpg's own advice is to bound it)."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout_seconds)
+    except TimeoutError:
+        log.error(
+            "pool did not close in time; its connections are terminated",
+            extra={
+                "timeout_seconds": timeout_seconds,
+                "held": pool.get_size() - pool.get_idle_size(),
+            },
+        )
+        pool.terminate()
 
 
 async def connect(settings: DatabaseSettings) -> asyncpg.Connection:

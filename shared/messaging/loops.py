@@ -161,6 +161,11 @@ class WorkLoop:
             log.warning("cannot listen yet", extra={"loop": self.name, "error": repr(error)})
             await self.pool.release(listener)
             return
+        except asyncio.CancelledError:
+            # Stopped in the middle of its LISTEN: given back all the same, or `pool.close()`
+            # (the service's shutdown) waits for this connection for ever.
+            await self.pool.release(listener)
+            raise
         self._listener = listener
         self._wake.set()  # what was notified while nobody listened is looked at now
 

@@ -23,6 +23,7 @@ from faststream.specification import AsyncAPI
 from shared.contracts.envelope import EventRegistry
 from shared.contracts.topics import Topic
 from shared.db.migrate import apply_migrations
+from shared.db.pool import close_pool
 from shared.db.settings import DatabaseSettings
 from shared.messaging.broker import BrokerSender, create_broker
 from shared.messaging.consumer import BatchHandler, EventConsumer, PoolHolder
@@ -267,4 +268,4 @@ class ServiceRuntime:
         if self.health is not None:
             await self.health.stop()
         if self.pools.pool is not None:
-            await self.pools.pool.close()
+            await close_pool(self.pools.pool)
