@@ -59,7 +59,17 @@ import time
 from datetime import date
 from typing import Any
 
-from bench import ceilings, costs, database, e2e, engine, hotspots, scale_data, smtp
+from bench import (
+    ceilings,
+    costs,
+    database,
+    e2e,
+    engine,
+    hotspots,
+    machine_speed,
+    scale_data,
+    smtp,
+)
 from bench.report import percentile, table
 from deploy.local.launcher import running_services
 from shared.db.settings import DatabaseSettings
@@ -264,16 +274,20 @@ async def _phases(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
         progress(f"warm-up: {args.warmup:,} renewals end to end, not counted (a cold broker's JIT)")
         results["warmup"] = await _manual(args, bootstrap, args.warmup)
         progress(f"warm-up: done at {results['warmup'].rate:,.0f} renewals/s (not counted)")
+    speed = results["speed"] = {}
     if not args.no_e2e:
         progress(f"end to end: {args.subscriptions:,} subscriptions through the whole flow")
+        speed["e2e"] = await machine_speed.settled_probe()
         results["e2e"] = await _manual(args, bootstrap, args.subscriptions)
     if not args.no_engine:
+        speed["engine"] = await machine_speed.settled_probe()
         results["engine"] = await _automatic(args, bootstrap)
     if args.busy_subscriptions:
         progress(
             f"end to end, busy dates: {args.busy_subscriptions:,} subscriptions renewing in"
             f" {' and '.join(map(str, e2e.BUSY_DAYS))} days (reminders, automatic quotes due)"
         )
+        speed["busy"] = await machine_speed.settled_probe()
         results["busy"] = await _manual(
             args, bootstrap, args.busy_subscriptions, renewal_in_days=e2e.BUSY_DAYS
         )
@@ -286,6 +300,7 @@ async def _phases(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
             f" {pace:.2f} requests/s = half of {top:,.0f} renewals/s (the highest manual rate"
             " measured)"
         )
+        speed["bulk"] = await machine_speed.settled_probe()
         results["bulk"] = await _manual(
             args, bootstrap, args.bulk_requests, per_request=BULK_SIZE, pace_per_s=pace
         )
@@ -304,10 +319,13 @@ async def _scale(args: argparse.Namespace, bootstrap: str) -> dict[str, Any]:
     found["pg_stat_statements"] = statements
     if statements:
         await hotspots.reset_statements()
+    speed = found["speed"] = {}
     if not args.no_e2e:
         progress(f"scale: end to end, {args.subscriptions:,} subscriptions among {args.scale:,}")
+        speed["e2e"] = await machine_speed.settled_probe()
         found["e2e"] = await _manual(args, bootstrap, args.subscriptions)
     if not args.no_engine:
+        speed["engine"] = await machine_speed.settled_probe()
         found["engine"] = await _automatic(args, bootstrap)
     if statements:
         found["top"] = await hotspots.top_statements()
@@ -409,7 +427,10 @@ def render_phases(
         summary["bulk_100"] = render_bulk(bulk, *results["bulk_pace"])
     scale: dict[str, Any] = results.get("scale") or {}
     if scale:
-        summary["scale"] = render_scale(args, scale, manual, automatic, ceiling_rate)
+        summary["scale"] = render_scale(
+            args, scale, manual, automatic, ceiling_rate, results.get("speed") or {}
+        )
+    summary["machine_speed"] = render_speed(results)
 
     paths: dict[str, dict[str, float]] = {}
     checks: dict[str, smtp.MailCheck] = {}
@@ -449,6 +470,33 @@ def render_phases(
             + ("both 0: the run is good" if summary["emails_good"] else "NOT 0: the run is bad")
         )
     return summary
+
+
+def render_speed(results: dict[str, Any]) -> dict[str, float]:
+    """Each timed phase's machine speed, against the first phase's (bench/machine_speed.py)."""
+    probed: list[tuple[str, machine_speed.Speed]] = [
+        *((f"{phase}", speed) for phase, speed in (results.get("speed") or {}).items()),
+        *(
+            (f"{phase} at scale", speed)
+            for phase, speed in ((results.get("scale") or {}).get("speed") or {}).items()
+        ),
+    ]
+    if not probed:
+        return {}
+    first = probed[0][1]
+    relative = {name: round(speed.relative_to(first), 3) for name, speed in probed}
+    print(
+        "\nThis machine's speed before each timed phase (a fixed Python workload, the fastest of"
+        f" {machine_speed.BURSTS} bursts of {machine_speed.REPETITIONS} once the machine is quiet;"
+        " 100 % = before the first phase)"
+    )
+    print(
+        table(
+            ["phase", "workloads/s", "speed"],
+            [[name, round(speed.per_second), f"{relative[name]:.0%}"] for name, speed in probed],
+        )
+    )
+    return relative
 
 
 def _e2e_cpu(result: e2e.E2EResult) -> dict[str, float]:
@@ -493,6 +541,7 @@ def render_scale(
     manual: e2e.E2EResult | None,
     automatic: engine.EngineResult | None,
     ceiling_rate: float | None,
+    empty_speed: dict[str, machine_speed.Speed],
 ) -> dict[str, Any]:
     load = scale["load"]
     out: dict[str, Any] = {"subscriptions": args.scale, "load": load}
@@ -513,24 +562,32 @@ def render_scale(
     if scale_auto:
         out["engine"] = render_engine(scale_auto, args.engine_timeout)
     rows = []
-    for name, empty, full in (
+    scale_speed: dict[str, machine_speed.Speed] = scale.get("speed") or {}
+    unlike = False
+    for name, phase, empty, full in (
         (
             "manual end to end, renewals/s",
+            "e2e",
             manual and manual.rate,
             scale_manual and scale_manual.rate,
         ),
         (
             "automatic (engine), renewals/s",
+            "engine",
             automatic and automatic.rate,
             scale_auto and scale_auto.rate,
         ),
         (
             "engine alone, orders/s once started",
+            "engine",
             automatic and automatic.engine_busy_rate,
             scale_auto and scale_auto.engine_busy_rate,
         ),
     ):
         ratio = full / empty if empty and full is not None else None
+        before, after = empty_speed.get(phase), scale_speed.get(phase)
+        machine = after.relative_to(before) if before and after else None
+        unlike = unlike or machine_speed.comparable(after, before) is False
         rows.append(
             [
                 name,
@@ -538,11 +595,23 @@ def render_scale(
                 full,
                 f"{ratio:.0%}" if ratio is not None else "-",
                 ("yes" if ratio >= 0.9 else "NO") if ratio is not None else "-",
+                f"{machine:.0%}" if machine is not None else "-",
             ]
         )
         out.setdefault("ratios", {})[name] = _round(ratio, 3)
+        out.setdefault("machine_ratios", {})[name] = _round(machine, 3)
     print(f"\nScale against empty tables ({args.scale:,} subscriptions; target: within 10 %)")
-    print(table(["rate", "empty tables", f"{args.scale:,} subs", "ratio", "within 10 %"], rows))
+    headers = ["rate", "empty tables", f"{args.scale:,} subs", "ratio", "within 10 %", "machine"]
+    print(table(headers, rows))
+    print(
+        "  machine: this machine's own speed before the phase at scale, against before the"
+        " same phase on empty tables (bench/machine_speed.py)"
+    )
+    if unlike:
+        print(
+            "  the machine's speed moved by more than 10 % between the two: that ratio measures"
+            " the machine as well as the tables"
+        )
 
     explained: list[hotspots.Explained] = scale["explained"]
     print(
