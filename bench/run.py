@@ -85,33 +85,57 @@ def progress(line: str) -> None:
     print(f"[{time.monotonic() - CLOCK_STARTED:6.1f}s] {line}", flush=True)
 
 
+def count(text: str) -> int:
+    """An argparse type: a whole number of things, 0 or more."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative: a count is 0 or more")
+    return value
+
+
+def positive_count(text: str) -> int:
+    """An argparse type: a whole number of things, 1 or more."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: at least 1")
+    return value
+
+
+def positive(text: str) -> float:
+    """An argparse type: seconds or a rate, more than 0."""
+    value = float(text)
+    if not value > 0:  # NaN too
+        raise argparse.ArgumentTypeError(f"{text}: more than 0")
+    return value
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m bench.run",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--subscriptions", type=int, help="renewals end to end (default 2,000)")
-    parser.add_argument("--kafka-messages", type=int, help="Kafka ceiling messages (20,000)")
+    parser.add_argument("--subscriptions", type=count, help="renewals end to end (default 2,000)")
+    parser.add_argument("--kafka-messages", type=count, help="Kafka ceiling messages (20,000)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 200 and 2,000")
-    parser.add_argument("--timeout", type=float, help="give up the timed part after (seconds)")
+    parser.add_argument("--timeout", type=positive, help="give up the timed part after (seconds)")
     parser.add_argument("--no-ceilings", action="store_true", help="only the end-to-end part")
     parser.add_argument("--no-e2e", action="store_true", help="skip the end-to-end part")
     parser.add_argument(
         "--warmup",
-        type=int,
+        type=count,
         help="renewals end to end before the timed phases, not counted (4,000; --quick 200)",
     )
     parser.add_argument(
         "--engine-subscriptions",
-        type=int,
+        type=count,
         help="automatic renewals due on one day for the due-date engine (default 10,000)",
     )
     parser.add_argument(
-        "--engine-csns", type=int, default=100, help="CSNs they are spread over (100)"
+        "--engine-csns", type=positive_count, default=100, help="CSNs they are spread over (100)"
     )
     parser.add_argument(
-        "--engine-timeout", type=float, help="give up the engine's timed part after (seconds)"
+        "--engine-timeout", type=positive, help="give up the engine's timed part after (seconds)"
     )
     parser.add_argument("--no-engine", action="store_true", help="skip the due-date engine part")
     parser.add_argument("--engine-only", action="store_true", help="only the due-date engine part")
@@ -124,27 +148,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--scale",
-        type=int,
+        type=count,
         help="subscriptions (and their history) loaded for the scale phase (1,000,000; quick"
         " 50,000)",
     )
     parser.add_argument("--no-scale", action="store_true", help="skip the scale phase")
     parser.add_argument(
         "--busy-subscriptions",
-        type=int,
+        type=count,
         help="end to end with renewal dates 30 and 7 days out, reminders and automatic quotes"
         " due (default: --subscriptions)",
     )
     parser.add_argument("--no-busy", action="store_true", help="skip the busy-dates phase")
     parser.add_argument(
         "--bulk-requests",
-        type=int,
+        type=count,
         help=f"bulk-{BULK_SIZE} requests paced at half the highest manual rate (20; quick 5)",
     )
     parser.add_argument("--no-bulk", action="store_true", help="skip the paced bulk phase")
     parser.add_argument(
         "--bulk-fallback-rate",
-        type=float,
+        type=positive,
         default=200.0,
         help="renewals/s taken as the maximum when no manual phase ran (200)",
     )

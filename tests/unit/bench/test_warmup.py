@@ -69,3 +69,23 @@ def test_a_warmup_that_sent_an_email_twice_makes_the_run_bad() -> None:
     assert good_run["warmup"]["kafka_cpu_ms_per_renewal"] == 0.5
     assert bad_run["emails_good"] is False
     assert good({"warmup": _warmup_that_sent(twice)}, bad_run) is False
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--warmup", "-1"],
+        ["--subscriptions", "-5"],
+        ["--engine-csns", "0"],
+        ["--timeout", "0"],
+        ["--bulk-fallback-rate", "nan"],
+        ["--scale", "ten"],
+    ],
+)
+def test_a_count_or_a_duration_out_of_range_is_refused(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        parse_args(argv)
+    assert refused.value.code == 2
+    assert f"argument {argv[0]}" in capsys.readouterr().err
