@@ -85,20 +85,17 @@ def progress(line: str) -> None:
     print(f"[{time.monotonic() - CLOCK_STARTED:6.1f}s] {line}", flush=True)
 
 
-def count(text: str) -> int:
-    """An argparse type: a whole number of things, 0 or more."""
+def count(text: str, minimum: int = 0) -> int:
+    """An argparse type: a whole number of things, `minimum` or more."""
     value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative: a count is 0 or more")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{value}: a count is {minimum} or more")
     return value
 
 
 def positive_count(text: str) -> int:
     """An argparse type: a whole number of things, 1 or more."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value}: at least 1")
-    return value
+    return count(text, minimum=1)
 
 
 def positive(text: str) -> float:
@@ -499,7 +496,7 @@ def render_phases(
 def render_speed(results: dict[str, Any]) -> dict[str, float]:
     """Each timed phase's machine speed, against the first phase's (bench/machine_speed.py)."""
     probed: list[tuple[str, machine_speed.Speed]] = [
-        *((f"{phase}", speed) for phase, speed in (results.get("speed") or {}).items()),
+        *(results.get("speed") or {}).items(),
         *(
             (f"{phase} at scale", speed)
             for phase, speed in ((results.get("scale") or {}).get("speed") or {}).items()
