@@ -30,20 +30,32 @@ Handled = TypeVar("Handled")
 
 # Locks in id order (as every other writer does) before taking a version: a path that changed
 # only a reservation or a quote has not locked the subscription yet, and the lock orders the
-# versions of one subscription as its transactions commit (migration 016).
-CHANGED_STATES = """
+# versions of one subscription as its transactions commit (migration 016). A row this
+# transaction already wrote (its `xmin` ours) is held until it commits — another writer waits on
+# the version it replaced — so it is read, not locked again: a lock of a row version we made
+# logs a WAL record of its own and dirties its page once more (issue 19: about 2 of renewal's
+# 6 row-lock records a renewal, the due-date engine's and settlement's rows).
+_STATE_COLUMNS = """s.subscription_id, s.snapshot::text AS snapshot, s.renewal_date, s.term,
+        s.seats, s.auto_renew, s.lapse_announced_for, s.expiry_announced_for, s.next_term,
+        s.next_seats"""
+CHANGED_STATES = f"""
 WITH changed AS (
     DELETE FROM state_changes RETURNING subscription_id
-), locked AS MATERIALIZED (
-    SELECT s.subscription_id, s.snapshot::text AS snapshot, s.renewal_date, s.term, s.seats,
-        s.auto_renew, s.lapse_announced_for, s.expiry_announced_for, s.next_term, s.next_seats
+), written AS MATERIALIZED (
+    SELECT {_STATE_COLUMNS}
     FROM subscriptions AS s
     WHERE s.subscription_id IN (SELECT subscription_id FROM changed)
+      AND s.xmin = pg_current_xact_id()::xid
+), locked AS MATERIALIZED (
+    SELECT {_STATE_COLUMNS}
+    FROM subscriptions AS s
+    WHERE s.subscription_id IN (SELECT subscription_id FROM changed)
+      AND s.xmin <> pg_current_xact_id()::xid
     ORDER BY s.subscription_id FOR UPDATE
 )
 SELECT b.*, nextval('state_versions') AS state_version, r.order_id AS pending_order,
     q.quote_number AS open_quote
-FROM locked AS b
+FROM (SELECT * FROM written UNION ALL SELECT * FROM locked) AS b
 LEFT JOIN term_reservations AS r USING (subscription_id)
 LEFT JOIN LATERAL (
     -- The newest open quote covering it, found on the sent quotes' lines (migration 009's

@@ -344,5 +344,51 @@ async def test_of_two_transactions_announcing_one_subscription_the_later_takes_t
     assert _versions(announced_second) > _versions(announced_first)
 
 
+async def test_issue_19_the_announce_locks_only_what_its_transaction_did_not_write(
+    renewal_db: DatabaseSettings, admin_db: asyncpg.Connection
+) -> None:
+    """A row this transaction wrote is held until it commits: the announce reads it without
+    locking it `FOR UPDATE` again, which would log a row-lock WAL record and dirty its page once
+    more. A subscription only noted as changed (a quote's trigger, its row not written here) is
+    still locked before its version is taken (migration 016). The announce's WAL is read back
+    (`pg_walinspect`): one row-lock record on the subscriptions, the noted one's."""
+    _, written_id = await _given(renewal_db, TODAY + timedelta(days=40), auto_renew=True)
+    _, noted_id = await _given(renewal_db, TODAY + timedelta(days=40), auto_renew=True)
+    await _states(renewal_db)
+    await admin_db.execute("CREATE EXTENSION IF NOT EXISTS pg_walinspect")
+    async with connection_to(renewal_db) as connection:
+        async with connection.transaction():
+            await connection.execute(
+                "UPDATE subscriptions SET auto_renew = false WHERE subscription_id = $1", written_id
+            )
+            await connection.execute("INSERT INTO state_changes VALUES ($1)", noted_id)
+            before = await connection.fetchval("SELECT pg_current_wal_insert_lsn()")
+            announced_here = Outbox()
+            count = await StateAnnouncer(POLICY, "/t").announce_changes(
+                connection, announced_here, NOW
+            )
+            after = await connection.fetchval("SELECT pg_current_wal_insert_lsn()")
+        relation = await connection.fetchval("SELECT pg_relation_filenode('subscriptions')::text")
+    await eventually(  # read back only once flushed (the role may commit asynchronously)
+        lambda: admin_db.fetchval("SELECT pg_current_wal_flush_lsn() >= $1", after),
+        timeout=5,
+        what="the announce's WAL to be flushed",
+    )
+    row_locks = await admin_db.fetchval(
+        "SELECT count(*) FROM pg_get_wal_records_info($1, $2)"
+        " WHERE resource_manager = 'Heap' AND record_type = 'LOCK'"
+        " AND block_ref LIKE '%/' || $3 || ' %'",
+        before,
+        after,
+        relation,
+    )
+    assert count == 2 and row_locks == 1
+    states = {
+        json.loads(r[2])["data"]["subscription_id"]: json.loads(r[2])["data"]
+        for r in announced_here.rows
+    }
+    assert states[written_id]["auto_renew"] is False and states[noted_id]["auto_renew"] is True
+
+
 def _versions(outbox: Outbox) -> list[int]:
     return [json.loads(row[2])["data"]["version"] for row in outbox.rows]
