@@ -40,7 +40,13 @@ from services.renewal.store import (
     save_next_looks,
     save_orders,
 )
-from services.renewal.subscriptions import Subscription, from_row, record_history, to_domain
+from services.renewal.subscriptions import (
+    SUBSCRIPTION_COLUMNS,
+    Subscription,
+    from_row,
+    record_history,
+    to_domain,
+)
 from shared.catalog.store import load_prices
 from shared.contracts.billing_commands import TOPIC as BILLING_COMMANDS
 from shared.contracts.envelope import EventData, new_event
@@ -86,9 +92,8 @@ LAST_TRY = """LEFT JOIN LATERAL (
 
 
 def _due(rows: str, today: str) -> str:
-    return f"""SELECT s.subscription_id, s.snapshot::text AS snapshot, s.renewal_date, s.term,
-           s.seats, s.auto_renew, s.lapse_announced_for, s.expiry_announced_for, s.next_term,
-           s.next_seats, {today} AS today, last.attempt AS last_attempt,
+    return f"""SELECT s.subscription_id, {SUBSCRIPTION_COLUMNS}, {today} AS today,
+           last.attempt AS last_attempt,
            last.status AS last_status, r.order_id AS reserved_by, r.term_start AS reserved_from
     FROM {rows}
     LEFT JOIN term_reservations AS r ON r.subscription_id = s.subscription_id

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from services.renewal.subscriptions import Subscription, from_row, save_snapshots
+from services.renewal.subscriptions import (
+    SUBSCRIPTION_COLUMNS,
+    Subscription,
+    from_row,
+    save_snapshots,
+)
 from shared.clock import Clock
 from shared.contracts.envelope import new_event
 from shared.contracts.state_events import TOPIC as SUBSCRIPTION_STATE
@@ -35,19 +40,16 @@ Handled = TypeVar("Handled")
 # the version it replaced — so it is read, not locked again: a lock of a row version we made
 # logs a WAL record of its own and dirties its page once more (issue 19: about 2 of renewal's
 # 6 row-lock records a renewal, the due-date engine's and settlement's rows).
-_STATE_COLUMNS = """s.subscription_id, s.snapshot::text AS snapshot, s.renewal_date, s.term,
-        s.seats, s.auto_renew, s.lapse_announced_for, s.expiry_announced_for, s.next_term,
-        s.next_seats"""
 CHANGED_STATES = f"""
 WITH changed AS (
     DELETE FROM state_changes RETURNING subscription_id
 ), written AS MATERIALIZED (
-    SELECT {_STATE_COLUMNS}
+    SELECT s.subscription_id, {SUBSCRIPTION_COLUMNS}
     FROM subscriptions AS s
     WHERE s.subscription_id IN (SELECT subscription_id FROM changed)
       AND s.xmin = pg_current_xact_id()::xid
 ), locked AS MATERIALIZED (
-    SELECT {_STATE_COLUMNS}
+    SELECT s.subscription_id, {SUBSCRIPTION_COLUMNS}
     FROM subscriptions AS s
     WHERE s.subscription_id IN (SELECT subscription_id FROM changed)
       AND s.xmin <> pg_current_xact_id()::xid

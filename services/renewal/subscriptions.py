@@ -173,10 +173,13 @@ def parsed_snapshot(text: str) -> SubscriptionUpserted:
     return SubscriptionUpserted.model_validate_json(text)
 
 
-SELECT_SUBSCRIPTION = (
-    "SELECT snapshot::text AS snapshot, renewal_date, term, seats, auto_renew,"
-    " lapse_announced_for, expiry_announced_for, next_term, next_seats FROM subscriptions"
+# What `from_row` reads, on `subscriptions AS s`: every statement that hands rows to it (the
+# loads below, the due-date engine's claim, the state announce) selects these.
+SUBSCRIPTION_COLUMNS = (
+    "s.snapshot::text AS snapshot, s.renewal_date, s.term, s.seats, s.auto_renew,"
+    " s.lapse_announced_for, s.expiry_announced_for, s.next_term, s.next_seats"
 )
+SELECT_SUBSCRIPTION = f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions AS s"
 
 
 def from_row(row: asyncpg.Record) -> Subscription:
