@@ -1,7 +1,12 @@
 """The due-date engine's rate: many auto-renew subscriptions due on one day, renewed by the engine.
 
-Setup (not timed): one price and N `subscription.upserted` (auto-renew on, a valid card, renewal
-date D = today + 20 days) spread over a few CSNs, until renewal stored them all.
+Setup (not timed): the CSNs' test clocks at the day before D = today + 20 days, then one price
+and N `subscription.upserted` (auto-renew on, a valid card, renewal date D) spread over those
+CSNs, until renewal stored them all and notification looked at their reminders (none left for
+D: first seen after its last reminder day, D - 7). The timed part is then the renewal day's
+work alone, as a day-by-day clock brings it. (Moved from today to D at once, the clocks made the
+reminder scheduler look at 7,906 of 10,000 subscriptions during the timed part: reminders of
+the week before, counted as the renewals' cost.)
 Timed: `test_clock.set` today = D for each of those CSNs, then until every subscription's
 `subscription.renewed` arrived on `renewal.events`:
     engine (claims due subscriptions, `order.requested`) → billing (`order.placed`,
@@ -20,12 +25,15 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+import asyncpg
+
 from bench import e2e, procstat
 from bench import smtp as mail
 from bench.smtp import SmtpSink
 from deploy.local import samples
 from deploy.local.client import TopicWatcher, UpstreamClient
 from deploy.local.launcher import ServiceProcess
+from services.notification.reminders import NEXT_REMINDER
 from shared.contracts import topics
 from shared.contracts.clock_commands import SetTestClock
 
@@ -318,27 +326,87 @@ async def run(
 async def _setup(
     client: UpstreamClient, plan: dict[str, list[str]], due_on: date, progress: Progress
 ) -> None:
-    """Not timed: the price and the subscriptions, until renewal has stored them all."""
-    await client.send(topics.CATALOG_EVENTS, samples.event(samples.price(), subject="ACDLT"))
-    upserts = [
-        samples.event(
-            samples.subscription(sid, csn, renewal_date=due_on, auto_renew=True), subject=csn
-        )
-        for csn, ids in plan.items()
-        for sid in ids
-    ]
-    for first in range(0, len(upserts), 1000):
-        await client.send_many(topics.SUBSCRIPTION_EVENTS, upserts[first : first + 1000])
-    progress(
-        f"engine setup: published 1 price and {len(upserts):,} subscription.upserted"
-        f" (auto-renew, valid card, renewal date {due_on}) over {len(plan):,} CSNs"
-    )
+    """Not timed: the CSNs' clocks at the day before, the price and the subscriptions, until
+    renewal has stored them all and notification has looked at their reminders."""
+    eve = due_on - timedelta(days=1)
     admin = await e2e.admin_connect()
     try:
+        await client.send_many(
+            topics.CLOCK_COMMANDS,
+            [samples.event(SetTestClock(csn=csn, today=eve), subject=csn) for csn in plan],
+        )
+        await _wait_clocks(admin, list(plan), eve)
+        progress(f"engine setup: the {len(plan):,} CSNs' test clocks at {eve}, the day before")
+        await client.send(topics.CATALOG_EVENTS, samples.event(samples.price(), subject="ACDLT"))
+        upserts = [
+            samples.event(
+                samples.subscription(sid, csn, renewal_date=due_on, auto_renew=True), subject=csn
+            )
+            for csn, ids in plan.items()
+            for sid in ids
+        ]
+        for first in range(0, len(upserts), 1000):
+            await client.send_many(topics.SUBSCRIPTION_EVENTS, upserts[first : first + 1000])
+        progress(
+            f"engine setup: published 1 price and {len(upserts):,} subscription.upserted"
+            f" (auto-renew, valid card, renewal date {due_on}) over {len(plan):,} CSNs"
+        )
         await e2e._wait_stored(admin, list(plan), progress, expected=len(upserts))
+        await _wait_reminders_looked(admin, list(plan), eve, progress)
         await e2e._wait_quiet(admin, progress)
     finally:
         await admin.close()
+
+
+# Every service that keeps the CSNs' test clocks (each its own copy, from `clock.commands`).
+CLOCK_HOLDERS = ("renewal", "quote", "notification")
+
+
+async def _wait_clocks(admin: asyncpg.Connection, csns: list[str], today: date) -> None:
+    """Until every service holds each CSN's clock at `today`: a subscription seen before its
+    CSN's clock would be looked at on the system's date first."""
+    deadline = time.monotonic() + 60
+    held = {}
+    while time.monotonic() < deadline:
+        held = {
+            schema: await admin.fetchval(
+                f"SELECT count(*) FROM {schema}.test_clocks"
+                " WHERE csn = ANY($1::text[]) AND today = $2",
+                csns,
+                today,
+            )
+            for schema in CLOCK_HOLDERS
+        }
+        if all(count == len(csns) for count in held.values()):
+            return
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"the CSNs' clocks held at {today} after 60 s, by service: {held}")
+
+
+# The subscriptions of these CSNs whose reminder look (reminders.NEXT_REMINDER, the scheduler's
+# claim key) is due on `$2`.
+REMINDERS_DUE = f"""
+SELECT count(*) FROM notification.subscriptions AS s
+WHERE s.csn = ANY($1::text[]) AND {NEXT_REMINDER} <= $2"""
+
+
+async def _wait_reminders_looked(
+    admin: asyncpg.Connection, csns: list[str], today: date, progress: Progress
+) -> None:
+    """Until notification has looked at every reminder due on `today` (a subscription first
+    seen after its last reminder day gets none: no email, its next look a year on)."""
+    deadline = time.monotonic() + 120
+    due = None
+    while time.monotonic() < deadline:
+        due = await admin.fetchval(REMINDERS_DUE, csns, today)
+        if due == 0:
+            progress("engine setup: notification looked at every reminder due before the day")
+            return
+        await asyncio.sleep(0.2)
+    raise TimeoutError(
+        f"{due:,} reminder looks still due on {today} after 120 s;"
+        f" see notification.log under {LOG_DIR.parent}/"
+    )
 
 
 @dataclass
