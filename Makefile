@@ -72,9 +72,9 @@ bench-email: install  ## CPU µs per email: render, MIME, SMTP (against the benc
 bench: infra-up  ## renewals per second and CPU per renewal, manual and automatic, at 1M subscriptions too; emails checked
 	@$(UV) run python -m bench.run $(BENCH_ARGS)
 
-bench-ab: infra-up  ## A/B of the bench: BASE=<commit> [HEAD=<commit>] [PAIRS=3] [AB_ARGS="bench.run options"], runs alternated
+bench-ab: infra-up  ## A/B of the bench: BASE=<commit> [HEAD=<commit>] [PAIRS=4] [AB_ARGS="bench.run options"], runs alternated
 	@test -n "$(BASE)" || { echo 'make bench-ab: BASE=<commit> is needed (HEAD defaults to this checkout)' >&2; exit 2; }
-	@$(UV) run python -m bench.ab --base $(BASE) $(if $(HEAD),--head $(HEAD)) --pairs $(or $(PAIRS),3) $(if $(AB_ARGS),-- $(AB_ARGS))
+	@$(UV) run python -m bench.ab --base $(BASE) $(if $(HEAD),--head $(HEAD)) --pairs $(or $(PAIRS),4) $(if $(AB_ARGS),-- $(AB_ARGS))
 
 faults: infra-up  ## the fault suite: 10,000 renewals while services, broker and database are killed
 	@$(UV) run python -m tests.faults.run $(FAULTS_ARGS)

@@ -85,6 +85,9 @@ METRICS = (
 # Two runs of a pair compare the code only when the machine ran at about the same speed for
 # both: within this fraction (bench/machine_speed.py's own tolerance between phases).
 SPEED_TOLERANCE = 0.1
+# Fewer pairs than this cannot call a direction: with 2, a change doing nothing would look like
+# one half of the time (the sign test's 2 / 2^n); with 3, a quarter.
+MIN_PAIRS_TO_CALL = 3
 
 
 class AbError(Exception):
@@ -162,8 +165,8 @@ class Comparison:
         pairs, better = len(self.counted), self.head_better
         moved = len(self.ratios) - pairs
         aside = f"; {moved} pair(s) left out, the machine's speed moved" if moved else ""
-        if not pairs:
-            return f"inconclusive{aside}"
+        if pairs < MIN_PAIRS_TO_CALL:
+            return f"inconclusive: {pairs} pair(s) counted, too few to call{aside}"
         chance = 2 / 2**pairs
         if better == pairs:
             return f"head better in every pair (a chance of {chance:.0%} with no change){aside}"
@@ -302,7 +305,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--base", required=True, help="the commit to compare against")
     parser.add_argument("--head", help="a commit (default: this checkout, as it is)")
-    parser.add_argument("--pairs", type=int, default=3, help="pairs of runs (3)")
+    parser.add_argument("--pairs", type=int, default=4, help="pairs of runs (4)")
     parser.add_argument("bench_args", nargs="*", help="bench.run's options, after --")
     args = parser.parse_args(argv)
     if args.pairs < 1:

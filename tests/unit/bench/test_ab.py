@@ -48,10 +48,10 @@ def test_a_rate_higher_in_every_pair_is_called_for_head() -> None:
 
 
 def test_less_cpu_is_better() -> None:
-    base = [_run(cpu=2.4), _run(cpu=2.2)]
-    head = [_run(cpu=2.3), _run(cpu=2.1)]
+    base = [_run(cpu=2.4), _run(cpu=2.2), _run(cpu=2.5)]
+    head = [_run(cpu=2.3), _run(cpu=2.1), _run(cpu=2.2)]
     cpu = _by_name(ab.compare(base, head))["automatic, product CPU-ms"]
-    assert cpu.head_better == 2
+    assert cpu.head_better == 3
     assert cpu.verdict.startswith("head better in every pair")
     assert _by_name(ab.compare(head, base))["automatic, product CPU-ms"].verdict.startswith(
         "base better in every pair"
@@ -101,10 +101,20 @@ def test_a_pair_whose_machine_moved_is_left_out_of_the_verdict() -> None:
     assert automatic.machine_moved == [True, False, False]
     assert automatic.counted == pytest.approx([0.93, 1010 / 900])
     assert automatic.verdict == (
-        "inconclusive: head better in 1 of 2 pairs; 1 pair(s) left out, the machine's speed moved"
+        "inconclusive: 2 pair(s) counted, too few to call;"
+        " 1 pair(s) left out, the machine's speed moved"
     )
     everything_moved = ab.compare(base[:1], head[:1])
-    assert everything_moved[0].verdict.startswith("inconclusive; 1 pair(s) left out")
+    assert everything_moved[0].verdict.startswith("inconclusive: 0 pair(s) counted")
+
+
+def test_two_pairs_that_agree_are_too_few_to_call() -> None:
+    """With two, a change doing nothing looks like that half of the time."""
+    base = [_run(automatic=900), _run(automatic=1000)]
+    head = [_run(automatic=950), _run(automatic=1010)]
+    automatic = _by_name(ab.compare(base, head))["automatic, renewals/s"]
+    assert automatic.head_better == 2
+    assert automatic.verdict == "inconclusive: 2 pair(s) counted, too few to call"
 
 
 def test_the_machine_speed_is_read_from_the_runs_table() -> None:
