@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.machine_speed import TOLERANCE, Speed, comparable
 from bench.procstat import REPO_ROOT
 from bench.report import table
 from shared.local_secrets import secrets_path
@@ -82,9 +83,6 @@ METRICS = (
         "engine",
     ),
 )
-# Two runs of a pair compare the code only when the machine ran at about the same speed for
-# both: within this fraction (bench/machine_speed.py's own tolerance between phases).
-SPEED_TOLERANCE = 0.1
 # Fewer pairs than this cannot call a direction: with 2, a change doing nothing would look like
 # one half of the time (the sign test's 2 / 2^n); with 3, a quarter.
 MIN_PAIRS_TO_CALL = 3
@@ -100,7 +98,7 @@ class Run:
     (workloads/s, read from its table: bench.run's JSON gives them only relative)."""
 
     summary: dict[str, Any]
-    speeds: dict[str, float]
+    speeds: dict[str, Speed]
 
 
 def figure(summary: dict[str, Any], metric: Metric) -> float | None:
@@ -117,9 +115,9 @@ SPEED_TABLE = "This machine's speed before each timed phase"
 SPEED_ROW = re.compile(r"^  (\S.*?)\s{2,}([\d,]+)\s+\d+%$")
 
 
-def machine_speeds(output: str) -> dict[str, float]:
+def machine_speeds(output: str) -> dict[str, Speed]:
     """Each phase's probe (workloads/s) from bench.run's speed table, in its printed output."""
-    speeds: dict[str, float] = {}
+    speeds: dict[str, Speed] = {}
     lines = iter(output.splitlines())
     for line in lines:
         if line.startswith(SPEED_TABLE):
@@ -128,7 +126,7 @@ def machine_speeds(output: str) -> dict[str, float]:
         if not line.strip():
             break
         if match := SPEED_ROW.match(line):
-            speeds[match.group(1).strip()] = float(match.group(2).replace(",", ""))
+            speeds[match.group(1).strip()] = Speed(float(match.group(2).replace(",", "")))
     return speeds
 
 
@@ -176,12 +174,10 @@ class Comparison:
 
 
 def _moved(base: Run, head: Run, phase: str) -> bool:
-    """Whether the machine's speed before `phase` differed by more than SPEED_TOLERANCE between
-    the two runs; a run without the probe is taken as alike (an old tree's bench)."""
-    before, after = base.speeds.get(phase), head.speeds.get(phase)
-    if not before or not after:
-        return False
-    return abs(after / before - 1.0) > SPEED_TOLERANCE
+    """Whether the machine's speed before `phase` differed between the two runs as between two
+    machines (bench/machine_speed.py); a run without the probe is taken as alike (an old tree's
+    bench)."""
+    return comparable(head.speeds.get(phase), base.speeds.get(phase)) is False
 
 
 def compare(base: Sequence[Run], head: Sequence[Run]) -> list[Comparison]:
@@ -340,7 +336,10 @@ def main(argv: list[str] | None = None, progress: Callable[[str], None] = print)
                 f"{metric.name} {value:,.2f}"
                 for metric in METRICS
                 if (value := figure(run.summary, metric)) is not None
-            ] + [f"machine {phase} {speed:,.0f} workloads/s" for phase, speed in run.speeds.items()]
+            ] + [
+                f"machine {phase} {speed.per_second:,.0f} workloads/s"
+                for phase, speed in run.speeds.items()
+            ]
             progress(f"ab: run {number}/{len(order)}: {side}: {'; '.join(shown) or 'no figures'}")
     except AbError as error:
         print(f"bench.ab: {error}", file=sys.stderr)
@@ -354,7 +353,7 @@ def main(argv: list[str] | None = None, progress: Callable[[str], None] = print)
     print(report(comparisons, labels))
     print(
         f"  * the machine's speed (bench/machine_speed.py) differed by more than"
-        f" {SPEED_TOLERANCE:.0%} between the pair's two runs: left out of the verdict"
+        f" {TOLERANCE:.0%} between the pair's two runs: left out of the verdict"
     )
     print(
         json.dumps(

@@ -73,7 +73,11 @@ def probe(
     return Speed(per_second=1.0 / max(fastest, 1e-9))
 
 
-def comparable(one: Speed | None, other: Speed | None, tolerance: float = 0.1) -> bool | None:
+# Two phases (or two runs) whose probes are further apart than this ran on different machines.
+TOLERANCE = 0.1
+
+
+def comparable(one: Speed | None, other: Speed | None, tolerance: float = TOLERANCE) -> bool | None:
     """Whether two phases ran on a machine of about the same speed (within `tolerance`);
     None when either was not probed."""
     if one is None or other is None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bench import ab
+from bench.machine_speed import Speed
 
 
 def _run(
@@ -24,7 +25,7 @@ def _run(
         summary["engine"] = {"auto_renewals_per_s": automatic}
     if cpu is not None:
         summary["cpu_ms_per_renewal_per_process"] = {"automatic": {ab.PRODUCT: cpu}}
-    return ab.Run(summary, {"engine": engine_speed} if engine_speed else {})
+    return ab.Run(summary, {"engine": Speed(engine_speed)} if engine_speed else {})
 
 
 def _by_name(comparisons: list[ab.Comparison]) -> dict[str, ab.Comparison]:
@@ -130,7 +131,11 @@ This machine's speed before each timed phase (a fixed Python workload, the faste
 CPU-ms per renewal, per process
   renewal   0.38
 """
-    assert ab.machine_speeds(output) == {"e2e": 1339, "engine": 336, "engine at scale": 301}
+    assert ab.machine_speeds(output) == {
+        "e2e": Speed(1339),
+        "engine": Speed(336),
+        "engine at scale": Speed(301),
+    }
     assert ab.machine_speeds("no table here") == {}
 
 
