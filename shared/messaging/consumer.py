@@ -50,6 +50,7 @@ from shared.db.errors import CONNECTION_ERRORS, is_transient
 from shared.db.types import DbConnection
 from shared.messaging import tracing
 from shared.messaging.dlq import DeadLetter, publish_dead_letters
+from shared.messaging.idle_wait import wait_for_records
 from shared.messaging.outbox import Outbox
 from shared.messaging.settings import MessagingSettings
 from shared.messaging.signing import SignatureVerifier, Unproven
@@ -334,7 +335,7 @@ class EventConsumer:
             group_id=self.group_id,
             batch=True,
             max_records=self.settings.consumer_max_records,
-            batch_timeout_ms=self.settings.consumer_batch_timeout_ms,
+            batch_timeout_ms=self.settings.consumer_wait_ms,
             fetch_min_bytes=self.settings.consumer_fetch_min_bytes,
             fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
             auto_offset_reset="earliest",
@@ -347,6 +348,7 @@ class EventConsumer:
                 + (SIGNED_TOPIC_NOTE if self.verifier is not None else "")
             ),
         )
+        wait_for_records(self.subscriber, self.settings.consumer_wait_ms)
         self.subscriber(consume)
 
     async def consume_batch(self, records: Sequence[Any]) -> None:

@@ -32,7 +32,9 @@ class MessagingSettings(BaseSettings):
 
     # Batches are what make exactly-once cheap: one transaction and one offset commit per batch.
     consumer_max_records: int = 500
-    consumer_batch_timeout_ms: int = 20
+    # The longest a consumer waits in one ask for records; one that arrives ends the wait at
+    # once (shared/messaging/idle_wait.py). A quiet consumer wakes once per wait.
+    consumer_wait_ms: int = Field(default=1000, ge=1)
     # The broker answers a fetch once it holds `fetch_min_bytes` for the consumer, or after
     # `fetch_max_wait_ms`: aiokafka's 1 byte / 500 ms by default. Kept there on purpose: a
     # consumer already fetches about once per batch under load (0.27-0.38 fetch requests per
