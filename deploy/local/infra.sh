@@ -238,7 +238,14 @@ kafka_scram_args() {
   ((${#SCRAM_ARGS[@]} > 0)) || die "kafka: no SCRAM credentials for the storage format"
 }
 
-KAFKA_JAVA=(java -Xmx512m -Djava.awt.headless=true
+# The broker's code is compiled by C1 only (issue 19). With C2 as well (the JVM's default), the
+# broker kept compiling for its first hour and more: 90 s of compile time (jstat) over three
+# bench runs that took it 70 s of work, and about half of Kafka's CPU in a fresh `make bench`.
+# Once warm, C1's code costs the same per renewal here (0.64 vs 0.67 ms): the broker's work is
+# I/O, CRC and copies. RENEWALS_KAFKA_JVM_OPTS adds options (a later -XX wins: ...=4 for C2).
+read -r -a KAFKA_JVM_EXTRA <<<"${RENEWALS_KAFKA_JVM_OPTS-}"
+KAFKA_JVM=(-XX:TieredStopAtLevel=1 -Djava.awt.headless=true "${KAFKA_JVM_EXTRA[@]}")
+KAFKA_JAVA=(java -Xmx512m "${KAFKA_JVM[@]}"
   -Dkafka.logs.dir="$KAFKA_LOGS"
   -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties"
   -cp "$KAFKA_LIBS/*")
@@ -730,7 +737,7 @@ EOF
 }
 
 cluster_java() {
-  CLUSTER_JAVA=(java -Xmx384m -Djava.awt.headless=true
+  CLUSTER_JAVA=(java -Xmx384m "${KAFKA_JVM[@]}"
     -Dkafka.logs.dir="$CLUSTER_DIR/node$1/logs"
     -Dlog4j2.configurationFile="$HERE/kafka/log4j2.properties"
     -cp "$KAFKA_LIBS/*")

@@ -9,7 +9,8 @@ set -euo pipefail
 DATA=/var/lib/kafka
 CONFIG=/opt/kafka/config
 SECRETS="${RENEWALS_SECRETS_FILE:-/run/secrets/renewals.env}"
-KAFKA_JAVA=(java "-Xmx$KAFKA_HEAP" -Djava.awt.headless=true
+# C1 only, as the local broker (deploy/local/infra.sh says why).
+KAFKA_JAVA=(java "-Xmx$KAFKA_HEAP" -XX:TieredStopAtLevel=1 -Djava.awt.headless=true
   -Dlog4j2.configurationFile="$CONFIG/log4j2.properties" -cp '/opt/kafka/libs/*')
 
 secret() {
