@@ -348,7 +348,7 @@ class EventConsumer:
                 + (SIGNED_TOPIC_NOTE if self.verifier is not None else "")
             ),
         )
-        wait_for_records(self.subscriber, self.settings.consumer_wait_ms)
+        wait_for_records(self.subscriber)
         self.subscriber(consume)
 
     async def consume_batch(self, records: Sequence[Any]) -> None:

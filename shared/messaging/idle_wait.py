@@ -10,8 +10,9 @@ topic the load does not touch (the catalog, the clocks, the subscription system'
 `getmany` already returns as soon as the background fetcher hands it a record
 (`aiokafka.consumer.fetcher.Fetcher.fetched_records` waits on a future the fetcher completes),
 so waiting longer in it costs no latency; the pause after an empty answer is what delays a record
-that arrives during it. Here the subscriber waits up to `wait_ms` in `getmany` and asks again at
-once when nothing came: a quiet consumer wakes about once per `wait_ms`, a busy one is unchanged.
+that arrives during it. Here the subscriber waits up to its `batch_timeout_ms` in `getmany` and
+asks again at once when nothing came: a quiet consumer wakes about once per wait, a busy one is
+unchanged.
 Stopping is unaffected: FastStream cancels the consume task (`TasksMixin.stop`).
 """
 
@@ -21,13 +22,15 @@ from itertools import chain
 from typing import Any
 
 
-def wait_for_records(subscriber: Any, wait_ms: int) -> None:
-    """Make `subscriber` (FastStream's `BatchSubscriber`) wait up to `wait_ms` for records, with
-    no pause after an empty wait. Its consume loop calls `self.get_msg(consumer)` and handles
-    an empty tuple by asking again."""
+def wait_for_records(subscriber: Any) -> None:
+    """Make `subscriber` (FastStream's `BatchSubscriber`) wait up to its own `batch_timeout_ms`
+    for records, with no pause after an empty wait. Its consume loop calls
+    `self.get_msg(consumer)` and handles an empty tuple by asking again."""
 
     async def get_msg(consumer: Any) -> tuple[Any, ...]:
-        batches = await consumer.getmany(timeout_ms=wait_ms, max_records=subscriber.max_records)
+        batches = await consumer.getmany(
+            timeout_ms=subscriber.batch_timeout_ms, max_records=subscriber.max_records
+        )
         return tuple(chain.from_iterable(batches.values()))
 
     subscriber.get_msg = get_msg

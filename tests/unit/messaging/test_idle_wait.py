@@ -32,9 +32,11 @@ class ScriptedConsumer:
         return answer
 
 
-def _subscriber(max_records: int = 7) -> Any:
+def _subscriber(max_records: int = 7, wait_ms: int = 1000) -> Any:
     broker = KafkaBroker()
-    return broker.subscriber("t", group_id="g", batch=True, max_records=max_records)
+    return broker.subscriber(
+        "t", group_id="g", batch=True, max_records=max_records, batch_timeout_ms=wait_ms
+    )
 
 
 async def _never_pause(*_: Any) -> None:
@@ -44,8 +46,8 @@ async def _never_pause(*_: Any) -> None:
 async def test_a_quiet_consumer_asks_again_at_once_and_waits_in_getmany(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    subscriber = _subscriber(max_records=7)
-    wait_for_records(subscriber, 1000)
+    subscriber = _subscriber(max_records=7, wait_ms=1000)
+    wait_for_records(subscriber)
     consumed: list[Any] = []
 
     async def consume_one(batch: Any) -> None:
