@@ -71,6 +71,9 @@ class UpstreamClient:
         self.principal = principal
         self.sign = sign
         self._producers: dict[str | None, AIOKafkaProducer] = {}
+        # Each signer's key, looked up once: without a key in the environment, a lookup reads
+        # the whole secrets file (issue 19: two thirds of the bench's CPU per manual renewal).
+        self._signing_keys: dict[str, str | None] = {}
 
     async def __aenter__(self) -> UpstreamClient:
         await self.producer_for(None)  # connects now: a refused principal fails here
@@ -111,7 +114,9 @@ class UpstreamClient:
         headers = [("content-type", CONTENT_TYPE.encode())]
         if not self.sign or principal is None or principal not in _signers_of(topic):
             return headers
-        secret = signing_key_of(principal)
+        if principal not in self._signing_keys:
+            self._signing_keys[principal] = signing_key_of(principal)
+        secret = self._signing_keys[principal]
         if secret is None:  # the consumer will refuse it, and say why: unsigned
             return headers
         return headers + signed_headers(principal, secret, topic, key, value)

@@ -278,3 +278,24 @@ def test_the_upstream_client_sends_a_command_as_the_system_of_its_channel(
     )
     unsigned = UpstreamClient("unused:1", sign=False)
     assert SIGNER_HEADER not in dict(unsigned.headers_for(sender, TOPIC, b"CSN-1", b"{}"))
+
+
+def test_the_upstream_client_reads_each_signer_s_key_once_not_per_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 19: the bench's client read the secrets file again for every command it signed."""
+    path = local_secrets.ensure(tmp_path / "secrets.env")
+    monkeypatch.setenv("RENEWALS_SECRETS_FILE", str(path))
+    monkeypatch.delenv(f"RENEWALS_{local_secrets.signing_key_name('portal')}")
+    reads: list[Path | None] = []
+    read = local_secrets.read
+    monkeypatch.setattr(local_secrets, "read", lambda p=None: reads.append(p) or read(p))
+    client = UpstreamClient("unused:1")
+    events = [auto_renew(request_id=f"r-{n}") for n in range(3)]
+    signed = [dict(client.headers_for("portal", TOPIC, b"CSN-1", encode(e))) for e in events]
+    assert len(reads) == 1
+    portal_key = local_secrets.signing_key("portal", path)
+    assert portal_key is not None
+    assert [headers[SIGNATURE_HEADER] for headers in signed] == [
+        signature(portal_key, TOPIC, b"CSN-1", encode(e)).encode() for e in events
+    ]
