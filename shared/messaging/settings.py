@@ -36,12 +36,17 @@ class MessagingSettings(BaseSettings):
     # once (shared/messaging/idle_wait.py). A quiet consumer wakes once per wait.
     consumer_wait_ms: int = Field(default=1000, ge=1)
     # The broker answers a fetch once it holds `fetch_min_bytes` for the consumer, or after
-    # `fetch_max_wait_ms`: aiokafka's 1 byte / 500 ms by default. Kept there on purpose: a
-    # consumer already fetches about once per batch under load (0.27-0.38 fetch requests per
-    # renewal in all, the bench), and 32 KiB / 20 ms made each idle consumer fetch 50 times a
-    # second (the idle stack 12 % -> 39 % of a core, Kafka 3-4 % -> 21 %): README, Configuration.
+    # `fetch_max_wait_ms`. One byte, on purpose: a consumer already fetches about once per batch
+    # under load (0.27-0.38 fetch requests per renewal in all, the bench), and 32 KiB / 20 ms
+    # made each idle consumer fetch 50 times a second (the idle stack 12 % -> 39 % of a core,
+    # Kafka 3-4 % -> 21 %): README, Configuration. A record that comes ends the wait at once, so
+    # the wait only paces the consumers of quiet topics (most of a service's 4-8 consumers, under
+    # load too): at aiokafka's 500 ms, their long polls kept Kafka at 10.7 % of a core and the
+    # idle services at 16.1 %; at 2 s, 4.7 % and 12.1 %. Its price: aiokafka sends a node no new
+    # fetch while one is in flight, so a batch nacked on a quiet topic (an infrastructure error,
+    # after its pause of a second or more) comes again once that long poll ends: 2 s at most.
     consumer_fetch_min_bytes: int = Field(default=1, ge=1)
-    consumer_fetch_max_wait_ms: int = Field(default=500, ge=0)
+    consumer_fetch_max_wait_ms: int = Field(default=2000, ge=0)
     # Attempts for one message whose handling fails for a reason other than the infrastructure;
     # after the last one it goes to `<topic>.dlq` and the partition moves on.
     handler_max_attempts: int = 3
