@@ -58,7 +58,7 @@ lint: install
 	@$(UV) run ruff format --check .
 
 typecheck: install
-	@$(UV) run mypy services shared deploy/local/launcher.py deploy/local/demo.py deploy/local/client.py deploy/local/samples.py
+	@$(UV) run mypy services shared bench deploy/local/launcher.py deploy/local/demo.py deploy/local/client.py deploy/local/samples.py
 
 docs: install  ## regenerate the AsyncAPI document from the apps
 	@$(UV) run python -m services.asyncapi write docs/asyncapi.json

@@ -14,7 +14,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -191,7 +191,7 @@ SUBSCRIPTION_ROWS = 10_000
 
 
 async def postgres_transactions(
-    connect: Callable[[], asyncpg.Connection],
+    connect: Callable[[], Awaitable[asyncpg.Connection]],
     *,
     single: int,
     batched: int,

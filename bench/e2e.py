@@ -288,12 +288,12 @@ def _stages(
         stage = Stage(name, by, kind)
         moments: dict[str, float] = {}
         for csn in published_wall:
-            moment = firsts.get((f"{topic}:{kind}", csn))
-            if moment is None:
+            first = firsts.get((f"{topic}:{kind}", csn))
+            if first is None:
                 continue
-            moments[csn] = moment
+            moments[csn] = first
             if csn in previous:
-                stage.step_ms.append((moment - previous[csn]) * 1000)
+                stage.step_ms.append((first - previous[csn]) * 1000)
         if moments:
             stage.count = len(moments)
             stage.first_s = min(moments.values()) - first_wall

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import functools
 import json
 import statistics
 import time
@@ -107,10 +108,10 @@ def measure(count: int, rounds: int) -> dict[str, float]:
         for _ in range(rounds):
             seconds, rendered = cpu_of(lambda: render_all(renderer, emails))
             figures["render"].append(seconds)
-            seconds, messages = cpu_of(lambda r=rendered: build_all(emails, r))
+            seconds, messages = cpu_of(functools.partial(build_all, emails, rendered))
             figures["mime"].append(seconds)
             sink_before = cpu_seconds(sink.pid) or 0.0
-            seconds, _ = cpu_of(lambda m=messages: send_all(sink.port, m))
+            seconds, _ = cpu_of(functools.partial(send_all, sink.port, messages))
             figures["smtp"].append(seconds)
             while sink.stats()["messages"] < (len(figures["smtp"]) * count + 10):
                 time.sleep(0.01)

@@ -282,6 +282,7 @@ async def run(
                 )
             finally:
                 await admin.close()
+    assert orders is not None  # an aggregate without GROUP BY: always one row
     progress("engine analysis: reading the flow's events back from Kafka")
     records = await e2e._read_range(bootstrap, offsets_before, offsets_after)
     steps, failures = _steps(records, set(plan), started_wall)

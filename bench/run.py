@@ -589,20 +589,20 @@ def render_scale(
         (
             "manual end to end, renewals/s",
             "e2e",
-            manual and manual.rate,
-            scale_manual and scale_manual.rate,
+            manual.rate if manual else None,
+            scale_manual.rate if scale_manual else None,
         ),
         (
             "automatic (engine), renewals/s",
             "engine",
-            automatic and automatic.rate,
-            scale_auto and scale_auto.rate,
+            automatic.rate if automatic else None,
+            scale_auto.rate if scale_auto else None,
         ),
         (
             "engine alone, orders/s once started",
             "engine",
-            automatic and automatic.engine_busy_rate,
-            scale_auto and scale_auto.engine_busy_rate,
+            automatic.engine_busy_rate if automatic else None,
+            scale_auto.engine_busy_rate if scale_auto else None,
         ),
     ):
         ratio = full / empty if empty and full is not None else None

@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -179,7 +179,7 @@ class TopicWatcher:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> TopicWatcher:
+    async def __aenter__(self) -> Self:
         consumer = AIOKafkaConsumer(
             **client_options(self.bootstrap, principal=self.principal), enable_auto_commit=False
         )
