@@ -72,7 +72,8 @@ class UpstreamClient:
         self.sign = sign
         self._producers: dict[str | None, AIOKafkaProducer] = {}
         # Each signer's key, looked up once: without a key in the environment, a lookup reads
-        # the whole secrets file (issue 19: two thirds of the bench's CPU per manual renewal).
+        # the whole secrets file (issue 19: the largest part of the bench's own CPU per manual
+        # renewal, a read for every command it signed).
         self._signing_keys: dict[str, str | None] = {}
 
     async def __aenter__(self) -> UpstreamClient:
