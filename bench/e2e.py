@@ -596,13 +596,16 @@ async def _wait_done(
                     sent[csn] = arrived
         scanned = len(arrivals)
         now = time.monotonic()
+        all_sent = len(sent) >= count
+        timed_out = now - started > timeout
+        report = now - last_report >= 2
         # The sink is asked (a round trip to its process) once its count can end the wait, or
         # for the progress line: asked every turn, 50 times a second, it cost the bench and the
         # sink CPU the services then lacked. Its count cannot end the wait before every
         # email.sent came, and its last arrival is read off the sink afterwards, not timed here.
-        if len(sent) >= count or now - last_report >= 2 or now - started > timeout:
+        if all_sent or report or timed_out:
             received = smtp.confirmations
-        if len(sent) >= count and received >= count:
+        if all_sent and received >= count:
             progress(
                 f"timed: {len(sent):,}/{count:,} email.sent, {received:,}/{count:,} SMTP messages"
                 f" after {now - started:.1f} s"
@@ -615,13 +618,13 @@ async def _wait_done(
         ]
         if dead:
             raise RuntimeError(f"service process died during the timed part: {', '.join(dead)}")
-        if now - started > timeout:
+        if timed_out:
             progress(
                 f"timed: GAVE UP after {timeout:.0f} s: {len(sent):,}/{count:,} email.sent,"
                 f" {received:,}/{count:,} SMTP messages"
             )
             return sent, False
-        if now - last_report >= 2:
+        if report:
             progress(
                 f"timed: {len(sent):,}/{count:,} email.sent, {received:,}/{count:,} SMTP messages"
                 f" after {now - started:.1f} s"
