@@ -68,6 +68,13 @@ UPDATE emails AS e SET lease_until = $3
 FROM held WHERE e.notification_key = held.notification_key
 RETURNING e.notification_key"""
 
+# A stopping sender's emails it never handed to SMTP, claimable again at once (`Leases.release`):
+# with no lease, `GREATEST(next_attempt_at, lease_until)` is the email's own due time.
+RELEASE = """
+UPDATE emails SET lease_until = NULL
+WHERE notification_key = ANY($1::text[]) AND lease_token = $2
+  AND status IS NOT DISTINCT FROM 'pending'"""
+
 RENEW_ONE = """
 UPDATE emails SET lease_until = $3
 WHERE notification_key = $1 AND lease_token = $2 AND status IS NOT DISTINCT FROM 'pending'
@@ -279,6 +286,11 @@ class Leases:
             return False
         claim.until[key] = until
         return True
+
+    async def release(self, claim: Claim, keys: list[str]) -> None:
+        """Give back `keys` of `claim`, never sent: claimable again at once, by any sender."""
+        if keys:
+            await self.database.execute(RELEASE, keys, claim.token)
 
     def running_out(self, claim: Claim, key: str) -> bool:
         """Whether less than half a lease is left of `key` — sent and not yet marked, its mark

@@ -6,12 +6,15 @@ the server accepted are marked sent, with their `email.sent`, `mark_every` at a 
 statement (and at the end of the claim, or sooner when their lease runs short) — only while the
 token still holds them. A sender killed after the SMTP server accepted messages and before
 their mark sends them again once the lease expires: at most `mark_every` duplicates (1 by
-default, the most SMTP allows, at a statement per email) per sender per crash. Temporary SMTP failures (4xx, connection errors) are retried with exponential backoff;
-after the last try, or on a permanent refusal (5xx), `email.failed`.
+default, the most SMTP allows, at a statement per email) per sender per crash; a sender stopped
+gracefully marks what SMTP accepted and gives back what it never sent (`_give_back`).
+Temporary SMTP failures (4xx, connection errors) are retried with exponential backoff; after
+the last try, or on a permanent refusal (5xx), `email.failed`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -47,6 +50,8 @@ SERVICE = "notification"
 # How long the events of marks may wait in the outbox for the relay to be woken (`wake_relay`):
 # at the end of each claim, and sooner when a claim takes longer.
 RELAY_WAKE_SECONDS = 0.05
+# How long a sender stopped mid-claim may take to record and give back its claim (`_give_back`).
+GIVE_BACK_SECONDS = 5.0
 
 
 class EmailSender:
@@ -124,9 +129,9 @@ class EmailSender:
                 self._wake_relay(at_once=True)  # however the claim ended
 
     async def _send_claim(self, smtp: SmtpSession, leases: Leases) -> int:
-        waiting = self.unmarked  # kept by an earlier step: marked first, not sent again
-        self.unmarked = []
+        waiting, self.unmarked = self.unmarked, []  # kept by an earlier step: marked first
         await self._record(leases, waiting)
+        marks: list[Mark] = []
         claim = await leases.claim(self.settings.claim_size)
         if claim.emails:
             # Leased, nothing sent: a crash here leaves the claim to the next sender once its
@@ -135,9 +140,6 @@ class EmailSender:
         if len(claim.emails) == self.settings.claim_size:
             for loop in self._loops:  # a full claim: more may be waiting for the other senders
                 loop.wake()
-        accepted = unmarked = 0  # accepted by SMTP in this claim / since the last marks
-        first_unmarked: str | None = None  # the first of those, its lease the shortest
-        marks: list[Mark] = []
         ready: list[tuple[LeasedEmail, RenderedEmail, OutgoingEmail]] = []
         for email in claim.emails:  # rendered first: each one's envelope goes out with the last
             try:
@@ -150,33 +152,72 @@ class EmailSender:
                 marks.append(
                     self._failed(claim, email, unrendered, f"cannot render: {error!r}", False)
                 )
-        for index, (email, rendered, message) in enumerate(ready):
-            if not await leases.hold(claim, email.key):
-                continue  # its lease expired and another sender has it now: theirs to send
-            following = ready[index + 1][2] if index + 1 < len(ready) else None
-            try:
-                await smtp.send(message, following)
-            except (TemporarySmtpError, PermanentSmtpError) as failure:
-                temporary = isinstance(failure, TemporarySmtpError)
-                marks.append(self._failed(claim, email, rendered, str(failure), temporary))
-                continue
-            self.faults.hit(AFTER_SMTP_ACCEPT)
-            marks.append(self._sent(claim, email, rendered))
-            accepted += 1
-            unmarked += 1
-            if index + 1 < len(ready) and (
-                unmarked >= self.settings.mark_every
-                or leases.running_out(claim, first_unmarked or email.key)
-            ):
-                marks, waiting = [], marks
-                await self._record(leases, waiting)
-                if accepted == unmarked:  # the claim's first marks: the rest still to send
-                    self.faults.hit(SENDER_MID_CLAIM)
-                unmarked, first_unmarked = 0, None
-            elif first_unmarked is None:
-                first_unmarked = email.key
-        await self._record(leases, marks)
+        handed = 0  # of `ready`, handed to SMTP so far: the rest was never sent
+        try:
+            accepted = unmarked = 0  # accepted by SMTP in this claim / since the last marks
+            first_unmarked: str | None = None  # the first of those, its lease the shortest
+            for index, (email, rendered, message) in enumerate(ready):
+                if not await leases.hold(claim, email.key):
+                    continue  # its lease expired and another sender has it now: theirs to send
+                following = ready[index + 1][2] if index + 1 < len(ready) else None
+                handed = index + 1
+                try:
+                    await smtp.send(message, following)
+                except (TemporarySmtpError, PermanentSmtpError) as failure:
+                    temporary = isinstance(failure, TemporarySmtpError)
+                    marks.append(self._failed(claim, email, rendered, str(failure), temporary))
+                    continue
+                self.faults.hit(AFTER_SMTP_ACCEPT)
+                marks.append(self._sent(claim, email, rendered))
+                accepted += 1
+                unmarked += 1
+                if index + 1 < len(ready) and (
+                    unmarked >= self.settings.mark_every
+                    or leases.running_out(claim, first_unmarked or email.key)
+                ):
+                    # `marks` emptied once recorded, not before: a stop meanwhile records them
+                    await self._record(leases, marks)
+                    marks = []
+                    if accepted == unmarked:  # the claim's first marks: the rest still to send
+                        self.faults.hit(SENDER_MID_CLAIM)
+                    unmarked, first_unmarked = 0, None
+                elif first_unmarked is None:
+                    first_unmarked = email.key
+            await self._record(leases, marks)
+        except asyncio.CancelledError:
+            unsent = [email.key for email, _, _ in ready[handed:]]
+            await self._give_back(claim, marks, unsent)
+            raise
         return len(claim.emails)
+
+    async def _give_back(self, claim: Claim, marks: list[Mark], unsent: list[str]) -> None:
+        """The sender is stopped mid-claim (the service shuts down): what SMTP accepted is
+        recorded, so that a graceful stop sends nothing twice, and the emails never handed to
+        SMTP are given back, so that the next sender sends them now, not once the lease has run
+        out (`lease_seconds`, a minute by default). The one SMTP had when the stop came may
+        have been accepted: it keeps its lease, and goes again when that expires.
+
+        Marks stopped in the middle of their statement are recorded again: applied once (their
+        token and status checked), though counted twice in `renewals_emails_total` should the
+        first have committed. On a connection of its own (the claim's may have been stopped in
+        the middle of a statement), and bounded: past `GIVE_BACK_SECONDS` — a database that does not answer —
+        the leases' expiry does the same, later."""
+
+        async def give_back() -> None:
+            async with self.pool.acquire() as connection:
+                leases = self.leases.on(connection)
+                await self._record(leases, marks)
+                await leases.release(claim, unsent)
+
+        try:
+            await asyncio.wait_for(give_back(), GIVE_BACK_SECONDS)
+        except Exception as error:
+            log.warning(
+                "a stopped sender could not give its claim back: its lease's expiry will",
+                extra={"emails": len(unsent) + len(marks), "error": repr(error)},
+            )
+        else:
+            log.info("a stopped sender gave its claim back", extra={"emails": len(unsent)})
 
     async def _record(self, leases: Leases, marks: list[Mark]) -> None:
         """Record `marks` in one statement; on a database error keep them for the next step

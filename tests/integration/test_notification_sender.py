@@ -10,10 +10,11 @@ import asyncio
 import contextlib
 import json
 import random
+import threading
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -603,9 +604,11 @@ async def _deadlocks(admin_db: asyncpg.Connection) -> int:
 
 
 async def _stats_flushed(admin_db: asyncpg.Connection, role: str) -> bool:
-    """The test's backends have ended (and so reported their statistics)."""
+    """The test's backends have ended (and so reported their statistics); those of the same
+    role on another database (a bench, `make run`) are not the test's."""
     return not await admin_db.fetchval(
-        "SELECT count(*) FROM pg_stat_activity WHERE usename = $1", role
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = $1 AND datname = current_database()",
+        role,
     )
 
 
@@ -768,3 +771,78 @@ async def test_issue_19_a_sender_wakes_the_relay_after_its_marks(
             await eventually(lambda: woken, timeout=5, what="the relay woken")
     assert await announced(pool, "email.sent") == Counter(wanted)
     assert 1 <= len(woken) <= 3
+
+
+# --- Issue 19: a sender stopped mid-claim gives it back ---
+
+
+@dataclass
+class HangingMailbox(Mailbox):
+    """An SMTP server that keeps its `hang_at`-th message's answer until `release` is set,
+    and says so in `hung`: the sender is then inside that message's send."""
+
+    hang_at: int = 0
+    seen: int = 0
+    hung: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.seen += 1
+        if self.seen == self.hang_at:
+            self.hung.set()
+            await asyncio.to_thread(self.release.wait, 30)
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def leases_of(pool: asyncpg.Pool, wanted: list[str]) -> list[tuple[str, bool | None]]:
+    """Each email's status, and whether its lease still runs (None: it has none)."""
+    rows = await pool.fetch(
+        "SELECT notification_key, status, lease_until > now() AS leased FROM emails"
+        " WHERE notification_key = ANY($1::text[])",
+        wanted,
+    )
+    found = {row["notification_key"]: (row["status"], row["leased"]) for row in rows}
+    return [found[key] for key in wanted]
+
+
+async def test_issue_19_a_sender_stopped_mid_claim_records_what_smtp_took_and_gives_back_the_rest(
+    notification_db: DatabaseSettings, pool: asyncpg.Pool
+) -> None:
+    """A claim of six on a minute's lease, marked three at a time; the service stops while SMTP
+    holds the 2nd. The 1st, accepted and not yet marked, is marked sent as the sender stops (a
+    graceful stop sends nothing twice); the 3rd to 6th, never sent, are given back and another
+    sender sends them at once — not a minute later, when the lease would have run out; the 2nd,
+    which SMTP may have accepted, keeps its lease. Each email reaches SMTP once."""
+    wanted = keys(6)
+    now = datetime.now(UTC)
+    for n, key in enumerate(wanted):  # claimed and sent in this order
+        await queue_due(pool, [key], now - timedelta(seconds=60 - n))
+    held = wanted[1]
+    hanging = HangingMailbox(hang_at=2)
+    settings = {"senders": 1, "claim_size": 6, "mark_every": 3, "lease_seconds": 60.0}
+    with smtp_server(hanging) as port:
+        first = sender_on(pool, notification_db, smtp_port=port, poll_seconds=0.05, **settings)
+        async with sending(first):
+            await eventually(hanging.hung.is_set, timeout=10, what="SMTP holding the 2nd email")
+        # Stopped as the service stops it (its loop cancelled, the task awaited).
+        assert await leases_of(pool, wanted) == [
+            ("sent", None),
+            ("pending", True),
+            *[("pending", None)] * 4,
+        ]
+        first_taken = Counter(m["X-Notification-Key"] for m in hanging.all())
+        hanging.release.set()  # (whatever aiosmtpd makes of an answer to a closed session)
+        with SmtpServer() as other_smtp:
+            other = sender_on(
+                pool, notification_db, smtp_port=other_smtp.port, poll_seconds=0.05, **settings
+            )
+            async with sending(other):
+                await eventually(
+                    lambda: _statuses_are(pool, {**dict.fromkeys(wanted, "sent"), held: "pending"}),
+                    timeout=10,
+                    what="the given-back emails sent by the other sender",
+                )
+            taken = Counter(m["X-Notification-Key"] for m in other_smtp.mailbox.all())
+    assert first_taken == {wanted[0]: 1}
+    assert taken == dict.fromkeys(wanted[2:], 1)
+    assert await announced(pool, "email.sent") == dict.fromkeys([wanted[0], *wanted[2:]], 1)
